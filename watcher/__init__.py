@@ -1,0 +1,1 @@
+"""Watches DigitalOcean GenAI knowledge-base indexing jobs and alerts through apprise."""

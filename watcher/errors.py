@@ -1,0 +1,133 @@
+"""The project's error tree. Library errors are translated into these at the edges.
+
+    WatcherError
+    ├── ConfigError              bad or missing configuration (exit 2 / 78); carries every problem
+    ├── SourceError              the DigitalOcean API could not be read
+    │   ├── RetryableSourceError     connection, timeout, 429, 5xx: the next try may work
+    │   ├── MalformedResponse        2xx with a body we cannot read (retryable)
+    │   └── ApiStatusError           a non-retryable HTTP answer, with the API's id/message
+    │       ├── Unauthorized             401: the token is wrong or revoked
+    │       ├── Forbidden                403: the token lacks a scope
+    │       └── NotFound                 404
+    ├── StoreError               the state store failed (disk full, read-only, corrupt)
+    │   └── StoreCorrupt             the file is not a usable state store; never wiped silently
+    └── DeliveryError            a notification could not be delivered
+        └── PermanentDeliveryError   retrying will not help (4xx, bad URL)
+
+Only the cycle boundary catches broad exceptions; everything else raises one of these with
+`raise ... from exc`. No message here ever contains a secret.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+class WatcherError(Exception):
+    """Base of every error the watcher raises on purpose."""
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigProblem:
+    """One thing wrong with the configuration: which key, in which source, and why."""
+
+    key: str
+    message: str
+    source: str
+
+    def __str__(self) -> str:
+        return f"{self.source}: {self.key}: {self.message}"
+
+
+class ConfigError(WatcherError):
+    """The configuration cannot be used; `problems` names every offending key."""
+
+    def __init__(self, problems: Sequence[ConfigProblem]) -> None:
+        self.problems = tuple(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class SourceError(WatcherError):
+    """The API could not be read."""
+
+    retryable: bool = False
+
+
+class RetryableSourceError(SourceError):
+    """A failure that the next attempt may not meet (connection, timeout, 429, 5xx)."""
+
+    retryable = True
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        self.status = status
+        super().__init__(message)
+
+
+class MalformedResponse(SourceError):
+    """A 2xx answer whose body is not the JSON shape the spec describes."""
+
+    retryable = True
+
+
+class ApiStatusError(SourceError):
+    """A non-retryable HTTP answer, carrying the API's error `id`, `message` and `request_id`."""
+
+    def __init__(
+        self,
+        status: int,
+        *,
+        method: str,
+        path: str,
+        api_id: str | None = None,
+        api_message: str | None = None,
+        request_id: str | None = None,
+        hint: str = "",
+    ) -> None:
+        self.status = status
+        self.method = method
+        self.path = path
+        self.api_id = api_id
+        self.api_message = api_message
+        self.request_id = request_id
+        parts = [f"{method} {path} answered HTTP {status}"]
+        if api_id:
+            parts.append(f"id={api_id}")
+        if api_message:
+            parts.append(f"message={api_message!r}")
+        if request_id:
+            parts.append(f"request_id={request_id}")
+        text = " ".join(parts)
+        super().__init__(f"{text}. {hint}" if hint else text)
+
+
+class Unauthorized(ApiStatusError):
+    """401: the token was refused."""
+
+
+class Forbidden(ApiStatusError):
+    """403: the token lacks a scope (genai:read for every GET)."""
+
+
+class NotFound(ApiStatusError):
+    """404: the knowledge base or job does not exist (any more)."""
+
+
+class StoreError(WatcherError):
+    """The state store failed."""
+
+
+class StoreCorrupt(StoreError):
+    """The state file is not a usable store; it is left in place for the operator."""
+
+
+class DeliveryError(WatcherError):
+    """A notification could not be delivered; it stays in the outbox and is retried."""
+
+    permanent: bool = False
+
+
+class PermanentDeliveryError(DeliveryError):
+    """Retrying will not help (a 4xx from the receiver, an unusable URL)."""
+
+    permanent = True

@@ -1,0 +1,50 @@
+"""The small interfaces the cycle drives: the API source, the state store, the outbox, the notifier.
+
+Declared here, beside `watcher.cycle` which is their only orchestrator; the adapters in
+`watcher.edges` implement them and the tests use hand-written fakes of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from datetime import datetime
+from typing import Protocol
+
+from watcher.model import DataSourceJob, Job, KnowledgeBase
+from watcher.state import Change, Message, OutboxItem, SendResult, Settlement, WatchState
+
+
+class Source(Protocol):
+    """Reads the DigitalOcean GenAI API; raises `watcher.errors.SourceError` subclasses."""
+
+    async def list_knowledge_bases(self) -> list[KnowledgeBase]: ...
+
+    async def list_kb_jobs(self, kb_uuid: str) -> list[Job]: ...
+
+    async def get_job(self, job_uuid: str) -> Job: ...
+
+    async def list_job_data_sources(self, job_uuid: str) -> list[DataSourceJob]: ...
+
+
+class StateStore(Protocol):
+    """Keeps what the watcher saw; `record` writes a whole cycle in one transaction."""
+
+    async def load(self, job_uuids: Collection[str]) -> WatchState:
+        """Every known KB, the jobs named, and every job that is not done yet."""
+        ...
+
+    async def record(self, change: Change) -> None: ...
+
+
+class Outbox(Protocol):
+    """The queue of deliveries: claimed with a conditional update, settled after sending."""
+
+    async def claim_due(self, now: datetime, limit: int) -> list[OutboxItem]: ...
+
+    async def settle(self, settlements: Sequence[Settlement]) -> None: ...
+
+
+class Notifier(Protocol):
+    """Sends one rendered message to every URL of one route."""
+
+    async def send(self, route: str, message: Message) -> SendResult: ...
