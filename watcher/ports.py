@@ -44,6 +44,14 @@ class Outbox(Protocol):
     async def settle(self, settlements: Sequence[Settlement]) -> None: ...
 
 
+class MetaStore(Protocol):
+    """Small named values the watcher keeps between cycles (e.g. the API's health)."""
+
+    async def get_meta(self, key: str) -> str | None: ...
+
+    async def set_meta(self, key: str, value: str) -> None: ...
+
+
 class Notifier(Protocol):
     """Sends one rendered message to every URL of one route."""
 

@@ -1,0 +1,340 @@
+"""One poll cycle, top to bottom: fetch, detect, record, decide, deliver.
+
+This is the only orchestrator. It talks to the edges through the Protocols of
+`watcher.ports`, calls the pure core, and is the boundary where a failure of one knowledge
+base or one delivery is logged and survived.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+
+import structlog
+
+from watcher.apihealth import ApiHealth, api_health
+from watcher.decide import RetryPolicy, RouteRule, Send, SettleReason, plan, route, settle
+from watcher.detect import detect
+from watcher.errors import ApiStatusError, SourceError
+from watcher.model import EventKind, Job, KnowledgeBase, WatchedKb
+from watcher.ports import MetaStore, Notifier, Outbox, Source, StateStore
+from watcher.render import DASHBOARD
+from watcher.state import (
+    Change,
+    DeliveryState,
+    Observation,
+    Policy,
+    SendResult,
+    Settlement,
+    Transition,
+    WatchState,
+)
+
+log = structlog.get_logger(__name__)
+
+_NEEDS_DETAILS = frozenset({EventKind.FAILED, EventKind.PARTIAL})
+_API_HEALTH_KEY = "api_health"
+
+
+@dataclass(frozen=True, slots=True)
+class CycleSettings:
+    """What a cycle needs from the configuration."""
+
+    watched: tuple[WatchedKb, ...] = ()
+    policy: Policy = field(default_factory=Policy)
+    rules: tuple[RouteRule, ...] = ()
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    storm_threshold: int = 5
+    api_unreachable_after: timedelta = timedelta(minutes=10)
+    dashboard: str = DASHBOARD
+    delivery_batch: int = 200
+
+
+@dataclass(frozen=True, slots=True)
+class CycleReport:
+    """What one cycle did, for logs, metrics and `systemd` status lines."""
+
+    cycle_id: str
+    ok: bool
+    knowledge_bases: int = 0
+    active_jobs: int = 0
+    events: tuple[EventKind, ...] = ()
+    deliveries: tuple[tuple[str, SettleReason], ...] = ()
+    error: str | None = None
+
+
+class Cycle:
+    """Runs poll cycles against one source, one store and one notifier."""
+
+    def __init__(
+        self,
+        source: Source,
+        store: StateStore,
+        outbox: Outbox,
+        meta: MetaStore,
+        notifier: Notifier,
+        settings: CycleSettings,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.source, self.store, self.outbox, self.meta = source, store, outbox, meta
+        self.notifier, self.settings, self.clock = notifier, settings, clock
+
+    async def run(self) -> CycleReport:
+        """Poll once, record what changed, deliver what is due; raises only on store failure."""
+        cycle_id = uuid.uuid4().hex[:12]
+        structlog.contextvars.bind_contextvars(cycle_id=cycle_id)
+        try:
+            report = await self._poll(cycle_id)
+            delivered = await self.deliver()
+            return replace(report, deliveries=delivered)
+        finally:
+            structlog.contextvars.unbind_contextvars("cycle_id")
+
+    async def _poll(self, cycle_id: str) -> CycleReport:
+        now = self.clock()
+        try:
+            observation, previous = await self._observe(now)
+        except SourceError as exc:
+            await self._api_outcome(cycle_id, now, _describe(exc))
+            log.warning("cycle_fetch_failed", error=str(exc), retryable=exc.retryable)
+            return CycleReport(cycle_id=cycle_id, ok=False, error=str(exc))
+        state, transitions = detect(previous, observation, now, self.settings.policy)
+        transitions = await self._with_details(transitions)
+        await self._record(cycle_id, now, previous, state, transitions)
+        await self._api_outcome(cycle_id, now, None)
+        active = sum(1 for s in state.jobs.values() if not s.done)
+        for t in transitions:
+            log.info(f"job_{t.kind.value}", kb=t.kb_uuid, job=t.job_uuid, event_id=t.event_id)
+        return CycleReport(
+            cycle_id=cycle_id,
+            ok=True,
+            knowledge_bases=len(observation.kbs),
+            active_jobs=active,
+            events=tuple(t.kind for t in transitions),
+        )
+
+    # --- fetch -----------------------------------------------------------------------------
+
+    async def _observe(self, now: datetime) -> tuple[Observation, WatchState]:
+        kbs = self._watched(await self.source.list_knowledge_bases())
+        known = await self.store.load(())
+        jobs: list[Job] = []
+        observed: list[KnowledgeBase] = []
+        for kb in kbs:
+            kb_jobs = await self._kb_jobs(kb, known)
+            if kb_jobs is not None:
+                observed.append(kb)
+                jobs.extend(kb_jobs)
+        jobs.extend(await self._missing_jobs(known, observed, jobs))
+        previous = await self.store.load({job.uuid for job in jobs})
+        return Observation(at=now, kbs=tuple(observed), jobs=tuple(jobs)), previous
+
+    def _watched(self, kbs: Sequence[KnowledgeBase]) -> list[KnowledgeBase]:
+        """The KBs the config names (with their configured names), or every KB of the account."""
+        if not self.settings.watched:
+            return list(kbs)
+        by_uuid = {kb.uuid: kb for kb in kbs}
+        watched = []
+        for wanted in self.settings.watched:
+            kb = by_uuid.get(wanted.uuid)
+            if kb is None:
+                log.warning("knowledge_base_not_found", kb=wanted.uuid)
+                continue
+            watched.append(replace(kb, name=wanted.name or kb.name))
+        return watched
+
+    async def _kb_jobs(self, kb: KnowledgeBase, known: WatchState) -> list[Job] | None:
+        """The KB's latest job, plus its latest-15 list when a new job appeared since last time.
+
+        None when the list could not be read: the KB then sits this cycle out, so that its
+        new job is still "new" next cycle and nothing between two polls is missed.
+        """
+        latest = kb.last_indexing_job
+        jobs = [_owned(latest, kb.uuid)] if latest else []
+        prior = known.kbs.get(kb.uuid)
+        if latest is None or prior is None or prior.last_job_uuid == latest.uuid:
+            return jobs
+        try:
+            recent = await self.source.list_kb_jobs(kb.uuid)
+        except SourceError as exc:
+            log.warning("kb_jobs_fetch_failed", kb=kb.uuid, error=str(exc))
+            return None
+        return jobs + [_owned(job, kb.uuid) for job in recent]
+
+    async def _missing_jobs(
+        self, known: WatchState, kbs: Sequence[KnowledgeBase], seen: Sequence[Job]
+    ) -> list[Job]:
+        """Jobs we follow that no list showed this time (pushed out of the window): ask for each."""
+        visible = {kb.uuid for kb in kbs}
+        seen_uuids = {job.uuid for job in seen}
+        found = []
+        for state in known.jobs.values():
+            if state.done or state.uuid in seen_uuids or state.kb_uuid not in visible:
+                continue
+            try:
+                found.append(_owned(await self.source.get_job(state.uuid), state.kb_uuid))
+            except SourceError as exc:
+                log.warning("job_fetch_failed", kb=state.kb_uuid, job=state.uuid, error=str(exc))
+        return found
+
+    async def _with_details(self, transitions: tuple[Transition, ...]) -> tuple[Transition, ...]:
+        """Failed and partial jobs get their data sources' error details (one request each)."""
+        enriched = []
+        for t in transitions:
+            job = t.job
+            if t.kind in _NEEDS_DETAILS and job is not None and not _has_errors(job):
+                try:
+                    sources = await self.source.list_job_data_sources(job.uuid)
+                    t = replace(t, job=replace(job, data_source_jobs=tuple(sources)))
+                except SourceError as exc:
+                    log.warning("job_details_failed", kb=t.kb_uuid, job=job.uuid, error=str(exc))
+            enriched.append(t)
+        return tuple(enriched)
+
+    # --- record ----------------------------------------------------------------------------
+
+    async def _record(
+        self,
+        cycle_id: str,
+        now: datetime,
+        previous: WatchState,
+        state: WatchState,
+        transitions: tuple[Transition, ...],
+    ) -> None:
+        change = Change(
+            cycle_id=cycle_id,
+            at=now,
+            kbs=tuple(kb for u, kb in state.kbs.items() if previous.kbs.get(u) != kb),
+            jobs=tuple(job for u, job in state.jobs.items() if previous.jobs.get(u) != job),
+            transitions=transitions,
+            deliveries=route(transitions, self.settings.rules),
+        )
+        await self.store.record(change)
+
+    async def _api_outcome(self, cycle_id: str, now: datetime, error: str | None) -> None:
+        """Track the API's health and record `api_unreachable` / `api_recovered` when due."""
+        previous = _decode_health(await self.meta.get_meta(_API_HEALTH_KEY))
+        after = self.settings.api_unreachable_after
+        health, transitions = api_health(previous, error, now, after)
+        if transitions:
+            deliveries = route(transitions, self.settings.rules)
+            await self.store.record(
+                Change(cycle_id=cycle_id, at=now, transitions=transitions, deliveries=deliveries)
+            )
+            for t in transitions:
+                log.warning(t.kind.value, event_id=t.event_id, detail=t.detail)
+        if health != previous:
+            await self.meta.set_meta(_API_HEALTH_KEY, _encode_health(health))
+
+    # --- deliver ---------------------------------------------------------------------------
+
+    async def deliver(self) -> tuple[tuple[str, SettleReason], ...]:
+        """Send what is due from the outbox; routes are served in parallel, each in order."""
+        now = self.clock()
+        items = await self.outbox.claim_due(now, self.settings.delivery_batch)
+        if not items:
+            return ()
+        sends = plan(items, self.settings.storm_threshold, self.settings.dashboard)
+        by_route: dict[str, list[Send]] = {}
+        for send in sends:
+            by_route.setdefault(send.route, []).append(send)
+        results = await asyncio.gather(*(self._deliver_route(s) for s in by_route.values()))
+        return tuple(outcome for per_route in results for outcome in per_route)
+
+    async def _deliver_route(self, sends: list[Send]) -> list[tuple[str, SettleReason]]:
+        outcomes: list[tuple[str, SettleReason]] = []
+        for index, send in enumerate(sends):
+            result = await self._send(send)
+            now = self.clock()
+            settled = settle(send, result, now, self.settings.retry)
+            await self.outbox.settle([s for s, _ in settled])
+            outcomes.extend((send.route, reason) for _, reason in settled)
+            _log_delivery(send, result, settled)
+            if not result.ok and not result.permanent:
+                await self._postpone(sends[index + 1 :], settled[0][0])
+                break
+        return outcomes
+
+    async def _send(self, send: Send) -> SendResult:
+        try:
+            return await self.notifier.send(send.route, send.message)
+        except Exception as exc:  # a notifier bug must not lose the row: retry it later
+            log.exception("delivery_crashed", route=send.route)
+            return SendResult(ok=False, error=f"notifier error: {type(exc).__name__}")
+
+    async def _postpone(self, sends: Sequence[Send], failed: Settlement) -> None:
+        """The route is failing: put the rest of its rows back without spending an attempt."""
+        later = [
+            Settlement(
+                outbox_id=item.id,
+                state=DeliveryState.PENDING,
+                at=failed.at,
+                attempts=item.attempts,
+                next_attempt_at=failed.next_attempt_at,
+                error=item.last_error,
+            )
+            for send in sends
+            for item in send.items
+        ]
+        if later:
+            await self.outbox.settle(later)
+
+
+def _owned(job: Job, kb_uuid: str) -> Job:
+    """The KB a job was listed under, when the job object itself does not say."""
+    return job if job.knowledge_base_uuid else replace(job, knowledge_base_uuid=kb_uuid)
+
+
+def _has_errors(job: Job) -> bool:
+    return any(ds.error_msg or ds.error_details for ds in job.data_source_jobs)
+
+
+def _describe(exc: SourceError) -> str:
+    if isinstance(exc, ApiStatusError):
+        return f"HTTP {exc.status} {exc.api_id or ''}".strip()
+    return str(exc)
+
+
+def _log_delivery(
+    send: Send, result: SendResult, settled: Sequence[tuple[Settlement, SettleReason]]
+) -> None:
+    event_ids = [item.transition.event_id for item in send.items]
+    reason = settled[0][1] if settled else None
+    if result.ok:
+        log.info("alert_delivered", route=send.route, events=event_ids)
+    elif reason in (SettleReason.EXPIRED, SettleReason.PERMANENT_FAILURE):
+        log.error(
+            "alert_dead_lettered",
+            route=send.route,
+            events=event_ids,
+            reason=reason,
+            error=result.error,
+        )
+    else:
+        log.warning("alert_failed", route=send.route, events=event_ids, error=result.error)
+
+
+def _encode_health(health: ApiHealth) -> str:
+    return json.dumps(
+        {
+            "failing_since": health.failing_since.isoformat() if health.failing_since else None,
+            "alerted": health.alerted,
+            "last_error": health.last_error,
+        }
+    )
+
+
+def _decode_health(raw: str | None) -> ApiHealth:
+    if not raw:
+        return ApiHealth()
+    data = json.loads(raw)
+    since = data.get("failing_since")
+    return ApiHealth(
+        failing_since=datetime.fromisoformat(since) if since else None,
+        alerted=bool(data.get("alerted")),
+        last_error=data.get("last_error"),
+    )
