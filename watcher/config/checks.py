@@ -1,0 +1,112 @@
+"""Rules that span fields or sections, run on the parts that validated on their own.
+
+Each check returns `Issue`s (a location and a reason) rather than raising, so that one load
+reports every problem at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from watcher.config.routes import ALL_KBS, RouteConfig
+from watcher.config.sections import DeliveryConfig, KnowledgeBaseConfig, PollConfig
+from watcher.config.urls import quoted
+from watcher.durations import format_duration
+
+Loc = tuple[str | int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Issue:
+    """One problem before it is tied to a source: where in the tree, and why."""
+
+    loc: Loc
+    message: str
+
+
+def poll_issues(poll: PollConfig) -> list[Issue]:
+    """The active interval may not exceed the interval, and jitter must stay below it."""
+    issues = []
+    if poll.active_interval > poll.interval:
+        issues.append(
+            Issue(
+                ("poll", "active_interval"),
+                f"must not be longer than poll.interval ({format_duration(poll.interval)})",
+            )
+        )
+    if poll.jitter >= poll.active_interval:
+        issues.append(
+            Issue(
+                ("poll", "jitter"),
+                "must be shorter than poll.active_interval "
+                f"({format_duration(poll.active_interval)})",
+            )
+        )
+    return issues
+
+
+def delivery_issues(delivery: DeliveryConfig) -> list[Issue]:
+    """The backoff ceiling may not be below its base."""
+    if delivery.retry_max < delivery.retry_base:
+        return [
+            Issue(
+                ("delivery", "retry_max"),
+                "must not be shorter than delivery.retry_base "
+                f"({format_duration(delivery.retry_base)})",
+            )
+        ]
+    return []
+
+
+def kb_issues(kbs: Sequence[tuple[int, KnowledgeBaseConfig]]) -> list[Issue]:
+    """Each watched knowledge base appears once, and names are unambiguous."""
+    issues: list[Issue] = []
+    uuids: dict[str, int] = {}
+    names: dict[str, int] = {}
+    for index, kb in kbs:
+        if kb.uuid in uuids:
+            where = f"knowledge_bases[{uuids[kb.uuid]}]"
+            issues.append(Issue(("knowledge_bases", index, "uuid"), f"repeats {where}"))
+        uuids.setdefault(kb.uuid, index)
+        if kb.name is not None and kb.name in names:
+            where = f"knowledge_bases[{names[kb.name]}]"
+            issues.append(Issue(("knowledge_bases", index, "name"), f"repeats {where}"))
+        if kb.name is not None:
+            names.setdefault(kb.name, index)
+    return issues
+
+
+def route_issues(
+    routes: Sequence[tuple[int, RouteConfig]],
+    kbs: Sequence[KnowledgeBaseConfig] | None,
+) -> list[Issue]:
+    """Route names are unique, and each names only watched KBs (`kbs` None: cannot tell)."""
+    issues: list[Issue] = []
+    seen: dict[str, int] = {}
+    for index, route in routes:
+        if route.name in seen:
+            where = f"routes[{seen[route.name]}]"
+            issues.append(Issue(("routes", index, "name"), f"duplicate route name; see {where}"))
+        seen.setdefault(route.name, index)
+        if kbs:
+            issues.extend(_unwatched(index, route, kbs))
+    return issues
+
+
+def _unwatched(index: int, route: RouteConfig, kbs: Sequence[KnowledgeBaseConfig]) -> list[Issue]:
+    known = {kb.uuid for kb in kbs} | {kb.name for kb in kbs if kb.name}
+    unnamed = any(kb.name is None for kb in kbs)
+    issues = []
+    for position, ref in enumerate(route.knowledge_bases):
+        if ref == ALL_KBS or ref in known or ref.lower() in known:
+            continue
+        hint = "; give that [[knowledge_bases]] entry a name, or use its uuid" if unnamed else ""
+        issues.append(
+            Issue(
+                ("routes", index, "knowledge_bases", position),
+                f"{quoted(ref)} is not a watched knowledge base (not a uuid or name listed in "
+                f"[[knowledge_bases]]){hint}",
+            )
+        )
+    return issues

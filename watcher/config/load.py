@@ -1,0 +1,122 @@
+"""Load the configuration: the TOML file, then `WATCHER_` overrides, then the API token.
+
+The token comes from `DIGITALOCEAN_ACCESS_TOKEN`, else `DIGITALOCEAN_TOKEN`, else the file
+named by `api.token_file` (relative to `$CREDENTIALS_DIRECTORY` when systemd sets it).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import SecretStr
+
+from watcher.config.build import assemble, collect, to_problems
+from watcher.config.env import apply_env
+from watcher.config.sections import ApiConfig
+from watcher.config.tree import Config
+from watcher.errors import ConfigError, ConfigProblem
+
+CONFIG_ENV = "WATCHER_CONFIG"
+DEFAULT_CONFIG = "watcher.toml"
+TOKEN_ENVS = ("DIGITALOCEAN_ACCESS_TOKEN", "DIGITALOCEAN_TOKEN")
+CREDENTIALS_ENV = "CREDENTIALS_DIRECTORY"
+
+
+def resolve_config_path(cli_value: str | None, env: Mapping[str, str]) -> Path:
+    """`--config` if given, else `$WATCHER_CONFIG`, else `./watcher.toml`."""
+    chosen = cli_value or env.get(CONFIG_ENV) or DEFAULT_CONFIG
+    return Path(chosen).expanduser()
+
+
+def load_config(
+    path: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    *,
+    require_token: bool = True,
+) -> Config:
+    """Read, override, validate and complete the configuration; raise ConfigError listing all."""
+    env = os.environ if env is None else env
+    path = resolve_config_path(None, env) if path is None else path
+    source = str(path)
+    data, where, problems = apply_env(_read_toml(path), env)
+    parts, issues = collect(data, check_urls=True)
+    problems += to_problems(issues, source, where)
+    api = parts.get("api", ApiConfig)
+    token, token_source, token_problems = resolve_token(
+        api, env, where.get(("api", "token_file"), where.get(("api",), source))
+    )
+    problems += token_problems
+    if token is None and require_token and not token_problems and api is not None:
+        problems.append(ConfigProblem("token", _NO_TOKEN, source))
+    if problems:
+        raise ConfigError(problems)
+    return assemble(
+        parts,
+        token=token,
+        token_source=token_source,
+        source=source,
+        overrides=tuple(sorted(set(where.values()))),
+    )
+
+
+_NO_TOKEN = (
+    "no API token found: set DIGITALOCEAN_ACCESS_TOKEN (or DIGITALOCEAN_TOKEN) in the "
+    "environment, or point api.token_file at a file holding it"
+)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    """The parsed file, or a ConfigError saying how to fix a missing or broken one."""
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        message = (
+            "configuration file not found; create it by copying config.example.toml, "
+            f"or choose another file with --config PATH or ${CONFIG_ENV}"
+        )
+    except tomllib.TOMLDecodeError as exc:
+        message = f"not valid TOML: {exc}"
+    except (OSError, UnicodeDecodeError) as exc:
+        message = f"cannot read the file: {getattr(exc, 'strerror', None) or type(exc).__name__}"
+    raise ConfigError([ConfigProblem("file", message, str(path))])
+
+
+def resolve_token(
+    api: ApiConfig | None, env: Mapping[str, str], file_source: str
+) -> tuple[SecretStr | None, str | None, list[ConfigProblem]]:
+    """The token, where it came from, and any problem reading it (empty env vars are unset)."""
+    for name in TOKEN_ENVS:
+        value = env.get(name, "").strip()
+        if value:
+            return SecretStr(value), f"environment variable {name}", _sanity("token", value, name)
+    if api is None or api.token_file is None:
+        return None, None, []
+    path = api.token_file.expanduser()
+    if not path.is_absolute() and env.get(CREDENTIALS_ENV):
+        path = Path(env[CREDENTIALS_ENV]) / path
+    try:
+        value = path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        return None, None, [_file_problem(f"token file {path} does not exist", file_source)]
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or "not UTF-8 text"
+        return None, None, [_file_problem(f"cannot read token file {path}: {reason}", file_source)]
+    if not value:
+        return None, None, [_file_problem(f"token file {path} is empty", file_source)]
+    return SecretStr(value), f"token file {path}", _sanity("api.token_file", value, file_source)
+
+
+def _file_problem(message: str, source: str) -> ConfigProblem:
+    return ConfigProblem("api.token_file", message, source)
+
+
+def _sanity(key: str, token: str, source: str) -> list[ConfigProblem]:
+    """A token must fit in an HTTP header: no spaces, no control or non-ASCII characters."""
+    if token.isascii() and token.isprintable() and not any(c.isspace() for c in token):
+        return []
+    return [ConfigProblem(key, "the token contains spaces or characters a token cannot", source)]

@@ -1,0 +1,261 @@
+"""The configuration sections: one frozen, strict pydantic model per TOML table.
+
+Field rules live here; rules that span fields or sections live in `watcher.config.checks`.
+Validation messages never repeat the input, so a secret typed in the wrong place stays hidden.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Mapping
+from datetime import timedelta
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
+
+from watcher.durations import parse_duration
+from watcher.model import WatchedKb
+
+DEFAULT_BASE_URL = "https://api.digitalocean.com"
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_HOSTNAME = re.compile(
+    r"(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9-]{1,63})*\.?"
+)
+
+
+def _positive(value: timedelta) -> timedelta:
+    if value < timedelta(0):
+        raise ValueError("must not be negative")
+    if value == timedelta(0):
+        raise ValueError("must be longer than zero")
+    return value
+
+
+def _not_negative(value: timedelta) -> timedelta:
+    if value < timedelta(0):
+        raise ValueError("must not be negative")
+    return value
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration), AfterValidator(_positive)]
+DurationOrZero = Annotated[
+    timedelta, BeforeValidator(parse_duration), AfterValidator(_not_negative)
+]
+
+
+def is_uuid(text: str) -> bool:
+    """Whether `text` is a uuid in its canonical 36-character form (any case)."""
+    return bool(_UUID.fullmatch(text.strip().lower()))
+
+
+def is_loopback_host(host: str) -> bool:
+    """Whether `host` is localhost, 127.0.0.0/8 or ::1."""
+    if host.lower().rstrip(".") == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class Section(BaseModel):
+    """Base of every section: frozen, unknown keys refused, inputs kept out of error texts."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+
+
+class ApiConfig(Section):
+    """`[api]`: where the API is, how long to wait, how politely to use the rate limit."""
+
+    base_url: str = DEFAULT_BASE_URL
+    timeout: Duration = timedelta(seconds=30)
+    token_file: Path | None = None
+    max_requests_per_minute: int = Field(default=60, ge=1, le=250)
+    reserve: int = Field(default=500, ge=0, le=4500)
+    per_page: int = Field(default=200, ge=1, le=200)
+
+    @field_validator("base_url")
+    @classmethod
+    def _check_base_url(cls, value: str) -> str:
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an https:// URL with a host, e.g. " + DEFAULT_BASE_URL)
+        if parts.username is not None or parts.password is not None:
+            raise ValueError("must not contain credentials; the token goes elsewhere")
+        if parts.query or parts.fragment:
+            raise ValueError("must not have a query or fragment")
+        try:
+            parts.port  # noqa: B018 - evaluated to validate the port
+        except ValueError:
+            raise ValueError("has an invalid port") from None
+        if parts.scheme == "http" and not is_loopback_host(parts.hostname):
+            raise ValueError(
+                "http:// is only allowed for loopback hosts (127.0.0.0/8, ::1, localhost); "
+                "use https://"
+            )
+        return value.strip().rstrip("/")
+
+    @field_validator("token_file", mode="before")
+    @classmethod
+    def _blank_token_file_is_none(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+
+class PollConfig(Section):
+    """`[poll]`: how often to read the API, faster while a job is pending or running."""
+
+    interval: Duration = timedelta(seconds=60)
+    active_interval: Duration = timedelta(seconds=15)
+    jitter: DurationOrZero = timedelta(seconds=2)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _scale_defaults(cls, data: Any) -> Any:
+        """Default active_interval to at most interval, and jitter to at most half of it."""
+        if not isinstance(data, Mapping):
+            return data
+        data = dict(data)
+        try:
+            interval = parse_duration(data.get("interval", "60s"))
+            if "active_interval" not in data and interval > timedelta(0):
+                data["active_interval"] = min(interval, timedelta(seconds=15))
+            active = parse_duration(data.get("active_interval", "15s"))
+            if "jitter" not in data and active > timedelta(0):
+                data["jitter"] = min(active / 2, timedelta(seconds=2))
+        except ValueError:
+            pass  # the field validators report the bad value with its key
+        return data
+
+
+class KnowledgeBaseConfig(Section):
+    """`[[knowledge_bases]]`: one knowledge base to watch, by uuid, with an optional name."""
+
+    uuid: str
+    name: str | None = None
+
+    @field_validator("uuid")
+    @classmethod
+    def _check_uuid(cls, value: str) -> str:
+        value = value.strip().lower()
+        if not is_uuid(value):
+            raise ValueError("must be a knowledge base uuid like 9f3c1b2a-…-…-…-… (36 characters)")
+        return value
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("must not be empty (leave it out to use the API's name)")
+        return value.strip() if value is not None else None
+
+    def as_watched(self) -> WatchedKb:
+        """This entry as the domain's WatchedKb."""
+        return WatchedKb(uuid=self.uuid, name=self.name)
+
+
+class StallConfig(Section):
+    """`[stall]`: when a pending or running job counts as stalled."""
+
+    no_progress_after: Duration = timedelta(minutes=30)
+    pending_after: Duration = timedelta(minutes=20)
+    max_runtime: Duration = timedelta(hours=6)
+
+
+class StateConfig(Section):
+    """`[state]`: the SQLite file and how long finished history is kept."""
+
+    path: Path = Path("watcher.db")
+    retention: Duration = timedelta(days=90)
+
+    @field_validator("path", mode="before")
+    @classmethod
+    def _not_blank(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip():
+            raise ValueError("must not be empty")
+        return value
+
+
+class DeliveryConfig(Section):
+    """`[delivery]`: retry backoff, dead-lettering, storm grouping and the per-send timeout."""
+
+    retry_base: Duration = timedelta(seconds=30)
+    retry_max: Duration = timedelta(minutes=30)
+    dead_after: Duration = timedelta(hours=24)
+    storm_threshold: int = Field(default=5, ge=1)
+    timeout: Duration = timedelta(seconds=30)
+
+
+class AlertsConfig(Section):
+    """`[alerts]`: thresholds for the watcher's own alerts."""
+
+    api_unreachable_after: DurationOrZero = timedelta(minutes=10)
+
+
+class LogLevel(StrEnum):
+    DEBUG = "debug"
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+
+
+class LogFormat(StrEnum):
+    AUTO = "auto"
+    JSON = "json"
+    CONSOLE = "console"
+
+
+def _lower(value: object) -> object:
+    return value.strip().lower() if isinstance(value, str) else value
+
+
+class LogConfig(Section):
+    """`[log]`: level and format (auto = JSON when stdout is not a terminal)."""
+
+    level: Annotated[LogLevel, BeforeValidator(_lower)] = LogLevel.INFO
+    format: Annotated[LogFormat, BeforeValidator(_lower)] = LogFormat.AUTO
+
+
+def split_host_port(listen: str) -> tuple[str, int]:
+    """Split `host:port` (`[::1]:9187` for IPv6); raise ValueError when it is not that."""
+    host, sep, port_text = listen.strip().rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not sep or not host or not port_text.isdigit() or int(port_text) > 65535:
+        raise ValueError("must be host:port, e.g. 127.0.0.1:9187 or [::1]:9187")
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        if not _HOSTNAME.fullmatch(host.lower()):
+            raise ValueError("has a host that is neither an IP address nor a hostname") from None
+    return host, int(port_text)
+
+
+class HttpConfig(Section):
+    """`[http]`: the optional health and metrics endpoint; off unless `listen` is set."""
+
+    listen: str | None = None
+
+    @field_validator("listen")
+    @classmethod
+    def _check_listen(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        split_host_port(value)
+        return value.strip()
+
+    @property
+    def address(self) -> tuple[str, int] | None:
+        """(host, port) to listen on, or None when the endpoint is off."""
+        return split_host_port(self.listen) if self.listen else None

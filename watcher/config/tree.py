@@ -1,0 +1,124 @@
+"""`Config`: the whole configuration as one frozen tree of the sections in `sections`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, SecretStr
+
+from watcher.config.routes import RouteConfig
+from watcher.config.sections import (
+    AlertsConfig,
+    ApiConfig,
+    DeliveryConfig,
+    HttpConfig,
+    KnowledgeBaseConfig,
+    LogConfig,
+    PollConfig,
+    StallConfig,
+    StateConfig,
+    is_uuid,
+)
+from watcher.model import EventKind, WatchedKb
+from watcher.state import Policy
+
+
+class Config(BaseModel):
+    """The whole configuration, one frozen tree; build it with `load_config` or `from_mapping`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+
+    api: ApiConfig = ApiConfig()
+    poll: PollConfig = PollConfig()
+    knowledge_bases: tuple[KnowledgeBaseConfig, ...] = ()
+    stall: StallConfig = StallConfig()
+    state: StateConfig = StateConfig()
+    routes: tuple[RouteConfig, ...] = ()
+    delivery: DeliveryConfig = DeliveryConfig()
+    alerts: AlertsConfig = AlertsConfig()
+    log: LogConfig = LogConfig()
+    http: HttpConfig = HttpConfig()
+    token: SecretStr | None = None
+    token_source: str | None = None
+    source: str = "<code>"
+    overrides: tuple[str, ...] = ()
+
+    def stall_policy(self) -> Policy:
+        """The `[stall]` thresholds as the core's Policy."""
+        return Policy(
+            pending_after=self.stall.pending_after,
+            no_progress_after=self.stall.no_progress_after,
+            max_runtime=self.stall.max_runtime,
+        )
+
+    def watched(self) -> tuple[WatchedKb, ...]:
+        """The configured knowledge bases; empty means every KB of the account."""
+        return tuple(kb.as_watched() for kb in self.knowledge_bases)
+
+    def kb_refs(self, route: RouteConfig) -> frozenset[str]:
+        """The route's KB references plus the uuid of each configured name it uses.
+
+        The API may report a KB under another name than `[[knowledge_bases]]` gives it, so a
+        matcher holding these refs can match on the uuid alone. Uuids are lower case.
+        """
+        refs = {ref.lower() if is_uuid(ref) else ref for ref in route.knowledge_bases}
+        return frozenset(refs | {kb.uuid for kb in self.knowledge_bases if kb.name in refs})
+
+    def routes_for(
+        self, kind: EventKind, kb_uuid: str | None, kb_name: str | None = None
+    ) -> tuple[RouteConfig, ...]:
+        """The routes that asked for `kind` about this KB (its API or configured name counts)."""
+        names = {kb.name for kb in self.knowledge_bases if kb.uuid == kb_uuid and kb.name}
+        if kb_name:
+            names.add(kb_name)
+        return tuple(
+            route
+            for route in self.routes
+            if kind in route.event_kinds and route.applies_to(kb_uuid, names)
+        )
+
+    def route(self, name: str) -> RouteConfig | None:
+        """The route called `name`, if any."""
+        return next((route for route in self.routes if route.name == name), None)
+
+    @classmethod
+    def from_mapping(
+        cls,
+        data: Mapping[str, Any],
+        *,
+        token: str | None = None,
+        token_source: str | None = None,
+        source: str = "<code>",
+        check_urls: bool = True,
+    ) -> Config:
+        """Validate a dict shaped like the TOML file, without file or env; raise ConfigError."""
+        from watcher.config.build import build_config
+
+        secret = SecretStr(token) if token is not None else None
+        return build_config(
+            data, source=source, token=secret, token_source=token_source, check_urls=check_urls
+        )
+
+    @classmethod
+    def for_demo(
+        cls,
+        base_url: str,
+        state_path: Path,
+        token: str,
+        routes: Mapping[str, Sequence[str]],
+        overrides: Mapping[str, Any] | None = None,
+    ) -> Config:
+        """A config for `watcher demo`: every route hears every event; `overrides` adds sections."""
+        data: dict[str, Any] = {
+            "api": {"base_url": base_url},
+            "state": {"path": str(state_path)},
+            "routes": [
+                {"name": name, "urls": list(urls), "events": ["*"]} for name, urls in routes.items()
+            ],
+        }
+        for section, values in (overrides or {}).items():
+            merged = {**data.get(section, {}), **values} if isinstance(values, Mapping) else values
+            data[section] = merged
+        return cls.from_mapping(data, token=token, token_source="demo", source="<demo>")

@@ -1,0 +1,58 @@
+"""Durations as people write them in configuration: `90s`, `15m`, `4h`, `1d`, `1h30m`, or seconds.
+
+Pure functions; `parse_duration` raises `ValueError` with a message fit to show a user.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+_UNITS = (("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1))
+_PATTERN = re.compile(r"(?:(\d+)\s*d)?\s*(?:(\d+)\s*h)?\s*(?:(\d+)\s*m)?\s*(?:(\d+)\s*s)?")
+# Only short plain words are repeated in errors: anything else might be a misplaced secret.
+_PLAIN = re.compile(r"[\w .:+-]{0,24}")
+EXAMPLES = "e.g. 90s, 15m, 4h, 1d, 1h30m, or whole seconds"
+
+
+def parse_duration(value: object) -> timedelta:
+    """Turn `"1h30m"`, `"90"` or `90` into a timedelta; raise ValueError on anything else."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ValueError(f"must be a duration string ({EXAMPLES})")
+    if isinstance(value, int):
+        return timedelta(seconds=value)
+    text = value.strip().lower()
+    negative = text.startswith("-")
+    if negative:
+        text = text[1:].strip()
+    seconds = _parse_positive(text)
+    if seconds is None:
+        shown = repr(value) if _PLAIN.fullmatch(value) else "this value"
+        raise ValueError(f"{shown} is not a duration ({EXAMPLES})")
+    return timedelta(seconds=-seconds if negative else seconds)
+
+
+def _parse_positive(text: str) -> int | None:
+    """Seconds in an unsigned duration text, or None when it is not one."""
+    if text.isdigit():
+        return int(text)
+    match = _PATTERN.fullmatch(text)
+    if not text or match is None or not any(match.groups()):
+        return None
+    return sum(int(g) * unit for g, (_, unit) in zip(match.groups(), _UNITS, strict=True) if g)
+
+
+def format_duration(value: timedelta) -> str:
+    """Write a timedelta the way the configuration accepts it (`1h30m`, `90d`, `0s`)."""
+    total = int(value.total_seconds())
+    if total == 0:
+        return "0s"
+    sign, total = ("-", -total) if total < 0 else ("", total)
+    parts = []
+    for suffix, unit in _UNITS:
+        count, total = divmod(total, unit)
+        if count:
+            parts.append(f"{count}{suffix}")
+    return sign + "".join(parts)
