@@ -216,19 +216,21 @@ class Cycle:
         await self.store.record(change)
 
     async def _api_outcome(self, cycle_id: str, now: datetime, error: str | None) -> None:
-        """Track the API's health and record `api_unreachable` / `api_recovered` when due."""
+        """Track the API's health; record `api_unreachable` / `api_recovered` with it when due."""
         previous = _decode_health(await self.meta.get_meta(_API_HEALTH_KEY))
         after = self.settings.api_unreachable_after
         health, transitions = api_health(previous, error, now, after)
-        if transitions:
-            deliveries = route(transitions, self.settings.rules)
-            await self.store.record(
-                Change(cycle_id=cycle_id, at=now, transitions=transitions, deliveries=deliveries)
-            )
-            for t in transitions:
-                log.warning(t.kind.value, event_id=t.event_id, detail=t.detail)
-        if health != previous:
-            await self.meta.set_meta(_API_HEALTH_KEY, _encode_health(health))
+        if health == previous:
+            return
+        change = Change(
+            cycle_id=cycle_id,
+            at=now,
+            transitions=transitions,
+            deliveries=route(transitions, self.settings.rules),
+        )
+        await self.store.record(change, meta={_API_HEALTH_KEY: _encode_health(health)})
+        for t in transitions:
+            log.warning(t.kind.value, event_id=t.event_id, detail=t.detail)
 
     # --- deliver ---------------------------------------------------------------------------
 

@@ -6,7 +6,7 @@ Declared here, beside `watcher.cycle` which is their only orchestrator; the adap
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Protocol
 
@@ -33,7 +33,9 @@ class StateStore(Protocol):
         """Every known KB, the jobs named, and every job that is not done yet."""
         ...
 
-    async def record(self, change: Change) -> None: ...
+    async def record(self, change: Change, *, meta: Mapping[str, str | None] | None = None) -> None:
+        """Write the change, and the named small values with it, in one transaction."""
+        ...
 
 
 class Outbox(Protocol):

@@ -1,0 +1,76 @@
+"""The one-shot commands behind the CLI: once, test-notify, health, status."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import structlog
+
+from watcher.config import Config
+from watcher.cycle import CycleReport
+from watcher.edges.store_sqlite import SqliteStore
+from watcher.errors import StoreError
+from watcher.model import Severity
+from watcher.runtime import build_notifier, open_runtime, utcnow
+from watcher.state import Message, SendResult
+
+log = structlog.get_logger(__name__)
+
+
+async def run_once(config: Config) -> CycleReport:
+    """One poll cycle plus delivery of what is due (`watcher once`)."""
+    runtime = await open_runtime(config)
+    try:
+        report = await runtime.cycle.run()
+        if report.ok:
+            await runtime.store.set_last_cycle_at(utcnow())
+        return report
+    finally:
+        await runtime.close()
+
+
+def test_message(now: datetime) -> Message:
+    """The alert `watcher test-notify` sends."""
+    return Message(
+        title="🧪 gradient-watcher test alert",
+        body=(
+            "**This is a test alert from gradient-watcher.**\n\n"
+            f"- Sent at: {now.isoformat(timespec='seconds')}\n"
+            f"- Events this route can receive: see `events =` in its config\n"
+            "\nIf you can read this, the route works.\n"
+        ),
+        severity=Severity.INFO,
+    )
+
+
+async def send_test(config: Config, route: str | None) -> dict[str, SendResult]:
+    """Send a test alert through the real notifier to every route (or one); results by route."""
+    notifier = build_notifier(config)
+    names = [r.name for r in config.routes if route is None or r.name == route]
+    message = test_message(utcnow())
+    return {name: await notifier.send(name, message) for name in names}
+
+
+async def check_health(config: Config, now: datetime) -> tuple[bool, str]:
+    """Whether the daemon looks healthy from its store: writable and a recent good cycle."""
+    if not config.state.path.exists():
+        return False, f"no state file at {config.state.path}: the watcher has not run yet"
+    try:
+        store = await SqliteStore.open(config.state.path, now=now)
+    except StoreError as exc:
+        return False, str(exc)
+    try:
+        await store.check_writable()
+        last = await store.last_cycle_at()
+    except StoreError as exc:
+        return False, str(exc)
+    finally:
+        await store.close()
+    if last is None:
+        return False, "no successful cycle recorded yet"
+    age = now - last
+    limit = 2 * max(config.poll.interval, timedelta(seconds=30))
+    if age > limit:
+        seconds, most = int(age.total_seconds()), int(limit.total_seconds())
+        return False, f"last successful cycle {seconds}s ago (limit {most}s)"
+    return True, f"ok: last successful cycle {int(age.total_seconds())}s ago"
