@@ -63,7 +63,7 @@ def test_an_invalid_config_exits_2_with_one_line_per_problem_on_stderr(tmp_path:
     code, out, err = run(["check-config", "--config", path], {"DIGITALOCEAN_ACCESS_TOKEN": TOKEN})
     assert code == 2 and out == ""
     assert sorted(err.splitlines()) == [
-        f"{path}: poll.interval: 'soon' is not a duration (e.g. 90s, 15m, 4h, 1d, 1h30m, "
+        f"{path}: poll.interval: 'soon' is not a duration (e.g. 90s, 0.5s, 15m, 4h, 1d, 1h30m, "
         "or whole seconds)",
         f"{path}: routes[0].events: 'faild' is not an event; did you mean 'failed'?",
     ]

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 import structlog
 
+from watcher import status
 from watcher.config import Config
 from watcher.cycle import CycleReport
+from watcher.daemon import PACE_KEY
 from watcher.edges.store_sqlite import SqliteStore
 from watcher.errors import StoreError
 from watcher.model import Severity
@@ -74,3 +78,27 @@ async def check_health(config: Config, now: datetime) -> tuple[bool, str]:
         seconds, most = int(age.total_seconds()), int(limit.total_seconds())
         return False, f"last successful cycle {seconds}s ago (limit {most}s)"
     return True, f"ok: last successful cycle {int(age.total_seconds())}s ago"
+
+
+async def read_status(config: Config, *, as_json: bool, echo: Callable[[str], None]) -> int:
+    """Print what the store knows (`watcher status`); 1 when there is no state file yet."""
+    if not config.state.path.exists():
+        echo(f"no state file at {config.state.path}: the watcher has not run yet")
+        return 1
+    now = utcnow()
+    store = await SqliteStore.open(config.state.path, now=now)
+    try:
+        snapshot = await store.snapshot(now)
+        pace = await store.get_meta(PACE_KEY)
+    finally:
+        await store.close()
+    if as_json:
+        data = status.as_json(snapshot, now)
+        data["poll"] = json.loads(pace) if pace else None
+        echo(json.dumps(data, indent=2))
+    else:
+        echo(status.table(snapshot, now))
+        if pace:
+            p = json.loads(pace)
+            echo(f"Polling every {p['interval_s']:g}s ({p['reason']})")
+    return 0

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import time
 from collections.abc import Callable
@@ -28,12 +29,19 @@ from watcher.decide import SettleReason
 from watcher.errors import ConfigError
 from watcher.http_server import HealthServer, Readiness, readiness
 from watcher.pace import Pace, PaceReason, next_pace
-from watcher.runtime import Runtime, open_runtime, pace_settings, utcnow
+from watcher.runtime import (
+    Runtime,
+    open_runtime,
+    pace_settings,
+    register_config_secrets,
+    utcnow,
+)
 from watcher.sdnotify import SystemdNotifier, watchdog_interval
 
 log = structlog.get_logger(__name__)
 
 STOP_GRACE = 20.0
+PACE_KEY = "poll_pace"
 DELIVERY_OUTCOME = {
     SettleReason.DELIVERED: "sent",
     SettleReason.RETRY: "failed",
@@ -67,6 +75,7 @@ class Daemon:
         self.cycle_started: float | None = None
         self.http: HealthServer | None = None
         self._requests_before = 0
+        self._pace_saved = False
 
     @property
     def config(self) -> Config:
@@ -120,7 +129,7 @@ class Daemon:
             self.last_success = now
             await self.runtime.store.set_last_cycle_at(now)
         await self._update_store_gauges(now)
-        self._repace(report, now)
+        await self._repace(report, now)
         self._notify_systemd(report)
         log.info(
             "cycle_finished",
@@ -144,7 +153,7 @@ class Daemon:
             snap.jobs_by_state, snap.outbox_by_state, snap.oldest_undelivered_age(now), snap.dead
         )
 
-    def _repace(self, report: CycleReport, now: datetime) -> None:
+    async def _repace(self, report: CycleReport, now: datetime) -> None:
         sent = self.runtime.client.requests_sent
         cost, self._requests_before = sent - self._requests_before, sent
         rate = self.runtime.client.rate_limit
@@ -158,6 +167,14 @@ class Daemon:
         if rate is not None and rate.remaining is not None:
             self.metrics.set_ratelimit_remaining(rate.remaining)
         self.metrics.set_poll_interval(pace.interval.total_seconds())
+        if pace != self.pace or not self._pace_saved:
+            await self.runtime.store.set_meta(
+                PACE_KEY,
+                json.dumps(
+                    {"interval_s": pace.interval.total_seconds(), "reason": pace.reason.value}
+                ),
+            )
+            self._pace_saved = True
         if pace != self.pace:
             log.info(
                 "poll_interval_changed",
@@ -222,6 +239,7 @@ class Daemon:
             log.error("config_reload_rejected", problems=[str(p) for p in exc.problems])
             self._reloaded()
             return False
+        register_config_secrets(config)
         async with self.lock:
             old = self.runtime
             self.runtime = await open_runtime(config, metrics=self.metrics, clock=self.clock)

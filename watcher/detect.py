@@ -191,7 +191,7 @@ def progress_signature(job: Job) -> tuple[object, ...]:
     sources = tuple(
         (
             ds.data_source_uuid,
-            ds.status_raw,
+            ds.status_text,
             ds.indexed_item_count,
             ds.failed_item_count,
             ds.skipped_item_count,
@@ -202,8 +202,8 @@ def progress_signature(job: Job) -> tuple[object, ...]:
         for ds in job.data_source_jobs
     )
     return (
-        job.phase_raw,
-        job.status_raw,
+        job.phase_text,
+        job.status_text,
         job.updated_at,
         job.completed_datasources,
         job.total_tokens,

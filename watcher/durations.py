@@ -1,5 +1,7 @@
 """Durations as people write them in configuration: `90s`, `15m`, `4h`, `1d`, `1h30m`, or seconds.
 
+Seconds may carry a fraction (`0.5s`).
+
 Pure functions; `parse_duration` raises `ValueError` with a message fit to show a user.
 """
 
@@ -9,10 +11,12 @@ import re
 from datetime import timedelta
 
 _UNITS = (("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1))
-_PATTERN = re.compile(r"(?:(\d+)\s*d)?\s*(?:(\d+)\s*h)?\s*(?:(\d+)\s*m)?\s*(?:(\d+)\s*s)?")
+_PATTERN = re.compile(
+    r"(?:(\d+)\s*d)?\s*(?:(\d+)\s*h)?\s*(?:(\d+)\s*m)?\s*(?:(\d+(?:\.\d+)?)\s*s)?"
+)
 # Only short plain words are repeated in errors: anything else might be a misplaced secret.
 _PLAIN = re.compile(r"[\w .:+-]{0,24}")
-EXAMPLES = "e.g. 90s, 15m, 4h, 1d, 1h30m, or whole seconds"
+EXAMPLES = "e.g. 90s, 0.5s, 15m, 4h, 1d, 1h30m, or whole seconds"
 
 
 def parse_duration(value: object) -> timedelta:
@@ -34,14 +38,15 @@ def parse_duration(value: object) -> timedelta:
     return timedelta(seconds=-seconds if negative else seconds)
 
 
-def _parse_positive(text: str) -> int | None:
+def _parse_positive(text: str) -> float | None:
     """Seconds in an unsigned duration text, or None when it is not one."""
     if text.isdigit():
         return int(text)
     match = _PATTERN.fullmatch(text)
     if not text or match is None or not any(match.groups()):
         return None
-    return sum(int(g) * unit for g, (_, unit) in zip(match.groups(), _UNITS, strict=True) if g)
+    # Only the seconds may carry a fraction ("0.5s"), for fast demos and tests.
+    return sum(float(g) * unit for g, (_, unit) in zip(match.groups(), _UNITS, strict=True) if g)
 
 
 def format_duration(value: timedelta) -> str:

@@ -142,10 +142,18 @@ class DataSourceJob:
     error_msg: str | None = None
     error_details: str | None = None
 
+    @property
+    def status_text(self) -> str:
+        """The status as the API wrote it (the raw string when the enum does not know it)."""
+        return self.status_raw or self.status.value
+
 
 @dataclass(frozen=True, slots=True)
 class Job:
-    """One indexing job as the API reported it (`apiIndexingJob`); every field may be missing."""
+    """One indexing job as the API reported it (`apiIndexingJob`); every field may be missing.
+
+    `phase_raw` / `status_raw` hold the API's string only when the enum does not know it.
+    """
 
     uuid: str
     knowledge_base_uuid: str | None = None
@@ -168,6 +176,16 @@ class Job:
     total_items_failed: int | None = None
     total_items_skipped: int | None = None
     total_items_removed: int | None = None
+
+    @property
+    def phase_text(self) -> str:
+        """The phase as the API wrote it (the raw string when the enum does not know it)."""
+        return self.phase_raw or self.phase.value
+
+    @property
+    def status_text(self) -> str:
+        """The status as the API wrote it (the raw string when the enum does not know it)."""
+        return self.status_raw or self.status.value
 
     @property
     def is_terminal(self) -> bool:

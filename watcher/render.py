@@ -129,8 +129,8 @@ def _facts(t: Transition, dashboard: str) -> list[str]:
 
 
 def _state_text(job: Job) -> str:
-    phase = (job.phase_raw or "unknown").removeprefix("BATCH_JOB_PHASE_")
-    status = (job.status_raw or "unknown").removeprefix("INDEX_JOB_STATUS_")
+    phase = job.phase_text.removeprefix("BATCH_JOB_PHASE_")
+    status = job.status_text.removeprefix("INDEX_JOB_STATUS_")
     return f"{escape(status.lower())} (phase {escape(phase.lower())})"
 
 
@@ -170,7 +170,7 @@ def _sources(job: Job) -> list[str]:
 
 
 def _source_row(ds: DataSourceJob) -> str:
-    status = (ds.status_raw or "unknown").removeprefix("DATA_SOURCE_STATUS_").lower()
+    status = ds.status_text.removeprefix("DATA_SOURCE_STATUS_").lower()
     return (
         f"| {_code(ds.data_source_uuid)} | {escape(status)} | {ds.indexed_item_count or 0:,} "
         f"| {ds.failed_item_count or 0:,} | {ds.skipped_item_count or 0:,} |"

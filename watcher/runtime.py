@@ -15,6 +15,7 @@ from watcher.errors import ConfigError, ConfigProblem
 from watcher.metrics import Metrics
 from watcher.pace import PaceSettings
 from watcher.ports import Notifier
+from watcher.redact import register_secret
 
 
 def utcnow() -> datetime:
@@ -51,6 +52,15 @@ def pace_settings(config: Config) -> PaceSettings:
 def route_urls(config: Config) -> dict[str, list[str]]:
     """Route name to its apprise URLs, unwrapped: only the notifier may hold them."""
     return {r.name: [u.get_secret_value() for u in r.urls] for r in config.routes}
+
+
+def register_config_secrets(config: Config) -> None:
+    """Tell the log redaction about the token and every route URL (and their parts)."""
+    if config.token is not None:
+        register_secret(config.token.get_secret_value())
+    for urls in route_urls(config).values():
+        for url in urls:
+            register_secret(url)
 
 
 def build_notifier(config: Config) -> Notifier:

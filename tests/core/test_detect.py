@@ -27,14 +27,12 @@ def job(
     status: Status = Status.IN_PROGRESS,
     **fields: object,
 ) -> Job:
-    """A job of KB with the given state; raw strings mirror the enums unless given."""
+    """A job of KB with the given state; like the wire parser, raw strings only when unknown."""
     base = Job(
         uuid=uuid,
         knowledge_base_uuid=KB,
         phase=phase,
-        phase_raw=phase.value,
         status=status,
-        status_raw=status.value,
         created_at=NOW - timedelta(minutes=5),
         started_at=NOW - timedelta(minutes=4),
         updated_at=NOW - timedelta(minutes=1),
@@ -324,6 +322,14 @@ def test_a_followed_job_missing_from_the_observation_still_stalls_at_its_deadlin
     stuck = tracked(job(), progress_at=STUCK_SINCE)
     previous = WatchState(kbs=known_kb(), jobs={"job-1": stuck})
     assert kinds(previous, observe()) == [E.STALLED]
+
+
+def test_a_phase_change_alone_counts_as_progress() -> None:
+    """Pending to running with every counter still is movement: the no-progress clock resets."""
+    state = tracked(job(**PENDING), progress_at=NOW - timedelta(minutes=29))
+    previous = WatchState(kbs=known_kb(), jobs={"job-1": state})
+    new_state, _ = detect(previous, observe(job(**RUNNING)), NOW, POLICY)
+    assert new_state.jobs["job-1"].progress_at == NOW
 
 
 def test_stall_deadline_is_stored_for_running_jobs_and_cleared_when_done() -> None:

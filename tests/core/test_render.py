@@ -18,9 +18,7 @@ def partial_job() -> Job:
         uuid="job-42",
         knowledge_base_uuid="kb-1",
         phase=Phase.SUCCEEDED,
-        phase_raw="BATCH_JOB_PHASE_SUCCEEDED",
         status=Status.PARTIAL,
-        status_raw="INDEX_JOB_STATUS_PARTIAL",
         started_at=NOW - timedelta(minutes=12, seconds=5),
         finished_at=NOW,
         completed_datasources=2,
@@ -30,13 +28,11 @@ def partial_job() -> Job:
             DataSourceJob(
                 data_source_uuid="ds-ok",
                 status=DataSourceStatus.UPDATED,
-                status_raw="DATA_SOURCE_STATUS_UPDATED",
                 indexed_item_count=120,
             ),
             DataSourceJob(
                 data_source_uuid="ds-bad",
                 status=DataSourceStatus.PARTIALLY_UPDATED,
-                status_raw="DATA_SOURCE_STATUS_PARTIALLY_UPDATED",
                 indexed_item_count=30,
                 failed_item_count=4,
                 skipped_item_count=2,
