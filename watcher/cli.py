@@ -195,6 +195,9 @@ def simulate(port: int, scenario: str, token: str, speed: float) -> None:
     except ScenarioError as exc:
         click.echo(f"scenario: {exc}", err=True)
         sys.exit(EXIT_CONFIG)
+    except OSError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EX_SOFTWARE)
 
 
 def _guarded(work: Callable[[], Coroutine[Any, Any, int]]) -> int:

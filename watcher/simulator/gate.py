@@ -1,0 +1,222 @@
+"""The ASGI layer in front of the routes: rate limits, auth, faults, headers and the request log.
+
+Order for each request: apply the due timeline events; a `connection_reset` fault closes the
+socket at once; the sliding-window limiter counts the request (429 when over a limit); the
+bearer token is checked (401); `slow`, `rate_limited`, `server_error`, `html_error` and
+`page_shift` faults act; the routes answer; `unknown_enum`, `missing_fields` and
+`truncated_json` faults rewrite a 200 JSON body. Every answer carries the `ratelimit-*`
+headers and an `x-request-id`, and is appended to the simulator's request log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import math
+import socket
+import struct
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from watcher.simulator.faults import BODY_FAULTS, Fault, FaultKind, html_page, mutate_body
+
+if TYPE_CHECKING:
+    from watcher.simulator.simulator import Simulator
+
+_SERVER_ERROR_IDS = {
+    500: "server_error",
+    502: "bad_gateway",
+    503: "service_unavailable",
+    504: "gateway_timeout",
+}
+
+
+def error_body(error_id: str, message: str, request_id: str) -> dict[str, str]:
+    """DigitalOcean's error object."""
+    body = {"id": error_id, "message": message}
+    if request_id:
+        body["request_id"] = request_id
+    return body
+
+
+@dataclass(frozen=True, slots=True)
+class RequestRecord:
+    """One request the simulator received and how it answered (status None: connection reset)."""
+
+    method: str
+    path: str
+    query: str
+    status: int | None
+    at: datetime
+    wall: float
+    faults: tuple[str, ...] = ()
+
+
+@dataclass(slots=True)
+class Reply:
+    """A complete answer, held until it is sent."""
+
+    status: int
+    body: bytes
+    content_type: str = "application/json"
+    headers: dict[str, str] = field(default_factory=dict)
+    faults: list[str] = field(default_factory=list)
+
+
+def _json_reply(status: int, error_id: str, message: str, request_id: str) -> Reply:
+    body = json.dumps(error_body(error_id, message, request_id), separators=(",", ":")).encode()
+    return Reply(status, body)
+
+
+class Gate:
+    """Wraps the route app with everything that is not about knowledge bases and jobs."""
+
+    def __init__(self, app: ASGIApp, sim: Simulator) -> None:
+        self.app = app
+        self.sim = sim
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        method, path = scope["method"], scope["path"]
+        query = scope.get("query_string", b"").decode("latin-1")
+        request_id = str(uuid.uuid4())
+        now = self.sim.sync()
+        with self.sim.lock:
+            reset = self.sim.board.take(FaultKind.CONNECTION_RESET, method, path, now)
+            verdict = self.sim.limiter.admit(now)
+        if reset is not None:
+            self._log(method, path, query, None, [reset.kind.value])
+            await _reset_connection(send)
+            return
+        if not verdict.allowed:
+            reply = _json_reply(429, "too_many_requests", "API rate limit exceeded.", request_id)
+        elif not self._authorized(scope):
+            reply = _json_reply(401, "unauthorized", "Unable to authenticate you.", request_id)
+        else:
+            reply = await self._serve(scope, receive, request_id)
+        headers = {**verdict.headers(), **reply.headers}
+        headers["x-request-id"] = request_id
+        await _send(send, reply, headers, head=method == "HEAD")
+        self._log(method, path, query, reply.status, reply.faults)
+
+    def _authorized(self, scope: Scope) -> bool:
+        for name, value in scope.get("headers", []):
+            if name.lower() == b"authorization":
+                scheme, _, token = value.decode("latin-1").partition(" ")
+                expected = self.sim.token.encode()
+                return scheme.lower() == "bearer" and hmac.compare_digest(token.encode(), expected)
+        return False
+
+    def _take(self, kind: FaultKind, scope: Scope) -> Fault | None:
+        with self.sim.lock:
+            return self.sim.board.take(kind, scope["method"], scope["path"], self.sim.now())
+
+    async def _serve(self, scope: Scope, receive: Receive, request_id: str) -> Reply:
+        applied: list[str] = []
+        if (slow := self._take(FaultKind.SLOW, scope)) is not None:
+            applied.append(slow.kind.value)
+            await asyncio.sleep(slow.delay)
+        reply = self._injected_error(scope, request_id) or await self._route(
+            scope, receive, request_id
+        )
+        if reply.status == 200 and reply.content_type.startswith("application/json"):
+            for kind in BODY_FAULTS:
+                if (fault := self._take(kind, scope)) is not None:
+                    reply.body = mutate_body(reply.body, fault)
+                    reply.faults.append(fault.kind.value)
+        reply.faults[:0] = applied
+        return reply
+
+    def _injected_error(self, scope: Scope, request_id: str) -> Reply | None:
+        if (fault := self._take(FaultKind.RATE_LIMITED, scope)) is not None:
+            reply = _json_reply(429, "too_many_requests", "API rate limit exceeded.", request_id)
+            if fault.retry_after is not None:
+                reply.headers["retry-after"] = str(math.ceil(fault.retry_after))
+        elif (fault := self._take(FaultKind.SERVER_ERROR, scope)) is not None:
+            status = fault.error_status
+            error_id = _SERVER_ERROR_IDS.get(status, "server_error")
+            reply = _json_reply(status, error_id, "Unexpected server-side error", request_id)
+        elif (fault := self._take(FaultKind.HTML_ERROR, scope)) is not None:
+            reply = Reply(fault.error_status, html_page(fault.error_status), "text/html")
+        else:
+            return None
+        reply.faults.append(fault.kind.value)
+        return reply
+
+    async def _route(self, scope: Scope, receive: Receive, request_id: str) -> Reply:
+        faults: list[str] = []
+        page = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("page", ["1"])[0]
+        if scope["method"] == "GET" and page.isdigit() and int(page) >= 2:
+            shift = self._take(FaultKind.PAGE_SHIFT, scope)
+            if shift is not None:
+                with self.sim.lock:
+                    self.sim.world.shift_lists(self.sim.now())
+                faults.append(shift.kind.value)
+        state = {**scope.get("state", {}), "request_id": request_id}
+        captured = _Capture()
+        await self.app({**scope, "state": state}, receive, captured)
+        reply = captured.reply()
+        reply.faults.extend(faults)
+        return reply
+
+    def _log(
+        self, method: str, path: str, query: str, status: int | None, faults: list[str]
+    ) -> None:
+        record = RequestRecord(
+            method, path, query, status, self.sim.now(), time.time(), tuple(faults)
+        )
+        self.sim.record(record)
+
+
+class _Capture:
+    """An ASGI `send` that keeps the inner app's answer instead of sending it."""
+
+    def __init__(self) -> None:
+        self.status = 500
+        self.headers: dict[str, str] = {}
+        self.chunks: list[bytes] = []
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.status = int(message["status"])
+            for name, value in message.get("headers", []):
+                self.headers[name.decode("latin-1").lower()] = value.decode("latin-1")
+        elif message["type"] == "http.response.body":
+            self.chunks.append(bytes(message.get("body", b"")))
+
+    def reply(self) -> Reply:
+        content_type = self.headers.pop("content-type", "application/json")
+        self.headers.pop("content-length", None)
+        return Reply(self.status, b"".join(self.chunks), content_type, self.headers)
+
+
+async def _send(send: Send, reply: Reply, headers: dict[str, str], *, head: bool) -> None:
+    merged = dict(headers)
+    merged["content-type"] = reply.content_type
+    merged["content-length"] = str(len(reply.body))
+    raw = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in merged.items()]
+    await send({"type": "http.response.start", "status": reply.status, "headers": raw})
+    body = b"" if head else reply.body
+    await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+async def _reset_connection(send: Send) -> None:
+    """Drop the TCP connection with a RST and no answer (in process: raise instead)."""
+    cycle: Any = getattr(send, "__self__", None)
+    transport = getattr(cycle, "transport", None)
+    if transport is None:
+        raise ConnectionResetError("simulated connection reset")
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    transport.abort()
+    cycle.disconnected = True

@@ -1,0 +1,107 @@
+"""Serving a simulator over HTTP on 127.0.0.1 with uvicorn: in the current loop, in a thread,
+or standalone until Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+
+import uvicorn
+
+from watcher.simulator.clock import RealClock
+from watcher.simulator.loading import load_scenario
+from watcher.simulator.simulator import Simulator
+
+HOST = "127.0.0.1"
+START_TIMEOUT = 10.0
+
+
+def _server(sim: Simulator, port: int) -> uvicorn.Server:
+    config = uvicorn.Config(
+        sim.app,
+        host=HOST,
+        port=port,
+        log_level="warning",
+        lifespan="off",
+        timeout_graceful_shutdown=1,
+    )
+    return uvicorn.Server(config)
+
+
+def _base_url(server: uvicorn.Server) -> str:
+    port = server.servers[0].sockets[0].getsockname()[1]
+    return f"http://{HOST}:{port}"
+
+
+async def _start(server: uvicorn.Server) -> asyncio.Task[None]:
+    """Run `server.serve()` as a task and return it once the socket is listening."""
+    task = asyncio.create_task(server.serve(), name="watcher-simulator")
+    deadline = time.monotonic() + START_TIMEOUT
+    while not server.started:
+        if task.done():
+            task.result()
+            raise RuntimeError("the simulated API stopped before it started")
+        if time.monotonic() > deadline:
+            task.cancel()
+            raise RuntimeError("the simulated API did not start in time")
+        await asyncio.sleep(0.002)
+    return task
+
+
+@contextlib.asynccontextmanager
+async def serve(sim: Simulator, port: int = 0) -> AsyncIterator[str]:
+    """Serve `sim` in the running event loop; yields the base URL, stops on exit."""
+    server = _server(sim, port)
+    task = await _start(server)
+    try:
+        yield _base_url(server)
+    finally:
+        server.should_exit = True
+        await task
+
+
+@contextlib.contextmanager
+def serve_in_thread(sim: Simulator, port: int = 0) -> Iterator[str]:
+    """Serve `sim` from a background thread with its own loop; yields the base URL."""
+    server = _server(sim, port)
+    thread = threading.Thread(target=server.run, name="watcher-simulator", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + START_TIMEOUT
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            server.should_exit = True
+            thread.join(timeout=START_TIMEOUT)
+            raise RuntimeError("the simulated API did not start")
+        time.sleep(0.002)
+    try:
+        yield _base_url(server)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=START_TIMEOUT)
+
+
+async def _serve_until_stopped(sim: Simulator, port: int, speed: float, scenario: str) -> None:
+    server = _server(sim, port)
+    task = await _start(server)
+    url = _base_url(server)
+    print(f"Simulated DigitalOcean GenAI API: scenario {scenario!r} at {speed:g}x speed")
+    print(f"  base URL: {url}")
+    print(f"  token:    {sim.token}")
+    print(f"  try:      curl -H 'Authorization: Bearer {sim.token}' {url}/v2/gen-ai/indexing_jobs")
+    print("Press Ctrl-C to stop.", flush=True)
+    await task
+
+
+def run_standalone(port: int, scenario: str, token: str, speed: float = 1.0) -> None:
+    """Serve a bundled scenario on 127.0.0.1:`port` in real time until Ctrl-C."""
+    sim = Simulator(load_scenario(scenario), token=token, clock=RealClock(speed))
+    try:
+        asyncio.run(_serve_until_stopped(sim, port, speed, scenario))
+    except KeyboardInterrupt:
+        pass
+    except SystemExit as exc:
+        raise OSError(f"could not listen on {HOST}:{port} (is the port in use?)") from exc
