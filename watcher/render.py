@@ -42,7 +42,9 @@ _ICON = {
     Severity.INFO: "ℹ️",
 }
 
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~])")
+# Characters that start markup anywhere in a line; `-`, `+` and `.` matter only at the start
+# of a line, and line breaks are flattened, so words like "support-articles" stay readable.
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]()#|<>~])")
 _MAX_ERROR_TEXT = 500
 
 

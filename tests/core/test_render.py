@@ -61,7 +61,7 @@ def test_a_partial_alert_names_kb_job_outcome_duration_tokens_items_errors_and_l
     assert message.severity is Severity.WARNING
     body = message.body
     for expected in (
-        "product\\-docs",
+        "product-docs (`kb-1`)",
         "`kb-1`",
         "`job-42`",
         "partial (phase succeeded)",
@@ -131,7 +131,7 @@ def test_markup_in_names_and_error_messages_from_the_api_is_escaped() -> None:
     )
     body = render(t).body
     assert "[click me](https://evil.example)" not in body
-    assert "\\[click me\\]\\(https://evil\\.example\\)" in body
+    assert "\\[click me\\]\\(https://evil.example\\)" in body
     assert "<script>" not in body
     assert "\n# heading" not in body
     assert "`j1`" in body
