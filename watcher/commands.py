@@ -66,6 +66,7 @@ async def check_health(config: Config, now: datetime) -> tuple[bool, str]:
     try:
         await store.check_writable()
         last = await store.last_cycle_at()
+        pace = await store.get_meta(PACE_KEY)
     except StoreError as exc:
         return False, str(exc)
     finally:
@@ -73,7 +74,9 @@ async def check_health(config: Config, now: datetime) -> tuple[bool, str]:
     if last is None:
         return False, "no successful cycle recorded yet"
     age = now - last
-    limit = 2 * max(config.poll.interval, timedelta(seconds=30))
+    # Two intervals, of the configured one or of the pace the daemon last chose if longer.
+    paced = timedelta(seconds=json.loads(pace)["interval_s"]) if pace else timedelta(0)
+    limit = 2 * max(config.poll.interval, paced, timedelta(seconds=30))
     if age > limit:
         seconds, most = int(age.total_seconds()), int(limit.total_seconds())
         return False, f"last successful cycle {seconds}s ago (limit {most}s)"

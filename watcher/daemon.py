@@ -283,9 +283,9 @@ class Daemon:
             store_ok, error = True, None
         except Exception as exc:
             store_ok, error = False, str(exc)
-        return readiness(
-            self.last_success, self.clock(), self.config.poll.interval, store_ok, error
-        )
+        # The pace may stretch the interval (budget, reserve): readiness follows it.
+        interval = max(self.config.poll.interval, self.pace.interval)
+        return readiness(self.last_success, self.clock(), interval, store_ok, error)
 
 
 async def run_daemon(config: Config, config_path: Path | None, env: dict[str, str]) -> int:
