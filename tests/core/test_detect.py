@@ -153,6 +153,13 @@ def test_two_jobs_finishing_between_polls_each_get_their_outcome() -> None:
     assert kinds(WatchState(kbs=known_kb()), observe(first, second)) == [E.FAILED, E.COMPLETED]
 
 
+def test_jobs_are_reported_oldest_first_whatever_order_the_api_lists_them_in() -> None:
+    """The latest-15 list is newest first; alerts should read in the order things happened."""
+    older = job("a", **FAILED, created_at=NOW - timedelta(minutes=3))
+    newer = job("b", **COMPLETED, created_at=NOW - timedelta(minutes=1))
+    assert kinds(WatchState(kbs=known_kb()), observe(newer, older)) == [E.FAILED, E.COMPLETED]
+
+
 # --- following a job ---------------------------------------------------------------------------
 
 

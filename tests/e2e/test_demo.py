@@ -1,0 +1,55 @@
+"""End to end: `watcher demo` as a user runs it, shows every job event of the contract."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.e2e.conftest import HEADLINES
+
+JOB_EVENTS = [kind for kind in HEADLINES if not kind.startswith("api_")]
+# An alert as apprise's console:// scheme prints it: a boxed title line, "<icon> <KB>: <headline>"
+_TITLE = re.compile(r"^│?\s*\S+\s+(?P<kb>[\w.-]+): (?P<headline>[a-z ]+)$")
+
+
+def _watcher_command() -> str:
+    beside = Path(sys.executable).parent / "watcher"
+    found = str(beside) if beside.exists() else shutil.which("watcher")
+    assert found, "the `watcher` console script is not installed in this environment"
+    return found
+
+
+def _alerted_kinds(output: str) -> list[str]:
+    by_headline = {headline: kind for kind, headline in HEADLINES.items()}
+    kinds = []
+    for line in output.splitlines():
+        match = _TITLE.match(line.strip())
+        if match and match["headline"] in by_headline:
+            kinds.append(by_headline[match["headline"]])
+    return kinds
+
+
+def test_the_demo_prints_an_alert_of_every_job_event_kind_and_exits_zero(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WATCHER_", "DIGITALOCEAN"))}
+    done = subprocess.run(
+        [_watcher_command(), "demo", "--duration", "20", "--speed", "3"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=100,
+        check=False,
+    )
+
+    assert done.returncode == 0, done.stderr[-2000:]
+    kinds = _alerted_kinds(done.stdout)
+    missing = [kind for kind in JOB_EVENTS if kind not in kinds]
+    assert not missing, f"no alert printed for {missing}; printed: {kinds}"
+    # the closing summary counts what the store recorded: every kind at least once
+    for kind in JOB_EVENTS:
+        assert re.search(rf"✔ {kind}: [1-9]", done.stdout), kind
+    assert "Traceback" not in done.stderr
