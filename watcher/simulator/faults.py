@@ -14,6 +14,9 @@ until it expires). Kinds:
 - `page_shift`: when a list is asked for page 2 or later, a new knowledge base with a new
   job is first inserted at the head of both lists, so every item moves down one place.
 - `connection_reset`: the TCP connection is reset without any answer.
+- `counters_backwards`: every job's progress counters read lower than they are (one data
+  source fewer completed, half the tokens and half of each data source's item counts), as
+  a stale replica behind a load balancer would answer.
 """
 
 from __future__ import annotations
@@ -38,10 +41,16 @@ class FaultKind(StrEnum):
     MISSING_FIELDS = "missing_fields"
     PAGE_SHIFT = "page_shift"
     CONNECTION_RESET = "connection_reset"
+    COUNTERS_BACKWARDS = "counters_backwards"
 
 
 # applied in this order: rewrite the JSON first, cut it last
-BODY_FAULTS = (FaultKind.UNKNOWN_ENUM, FaultKind.MISSING_FIELDS, FaultKind.TRUNCATED_JSON)
+BODY_FAULTS = (
+    FaultKind.UNKNOWN_ENUM,
+    FaultKind.MISSING_FIELDS,
+    FaultKind.COUNTERS_BACKWARDS,
+    FaultKind.TRUNCATED_JSON,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +181,23 @@ def _walk(node: Any, fault: Fault) -> None:
     elif fault.kind is FaultKind.MISSING_FIELDS and (is_job or is_source):
         for key in fault.drop:
             node.pop(key, None)
+    elif fault.kind is FaultKind.COUNTERS_BACKWARDS:
+        _roll_back(node, is_job=is_job, is_source=is_source)
+
+
+_SOURCE_COUNTERS = ("indexed_item_count", "indexed_file_count", "total_bytes_indexed")
+
+
+def _roll_back(node: dict[str, Any], *, is_job: bool, is_source: bool) -> None:
+    """Lower a job's (or data source's) progress counters, keeping their wire types."""
+    if is_job and isinstance(node.get("completed_datasources"), int):
+        node["completed_datasources"] = max(0, node["completed_datasources"] - 1)
+    if is_job and isinstance(node.get("total_tokens"), str) and node["total_tokens"].isdigit():
+        node["total_tokens"] = str(int(node["total_tokens"]) // 2)
+    if is_source:
+        for key in _SOURCE_COUNTERS:
+            if isinstance(node.get(key), str) and node[key].isdigit():
+                node[key] = str(int(node[key]) // 2)
 
 
 def html_page(status: int) -> bytes:

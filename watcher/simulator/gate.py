@@ -3,9 +3,10 @@
 Order for each request: apply the due timeline events; a `connection_reset` fault closes the
 socket at once; the sliding-window limiter counts the request (429 when over a limit); the
 bearer token is checked (401); `slow`, `rate_limited`, `server_error`, `html_error` and
-`page_shift` faults act; the routes answer; `unknown_enum`, `missing_fields` and
-`truncated_json` faults rewrite a 200 JSON body. Every answer carries the `ratelimit-*`
-headers and an `x-request-id`, and is appended to the simulator's request log.
+`page_shift` faults act; the routes answer; `unknown_enum`, `missing_fields`,
+`counters_backwards` and `truncated_json` faults rewrite a 200 JSON body. Every answer
+carries the `ratelimit-*` headers and an `x-request-id`, and is appended to the simulator's
+request log.
 """
 
 from __future__ import annotations

@@ -14,7 +14,9 @@ from watcher.simulator.scenario import (
     CancelJob,
     ClearFaults,
     DataSourceSpec,
+    DeleteKb,
     Event,
+    HideJob,
     InjectFault,
     JobSpec,
     KbSpec,
@@ -114,6 +116,12 @@ def _event(item: dict[str, Any]) -> Event:
             return Event(at, InjectFault(fault_from_json(item["fault"]), duration))
         case "clear_faults":
             return Event(at, ClearFaults())
+        case "hide_job":
+            hide = item["hide_job"]
+            duration = None if hide.get("for") is None else float(hide["for"])
+            return Event(at, HideJob(str(hide["job"]), duration))
+        case "delete_kb":
+            return Event(at, DeleteKb(str(item["delete_kb"])))
         case other:
             raise ScenarioError(f"unknown timeline action {other!r}")
 

@@ -29,7 +29,9 @@ negative times lie in the past, so history is just events before zero)::
                                 "stalls": [{"after": 4, "for": 10}]}},
         {"at": 22, "cancel_job": "docs-now"},
         {"at": 30, "fault": {"kind": "server_error", "status": 503, "count": 3, "for": 10}},
-        {"at": 40, "clear_faults": true}
+        {"at": 40, "clear_faults": true},
+        {"at": 45, "hide_job": {"job": "docs-now", "for": 10}},
+        {"at": 60, "delete_kb": "docs"}
       ]
     }
 
@@ -45,7 +47,12 @@ is skipped (as DigitalOcean does) and listed in `Simulator.skipped`. `cancel_job
 job with that id. `fault` switches a fault on (keys of `watcher.simulator.faults.Fault`:
 `kind`, `count`, `path`, `method`, `status`, `retry_after`, `delay`, `phase`,
 `job_status`, `drop`; plus `for` seconds after which it switches off). `clear_faults`
-switches every fault off. `on_start` is the plan for jobs started through the API (POST).
+switches every fault off. `hide_job` makes the job with that id vanish from every list and
+answer 404 for `for` seconds (or for good without `for`), then come back unchanged, as an
+eventually consistent read does. `delete_kb` deletes the knowledge base with that key: it
+and its jobs vanish from every list and answer 404 from then on (a job it was running is
+never seen to end, and `Simulator.transitions()` lists nothing of it after the deletion).
+`on_start` is the plan for jobs started through the API (POST).
 """
 
 from __future__ import annotations
@@ -129,7 +136,18 @@ class ClearFaults:
     pass
 
 
-Action = StartJob | CancelJob | InjectFault | ClearFaults
+@dataclass(frozen=True, slots=True)
+class HideJob:
+    job_id: str
+    duration: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteKb:
+    kb: str
+
+
+Action = StartJob | CancelJob | InjectFault | ClearFaults | HideJob | DeleteKb
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,8 +181,10 @@ def _check(scenario: Scenario) -> None:
         match event.action:
             case StartJob(job=job):
                 _check_job(scenario.name, job, kbs, job_ids)
-            case CancelJob(job_id=job_id) if job_id not in job_ids:
-                raise ScenarioError(f"{scenario.name}: cancel_job names no earlier job {job_id!r}")
+            case CancelJob(job_id=job_id) | HideJob(job_id=job_id) if job_id not in job_ids:
+                raise ScenarioError(f"{scenario.name}: timeline names no earlier job {job_id!r}")
+            case DeleteKb(kb=key) if key not in kbs:
+                raise ScenarioError(f"{scenario.name}: delete_kb names no knowledge base {key!r}")
             case _:
                 pass
 

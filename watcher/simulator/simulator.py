@@ -19,7 +19,9 @@ from watcher.simulator.ratelimit import RateLimiter
 from watcher.simulator.scenario import (
     CancelJob,
     ClearFaults,
+    DeleteKb,
     Event,
+    HideJob,
     InjectFault,
     Scenario,
     StartJob,
@@ -118,6 +120,14 @@ class Simulator:
                 self.board.add(fault, expires)
             case ClearFaults():
                 self.board.clear()
+            case HideJob(job_id=job_id, duration=duration):
+                until = None if duration is None else at + timedelta(seconds=duration)
+                if job_id in self.world.job_keys:
+                    self.world.hide_job(self.world.job_keys[job_id], at, until)
+                else:
+                    self._skipped.append(SkippedAction(at, f"hide_job {job_id}", "not started"))
+            case DeleteKb(kb=key):
+                self.world.delete_kb(key, at)
 
     def advance(self, seconds: float) -> None:
         """Move a ManualClock forward; lifecycles and the timeline follow."""
@@ -132,6 +142,18 @@ class Simulator:
         with self.lock:
             expires = None if for_seconds is None else self.now() + timedelta(seconds=for_seconds)
             self.board.add(fault, expires)
+
+    def hide_job(self, job_id: str, *, for_seconds: float | None = None) -> None:
+        """Make the scenario's job `job_id` vanish from every answer (for a while), from now."""
+        with self.lock:
+            now = self.sync()
+            until = None if for_seconds is None else now + timedelta(seconds=for_seconds)
+            self.world.hide_job(self.job_uuid(job_id), now, until)
+
+    def delete_kb(self, key: str) -> None:
+        """Delete the scenario's knowledge base `key` now: it and its jobs answer 404 from now."""
+        with self.lock:
+            self.world.delete_kb(key, self.sync())
 
     def clear_faults(self) -> None:
         with self.lock:

@@ -2,8 +2,10 @@
 
 Rules kept here: one active (pending or running) job per knowledge base, a start while one
 is active is skipped; only the 15 most recent jobs of a knowledge base are kept (older ones
-vanish from every list and answer 404); lists are newest first. Every view is rendered
-from the job plans at the instant asked for, so views are exact at any clock point.
+vanish from every list and answer 404); lists are newest first. A deleted knowledge base and
+its jobs vanish from every list and answer 404 from then on; a hidden job does the same for
+a while, then comes back as if nothing happened (an eventually consistent read). Every view
+is rendered from the job plans at the instant asked for, so views are exact at any instant.
 """
 
 from __future__ import annotations
@@ -78,6 +80,8 @@ class World:
         self._cancels: dict[str, datetime] = {}
         self.job_keys: dict[str, str] = {}
         self._shifts = 0
+        self._deleted: dict[str, datetime] = {}
+        self._hidden: dict[str, list[tuple[datetime, datetime | None]]] = {}
         for spec in scenario.knowledge_bases:
             self._add_kb(spec)
 
@@ -168,6 +172,26 @@ class World:
             raise NotCancellable(f"indexing job {job_uuid} is not pending or running")
         self._cancels[job_uuid] = at
 
+    def delete_kb(self, key: str, at: datetime) -> None:
+        """Delete the knowledge base `key` at `at`: it and its jobs are gone from then on."""
+        self._deleted.setdefault(self._kb_keys[key], at)
+
+    def hide_job(self, job_uuid: str, at: datetime, until: datetime | None) -> None:
+        """Make a job vanish from every answer from `at` until `until` (None: for good)."""
+        if job_uuid not in self._jobs:
+            raise NotFound(job_uuid)
+        self._hidden.setdefault(job_uuid, []).append((at, until))
+
+    def _exists(self, kb_uuid: str, now: datetime) -> bool:
+        deleted = self._deleted.get(kb_uuid)
+        return deleted is None or now < deleted
+
+    def _is_hidden(self, job_uuid: str, now: datetime) -> bool:
+        return any(
+            start <= now and (end is None or now < end)
+            for start, end in self._hidden.get(job_uuid, ())
+        )
+
     def shift_lists(self, at: datetime) -> str:
         """Insert a new knowledge base with a fresh job at the head of both lists."""
         self._shifts += 1
@@ -179,7 +203,13 @@ class World:
 
     def _visible(self, kb_uuid: str, now: datetime) -> list[JobPlan]:
         """The KB's retained jobs that exist at `now`, newest first."""
-        existing = [p for p in self._by_kb[kb_uuid] if p.created_at <= now]
+        if not self._exists(kb_uuid, now):
+            return []
+        existing = [
+            p
+            for p in self._by_kb[kb_uuid]
+            if p.created_at <= now and not self._is_hidden(p.uuid, now)
+        ]
         existing.sort(key=lambda p: (p.created_at, p.seq), reverse=True)
         return existing[: self.retention]
 
@@ -217,13 +247,15 @@ class World:
 
     def kb_page(self, now: datetime, window: slice) -> tuple[int, list[JsonObject]]:
         """How many knowledge bases exist at `now`, and those in `window` (newest first)."""
-        kbs = [kb for kb in self._kbs.values() if kb.created_at <= now]
+        kbs = [
+            kb for kb in self._kbs.values() if kb.created_at <= now and self._exists(kb.uuid, now)
+        ]
         kbs.sort(key=lambda kb: (kb.created_at, kb.key), reverse=True)
         return len(kbs), [self._render_kb(kb, now) for kb in kbs[window]]
 
     def knowledge_base(self, kb_uuid: str, now: datetime) -> JsonObject:
         kb = self._kbs.get(kb_uuid)
-        if kb is None or kb.created_at > now:
+        if kb is None or kb.created_at > now or not self._exists(kb_uuid, now):
             raise NotFound(kb_uuid)
         return self._render_kb(kb, now)
 
@@ -250,12 +282,12 @@ class World:
         return sources_at(plan, now, self._cancels.get(job_uuid))
 
     def moments(self, now: datetime) -> list[JobMoment]:
-        """Every lifecycle moment reached by `now`, in time order."""
+        """Every lifecycle moment reached by `now`, in time order (none after a KB's deletion)."""
         found = [
             JobMoment(plan.uuid, plan.kb_uuid, moment, at)
             for plan in self._jobs.values()
             for moment, at in plan.moments(self._cancels.get(plan.uuid))
-            if at <= now
+            if at <= now and self._exists(plan.kb_uuid, at)
         ]
         found.sort(key=lambda m: m.at)
         return found

@@ -1,0 +1,234 @@
+"""Memory and cycle cost of the watcher with 100,000 historical jobs in its store.
+
+    /work/venv/bin/python bench/memory.py [--kbs 120 1000] [--history 100000]
+
+For each account size: serve an idle generated account on 127.0.0.1 (simulated clock at 30x,
+poll interval 2 s), let `watcher once` record it, then fill the store quickly with `--history`
+finished jobs spread over the last 60 days (inside the default 90-day retention, so the daemon's
+hourly prune keeps them), each with its `completed` event and a sent outbox row, written through
+`SqliteStore.record` in batches. Then measure, against that store: `watcher once` (median wall
+of 3 processes) and `watcher run` for ~14 s (peak and current resident memory from /proc, CPU
+per cycle after the first). The same is measured with an empty history for comparison. Finally
+`SqliteStore.prune` is timed on the filled store for a 30-day cutoff.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH))
+
+from run_bench import WATCHER, _clean_env, watcher_config  # noqa: E402
+from workload import TOKEN, LogTail, ProcessProbe, Receiver, stop  # noqa: E402
+
+from watcher.edges.store_sqlite import SqliteStore  # noqa: E402
+from watcher.model import DataSourceJob, DataSourceStatus, EventKind, Job, Phase, Status  # noqa: E402
+from watcher.simulator import RealClock, Simulator, generated_scenario, serve_in_thread  # noqa: E402
+from watcher.state import Change, Delivery, JobState, Transition  # noqa: E402
+
+SPEED = 30.0
+BATCH = 5000
+
+
+@dataclass(frozen=True)
+class Measure:
+    kbs: int
+    history: int
+    db_mb: float
+    once_s: float
+    hwm_mb: float
+    rss_mb: float
+    cpu_ms: float
+    cycles: int
+
+
+def _job(kb: str, finished: datetime, rng: random.Random) -> Job:
+    started = finished - timedelta(seconds=rng.uniform(30, 900))
+    items = rng.randint(5, 400)
+    source = DataSourceJob(
+        data_source_uuid=str(uuid.UUID(int=rng.getrandbits(128))),
+        status=DataSourceStatus.UPDATED,
+        indexed_item_count=items,
+        failed_item_count=0,
+        skipped_item_count=0,
+        total_file_count=items,
+        started_at=started,
+        completed_at=finished,
+    )
+    return Job(
+        uuid=str(uuid.UUID(int=rng.getrandbits(128))),
+        knowledge_base_uuid=kb,
+        phase=Phase.SUCCEEDED,
+        status=Status.COMPLETED,
+        created_at=started - timedelta(seconds=5),
+        started_at=started,
+        finished_at=finished,
+        updated_at=finished,
+        completed_datasources=1,
+        total_datasources=1,
+        total_tokens=items * 40,
+        data_source_jobs=(source,),
+    )
+
+
+async def fill(path: Path, kbs: Sequence[str], history: int, now: datetime) -> None:
+    """Add `history` finished jobs (with events and sent outbox rows) to the store at `path`."""
+    rng = random.Random(11)
+    store = await SqliteStore.open(path, now=now)
+    try:
+        for start in range(0, history, BATCH):
+            states, transitions = [], []
+            for i in range(start, min(history, start + BATCH)):
+                kb = kbs[i % len(kbs)]
+                finished = now - timedelta(days=rng.uniform(1, 60))
+                job = _job(kb, finished, rng)
+                states.append(JobState(job, kb, finished, finished, done=True))
+                transitions.append(
+                    Transition(
+                        f"{job.uuid}/completed", EventKind.COMPLETED, finished, kb, None, job
+                    )
+                )
+            change = Change(
+                cycle_id=f"fill{start}",
+                at=now - timedelta(days=61),
+                jobs=tuple(states),
+                transitions=tuple(transitions),
+                deliveries=tuple(Delivery(t.event_id, "bench") for t in transitions),
+            )
+            await store.record(change)
+    finally:
+        await store.close()
+    with sqlite3.connect(path) as conn:  # the history was delivered long ago
+        conn.execute(
+            "UPDATE outbox SET state = 'sent', attempts = 1, sent_at = created_at,"
+            " settled_at = created_at WHERE state = 'pending'"
+        )
+
+
+def measure(n_kbs: int, history: int, run_s: float) -> Measure:
+    sim = Simulator(generated_scenario(n_kbs, False, 7), token=TOKEN, clock=RealClock(SPEED))
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-mem-") as tmp,
+        serve_in_thread(sim) as base_url,
+        Receiver() as rx,
+    ):
+        db = Path(tmp) / "w.db"
+        config = watcher_config(
+            Path(tmp) / "w.toml",
+            base_url,
+            rx.url("/watcher"),
+            db,
+            interval=60 / SPEED,
+            active_interval=15 / SPEED,
+            max_rpm=250,
+        )
+        once = [str(WATCHER), "once", "--config", str(config)]
+        subprocess.run(once, env=_clean_env(), capture_output=True, check=True)
+        if history:
+            kbs = [sim.kb_uuid(f"kb-{i:05d}") for i in range(n_kbs)]
+            asyncio.run(fill(db, kbs, history, datetime.now(UTC)))
+        walls = []
+        for _ in range(3):
+            started = time.perf_counter()
+            subprocess.run(once, env=_clean_env(), capture_output=True, check=True)
+            walls.append(time.perf_counter() - started)
+        size = sum(p.stat().st_size for p in Path(tmp).glob("w.db*")) / 1e6
+        process = subprocess.Popen(
+            [str(WATCHER), "run", "--config", str(config)],
+            env=_clean_env(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        assert process.stderr is not None
+        tail, probe = LogTail(process.stderr), ProcessProbe(process.pid)
+        tail.wait_for_cycles(1, timeout=60)
+        cpu0, cycles0 = probe.cpu_seconds(), len(tail.snapshot())
+        time.sleep(run_s)
+        cpu1, cycles1, mem = probe.cpu_seconds(), len(tail.snapshot()), probe.memory_kb()
+        stop(process)
+        tail.join()
+    cycles = max(cycles1 - cycles0, 1)
+    return Measure(
+        kbs=n_kbs,
+        history=history,
+        db_mb=size,
+        once_s=statistics.median(walls),
+        hwm_mb=mem.get("VmHWM", 0) / 1024,
+        rss_mb=mem.get("VmRSS", 0) / 1024,
+        cpu_ms=1000 * (cpu1 - cpu0) / cycles,
+        cycles=cycles,
+    )
+
+
+async def time_prune(kbs: int, history: int) -> tuple[int, float]:
+    """Rows deleted and seconds taken by one prune (30-day cutoff) of a filled store."""
+    with tempfile.TemporaryDirectory(prefix="bench-prune-") as tmp:
+        path = Path(tmp) / "p.db"
+        now = datetime.now(UTC)
+        kb_uuids = [str(uuid.UUID(int=i + 1)) for i in range(kbs)]
+        await fill(path, kb_uuids, history, now)
+        store = await SqliteStore.open(path, now=now)
+        try:
+            started = time.perf_counter()
+            deleted = await store.prune(now - timedelta(days=30))
+            return deleted, time.perf_counter() - started
+        finally:
+            await store.close()
+
+
+def report(
+    sizes: Sequence[int] = (120, 1000), history: int = 100_000, run_s: float = 14.0
+) -> tuple[list[str], list[Measure]]:
+    """Measure every size with an empty and a filled history; the markdown section and data."""
+    measures: list[Measure] = []
+    lines = [
+        f"## Memory and cycle cost with {history:,} historical jobs (`bench/memory.py`)",
+        "",
+        "| KBs | historical jobs | store MB | `once` median s | `run` peak RSS MB "
+        "| `run` RSS MB | `run` CPU ms/cycle | cycles |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for n in sizes:
+        for h in (0, history):
+            print(f"  {n:>5} KBs, {h:,} historical jobs", file=sys.stderr, flush=True)
+            m = measure(n, h, run_s)
+            measures.append(m)
+            lines.append(
+                f"| {m.kbs:,} | {m.history:,} | {m.db_mb:.1f} | {m.once_s:.3f} | {m.hwm_mb:.1f} "
+                f"| {m.rss_mb:.1f} | {m.cpu_ms:.1f} | {m.cycles} |"
+            )
+    deleted, seconds = asyncio.run(time_prune(sizes[0], history))
+    lines += [
+        "",
+        f"Pruning that store ({sizes[0]} KBs, {history:,} jobs over 60 days) at a 30-day cutoff "
+        f"deleted {deleted:,} rows (jobs, events, outbox) in {seconds:.2f} s.",
+    ]
+    return lines, measures
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="watcher memory with a large history")
+    parser.add_argument("--kbs", type=int, nargs="+", default=[120, 1000])
+    parser.add_argument("--history", type=int, default=100_000)
+    parser.add_argument("--run-seconds", type=float, default=14.0)
+    args = parser.parse_args(argv)
+    print("\n".join(report(args.kbs, args.history, args.run_seconds)[0]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,453 @@
+"""Killing `watcher run` with SIGKILL at random moments and checking that no alert is lost.
+
+`run_crash(plan, workdir)` serves a seeded scenario (jobs on several knowledge bases, API
+faults on the timeline) from this process with a real-time simulator, runs the real daemon
+(`watcher run`, the venv's console script) against it with two real webhook routes, kills it
+with SIGKILL at seeded random moments and restarts it, then lets the last incarnation drain
+and stops it with SIGTERM. It compares what the receivers got with what the scenario's jobs
+owe and returns the figures: expected, delivered, duplicated (each duplicate checked to fall
+in a kill's send-to-acknowledgement window), lost, faults applied by kind, malformed answers.
+
+Used by `tests/promises/test_crash.py` (short, seeded) and `bench/crash_run.py` (long).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tests.promises.harness import TOKEN, Key, lifecycle_alerts
+from tests.receivers import ReceivedRequest, WebhookReceiver, wait_until
+from watcher.model import EventKind
+from watcher.simulator import RealClock, Simulator, serve_in_thread
+from watcher.simulator.loading import parse_scenario
+
+WATCHER = Path(sys.executable).parent / "watcher"
+BAD_EVENTS = (EventKind.FAILED, EventKind.PARTIAL, EventKind.CANCELLED)
+# A kill explains a duplicate when it falls this close to the first copy's arrival: the send
+# was on the wire (or just answered) and its acknowledgement not yet committed.
+ACK_WINDOW = (-1.0, 1.5)
+MALFORMED = {"truncated_json", "html_error", "unknown_enum", "missing_fields"}
+MALFORMED |= {"counters_backwards"}
+_FAULT_MENU: list[dict[str, Any]] = [
+    {"kind": "server_error", "status": 503, "count": 2},
+    {"kind": "server_error", "status": 500, "count": 1},
+    {"kind": "rate_limited", "retry_after": 1, "count": 1},
+    {"kind": "rate_limited", "retry_after": None, "count": 1},
+    {"kind": "html_error", "status": 502, "count": 1},
+    {"kind": "truncated_json", "count": 2},
+    {"kind": "connection_reset", "count": 1},
+    {"kind": "slow", "delay": 2.5, "count": 1},
+    {"kind": "unknown_enum", "count": None, "for": 2},
+    {"kind": "missing_fields", "count": None, "for": 2},
+    {"kind": "missing_fields", "drop": ["created_at", "updated_at"], "count": None, "for": 2},
+    {"kind": "counters_backwards", "count": None, "for": 2},
+]
+
+
+class StampedReceiver(WebhookReceiver):
+    """The webhook receiver, noting when each request arrived and answering `delay` s later.
+
+    The delay widens the window between a send and its acknowledgement in the store, so that
+    kills land in it often enough to show that duplicates come from there and only there.
+    """
+
+    def __init__(self, delay: float = 0.0) -> None:
+        super().__init__()
+        self.stamps: list[float] = []
+        self.delay = delay
+
+    def start(self) -> StampedReceiver:
+        super().start()
+        assert self._server is not None
+        # a killed sender leaves before the answer: a broken pipe is expected, not news
+        self._server.handle_error = lambda request, client_address: None  # type: ignore[method-assign]
+        return self
+
+    def record(self, request: ReceivedRequest) -> None:
+        with self._lock:
+            self.requests.append(request)
+            self.stamps.append(time.time())
+        time.sleep(self.delay)
+
+
+@dataclass(frozen=True, slots=True)
+class CrashPlan:
+    """One seeded crash run: how many kills, on how many KBs, for how long."""
+
+    seed: int
+    kills: int
+    kbs: int = 4
+    first_job: float = 8.0
+    horizon: float = 40.0
+    fault_every: float = 3.0
+    kill_after: tuple[float, float] = (0.1, 2.5)
+    answer_delay: float = 0.3
+    drain_timeout: float = 60.0
+
+
+@dataclass
+class CrashFigures:
+    """What one crash run did and found."""
+
+    seed: int
+    kills: int = 0
+    jobs: int = 0
+    faults: Counter[str] = field(default_factory=Counter)
+    malformed: int = 0
+    requests: int = 0
+    expected: int = 0
+    delivered: int = 0
+    duplicated: int = 0
+    unexplained: list[str] = field(default_factory=list)
+    lost: list[str] = field(default_factory=list)
+    unexpected: list[str] = field(default_factory=list)
+    exit_code: int | None = None
+    leaked: list[str] = field(default_factory=list)
+    stuck_claims: int = 0
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not (self.lost or self.unexpected or self.unexplained or self.leaked) and (
+            self.exit_code == 0
+        )
+
+
+def crash_scenario(plan: CrashPlan) -> dict[str, Any]:
+    """Back-to-back jobs on every KB from `first_job` to `horizon`, faults every few seconds."""
+    rng = random.Random(plan.seed)
+    outcomes = ["completed", "completed", "partial", "failed", "no_changes", "error"]
+    kbs, timeline = [], []
+    for index in range(plan.kbs):
+        key = f"kb{index}"
+        kbs.append(
+            {
+                "key": key,
+                "name": f"crash-{key}",
+                "data_sources": [{"key": "a", "items": 50}, {"key": "b", "items": 20}],
+                "history": [{"ago": 86400, "run": 200, "outcome": "completed"}],
+            }
+        )
+        at, n = plan.first_job + rng.uniform(0, 3), 0
+        while at < plan.horizon:
+            pending, run = rng.uniform(1.0, 2.0), rng.uniform(9.0, 14.0)
+            job_id = f"{key}-{n}"
+            job = {"kb": key, "id": job_id, "pending": pending, "run": run}
+            job["outcome"] = rng.choice(outcomes)
+            timeline.append({"at": round(at, 3), "start_job": job})
+            if rng.random() < 0.15:
+                timeline.append({"at": round(at + pending + run / 2, 3), "cancel_job": job_id})
+            at += pending + run + rng.uniform(1.0, 3.0)
+            n += 1
+    at = plan.first_job
+    while at < plan.horizon:
+        timeline.append({"at": round(at, 3), "fault": dict(rng.choice(_FAULT_MENU))})
+        at += rng.uniform(0.5, 2.0) * plan.fault_every
+    return {"name": f"crash-{plan.seed}", "knowledge_bases": kbs, "timeline": timeline}
+
+
+def write_config(workdir: Path, base_url: str, receiver: WebhookReceiver) -> Path:
+    """The daemon's TOML: fast polling, two routes, no stalls (the run has none)."""
+    bad = ", ".join(f'"{k.value}"' for k in BAD_EVENTS)
+    text = f"""
+[api]
+base_url = "{base_url}"
+timeout = "2s"
+max_requests_per_minute = 250
+reserve = 0
+
+[poll]
+interval = "1s"
+active_interval = "0.5s"
+jitter = "0s"
+
+[stall]
+no_progress_after = "10m"
+pending_after = "10m"
+
+[state]
+path = "{workdir / "watcher.db"}"
+
+[delivery]
+retry_base = "1s"
+retry_max = "2s"
+storm_threshold = 1000
+timeout = "5s"
+
+[log]
+level = "info"
+format = "json"
+
+[[routes]]
+name = "all"
+urls = ["{receiver.url_json("/all")}"]
+events = ["*"]
+
+[[routes]]
+name = "bad"
+urls = ["{receiver.url_json("/bad")}"]
+events = [{bad}]
+"""
+    path = workdir / "watcher.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+class Incarnations:
+    """The daemon's successive processes, each logging to its own files."""
+
+    def __init__(self, workdir: Path, config: Path) -> None:
+        self.workdir, self.config = workdir, config
+        self.env = {**os.environ, "DIGITALOCEAN_ACCESS_TOKEN": TOKEN}
+        self.env.pop("WATCHER_CONFIG", None)
+        self.count = 0
+        self.process: subprocess.Popen[bytes] | None = None
+        self.started_at = 0.0
+
+    def start(self) -> None:
+        self.count += 1
+        out = (self.workdir / f"run{self.count}.out").open("wb")
+        err = (self.workdir / f"run{self.count}.err").open("wb")
+        with out, err:
+            self.process = subprocess.Popen(
+                [str(WATCHER), "run", "--config", str(self.config)],
+                stdout=out,
+                stderr=err,
+                env=self.env,
+                cwd=self.workdir,
+            )
+        self.started_at = time.time()
+
+    def kill(self) -> float:
+        """SIGKILL the running process; return the wall time of the kill."""
+        assert self.process is not None
+        at = time.time()
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=10)
+        return at
+
+    def stop(self) -> int:
+        """SIGTERM and wait; the exit code (the process is killed if it hangs)."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=10)
+            return -9
+
+    def output(self) -> str:
+        return "".join(
+            p.read_text(encoding="utf-8", errors="replace")
+            for p in sorted(self.workdir.glob("run*.*"))
+        )
+
+
+def run_crash(
+    plan: CrashPlan, workdir: Path, log: Callable[[str], None] = lambda _: None
+) -> CrashFigures:
+    """Run one seeded crash run in `workdir` and return its figures."""
+    started = time.monotonic()
+    scenario = parse_scenario(crash_scenario(plan), f"crash-{plan.seed}")
+    sim = Simulator(scenario, token=TOKEN, clock=RealClock(1.0))
+    receiver = StampedReceiver(plan.answer_delay).start()
+    figures = CrashFigures(seed=plan.seed)
+    rng = random.Random(plan.seed * 7919 + 1)
+    try:
+        with serve_in_thread(sim) as base_url:
+            daemon = Incarnations(workdir, write_config(workdir, base_url, receiver))
+            kills = _kill_loop(plan, sim, daemon, rng, log)
+            _drain(plan, sim, receiver, workdir)
+            figures.exit_code = daemon.stop()
+            figures.stuck_claims = _stuck_claims(workdir / "watcher.db")
+            status_out = _status_json(daemon)
+            _compare(figures, sim, receiver, kills)
+            secrets = [TOKEN, TOKEN[7:]]
+            figures.leaked = [
+                s
+                for s in ("logs", "status")
+                if any(t in _text(s, daemon, status_out) for t in secrets)
+            ]
+            figures.kills = len(kills)
+    finally:
+        receiver.stop()
+    figures.seconds = time.monotonic() - started
+    return figures
+
+
+def _text(which: str, daemon: Incarnations, status_out: str) -> str:
+    return daemon.output() if which == "logs" else status_out
+
+
+def _kill_loop(
+    plan: CrashPlan,
+    sim: Simulator,
+    daemon: Incarnations,
+    rng: random.Random,
+    log: Callable[[str], None],
+) -> list[float]:
+    """Start the daemon; kill and restart it `plan.kills` times at random moments."""
+    daemon.start()
+    first = wait_until(lambda: any(r.status == 200 for r in sim.requests), timeout=20)
+    assert first, "the daemon never read the simulated API"
+    kills: list[float] = []
+    for number in range(plan.kills):
+        seen = len(sim.requests)
+        wait_until(lambda seen=seen: len(sim.requests) > seen, timeout=10)  # type: ignore[misc]
+        time.sleep(rng.uniform(*plan.kill_after))
+        kills.append(daemon.kill())
+        log(f"  kill {number + 1}/{plan.kills} after {time.time() - daemon.started_at:.2f}s")
+        daemon.start()
+    return kills
+
+
+def _drain(plan: CrashPlan, sim: Simulator, receiver: WebhookReceiver, workdir: Path) -> None:
+    """Wait until every job is over and every alert it owes has arrived (or time is up)."""
+    horizon = sim.t0.timestamp() + plan.horizon
+    wait_until(lambda: time.time() > horizon and _all_over(sim), timeout=plan.horizon + 60)
+
+    def arrived() -> bool:
+        owed = _owed(sim)
+        got = Counter(_received(receiver))
+        return all(got[key] >= n for key, n in owed.items())
+
+    wait_until(arrived, timeout=plan.drain_timeout)
+
+
+def _all_over(sim: Simulator) -> bool:
+    moments = sim.transitions()
+    jobs = {m.job_uuid for m in moments}
+    over = {m.job_uuid for m in moments if m.kind not in ("created", "running")}
+    return jobs == over
+
+
+def _owed(sim: Simulator) -> Counter[tuple[str, Key]]:
+    jobs = lifecycle_alerts(sim, sim.t0)
+    owed: Counter[tuple[str, Key]] = Counter()
+    for key, n in jobs.items():
+        owed[("all", key)] += n
+        if key[1] in BAD_EVENTS:
+            owed[("bad", key)] += n
+    return owed
+
+
+def _received(receiver: WebhookReceiver) -> list[tuple[str, Key]]:
+    from tests.promises.harness import alerts_of
+
+    found = []
+    for request in list(receiver.requests):
+        route = request.path.strip("/")
+        for alert in alerts_of([request]):
+            found.append((route, alert.key))
+    return found
+
+
+def _compare(
+    figures: CrashFigures, sim: Simulator, receiver: StampedReceiver, kills: list[float]
+) -> None:
+    owed = _owed(sim)
+    received = _received(receiver)
+    stamps = list(receiver.stamps)
+    got = Counter(received)
+    figures.jobs = len({key[0] for _, key in owed})
+    figures.expected = sum(owed.values())
+    figures.delivered = sum(min(got[k], n) for k, n in owed.items())
+    figures.lost = [
+        f"{route} {job} {kind.value}"
+        for (route, (job, kind)), n in owed.items()
+        if got[(route, (job, kind))] < n
+    ]
+    figures.unexpected = [f"{r} {j} {k.value}" for (r, (j, k)) in got if (r, (j, k)) not in owed]
+    first: dict[tuple[str, Key], float] = {}
+    for item, stamp in zip(received, stamps, strict=True):
+        if item not in first:
+            first[item] = stamp
+            continue
+        figures.duplicated += 1
+        lo, hi = ACK_WINDOW
+        if not any(first[item] + lo <= k <= first[item] + hi and k <= stamp for k in kills):
+            figures.unexplained.append(f"{item[0]} {item[1][0]} {item[1][1].value}")
+    for record in sim.requests:
+        figures.requests += 1
+        for fault in record.faults:
+            figures.faults[fault] += 1
+            figures.malformed += fault in MALFORMED
+
+
+def _stuck_claims(path: Path) -> int:
+    import sqlite3
+
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
+        row = conn.execute("SELECT count(*) FROM outbox WHERE state != 'sent'").fetchone()
+    return int(row[0])
+
+
+def _status_json(daemon: Incarnations) -> str:
+    done = subprocess.run(
+        [str(WATCHER), "status", "--json", "--config", str(daemon.config)],
+        capture_output=True,
+        text=True,
+        env=daemon.env,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    json.loads(done.stdout)
+    return done.stdout + done.stderr
+
+
+def figures_table(runs: list[CrashFigures]) -> str:
+    """The figures of several runs as a plain-text table, with a total line."""
+    head = (
+        "seed",
+        "kills",
+        "jobs",
+        "faults",
+        "malformed",
+        "expected",
+        "delivered",
+        "dup",
+        "lost",
+        "s",
+    )
+    rows: list[tuple[str, ...]] = [head]
+    for f in [*runs]:
+        rows.append(
+            (
+                str(f.seed),
+                str(f.kills),
+                str(f.jobs),
+                str(sum(f.faults.values())),
+                str(f.malformed),
+                str(f.expected),
+                str(f.delivered),
+                str(f.duplicated),
+                str(len(f.lost)),
+                f"{f.seconds:.0f}",
+            )
+        )
+    total = ["total"] + [str(sum(int(r[i]) for r in rows[1:])) for i in range(1, len(head))]
+    rows.append(tuple(total))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
+    return "\n".join("  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) for r in rows)
+
+
+def faults_table(runs: list[CrashFigures]) -> str:
+    """Faults applied by kind, over all runs."""
+    total: Counter[str] = Counter()
+    for f in runs:
+        total.update(f.faults)
+    width = max((len(k) for k in total), default=4)
+    return "\n".join(f"{kind.ljust(width)}  {n}" for kind, n in sorted(total.items()))
