@@ -14,6 +14,8 @@ Rules, in short:
   long. It is alerted once; `recovered` follows when the job moves again (or ends; a job over
   its maximum runtime recovers only by ending).
 - Unknown enum values never produce an event: such a job is tracked and waits.
+- A finished job first seen on a known KB with no time at all is left for a later answer,
+  and a job of a KB absent from the observation (deleted, unreadable) never stalls.
 """
 
 from __future__ import annotations
@@ -54,15 +56,22 @@ def detect(
             continue
         if prior is None:
             history = kb_uuid in new_kbs or _predates(job, kbs.get(kb_uuid))
+            if history is None:
+                continue  # a finished job the answer does not date: judge it once one does
             state, found = _first_sight(job, kb_uuid, history, now, policy)
+        elif _unjudged_history(prior, job, kbs.get(kb_uuid)):
+            state, found = replace(prior, job=job, done=True), []
         else:
             state, found = _follow(prior, job, now, policy)
         jobs[job.uuid] = state
         transitions.extend(_with_names(found, names))
 
+    # A job nobody listed can still pass its deadline, but only on a KB read this cycle: a KB
+    # that is gone (deleted) or unreadable says nothing about whether its job moved.
     seen = {job.uuid for job in observation.jobs}
+    read = {kb.uuid for kb in observation.kbs}
     for uuid, prior in previous.jobs.items():
-        if uuid not in seen and not prior.done:
+        if uuid not in seen and not prior.done and prior.kb_uuid in read:
             state, found = _check_deadline(prior, now, policy)
             jobs[uuid] = state
             transitions.extend(_with_names(found, names))
@@ -70,13 +79,16 @@ def detect(
 
 
 def freshest(jobs: tuple[Job, ...]) -> list[Job]:
-    """One observation per job uuid: a terminal one beats a live one, then the latest update."""
+    """One observation per job uuid, oldest job first (so alerts read in order).
+
+    Of two observations of one job, a terminal one beats a live one, then the latest update.
+    """
     best: dict[str, Job] = {}
     for job in jobs:
         other = best.get(job.uuid)
         if other is None or _rank(job) > _rank(other):
             best[job.uuid] = job
-    return list(best.values())
+    return sorted(best.values(), key=lambda job: job.created_at or _EPOCH)
 
 
 def _rank(job: Job) -> tuple[bool, datetime]:
@@ -90,12 +102,37 @@ def _kb_state(prior: KbState | None, kb: KnowledgeBase, now: datetime) -> KbStat
     last = kb.last_indexing_job.uuid if kb.last_indexing_job else None
     if prior is None:
         return KbState(uuid=kb.uuid, name=kb.name, first_seen_at=now, last_job_uuid=last)
-    return replace(prior, name=kb.name or prior.name, last_job_uuid=last or prior.last_job_uuid)
+    name, last = kb.name or prior.name, last or prior.last_job_uuid
+    if name == prior.name and last == prior.last_job_uuid:
+        return prior  # the usual case: nothing to copy
+    return replace(prior, name=name, last_job_uuid=last)
 
 
-def _predates(job: Job, kb: KbState | None) -> bool:
-    """Whether a job was created before the watcher first saw its KB (old history)."""
-    return kb is not None and job.created_at is not None and job.created_at < kb.first_seen_at
+def _predates(job: Job, kb: KbState | None) -> bool | None:
+    """Whether a job was created before the watcher first saw its KB (old history).
+
+    Without `created_at` the job's earliest other time stands in for it. A finished job with
+    no time at all cannot be told from old history (the per-KB list returns up to 15 old
+    jobs): None, so that a broken answer never turns old history into fresh alerts.
+    """
+    if kb is None:
+        return False
+    born = job.created_at or job.started_at or job.finished_at or job.updated_at
+    if born is None:
+        return None if job.is_terminal else False
+    return born < kb.first_seen_at
+
+
+def _unjudged_history(prior: JobState, job: Job, kb: KbState | None) -> bool:
+    """Whether a job only ever seen in unknown states now shows it finished long ago.
+
+    First seen with values nobody knows, it could not be judged then; now that it reads as
+    finished, it is judged as on first sight: old history if it was first seen in its KB's
+    first cycle or predates the KB, so a first run never alerts an old job one cycle late.
+    """
+    if prior.started_alerted or prior.done or not job.is_terminal or kb is None:
+        return False
+    return prior.first_seen_at == kb.first_seen_at or _predates(job, kb) is True
 
 
 def _first_sight(
@@ -119,6 +156,8 @@ def _first_sight(
 def _follow(
     prior: JobState, job: Job, now: datetime, policy: Policy
 ) -> tuple[JobState, list[Transition]]:
+    if prior.done and job == prior.job:
+        return prior, []  # most of an idle cycle: a finished job, seen again unchanged
     moved = progress_signature(job) != progress_signature(prior.job)
     state = replace(prior, job=job, progress_at=now if moved else prior.progress_at)
     if prior.done:

@@ -26,7 +26,7 @@ def parse_duration(value: object) -> timedelta:
     if isinstance(value, bool) or not isinstance(value, int | str):
         raise ValueError(f"must be a duration string ({EXAMPLES})")
     if isinstance(value, int):
-        return timedelta(seconds=value)
+        return _seconds(value)
     text = value.strip().lower()
     negative = text.startswith("-")
     if negative:
@@ -35,7 +35,18 @@ def parse_duration(value: object) -> timedelta:
     if seconds is None:
         shown = repr(value) if _PLAIN.fullmatch(value) else "this value"
         raise ValueError(f"{shown} is not a duration ({EXAMPLES})")
-    return timedelta(seconds=-seconds if negative else seconds)
+    return _seconds(-seconds if negative else seconds)
+
+
+# No setting needs more; a longer one would overflow the clock arithmetic (now + duration).
+LONGEST = timedelta(days=3650)
+
+
+def _seconds(seconds: float) -> timedelta:
+    """A timedelta of `seconds`; beyond ten years (either sign) it is a ValueError, not a crash."""
+    if not abs(seconds) <= LONGEST.total_seconds():
+        raise ValueError("is far too long to be a duration (at most 3650d)")
+    return timedelta(seconds=seconds)
 
 
 def _parse_positive(text: str) -> float | None:

@@ -93,7 +93,14 @@ def _subject(t: Transition, *, escaped: bool = False) -> str:
     if t.kb_uuid is None:
         return "gradient-watcher"
     name = t.kb_name or t.kb_uuid
-    return escape(name) if escaped else " ".join(name.split())
+    return escape(name) if escaped else _TITLE_SPECIAL.sub(r"\\\1", " ".join(name.split()))
+
+
+# Titles go to apprise as markdown too, and services without a title field blend the title
+# into the body before converting it: links, images, HTML and code spans must not survive
+# there. Only those characters are escaped, so common names (`product-docs`) stay readable
+# where the title is shown as plain text (an email subject).
+_TITLE_SPECIAL = re.compile(r"([\\`\[\]<>])")
 
 
 def _stall_suffix(t: Transition) -> str:
