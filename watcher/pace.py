@@ -15,6 +15,9 @@ from enum import StrEnum
 
 from watcher.model import RateLimit
 
+PACE_KEY = "poll_pace"
+"""The meta key under which the daemon stores the current pace, for `watcher status`."""
+
 
 class PaceReason(StrEnum):
     """Why the interval is what it is (shown in `status` and the metrics)."""

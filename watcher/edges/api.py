@@ -21,6 +21,7 @@ import structlog
 
 from watcher.edges import wire
 from watcher.edges.caller import Call, HttpCaller, RequestRecord, RetryPolicy
+from watcher.edges.memo import ParseMemo
 from watcher.edges.paging import Sweep, merge
 from watcher.edges.ratebudget import RequestBudget
 from watcher.errors import ConfigError, ConfigProblem
@@ -96,6 +97,7 @@ class ApiClient:
             "Accept": "application/json",
         }
         self._per_page = max(1, min(per_page, MAX_PER_PAGE))
+        self._kb_memo = ParseMemo(wire.parse_knowledge_base)
         self._max_pages = max(1, max_pages)
         budget = RequestBudget(
             max_requests_per_minute,
@@ -151,8 +153,17 @@ class ApiClient:
         return dict(self._caller.sent)
 
     async def list_knowledge_bases(self) -> list[KnowledgeBase]:
-        """Every knowledge base of the account, each with its `last_indexing_job`."""
-        return await self._read_all(KBS, "knowledge_bases", wire.parse_knowledge_base)
+        """Every knowledge base of the account, each with its `last_indexing_job`.
+
+        Read every cycle, so an item equal to the one of the last read is not parsed again.
+        """
+        try:
+            kbs = await self._read_all(KBS, "knowledge_bases", self._kb_memo)
+        except BaseException:
+            self._kb_memo.abandon()
+            raise
+        self._kb_memo.complete()
+        return kbs
 
     async def list_jobs(self) -> list[Job]:
         """Every indexing job of the account (the API has no knowledge-base filter)."""

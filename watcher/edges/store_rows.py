@@ -29,7 +29,8 @@ from watcher.state import (
 )
 
 _EXPIRE: Final = """
-    UPDATE outbox SET state = 'pending', claimed_at = NULL, claim_token = NULL,
+    UPDATE outbox INDEXED BY outbox_due
+    SET state = 'pending', claimed_at = NULL, claim_token = NULL,
         last_error = 'claim expired: the sender stopped before settling'
     WHERE state = 'sending' AND claimed_at < ?"""
 _CANDIDATES: Final = """
@@ -87,6 +88,17 @@ _JOB_COLUMNS: Final = (
     " started_alerted, done"
 )
 _CHUNK: Final = 500
+# The jobs still in play are a handful among the whole history, but `done` has two values,
+# so once `PRAGMA optimize` has analysed the table SQLite reckons `done = 0` matches half of
+# it and scans every stored observation (100,000 finished jobs: ~150 ms a cycle). The index
+# is named so the plan cannot depend on statistics. (SQLite only; PostgreSQL keeps
+# most-common-value statistics and needs no hint.)
+_OPEN_JOBS: Final = f"SELECT {_JOB_COLUMNS} FROM jobs INDEXED BY jobs_done_updated WHERE done = 0"
+# Likewise stale statistics (analysed when the table was small) make a scan look cheaper than
+# a few hundred key lookups; the primary key's index is SQLite's `sqlite_autoindex_jobs_1`.
+_JOBS_BY_UUID: Final = (
+    f"SELECT {_JOB_COLUMNS} FROM jobs INDEXED BY sqlite_autoindex_jobs_1 WHERE uuid IN"
+)
 _PRUNE_OUTBOX: Final = """
     DELETE FROM outbox WHERE state IN ('sent', 'dead') AND COALESCE(settled_at, created_at) < ?"""
 _PRUNE_EVENTS: Final = """
@@ -203,7 +215,36 @@ def job_state_from_row(row: sqlite3.Row | tuple[Any, ...], path: Path) -> JobSta
         raise schema.corrupt(path, f"job {row[0]} cannot be read: {exc}") from exc
 
 
-def load_rows(conn: sqlite3.Connection, path: Path, wanted: list[str]) -> WatchState:
+class JobCache:
+    """Job states decoded from rows, reused while their row is unchanged (store thread only).
+
+    Each cycle loads the latest job of every knowledge base, nearly always the very row it
+    loaded a minute ago; decoding its JSON again is most of a load's cost. Bounded: when it
+    holds `limit` jobs it starts over.
+    """
+
+    def __init__(self, limit: int = 4096) -> None:
+        self._limit = limit
+        self._rows: dict[str, tuple[tuple[Any, ...], JobState]] = {}
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def decode(self, row: tuple[Any, ...], path: Path) -> JobState:
+        """The job state of a `_JOB_COLUMNS` row, decoded once per distinct row."""
+        kept = self._rows.get(row[0])
+        if kept is not None and kept[0] == row:
+            return kept[1]
+        state = job_state_from_row(row, path)
+        if len(self._rows) >= self._limit:
+            self._rows.clear()
+        self._rows[row[0]] = (row, state)
+        return state
+
+
+def load_rows(
+    conn: sqlite3.Connection, path: Path, wanted: list[str], cache: JobCache | None = None
+) -> WatchState:
     """Every KB, every job not done, and the done jobs among `wanted`, in one read transaction."""
     conn.execute("BEGIN")
     try:
@@ -213,15 +254,16 @@ def load_rows(conn: sqlite3.Connection, path: Path, wanted: list[str]) -> WatchS
                 "SELECT uuid, name, first_seen_at, last_job_uuid FROM knowledge_bases"
             )
         }
-        rows = conn.execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE done = 0").fetchall()
+        rows = conn.execute(_OPEN_JOBS).fetchall()
         for start in range(0, len(wanted), _CHUNK):
             chunk = wanted[start : start + _CHUNK]
             marks = ", ".join("?" * len(chunk))
-            sql = f"SELECT {_JOB_COLUMNS} FROM jobs WHERE uuid IN ({marks}) AND done = 1"
+            sql = f"{_JOBS_BY_UUID} ({marks}) AND done = 1"
             rows.extend(conn.execute(sql, chunk))
     finally:
         conn.execute("COMMIT")
-    states = (job_state_from_row(row, path) for row in rows)
+    decode = cache.decode if cache is not None else job_state_from_row
+    states = (decode(tuple(row), path) for row in rows)
     return WatchState(kbs=kbs, jobs={state.uuid: state for state in states})
 
 

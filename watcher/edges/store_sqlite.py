@@ -19,7 +19,9 @@ from pathlib import Path
 from typing import Final, TypeVar
 
 from watcher.edges import store_schema as schema
+from watcher.edges.store_lock import StoreLock
 from watcher.edges.store_rows import (
+    JobCache,
     claim_rows,
     load_rows,
     prune_rows,
@@ -33,6 +35,10 @@ from watcher.errors import StoreError
 from watcher.state import Change, DeliveryState, OutboxItem, Settlement, WatchState
 
 DEFAULT_LEASE: Final = timedelta(minutes=5)
+_RETURN_ORPHANS: Final = """
+    UPDATE outbox SET state = 'pending', claimed_at = NULL, claim_token = NULL,
+        last_error = 'claim returned: the process that claimed it is gone'
+    WHERE state = 'sending'"""
 _T = TypeVar("_T")
 
 
@@ -82,27 +88,46 @@ class SqliteStore:
         self._executor = executor
         self._claims: dict[int, str] = {}
         self._closed = False
+        self._jobs = JobCache()
+        self._lock = StoreLock(None, sole=False)
 
     @classmethod
     async def open(
         cls, path: Path, *, now: datetime, lease: timedelta = DEFAULT_LEASE
     ) -> SqliteStore:
-        """Open (creating with mode 0600 and migrating as needed) the store at `path`."""
+        """Open (creating with mode 0600 and migrating as needed) the store at `path`.
+
+        When no other process has the store open (see `store_lock`), claims left by a process
+        that died are returned to the queue at once instead of after their lease.
+        """
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="watcher-store")
         try:
             conn = await asyncio.get_running_loop().run_in_executor(executor, _connect, path, now)
         except BaseException:
             executor.shutdown(wait=False)
             raise
-        return cls(path, conn, executor, lease)
+        store = cls(path, conn, executor, lease)
+        store._lock = StoreLock.take(path)
+        if store._lock.sole:
+            try:
+                await store._write(
+                    "returning orphaned claims", lambda c: c.execute(_RETURN_ORPHANS)
+                )
+            except BaseException:
+                await store.close()
+                raise
+        return store
 
     async def close(self) -> None:
         """Close the connection and stop the store's thread; closing twice is harmless."""
         if self._closed:
             return
         self._closed = True
-        await asyncio.get_running_loop().run_in_executor(self._executor, self._finish)
-        self._executor.shutdown(wait=True)
+        try:
+            await asyncio.get_running_loop().run_in_executor(self._executor, self._finish)
+            self._executor.shutdown(wait=True)
+        finally:
+            self._lock.release()
 
     def _finish(self) -> None:
         """Let SQLite refresh its planner statistics if useful, then close the connection."""
@@ -141,7 +166,9 @@ class SqliteStore:
     async def load(self, job_uuids: Collection[str]) -> WatchState:
         """Every known KB, the jobs named, and every job that is not done yet."""
         wanted = sorted(set(job_uuids))
-        return await self._run("loading the state", lambda conn: load_rows(conn, self.path, wanted))
+        return await self._run(
+            "loading the state", lambda conn: load_rows(conn, self.path, wanted, self._jobs)
+        )
 
     async def record(self, change: Change, *, meta: Mapping[str, str | None] | None = None) -> None:
         """Write a whole cycle in one transaction: KBs, jobs, events, outbox rows, meta.
@@ -183,11 +210,17 @@ class SqliteStore:
 
     # --- operations, status, health -------------------------------------------------------
 
-    async def snapshot(self, now: datetime, *, dead_letter_limit: int = 50) -> StoreSnapshot:
-        """What `watcher status`, health and metrics show, read in one consistent snapshot."""
+    async def snapshot(
+        self, now: datetime, *, dead_letter_limit: int = 50, detail: bool = True
+    ) -> StoreSnapshot:
+        """What `watcher status`, health and metrics show, read in one consistent snapshot.
+
+        `detail=False` reads the counts only (no KBs, dead letters or event counts): the
+        daemon refreshes its gauges that way after every cycle.
+        """
         return await self._run(
             "reading the status",
-            lambda conn: read_snapshot(conn, self.path, now, dead_letter_limit),
+            lambda conn: read_snapshot(conn, self.path, now, dead_letter_limit, detail=detail),
         )
 
     async def prune(self, before: datetime, *, keep_per_kb: int = 50) -> int:

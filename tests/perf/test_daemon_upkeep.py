@@ -1,0 +1,168 @@
+"""The daemon's upkeep: history pruned by `state.retention`, at most once an hour; and the
+one-shot commands stay free of the daemon's scheduler."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from watcher.config import Config
+from watcher.daemon import Daemon
+from watcher.edges.store_sqlite import SqliteStore
+from watcher.model import EventKind, Job, Phase, Status
+from watcher.runtime import open_runtime
+from watcher.simulator import ManualClock, Simulator, load_scenario, serve
+from watcher.state import Change, Delivery, DeliveryState, JobState, Settlement, Transition
+
+TOKEN = "dop_v1_" + "cd" * 32
+KB = "44444444-4444-4444-8444-444444444444"
+
+
+class Clock:
+    """A settable clock for the daemon."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+async def base_url() -> AsyncIterator[str]:
+    sim = Simulator(load_scenario("quiet"), token=TOKEN, clock=ManualClock())
+    async with serve(sim) as url:
+        yield url
+
+
+def _config(base_url: str, state: Path) -> Config:
+    return Config.from_mapping(
+        {
+            "api": {"base_url": base_url},
+            "state": {"path": str(state), "retention": "7d"},
+            "routes": [{"name": "ops", "urls": ["json://127.0.0.1:9/hook"], "events": ["*"]}],
+        },
+        token=TOKEN,
+        token_source="test",
+    )
+
+
+async def _add_history(path: Path, finished: datetime, n: int, prefix: str) -> None:
+    """`n` finished jobs of a KB the account does not list, each with a sent alert."""
+    states, transitions = [], []
+    for i in range(n):
+        job = Job(
+            uuid=f"{prefix}-{i}",
+            knowledge_base_uuid=KB,
+            phase=Phase.SUCCEEDED,
+            status=Status.COMPLETED,
+            created_at=finished,
+            finished_at=finished,
+            updated_at=finished,
+        )
+        states.append(JobState(job, KB, finished, finished, done=True))
+        transitions.append(Transition(f"{job.uuid}/completed", EventKind.COMPLETED, finished, KB))
+    async with await SqliteStore.open(path, now=finished) as store:
+        await store.record(
+            Change(
+                f"fill-{prefix}",
+                finished,
+                jobs=tuple(states),
+                transitions=tuple(transitions),
+                deliveries=tuple(Delivery(t.event_id, "ops") for t in transitions),
+            )
+        )
+        items = await store.claim_due(finished + timedelta(seconds=1), 1000)
+        await store.settle(
+            [Settlement(i.id, DeliveryState.SENT, finished, attempts=1) for i in items]
+        )
+
+
+async def _jobs(path: Path, prefix: str, now: datetime) -> int:
+    async with await SqliteStore.open(path, now=now) as store:
+        state = await store.load({f"{prefix}-{i}" for i in range(100)})
+    return len(state.jobs)
+
+
+async def test_daemon_prunes_history_older_than_retention_after_its_first_cycle(
+    base_url: str, tmp_path: Path
+) -> None:
+    now = datetime.now(UTC)
+    db = tmp_path / "w.db"
+    await _add_history(db, now - timedelta(days=30), 60, "old")
+    await _add_history(db, now - timedelta(days=2), 5, "recent")
+    config = _config(base_url, db)
+    daemon = Daemon(await open_runtime(config), config_path=None, env={}, clock=Clock(now))
+    try:
+        await daemon.tick()
+    finally:
+        await daemon.runtime.close()
+    # the newest 50 jobs of a KB are always kept (the API may still list them)
+    assert await _jobs(db, "old", now) == 45
+    assert await _jobs(db, "recent", now) == 5
+
+
+async def test_daemon_prunes_at_most_once_an_hour(base_url: str, tmp_path: Path) -> None:
+    now = datetime.now(UTC)
+    db = tmp_path / "w.db"
+    await _add_history(db, now - timedelta(days=30), 60, "a")
+    clock = Clock(now)
+    daemon = Daemon(
+        await open_runtime(_config(base_url, db)), config_path=None, env={}, clock=clock
+    )
+    try:
+        await daemon.tick()
+        await _add_history(db, now - timedelta(days=29), 60, "b")
+        clock.now = now + timedelta(minutes=30)
+        await daemon.tick()
+        kept_within_the_hour = await _jobs(db, "b", now)
+        clock.now = now + timedelta(minutes=61)
+        await daemon.tick()
+        kept_after_an_hour = await _jobs(db, "b", now)
+    finally:
+        await daemon.runtime.close()
+    assert kept_within_the_hour == 60
+    assert kept_after_an_hour < 60
+
+
+def test_one_shot_commands_do_not_import_the_scheduler() -> None:
+    code = "import sys, watcher.commands; print('apscheduler' in sys.modules)"
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert done.stdout.strip() == "False"
+
+
+def test_status_shows_the_pace_the_daemon_stored(tmp_path: Path) -> None:
+    db = tmp_path / "w.db"
+
+    async def store_pace() -> None:
+        async with await SqliteStore.open(db, now=datetime.now(UTC)) as store:
+            pace = {"interval_s": 15.0, "reason": "active"}
+            await store.set_meta("poll_pace", json.dumps(pace))
+
+    asyncio.run(store_pace())
+    config_file = tmp_path / "w.toml"
+    config_file.write_text(
+        f'[state]\npath = "{db}"\n\n[[routes]]\nname = "ops"\n'
+        'urls = ["json://127.0.0.1:9/hook"]\nevents = ["failed"]\n'
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WATCHER_", "DIGITALOCEAN"))}
+    watcher = Path(sys.executable).parent / "watcher"
+    done = subprocess.run(
+        [str(watcher), "status", "--json", "--config", str(config_file)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["poll"] == {"interval_s": 15.0, "reason": "active"}
