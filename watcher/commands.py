@@ -11,10 +11,10 @@ import structlog
 from watcher import status
 from watcher.config import Config
 from watcher.cycle import CycleReport
-from watcher.daemon import PACE_KEY
 from watcher.edges.store_sqlite import SqliteStore
 from watcher.errors import StoreError
 from watcher.model import Severity
+from watcher.pace import PACE_KEY
 from watcher.runtime import build_notifier, open_runtime, utcnow
 from watcher.state import Message, SendResult
 

@@ -104,8 +104,9 @@ class Cycle:
             return CycleReport(cycle_id=cycle_id, ok=False, error=str(exc))
         state, transitions = detect(previous, observation, now, self.settings.policy)
         transitions = await self._with_details(transitions)
-        await self._record(cycle_id, now, previous, state, transitions)
+        # `api_recovered` first, so that its alert comes before the news it lets through.
         await self._api_outcome(cycle_id, now, None)
+        await self._record(cycle_id, now, previous, state, transitions)
         active = sum(1 for s in state.jobs.values() if not s.done)
         for t in transitions:
             log.info(f"job_{t.kind.value}", kb=t.kb_uuid, job=t.job_uuid, event_id=t.event_id)

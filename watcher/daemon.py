@@ -26,9 +26,9 @@ from apscheduler.triggers.interval import IntervalTrigger
 from watcher.config import Config, load_config
 from watcher.cycle import CycleReport
 from watcher.decide import SettleReason
-from watcher.errors import ConfigError
+from watcher.errors import ConfigError, WatcherError
 from watcher.http_server import HealthServer, Readiness, readiness
-from watcher.pace import Pace, PaceReason, next_pace
+from watcher.pace import PACE_KEY, Pace, PaceReason, next_pace
 from watcher.runtime import (
     Runtime,
     open_runtime,
@@ -41,7 +41,7 @@ from watcher.sdnotify import SystemdNotifier, watchdog_interval
 log = structlog.get_logger(__name__)
 
 STOP_GRACE = 20.0
-PACE_KEY = "poll_pace"
+PRUNE_EVERY = timedelta(hours=1)
 DELIVERY_OUTCOME = {
     SettleReason.DELIVERED: "sent",
     SettleReason.RETRY: "failed",
@@ -75,7 +75,9 @@ class Daemon:
         self.cycle_started: float | None = None
         self.http: HealthServer | None = None
         self._requests_before = 0
+        self._last_cost = 0
         self._pace_saved = False
+        self._pruned_at: datetime | None = None
 
     @property
     def config(self) -> Config:
@@ -116,7 +118,9 @@ class Daemon:
                 report = CycleReport(cycle_id="-", ok=False, error="cycle crashed")
             finally:
                 self.cycle_started = None
-            await self._after_cycle(report, time.monotonic() - started)
+            # The cycle's id stays bound until its last line, `cycle_finished` included.
+            with structlog.contextvars.bound_contextvars(cycle_id=report.cycle_id):
+                await self._after_cycle(report, time.monotonic() - started)
 
     async def _after_cycle(self, report: CycleReport, duration: float) -> None:
         now = self.clock()
@@ -128,14 +132,15 @@ class Daemon:
         if report.ok:
             self.last_success = now
             await self.runtime.store.set_last_cycle_at(now)
+        await self._prune(now)
         await self._update_store_gauges(now)
         await self._repace(report, now)
         self._notify_systemd(report)
         log.info(
             "cycle_finished",
             ok=report.ok,
-            cycle=report.cycle_id,
             duration_s=round(duration, 3),
+            requests=self._last_cost,
             knowledge_bases=report.knowledge_bases,
             active_jobs=report.active_jobs,
             events=len(report.events),
@@ -143,9 +148,26 @@ class Daemon:
             pace=self.pace.reason.value,
         )
 
+    async def _prune(self, now: datetime) -> None:
+        """Once an hour (and after start), forget finished history older than `state.retention`.
+
+        Keeps the store, and the time its scans take, flat however long the watcher runs.
+        """
+        if self._pruned_at is not None and now - self._pruned_at < PRUNE_EVERY:
+            return
+        self._pruned_at = now
+        before = now - self.config.state.retention
+        try:
+            deleted = await self.runtime.store.prune(before)
+        except Exception:
+            log.exception("history_prune_failed")
+            return
+        if deleted:
+            log.info("history_pruned", rows=deleted, before=before.isoformat())
+
     async def _update_store_gauges(self, now: datetime) -> None:
         try:
-            snap = await self.runtime.store.snapshot(now)
+            snap = await self.runtime.store.snapshot(now, detail=False)
         except Exception:
             log.exception("store_snapshot_failed")
             return
@@ -155,7 +177,8 @@ class Daemon:
 
     async def _repace(self, report: CycleReport, now: datetime) -> None:
         sent = self.runtime.client.requests_sent
-        cost, self._requests_before = sent - self._requests_before, sent
+        cost, self._requests_before = max(sent - self._requests_before, 0), sent
+        self._last_cost = cost
         rate = self.runtime.client.rate_limit
         pace = next_pace(
             pace_settings(self.config),
@@ -242,8 +265,15 @@ class Daemon:
         register_config_secrets(config)
         async with self.lock:
             old = self.runtime
-            self.runtime = await open_runtime(config, metrics=self.metrics, clock=self.clock)
+            try:
+                self.runtime = await open_runtime(config, metrics=self.metrics, clock=self.clock)
+            except WatcherError as exc:  # valid on paper, unusable in fact (e.g. the state path)
+                problems = exc.problems if isinstance(exc, ConfigError) else (exc,)
+                log.error("config_reload_rejected", problems=[str(p) for p in problems])
+                self._reloaded()
+                return False
             await old.close()
+            self._requests_before = 0  # the new client counts its requests from zero
         log.info("config_reloaded", source=config.source)
         self._reloaded()
         return True
@@ -274,7 +304,12 @@ class Daemon:
         if not listen:
             return
         self.http = HealthServer(self.metrics, self._readiness)
-        await self.http.start(listen)
+        try:
+            await self.http.start(listen)
+        except OSError as exc:  # a port in use is worth a restart, not a traceback
+            await self.runtime.close()
+            reason = exc.strerror or str(exc)
+            raise WatcherError(f"http.listen = {listen!r}: cannot listen: {reason}") from exc
         log.info("http_listening", listen=listen, port=self.http.port)
 
     async def _readiness(self) -> Readiness:

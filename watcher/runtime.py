@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -91,8 +92,12 @@ async def open_runtime(
     metrics: Metrics | None = None,
     notifier: Notifier | None = None,
     clock: Callable[[], datetime] = utcnow,
+    api_sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> Runtime:
-    """Open the store and the API client and wire the cycle; raises ConfigError without a token."""
+    """Open the store and the API client and wire the cycle; raises ConfigError without a token.
+
+    `api_sleep` is how the API client waits between retries (tests make those waits instant).
+    """
     if config.token is None:
         raise ConfigError(
             [
@@ -113,6 +118,7 @@ async def open_runtime(
         max_requests_per_minute=config.api.max_requests_per_minute,
         per_page=config.api.per_page,
         on_response=_api_observer(metrics),
+        sleep=api_sleep,
     )
     try:
         store = await SqliteStore.open(config.state.path, now=clock())
