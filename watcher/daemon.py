@@ -40,7 +40,8 @@ from watcher.sdnotify import SystemdNotifier, watchdog_interval
 
 log = structlog.get_logger(__name__)
 
-STOP_GRACE = 20.0
+STOP_GRACE = 10.0  # seconds for the final delivery attempt when stopping
+CYCLE_GRACE = 10.0  # seconds a stop waits for the cycle in flight before cancelling it
 PRUNE_EVERY = timedelta(hours=1)
 DELIVERY_OUTCOME = {
     SettleReason.DELIVERED: "sent",
@@ -73,6 +74,7 @@ class Daemon:
         self.pace = Pace(runtime.config.poll.interval, PaceReason.IDLE)
         self.last_success: datetime | None = None
         self.cycle_started: float | None = None
+        self._inflight: asyncio.Future[CycleReport] | None = None
         self.http: HealthServer | None = None
         self._requests_before = 0
         self._last_cost = 0
@@ -111,13 +113,19 @@ class Daemon:
         async with self.lock:
             self.cycle_started = time.monotonic()
             started = self.cycle_started
+            self._inflight = asyncio.ensure_future(self.runtime.cycle.run())
             try:
-                report = await self.runtime.cycle.run()
+                report = await self._inflight
+            except asyncio.CancelledError:
+                if not self.stopping.is_set():
+                    raise
+                report = CycleReport(cycle_id="-", ok=False, error="cancelled to stop")
             except Exception:
                 log.exception("cycle_failed")
                 report = CycleReport(cycle_id="-", ok=False, error="cycle crashed")
             finally:
                 self.cycle_started = None
+                self._inflight = None
             # The cycle's id stays bound until its last line, `cycle_finished` included.
             with structlog.contextvars.bound_contextvars(cycle_id=report.cycle_id):
                 await self._after_cycle(report, time.monotonic() - started)
@@ -286,7 +294,8 @@ class Daemon:
         if self.systemd:
             self.systemd.stopping()
         self.scheduler.pause()
-        async with self.lock:  # waits for the cycle in flight
+        await self._let_cycle_finish()
+        async with self.lock:  # the cycle in flight has finished or been cancelled
             try:
                 await asyncio.wait_for(self.runtime.cycle.deliver(), timeout=STOP_GRACE)
             except Exception:
@@ -296,6 +305,22 @@ class Daemon:
                 await self.http.stop()
             await self.runtime.close()
         log.info("watcher_stopped")
+
+    async def _let_cycle_finish(self) -> None:
+        """Give the cycle in flight `CYCLE_GRACE` to finish, then cancel it.
+
+        A cycle can wait minutes on the request budget; a stop must not. Cancelling loses
+        nothing: a cycle's state is written in one transaction or not at all, and a row
+        claimed for sending goes back to pending when the store is next opened.
+        """
+        inflight = self._inflight
+        if inflight is None or inflight.done():
+            return
+        _, pending = await asyncio.wait({inflight}, timeout=CYCLE_GRACE)
+        if pending:
+            log.warning("cycle_cancelled_to_stop", grace_s=CYCLE_GRACE)
+            inflight.cancel()
+            await asyncio.wait({inflight})
 
     # --- health ----------------------------------------------------------------------------
 

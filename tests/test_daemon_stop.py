@@ -1,0 +1,53 @@
+"""Stopping the daemon is bounded even when the cycle in flight would wait much longer."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from structlog.testing import capture_logs
+
+from watcher import daemon as daemon_module
+from watcher.config import Config
+from watcher.daemon import Daemon
+from watcher.runtime import open_runtime
+from watcher.simulator import Fault, FaultKind, ManualClock, Simulator, load_scenario, serve
+
+TOKEN = "dop_v1_" + "5709" * 16
+
+
+async def test_a_stop_cancels_a_cycle_stuck_past_the_grace_and_exits_0(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(daemon_module, "CYCLE_GRACE", 0.3)
+    sim = Simulator(load_scenario("quiet"), token=TOKEN, clock=ManualClock())
+    # The KB list answers only after a minute: the cycle is stuck in flight.
+    sim.inject(Fault(FaultKind.SLOW, delay=60.0, count=None, path_prefix="/v2/gen-ai/knowledge"))
+    async with serve(sim) as url:
+        config = Config.from_mapping(
+            {
+                "api": {"base_url": url, "timeout": "120s"},
+                "state": {"path": str(tmp_path / "w.db")},
+                "routes": [{"name": "ops", "urls": ["json://127.0.0.1:9/x"]}],
+            },
+            token=TOKEN,
+            token_source="test",
+        )
+        runtime = await open_runtime(config, clock=lambda: datetime.now(UTC))
+        daemon = Daemon(runtime, config_path=None, env={})
+        with capture_logs() as logs:
+            serving = asyncio.create_task(daemon.serve())
+            for _ in range(200):
+                if daemon.cycle_started is not None:
+                    break
+                await asyncio.sleep(0.05)
+            assert daemon.cycle_started is not None, "the first cycle never started"
+            await asyncio.sleep(0.5)  # well inside the minute the KB list takes
+            daemon.stopping.set()
+            code = await asyncio.wait_for(serving, timeout=30)
+    assert code == 0
+    events = [entry["event"] for entry in logs]
+    assert "cycle_cancelled_to_stop" in events
+    assert events[-1] == "watcher_stopped"
