@@ -67,6 +67,10 @@ class FakeSource:
             raise RetryableSourceError("HTTP 503", status=503)
         return self.recent[kb_uuid]
 
+    async def list_jobs(self) -> list[Job]:
+        self.calls["jobs"] += 1
+        return [job for jobs in self.recent.values() for job in jobs]
+
     async def get_job(self, job_uuid: str) -> Job:
         self.calls[f"job {job_uuid}"] += 1
         return next(j for jobs in self.recent.values() for j in jobs if j.uuid == job_uuid)
@@ -250,16 +254,39 @@ async def test_a_failing_latest_jobs_fetch_keeps_the_kb_out_so_its_new_job_is_no
     world.source.show("kb-2", job(5, "kb-2", "completed"))
     await world.run()
     world.source.show("kb-1", job(1, state="completed"), job(2, state="failed", minute=2))
-    world.source.show("kb-2", job(5, "kb-2", "completed"), job(6, "kb-2", "completed", 2))
     world.source.failing_kb_jobs.add("kb-1")
     await world.run(3)
 
-    assert [key for key, _ in world.store.rows] == ["job-6/completed"]
+    assert list(world.store.rows) == []
     assert world.store.state.kbs["kb-1"].last_job_uuid == "job-1"  # still "new" next time
     world.source.failing_kb_jobs.clear()
     await world.run()
-    assert [key for key, _ in world.store.rows] == ["job-6/completed", "job-2/failed"]
+    assert [key for key, _ in world.store.rows] == ["job-2/failed"]
     assert world.source.calls["kb_jobs kb-1"] == 2
+
+
+async def test_many_kbs_with_new_jobs_at_once_cost_one_account_wide_list_not_one_each() -> None:
+    """A burst (more new jobs than pages of the account's job list) reads that list once."""
+    world = World(rules=(RouteRule("ops", ALL),))
+    kbs = [f"kb-{n}" for n in range(5)]
+    for n, kb in enumerate(kbs):
+        world.source.show(kb, job(10 * n, kb, "completed"))
+    await world.run()
+    for n, kb in enumerate(kbs):
+        # each KB ran two jobs since the last poll; only the latest shows in the KB list
+        world.source.show(
+            kb,
+            job(10 * n, kb, "completed"),
+            job(10 * n + 1, kb, "failed", 2),
+            job(10 * n + 2, kb, "completed", 3),
+        )
+    await world.run(5)
+
+    assert world.source.calls["jobs"] == 1
+    assert not [key for key in world.source.calls if key.startswith("kb_jobs")]
+    found = {key for key, _ in world.store.rows}
+    assert {f"job-{10 * n + 1}/failed" for n in range(5)} <= found
+    assert {f"job-{10 * n + 2}/completed" for n in range(5)} <= found
 
 
 async def test_a_failing_route_postpones_its_other_rows_unspent_while_another_is_served() -> None:

@@ -52,6 +52,7 @@ class CycleSettings:
     api_unreachable_after: timedelta = timedelta(minutes=10)
     dashboard: str = DASHBOARD
     delivery_batch: int = 200
+    per_page: int = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,15 +122,20 @@ class Cycle:
     # --- fetch -----------------------------------------------------------------------------
 
     async def _observe(self, now: datetime) -> tuple[Observation, WatchState]:
-        kbs = self._watched(await self.source.list_knowledge_bases())
+        account = await self.source.list_knowledge_bases()
+        kbs = self._watched(account)
         known = await self.store.load(())
+        fresh = [kb for kb in kbs if _has_new_job(kb, known)]
+        fresh_uuids = {kb.uuid for kb in fresh}
+        recent = await self._recent_jobs(fresh, len(account))
         jobs: list[Job] = []
         observed: list[KnowledgeBase] = []
         for kb in kbs:
-            kb_jobs = await self._kb_jobs(kb, known)
-            if kb_jobs is not None:
-                observed.append(kb)
-                jobs.extend(kb_jobs)
+            latest = [_owned(kb.last_indexing_job, kb.uuid)] if kb.last_indexing_job else []
+            if kb.uuid in fresh_uuids and kb.uuid not in recent:
+                continue  # its list could not be read: the KB sits this cycle out
+            observed.append(kb)
+            jobs.extend(latest + recent.get(kb.uuid, []))
         jobs.extend(await self._missing_jobs(known, observed, jobs))
         previous = await self.store.load({job.uuid for job in jobs})
         return Observation(at=now, kbs=tuple(observed), jobs=tuple(jobs)), previous
@@ -148,23 +154,39 @@ class Cycle:
             watched.append(replace(kb, name=wanted.name or kb.name))
         return watched
 
-    async def _kb_jobs(self, kb: KnowledgeBase, known: WatchState) -> list[Job] | None:
-        """The KB's latest job, plus its latest-15 list when a new job appeared since last time.
+    async def _recent_jobs(
+        self, fresh: Sequence[KnowledgeBase], account_kbs: int
+    ) -> dict[str, list[Job]]:
+        """The latest jobs of each KB whose latest job is new, so nothing between polls is missed.
 
-        None when the list could not be read: the KB then sits this cycle out, so that its
-        new job is still "new" next cycle and nothing between two polls is missed.
+        One latest-15 list per such KB, or, when that would cost more requests, the
+        account-wide job list once (it holds at most 15 jobs per KB). A KB whose jobs could
+        not be read is absent from the answer and sits this cycle out: its new job is still
+        "new" next cycle.
         """
-        latest = kb.last_indexing_job
-        jobs = [_owned(latest, kb.uuid)] if latest else []
-        prior = known.kbs.get(kb.uuid)
-        if latest is None or prior is None or prior.last_job_uuid == latest.uuid:
-            return jobs
-        try:
-            recent = await self.source.list_kb_jobs(kb.uuid)
-        except SourceError as exc:
-            log.warning("kb_jobs_fetch_failed", kb=kb.uuid, error=str(exc))
-            return None
-        return jobs + [_owned(job, kb.uuid) for job in recent]
+        if not fresh:
+            return {}
+        account_pages = -(-15 * account_kbs // self.settings.per_page)
+        if len(fresh) > account_pages:
+            try:
+                everything = await self.source.list_jobs()
+            except SourceError as exc:
+                log.warning("account_jobs_fetch_failed", error=str(exc))
+                return {}
+            wanted: dict[str, list[Job]] = {kb.uuid: [] for kb in fresh}
+            for job in everything:
+                if job.knowledge_base_uuid in wanted:
+                    wanted[job.knowledge_base_uuid].append(job)
+            return wanted
+        found: dict[str, list[Job]] = {}
+        for kb in fresh:
+            try:
+                found[kb.uuid] = [
+                    _owned(j, kb.uuid) for j in await self.source.list_kb_jobs(kb.uuid)
+                ]
+            except SourceError as exc:
+                log.warning("kb_jobs_fetch_failed", kb=kb.uuid, error=str(exc))
+        return found
 
     async def _missing_jobs(
         self, known: WatchState, kbs: Sequence[KnowledgeBase], seen: Sequence[Job]
@@ -285,6 +307,14 @@ class Cycle:
         ]
         if later:
             await self.outbox.settle(later)
+
+
+def _has_new_job(kb: KnowledgeBase, known: WatchState) -> bool:
+    """Whether a KB seen before reports a latest job other than the one we knew (first sight
+    of a KB is not: its history is recorded silently, and only its latest job matters)."""
+    prior = known.kbs.get(kb.uuid)
+    latest = kb.last_indexing_job
+    return latest is not None and prior is not None and prior.last_job_uuid != latest.uuid
 
 
 def _owned(job: Job, kb_uuid: str) -> Job:

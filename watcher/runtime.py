@@ -37,6 +37,7 @@ def cycle_settings(config: Config) -> CycleSettings:
         ),
         storm_threshold=config.delivery.storm_threshold,
         api_unreachable_after=config.alerts.api_unreachable_after,
+        per_page=config.api.per_page,
     )
 
 
