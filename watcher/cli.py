@@ -40,12 +40,16 @@ log_level_option = click.option(
 
 
 def load_or_exit(
-    config_path: str | None, *, require_token: bool = True, exit_code: int = EXIT_CONFIG
+    config_path: str | None,
+    *,
+    require_token: bool = True,
+    exit_code: int = EXIT_CONFIG,
+    check_urls: bool = True,
 ) -> Config:
     """Load the configuration, or print each problem (`file: key: why`) to stderr and exit."""
     path = resolve_config_path(config_path, os.environ)
     try:
-        config = load_config(path, os.environ, require_token=require_token)
+        config = load_config(path, os.environ, require_token=require_token, check_urls=check_urls)
     except ConfigError as exc:
         for problem in exc.problems:
             click.echo(str(problem), err=True)
@@ -98,7 +102,9 @@ def once(config_path: str | None, log_level: str | None) -> None:
     """One poll cycle plus delivery of what is due, then exit (0 when the cycle ran)."""
     from watcher.commands import run_once
 
-    config = load_or_exit(config_path, exit_code=EX_CONFIG)
+    # Route URLs are checked by `check-config` and `run`; a one-shot skips loading apprise's
+    # plugins unless it has something to send (a bad URL then fails its delivery, visibly).
+    config = load_or_exit(config_path, exit_code=EX_CONFIG, check_urls=False)
     start_logging(config, log_level)
 
     async def cycle() -> int:
@@ -117,7 +123,7 @@ def status(config_path: str | None, as_json: bool) -> None:
     """What the store knows: each KB, its latest job, state, progress, age, undelivered alerts."""
     from watcher.commands import read_status
 
-    config = load_or_exit(config_path, require_token=False, exit_code=EX_CONFIG)
+    config = load_or_exit(config_path, require_token=False, exit_code=EX_CONFIG, check_urls=False)
     configure_logging("warning", "auto")
     sys.exit(_guarded(lambda: read_status(config, as_json=as_json, echo=click.echo)))
 
@@ -157,7 +163,7 @@ def health(config_path: str | None) -> None:
     from watcher.commands import check_health
     from watcher.runtime import utcnow
 
-    config = load_or_exit(config_path, require_token=False, exit_code=1)
+    config = load_or_exit(config_path, require_token=False, exit_code=1, check_urls=False)
     configure_logging("error", "auto")
     healthy, reason = asyncio.run(check_health(config, utcnow()))
     click.echo(reason, err=not healthy)

@@ -17,6 +17,7 @@ from watcher.metrics import Metrics
 from watcher.pace import PaceSettings
 from watcher.ports import Notifier
 from watcher.redact import register_secret
+from watcher.state import Message, SendResult
 
 
 def utcnow() -> datetime:
@@ -70,6 +71,20 @@ def build_notifier(config: Config) -> Notifier:
     from watcher.edges.notify_apprise import AppriseNotifier
 
     return AppriseNotifier(route_urls(config), timeout=config.delivery.timeout.total_seconds())
+
+
+class LazyNotifier:
+    """Builds the apprise notifier on the first send: a cycle with nothing to send (most of
+    them, and most `watcher once` runs) never pays for loading apprise's plugins."""
+
+    def __init__(self, config: Config) -> None:
+        self._config = config
+        self._notifier: Notifier | None = None
+
+    async def send(self, route: str, message: Message) -> SendResult:
+        if self._notifier is None:
+            self._notifier = build_notifier(self._config)
+        return await self._notifier.send(route, message)
 
 
 @dataclass
@@ -131,7 +146,7 @@ async def open_runtime(
         store=store,
         outbox=store,
         meta=store,
-        notifier=notifier or build_notifier(config),
+        notifier=notifier or LazyNotifier(config),
         settings=cycle_settings(config),
         clock=clock,
     )

@@ -102,8 +102,10 @@ def test_the_daemon_serves_health_readiness_and_metrics_that_describe_its_work(
         samples, "api_requests_total", endpoint="/v2/gen-ai/knowledge_bases", status="200"
     )
     assert kb_list is not None and kb_list >= 2
-    kb_jobs = "/v2/gen-ai/knowledge_bases/{uuid}/indexing_jobs"
-    assert (value(samples, "api_requests_total", endpoint=kb_jobs, status="200") or 0) >= 3
+    # New jobs on three KBs at once: read through the account-wide job list (one page),
+    # which costs less than three per-KB latest-15 lists.
+    account_jobs = "/v2/gen-ai/indexing_jobs"
+    assert (value(samples, "api_requests_total", endpoint=account_jobs, status="200") or 0) >= 1
     remaining = value(samples, "api_ratelimit_remaining")
     assert remaining is not None and 0 < remaining < 5000
     assert {s: value(samples, "jobs", state=s) for s in ("pending", "running", "stalled")} == {
