@@ -164,25 +164,24 @@ def format_duration(delta: timedelta) -> str:
 
 
 def _sources(job: Job) -> list[str]:
+    """One bullet per data source, its error under it: lists read well on every service
+    (Slack and plain-text email have no tables)."""
     if not job.data_source_jobs:
         return []
-    lines = ["", "| Data source | Status | Indexed | Failed | Skipped |", "|---|---|---|---|---|"]
+    lines = ["", "**Data sources**", ""]
     for ds in job.data_source_jobs:
-        lines.append(_source_row(ds))
-    errors = [ds for ds in job.data_source_jobs if ds.error_msg or ds.error_details]
-    if errors:
-        lines.append("")
-        for ds in errors:
-            text = ": ".join(x for x in (ds.error_msg, ds.error_details) if x)
-            lines.append(f"- {_code(ds.data_source_uuid)}: {escape(_clip(text))}")
+        lines.append(_source_line(ds))
+        text = ": ".join(x for x in (ds.error_msg, ds.error_details) if x)
+        if text:
+            lines.append(f"  - error: {escape(_clip(text))}")
     return lines
 
 
-def _source_row(ds: DataSourceJob) -> str:
+def _source_line(ds: DataSourceJob) -> str:
     status = ds.status_text.removeprefix("DATA_SOURCE_STATUS_").lower()
     return (
-        f"| {_code(ds.data_source_uuid)} | {escape(status)} | {ds.indexed_item_count or 0:,} "
-        f"| {ds.failed_item_count or 0:,} | {ds.skipped_item_count or 0:,} |"
+        f"- {_code(ds.data_source_uuid)} {escape(status)}: {ds.indexed_item_count or 0:,} "
+        f"indexed, {ds.failed_item_count or 0:,} failed, {ds.skipped_item_count or 0:,} skipped"
     )
 
 

@@ -68,8 +68,8 @@ def test_a_partial_alert_names_kb_job_outcome_duration_tokens_items_errors_and_l
         "Duration: 12m 05s",
         "Tokens: 123,456",
         "Items: 150 indexed, 4 failed, 2 skipped",
-        "| `ds-bad` | partially\\_updated | 30 | 4 | 2 |",
-        "PARSE\\_ERROR: 4 PDF files could not be parsed",
+        "- `ds-bad` partially\\_updated: 30 indexed, 4 failed, 2 skipped",
+        "  - error: PARSE\\_ERROR: 4 PDF files could not be parsed",
         "https://cloud.example/kb/kb-1",
     ):
         assert expected in body, expected
