@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from freezegun import freeze_time
 
 from tests.receivers import WebhookReceiver
 from watcher.cli import main
@@ -147,3 +148,20 @@ def test_once_with_a_refused_token_exits_non_zero_saying_401_and_the_token_sourc
     assert "401" in result.stderr
     assert "DIGITALOCEAN_TOKEN" in result.stderr
     assert "0" * 64 not in result.stderr + result.stdout
+
+
+def test_health_turns_unhealthy_once_the_last_good_cycle_is_older_than_two_intervals(
+    tmp_path: Path, simulator: tuple[Simulator, str], webhook_receiver: WebhookReceiver
+) -> None:
+    """The one place the shell reads the wall clock (`health`), frozen to step past the limit."""
+    _, url = simulator
+    path = write_config(tmp_path, url, {"ops": webhook_receiver.url_json()})
+    with freeze_time("2026-11-28 12:00:00", real_asyncio=True):
+        assert run(["once", "--config", path])[0] == 0
+    # poll.interval defaults to 60 s: two intervals later the daemon counts as stalled.
+    with freeze_time("2026-11-28 12:01:59", real_asyncio=True):
+        assert run(["health", "--config", path])[0] == 0
+    with freeze_time("2026-11-28 12:02:01", real_asyncio=True):
+        code, _, err = run(["health", "--config", path])
+    assert code == 1
+    assert "last successful cycle 121s ago (limit 120s)" in err
