@@ -283,6 +283,12 @@ class Daemon:
             await old.close()
             self._requests_before = 0  # the new client counts its requests from zero
         log.info("config_reloaded", source=config.source)
+        # Logging and the HTTP listener are set up once, at start: say so rather than pretend.
+        unapplied = [
+            name for name in ("log", "http") if getattr(config, name) != getattr(old.config, name)
+        ]
+        if unapplied:
+            log.warning("config_reload_needs_restart", sections=unapplied)
         self._reloaded()
         return True
 

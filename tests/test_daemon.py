@@ -1,4 +1,4 @@
-"""Stopping the daemon is bounded even when the cycle in flight would wait much longer."""
+"""The daemon: a bounded stop even with a stuck cycle, and honest reloads."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from watcher import daemon as daemon_module
-from watcher.config import Config
+from watcher.config import Config, load_config
 from watcher.daemon import Daemon
 from watcher.runtime import open_runtime
 from watcher.simulator import Fault, FaultKind, ManualClock, Simulator, load_scenario, serve
@@ -51,3 +51,24 @@ async def test_a_stop_cancels_a_cycle_stuck_past_the_grace_and_exits_0(
     events = [entry["event"] for entry in logs]
     assert "cycle_cancelled_to_stop" in events
     assert events[-1] == "watcher_stopped"
+
+
+async def test_a_reload_that_changes_logging_or_http_says_those_need_a_restart(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "watcher.toml"
+    base = (
+        f'[state]\npath = "{tmp_path / "w.db"}"\n'
+        '[[routes]]\nname = "ops"\nurls = ["json://127.0.0.1:9/x"]\n'
+    )
+    path.write_text(base, encoding="utf-8")
+    env = {"DIGITALOCEAN_ACCESS_TOKEN": TOKEN}
+    runtime = await open_runtime(load_config(path, env), clock=lambda: datetime.now(UTC))
+    daemon = Daemon(runtime, config_path=path, env=env)
+    path.write_text(base + '[log]\nlevel = "debug"\n', encoding="utf-8")
+    with capture_logs() as logs:
+        assert await daemon.reload()
+    await daemon.runtime.close()
+    [warning] = [e for e in logs if e["event"] == "config_reload_needs_restart"]
+    assert warning["sections"] == ["log"]
+    assert daemon.config.log.level.value == "debug"
