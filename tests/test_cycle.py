@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+
+from structlog.testing import capture_logs
 
 from watcher.cycle import Cycle, CycleSettings
 from watcher.decide import RetryPolicy, RouteRule
@@ -328,3 +330,19 @@ async def test_a_notifier_that_raises_loses_no_row_and_the_row_is_sent_later() -
     world.notifier.raising.clear()
     await world.run(2)
     assert routed(world, "ops") == ["ℹ️ kb-1: indexing started"]
+
+
+async def test_an_unknown_enum_value_is_logged_once_and_alerts_nothing() -> None:
+    world = World(rules=(RouteRule("ops", ALL),))
+    odd = replace(
+        job(1), phase=Phase.UNKNOWN, phase_raw="BATCH_JOB_PHASE_QUEUED", status=Status.UNKNOWN
+    )
+    world.source.show("kb-1", odd)
+    cycle = world.cycle()  # one daemon's cycle, polled three times
+    with capture_logs() as logs:
+        for _ in range(3):
+            world.now += timedelta(minutes=1)
+            assert (await cycle.run()).ok
+    unknown = [e for e in logs if e["event"] == "api_unknown_value"]
+    assert [(e["value"], e["job"]) for e in unknown] == [("BATCH_JOB_PHASE_QUEUED", "job-1")]
+    assert world.notifier.sent == []

@@ -83,6 +83,7 @@ class Cycle:
     ) -> None:
         self.source, self.store, self.outbox, self.meta = source, store, outbox, meta
         self.notifier, self.settings, self.clock = notifier, settings, clock
+        self._unknown_seen: set[str] = set()
 
     async def run(self) -> CycleReport:
         """Poll once, record what changed, deliver what is due; raises only on store failure."""
@@ -103,6 +104,7 @@ class Cycle:
             await self._api_outcome(cycle_id, now, _describe(exc))
             log.warning("cycle_fetch_failed", error=str(exc), retryable=exc.retryable)
             return CycleReport(cycle_id=cycle_id, ok=False, error=str(exc))
+        self._log_unknown_values(observation)
         state, transitions = detect(previous, observation, now, self.settings.policy)
         transitions = await self._with_details(transitions)
         # `api_recovered` first, so that its alert comes before the news it lets through.
@@ -118,6 +120,15 @@ class Cycle:
             active_jobs=active,
             events=tuple(t.kind for t in transitions),
         )
+
+    def _log_unknown_values(self, observation: Observation) -> None:
+        """Enum values the API added after us: kept on the job, never alerted, logged once each."""
+        for job in observation.jobs:
+            for value in sorted(job.unknown_values - self._unknown_seen):
+                self._unknown_seen.add(value)
+                log.warning(
+                    "api_unknown_value", value=value, kb=job.knowledge_base_uuid, job=job.uuid
+                )
 
     # --- fetch -----------------------------------------------------------------------------
 

@@ -188,6 +188,12 @@ class Job:
         return self.status_raw or self.status.value
 
     @property
+    def unknown_values(self) -> frozenset[str]:
+        """Every enum string in the job (phase, status, data-source statuses) nobody knows yet."""
+        raws = {self.phase_raw, self.status_raw, *(ds.status_raw for ds in self.data_source_jobs)}
+        return frozenset(raw for raw in raws if raw is not None)
+
+    @property
     def is_terminal(self) -> bool:
         """Whether either state field says the job is over (unknown values never do)."""
         return self.status.is_terminal or self.phase.is_terminal

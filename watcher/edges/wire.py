@@ -218,8 +218,7 @@ def parse_knowledge_base(obj: object) -> KnowledgeBase:
 
 def unknown_values(job: Job) -> set[str]:
     """Every enum string in the job (its phase, status, data-source statuses) nobody knows yet."""
-    raws = {job.phase_raw, job.status_raw, *(ds.status_raw for ds in job.data_source_jobs)}
-    return {raw for raw in raws if raw is not None}
+    return set(job.unknown_values)
 
 
 def require_object(body: object, what: str) -> Mapping[str, Any]:
