@@ -155,7 +155,9 @@ class FakeNotifier:
     failing: set[str] = field(default_factory=set)
     raising: set[str] = field(default_factory=set)
 
-    async def send(self, route: str, message: Message) -> SendResult:
+    async def send(
+        self, route: str, message: Message, skip: frozenset[int] = frozenset()
+    ) -> SendResult:
         if route in self.raising:
             raise RuntimeError("a bug in the notifier")
         if route in self.failing:

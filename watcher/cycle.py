@@ -17,7 +17,18 @@ from datetime import datetime, timedelta
 import structlog
 
 from watcher.apihealth import ApiHealth, api_health
-from watcher.decide import RetryPolicy, RouteRule, Send, SettleReason, plan, route, settle
+from watcher.decide import (
+    RetryPolicy,
+    RouteRule,
+    Send,
+    SettleReason,
+    earlier_targets,
+    failed_targets,
+    hold,
+    plan,
+    route,
+    settle,
+)
 from watcher.detect import detect
 from watcher.errors import ApiStatusError, SourceError
 from watcher.model import EventKind, Job, KnowledgeBase, WatchedKb
@@ -282,22 +293,33 @@ class Cycle:
         return tuple(outcome for per_route in results for outcome in per_route)
 
     async def _deliver_route(self, sends: list[Send]) -> list[tuple[str, SettleReason]]:
+        """Send a route's rows in order. After a retryable failure the URLs that failed are
+        left out of the rest of this cycle (the others still get their alerts, once); when
+        the route failed as a whole, its other rows wait for the backoff, unspent."""
         outcomes: list[tuple[str, SettleReason]] = []
+        down: frozenset[int] = frozenset()
+        failure: Settlement | None = None
         for index, send in enumerate(sends):
+            if failure is not None and not down:
+                await self._postpone(sends[index:], failure)
+                break
+            send = replace(send, skip=send.skip | down)
             result = await self._send(send)
-            now = self.clock()
-            settled = settle(send, result, now, self.settings.retry)
+            if failure is not None and (result.ok or not result.targets):
+                settled = hold(send, result, failure)  # reached all it tried; not the down URLs
+            else:
+                settled = settle(send, result, self.clock(), self.settings.retry)
             await self.outbox.settle([s for s, _ in settled])
             outcomes.extend((send.route, reason) for _, reason in settled)
             _log_delivery(send, result, settled)
             if not result.ok and not result.permanent:
-                await self._postpone(sends[index + 1 :], settled[0][0])
-                break
+                failure = failure or settled[0][0]
+                down = down | failed_targets(result)
         return outcomes
 
     async def _send(self, send: Send) -> SendResult:
         try:
-            return await self.notifier.send(send.route, send.message)
+            return await self.notifier.send(send.route, send.message, send.skip)
         except Exception as exc:  # a notifier bug must not lose the row: retry it later
             log.exception("delivery_crashed", route=send.route)
             return SendResult(ok=False, error=f"notifier error: {type(exc).__name__}")
@@ -312,6 +334,7 @@ class Cycle:
                 attempts=item.attempts,
                 next_attempt_at=failed.next_attempt_at,
                 error=item.last_error,
+                targets=earlier_targets(item),
             )
             for send in sends
             for item in send.items
@@ -348,7 +371,11 @@ def _log_delivery(
 ) -> None:
     event_ids = [item.transition.event_id for item in send.items]
     reason = settled[0][1] if settled else None
-    if result.ok:
+    if reason is SettleReason.HELD:
+        log.info(
+            "alert_partly_delivered", route=send.route, events=event_ids, skipped=sorted(send.skip)
+        )
+    elif result.ok:
         log.info("alert_delivered", route=send.route, events=event_ids)
     elif reason in (SettleReason.EXPIRED, SettleReason.PERMANENT_FAILURE):
         log.error(

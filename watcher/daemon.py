@@ -48,6 +48,7 @@ DELIVERY_OUTCOME = {
     SettleReason.RETRY: "failed",
     SettleReason.PERMANENT_FAILURE: "dead",
     SettleReason.EXPIRED: "dead",
+    SettleReason.HELD: "failed",
 }
 
 

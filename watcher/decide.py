@@ -22,6 +22,7 @@ from watcher.state import (
     OutboxItem,
     SendResult,
     Settlement,
+    TargetResult,
     Transition,
 )
 
@@ -55,26 +56,36 @@ def route(transitions: Iterable[Transition], rules: Sequence[RouteRule]) -> tupl
 
 @dataclass(frozen=True, slots=True)
 class Send:
-    """One message to one route, settling the outbox rows it carries."""
+    """One message to one route, settling the outbox rows it carries.
+
+    `skip` names the route's URLs (by index) that already have these rows from an earlier,
+    partly failed attempt: a retry goes only to the others, so no target hears it twice.
+    """
 
     route: str
     items: tuple[OutboxItem, ...]
     message: Message
+    skip: frozenset[int] = frozenset()
 
 
 def plan(items: Sequence[OutboxItem], storm_threshold: int, dashboard: str) -> list[Send]:
-    """Group claimed rows into sends: one each, or one per route and cycle beyond the threshold."""
-    groups: dict[tuple[str, str], list[OutboxItem]] = {}
+    """Group claimed rows into sends: one each, or one per route and cycle beyond the threshold.
+
+    Only rows that reached the same URLs so far are grouped, so each send can skip exactly
+    the URLs that already have all of its rows.
+    """
+    groups: dict[tuple[str, str, frozenset[int]], list[OutboxItem]] = {}
     for item in items:
-        groups.setdefault((item.route, item.cycle_id), []).append(item)
+        groups.setdefault((item.route, item.cycle_id, item.delivered), []).append(item)
     sends: list[Send] = []
-    for (route_name, _), group in groups.items():
+    for (route_name, _, skip), group in groups.items():
         if len(group) > storm_threshold:
-            transitions = [item.transition for item in group]
-            sends.append(Send(route_name, tuple(group), render_group(transitions, dashboard)))
+            message = render_group([item.transition for item in group], dashboard)
+            sends.append(Send(route_name, tuple(group), message, skip))
         else:
             sends.extend(
-                Send(route_name, (item,), render(item.transition, dashboard)) for item in group
+                Send(route_name, (item,), render(item.transition, dashboard), skip)
+                for item in group
             )
     return sends
 
@@ -86,6 +97,7 @@ class SettleReason(StrEnum):
     RETRY = "retry"
     PERMANENT_FAILURE = "permanent_failure"
     EXPIRED = "expired"
+    HELD = "held"  # reached every URL it tried; the route's down URLs wait for their retry
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +122,37 @@ def settle(
 ) -> list[tuple[Settlement, SettleReason]]:
     """What to write back for every row of a send, and why."""
     return [_settle_one(item, result, now, policy) for item in send.items]
+
+
+def hold(
+    send: Send, result: SendResult, until: Settlement
+) -> list[tuple[Settlement, SettleReason]]:
+    """A send that left out URLs found down earlier in this cycle: what it reached counts,
+    the rows stay pending until that failure's retry, and no attempt is spent."""
+    return [
+        (
+            Settlement(
+                outbox_id=item.id,
+                state=DeliveryState.PENDING,
+                at=until.at,
+                attempts=item.attempts,
+                next_attempt_at=until.next_attempt_at,
+                error=until.error,
+                targets=result.targets + earlier_targets(item, result.targets),
+            ),
+            SettleReason.HELD,
+        )
+        for item in send.items
+    ]
+
+
+def failed_targets(result: SendResult) -> frozenset[int]:
+    """The URLs (by index) a send failed on; empty when the failure is not per URL, which
+    then counts as the whole route failing."""
+    failed = [t.index for t in result.targets if not t.ok]
+    if not failed or None in failed:
+        return frozenset()
+    return frozenset(index for index in failed if index is not None)
 
 
 def _settle_one(
@@ -145,5 +188,16 @@ def _settlement(
         attempts=attempts,
         next_attempt_at=next_attempt_at,
         error=None if result.ok else (result.error or "delivery failed"),
-        targets=result.targets,
+        targets=result.targets + earlier_targets(item, result.targets),
+    )
+
+
+def earlier_targets(
+    item: OutboxItem, now: tuple[TargetResult, ...] = ()
+) -> tuple[TargetResult, ...]:
+    """The URLs an earlier attempt reached that this one did not try: they stay delivered."""
+    tried = {t.index for t in now}
+    return tuple(
+        TargetResult(name="earlier attempt", url="", ok=True, index=index)
+        for index in sorted(item.delivered - tried)
     )

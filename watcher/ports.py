@@ -59,6 +59,8 @@ class MetaStore(Protocol):
 
 
 class Notifier(Protocol):
-    """Sends one rendered message to every URL of one route."""
+    """Sends one rendered message to every URL of one route but those in `skip` (by index)."""
 
-    async def send(self, route: str, message: Message) -> SendResult: ...
+    async def send(
+        self, route: str, message: Message, skip: frozenset[int] = frozenset()
+    ) -> SendResult: ...

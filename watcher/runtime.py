@@ -81,10 +81,12 @@ class LazyNotifier:
         self._config = config
         self._notifier: Notifier | None = None
 
-    async def send(self, route: str, message: Message) -> SendResult:
+    async def send(
+        self, route: str, message: Message, skip: frozenset[int] = frozenset()
+    ) -> SendResult:
         if self._notifier is None:
             self._notifier = build_notifier(self._config)
-        return await self._notifier.send(route, message)
+        return await self._notifier.send(route, message, skip)
 
 
 @dataclass

@@ -149,6 +149,7 @@ class OutboxItem:
     created_at: datetime
     attempts: int = 0
     last_error: str | None = None
+    delivered: frozenset[int] = frozenset()  # the route's URLs (by index) that already have it
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +160,7 @@ class TargetResult:
     url: str
     ok: bool
     detail: str = ""
+    index: int | None = None  # which URL of the route (its position in `urls`)
 
 
 @dataclass(frozen=True, slots=True)

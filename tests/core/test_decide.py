@@ -2,13 +2,31 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from watcher.decide import RetryPolicy, RouteRule, SettleReason, backoff, plan, route, settle
+from watcher.decide import (
+    RetryPolicy,
+    RouteRule,
+    SettleReason,
+    backoff,
+    failed_targets,
+    hold,
+    plan,
+    route,
+    settle,
+)
 from watcher.model import EventKind, Job, Severity
-from watcher.state import DeliveryState, OutboxItem, SendResult, TargetResult, Transition
+from watcher.state import (
+    DeliveryState,
+    OutboxItem,
+    SendResult,
+    Settlement,
+    TargetResult,
+    Transition,
+)
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 E = EventKind
@@ -151,3 +169,56 @@ def test_backoff_grows_exponentially_with_jitter_and_a_cap(
     for spread in (0.5, 0.75, 1.0):
         delay = backoff(attempts, POLICY, spread).total_seconds()
         assert low <= delay <= high
+
+
+def test_a_retry_skips_the_urls_an_earlier_attempt_reached_and_keeps_them_delivered() -> None:
+    row = replace(item(1, attempts=1), delivered=frozenset({0}))
+    [send] = plan([row], storm_threshold=5, dashboard="https://x")
+    assert send.skip == {0}
+    down = SendResult(ok=False, error="refused", targets=(TargetResult("b", "b://", False, "", 1),))
+    [(settlement, _)] = settle(send, down, NOW, POLICY)
+    assert {(t.index, t.ok) for t in settlement.targets} == {(0, True), (1, False)}
+
+
+def test_rows_that_reached_different_urls_are_not_grouped_together() -> None:
+    rows = [item(n) for n in range(1, 4)] + [
+        replace(item(n), delivered=frozenset({1})) for n in range(4, 7)
+    ]
+    sends = plan(rows, storm_threshold=2, dashboard="https://x")
+    assert sorted((len(s.items), tuple(s.skip)) for s in sends) == [(3, ()), (3, (1,))]
+
+
+def test_a_held_send_stays_pending_unspent_with_what_it_reached() -> None:
+    row = item(1, attempts=2)
+    [send] = plan([row], storm_threshold=5, dashboard="https://x")
+    failure = Settlement(
+        outbox_id=9,
+        state=DeliveryState.PENDING,
+        at=NOW,
+        attempts=1,
+        next_attempt_at=NOW + timedelta(minutes=1),
+        error="refused",
+    )
+    reached = SendResult(ok=True, targets=(TargetResult("a", "a://", True, "", 0),))
+    [(settlement, reason)] = hold(send, reached, failure)
+    assert reason is SettleReason.HELD
+    assert settlement.state is DeliveryState.PENDING
+    assert settlement.attempts == 2
+    assert settlement.next_attempt_at == failure.next_attempt_at
+    assert [(t.index, t.ok) for t in settlement.targets] == [(0, True)]
+
+
+@pytest.mark.parametrize(
+    ("targets", "down"),
+    [
+        # per-URL failures name the URLs that are down
+        ((TargetResult("a", "", True, "", 0), TargetResult("b", "", False, "", 1)), {1}),
+        # a failure without per-URL detail means the whole route failed
+        ((), set()),
+        ((TargetResult("a", "", False, "", None),), set()),
+    ],
+)
+def test_failed_targets_names_the_urls_that_are_down(
+    targets: tuple[TargetResult, ...], down: set[int]
+) -> None:
+    assert failed_targets(SendResult(ok=False, targets=targets)) == down

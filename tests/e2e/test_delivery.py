@@ -157,7 +157,9 @@ class DiesBeforeClaiming:
 class DiesWhileSending:
     """A notifier that kills the process once rows are claimed ('sending'), before any send."""
 
-    async def send(self, route: str, message: Message) -> SendResult:
+    async def send(
+        self, route: str, message: Message, skip: frozenset[int] = frozenset()
+    ) -> SendResult:
         raise Crash
 
 
@@ -218,4 +220,26 @@ async def test_rows_claimed_when_the_process_died_are_sent_once_right_after_rest
     await harness.run_for(30, every=10)
     for name in (HOOK, MAIL, CHAT):
         assert tally(receivers, name) == ALL_ALERTS, name
+    assert await _undelivered(harness) == 0
+
+
+async def test_a_route_with_one_url_down_never_repeats_an_alert_to_its_healthy_urls(
+    make_harness: HarnessFactory, receivers: Receivers
+) -> None:
+    """Two URLs on one route: while the webhook is down, every retry goes to it alone, so
+    the Mattermost hook of the same route hears each alert exactly once."""
+    urls = receivers.urls()
+    both = {"name": "ops", "urls": [urls[HOOK], urls[CHAT]], "events": list(EVENTS)}
+    harness = await make_harness(scenario(STAGGERED), [both])
+    await harness.cycle()
+    receivers.hook.go_down()
+    await harness.run_for(70, every=10)  # every job starts and ends, many retries
+
+    assert tally(receivers, CHAT) == ALL_ALERTS
+    assert receivers.alerts(HOOK) == []
+    receivers.hook.come_up()
+    await harness.run_for(30, every=10)
+
+    assert tally(receivers, HOOK) == ALL_ALERTS
+    assert tally(receivers, CHAT) == ALL_ALERTS  # still once each
     assert await _undelivered(harness) == 0

@@ -364,3 +364,24 @@ def test_console_scheme_makes_console_urls_valid() -> None:
 def test_plain_text_strips_the_markdown_alerts_use(markdown: str, text: str) -> None:
     """The console shows alert markdown as readable plain text."""
     assert plain_text(markdown) == text
+
+
+async def test_each_target_result_names_its_url_by_index_and_skipped_urls_get_nothing(
+    webhook_receiver: WebhookReceiver,
+) -> None:
+    other = WebhookReceiver().start()
+    try:
+        notifier = AppriseNotifier(
+            {"ops": [webhook_receiver.url_json("/first"), other.url_json("/second")]}, timeout=3
+        )
+        result = await notifier.send("ops", MESSAGE)
+        assert result.ok
+        assert sorted(t.index for t in result.targets if t.ok) == [0, 1]
+
+        retry = await notifier.send("ops", MESSAGE, skip=frozenset({0}))
+        assert retry.ok
+        assert [t.index for t in retry.targets] == [1]
+        assert len(webhook_receiver.requests) == 1  # the skipped URL heard it once, not twice
+        assert len(other.wait_for_requests(2)) == 2
+    finally:
+        other.stop()

@@ -17,8 +17,10 @@ copied into details are scrubbed of every URL fragment the masked URL hides.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any, assert_never
 
 import apprise
@@ -76,8 +78,11 @@ class AppriseNotifier:
         """The route names this notifier can send to, in configuration order."""
         return tuple(self._routes)
 
-    async def send(self, route: str, message: Message) -> SendResult:
-        """Send `message` to every URL of `route` once and report each target's outcome."""
+    async def send(
+        self, route: str, message: Message, skip: frozenset[int] = frozenset()
+    ) -> SendResult:
+        """Send `message` once to every URL of `route` but those in `skip` (by index, the ones
+        an earlier attempt reached), in parallel, and report each target's outcome."""
         urls = self._routes.get(route)
         if not urls:
             why = "has no URLs" if urls is not None else "is not configured"
@@ -86,21 +91,32 @@ class AppriseNotifier:
         asset = apprise.AppriseAsset(
             app_id=APP_ID, app_desc="Gradient Watcher", service_timeout=self._timeout
         )
-        sender = apprise.Apprise(asset=asset)
-        secrets: set[str] = set()
-        rejected: list[TargetResult] = []
-        for url in urls:
-            plugin: Any = apprise.Apprise.instantiate(url, asset=asset)
-            if plugin is None:
-                rejected.append(_unparseable(url))
-                continue
-            secrets |= _hidden_fragments(url, str(plugin.url(privacy=True)))
-            self._tame(plugin)
-            sender.add(plugin)
-        targets, call_error = await self._dispatch(sender, message, secrets)
-        result = _summarise((*targets, *rejected), call_error)
+        attempts = await asyncio.gather(
+            *(
+                self._send_one(index, url, message, asset)
+                for index, url in enumerate(urls)
+                if index not in skip
+            )
+        )
+        targets = tuple(t for found, _ in attempts for t in found)
+        call_error = next((error for _, error in attempts if error), None)
+        result = _summarise(targets, call_error)
         _log_targets(route, result)
         return result
+
+    async def _send_one(
+        self, index: int, url: str, message: Message, asset: apprise.AppriseAsset
+    ) -> tuple[list[TargetResult], str | None]:
+        """One URL on its own apprise object, so each result is known to belong to its URL."""
+        plugin: Any = apprise.Apprise.instantiate(url, asset=asset)
+        if plugin is None:
+            return [replace(_unparseable(url), index=index)], None
+        secrets = _hidden_fragments(url, str(plugin.url(privacy=True)))
+        self._tame(plugin)
+        sender = apprise.Apprise(asset=asset)
+        sender.add(plugin)
+        targets, call_error = await self._dispatch(sender, message, secrets)
+        return [replace(t, index=index) for t in targets], call_error
 
     async def _dispatch(
         self, sender: apprise.Apprise, message: Message, secrets: set[str]

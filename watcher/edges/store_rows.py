@@ -40,7 +40,8 @@ _CLAIM: Final = """
     UPDATE outbox SET state = 'sending', claimed_at = ?, claim_token = ?
     WHERE id = ? AND state = 'pending'"""
 _CLAIMED: Final = """
-    SELECT o.id, o.route, o.created_at, o.attempts, o.last_error, e.cycle_id, e.payload
+    SELECT o.id, o.route, o.created_at, o.attempts, o.last_error, e.cycle_id, e.payload,
+        o.targets
     FROM outbox o JOIN events e ON e.event_id = o.event_id
     WHERE o.claim_token = ? AND o.state = 'sending'
     ORDER BY o.created_at, o.id"""
@@ -297,7 +298,16 @@ def _outbox_item(row: tuple[Any, ...]) -> OutboxItem:
         created_at=schema.from_db(row[2]),
         attempts=int(row[3]),
         last_error=row[4],
+        delivered=_delivered(row[7]),
     )
+
+
+def _delivered(targets: str | None) -> frozenset[int]:
+    """The route's URLs (by index) that a previous attempt already reached."""
+    if not targets:
+        return frozenset()
+    results = codec.decode_target_results(codec.loads(targets))
+    return frozenset(t.index for t in results if t.ok and t.index is not None)
 
 
 def settle_row(settlement: Settlement, token: str | None) -> tuple[str, tuple[Any, ...]]:
