@@ -60,7 +60,8 @@ async def check_health(config: Config, now: datetime) -> tuple[bool, str]:
     if not config.state.path.exists():
         return False, f"no state file at {config.state.path}: the watcher has not run yet"
     try:
-        store = await SqliteStore.open(config.state.path, now=now)
+        # A probe runs every 30 s: no full-file integrity check (the daemon did it at start).
+        store = await SqliteStore.open(config.state.path, now=now, integrity_check=False)
     except StoreError as exc:
         return False, str(exc)
     try:

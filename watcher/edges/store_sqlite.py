@@ -55,7 +55,7 @@ def _transaction(conn: sqlite3.Connection, work: Callable[[sqlite3.Connection], 
     return result
 
 
-def _connect(path: Path, now: datetime) -> sqlite3.Connection:
+def _connect(path: Path, now: datetime, integrity_check: bool = True) -> sqlite3.Connection:
     """Create or open the file, check it, configure the connection and migrate the schema."""
     schema.create_file(path)
     try:
@@ -63,7 +63,7 @@ def _connect(path: Path, now: datetime) -> sqlite3.Connection:
     except sqlite3.Error as exc:
         raise schema.translate(exc, path, "opening") from exc
     try:
-        schema.check_integrity(conn, path)
+        schema.check_integrity(conn, path, full=integrity_check)
         schema.configure(conn, path)
         schema.migrate(conn, path, now)
     except sqlite3.Error as exc:
@@ -93,16 +93,25 @@ class SqliteStore:
 
     @classmethod
     async def open(
-        cls, path: Path, *, now: datetime, lease: timedelta = DEFAULT_LEASE
+        cls,
+        path: Path,
+        *,
+        now: datetime,
+        lease: timedelta = DEFAULT_LEASE,
+        integrity_check: bool = True,
     ) -> SqliteStore:
         """Open (creating with mode 0600 and migrating as needed) the store at `path`.
+
+        `integrity_check=False` skips the full-file `quick_check` (for frequent probes).
 
         When no other process has the store open (see `store_lock`), claims left by a process
         that died are returned to the queue at once instead of after their lease.
         """
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="watcher-store")
         try:
-            conn = await asyncio.get_running_loop().run_in_executor(executor, _connect, path, now)
+            conn = await asyncio.get_running_loop().run_in_executor(
+                executor, _connect, path, now, integrity_check
+            )
         except BaseException:
             executor.shutdown(wait=False)
             raise
