@@ -48,6 +48,7 @@ from watcher.state import (
 log = structlog.get_logger(__name__)
 
 _NEEDS_DETAILS = frozenset({EventKind.FAILED, EventKind.PARTIAL})
+_KB_JOB_WINDOW = 15  # DigitalOcean keeps the latest 15 jobs of a KB, in every list
 _API_HEALTH_KEY = "api_health"
 
 
@@ -188,7 +189,7 @@ class Cycle:
         """
         if not fresh:
             return {}
-        account_pages = -(-15 * account_kbs // self.settings.per_page)
+        account_pages = -(-_KB_JOB_WINDOW * account_kbs // self.settings.per_page)
         if len(fresh) > account_pages:
             try:
                 everything = await self.source.list_jobs()
