@@ -3,13 +3,21 @@
 For each seed, a real-time simulated account with jobs on several knowledge bases and API
 faults on its timeline is served on loopback; the real daemon watches it with two webhook
 routes (one for every event, one for failures) and is killed with SIGKILL at random moments
-and restarted, again and again; then it drains and stops with SIGTERM. The receivers' logs
-are compared with what the jobs owe. Prints one line per seed and the totals: kills, jobs,
-faults applied, malformed answers, alerts expected / delivered / duplicated / lost, and
-the faults by kind. Exit 1 if any alert was lost, unexpected, duplicated outside a kill's
-send-to-acknowledgement window, or a secret leaked.
+and restarted, again and again; then it drains and stops with SIGTERM. Clock faults too: the
+API's clock is skewed (seeded, up to ten minutes either way), and with libfaketime installed
+the daemons' wall clock is stepped at seeded moments (-60 s, -30 s, +1 h, +2 h, back to true).
+The receivers' logs are compared with what the jobs owe. Prints one line per seed and the
+totals: kills, API skew, clock steps, jobs, jobs that came and went unseen (no clean answer
+showed them live outside a kill: their `started` is not owed), faults applied, malformed
+answers, alerts expected / delivered / duplicated / lost, and the faults by kind. Exit 1 if
+any alert was lost, unexpected, duplicated outside a kill's send-to-acknowledgement window,
+or a secret leaked.
 
     python bench/crash_run.py [--seeds 1 2 3] [--kills 20] [--horizon 50]
+
+Between kills the daemon is also reloaded (SIGHUP) and `watcher status` and `watcher once`
+open and close the store beside it, at seeded random moments (reloads and "beside" columns);
+every process runs under the store guard (`tests/storeguard.py`).
 
 The short seeded version runs in the default tests: `tests/promises/test_crash.py`.
 """
@@ -50,6 +58,7 @@ def main() -> int:
             ("unexpected", figures.unexpected),
             ("duplicates outside a kill window", figures.unexplained),
             ("secret leaked in", figures.leaked),
+            ("commands beside the daemon failed", figures.bystander_failures),
         ):
             if problems:
                 print(f"  {name}: {', '.join(problems)}", flush=True)

@@ -35,6 +35,7 @@ sys.path.insert(0, str(BENCH))
 from run_bench import WATCHER, _clean_env, watcher_config  # noqa: E402
 from workload import TOKEN, LogTail, ProcessProbe, Receiver, stop  # noqa: E402
 
+from watcher.edges import host  # noqa: E402
 from watcher.edges.store_sqlite import SqliteStore  # noqa: E402
 from watcher.model import DataSourceJob, DataSourceStatus, EventKind, Job, Phase, Status  # noqa: E402
 from watcher.simulator import RealClock, Simulator, generated_scenario, serve_in_thread  # noqa: E402
@@ -89,6 +90,7 @@ async def fill(path: Path, kbs: Sequence[str], history: int, now: datetime) -> N
     """Add `history` finished jobs (with events and sent outbox rows) to the store at `path`."""
     rng = random.Random(11)
     store = await SqliteStore.open(path, now=now)
+    await store.lease_step(host.this_process("bench", now), 30.0)
     try:
         for start in range(0, history, BATCH):
             states, transitions = [], []
@@ -182,6 +184,7 @@ async def time_prune(kbs: int, history: int) -> tuple[int, float]:
         kb_uuids = [str(uuid.UUID(int=i + 1)) for i in range(kbs)]
         await fill(path, kb_uuids, history, now)
         store = await SqliteStore.open(path, now=now)
+        await store.lease_step(host.this_process("bench", now), 30.0)
         try:
             started = time.perf_counter()
             deleted = await store.prune(now - timedelta(days=30))

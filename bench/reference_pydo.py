@@ -54,7 +54,7 @@ HEADLINE = {
     "started": "indexing started",
     "completed": "indexing completed",
     "no_changes": "indexing found no changes",
-    "partial": "indexing finished with gaps",
+    "partial": "indexing partial (finished with gaps)",
     "failed": "indexing failed",
     "cancelled": "indexing cancelled",
 }

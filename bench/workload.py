@@ -38,7 +38,7 @@ HEADLINES = {
     "indexing started": "started",
     "indexing completed": "completed",
     "indexing found no changes": "no_changes",
-    "indexing finished with gaps": "partial",
+    "indexing partial (finished with gaps)": "partial",
     "indexing failed": "failed",
     "indexing cancelled": "cancelled",
     "indexing stalled": "stalled",

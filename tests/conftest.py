@@ -7,7 +7,23 @@ from collections.abc import Iterator
 import pytest
 import structlog
 
+from tests import storeguard
 from tests.receivers import SmtpReceiver, WebhookReceiver
+from watcher.redact import SECRETS
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The store guard watches every test of the session (see `tests.storeguard`)."""
+    storeguard.install()
+
+
+@pytest.fixture(autouse=True)
+def store_opened_only_by_sqlite() -> Iterator[None]:
+    """Fail the test if anything opened a live store's file outside SQLite during it."""
+    storeguard.violations.clear()
+    yield
+    found, storeguard.violations[:] = list(storeguard.violations), []
+    assert not found, "a live SQLite store was opened outside its connection:\n" + found[0]
 
 
 @pytest.fixture(autouse=True)
@@ -16,6 +32,15 @@ def fresh_structlog() -> Iterator[None]:
     structlog.reset_defaults()
     yield
     structlog.reset_defaults()
+
+
+@pytest.fixture(autouse=True)
+def fresh_secrets() -> Iterator[None]:
+    """Each test starts with no registered secret: one test's password must not mask another's
+    words (the registry is process-wide, as the watcher's processes need it)."""
+    SECRETS.clear()
+    yield
+    SECRETS.clear()
 
 
 @pytest.fixture

@@ -47,8 +47,30 @@ def test_a_valid_config_exits_0_and_describes_it_with_secrets_masked(tmp_path: P
     code, out, err = run(["check-config", "--config", path], {"DIGITALOCEAN_ACCESS_TOKEN": TOKEN})
     assert code == 0, err
     assert f"{path} is valid" in out
-    assert "slack://****/#indexing" in out and "dop_v1_…cdef" in out
+    assert "slack://****/****/****/#indexing" in out and "dop_v1_… (sha256 9e4a4330)" in out
     assert SECRET not in out + err and TOKEN not in out + err
+
+
+def test_check_config_shows_the_cycle_deadline_and_the_health_limit_it_makes(
+    tmp_path: Path,
+) -> None:
+    path = config(tmp_path, '[poll]\ninterval = "30s"\ncycle_deadline = "45s"\n' + VALID)
+    code, out, err = run(["check-config", "--config", path], {"DIGITALOCEAN_ACCESS_TOKEN": TOKEN})
+    assert code == 0, err
+    assert "a cycle reads the API for at most 45s" in out
+    # 30 s + 2 x 45 s + the default delivery timeout of 30 s
+    assert "a cycle must finish every 2m30s (live) and succeed as often (ready)" in out
+
+
+def test_a_cycle_deadline_that_is_not_a_duration_is_named_with_its_source(
+    tmp_path: Path,
+) -> None:
+    path = config(tmp_path, VALID)
+    env = {"DIGITALOCEAN_ACCESS_TOKEN": TOKEN, "WATCHER_POLL__CYCLE_DEADLINE": "0s"}
+    code, _, err = run(["check-config", "--config", path], env)
+    assert code == 2
+    assert "poll.cycle_deadline" in err and "WATCHER_POLL__CYCLE_DEADLINE" in err
+    assert "longer than zero" in err
 
 
 def test_the_example_config_passes_check_config() -> None:
@@ -65,7 +87,7 @@ def test_an_invalid_config_exits_2_with_one_line_per_problem_on_stderr(tmp_path:
     assert sorted(err.splitlines()) == [
         f"{path}: poll.interval: 'soon' is not a duration (e.g. 90s, 0.5s, 15m, 4h, 1d, 1h30m, "
         "or whole seconds)",
-        f"{path}: routes[0].events: 'faild' is not an event; did you mean 'failed'?",
+        f"{path}: routes[0].events[0]: 'faild' is not an event; did you mean 'failed'?",
     ]
     assert SECRET not in err
 
@@ -98,3 +120,63 @@ def test_env_overrides_are_checked_and_blamed_on_the_variable(tmp_path: Path) ->
     code, _, err = run(["check-config", "--config", path], env)
     assert code == 2
     assert err.startswith("WATCHER_API__BASE_URL: api.base_url: http:// is only allowed")
+
+
+def test_no_token_reports_a_token_file_not_there_yet_without_failing(tmp_path: Path) -> None:
+    """The systemd order: the config names the token file before the file exists."""
+    missing = tmp_path / "do-token"
+    path = config(tmp_path, f'[api]\ntoken_file = "{missing}"\n' + VALID)
+    strict, _, strict_err = run(["check-config", "--config", path])
+    code, out, err = run(["check-config", "--no-token", "--config", path])
+    assert strict == 2 and f"api.token_file: token file {missing} does not exist" in strict_err
+    assert code == 0, err
+    assert f"Token:      none (not required here; `run` needs one): {path}: api.token_file: " in out
+    assert f"token file {missing} does not exist" in out
+
+
+def test_a_state_path_problem_is_reported_with_every_other_problem(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    text = VALID + 'events = ["complete"]\n[state]\npath = "' + str(tmp_path / "file/w.db") + '"\n'
+    path = config(tmp_path, text)
+    code, _, err = run(["check-config", "--config", path], {"DIGITALOCEAN_ACCESS_TOKEN": TOKEN})
+    assert code == 2
+    assert sorted(line.split(": ")[1] for line in err.splitlines()) == [
+        "routes[0].events[0]",
+        "state.path",
+    ]
+
+
+def test_check_config_shows_the_delivery_pace_deadline_and_the_ca_bundle_with_its_source(
+    tmp_path: Path,
+) -> None:
+    import trustme
+
+    bundle = tmp_path / "proxy-ca.pem"
+    trustme.CA().cert_pem.write_to_path(str(bundle))
+    text = (
+        '[delivery]\ntimeout = "45s"\nsend_interval = "2s"\n'
+        '[alerts]\ndelivery_failing_after = "15m"\n'
+        f'{VALID}send_interval = "0.4s"\n'
+    )
+    env = {
+        "DIGITALOCEAN_ACCESS_TOKEN": TOKEN,
+        "SSL_CERT_FILE": None,  # it would come first
+        "REQUESTS_CA_BUNDLE": str(bundle),
+    }
+    code, out, err = run(["check-config", "--config", config(tmp_path, text)], env)
+    assert code == 0, err
+    assert "send timeout 45s, at most one message per URL every 2s" in out
+    assert "delivery_failing after 15m" in out
+    assert f"CA bundle {bundle} (from environment variable REQUESTS_CA_BUNDLE)" in out
+    assert "one message per URL every 0.4s" in out
+
+
+def test_a_ca_bundle_that_is_not_pem_fails_check_config_naming_the_variable(
+    tmp_path: Path,
+) -> None:
+    junk = tmp_path / "junk.pem"
+    junk.write_text("not a certificate")
+    env = {"DIGITALOCEAN_ACCESS_TOKEN": TOKEN, "SSL_CERT_FILE": str(junk)}
+    code, _, err = run(["check-config", "--config", config(tmp_path, VALID)], env)
+    assert code == 2
+    assert err.startswith("environment variable SSL_CERT_FILE: http.ca_bundle: CA bundle ")

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterator, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,10 @@ from click.testing import CliRunner
 from freezegun import freeze_time
 
 from tests.receivers import WebhookReceiver
+from watcher import commands
 from watcher.cli import main
+from watcher.clocks import Elapsed
+from watcher.edges.hostclock import monotonic_now
 from watcher.simulator import ManualClock, Simulator, load_scenario, serve_in_thread
 
 TOKEN = "dop_v1_" + "feedc0de" * 8
@@ -150,18 +154,103 @@ def test_once_with_a_refused_token_exits_non_zero_saying_401_and_the_token_sourc
     assert "0" * 64 not in result.stderr + result.stdout
 
 
-def test_health_turns_unhealthy_once_the_last_good_cycle_is_older_than_two_intervals(
-    tmp_path: Path, simulator: tuple[Simulator, str], webhook_receiver: WebhookReceiver
+def test_health_measures_the_age_of_the_last_cycle_on_the_monotonic_clock_not_the_wall(
+    tmp_path: Path,
+    simulator: tuple[Simulator, str],
+    webhook_receiver: WebhookReceiver,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """The one place the shell reads the wall clock (`health`), frozen to step past the limit."""
+    """Limit: interval 60 s + 2 x cycle deadline 60 s + delivery timeout 3 s = 183 s."""
     _, url = simulator
     path = write_config(tmp_path, url, {"ops": webhook_receiver.url_json()})
-    with freeze_time("2026-11-28 12:00:00", real_asyncio=True):
+    assert run(["once", "--config", path])[0] == 0
+    # the wall clock steps three hours ahead: the cycle is still seconds old
+    with freeze_time(datetime.now(UTC) + timedelta(hours=3), real_asyncio=True):
+        code, out, _ = run(["health", "--config", path])
+    assert code == 0 and out.startswith("ok: last successful cycle 0s ago (limit 183s)")
+
+    recorded = monotonic_now()
+    for later, healthy in ((182.0, True), (184.0, False)):
+        reading = Elapsed(recorded.seconds + later, recorded.boot)
+        monkeypatch.setattr(commands, "monotonic_now", lambda reading=reading: reading)
+        assert run(["health", "--config", path])[0] == (0 if healthy else 1)
+        assert run(["health", "--live", "--config", path])[0] == (0 if healthy else 1)
+    code, _, err = run(["health", "--config", path])
+    assert "stuck: the last cycle finished 184s ago (limit 183s)" in err
+
+    rebooted = Elapsed(5.0, "another-boot")
+    monkeypatch.setattr(commands, "monotonic_now", lambda: rebooted)
+    code, _, err = run(["health", "--config", path])
+    assert code == 1 and "recorded before this boot" in err
+
+
+def test_status_tells_the_age_of_api_timestamps_on_the_apis_clock(
+    tmp_path: Path, simulator: tuple[Simulator, str], webhook_receiver: WebhookReceiver
+) -> None:
+    """The simulated API lives on 2026-11-28 09:00, days behind this machine's clock."""
+    _, url = simulator
+    path = write_config(tmp_path, url, {"ops": webhook_receiver.url_json()})
+    assert run(["once", "--config", path])[0] == 0
+    code, out, _ = run(["status", "--json", "--config", path])
+    assert code == 0
+    data = json.loads(out)
+    api_clock = datetime.fromisoformat(data["api_clock_at"])
+    assert abs((api_clock - START).total_seconds()) < 30
+    assert datetime.fromisoformat(data["at"]) - api_clock > timedelta(days=1)
+    code, table, _ = run(["status", "--config", path])
+    [recent] = [line for line in table.splitlines() if line.startswith("release-notes")]
+    # its last job ended an hour before the API's now: not the days this machine's clock adds
+    assert code == 0 and recent.endswith("ago") and not re.search(r"\b\d{2,}h\b", recent), recent
+
+
+def test_retry_needs_ids_or_all_and_says_so_on_one_line(tmp_path: Path) -> None:
+    path = write_config(tmp_path, "http://127.0.0.1:9", {"ops": "json://127.0.0.1:9/x"})
+    for args in (["retry"], ["retry", "3", "--all"]):
+        code, out, err = run([*args, "--config", path])
+        assert code == 2 and out == ""
+        assert err.strip() == (
+            "watcher retry: give the dead-letter ids `watcher status` shows, or --all"
+        )
+
+
+def test_retry_sends_dead_letters_again_once_the_receiver_works(
+    tmp_path: Path, simulator: tuple[Simulator, str], webhook_receiver: WebhookReceiver
+) -> None:
+    """A 401 receiver: the alerts are given up after 3 tries, not retried for a day; fixed,
+    `watcher retry --all` queues them again and the next `watcher once` delivers them."""
+    sim, url = simulator
+    path = write_config(tmp_path, url, {"ops": webhook_receiver.url_json()})
+    webhook_receiver.answer(401)
+    assert run(["once", "--config", path])[0] == 0
+    sim.advance(30)
+    for _ in range(4):
         assert run(["once", "--config", path])[0] == 0
-    # poll.interval defaults to 60 s: two intervals later the daemon counts as stalled.
-    with freeze_time("2026-11-28 12:01:59", real_asyncio=True):
-        assert run(["health", "--config", path])[0] == 0
-    with freeze_time("2026-11-28 12:02:01", real_asyncio=True):
-        code, _, err = run(["health", "--config", path])
-    assert code == 1
-    assert "last successful cycle 121s ago (limit 120s)" in err
+        sim.advance(60)
+        _age_the_outbox(tmp_path / "state.db")
+    status = json.loads(run(["status", "--json", "--config", path])[1])
+    dead = status["deliveries"]["dead_letters"]
+    assert dead and all("credentials refused" in d["last_error"] for d in dead)
+    ids = sorted(d["id"] for d in dead)
+
+    code, out, _ = run(["retry", str(ids[0]), "999999", "--config", path])
+    assert code == 1  # one queued, one unknown
+    assert "#999999 is not a dead letter" in out and f"(#{ids[0]})" in out
+
+    webhook_receiver.answer(200)
+    code, out, _ = run(["retry", "--all", "--config", path])
+    assert code == 0 and f"queued {len(ids) - 1} dead letter(s) again" in out
+    before = len(webhook_receiver.requests)
+    assert run(["once", "--config", path])[0] == 0
+    taken = [r for r in webhook_receiver.requests[before:] if r.answered == 200]
+    assert taken  # delivered, one message or a grouped one
+    status = json.loads(run(["status", "--json", "--config", path])[1])
+    assert status["deliveries"]["dead_letters"] == []
+
+
+def _age_the_outbox(state: Path) -> None:
+    """Make every pending row due now (the retries' backoff runs on the wall clock)."""
+    import sqlite3
+
+    with sqlite3.connect(state) as conn:
+        conn.execute("UPDATE outbox SET next_attempt_at = '2000-01-01T00:00:00+00:00'")
+    conn.close()

@@ -10,6 +10,7 @@ import pytest
 from pydantic import ValidationError
 
 from watcher.config import Config, describe, load_config, mask_url, resolve_config_path
+from watcher.config.url_secrets import url_secrets
 from watcher.durations import format_duration, parse_duration
 from watcher.errors import ConfigError, ConfigProblem
 from watcher.model import EventKind
@@ -76,6 +77,16 @@ def test_a_minimal_file_gets_every_documented_default(tmp_path: Path) -> None:
     assert config.delivery.storm_threshold == 5
     assert config.delivery.dead_after == timedelta(hours=24)
     assert config.alerts.api_unreachable_after == timedelta(minutes=10)
+    assert config.alerts.delivery_failing_after == timedelta(minutes=10)
+    assert (config.delivery.timeout, config.delivery.send_interval) == (
+        timedelta(seconds=30),
+        timedelta(seconds=1),
+    )
+    assert (config.http.ca_bundle, config.ca_bundle, config.routes[0].send_interval) == (
+        None,
+        None,
+        None,
+    )
     assert (config.log.level, config.log.format, config.http.address) == ("info", "auto", None)
     assert config.knowledge_bases == () and config.watched() == ()
     assert config.routes[0].event_kinds == {
@@ -86,6 +97,10 @@ def test_a_minimal_file_gets_every_documented_default(tmp_path: Path) -> None:
         EventKind.RECOVERED,
         EventKind.API_UNREACHABLE,
         EventKind.API_RECOVERED,
+        EventKind.KNOWLEDGE_BASE_MISSING,
+        EventKind.KNOWLEDGE_BASE_FOUND,
+        EventKind.DELIVERY_FAILING,
+        EventKind.DELIVERY_RECOVERED,
     }
     assert config.source == str(tmp_path / "watcher.toml")
 
@@ -285,7 +300,7 @@ def test_an_unparseable_apprise_url_names_route_and_index_but_never_the_url(
     ("text", "key"),
     [
         (f'[poll]\ninterval = "slack://{SECRET}/a"\n' + ROUTE, "poll.interval"),
-        (ROUTE + f'events = ["slack://{SECRET}/a"]\n', "routes[0].events"),
+        (ROUTE + f'events = ["slack://{SECRET}/a"]\n', "routes[0].events[0]"),
         (KBS + ROUTE + f'knowledge_bases = ["mailto://u:{SECRET}@x.com"]\n',
          "routes[0].knowledge_bases[0]"),
     ],
@@ -305,7 +320,7 @@ def test_duplicate_route_names_are_refused(tmp_path: Path) -> None:
 
 def test_unknown_events_are_refused_with_a_suggestion(tmp_path: Path) -> None:
     text = ROUTE + 'events = ["failed", "stalle"]\n'
-    assert "'stalled'" in problem(tmp_path, text, "routes[0].events")
+    assert "'stalled'" in problem(tmp_path, text, "routes[0].events[1]")
 
 
 def test_star_subscribes_a_route_to_every_event(tmp_path: Path) -> None:
@@ -486,16 +501,34 @@ def test_no_token_anywhere_names_the_three_places_it_may_come_from(tmp_path: Pat
 @pytest.mark.parametrize(
     ("url", "shown"),
     [
-        ("slack://TokenA/TokenB/TokenC/#indexing", "slack://****/#indexing"),
-        ("mailto://user:pass@gmail.com?to=a@example.com", "mailto://****@gmail.com?to=****"),
-        ("json://127.0.0.1:8080/hook/secret", "json://127.0.0.1:8080/****"),
-        ("ntfy://ntfy.sh/topic", "ntfy://ntfy.sh/****"),
-        ("discord://123456/abcdef", "discord://****/"),
+        # apprise marks Slack's three tokens private; the channel is a target
+        ("slack://TokenA/TokenB/TokenC/#indexing", "slack://****/****/****/#indexing"),
+        # user info always; `to` is an argument apprise declares public
+        (
+            "mailto://user:pass@gmail.com?to=a@example.com",
+            "mailto://****@gmail.com?to=a@example.com",
+        ),
+        # a generic webhook's path holds its secret
+        ("json://127.0.0.1:8080/hook/secret", "json://127.0.0.1:8080/****/****"),
+        ("ntfy://ntfy.sh/topic", "ntfy://ntfy.sh/topic"),
+        ("discord://123456/abcdef", "discord://****/****"),
         ("mmost://[::1]:8065/token", "mmost://[::1]:8065/****"),
         ("not a url with secrets", "****"),
     ],
 )
-def test_apprise_urls_are_masked(url: str, shown: str) -> None:
+def test_apprise_urls_are_masked_from_what_apprise_says_is_secret(url: str, shown: str) -> None:
+    assert url_secrets(url).masked(url) == shown
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("slack://TokenA/TokenB/TokenC/#indexing", "slack://****/****/****/****"),
+        ("mailto://user:pass@gmail.com?to=a@example.com", "mailto://****@gmail.com?to=****"),
+        ("mmost://[::1]:8065/token", "mmost://[::1]:8065/****"),
+    ],
+)
+def test_urls_without_apprise_show_only_the_scheme_and_a_host_name(url: str, shown: str) -> None:
     assert mask_url(url) == shown
 
 
@@ -503,8 +536,8 @@ def test_describe_shows_what_was_loaded_with_secrets_masked(tmp_path: Path) -> N
     text = KBS + f'[[routes]]\nname = "ops"\nurls = ["slack://{SECRET}/B/C/#indexing"]\n'
     shown = describe(load(tmp_path, text))
     assert SECRET not in shown and TOKEN not in shown
-    assert "dop_v1_…wxyz" in shown and "DIGITALOCEAN_ACCESS_TOKEN" in shown
-    assert "slack://****/#indexing" in shown
+    assert "dop_v1_… (sha256 ff39b832)" in shown and "DIGITALOCEAN_ACCESS_TOKEN" in shown
+    assert "slack://****/****/****/#indexing" in shown
     assert "docs" in shown and "every 1m" in shown
 
 

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+import time
 from collections import Counter
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from structlog.testing import capture_logs
 
-from watcher.cycle import Cycle, CycleSettings
+from watcher.clocks import Elapsed
+from watcher.cycle import BASELINE_KEY, Cycle, CycleSettings
 from watcher.decide import RetryPolicy, RouteRule
 from watcher.errors import RetryableSourceError
 from watcher.model import (
@@ -21,12 +25,14 @@ from watcher.model import (
     Status,
 )
 from watcher.state import (
+    Budget,
     Change,
     DeliveryState,
     Message,
     OutboxItem,
     SendResult,
     Settlement,
+    TargetResult,
     Transition,
     WatchState,
 )
@@ -46,21 +52,34 @@ def job(n: int, kb: str = "kb-1", state: str = "running", minute: int = 0) -> Jo
 
 
 class FakeSource:
-    """The API as a dict of KBs; counts every call; can fail the latest-15 list of a KB."""
+    """The API as a dict of KBs; counts every call; can fail the latest-15 list of a KB, or
+    hang any read until `released` is set (`hanging`: the calls that hang)."""
 
     def __init__(self) -> None:
         self.kbs: dict[str, KnowledgeBase] = {}
         self.recent: dict[str, list[Job]] = {}
         self.calls: Counter[str] = Counter()
         self.failing_kb_jobs: set[str] = set()
+        self.hanging: set[str] = set()
+        self.released = asyncio.Event()
+        self.clock: Callable[[], datetime] = lambda: T0
 
-    def show(self, kb: str, *jobs: Job) -> None:
+    def show(self, kb: str, *jobs: Job, created: datetime = T0 - timedelta(days=30)) -> None:
         """The KB's latest job is the last one given; all of them are in its latest-15 list."""
-        self.kbs[kb] = KnowledgeBase(kb, name=kb, last_indexing_job=jobs[-1] if jobs else None)
+        last = jobs[-1] if jobs else None
+        self.kbs[kb] = KnowledgeBase(kb, name=kb, last_indexing_job=last, created_at=created)
         self.recent[kb] = list(reversed(jobs))
 
+    def api_now(self) -> datetime:
+        return self.clock()
+
+    async def _call(self, name: str) -> None:
+        self.calls[name] += 1
+        if name.split(" ")[0] in self.hanging:
+            await self.released.wait()
+
     async def list_knowledge_bases(self) -> list[KnowledgeBase]:
-        self.calls["kbs"] += 1
+        await self._call("kbs")
         return list(self.kbs.values())
 
     async def list_kb_jobs(self, kb_uuid: str) -> list[Job]:
@@ -78,7 +97,7 @@ class FakeSource:
         return next(j for jobs in self.recent.values() for j in jobs if j.uuid == job_uuid)
 
     async def list_job_data_sources(self, job_uuid: str) -> list[DataSourceJob]:
-        self.calls[f"data_sources {job_uuid}"] += 1
+        await self._call(f"data_sources {job_uuid}")
         return [DataSourceJob("ds-1", error_msg="crawl_blocked", error_details="403")]
 
 
@@ -93,6 +112,7 @@ class Row:
     attempts: int = 0
     due: datetime = T0
     error: str | None = None
+    targets: tuple[TargetResult, ...] = ()
 
 
 @dataclass
@@ -115,13 +135,30 @@ class FakeStore:
             self.rows.setdefault((d.event_id, d.route), row)
         self.meta.update({k: v for k, v in (meta or {}).items() if v is not None})
 
-    async def claim_due(self, now: datetime, limit: int) -> list[OutboxItem]:
-        due = [r for r in self.rows.values() if r.state is DeliveryState.PENDING and r.due <= now]
-        due = due[:limit]
+    async def claim_due(
+        self, now: datetime, limit: int, longest_wait: timedelta | None = None
+    ) -> list[OutboxItem]:
+        horizon = now + longest_wait if longest_wait is not None else None
+        due = [
+            r
+            for r in self.rows.values()
+            if r.state is DeliveryState.PENDING
+            and (r.due <= now or (horizon is not None and r.due > horizon))
+        ][:limit]
         for row in due:
             row.state = DeliveryState.SENDING
         return [
-            OutboxItem(r.id, r.route, r.transition, r.cycle_id, r.created_at, r.attempts, r.error)
+            OutboxItem(
+                r.id,
+                r.route,
+                r.transition,
+                r.cycle_id,
+                r.created_at,
+                r.attempts,
+                r.error,
+                delivered=frozenset(t.index for t in r.targets if t.ok and t.index is not None),
+                last_targets=r.targets,
+            )
             for r in due
         ]
 
@@ -130,7 +167,7 @@ class FakeStore:
         for s in settlements:
             row = by_id[s.outbox_id]
             row.state, row.attempts, row.error = s.state, s.attempts, s.error
-            row.due = s.next_attempt_at or s.at
+            row.due, row.targets = s.next_attempt_at or s.at, s.targets
 
     async def get_meta(self, key: str) -> str | None:
         return self.meta.get(key)
@@ -155,8 +192,15 @@ class FakeNotifier:
     failing: set[str] = field(default_factory=set)
     raising: set[str] = field(default_factory=set)
 
+    def budgets(self, route: str) -> tuple[Budget, ...]:
+        return ()
+
     async def send(
-        self, route: str, message: Message, skip: frozenset[int] = frozenset()
+        self,
+        route: str,
+        message: Message,
+        skip: frozenset[int] = frozenset(),
+        fitted: Mapping[int, Message] | None = None,
     ) -> SendResult:
         if route in self.raising:
             raise RuntimeError("a bug in the notifier")
@@ -176,15 +220,31 @@ class World:
     notifier: FakeNotifier = field(default_factory=FakeNotifier)
     now: datetime = T0
     rules: tuple[RouteRule, ...] = (RouteRule("ops", ALL), RouteRule("team", ALL))
+    deadline: timedelta = timedelta(seconds=60)
+    api_skew: timedelta = timedelta(0)
+
+    def __post_init__(self) -> None:
+        self.source.clock = lambda: self.now + self.api_skew
 
     def cycle(self) -> Cycle:
         settings = CycleSettings(
             rules=self.rules,
             retry=RetryPolicy(base=timedelta(seconds=30)),
             storm_threshold=50,
+            deadline=self.deadline,
+            send_interval=timedelta(0),
         )
         store = self.store
-        return Cycle(self.source, store, store, store, self.notifier, settings, lambda: self.now)
+        return Cycle(
+            self.source,
+            store,
+            store,
+            store,
+            self.notifier,
+            settings,
+            lambda: self.now,
+            lambda: Elapsed((self.now - T0).total_seconds(), "test-boot"),
+        )
 
     async def run(self, minutes: float = 1) -> None:
         self.now += timedelta(minutes=minutes)
@@ -348,3 +408,51 @@ async def test_an_unknown_enum_value_is_logged_once_and_alerts_nothing() -> None
     unknown = [e for e in logs if e["event"] == "api_unknown_value"]
     assert [(e["value"], e["job"]) for e in unknown] == [("BATCH_JOB_PHASE_QUEUED", "job-1")]
     assert world.notifier.sent == []
+
+
+# --- time: the API's clock, the cycle's deadline ----------------------------------------------
+
+
+async def test_a_kb_created_after_the_first_run_has_its_finished_first_job_alerted() -> None:
+    """Creating a KB starts a job; if it fails between two polls, that is news, not history."""
+    world = World(rules=(RouteRule("ops", ALL),), api_skew=timedelta(minutes=-10))
+    world.source.show("kb-1", job(1, state="completed", minute=-60))
+    await world.run()
+    assert world.store.meta[BASELINE_KEY]
+    born = world.now + world.api_skew + timedelta(seconds=20)
+    first = replace(job(2, "kb-new", "failed"), created_at=born, updated_at=born)
+    world.source.show("kb-new", first, created=born)
+    await world.run()
+    assert [key for key, _ in world.store.rows] == ["job-2/failed"]
+    # a new KB's latest-15 list is read on first sight: a job before its latest is not missed
+    assert world.source.calls["kb_jobs kb-new"] == 1
+
+
+async def test_a_cycle_whose_api_reads_hang_ends_at_its_deadline_as_a_failed_api_read() -> None:
+    world = World(deadline=timedelta(seconds=0.3))
+    world.source.show("kb-1", job(1))
+    world.source.hanging.add("kbs")
+    began = time.monotonic()
+    report = await world.cycle().run()
+    assert time.monotonic() - began < 5
+    assert not report.ok
+    assert report.error == "the API was not read within the cycle deadline (0.3s)"
+    health = json.loads(world.store.meta["api_health"])
+    assert health["failing_since"] is not None  # counted towards api_unreachable
+    assert health["last_error"].startswith("the API was not read within the cycle deadline")
+
+
+async def test_a_deadline_passed_while_reading_error_details_records_nothing_for_next_time() -> (
+    None
+):
+    world = World(rules=(RouteRule("ops", ALL),), deadline=timedelta(seconds=0.3))
+    world.source.show("kb-1", job(1))
+    await world.run()
+    world.source.show("kb-1", job(1, state="failed"))
+    world.source.hanging.add("data_sources")
+    world.now += timedelta(minutes=1)
+    assert not (await world.cycle().run()).ok
+    assert "job-1/failed" not in {key for key, _ in world.store.rows}
+    world.source.hanging.clear()
+    await world.run()
+    assert ("job-1/failed", "ops") in world.store.rows

@@ -1,38 +1,33 @@
-"""The health endpoint: liveness, injected readiness, metrics, and the pure readiness rule."""
+"""The health endpoint: liveness and readiness from one injected check, and metrics."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
 from prometheus_client import CONTENT_TYPE_LATEST
 from prometheus_client.parser import text_string_to_metric_families
 
-from watcher.http_server import (
-    HealthServer,
-    Readiness,
-    ReadinessCheck,
-    is_loopback,
-    parse_listen,
-    readiness,
-)
+from watcher.health import Health, Probe
+from watcher.http_server import HealthCheck, HealthServer, is_loopback, parse_listen
 from watcher.metrics import Metrics
-
-NOW = datetime(2026, 11, 28, 12, 0, 0, tzinfo=UTC)
-MINUTE = timedelta(seconds=60)
 
 
 class Switch:
-    """A readiness check whose answer the test sets."""
+    """A health check whose answers (one per probe) the test sets."""
 
     def __init__(self) -> None:
-        self.state = Readiness(False, "no successful cycle yet")
+        self.state = {
+            Probe.LIVE: Health(True, "last cycle finished 1s ago (limit 90s)"),
+            Probe.READY: Health(False, "no successful cycle yet"),
+        }
+        self.asked: list[Probe] = []
 
-    def __call__(self) -> Readiness:
-        return self.state
+    async def __call__(self, probe: Probe) -> Health:
+        self.asked.append(probe)
+        return self.state[probe]
 
 
 @pytest.fixture
@@ -60,10 +55,17 @@ async def get(url: str, method: str = "GET") -> httpx.Response:
         return await client.request(method, url)
 
 
-async def test_healthz_answers_ok_while_the_process_is_up(base_url: str) -> None:
+async def test_healthz_answers_the_liveness_verdict_and_only_asks_for_liveness(
+    base_url: str, switch: Switch
+) -> None:
     response = await get(base_url + "/healthz")
     assert response.status_code == 200
-    assert response.text.strip() == "ok"
+    assert response.json() == {"live": True, "reason": "last cycle finished 1s ago (limit 90s)"}
+    switch.state[Probe.LIVE] = Health(False, "stuck: the last cycle finished 400s ago")
+    response = await get(base_url + "/healthz")
+    assert response.status_code == 503
+    assert response.json()["live"] is False
+    assert switch.asked == [Probe.LIVE, Probe.LIVE]
 
 
 async def test_readyz_is_503_with_the_reason_until_the_check_says_ready(
@@ -73,7 +75,7 @@ async def test_readyz_is_503_with_the_reason_until_the_check_says_ready(
     assert response.status_code == 503
     assert response.json() == {"ready": False, "reason": "no successful cycle yet"}
 
-    switch.state = Readiness(True, "last successful cycle 5s ago")
+    switch.state[Probe.READY] = Health(True, "last successful cycle 5s ago")
     response = await get(base_url + "/readyz?verbose=1")
     assert response.status_code == 200
     assert response.json() == {"ready": True, "reason": "last successful cycle 5s ago"}
@@ -124,27 +126,20 @@ async def test_a_malformed_request_gets_400_and_a_closed_connection(base_url: st
     assert answer.startswith(b"HTTP/1.1 400 ")
 
 
-async def test_an_async_check_is_awaited_and_a_failing_check_means_not_ready(
-    metrics: Metrics,
-) -> None:
-    async def ready_async() -> Readiness:
-        return Readiness(True, "fine")
-
-    def broken() -> Readiness:
+async def test_a_failing_check_means_neither_live_nor_ready(metrics: Metrics) -> None:
+    async def broken(probe: Probe) -> Health:
         raise OSError("disk gone")
 
-    checks: list[tuple[ReadinessCheck, int, str]] = [
-        (ready_async, 200, "fine"),
-        (broken, 503, "readiness check failed: OSError"),
-    ]
-    for check, status, reason in checks:
-        server = HealthServer(metrics, check)
-        await server.start("127.0.0.1:0")
-        try:
-            response = await get(f"http://127.0.0.1:{server.port}/readyz")
-        finally:
-            await server.stop()
-        assert (response.status_code, response.json()["reason"]) == (status, reason)
+    check: HealthCheck = broken
+    server = HealthServer(metrics, check)
+    await server.start("127.0.0.1:0")
+    try:
+        answers = [await get(f"http://127.0.0.1:{server.port}{p}") for p in ("/healthz", "/readyz")]
+    finally:
+        await server.stop()
+    assert [(a.status_code, a.json()["reason"]) for a in answers] == [
+        (503, "health check failed: OSError")
+    ] * 2
 
 
 async def test_stop_closes_the_listener_and_a_second_stop_is_harmless(metrics: Metrics) -> None:
@@ -170,67 +165,6 @@ async def test_stop_does_not_wait_for_a_client_that_never_finishes_its_request(
     await asyncio.sleep(0.05)
     await asyncio.wait_for(server.stop(), 2)
     writer.close()
-
-
-@pytest.mark.parametrize(
-    ("last_success", "poll", "store_ok", "store_error", "expected"),
-    [
-        # Never succeeded yet: not ready.
-        (None, MINUTE, True, None, Readiness(False, "no successful cycle yet")),
-        # Succeeded within two intervals: ready.
-        (
-            NOW - timedelta(seconds=90),
-            MINUTE,
-            True,
-            None,
-            Readiness(True, "last successful cycle 90s ago"),
-        ),
-        # Exactly two intervals ago is still ready.
-        (NOW - 2 * MINUTE, MINUTE, True, None, Readiness(True, "last successful cycle 120s ago")),
-        # Older than two intervals: not ready, with the age and the limit.
-        (
-            NOW - timedelta(seconds=312),
-            MINUTE,
-            True,
-            None,
-            Readiness(False, "last successful cycle 312s ago (limit 120s)"),
-        ),
-        # A longer interval widens the limit.
-        (
-            NOW - timedelta(seconds=312),
-            5 * MINUTE,
-            True,
-            None,
-            Readiness(True, "last successful cycle 312s ago"),
-        ),
-        # A success stamped in the future (clock step) counts as just now.
-        (
-            NOW + timedelta(seconds=30),
-            MINUTE,
-            True,
-            None,
-            Readiness(True, "last successful cycle 0s ago"),
-        ),
-        # An unwritable store wins over a recent success.
-        (
-            NOW,
-            MINUTE,
-            False,
-            "attempt to write a readonly database",
-            Readiness(False, "state store not writable: attempt to write a readonly database"),
-        ),
-        # An unwritable store without a message still says why.
-        (NOW, MINUTE, False, None, Readiness(False, "state store not writable: unknown error")),
-    ],
-)
-def test_readiness_requires_a_writable_store_and_a_success_within_two_intervals(
-    last_success: datetime | None,
-    poll: timedelta,
-    store_ok: bool,
-    store_error: str | None,
-    expected: Readiness,
-) -> None:
-    assert readiness(last_success, NOW, poll, store_ok, store_error) == expected
 
 
 @pytest.mark.parametrize(

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
+from watcher.redact import SECRETS
 from watcher.sdnotify import SystemdNotifier, watchdog_interval, watchdog_timeout
 
 
@@ -91,6 +92,18 @@ def test_status_folds_a_multiline_text_onto_one_line(receiver: tuple[socket.sock
     with SystemdNotifier(path) as notifier:
         notifier.status("API unreachable:\nconnection refused")
     assert _received(sock) == b"STATUS=API unreachable: connection refused"
+
+
+def test_status_masks_known_secrets_and_neutralises_controls(
+    receiver: tuple[socket.socket, str],
+) -> None:
+    """`systemctl status` is a terminal too: an API message that echoed the token, with an
+    escape sequence and a line that would start another notify field, arrives inert."""
+    sock, path = receiver
+    SECRETS.register("sekrit-token-1234")
+    with SystemdNotifier(path) as notifier:
+        notifier.status("failing: echoed sekrit-token-1234 \x1b[2J\nREADY=1")
+    assert _received(sock) == b"STATUS=failing: echoed *** \\x1b[2J READY=1"
 
 
 def test_an_abstract_socket_name_with_at_prefix_is_reached() -> None:

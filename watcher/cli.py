@@ -1,7 +1,10 @@
 """The `watcher` command line: each command parses its options and delegates to the package.
 
-Commands that need the configuration take `@config_option` and call `load_or_exit`, which
-prints every configuration problem to stderr and exits with `EXIT_CONFIG` (2).
+Exit codes: 0 done; 2 for a wrong command line (one line on stderr) and for an invalid
+configuration in `check-config`; 78 (`EX_CONFIG`, sysexits) when a command that runs the
+watcher cannot because of its configuration (a bad key, no token, a state path or port that
+cannot be used); 1 for faults. Commands that need the configuration take `@config_option`
+and call `load_or_exit`, which prints every problem (`source: key: why`) to stderr.
 """
 
 from __future__ import annotations
@@ -14,13 +17,17 @@ from typing import Any
 
 import click
 
-from watcher.config import Config, describe, load_config, resolve_config_path
-from watcher.errors import ConfigError, WatcherError
+from watcher.config import Config, Preflight, describe, load_config, resolve_config_path
+from watcher.config.preflight import listen_note
+from watcher.errors import ConfigError, StoreHeld, WatcherError
+from watcher.inert import inert
 from watcher.logs import configure_logging
+from watcher.redact import SECRETS
 
 EXIT_CONFIG = 2
 EX_CONFIG = 78  # sysexits: what systemd users expect from a daemon with a bad configuration
 EX_SOFTWARE = 1
+EX_TEMPFAIL = 75  # sysexits: another process holds the store now; try again later
 
 config_option = click.option(
     "--config",
@@ -39,20 +46,34 @@ log_level_option = click.option(
 )
 
 
+def say(text: str, *, err: bool = False, one_line: bool = False) -> None:
+    """The terminal boundary: print `text` with every known secret masked and no control or
+    bidi character (line breaks kept unless `one_line`). Everything the commands print goes
+    through here."""
+    click.echo(inert(SECRETS.redact(text), newlines=not one_line), err=err)
+
+
 def load_or_exit(
     config_path: str | None,
     *,
     require_token: bool = True,
     exit_code: int = EXIT_CONFIG,
     check_urls: bool = True,
+    preflight: Preflight = Preflight.NONE,
 ) -> Config:
     """Load the configuration, or print each problem (`file: key: why`) to stderr and exit."""
     path = resolve_config_path(config_path, os.environ)
     try:
-        config = load_config(path, os.environ, require_token=require_token, check_urls=check_urls)
+        config = load_config(
+            path,
+            os.environ,
+            require_token=require_token,
+            check_urls=check_urls,
+            preflight=preflight,
+        )
     except ConfigError as exc:
         for problem in exc.problems:
-            click.echo(str(problem), err=True)
+            say(str(problem), err=True, one_line=True)
         sys.exit(exit_code)
     _register_secrets(config)
     return config
@@ -69,7 +90,35 @@ def start_logging(config: Config, log_level: str | None) -> None:
     configure_logging(log_level or config.log.level.value, config.log.format.value)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class OneLineErrors(click.Group):
+    """A group whose command-line errors are one line on stderr and exit 2, never a usage
+    block or a traceback: `watcher demo: Invalid value for '--speed': 0.0 is not in the
+    range x>0. (see 'watcher demo --help')`."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("standalone_mode", True) is False:
+            return super().main(*args, **kwargs)
+        kwargs["standalone_mode"] = False
+        try:
+            code = super().main(*args, **kwargs)
+        except click.ClickException as exc:
+            say(_one_line(exc), err=True, one_line=True)
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            say("aborted", err=True, one_line=True)
+            sys.exit(130)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+def _one_line(exc: click.ClickException) -> str:
+    message = " ".join(exc.format_message().split())
+    ctx = exc.ctx if isinstance(exc, click.UsageError) else None
+    if ctx is None:
+        return f"watcher: {message}"
+    return f"{ctx.command_path}: {message} (see '{ctx.command_path} --help')"
+
+
+@click.group(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="gradient-watcher", prog_name="watcher")
 def main() -> None:
     """Watch DigitalOcean knowledge-base indexing jobs and alert through apprise."""
@@ -77,9 +126,33 @@ def main() -> None:
 
 @main.command("check-config")
 @config_option
-def check_config(config_path: str | None) -> None:
-    """Validate the configuration without running: exit 0 if valid, 2 listing every problem."""
-    click.echo(describe(load_or_exit(config_path)))
+@click.option(
+    "--no-token",
+    is_flag=True,
+    help="Check the file without an API token (before it is installed): its absence is "
+    "reported, not an error.",
+)
+@click.option(
+    "--online",
+    is_flag=True,
+    help="Also read the account with the token: every route entry must match a knowledge "
+    "base, every [[knowledge_bases]] uuid must exist.",
+)
+def check_config(config_path: str | None, no_token: bool, online: bool) -> None:
+    """Validate without running: exit 0 if valid, 2 listing every problem.
+
+    Checks the file and the WATCHER_ variables, the token, that the state path can be
+    used and the listen address bound by this user, and with --online the account.
+    """
+    if no_token and online:
+        raise click.UsageError("--online reads the account with the token: drop --no-token")
+    config = load_or_exit(config_path, require_token=not no_token, preflight=Preflight.ALL)
+    if online:
+        from watcher.commands import check_online
+
+        configure_logging("error", "auto")  # the problems are the output, not request logs
+        sys.exit(_guarded(lambda: check_online(config, echo=say), config_exit=EXIT_CONFIG))
+    say(describe(config, listen_note=listen_note(config.http.listen)))
 
 
 @main.command()
@@ -89,7 +162,7 @@ def run(config_path: str | None, log_level: str | None) -> None:
     """Run the daemon: poll on a schedule until SIGTERM/SIGINT (exit 78 on a bad config)."""
     from watcher.daemon import run_daemon
 
-    config = load_or_exit(config_path, exit_code=EX_CONFIG)
+    config = load_or_exit(config_path, exit_code=EX_CONFIG, preflight=Preflight.ALL)
     start_logging(config, log_level)
     path = resolve_config_path(config_path, os.environ)
     sys.exit(_guarded(lambda: run_daemon(config, path, dict(os.environ))))
@@ -99,18 +172,25 @@ def run(config_path: str | None, log_level: str | None) -> None:
 @config_option
 @log_level_option
 def once(config_path: str | None, log_level: str | None) -> None:
-    """One poll cycle plus delivery of what is due, then exit (0 when the cycle ran)."""
+    """One poll cycle plus delivery of what is due, then exit (0 when the cycle ran; 75 when
+    another watcher holds the store)."""
     from watcher.commands import run_once
 
     # Route URLs are checked by `check-config` and `run`; a one-shot skips loading apprise's
     # plugins unless it has something to send (a bad URL then fails its delivery, visibly).
-    config = load_or_exit(config_path, exit_code=EX_CONFIG, check_urls=False)
+    config = load_or_exit(
+        config_path, exit_code=EX_CONFIG, check_urls=False, preflight=Preflight.STATE_PATH
+    )
     start_logging(config, log_level)
 
     async def cycle() -> int:
-        report = await run_once(config)
+        try:
+            report = await run_once(config)
+        except StoreHeld as exc:  # a daemon polls this store: a second poller is refused
+            say(f"error: {exc}", err=True, one_line=True)
+            return EX_TEMPFAIL
         if not report.ok:
-            click.echo(f"cycle failed: {report.error}", err=True)
+            say(f"cycle failed: {report.error}", err=True, one_line=True)
         return 0 if report.ok else EX_SOFTWARE
 
     sys.exit(_guarded(cycle))
@@ -125,7 +205,7 @@ def status(config_path: str | None, as_json: bool) -> None:
 
     config = load_or_exit(config_path, require_token=False, exit_code=EX_CONFIG, check_urls=False)
     configure_logging("warning", "auto")
-    sys.exit(_guarded(lambda: read_status(config, as_json=as_json, echo=click.echo)))
+    sys.exit(_guarded(lambda: read_status(config, as_json=as_json, echo=say)))
 
 
 @main.command("test-notify")
@@ -139,18 +219,18 @@ def test_notify(config_path: str | None, route: str | None) -> None:
     configure_logging("warning", "auto")
     if route is not None and config.route(route) is None:
         known = ", ".join(r.name for r in config.routes)
-        click.echo(f"{config.source}: routes: no route named {route!r} (known: {known})", err=True)
+        say(f"{config.source}: routes: no route named {route!r} (known: {known})", err=True)
         sys.exit(EXIT_CONFIG)
 
     async def send() -> int:
         results = await send_test(config, route)
         for name, result in results.items():
-            click.echo(f"route {name}: {'delivered' if result.ok else 'FAILED'}")
+            say(f"route {name}: {'delivered' if result.ok else 'FAILED'}", one_line=True)
             for target in result.targets:
                 state = "ok" if target.ok else f"failed: {target.detail}"
-                click.echo(f"  {target.name} {target.url}: {state}")
+                say(f"  {target.name} {target.url}: {state}", one_line=True)
             if not result.ok and result.error:
-                click.echo(f"  error: {result.error}")
+                say(f"  error: {result.error}", one_line=True)
         return 0 if all(r.ok for r in results.values()) else EX_SOFTWARE
 
     sys.exit(_guarded(send))
@@ -158,24 +238,55 @@ def test_notify(config_path: str | None, route: str | None) -> None:
 
 @main.command()
 @config_option
-def health(config_path: str | None) -> None:
+@click.argument("ids", nargs=-1, type=click.IntRange(min=1), metavar="[ID]...")
+@click.option("--all", "retry_all", is_flag=True, help="Every dead letter.")
+def retry(config_path: str | None, ids: tuple[int, ...], retry_all: bool) -> None:
+    """Send dead letters again: the ids `watcher status` shows (dead #ID), or --all."""
+    from watcher.commands import retry_dead
+
+    if bool(ids) == retry_all:
+        click.echo(
+            "watcher retry: give the dead-letter ids `watcher status` shows, or --all",
+            err=True,
+        )
+        sys.exit(EXIT_CONFIG)
+    config = load_or_exit(config_path, require_token=False, exit_code=EX_CONFIG, check_urls=False)
+    configure_logging("warning", "auto")
+    chosen = None if retry_all else ids
+    sys.exit(_guarded(lambda: retry_dead(config, chosen, echo=click.echo)))
+
+
+@main.command()
+@config_option
+@click.option(
+    "--live",
+    is_flag=True,
+    help="Liveness only: a cycle finished recently, whatever its outcome (restart probes).",
+)
+def health(config_path: str | None, live: bool) -> None:
     """Exit 0 when the daemon is healthy (recent successful cycle, store writable), else 1."""
     from watcher.commands import check_health
-    from watcher.runtime import utcnow
+    from watcher.health import Probe
 
     config = load_or_exit(config_path, require_token=False, exit_code=1, check_urls=False)
     configure_logging("error", "auto")
-    healthy, reason = asyncio.run(check_health(config, utcnow()))
-    click.echo(reason, err=not healthy)
-    sys.exit(0 if healthy else 1)
+    verdict = asyncio.run(check_health(config, Probe.LIVE if live else Probe.READY))
+    say(verdict.reason, err=not verdict.ok, one_line=True)
+    sys.exit(0 if verdict.ok else 1)
+
+
+POSITIVE = click.FloatRange(min=0, min_open=True)
 
 
 @main.command()
 @click.option(
-    "--duration", type=float, default=None, help="Stop after this many seconds (default: Ctrl-C)."
+    "--duration",
+    type=POSITIVE,
+    default=None,
+    help="Stop after this many seconds (default: Ctrl-C).",
 )
 @click.option(
-    "--speed", type=float, default=1.0, show_default=True, help="Run the scenario faster."
+    "--speed", type=POSITIVE, default=1.0, show_default=True, help="Run the scenario faster."
 )
 @log_level_option
 def demo(duration: float | None, speed: float, log_level: str | None) -> None:
@@ -183,39 +294,62 @@ def demo(duration: float | None, speed: float, log_level: str | None) -> None:
     from watcher.demo import run_demo
 
     configure_logging(log_level or "warning", "console")
-    sys.exit(_guarded(lambda: run_demo(duration=duration, speed=speed, echo=click.echo)))
+    sys.exit(_guarded(lambda: run_demo(duration=duration, speed=speed, echo=say)))
 
 
 @main.command()
-@click.option("--port", type=int, default=8080, show_default=True, help="Loopback port.")
-@click.option("--scenario", default="demo", show_default=True, help="Bundled scenario name.")
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8080,
+    show_default=True,
+    help="Loopback port (0: any free one).",
+)
+@click.option(
+    "--scenario",
+    default="demo",
+    show_default=True,
+    help="Bundled scenario name, or a path to a scenario JSON file.",
+)
 @click.option("--token", default="sim-token", show_default=True, help="Bearer token to accept.")
-@click.option("--speed", type=float, default=1.0, show_default=True, help="Clock speed factor.")
-def simulate(port: int, scenario: str, token: str, speed: float) -> None:
+@click.option("--speed", type=POSITIVE, default=1.0, show_default=True, help="Clock speed factor.")
+@click.option(
+    "--clock-offset",
+    default="0s",
+    show_default=True,
+    metavar="DURATION",
+    help="The API's clock ahead of this machine's (e.g. 90s, -10m: behind).",
+)
+def simulate(port: int, scenario: str, token: str, speed: float, clock_offset: str) -> None:
     """Serve the simulated DigitalOcean API alone, on 127.0.0.1 (for trying configurations)."""
+    from watcher.durations import parse_duration
     from watcher.simulator import ScenarioError, run_standalone
 
+    try:
+        offset = parse_duration(clock_offset).total_seconds()
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--clock-offset") from None
     configure_logging("info", "auto")
     try:
-        run_standalone(port=port, scenario=scenario, token=token, speed=speed)
+        run_standalone(port=port, scenario=scenario, token=token, speed=speed, clock_offset=offset)
     except ScenarioError as exc:
-        click.echo(f"scenario: {exc}", err=True)
+        say(f"watcher simulate: --scenario: {exc}", err=True, one_line=True)
         sys.exit(EXIT_CONFIG)
-    except OSError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(EX_SOFTWARE)
+    except OSError as exc:  # the only one: the port cannot be listened on
+        say(f"watcher simulate: --port {port}: {exc.strerror or exc}", err=True, one_line=True)
+        sys.exit(EXIT_CONFIG)
 
 
-def _guarded(work: Callable[[], Coroutine[Any, Any, int]]) -> int:
+def _guarded(work: Callable[[], Coroutine[Any, Any, int]], *, config_exit: int = EX_CONFIG) -> int:
     """Run a command's coroutine; a config or watcher error is one clear line, not a trace."""
     try:
         return asyncio.run(work())
     except ConfigError as exc:
         for problem in exc.problems:
-            click.echo(str(problem), err=True)
-        return EX_CONFIG
+            say(str(problem), err=True, one_line=True)
+        return config_exit
     except WatcherError as exc:
-        click.echo(f"error: {exc}", err=True)
+        say(f"error: {exc}", err=True, one_line=True)
         return EX_SOFTWARE
     except KeyboardInterrupt:
         return 130

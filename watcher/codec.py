@@ -16,8 +16,9 @@ from datetime import datetime
 from enum import Enum
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from watcher.clocks import Elapsed
 from watcher.model import DataSourceJob, DataSourceStatus, EventKind, Job, Phase, Status
-from watcher.state import JobState, StallReason, TargetResult, Transition
+from watcher.state import FailureCause, JobState, Sighting, StallReason, TargetResult, Transition
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -48,6 +49,8 @@ def _encode_value(value: Any) -> Any:
         return encode_data_source_job(value)
     if isinstance(value, Job):
         return encode_job(value)
+    if isinstance(value, Sighting):
+        return {"first": value.first.encode(), "moved": value.moved.encode()}
     if isinstance(value, tuple):
         return [_encode_value(item) for item in value]
     return value
@@ -157,6 +160,7 @@ _TRANSITION_DECODERS: Mapping[str, _Decoder] = {
     "at": _datetime,
     "job": decode_job,
     "stall_reason": _strict_enum(StallReason),
+    "stalled_since": _datetime,
 }
 
 
@@ -170,8 +174,28 @@ def decode_transition(data: Any) -> Transition:
     return _decode(Transition, data, _TRANSITION_DECODERS)
 
 
+def encode_sighting(value: Sighting | None) -> str | None:
+    """A job's sighting as JSON text (`{"first": [s, boot], "moved": [s, boot]}`), or None."""
+    return None if value is None else dumps(_encode_value(value))
+
+
+def decode_sighting(value: Any) -> Sighting | None:
+    """Read a sighting back (JSON text or its parsed form); None when absent or unreadable,
+    so that `detect` seeds it afresh rather than the store refusing the row."""
+    if isinstance(value, str):
+        try:
+            value = loads(value)
+        except ValueError:
+            return None
+    if not isinstance(value, Mapping):
+        return None
+    first, moved = Elapsed.decode(value.get("first")), Elapsed.decode(value.get("moved"))
+    return None if first is None or moved is None else Sighting(first, moved)
+
+
 _JOB_STATE_DECODERS: Mapping[str, _Decoder] = {
     "job": decode_job,
+    "sighting": decode_sighting,
     "first_seen_at": _datetime,
     "progress_at": _datetime,
     "deadline": _datetime,
@@ -201,4 +225,12 @@ def decode_target_results(data: Any) -> tuple[TargetResult, ...]:
     """Decode the per-target results of one delivery attempt."""
     if not isinstance(data, list):
         raise ValueError(f"target results: expected a list, got {type(data).__name__}")
-    return tuple(_decode(TargetResult, item, {}) for item in data)
+    return tuple(_decode(TargetResult, item, _TARGET_DECODERS) for item in data)
+
+
+_TARGET_DECODERS: Mapping[str, _Decoder] = {
+    # A cause a newer watcher wrote and this one does not know reads as UNKNOWN: retryable.
+    "cause": _lenient_enum(FailureCause, FailureCause.UNKNOWN),
+    "status": int,
+    "sent_chars": int,
+}

@@ -3,53 +3,46 @@
 This is the only orchestrator. It talks to the edges through the Protocols of
 `watcher.ports`, calls the pure core, and is the boundary where a failure of one knowledge
 base or one delivery is logged and survived.
+
+A cycle has a deadline (`CycleSettings.deadline`, on the event loop's monotonic clock): its
+API reads end there and the cycle counts as a failed API read (towards `api_unreachable`).
+Delivery waits for its rounds a bounded time too (`watcher.dispatch`: a slow route goes on
+in the background). So a cycle always ends, and the daemon's next one starts on time.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
+import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 import structlog
 
+from watcher.account import RouteRefs
+from watcher.accountcheck import AccountCheck
 from watcher.apihealth import ApiHealth, api_health
-from watcher.decide import (
-    RetryPolicy,
-    RouteRule,
-    Send,
-    SettleReason,
-    earlier_targets,
-    failed_targets,
-    hold,
-    plan,
-    route,
-    settle,
-)
+from watcher.clocks import Elapsed, Instant
+from watcher.decide import RetryPolicy, RouteRule, SettleReason, route
 from watcher.detect import detect
+from watcher.dispatch import Dispatcher, DispatchSettings
+from watcher.edges.hostclock import elapsed_now
 from watcher.errors import ApiStatusError, SourceError
+from watcher.history import is_new_kb
 from watcher.model import EventKind, Job, KnowledgeBase, WatchedKb
 from watcher.ports import MetaStore, Notifier, Outbox, Source, StateStore
 from watcher.render import DASHBOARD
-from watcher.state import (
-    Change,
-    DeliveryState,
-    Observation,
-    Policy,
-    SendResult,
-    Settlement,
-    Transition,
-    WatchState,
-)
+from watcher.state import Change, Observation, Policy, Transition, WatchState
 
 log = structlog.get_logger(__name__)
 
 _NEEDS_DETAILS = frozenset({EventKind.FAILED, EventKind.PARTIAL})
 _KB_JOB_WINDOW = 15  # DigitalOcean keeps the latest 15 jobs of a KB, in every list
 _API_HEALTH_KEY = "api_health"
+BASELINE_KEY = "api_baseline"
+"""The meta key of the first run's baseline (the API's time, ISO 8601): see `history`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +50,7 @@ class CycleSettings:
     """What a cycle needs from the configuration."""
 
     watched: tuple[WatchedKb, ...] = ()
+    route_refs: tuple[RouteRefs, ...] = ()  # each route's knowledge_bases, checked each cycle
     policy: Policy = field(default_factory=Policy)
     rules: tuple[RouteRule, ...] = ()
     retry: RetryPolicy = field(default_factory=RetryPolicy)
@@ -65,6 +59,23 @@ class CycleSettings:
     dashboard: str = DASHBOARD
     delivery_batch: int = 200
     per_page: int = 200
+    deadline: timedelta = timedelta(seconds=60)
+    send_interval: timedelta = timedelta(seconds=1)
+    route_send_intervals: Mapping[str, timedelta] = field(default_factory=dict)
+    delivery_failing_after: timedelta = timedelta(minutes=10)
+
+    def dispatch(self) -> DispatchSettings:
+        """The deliver stage's slice."""
+        return DispatchSettings(
+            rules=self.rules,
+            retry=self.retry,
+            storm_threshold=self.storm_threshold,
+            dashboard=self.dashboard,
+            batch=self.delivery_batch,
+            send_interval=self.send_interval,
+            route_send_intervals=self.route_send_intervals,
+            failing_after=self.delivery_failing_after,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,14 +103,49 @@ class Cycle:
         notifier: Notifier,
         settings: CycleSettings,
         clock: Callable[[], datetime],
+        elapsed: Callable[[], Elapsed] = elapsed_now,
+        *,
+        monotonic: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
-        self.source, self.store, self.outbox, self.meta = source, store, outbox, meta
-        self.notifier, self.settings, self.clock = notifier, settings, clock
+        self.source, self.store, self.meta = source, store, meta
+        self.settings, self.clock, self.elapsed = settings, clock, elapsed
+        self.dispatcher = Dispatcher(
+            outbox,
+            store,
+            meta,
+            notifier,
+            settings.dispatch(),
+            clock,
+            monotonic=monotonic,
+            sleep=sleep,
+        )
         self._unknown_seen: set[str] = set()
+        self.current_id: str | None = None  # the id of the cycle running (or last run)
+        self._baseline: datetime | None = None
+        self.account_check = AccountCheck(meta, settings.watched, settings.route_refs)
+
+    @property
+    def outbox(self) -> Outbox:
+        """The outbox deliveries are claimed from and settled in."""
+        return self.dispatcher.outbox
+
+    @outbox.setter
+    def outbox(self, outbox: Outbox) -> None:
+        self.dispatcher.outbox = outbox
+
+    @property
+    def notifier(self) -> Notifier:
+        """The notifier alerts are sent through."""
+        return self.dispatcher.notifier
+
+    @notifier.setter
+    def notifier(self, notifier: Notifier) -> None:
+        self.dispatcher.notifier = notifier
 
     async def run(self) -> CycleReport:
         """Poll once, record what changed, deliver what is due; raises only on store failure."""
-        cycle_id = uuid.uuid4().hex[:12]
+        cycle_id = self.current_id = uuid.uuid4().hex[:12]
         structlog.contextvars.bind_contextvars(cycle_id=cycle_id)
         try:
             report = await self._poll(cycle_id)
@@ -108,20 +154,32 @@ class Cycle:
         finally:
             structlog.contextvars.unbind_contextvars("cycle_id")
 
+    def now(self) -> Instant:
+        """This moment on the three clocks: the wall's, the API's (from its answers), elapsed."""
+        return Instant(wall=self.clock(), api=self.source.api_now(), elapsed=self.elapsed())
+
     async def _poll(self, cycle_id: str) -> CycleReport:
-        now = self.clock()
+        loop = asyncio.get_running_loop()
+        until = loop.time() + self.settings.deadline.total_seconds()
+        began = self.elapsed()
         try:
-            observation, previous = await self._observe(now)
-        except SourceError as exc:
-            await self._api_outcome(cycle_id, now, _describe(exc))
-            log.warning("cycle_fetch_failed", error=str(exc), retryable=exc.retryable)
-            return CycleReport(cycle_id=cycle_id, ok=False, error=str(exc))
-        self._log_unknown_values(observation)
-        state, transitions = detect(previous, observation, now, self.settings.policy)
-        transitions = await self._with_details(transitions)
+            async with asyncio.timeout_at(until):
+                kbs, jobs, previous, account = await self._observe()
+            now = self.now()
+            took = now.elapsed.since(began) or timedelta(0)
+            observation = Observation(now.wall, kbs, jobs, api_began=now.api - took)
+            self._log_unknown_values(observation)
+            routes_meta = await self.account_check.check_routes(account)
+            setup, setup_meta = await self.account_check.presence(account, previous, now.wall)
+            state, transitions = detect(previous, observation, now, self.settings.policy)
+            async with asyncio.timeout_at(until):
+                transitions = setup + await self._with_details(transitions)
+        except (SourceError, TimeoutError) as exc:
+            return await self._fetch_failed(cycle_id, exc)
         # `api_recovered` first, so that its alert comes before the news it lets through.
         await self._api_outcome(cycle_id, now, None)
-        await self._record(cycle_id, now, previous, state, transitions)
+        meta = routes_meta | setup_meta
+        await self._record(cycle_id, now.wall, previous, state, transitions, meta)
         active = sum(1 for s in state.jobs.values() if not s.done)
         for t in transitions:
             log.info(f"job_{t.kind.value}", kb=t.kb_uuid, job=t.job_uuid, event_id=t.event_id)
@@ -132,6 +190,18 @@ class Cycle:
             active_jobs=active,
             events=tuple(t.kind for t in transitions),
         )
+
+    async def _fetch_failed(self, cycle_id: str, exc: SourceError | TimeoutError) -> CycleReport:
+        """The API could not be read (or not within the deadline): a failed API read."""
+        if isinstance(exc, TimeoutError):
+            seconds = self.settings.deadline.total_seconds()
+            error = text = f"the API was not read within the cycle deadline ({seconds:g}s)"
+            log.warning("cycle_deadline_passed", deadline_s=seconds)
+        else:
+            error, text = _describe(exc), str(exc)
+            log.warning("cycle_fetch_failed", error=text, retryable=exc.retryable)
+        await self._api_outcome(cycle_id, self.now(), error)
+        return CycleReport(cycle_id=cycle_id, ok=False, error=text)
 
     def _log_unknown_values(self, observation: Observation) -> None:
         """Enum values the API added after us: kept on the job, never alerted, logged once each."""
@@ -144,10 +214,14 @@ class Cycle:
 
     # --- fetch -----------------------------------------------------------------------------
 
-    async def _observe(self, now: datetime) -> tuple[Observation, WatchState]:
+    async def _observe(
+        self,
+    ) -> tuple[tuple[KnowledgeBase, ...], tuple[Job, ...], WatchState, list[KnowledgeBase]]:
+        """What the API shows of the watched KBs (their jobs), what the store knew, and the
+        account's whole listing."""
         account = await self.source.list_knowledge_bases()
         kbs = self._watched(account)
-        known = await self.store.load(())
+        known = replace(await self.store.load(()), baseline=await self._load_baseline())
         fresh = [kb for kb in kbs if _has_new_job(kb, known)]
         fresh_uuids = {kb.uuid for kb in fresh}
         recent = await self._recent_jobs(fresh, len(account))
@@ -161,21 +235,28 @@ class Cycle:
             jobs.extend(latest + recent.get(kb.uuid, []))
         jobs.extend(await self._missing_jobs(known, observed, jobs))
         previous = await self.store.load({job.uuid for job in jobs})
-        return Observation(at=now, kbs=tuple(observed), jobs=tuple(jobs)), previous
+        return tuple(observed), tuple(jobs), replace(previous, baseline=known.baseline), account
+
+    async def _load_baseline(self) -> datetime | None:
+        """The first run's baseline (never changes once set: read from the store once)."""
+        if self._baseline is None:
+            raw = await self.meta.get_meta(BASELINE_KEY)
+            self._baseline = datetime.fromisoformat(raw) if raw else None
+        return self._baseline
 
     def _watched(self, kbs: Sequence[KnowledgeBase]) -> list[KnowledgeBase]:
-        """The KBs the config names (with their configured names), or every KB of the account."""
+        """The KBs the config names (with their configured names), or every KB of the account.
+
+        A configured KB the account lacks is left out here; `AccountCheck` says so.
+        """
         if not self.settings.watched:
             return list(kbs)
         by_uuid = {kb.uuid: kb for kb in kbs}
-        watched = []
-        for wanted in self.settings.watched:
-            kb = by_uuid.get(wanted.uuid)
-            if kb is None:
-                log.warning("knowledge_base_not_found", kb=wanted.uuid)
-                continue
-            watched.append(replace(kb, name=wanted.name or kb.name))
-        return watched
+        return [
+            replace(by_uuid[wanted.uuid], name=wanted.name or by_uuid[wanted.uuid].name)
+            for wanted in self.settings.watched
+            if wanted.uuid in by_uuid
+        ]
 
     async def _recent_jobs(
         self, fresh: Sequence[KnowledgeBase], account_kbs: int
@@ -250,6 +331,7 @@ class Cycle:
         previous: WatchState,
         state: WatchState,
         transitions: tuple[Transition, ...],
+        meta: dict[str, str | None] | None = None,
     ) -> None:
         change = Change(
             cycle_id=cycle_id,
@@ -259,97 +341,47 @@ class Cycle:
             transitions=transitions,
             deliveries=route(transitions, self.settings.rules),
         )
-        await self.store.record(change)
+        meta = dict(meta or {})
+        if state.baseline is not None and state.baseline != previous.baseline:
+            meta[BASELINE_KEY] = state.baseline.isoformat()  # with the first run's state
+        await self.store.record(change, meta=meta)
+        self._baseline = state.baseline
 
-    async def _api_outcome(self, cycle_id: str, now: datetime, error: str | None) -> None:
+    async def _api_outcome(self, cycle_id: str, now: Instant, error: str | None) -> None:
         """Track the API's health; record `api_unreachable` / `api_recovered` with it when due."""
-        previous = _decode_health(await self.meta.get_meta(_API_HEALTH_KEY))
+        previous = ApiHealth.decode(await self.meta.get_meta(_API_HEALTH_KEY))
         after = self.settings.api_unreachable_after
         health, transitions = api_health(previous, error, now, after)
         if health == previous:
             return
         change = Change(
             cycle_id=cycle_id,
-            at=now,
+            at=now.wall,
             transitions=transitions,
             deliveries=route(transitions, self.settings.rules),
         )
-        await self.store.record(change, meta={_API_HEALTH_KEY: _encode_health(health)})
+        await self.store.record(change, meta={_API_HEALTH_KEY: health.encode()})
         for t in transitions:
             log.warning(t.kind.value, event_id=t.event_id, detail=t.detail)
 
     # --- deliver ---------------------------------------------------------------------------
 
     async def deliver(self) -> tuple[tuple[str, SettleReason], ...]:
-        """Send what is due from the outbox; routes are served in parallel, each in order."""
-        now = self.clock()
-        items = await self.outbox.claim_due(now, self.settings.delivery_batch)
-        if not items:
-            return ()
-        sends = plan(items, self.settings.storm_threshold, self.settings.dashboard)
-        by_route: dict[str, list[Send]] = {}
-        for send in sends:
-            by_route.setdefault(send.route, []).append(send)
-        results = await asyncio.gather(*(self._deliver_route(s) for s in by_route.values()))
-        return tuple(outcome for per_route in results for outcome in per_route)
-
-    async def _deliver_route(self, sends: list[Send]) -> list[tuple[str, SettleReason]]:
-        """Send a route's rows in order. After a retryable failure the URLs that failed are
-        left out of the rest of this cycle (the others still get their alerts, once); when
-        the route failed as a whole, its other rows wait for the backoff, unspent."""
-        outcomes: list[tuple[str, SettleReason]] = []
-        down: frozenset[int] = frozenset()
-        failure: Settlement | None = None
-        for index, send in enumerate(sends):
-            if failure is not None and not down:
-                await self._postpone(sends[index:], failure)
-                break
-            send = replace(send, skip=send.skip | down)
-            result = await self._send(send)
-            if failure is not None and (result.ok or not result.targets):
-                settled = hold(send, result, failure)  # reached all it tried; not the down URLs
-            else:
-                settled = settle(send, result, self.clock(), self.settings.retry)
-            await self.outbox.settle([s for s, _ in settled])
-            outcomes.extend((send.route, reason) for _, reason in settled)
-            _log_delivery(send, result, settled)
-            if not result.ok and not result.permanent:
-                failure = failure or settled[0][0]
-                down = down | failed_targets(result)
-        return outcomes
-
-    async def _send(self, send: Send) -> SendResult:
-        try:
-            return await self.notifier.send(send.route, send.message, send.skip)
-        except Exception as exc:  # a notifier bug must not lose the row: retry it later
-            log.exception("delivery_crashed", route=send.route)
-            return SendResult(ok=False, error=f"notifier error: {type(exc).__name__}")
-
-    async def _postpone(self, sends: Sequence[Send], failed: Settlement) -> None:
-        """The route is failing: put the rest of its rows back without spending an attempt."""
-        later = [
-            Settlement(
-                outbox_id=item.id,
-                state=DeliveryState.PENDING,
-                at=failed.at,
-                attempts=item.attempts,
-                next_attempt_at=failed.next_attempt_at,
-                error=item.last_error,
-                targets=earlier_targets(item),
-            )
-            for send in sends
-            for item in send.items
-        ]
-        if later:
-            await self.outbox.settle(later)
+        """Send what is due from the outbox (see `watcher.dispatch`); routes in parallel."""
+        return await self.dispatcher.deliver()
 
 
 def _has_new_job(kb: KnowledgeBase, known: WatchState) -> bool:
-    """Whether a KB seen before reports a latest job other than the one we knew (first sight
-    of a KB is not: its history is recorded silently, and only its latest job matters)."""
+    """Whether a KB seen before reports a latest job other than the one we knew, or a KB
+    created since the first run has jobs (all of them news). First sight of any other KB is
+    not: its history is recorded silently, and only its latest job matters."""
     prior = known.kbs.get(kb.uuid)
     latest = kb.last_indexing_job
-    return latest is not None and prior is not None and prior.last_job_uuid != latest.uuid
+    if latest is None:
+        return False
+    if prior is None:
+        return is_new_kb(kb, known)
+    return prior.last_job_uuid != latest.uuid
 
 
 def _owned(job: Job, kb_uuid: str) -> Job:
@@ -365,48 +397,3 @@ def _describe(exc: SourceError) -> str:
     if isinstance(exc, ApiStatusError):
         return f"HTTP {exc.status} {exc.api_id or ''}".strip()
     return str(exc)
-
-
-def _log_delivery(
-    send: Send, result: SendResult, settled: Sequence[tuple[Settlement, SettleReason]]
-) -> None:
-    event_ids = [item.transition.event_id for item in send.items]
-    reason = settled[0][1] if settled else None
-    if reason is SettleReason.HELD:
-        log.info(
-            "alert_partly_delivered", route=send.route, events=event_ids, skipped=sorted(send.skip)
-        )
-    elif result.ok:
-        log.info("alert_delivered", route=send.route, events=event_ids)
-    elif reason in (SettleReason.EXPIRED, SettleReason.PERMANENT_FAILURE):
-        log.error(
-            "alert_dead_lettered",
-            route=send.route,
-            events=event_ids,
-            reason=reason,
-            error=result.error,
-        )
-    else:
-        log.warning("alert_failed", route=send.route, events=event_ids, error=result.error)
-
-
-def _encode_health(health: ApiHealth) -> str:
-    return json.dumps(
-        {
-            "failing_since": health.failing_since.isoformat() if health.failing_since else None,
-            "alerted": health.alerted,
-            "last_error": health.last_error,
-        }
-    )
-
-
-def _decode_health(raw: str | None) -> ApiHealth:
-    if not raw:
-        return ApiHealth()
-    data = json.loads(raw)
-    since = data.get("failing_since")
-    return ApiHealth(
-        failing_since=datetime.fromisoformat(since) if since else None,
-        alerted=bool(data.get("alerted")),
-        last_error=data.get("last_error"),
-    )

@@ -1,33 +1,49 @@
-"""`watcher run`: the daemon. APScheduler drives the cycle; signals stop or reload it.
+"""`watcher run`: the daemon. A monotonic loop drives the cycle; signals stop or reload it.
 
-- One interval job, `max_instances=1`: a slow cycle is never overlapped by the next one.
-- A failing cycle is logged and counted; the next one runs.
-- SIGTERM/SIGINT: pause the scheduler, let the cycle in flight finish, try what is due in
-  the outbox for a bounded time, close the store, exit 0.
-- SIGHUP: load the config again; a bad new config is reported and the old one kept.
-- systemd: READY=1 after the first cycle, STATUS= after each, WATCHDOG=1 while cycles keep
-  finishing (a hung cycle stops the pings and systemd restarts the service).
+- Polling runs on the event loop's monotonic clock: each cycle starts one interval (the
+  pace, plus jitter) after the previous one started, or at once when that one overran its
+  slot; a step of the wall clock, back or forward, changes nothing. One cycle at a time; a
+  cycle still running when the next would start is logged at debug, once.
+- APScheduler 3 keeps what belongs to the wall clock (`watcher.calendar`): hourly pruning.
+- Vital signs (`watcher.vitals`): the heartbeat, the health verdicts, systemd messages.
+- A failing cycle is logged and counted; the next one runs (each cycle has its deadline).
+- SIGTERM/SIGINT: let the cycle in flight finish (bounded), try what is due in the outbox for
+  a bounded time, close the store, exit 0.
+- SIGHUP: load the config again; a bad new config is reported and the old one kept. The open
+  store is kept when the state path still names it (it is never opened a second time).
+- One daemon per store: until this process holds the store's lease it stands by, names the
+  holder (log, STATUS=, /readyz) and takes over when the holder lets go or is gone. Standing
+  by, it is live while its lease keeper keeps stepping (the watchdog is fed by those steps),
+  and never ready.
+- Health is `watcher.health`'s one rule, everywhere: `/healthz`, `/readyz`, the STATUS line,
+  and the systemd watchdog, which is fed only by finished cycles: each sends WATCHDOG=1 with
+  WATCHDOG_USEC= the health limit, so systemd restarts the service exactly when the rule
+  says it is stuck. READY=1 after the first cycle.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import random
 import signal
-import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import structlog
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from apscheduler.triggers.interval import IntervalTrigger
 
-from watcher.config import Config, load_config
+from watcher.calendar import Calendar
+from watcher.clocks import Elapsed
+from watcher.config import Config, Preflight, load_config
 from watcher.cycle import CycleReport
-from watcher.decide import SettleReason
-from watcher.errors import ConfigError, WatcherError
-from watcher.http_server import HealthServer, Readiness, readiness
+from watcher.edges.hostclock import monotonic_now
+from watcher.errors import ConfigError, ConfigProblem, StoreHeld, StoreReplaced, WatcherError
+from watcher.health import Health, Probe, health_limit
+from watcher.http_server import HealthServer
+from watcher.lease_keeper import LeaseKeeper, Tenure
+from watcher.metrics import DeliveryOutcome
 from watcher.pace import PACE_KEY, Pace, PaceReason, next_pace
 from watcher.runtime import (
     Runtime,
@@ -36,20 +52,14 @@ from watcher.runtime import (
     register_config_secrets,
     utcnow,
 )
-from watcher.sdnotify import SystemdNotifier, watchdog_interval
+from watcher.sdnotify import SystemdNotifier
+from watcher.vitals import Vitals
 
 log = structlog.get_logger(__name__)
 
 STOP_GRACE = 10.0  # seconds for the final delivery attempt when stopping
 CYCLE_GRACE = 10.0  # seconds a stop waits for the cycle in flight before cancelling it
-PRUNE_EVERY = timedelta(hours=1)
-DELIVERY_OUTCOME = {
-    SettleReason.DELIVERED: "sent",
-    SettleReason.RETRY: "failed",
-    SettleReason.PERMANENT_FAILURE: "dead",
-    SettleReason.EXPIRED: "dead",
-    SettleReason.HELD: "failed",
-}
+_COMMAND = "watcher run"
 
 
 class Daemon:
@@ -63,64 +73,80 @@ class Daemon:
         env: dict[str, str],
         systemd: SystemdNotifier | None = None,
         clock: Callable[[], datetime] = utcnow,
+        monotonic: Callable[[], Elapsed] = monotonic_now,
     ) -> None:
         self.runtime = runtime
         self.config_path, self.env = config_path, env
         self.systemd, self.clock = systemd, clock
         self.metrics = runtime.metrics
-        self.scheduler = AsyncIOScheduler(timezone=UTC)
+        self.calendar = Calendar()  # wall-clock work only
+        self.vitals = Vitals(monotonic, systemd, env)
         self.lock = asyncio.Lock()
         self.stopping = asyncio.Event()
-        self.ready = False
         self.pace = Pace(runtime.config.poll.interval, PaceReason.IDLE)
-        self.last_success: datetime | None = None
         self.cycle_started: float | None = None
         self._inflight: asyncio.Future[CycleReport] | None = None
         self.http: HealthServer | None = None
         self._requests_before = 0
         self._last_cost = 0
         self._pace_saved = False
-        self._pruned_at: datetime | None = None
+        self.metrics.set_api_budget_per_minute(runtime.config.api.max_requests_per_minute)
 
     @property
     def config(self) -> Config:
         return self.runtime.config
 
+    @property
+    def limit(self) -> timedelta:
+        """The health limit in force (see `watcher.health`)."""
+        poll = self.config.poll
+        interval = max(poll.interval, self.pace.interval)
+        return health_limit(interval, poll.cycle_deadline, self.config.delivery.timeout)
+
     async def serve(self) -> int:
         """Run until SIGTERM/SIGINT; return the process exit code."""
         self._install_signals()
         await self._start_http()
-        self.scheduler.start()
-        self.scheduler.add_job(
-            self.tick,
-            self._trigger(self.pace.interval),
-            id="cycle",
-            max_instances=1,
-            coalesce=True,
-            misfire_grace_time=None,
-            next_run_time=datetime.now(UTC),
-        )
-        watchdog = asyncio.create_task(self._watchdog())
+        self.vitals.starting(self.limit)
+        if not await self._hold_store():
+            await self._shutdown(None)
+            return 0
+        self.calendar.start(self._prune_now)
+        poller = asyncio.create_task(self._poll(), name="watcher-poll")
         log.info("watcher_started", interval=self.pace.interval.total_seconds())
         await self.stopping.wait()
-        await self._shutdown()
-        watchdog.cancel()
+        await self._shutdown(poller)
         return 0
 
+    async def _poll(self) -> None:
+        """Cycle after cycle on the event loop's monotonic clock, never on the wall clock."""
+        loop = asyncio.get_running_loop()
+        while not self.stopping.is_set():
+            started = loop.time()
+            await self.tick()
+            jitter = self.config.poll.jitter.total_seconds()
+            due = started + self.pace.interval.total_seconds() + random.uniform(0, jitter)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stopping.wait(), max(0.0, due - loop.time()))
+
     async def tick(self) -> None:
-        """One scheduled cycle; any failure is logged and the schedule goes on."""
-        if self.stopping.is_set():
-            return
+        """One cycle; any failure is logged and the schedule goes on."""
+        if self.stopping.is_set() or not self.runtime.keeper.held:
+            return  # standing by, or the store vanished: nothing may be written
         async with self.lock:
-            self.cycle_started = time.monotonic()
-            started = self.cycle_started
+            loop = asyncio.get_running_loop()
+            self.cycle_started = started = loop.time()
             self._inflight = asyncio.ensure_future(self.runtime.cycle.run())
             try:
-                report = await self._inflight
+                report = await self._await_cycle(self._inflight)
             except asyncio.CancelledError:
                 if not self.stopping.is_set():
                     raise
                 report = CycleReport(cycle_id="-", ok=False, error="cancelled to stop")
+            except (StoreReplaced, StoreHeld) as exc:  # the store stopped this process writing
+                log.error("cycle_refused_by_store", error=str(exc))
+                self.runtime.keeper.wake()  # it says why and stops the cycles right away
+                report = CycleReport(cycle_id="-", ok=False, error=str(exc))
             except Exception:
                 log.exception("cycle_failed")
                 report = CycleReport(cycle_id="-", ok=False, error="cycle crashed")
@@ -129,22 +155,31 @@ class Daemon:
                 self._inflight = None
             # The cycle's id stays bound until its last line, `cycle_finished` included.
             with structlog.contextvars.bound_contextvars(cycle_id=report.cycle_id):
-                await self._after_cycle(report, time.monotonic() - started)
+                await self._after_cycle(report, loop.time() - started)
+
+    async def _await_cycle(self, inflight: asyncio.Future[CycleReport]) -> CycleReport:
+        """The cycle's report; past its slot (one interval) it is said once, at debug."""
+        interval = self.pace.interval.total_seconds()
+        done, _ = await asyncio.wait({inflight}, timeout=interval)
+        if not done:
+            cycle_id = self.runtime.cycle.current_id
+            log.debug("cycle_still_running", cycle_id=cycle_id, interval_s=interval)
+        return await inflight
 
     async def _after_cycle(self, report: CycleReport, duration: float) -> None:
         now = self.clock()
         self.metrics.observe_cycle(report.ok, duration, now.timestamp())
         self.metrics.set_api_up(report.ok)
-        self.metrics.count_events(k.value for k in report.events)
+        self.metrics.count_events(report.events)
         for route, reason in report.deliveries:
-            self.metrics.count_delivery(route, DELIVERY_OUTCOME[reason])
-        if report.ok:
-            self.last_success = now
-            await self.runtime.store.set_last_cycle_at(now)
-        await self._prune(now)
+            outcome = DeliveryOutcome.of(reason)
+            if outcome is not None:  # postponed rows were not tried
+                self.metrics.count_delivery(route, outcome)
         await self._update_store_gauges(now)
-        await self._repace(report, now)
-        self._notify_systemd(report)
+        await self._repace(report)
+        api_now = self.runtime.client.api_now()
+        await self.vitals.beat(self.runtime.store, report, now, self.limit, api_now)
+        self.vitals.notify(report, self.limit, self.pace)
         log.info(
             "cycle_finished",
             ok=report.ok,
@@ -157,14 +192,16 @@ class Daemon:
             pace=self.pace.reason.value,
         )
 
+    async def _prune_now(self) -> None:
+        async with self.lock:
+            if self.runtime.keeper.held:  # only the store's poller writes
+                await self._prune(self.clock())
+
     async def _prune(self, now: datetime) -> None:
-        """Once an hour (and after start), forget finished history older than `state.retention`.
+        """Forget finished history older than `state.retention` (calendar time, for people).
 
         Keeps the store, and the time its scans take, flat however long the watcher runs.
         """
-        if self._pruned_at is not None and now - self._pruned_at < PRUNE_EVERY:
-            return
-        self._pruned_at = now
         before = now - self.config.state.retention
         try:
             deleted = await self.runtime.store.prune(before)
@@ -184,7 +221,7 @@ class Daemon:
             snap.jobs_by_state, snap.outbox_by_state, snap.oldest_undelivered_age(now), snap.dead
         )
 
-    async def _repace(self, report: CycleReport, now: datetime) -> None:
+    async def _repace(self, report: CycleReport) -> None:
         sent = self.runtime.client.requests_sent
         cost, self._requests_before = max(sent - self._requests_before, 0), sent
         self._last_cost = cost
@@ -194,10 +231,11 @@ class Daemon:
             active=report.active_jobs > 0,
             requests_last_cycle=cost,
             rate=rate,
-            now=now,
+            now=self.runtime.client.api_now(),  # `ratelimit-reset` is on the API's clock
         )
         if rate is not None and rate.remaining is not None:
             self.metrics.set_ratelimit_remaining(rate.remaining)
+        self.metrics.set_api_budget_per_minute(self.config.api.max_requests_per_minute)
         self.metrics.set_poll_interval(pace.interval.total_seconds())
         if pace != self.pace or not self._pace_saved:
             await self.runtime.store.set_meta(
@@ -214,40 +252,6 @@ class Daemon:
                 reason=pace.reason.value,
             )
             self.pace = pace
-            if not self.stopping.is_set():
-                self.scheduler.reschedule_job("cycle", trigger=self._trigger(pace.interval))
-
-    def _trigger(self, interval: timedelta) -> IntervalTrigger:
-        jitter = self.config.poll.jitter.total_seconds()
-        return IntervalTrigger(
-            seconds=interval.total_seconds(), jitter=jitter or None, timezone=UTC
-        )
-
-    def _notify_systemd(self, report: CycleReport) -> None:
-        if self.systemd is None:
-            return
-        if not self.ready:
-            self.systemd.ready()
-        self.ready = True
-        state = "ok" if report.ok else f"failing: {report.error or 'error'}"[:120]
-        self.systemd.status(
-            f"last cycle {state}; {report.knowledge_bases} KBs, {report.active_jobs} active jobs; "
-            f"next in {int(self.pace.interval.total_seconds())}s ({self.pace.reason.value})"
-        )
-
-    async def _watchdog(self) -> None:
-        """Ping systemd's watchdog while the loop lives and no cycle hangs past its limit."""
-        period = watchdog_interval(self.env) if self.systemd else None
-        if period is None or self.systemd is None:
-            return
-        limit = max(self.pace.interval.total_seconds() * 3, 300.0)
-        while not self.stopping.is_set():
-            started = self.cycle_started
-            if started is None or time.monotonic() - started < limit:
-                self.systemd.watchdog()
-            else:
-                log.error("cycle_hung", seconds=round(time.monotonic() - started))
-            await asyncio.sleep(period)
 
     # --- signals ---------------------------------------------------------------------------
 
@@ -266,7 +270,8 @@ class Daemon:
         if self.systemd:
             self.systemd.reloading()
         try:
-            config = load_config(self.config_path, self.env)
+            # The state path is checked here too; the port is the daemon's own (kept anyway).
+            config = load_config(self.config_path, self.env, preflight=Preflight.STATE_PATH)
         except ConfigError as exc:
             log.error("config_reload_rejected", problems=[str(p) for p in exc.problems])
             self._reloaded()
@@ -275,13 +280,18 @@ class Daemon:
         async with self.lock:
             old = self.runtime
             try:
-                self.runtime = await open_runtime(config, metrics=self.metrics, clock=self.clock)
+                # The same state file keeps its open store and lease (opening it a second time
+                # would drop SQLite's locks); another file is opened and its lease taken first.
+                self.runtime = await open_runtime(
+                    config, metrics=self.metrics, clock=self.clock, command=_COMMAND, keep=old
+                )
             except WatcherError as exc:  # valid on paper, unusable in fact (e.g. the state path)
                 problems = exc.problems if isinstance(exc, ConfigError) else (exc,)
                 log.error("config_reload_rejected", problems=[str(p) for p in problems])
                 self._reloaded()
                 return False
-            await old.close()
+            await old.close(keep_store=self.runtime.store is old.store)
+            self._keep_watch(self.runtime.keeper)
             self._requests_before = 0  # the new client counts its requests from zero
         log.info("config_reloaded", source=config.source)
         # Logging and the HTTP listener are set up once, at start: say so rather than pretend.
@@ -297,21 +307,33 @@ class Daemon:
         if self.systemd:
             self.systemd.ready()
 
-    async def _shutdown(self) -> None:
+    async def _shutdown(self, poller: asyncio.Task[None] | None) -> None:
         if self.systemd:
             self.systemd.stopping()
-        self.scheduler.pause()
+        self.calendar.pause()  # not started when stopped while standing by
         await self._let_cycle_finish()
+        if poller is not None:
+            await asyncio.wait({poller}, timeout=CYCLE_GRACE)  # it ends after its report
+            poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await poller
         async with self.lock:  # the cycle in flight has finished or been cancelled
             try:
-                await asyncio.wait_for(self.runtime.cycle.deliver(), timeout=STOP_GRACE)
+                if self.runtime.keeper.held:  # a process standing by delivers nothing
+                    await asyncio.wait_for(self._final_delivery(), timeout=STOP_GRACE)
             except Exception:
                 log.warning("final_delivery_incomplete")
-            self.scheduler.shutdown(wait=False)
+            await self.runtime.cycle.dispatcher.cancel()  # whatever a receiver still holds
+            self.calendar.shutdown()
             if self.http:
                 await self.http.stop()
             await self.runtime.close()
         log.info("watcher_stopped")
+
+    async def _final_delivery(self) -> None:
+        """What is due goes out, and the rounds still sending end (each within its deadline)."""
+        await self.runtime.cycle.deliver()
+        await self.runtime.cycle.dispatcher.drain()
 
     async def _let_cycle_finish(self) -> None:
         """Give the cycle in flight `CYCLE_GRACE` to finish, then cancel it.
@@ -329,35 +351,69 @@ class Daemon:
             inflight.cancel()
             await asyncio.wait({inflight})
 
+    # --- the store's lease -----------------------------------------------------------------
+
+    async def _hold_store(self) -> bool:
+        """Stand by until this process holds the store's lease; False when asked to stop first."""
+        keeper = self.runtime.keeper
+        self._keep_watch(keeper)
+        keeper.start()
+        held = asyncio.ensure_future(keeper.holding.wait())
+        stop = asyncio.ensure_future(self.stopping.wait())
+        await asyncio.wait({held, stop}, return_when=asyncio.FIRST_COMPLETED)
+        for waiter in (held, stop):
+            waiter.cancel()
+        return self.runtime.keeper.held and not self.stopping.is_set()
+
+    def _keep_watch(self, keeper: LeaseKeeper) -> None:
+        keeper.on_change = self._tenure_changed
+        keeper.on_step = self._stepped
+
+    def _tenure_changed(self, tenure: Tenure) -> None:
+        """Tell systemd: a process standing by is up (READY=1) and says for whom it waits."""
+        if self.systemd is None or tenure is Tenure.HOLDING:
+            return
+        self.vitals.standing_by(self.runtime.keeper.problem or str(tenure))
+
+    def _stepped(self) -> None:
+        """A lease step while not holding: the standby's sign of life (cycles are not run)."""
+        if not self.runtime.keeper.held:
+            self.vitals.standby_step(self.limit)
+
     # --- health ----------------------------------------------------------------------------
 
     async def _start_http(self) -> None:
         listen = self.config.http.listen
         if not listen:
             return
-        self.http = HealthServer(self.metrics, self._readiness)
+        self.http = HealthServer(self.metrics, self.health)
         try:
             await self.http.start(listen)
-        except OSError as exc:  # a port in use is worth a restart, not a traceback
+        except OSError as exc:  # the configuration's fault (port in use...): exit 78, no loop
             await self.runtime.close()
-            reason = exc.strerror or str(exc)
-            raise WatcherError(f"http.listen = {listen!r}: cannot listen: {reason}") from exc
+            reason = (exc.strerror or str(exc)).lower()
+            source = self.config.source_of("http", "listen")
+            problem = ConfigProblem("http.listen", f"cannot listen on {listen}: {reason}", source)
+            raise ConfigError([problem]) from exc
         log.info("http_listening", listen=listen, port=self.http.port)
 
-    async def _readiness(self) -> Readiness:
-        try:
-            await self.runtime.store.check_writable()
-            store_ok, error = True, None
-        except Exception as exc:
-            store_ok, error = False, str(exc)
-        # The pace may stretch the interval (budget, reserve): readiness follows it.
-        interval = max(self.config.poll.interval, self.pace.interval)
-        return readiness(self.last_success, self.clock(), interval, store_ok, error)
+    async def health(self, probe: Probe) -> Health:
+        """The health rule's verdict now (readiness also proves the store takes a write)."""
+        store_error = None
+        if probe is Probe.READY:
+            try:
+                await self.runtime.store.check_writable()
+            except Exception as exc:
+                store_error = str(exc)
+        keeper = self.runtime.keeper
+        waiting = not keeper.held and keeper.tenure is not Tenure.STARTING  # not at start
+        standby = (keeper.problem or "waiting for the store's lease") if waiting else None
+        return self.vitals.judge(probe, self.limit, store_error, standby)
 
 
 async def run_daemon(config: Config, config_path: Path | None, env: dict[str, str]) -> int:
     """Open everything, serve until stopped, return the exit code."""
-    runtime = await open_runtime(config)
+    runtime = await open_runtime(config, command=_COMMAND, hold=False)
     systemd = SystemdNotifier.from_env(env)
     daemon = Daemon(runtime, config_path=config_path, env=env, systemd=systemd)
     return await daemon.serve()

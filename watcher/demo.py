@@ -22,9 +22,7 @@ from watcher.runtime import open_runtime
 from watcher.simulator import RealClock, Simulator, load_scenario, serve_in_thread
 
 DEMO_TOKEN = "demo-token-not-a-secret"
-_JOB_EVENTS = [
-    k for k in EventKind if k not in (EventKind.API_UNREACHABLE, EventKind.API_RECOVERED)
-]
+_JOB_EVENTS = [k for k in EventKind if k.is_about_a_job]
 
 
 def demo_config(base_url: str, state_path: Path, speed: float) -> Config:
@@ -46,7 +44,8 @@ def demo_config(base_url: str, state_path: Path, speed: float) -> Config:
                 "pending_after": seconds(15),
                 "max_runtime": seconds(600),
             },
-            "delivery": {"retry_base": seconds(2), "storm_threshold": 20},
+            # The terminal takes every alert at once: no pacing.
+            "delivery": {"retry_base": seconds(2), "storm_threshold": 20, "send_interval": "0s"},
         },
     )
 
@@ -58,7 +57,7 @@ async def run_demo(*, duration: float | None, speed: float, echo: Callable[[str]
     with tempfile.TemporaryDirectory(prefix="watcher-demo-") as tmp, serve_in_thread(sim) as url:
         config = demo_config(url, Path(tmp) / "watcher.db", speed)
         echo(_banner(url, config, duration))
-        runtime = await open_runtime(config)
+        runtime = await open_runtime(config, command="watcher demo")
         daemon = Daemon(runtime, config_path=None, env={})
         if duration is not None:
             asyncio.get_running_loop().call_later(duration, daemon.stopping.set)

@@ -1,18 +1,28 @@
 """Detection: from what the watcher knew and what it sees now, the events of the contract.
 
-Pure: no I/O and no clock; `now` is a parameter. `detect` is the only entry point.
+Pure: no I/O and no clock; `now` is an `Instant` (the wall, API and elapsed clocks read at
+one moment). `detect` is the only entry point. Three clocks, never mixed: the API's
+timestamps are compared with the API's clock only, what the watcher measures itself (no
+progress) with its elapsed clock only, and the wall clock only labels things for people.
 
 Rules, in short:
-- A job seen for the first time on a knowledge base seen for the first time is recorded
-  silently when it is finished (no storm on first run or on a KB added later); a job still
-  pending or running is alerted `started` and followed from then on.
+- History or news is decided without the local clock. The first run sets a baseline, the
+  API's time when it began reading. A KB first seen later but created at or after the
+  baseline is new: all of its jobs are news. Any other KB's news begins where its first
+  read began (`news_since`, the API's time, whole seconds, one second of margin): a job
+  created before that is history the latest-15 list returns, recorded silently when
+  finished; a job created at or after it is news. A pending or running job is alerted
+  `started` and followed, history or not (no storm, nothing missed).
 - A new job on a known KB that is already finished (it started and ended between two polls)
-  is alerted with its outcome, unless it was created before the watcher first saw the KB
-  (the per-KB latest-15 list also returns old history).
-- Exactly one terminal event per job; a stalled job that ends gets `recovered` too.
-- A stall is a stored deadline: pending too long, no progress signal moving, or running too
-  long. It is alerted once; `recovered` follows when the job moves again (or ends; a job over
-  its maximum runtime recovers only by ending).
+  is alerted with its outcome.
+- Exactly one terminal event per job; a stalled job that ends gets `recovered` too, and both
+  carry the stall's reason and when the job last moved (routing then lets the outcome tell
+  the story to routes that asked for it).
+- A stall is a deadline: pending too long (since `created_at`, on the API's clock), no
+  progress signal moving (on the watcher's own sightings, elapsed clock), or running too
+  long (since `started_at`, API's clock). It is alerted once; `recovered` follows when the
+  job moves again (or ends; a job over its maximum runtime recovers only by ending). A
+  sighting from another boot is re-seeded from the API's `updated_at`, as on first sight.
 - Unknown enum values never produce an event: such a job is tracked and waits.
 - A finished job first seen on a known KB with no time at all is left for a later answer,
   and a job of a KB absent from the observation (deleted, unreadable) never stalls.
@@ -21,9 +31,12 @@ Rules, in short:
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
+from watcher.clocks import Instant, whole_second
+from watcher.history import baseline_for, is_history, is_new_kb, watermark
 from watcher.model import EventKind, Job, KnowledgeBase
+from watcher.stall import can_recover, first_sighting, rebased, sighting_of, stall_due
 from watcher.state import (
     JobState,
     KbState,
@@ -36,15 +49,15 @@ from watcher.state import (
 
 
 def detect(
-    previous: WatchState, observation: Observation, now: datetime, policy: Policy
+    previous: WatchState, observation: Observation, now: Instant, policy: Policy
 ) -> tuple[WatchState, tuple[Transition, ...]]:
     """Return the new state and the transitions that `observation` reveals at `now`."""
+    began = observation.api_began or now.api
+    baseline = previous.baseline or baseline_for(previous, began)
+    known = replace(previous, baseline=baseline)
     kbs = dict(previous.kbs)
-    new_kbs = set()
     for kb in observation.kbs:
-        if kb.uuid not in kbs:
-            new_kbs.add(kb.uuid)
-        kbs[kb.uuid] = _kb_state(kbs.get(kb.uuid), kb, now)
+        kbs[kb.uuid] = _kb_state(kbs.get(kb.uuid), kb, known, began, now)
     names = {uuid: state.name for uuid, state in kbs.items()}
 
     jobs = dict(previous.jobs)
@@ -54,15 +67,16 @@ def detect(
         kb_uuid = job.knowledge_base_uuid or (prior.kb_uuid if prior else None)
         if kb_uuid is None:
             continue
+        kb_state = kbs.get(kb_uuid)
         if prior is None:
-            history = kb_uuid in new_kbs or _predates(job, kbs.get(kb_uuid))
+            history = is_history(job, kb_state)
             if history is None:
                 continue  # a finished job the answer does not date: judge it once one does
             state, found = _first_sight(job, kb_uuid, history, now, policy)
-        elif _unjudged_history(prior, job, kbs.get(kb_uuid)):
+        elif _unjudged_history(prior, job, kb_state):
             state, found = replace(prior, job=job, done=True), []
         else:
-            state, found = _follow(prior, job, now, policy)
+            state, found = _follow(rebased(prior, now), job, now, policy)
         jobs[job.uuid] = state
         transitions.extend(_with_names(found, names))
 
@@ -72,10 +86,10 @@ def detect(
     read = {kb.uuid for kb in observation.kbs}
     for uuid, prior in previous.jobs.items():
         if uuid not in seen and not prior.done and prior.kb_uuid in read:
-            state, found = _check_deadline(prior, now, policy)
+            state, found = _check_deadline(rebased(prior, now), now, policy)
             jobs[uuid] = state
             transitions.extend(_with_names(found, names))
-    return WatchState(kbs=kbs, jobs=jobs), tuple(transitions)
+    return WatchState(kbs=kbs, jobs=jobs, baseline=baseline), tuple(transitions)
 
 
 def freshest(jobs: tuple[Job, ...]) -> list[Job]:
@@ -98,48 +112,46 @@ def _rank(job: Job) -> tuple[bool, datetime]:
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def _kb_state(prior: KbState | None, kb: KnowledgeBase, now: datetime) -> KbState:
+def _kb_state(
+    prior: KbState | None, kb: KnowledgeBase, known: WatchState, began: datetime, now: Instant
+) -> KbState:
     last = kb.last_indexing_job.uuid if kb.last_indexing_job else None
     if prior is None:
-        return KbState(uuid=kb.uuid, name=kb.name, first_seen_at=now, last_job_uuid=last)
+        if is_new_kb(kb, known) and kb.created_at is not None:
+            since = whole_second(kb.created_at)  # created while we watch: all of it is news
+        else:
+            since = watermark(began)
+        return KbState(kb.uuid, kb.name, now.wall, last_job_uuid=last, news_since=since)
     name, last = kb.name or prior.name, last or prior.last_job_uuid
     if name == prior.name and last == prior.last_job_uuid:
         return prior  # the usual case: nothing to copy
     return replace(prior, name=name, last_job_uuid=last)
 
 
-def _predates(job: Job, kb: KbState | None) -> bool | None:
-    """Whether a job was created before the watcher first saw its KB (old history).
-
-    Without `created_at` the job's earliest other time stands in for it. A finished job with
-    no time at all cannot be told from old history (the per-KB list returns up to 15 old
-    jobs): None, so that a broken answer never turns old history into fresh alerts.
-    """
-    if kb is None:
-        return False
-    born = job.created_at or job.started_at or job.finished_at or job.updated_at
-    if born is None:
-        return None if job.is_terminal else False
-    return born < kb.first_seen_at
-
-
 def _unjudged_history(prior: JobState, job: Job, kb: KbState | None) -> bool:
     """Whether a job only ever seen in unknown states now shows it finished long ago.
 
     First seen with values nobody knows, it could not be judged then; now that it reads as
-    finished, it is judged as on first sight: old history if it was first seen in its KB's
-    first cycle or predates the KB, so a first run never alerts an old job one cycle late.
+    finished, it is judged as on first sight (by its KB's news watermark), or, when the answer
+    dates it nowhere, as history if it was first seen in its KB's first cycle.
     """
     if prior.started_alerted or prior.done or not job.is_terminal or kb is None:
         return False
-    return prior.first_seen_at == kb.first_seen_at or _predates(job, kb) is True
+    verdict = is_history(job, kb)
+    return verdict is True or (verdict is None and prior.first_seen_at == kb.first_seen_at)
 
 
 def _first_sight(
-    job: Job, kb_uuid: str, history: bool, now: datetime, policy: Policy
+    job: Job, kb_uuid: str, history: bool, now: Instant, policy: Policy
 ) -> tuple[JobState, list[Transition]]:
-    progress_at = min(job.updated_at, now) if job.updated_at else now
-    state = JobState(job=job, kb_uuid=kb_uuid, first_seen_at=now, progress_at=progress_at)
+    sighting = first_sighting(job, now)
+    state = JobState(
+        job=job,
+        kb_uuid=kb_uuid,
+        first_seen_at=now.wall,
+        progress_at=now.wall - (now.elapsed.since(sighting.moved) or timedelta(0)),
+        sighting=sighting,
+    )
     if job.is_terminal:
         state = replace(state, done=True)
         if history:
@@ -149,17 +161,20 @@ def _first_sight(
         return state, []
     state = replace(state, started_alerted=True)
     found = [_event(state, EventKind.STARTED, now)]
-    state, stalled = _check_deadline(_with_deadline(state, policy), now, policy)
+    state, stalled = _check_deadline(state, now, policy)
     return state, found + stalled
 
 
 def _follow(
-    prior: JobState, job: Job, now: datetime, policy: Policy
+    prior: JobState, job: Job, now: Instant, policy: Policy
 ) -> tuple[JobState, list[Transition]]:
     if prior.done and job == prior.job:
         return prior, []  # most of an idle cycle: a finished job, seen again unchanged
     moved = progress_signature(job) != progress_signature(prior.job)
-    state = replace(prior, job=job, progress_at=now if moved else prior.progress_at)
+    state = replace(prior, job=job)
+    if moved:
+        sighting = replace(sighting_of(prior, now), moved=now.elapsed)
+        state = replace(state, progress_at=now.wall, sighting=sighting)
     if prior.done:
         return state, []
     found: list[Transition] = []
@@ -167,62 +182,38 @@ def _follow(
         if state.stalled is not None:
             found.append(_event(state, EventKind.RECOVERED, now, state.stall_count))
         found.append(_event(state, _outcome(job), now))
+        if state.stalled is not None:  # the story of the stall, for the outcome's alert
+            found = [replace(t, stalled_since=prior.progress_at) for t in found]
         return replace(state, done=True, stalled=None, deadline=None), found
     if not (job.is_pending or job.is_running):
         return state, []
     if not state.started_alerted:
         state = replace(state, started_alerted=True)
         found.append(_event(state, EventKind.STARTED, now))
-    if state.stalled is not None and moved and _can_recover(prior, job):
+    if state.stalled is not None and moved and can_recover(prior, job):
         found.append(_event(state, EventKind.RECOVERED, now, state.stall_count))
         state = replace(state, stalled=None)
-    state, stalled = _check_deadline(_with_deadline(state, policy), now, policy)
+    state, stalled = _check_deadline(state, now, policy)
     return state, found + stalled
 
 
-def _can_recover(prior: JobState, job: Job) -> bool:
-    """A stall over the maximum runtime ends only with the job; the others end when it moves."""
-    if prior.stalled is StallReason.MAX_RUNTIME:
-        return False
-    if prior.stalled is StallReason.PENDING_TOO_LONG:
-        return not job.is_pending
-    return True
-
-
 def _check_deadline(
-    state: JobState, now: datetime, policy: Policy
+    state: JobState, now: Instant, policy: Policy
 ) -> tuple[JobState, list[Transition]]:
-    if state.stalled is not None or state.done:
-        return state, []
-    due = stall_deadline(state, policy)
-    if due is None or due[0] > now:
-        return state, []
+    """Fire the first stall rule that is due, or note (for people) when the next one will be."""
+    if state.done:
+        return replace(state, deadline=None), []
+    if state.stalled is not None:
+        return replace(state, deadline=None), []
+    due = stall_due(state, now, policy)
+    if due is None:
+        return replace(state, deadline=None), []
+    left, reason = due
+    if left > timedelta(0):
+        return replace(state, deadline=now.wall + left), []
     count = state.stall_count + 1
-    stalled = replace(state, stalled=due[1], stall_count=count, deadline=None)
-    return stalled, [_event(stalled, EventKind.STALLED, now, count, reason=due[1])]
-
-
-def _with_deadline(state: JobState, policy: Policy) -> JobState:
-    due = stall_deadline(state, policy) if state.stalled is None else None
-    return replace(state, deadline=due[0] if due else None)
-
-
-def stall_deadline(state: JobState, policy: Policy) -> tuple[datetime, StallReason] | None:
-    """The next moment a stall rule fires for this job, and which rule; None if none applies."""
-    job = state.job
-    if state.done or job.is_terminal:
-        return None
-    if job.is_pending:
-        since = job.created_at or state.first_seen_at
-        return since + policy.pending_after, StallReason.PENDING_TOO_LONG
-    if job.is_running:
-        no_progress = state.progress_at + policy.no_progress_after
-        started = job.started_at or job.created_at or state.first_seen_at
-        runtime = started + policy.max_runtime
-        if runtime <= no_progress:
-            return runtime, StallReason.MAX_RUNTIME
-        return no_progress, StallReason.NO_PROGRESS
-    return None
+    stalled = replace(state, stalled=reason, stall_count=count, deadline=None)
+    return stalled, [_event(stalled, EventKind.STALLED, now, count, reason=reason)]
 
 
 def progress_signature(job: Job) -> tuple[object, ...]:
@@ -259,7 +250,7 @@ def _outcome(job: Job) -> EventKind:
 def _event(
     state: JobState,
     kind: EventKind,
-    now: datetime,
+    now: Instant,
     n: int | None = None,
     reason: StallReason | None = None,
 ) -> Transition:
@@ -267,7 +258,7 @@ def _event(
     return Transition(
         event_id=f"{state.job.uuid}/{kind.value}{suffix}",
         kind=kind,
-        at=now,
+        at=now.wall,
         kb_uuid=state.kb_uuid,
         job=state.job,
         stall_reason=reason if reason is not None else state.stalled,

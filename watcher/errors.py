@@ -10,7 +10,9 @@
     │       ├── Forbidden                403: the token lacks a scope
     │       └── NotFound                 404
     ├── StoreError               the state store failed (disk full, read-only, corrupt)
-    │   └── StoreCorrupt             the file is not a usable state store; never wiped silently
+    │   ├── StoreCorrupt             the file is not a usable state store; never wiped silently
+    │   ├── StoreReplaced            the file at state.path is no longer the one opened
+    │   └── StoreHeld                another process holds the store's lease (says which)
     └── DeliveryError            a notification could not be delivered
         └── PermanentDeliveryError   retrying will not help (4xx, bad URL)
 
@@ -119,6 +121,22 @@ class StoreError(WatcherError):
 
 class StoreCorrupt(StoreError):
     """The state file is not a usable store; it is left in place for the operator."""
+
+
+class StoreReplaced(StoreError):
+    """The file at the state path was deleted, moved or replaced while the store was open.
+
+    The store stops writing (nothing is split between two files) and never starts a new one
+    on its own; the message says what was found and where the contents were saved.
+    """
+
+
+class StoreHeld(StoreError):
+    """Another process holds the store's lease: this one may not poll nor write what it saw.
+
+    Raised when a lease cannot be taken (`watcher once` beside a daemon) and by fencing, when a
+    write finds that the lease passed to someone else. The message names the holder.
+    """
 
 
 class DeliveryError(WatcherError):

@@ -1,5 +1,8 @@
 """The opt-in health and metrics endpoint: `/healthz`, `/readyz` and `/metrics` over HTTP/1.1.
 
+`/healthz` answers liveness and `/readyz` readiness, both from one injected check: the health
+rule of `watcher.health` (200 or 503, with JSON `{"live"|"ready": bool, "reason": text}`).
+
 Built on `asyncio.start_server` with a small request parser rather than uvicorn: three GET
 routes need no framework, and `uvicorn.Server.serve()` installs its own SIGINT/SIGTERM handlers
 with `signal.signal`, which would take the daemon's graceful shutdown away from it. Every
@@ -10,17 +13,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import ipaddress
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 from http import HTTPStatus
 
 import structlog
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from watcher.health import Health, Probe
 from watcher.metrics import Metrics
 from watcher.redact import SECRETS
 
@@ -30,15 +32,7 @@ READ_TIMEOUT = 5.0
 MAX_HEAD_BYTES = 16 * 1024
 
 
-@dataclass(frozen=True, slots=True)
-class Readiness:
-    """Whether the daemon is ready to be trusted, and a short human reason either way."""
-
-    ready: bool
-    reason: str
-
-
-ReadinessCheck = Callable[[], Readiness | Awaitable[Readiness]]
+HealthCheck = Callable[[Probe], Awaitable[Health]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,26 +40,6 @@ class _Response:
     status: HTTPStatus
     content_type: str
     body: bytes
-
-
-def readiness(
-    last_success: datetime | None,
-    now: datetime,
-    poll_interval: timedelta,
-    store_ok: bool,
-    store_error: str | None,
-) -> Readiness:
-    """Ready when the store is writable and the last successful cycle is within 2 intervals."""
-    if not store_ok:
-        return Readiness(False, f"state store not writable: {store_error or 'unknown error'}")
-    if last_success is None:
-        return Readiness(False, "no successful cycle yet")
-    age = max(now - last_success, timedelta(0))
-    limit = 2 * poll_interval
-    text = f"last successful cycle {int(age.total_seconds())}s ago"
-    if age > limit:
-        return Readiness(False, f"{text} (limit {int(limit.total_seconds())}s)")
-    return Readiness(True, text)
 
 
 def parse_listen(listen: str) -> tuple[str, int]:
@@ -94,9 +68,9 @@ def is_loopback(host: str) -> bool:
 
 
 class HealthServer:
-    """Serves `/healthz`, `/readyz` (from an injected check) and `/metrics` on one address."""
+    """Serves `/healthz`, `/readyz` (from an injected health check) and `/metrics`."""
 
-    def __init__(self, metrics: Metrics, check: ReadinessCheck) -> None:
+    def __init__(self, metrics: Metrics, check: HealthCheck) -> None:
         self._metrics = metrics
         self._check = check
         self._server: asyncio.Server | None = None
@@ -157,23 +131,21 @@ class HealthServer:
             return _Response(
                 HTTPStatus.METHOD_NOT_ALLOWED, "text/plain; charset=utf-8", b"use GET\n"
             )
-        if path == "/healthz":
-            return _Response(HTTPStatus.OK, "text/plain; charset=utf-8", b"ok\n")
         if path == "/metrics":
             return _Response(HTTPStatus.OK, CONTENT_TYPE_LATEST, self._metrics.render())
-        state = await self._readiness()
-        body = json.dumps({"ready": state.ready, "reason": SECRETS.redact(state.reason)})
-        status = HTTPStatus.OK if state.ready else HTTPStatus.SERVICE_UNAVAILABLE
+        probe = Probe.LIVE if path == "/healthz" else Probe.READY
+        verdict = await self._verdict(probe)
+        body = json.dumps({probe.value: verdict.ok, "reason": SECRETS.redact(verdict.reason)})
+        status = HTTPStatus.OK if verdict.ok else HTTPStatus.SERVICE_UNAVAILABLE
         return _Response(status, "application/json", body.encode() + b"\n")
 
-    async def _readiness(self) -> Readiness:
-        """Ask the injected check, sync or async; a failing check means not ready."""
+    async def _verdict(self, probe: Probe) -> Health:
+        """Ask the injected check; a failing check means not healthy."""
         try:
-            result = self._check()
-            return await result if inspect.isawaitable(result) else result
+            return await self._check(probe)
         except Exception as exc:  # the probe must answer even when the check is broken
-            log.exception("readiness_check_failed")
-            return Readiness(False, f"readiness check failed: {type(exc).__name__}")
+            log.exception("health_check_failed", probe=probe.value)
+            return Health(False, f"health check failed: {type(exc).__name__}")
 
 
 def _request_line(head: bytes) -> tuple[str, str]:

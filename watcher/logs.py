@@ -4,6 +4,12 @@ Every line, whether it comes from `structlog.get_logger()` or from a library's s
 (apprise, httpx, apscheduler, uvicorn, asyncio), runs through the same list of processors inside
 a `structlog.stdlib.ProcessorFormatter`, so it carries the same keys, is redacted the same way
 and comes out as JSON when the stream is not a terminal, or as console text when it is.
+
+The redaction step is the log boundary of `watcher.redact.SECRETS`: every known secret is
+masked in every value, exception text included, and every string is made inert
+(`watcher.inert`): a KB name or an API message cannot drive the terminal or forge a log line.
+Only a rendered traceback keeps its line breaks, and on a terminal each of its lines starts
+with a mark, so that an exception's message cannot pass for a log line either.
 """
 
 from __future__ import annotations
@@ -15,7 +21,8 @@ from typing import Any, TextIO
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
-from watcher.redact import SECRETS, redact_value
+from watcher.inert import inert
+from watcher.redact import SECRETS
 
 LEVELS = {
     "debug": logging.DEBUG,
@@ -34,6 +41,9 @@ _ROUTED = ("apprise", "httpx", "httpcore", "apscheduler", "uvicorn", "asyncio")
 # Keys whose values the redaction processor must leave alone: exc_info is an exception tuple
 # that the exception step has already turned into text (or data) before redaction runs.
 _NOT_REDACTED = frozenset({"exc_info", "_record", "_from_structlog"})
+# Values that are multi-line on purpose (a formatted traceback).
+_MULTILINE = frozenset({"exception", "stack"})
+TRACEBACK_MARK = "  │ "
 
 _handler: logging.Handler | None = None
 
@@ -63,6 +73,7 @@ def configure_logging(
         if as_json
         else structlog.processors.format_exc_info,
         redact_secrets,
+        *([] if as_json else [mark_traceback]),
         structlog.processors.JSONRenderer()
         if as_json
         else structlog.dev.ConsoleRenderer(
@@ -82,12 +93,34 @@ def configure_logging(
 
 
 def redact_secrets(logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
-    """Mask registered secrets and secret shapes in every event value, exception text included."""
-    secrets = SECRETS.snapshot()
+    """Mask registered secrets and secret shapes in every event value, exception text included,
+    and neutralise control and bidi characters in every string."""
     return {
-        key: value if key in _NOT_REDACTED else redact_value(value, secrets)
+        key: value
+        if key in _NOT_REDACTED
+        else _inert_value(SECRETS.redact_value(value), multiline=key in _MULTILINE)
         for key, value in event_dict.items()
     }
+
+
+def mark_traceback(logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
+    """On a terminal, start every line of a traceback with `TRACEBACK_MARK`: an exception's
+    message (which may quote the API) then cannot pass a line of its own for a log line."""
+    text = event_dict.get("exception")
+    if isinstance(text, str) and text:
+        event_dict["exception"] = "\n".join(TRACEBACK_MARK + line for line in text.split("\n"))
+    return event_dict
+
+
+def _inert_value(value: object, *, multiline: bool = False) -> object:
+    """`value` (already redacted: strings, numbers, lists and dicts) with inert strings."""
+    if isinstance(value, str):
+        return inert(value, newlines=multiline)
+    if isinstance(value, dict):
+        return {_inert_value(k): _inert_value(v, multiline=multiline) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_inert_value(v, multiline=multiline) for v in value)
+    return value
 
 
 def _install(handler: logging.Handler, numeric: int) -> None:
@@ -105,8 +138,20 @@ def _install(handler: logging.Handler, numeric: int) -> None:
     quiet = max(numeric, logging.WARNING)
     for name in _QUIET_UNLESS_DEBUG:
         logging.getLogger(name).setLevel(numeric if numeric <= logging.DEBUG else quiet)
-    for name in _ALWAYS_QUIET:
-        logging.getLogger(name).setLevel(quiet)
+    # Filtered at the handler, not by the logger's level: the apprise notifier turns apprise's
+    # DEBUG lines on to read HTTP statuses and SMTP replies from them (they never reach here).
+    handler.addFilter(_QuietBelow(_ALWAYS_QUIET, quiet))
+
+
+class _QuietBelow(logging.Filter):
+    """Drops the records of the named libraries below `level`."""
+
+    def __init__(self, names: tuple[str, ...], level: int) -> None:
+        super().__init__()
+        self.names, self.level = names, level
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= self.level or record.name.split(".")[0] not in self.names
 
 
 def _parse_level(level: str) -> int:

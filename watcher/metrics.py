@@ -1,25 +1,60 @@
 """Prometheus metrics of one watcher, in a registry of its own, rendered for `/metrics`.
 
 Each `Metrics` owns a `CollectorRegistry` rather than using the global one, so tests and several
-daemons in one process never clash. Label values are bounded, known sets (outcomes, states,
-event kinds, endpoint templates, route names); a URL is refused as a route label so an apprise
-URL with credentials can never be exported.
+daemons in one process never clash. Every label with a closed set of values takes the enum the
+rest of the watcher uses for it (`CycleOutcome`, `JobCondition` as in the store's snapshot and
+`watcher status`, `DeliveryState`, `DeliveryOutcome` from `SettleReason`, `EventKind`), and
+each value is exported from the start; the open ones are endpoint templates and route names.
+A URL is refused as a route label, so an apprise URL with credentials is never exported.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
+from enum import StrEnum
+from typing import assert_never
 
 import prometheus_client
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from watcher.decide import SettleReason
 from watcher.model import EventKind
-from watcher.state import DeliveryState
+from watcher.state import DeliveryState, JobCondition
 
 PREFIX = "gradient_watcher_"
-JOB_STATES = ("pending", "running", "stalled", "done")
-DELIVERY_OUTCOMES = ("sent", "failed", "dead")
+
+
+class CycleOutcome(StrEnum):
+    """`gradient_watcher_cycles{outcome}`: whether a poll cycle could read the API."""
+
+    OK = "ok"
+    ERROR = "error"
+
+
+class DeliveryOutcome(StrEnum):
+    """`gradient_watcher_deliveries{outcome}`: what one delivery attempt came to."""
+
+    SENT = "sent"
+    FAILED = "failed"  # will be retried
+    DEAD = "dead"  # given up on (permanent failure, or past delivery.dead_after)
+
+    @classmethod
+    def of(cls, reason: SettleReason) -> DeliveryOutcome | None:
+        """The outcome a settlement's reason counts as."""
+        match reason:
+            case SettleReason.DELIVERED:
+                return cls.SENT
+            case SettleReason.RETRY | SettleReason.HELD | SettleReason.RESIZED:
+                return cls.FAILED
+            case SettleReason.PERMANENT_FAILURE | SettleReason.EXPIRED:
+                return cls.DEAD
+            case SettleReason.POSTPONED:
+                return None  # not tried: nothing to count
+            case _:
+                assert_never(reason)
+
+
 CYCLE_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 API_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
@@ -34,8 +69,6 @@ class Metrics:
         self.registry = CollectorRegistry(auto_describe=True)
         self._define_cycle_and_api()
         self._define_jobs_and_delivery()
-        self._known_job_states: set[str] = set(JOB_STATES)
-        self._known_outbox_states: set[str] = {s.value for s in DeliveryState}
         self._preinitialise()
 
     def _define_cycle_and_api(self) -> None:
@@ -110,18 +143,18 @@ class Metrics:
 
     def _preinitialise(self) -> None:
         """Export every known label value at zero so rates and alerts work from the start."""
-        for outcome in ("ok", "error"):
-            self.cycles.labels(outcome=outcome)
+        for outcome in CycleOutcome:
+            self.cycles.labels(outcome=outcome.value)
         for kind in EventKind:
             self.events.labels(kind=kind.value)
-        for state in self._known_job_states:
-            self.jobs.labels(state=state).set(0)
-        for state in self._known_outbox_states:
-            self.outbox_depth.labels(state=state).set(0)
+        for condition in JobCondition:
+            self.jobs.labels(state=condition.value).set(0)
+        for state in DeliveryState:
+            self.outbox_depth.labels(state=state.value).set(0)
 
     def observe_cycle(self, ok: bool, duration: float, now: float) -> None:
         """Count one cycle and its duration; a successful one also stamps `now` (Unix seconds)."""
-        self.cycles.labels(outcome="ok" if ok else "error").inc()
+        self.cycles.labels(outcome=(CycleOutcome.OK if ok else CycleOutcome.ERROR).value).inc()
         self.cycle_duration.observe(max(duration, 0.0))
         if ok:
             self.last_success.set(now)
@@ -148,29 +181,30 @@ class Metrics:
         """Record whether the API could be read (1) or not (0)."""
         self.api_up.set(1 if up else 0)
 
-    def count_events(self, kinds: Iterable[str]) -> None:
+    def count_events(self, kinds: Iterable[EventKind]) -> None:
         """Count each detected event by its kind."""
         for kind in kinds:
-            self.events.labels(kind=str(kind)).inc()
+            self.events.labels(kind=EventKind(kind).value).inc()
 
-    def count_delivery(self, route: str, outcome: str) -> None:
+    def count_delivery(self, route: str, outcome: DeliveryOutcome) -> None:
         """Count one delivery attempt; raise ValueError for an unknown outcome or a URL as route."""
-        if outcome not in DELIVERY_OUTCOMES:
-            raise ValueError(f"unknown delivery outcome {outcome!r}; use {DELIVERY_OUTCOMES}")
+        outcome = DeliveryOutcome(outcome)
         if "://" in route:
             raise ValueError("a route label must be the route's name, never one of its URLs")
-        self.deliveries.labels(route=route, outcome=outcome).inc()
+        self.deliveries.labels(route=route, outcome=outcome.value).inc()
 
     def set_store_gauges(
         self,
-        jobs_by_state: Mapping[str, int],
-        outbox_by_state: Mapping[str, int],
+        jobs_by_state: Mapping[JobCondition, int],
+        outbox_by_state: Mapping[DeliveryState, int],
         oldest_undelivered_age: float | None,
         dead: int,
     ) -> None:
         """Set the store-derived gauges; a state missing from a mapping is exported as 0."""
-        _set_by_state(self.jobs, self._known_job_states, jobs_by_state)
-        _set_by_state(self.outbox_depth, self._known_outbox_states, outbox_by_state)
+        for condition in JobCondition:
+            self.jobs.labels(state=condition.value).set(jobs_by_state.get(condition, 0))
+        for state in DeliveryState:
+            self.outbox_depth.labels(state=state.value).set(outbox_by_state.get(state, 0))
         self.oldest_undelivered.set(max(oldest_undelivered_age or 0.0, 0.0))
         self.dead_letters.set(dead)
 
@@ -183,10 +217,3 @@ def endpoint_label(endpoint: str) -> str:
     """Return `endpoint` without its query string and with every uuid replaced by `{uuid}`."""
     path = endpoint.split("?", 1)[0]
     return _UUID.sub("{uuid}", path)
-
-
-def _set_by_state(gauge: Gauge, known: set[str], counts: Mapping[str, int]) -> None:
-    """Set `gauge{state}` from `counts`, zeroing states seen before but absent now."""
-    known.update(str(s) for s in counts)
-    for state in known:
-        gauge.labels(state=state).set(counts.get(state, 0))

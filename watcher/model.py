@@ -78,10 +78,19 @@ class EventKind(StrEnum):
     RECOVERED = "recovered"
     API_UNREACHABLE = "api_unreachable"
     API_RECOVERED = "api_recovered"
+    DELIVERY_FAILING = "delivery_failing"
+    DELIVERY_RECOVERED = "delivery_recovered"
+    KNOWLEDGE_BASE_MISSING = "knowledge_base_missing"
+    KNOWLEDGE_BASE_FOUND = "knowledge_base_found"
 
     @property
     def is_terminal(self) -> bool:
         return self in TERMINAL_EVENTS
+
+    @property
+    def is_about_a_job(self) -> bool:
+        """Whether the event is about an indexing job (not the API or the setup)."""
+        return self not in _WATCHER_EVENTS
 
     @property
     def severity(self) -> Severity:
@@ -95,6 +104,18 @@ TERMINAL_EVENTS = frozenset(
         EventKind.PARTIAL,
         EventKind.FAILED,
         EventKind.CANCELLED,
+    }
+)
+
+
+_WATCHER_EVENTS = frozenset(
+    {
+        EventKind.API_UNREACHABLE,
+        EventKind.API_RECOVERED,
+        EventKind.KNOWLEDGE_BASE_MISSING,
+        EventKind.KNOWLEDGE_BASE_FOUND,
+        EventKind.DELIVERY_FAILING,
+        EventKind.DELIVERY_RECOVERED,
     }
 )
 
@@ -119,6 +140,10 @@ _SEVERITY = {
     EventKind.RECOVERED: Severity.SUCCESS,
     EventKind.API_UNREACHABLE: Severity.FAILURE,
     EventKind.API_RECOVERED: Severity.SUCCESS,
+    EventKind.DELIVERY_FAILING: Severity.FAILURE,
+    EventKind.DELIVERY_RECOVERED: Severity.SUCCESS,
+    EventKind.KNOWLEDGE_BASE_MISSING: Severity.WARNING,
+    EventKind.KNOWLEDGE_BASE_FOUND: Severity.SUCCESS,
 }
 
 

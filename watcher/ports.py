@@ -7,15 +7,28 @@ Declared here, beside `watcher.cycle` which is their only orchestrator; the adap
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from watcher.model import DataSourceJob, Job, KnowledgeBase
-from watcher.state import Change, Message, OutboxItem, SendResult, Settlement, WatchState
+from watcher.state import (
+    Budget,
+    Change,
+    Message,
+    OutboxItem,
+    SendResult,
+    Settlement,
+    WatchState,
+)
 
 
 class Source(Protocol):
     """Reads the DigitalOcean GenAI API; raises `watcher.errors.SourceError` subclasses."""
+
+    def api_now(self) -> datetime:
+        """The API's clock now (UTC), as the `Date` headers of its answers tell it; the local
+        wall clock until one did. API timestamps are compared with this clock only."""
+        ...
 
     async def list_knowledge_bases(self) -> list[KnowledgeBase]: ...
 
@@ -45,7 +58,15 @@ class StateStore(Protocol):
 class Outbox(Protocol):
     """The queue of deliveries: claimed with a conditional update, settled after sending."""
 
-    async def claim_due(self, now: datetime, limit: int) -> list[OutboxItem]: ...
+    async def claim_due(
+        self, now: datetime, limit: int, longest_wait: timedelta | None = None
+    ) -> list[OutboxItem]:
+        """Claim up to `limit` rows due at `now` (wall clock), in the order they were written.
+
+        A row whose next attempt lies more than `longest_wait` (the longest backoff) after
+        `now` is due too: only a step of the wall clock can have put it there.
+        """
+        ...
 
     async def settle(self, settlements: Sequence[Settlement]) -> None: ...
 
@@ -59,8 +80,21 @@ class MetaStore(Protocol):
 
 
 class Notifier(Protocol):
-    """Sends one rendered message to every URL of one route but those in `skip` (by index)."""
+    """Sends rendered messages to the URLs of one route and reports each target."""
+
+    def budgets(self, route: str) -> tuple[Budget, ...]:
+        """Per URL of `route`, by index: how much text its service takes, in characters
+        (from apprise's plugin limits); empty when the notifier cannot tell."""
+        ...
 
     async def send(
-        self, route: str, message: Message, skip: frozenset[int] = frozenset()
-    ) -> SendResult: ...
+        self,
+        route: str,
+        message: Message,
+        skip: frozenset[int] = frozenset(),
+        fitted: Mapping[int, Message] | None = None,
+    ) -> SendResult:
+        """Send once to every URL of `route` but those in `skip` (by index): `fitted[i]` to
+        URL i when given, else `message`. Returns within the notifier's deadline per send,
+        whatever a receiver does."""
+        ...

@@ -25,6 +25,9 @@ from types import TracebackType
 
 import structlog
 
+from watcher.inert import inert
+from watcher.redact import SECRETS
+
 log = structlog.get_logger(__name__)
 
 _FIELD_NAME = re.compile(r"[A-Z][A-Z0-9_]*")
@@ -75,12 +78,17 @@ class SystemdNotifier:
         return self.notify(READY=1)
 
     def status(self, text: str) -> bool:
-        """Set the one-line status shown by `systemctl status`."""
-        return self.notify(STATUS=" ".join(text.splitlines()))
+        """Set the one-line status shown by `systemctl status`: secrets masked, inert, one line
+        (a line break would start another assignment of the notify protocol)."""
+        return self.notify(STATUS=inert(SECRETS.redact(text)))
 
-    def watchdog(self) -> bool:
-        """Ping the service watchdog."""
-        return self.notify(WATCHDOG=1)
+    def watchdog(self, timeout: float | None = None) -> bool:
+        """Ping the service watchdog; with `timeout` (seconds), also set its timeout from now
+        on (`WATCHDOG_USEC=`, systemd 236+): send that only when the unit enabled the
+        watchdog, or it would switch one on."""
+        if timeout is None:
+            return self.notify(WATCHDOG=1)
+        return self.notify(WATCHDOG=1, WATCHDOG_USEC=max(1, round(timeout * 1_000_000)))
 
     def stopping(self) -> bool:
         """Tell systemd that a graceful shutdown has begun."""

@@ -1,28 +1,47 @@
 """`watcher status`: what the store knows, as a table for people or JSON for scripts. Pure.
 
-Nothing here can hold a secret: the store keeps route names, never route URLs, and never
-the token.
+Names, states and errors come from the API and from receivers: every cell of the table is made
+inert (`watcher.inert`), so a knowledge base named with escape sequences, a BEL or a newline
+can neither drive the terminal nor forge a row. JSON escapes such characters by itself. The
+store holds no secret (`watcher.guard.GuardedStore`), and the CLI masks known secrets once
+more on the way out (`watcher.cli.say`).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from watcher.account import MissingKb, UnmatchedRef
 from watcher.edges.store_snapshot import KbSnapshot, StoreSnapshot
+from watcher.inert import inert
 from watcher.render import format_duration
+from watcher.state import JobCondition
+
+
+@dataclass(frozen=True, slots=True)
+class SetupFindings:
+    """What the last cycles found wrong with the setup: watched KBs the account does not list,
+    and route entries that match no knowledge base (kept in the store's meta table)."""
+
+    missing: tuple[MissingKb, ...] = ()
+    unmatched: tuple[UnmatchedRef, ...] = ()
 
 
 def state_word(kb: KbSnapshot) -> str:
-    """One word for the latest job's state: stalled, pending, running, an outcome, or none."""
+    """The latest job's state: stalled (why), an outcome, pending, running, unknown, or none."""
     if kb.job_uuid is None:
         return "no jobs"
     if kb.stalled is not None:
-        return f"stalled ({kb.stalled.value})"
+        return f"{JobCondition.STALLED.value} ({kb.stalled.value})"
     if kb.outcome is not None:
         return kb.outcome.value
-    status = (kb.status or kb.phase or "unknown").rsplit("_", 1)[-1].lower()
-    return {"progress": "running", "running": "running", "pending": "pending"}.get(status, status)
+    condition = kb.condition or JobCondition.UNKNOWN
+    if condition is JobCondition.UNKNOWN:
+        raw = (kb.status or kb.phase or "unknown").rsplit("_", 1)[-1].lower()
+        return f"{condition.value} ({raw})"
+    return condition.value
 
 
 def _progress(kb: KbSnapshot) -> str:
@@ -32,14 +51,23 @@ def _progress(kb: KbSnapshot) -> str:
 
 
 def _age(kb: KbSnapshot, now: datetime) -> str:
+    """How long ago the latest job last moved; `now` is the API's clock (its timestamps)."""
     moment = kb.finished_at or kb.updated_at or kb.started_at or kb.created_at
     if moment is None:
         return "-"
     return format_duration(max(now - moment, timedelta(0))) + " ago"
 
 
-def table(snapshot: StoreSnapshot, now: datetime) -> str:
-    """A plain-text table of KBs, then the delivery backlog and dead letters."""
+def table(
+    snapshot: StoreSnapshot,
+    now: datetime,
+    setup: SetupFindings = SetupFindings(),
+    api_now: datetime | None = None,
+) -> str:
+    """A plain-text table of KBs, what is wrong with the setup, the backlog and dead letters.
+
+    `now` is the wall clock; `api_now` the API's (ages of API timestamps), `now` if unknown.
+    """
     rows = [("KNOWLEDGE BASE", "LATEST JOB", "STATE", "PROGRESS", "AGE")]
     for kb in snapshot.kbs:
         rows.append(
@@ -48,27 +76,43 @@ def table(snapshot: StoreSnapshot, now: datetime) -> str:
                 kb.job_uuid or "-",
                 state_word(kb),
                 _progress(kb),
-                _age(kb, now),
+                _age(kb, api_now or now),
             )
         )
+    rows = [(inert(a), inert(b), inert(c), inert(d), inert(e)) for a, b, c, d, e in rows]
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = [
         "  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in rows
     ]
     if len(rows) == 1:
         lines.append("(no knowledge base seen yet: run `watcher once` or `watcher run`)")
+    lines += setup_lines(setup, now)
     lines.append("")
     lines.append(_deliveries(snapshot, now))
     for route in snapshot.routes:
-        lines.append(f"  {route.route}: {route.pending + route.sending} pending, {route.dead} dead")
+        lines.append(
+            inert(f"  {route.route}: {route.pending + route.sending} pending, {route.dead} dead")
+        )
     for dead in snapshot.dead_letters:
         lines.append(
-            f"  dead #{dead.id} {dead.route} {dead.kind} job {dead.job_uuid or '-'} after "
-            f"{dead.attempts} attempts: {dead.last_error or 'unknown error'}"
+            inert(
+                f"  dead #{dead.id} {dead.route} {dead.kind} job {dead.job_uuid or '-'} after "
+                f"{dead.attempts} attempts: {dead.last_error or 'unknown error'}"
+            )
         )
     last = snapshot.last_cycle_at
     lines.append(f"Last successful cycle: {_when(last, now)}")
     return "\n".join(lines)
+
+
+def setup_lines(setup: SetupFindings, now: datetime) -> list[str]:
+    """One line per missing knowledge base and per route entry that matches nothing."""
+    lines = [
+        inert(f"{kb.label}: not found in the account since {_when(kb.since, now)}")
+        for kb in setup.missing
+    ]
+    lines += [inert(f"route {ref.route}: {ref.key}: {ref.reason}") for ref in setup.unmatched]
+    return ["", *lines] if lines else []
 
 
 def _deliveries(snapshot: StoreSnapshot, now: datetime) -> str:
@@ -83,10 +127,17 @@ def _when(moment: datetime | None, now: datetime) -> str:
     return f"{moment.isoformat(timespec='seconds')} ({format_duration(now - moment)} ago)"
 
 
-def as_json(snapshot: StoreSnapshot, now: datetime) -> dict[str, Any]:
-    """The same facts as a JSON-ready dict (stable keys for scripts)."""
+def as_json(
+    snapshot: StoreSnapshot,
+    now: datetime,
+    setup: SetupFindings = SetupFindings(),
+    api_now: datetime | None = None,
+) -> dict[str, Any]:
+    """The same facts as a JSON-ready dict (stable keys for scripts); `api_now`: the API's
+    clock as the daemon last read it."""
     return {
         "at": now.isoformat(),
+        "api_clock_at": _iso(api_now),
         "last_successful_cycle_at": _iso(snapshot.last_cycle_at),
         "knowledge_bases": [
             {
@@ -105,8 +156,16 @@ def as_json(snapshot: StoreSnapshot, now: datetime) -> dict[str, Any]:
             }
             for kb in snapshot.kbs
         ],
+        "missing_knowledge_bases": [
+            {"uuid": kb.uuid, "name": kb.name, "since": kb.since.isoformat()}
+            for kb in setup.missing
+        ],
+        "unmatched_route_entries": [
+            {"route": ref.route, "key": ref.key, "reason": ref.reason, "suggestion": ref.suggestion}
+            for ref in setup.unmatched
+        ],
         "deliveries": {
-            "by_state": dict(snapshot.outbox_by_state),
+            "by_state": {state.value: count for state, count in snapshot.outbox_by_state.items()},
             "oldest_undelivered_age_s": snapshot.oldest_undelivered_age(now),
             "routes": [
                 {"route": r.route, "pending": r.pending + r.sending, "dead": r.dead}
@@ -127,7 +186,7 @@ def as_json(snapshot: StoreSnapshot, now: datetime) -> dict[str, Any]:
                 for d in snapshot.dead_letters
             ],
         },
-        "jobs_by_state": dict(snapshot.jobs_by_state),
+        "jobs_by_state": {state.value: count for state, count in snapshot.jobs_by_state.items()},
         "events_by_kind": dict(snapshot.events_by_kind),
     }
 

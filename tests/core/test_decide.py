@@ -8,19 +8,24 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from watcher.decide import (
+    SHORTEST_BODY,
     RetryPolicy,
     RouteRule,
     SettleReason,
+    Verdict,
     backoff,
+    budget_caps,
     failed_targets,
     hold,
-    plan,
     route,
     settle,
+    verdict,
 )
+from watcher.delivery import plan
 from watcher.model import EventKind, Job, Severity
 from watcher.state import (
     DeliveryState,
+    FailureCause,
     OutboxItem,
     SendResult,
     Settlement,
@@ -106,9 +111,12 @@ def test_more_rows_than_the_threshold_for_one_route_and_cycle_become_one_grouped
     assert [len(s.items) for s in sends if s.route == "mail"] == [1]
 
 
-def test_rows_of_different_cycles_are_not_grouped_together() -> None:
-    rows = [item(1, cycle="a"), item(2, cycle="a"), item(3, cycle="b"), item(4, cycle="b")]
-    assert len(plan(rows, storm_threshold=2, dashboard="https://x")) == 4
+def test_rows_due_together_are_grouped_whatever_poll_produced_them() -> None:
+    """A backlog after an outage (12 rows from 8 polls) is one message, not a burst of 12."""
+    rows = [item(n, cycle=f"poll-{n % 8}") for n in range(1, 13)]
+    [send] = plan(rows, storm_threshold=5, dashboard="https://x")
+    assert len(send.items) == 12
+    assert "12 indexing events" in send.message.title
 
 
 OK = SendResult(ok=True, targets=(TargetResult("json", "json://127.0.0.1/", True),))
@@ -222,3 +230,137 @@ def test_failed_targets_names_the_urls_that_are_down(
     targets: tuple[TargetResult, ...], down: set[int]
 ) -> None:
     assert failed_targets(SendResult(ok=False, targets=targets)) == down
+
+
+# --- a stalled job that ends: one message for the outcome ---------------------------------
+
+
+def story(*kinds: EventKind) -> list[Transition]:
+    """The transitions one cycle produced for job-1 (recovered and its outcome together)."""
+    return [transition(kind) for kind in kinds]
+
+
+EVERYTHING = RouteRule("all", frozenset(E))
+OUTCOMES = RouteRule("outcomes", frozenset({E.COMPLETED, E.FAILED, E.RECOVERED}))
+STALLS_ONLY = RouteRule("stalls", frozenset({E.STALLED, E.RECOVERED}))
+FAILURES = RouteRule("failures", frozenset({E.FAILED, E.RECOVERED}))
+
+
+@pytest.mark.parametrize(
+    ("transitions", "rule", "expected"),
+    [
+        # the outcome tells the whole story to a route that asked for it: no `recovered`
+        (story(E.RECOVERED, E.COMPLETED), EVERYTHING, ["completed"]),
+        (story(E.RECOVERED, E.COMPLETED), OUTCOMES, ["completed"]),
+        # a route that asked for `recovered` but not for this outcome gets `recovered` alone
+        (story(E.RECOVERED, E.COMPLETED), STALLS_ONLY, ["recovered"]),
+        (story(E.RECOVERED, E.COMPLETED), FAILURES, ["recovered"]),
+        (story(E.RECOVERED, E.FAILED), FAILURES, ["failed"]),
+        # moving again while still running: `recovered` alone, as before
+        (story(E.RECOVERED), EVERYTHING, ["recovered"]),
+        # another job's outcome does not swallow this job's `recovered`
+        (
+            [transition(E.RECOVERED, n=1), transition(E.COMPLETED, n=2)],
+            EVERYTHING,
+            ["recovered", "completed"],
+        ),
+    ],
+)
+def test_a_stalled_job_that_ends_gives_one_message_for_its_outcome(
+    transitions: list[Transition], rule: RouteRule, expected: list[str]
+) -> None:
+    rows = route(transitions, [rule])
+    assert [d.event_id.split("/")[1] for d in rows] == expected
+
+
+def test_delivery_news_about_a_route_goes_to_every_other_route_but_never_to_itself() -> None:
+    failing = Transition(
+        event_id="delivery/mail/delivery_failing/x",
+        kind=E.DELIVERY_FAILING,
+        at=NOW,
+        route="mail",
+    )
+    rules = [
+        RouteRule("mail", frozenset(E)),
+        RouteRule("ops", frozenset(E), frozenset({"product-docs"})),  # KB filter: not applied
+        RouteRule("quiet", frozenset({E.FAILED})),  # did not ask
+    ]
+    assert [d.route for d in route([failing], rules)] == ["ops"]
+
+
+# --- what a result means, by cause ---------------------------------------------------------
+
+
+def target(
+    cause: FailureCause | None,
+    ok: bool = False,
+    status: int | None = None,
+    sent: int | None = 2000,
+    index: int = 0,
+) -> TargetResult:
+    return TargetResult("svc", "svc://", ok, "", index, cause, status, sent)
+
+
+@pytest.mark.parametrize(
+    ("targets", "expected"),
+    [
+        # a timeout or a 5xx may pass later
+        ((target(FailureCause.TIMEOUT),), Verdict.RETRY),
+        ((target(FailureCause.SERVER_ERROR, status=503),), Verdict.RETRY),
+        ((target(FailureCause.BUSY),), Verdict.RETRY),
+        # refused credentials (SMTP 535, HTTP 401/403) will be refused again
+        ((target(FailureCause.CREDENTIALS, status=535),), Verdict.PERMANENT),
+        ((target(FailureCause.CREDENTIALS, status=401),), Verdict.PERMANENT),
+        # too large: shorter, at once
+        ((target(FailureCause.TOO_LARGE, status=413),), Verdict.RESIZE),
+        # a bare 400 of a long message may be about its size too
+        ((target(FailureCause.REJECTED, status=400),), Verdict.RESIZE),
+        # ...but not once the message is as short as an alert gets
+        ((target(FailureCause.REJECTED, status=400, sent=SHORTEST_BODY),), Verdict.PERMANENT),
+        ((target(FailureCause.TOO_LARGE, sent=SHORTEST_BODY),), Verdict.RETRY),
+        # a 404 is not about size
+        ((target(FailureCause.REJECTED, status=404),), Verdict.PERMANENT),
+        # the worst target decides: one retryable failure beside a size refusal means retry
+        ((target(FailureCause.TOO_LARGE), target(FailureCause.TIMEOUT, index=1)), Verdict.RETRY),
+        (
+            (target(FailureCause.TOO_LARGE), target(FailureCause.CREDENTIALS, index=1)),
+            Verdict.RESIZE,
+        ),
+    ],
+)
+def test_a_result_is_judged_by_the_cause_of_each_failed_target(
+    targets: tuple[TargetResult, ...], expected: Verdict
+) -> None:
+    assert verdict(SendResult(ok=False, error="x", targets=targets)) is expected
+
+
+def test_a_size_refusal_is_never_final_the_row_goes_again_at_once_unspent() -> None:
+    row = item(1, attempts=2)
+    [send] = plan([row], 5, "https://x")
+    too_large = SendResult(ok=False, error="400", targets=(target(FailureCause.TOO_LARGE),))
+    [(settlement, reason)] = settle(send, too_large, NOW, POLICY)
+    assert reason is SettleReason.RESIZED
+    assert settlement.state is DeliveryState.PENDING
+    assert settlement.attempts == 2
+    assert settlement.next_attempt_at == NOW
+
+
+@pytest.mark.parametrize(
+    ("last", "caps"),
+    [
+        # refused for size: half of what was sent
+        ((target(FailureCause.TOO_LARGE, sent=6000),), {0: 3000}),
+        # never below the shortest body
+        ((target(FailureCause.TOO_LARGE, sent=300),), {0: SHORTEST_BODY}),
+        # failed for another reason: no cap (a grouped retry may be longer than one alert)
+        ((target(FailureCause.TIMEOUT, sent=1500),), {}),
+        # refused even at the shortest: it stays that short (the retries do not grow back)
+        ((target(FailureCause.REJECTED, status=400, sent=240),), {0: 240}),
+        # delivered: no cap
+        ((target(None, ok=True, sent=9000),), {}),
+    ],
+)
+def test_budget_caps_come_from_what_each_url_refused_last_time(
+    last: tuple[TargetResult, ...], caps: dict[int, int]
+) -> None:
+    assert budget_caps([replace(item(1), last_targets=last)]) == caps

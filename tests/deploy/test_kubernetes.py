@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import subprocess
 import sys
 import tomllib
@@ -79,12 +80,39 @@ def test_one_replica_replaced_not_rolled_because_the_store_has_one_writer(
     assert spec["strategy"]["type"] == "Recreate"
 
 
-def test_the_secret_holds_only_an_obvious_placeholder(
+def test_the_applied_manifest_holds_no_secret_so_it_never_overwrites_the_token(
     documents: dict[str, dict[str, Any]],
 ) -> None:
-    secret = documents["Secret"]
-    assert secret["stringData"] == {"do-token": "REPLACE_ME"}
-    assert "data" not in secret
+    """A placeholder Secret applied after the real one would replace the token (401s)."""
+    assert "Secret" not in documents
+    assert "REPLACE_ME" not in MANIFEST.read_text()
+
+
+def _steps() -> list[str]:
+    """The commands the manifest's header tells the reader to run, in order."""
+    header = MANIFEST.read_text().split("\n---", 1)[0]
+    return [
+        line.strip().removeprefix("#").strip()
+        for line in header.splitlines()
+        if line.lstrip("# ").startswith(("kubectl ", "watcher ", "WATCHER_"))
+    ]
+
+
+def _created_secret() -> tuple[str, str]:
+    """The Secret name and key of the header's `kubectl create secret` command."""
+    (create,) = [step for step in _steps() if step.startswith("kubectl create secret")]
+    found = re.fullmatch(r"kubectl create secret generic (\S+) --from-file=([\w.-]+)=\S+", create)
+    assert found, create
+    return found.group(1), found.group(2)
+
+
+def test_the_steps_check_the_config_then_create_the_secret_then_apply_the_manifest() -> None:
+    steps = _steps()
+    order = [
+        next(i for i, step in enumerate(steps) if marker in step)
+        for marker in ("check-config --online", "kubectl create secret", "kubectl apply -f deploy")
+    ]
+    assert order == sorted(order), steps
 
 
 def test_the_watcher_container_is_locked_down(watcher: dict[str, Any]) -> None:
@@ -139,8 +167,8 @@ def test_the_token_file_and_config_come_from_their_mounted_objects(
     env, mounts, volumes = _env(watcher), _mounts(watcher), _volumes(pod)
     token_dir, _, token_name = env["WATCHER_API__TOKEN_FILE"].rpartition("/")
     secret = volumes[mounts[token_dir]]["secret"]
-    assert secret["secretName"] == documents["Secret"]["metadata"]["name"]
-    assert token_name in documents["Secret"]["stringData"]
+    # The Secret the header's `kubectl create secret` makes, with the key the watcher reads.
+    assert (secret["secretName"], token_name) == _created_secret()
     # Owned by root, group fsGroup: the group bit is what lets uid 10001 read it.
     assert secret["defaultMode"] & 0o040
     config_dir, _, config_name = env["WATCHER_CONFIG"].rpartition("/")
@@ -165,6 +193,8 @@ def test_watcher_check_config_accepts_the_config_map(
     env = {k: v for k, v in os.environ.items() if not k.startswith(("WATCHER_", "DIGITALOCEAN"))}
     env["DIGITALOCEAN_ACCESS_TOKEN"] = "placeholder-for-check-config"
     env["WATCHER_STATE__PATH"] = str(tmp_path / "watcher.db")
+    # check-config binds the listen address to see it is free: any free port of this machine.
+    env["WATCHER_HTTP__LISTEN"] = "0.0.0.0:0"
     command = [sys.executable, "-c", "from watcher.cli import main; main()"]
     result = subprocess.run(
         [*command, "check-config", "--config", str(path)],

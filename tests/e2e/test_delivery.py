@@ -7,8 +7,8 @@ across receiver outages and process restarts; a failing route never holds up a h
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
-from datetime import datetime
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -24,7 +24,7 @@ from tests.e2e.conftest import (
     scenario,
 )
 from watcher.edges.store_sqlite import DEFAULT_LEASE
-from watcher.state import Message, OutboxItem, SendResult, Settlement
+from watcher.state import Budget, Message, OutboxItem, SendResult, Settlement
 
 EVENTS = ["started", "completed", "partial", "failed"]
 
@@ -59,7 +59,8 @@ ALL_ALERTS = Counter(
 
 
 def tally(receivers: Receivers, name: str) -> Counter[tuple[str, str]]:
-    return Counter((alert.kind, alert.subject) for alert in receivers.alerts(name))
+    """Every event the route's receiver was told, a grouped alert counting each of its lines."""
+    return Counter(event for alert in receivers.alerts(name) for event in alert.events())
 
 
 async def _staggered(make_harness: HarnessFactory, receivers: Receivers) -> Harness:
@@ -97,6 +98,8 @@ async def test_routes_that_were_down_get_every_alert_once_when_back_and_a_health
     receivers.mail.accept()
     await harness.step(10)  # retry_max is 8 s: every postponed row is due again
 
+    # The backlog of 12 is one grouped message per route, not a burst of 12 (threshold 5).
+    assert receivers.kinds(HOOK) == ["group"] and receivers.kinds(MAIL) == ["group"]
     assert tally(receivers, HOOK) == ALL_ALERTS
     assert tally(receivers, MAIL) == ALL_ALERTS
     await harness.run_for(60, every=10)
@@ -149,7 +152,9 @@ class Crash(BaseException):
 class DiesBeforeClaiming:
     """An outbox that kills the process between recording a cycle and claiming its rows."""
 
-    async def claim_due(self, now: datetime, limit: int) -> list[OutboxItem]:
+    async def claim_due(
+        self, now: datetime, limit: int, longest_wait: timedelta | None = None
+    ) -> list[OutboxItem]:
         raise Crash
 
     async def settle(self, settlements: Sequence[Settlement]) -> None:
@@ -159,8 +164,15 @@ class DiesBeforeClaiming:
 class DiesWhileSending:
     """A notifier that kills the process once rows are claimed ('sending'), before any send."""
 
+    def budgets(self, route: str) -> tuple[Budget, ...]:
+        return ()
+
     async def send(
-        self, route: str, message: Message, skip: frozenset[int] = frozenset()
+        self,
+        route: str,
+        message: Message,
+        skip: frozenset[int] = frozenset(),
+        fitted: Mapping[int, Message] | None = None,
     ) -> SendResult:
         raise Crash
 

@@ -246,6 +246,44 @@ async def test_a_stall_is_alerted_once_and_its_recovery_once(
     assert sim.job_uuid("wiki-job") in stalled.body
 
 
+async def test_a_stalled_job_that_then_finishes_gives_one_message_for_its_outcome(
+    make_harness: HarnessFactory, receivers: Receivers
+) -> None:
+    """The issue's case: `stalled`, then `recovered` and `completed` in one cycle were three
+    messages. Now the outcome says it had stalled and for how long; a route that asked for
+    `recovered` but not for `completed` gets `recovered` alone, titled as an ending."""
+    sim = scenario(
+        {
+            "knowledge_bases": [_kb("wiki", "engineering-wiki", (100,))],
+            "timeline": [
+                _job("wiki", 5, pending=1, run=30, stalls=[{"after": 29, "for": 200}]),
+            ],
+        }
+    )
+    urls = receivers.urls()
+    harness = await make_harness(
+        sim,
+        [
+            route(HOOK, urls[HOOK], ["*"]),
+            route(CHAT, urls[CHAT], ["stalled", "recovered", "failed"]),
+        ],
+    )
+    await harness.cycle()
+    await harness.run_for(120, every=20)  # progress froze at t=35: stalled seen at t=100
+    assert receivers.kinds(HOOK) == ["started", "stalled"]
+    # The stall ends with the job (t=236): it moves and finishes between two polls.
+    await harness.run_for(140, every=20)
+
+    assert receivers.kinds(HOOK) == ["started", "stalled", "completed"]
+    completed = receivers.alerts(HOOK)[-1]
+    assert "It had stalled (no progress); nothing had moved for " in completed.body
+    assert completed.body.count("It had stalled") == 1
+    assert [alert.title for alert in receivers.alerts(CHAT)] == [
+        "⚠️ engineering-wiki: indexing stalled",
+        "✅ engineering-wiki: indexing finished after a stall",
+    ]
+
+
 async def test_a_job_pending_past_pending_after_is_alerted_stalled_once(
     make_harness: HarnessFactory, receivers: Receivers
 ) -> None:

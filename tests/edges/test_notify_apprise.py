@@ -7,16 +7,22 @@ import pytest
 from structlog.testing import capture_logs
 
 from tests.receivers import SmtpReceiver, WebhookReceiver
+from watcher import render
 from watcher.edges.console_scheme import plain_text, register_console_scheme
 from watcher.edges.notify_apprise import AppriseNotifier, notify_type, validate_url
+from watcher.markup import Bullets, Item, Para, code, plain, strong
 from watcher.model import Severity
-from watcher.state import Message, SendResult, TargetResult
+from watcher.render import message
+from watcher.state import FailureCause, SendResult, TargetResult
 
 TIMEOUT = 1.0
-MESSAGE = Message(
-    title="Indexing failed: product-docs",
-    body="Job **7f1c** failed after 12 of 40 files.\n\n- see `watcher status`",
-    severity=Severity.FAILURE,
+MESSAGE = message(
+    "Indexing failed: product-docs",
+    (
+        Para((plain("Job "), strong("7f1c"), plain(" failed after 12 of 40 files."))),
+        Bullets((Item((plain("see "), code("watcher status"))),)),
+    ),
+    Severity.FAILURE,
 )
 
 
@@ -43,7 +49,7 @@ async def test_json_webhook_receives_title_body_and_type(
     [request] = webhook_receiver.wait_for_requests(1)
     assert request.path == "/alerts"
     assert request.json["title"] == MESSAGE.title
-    assert request.json["message"] == MESSAGE.body
+    assert request.json["message"] == MESSAGE.body.rstrip()  # apprise trims the end
     assert request.json["type"] == "failure"
 
 
@@ -120,19 +126,31 @@ async def test_500_is_a_retryable_failure_with_the_target_recorded(
     target = only_target(result)
     assert not result.ok and not result.permanent
     assert not target.ok
-    assert target.url.startswith(f"json://127.0.0.1:{webhook_receiver.port}/alerts")
-    assert target.detail.startswith("retryable: HTTP 500")
+    assert target.url == f"json://127.0.0.1:{webhook_receiver.port}/****"  # webhook path: secret
+    assert target.detail.startswith("retryable: server error (HTTP 500)")
     assert result.error is not None and "HTTP 500" in result.error
 
 
-@pytest.mark.parametrize("status", [400, 401, 404])
-async def test_4xx_is_a_permanent_failure(webhook_receiver: WebhookReceiver, status: int) -> None:
+@pytest.mark.parametrize(
+    ("status", "cause"),
+    [
+        (400, FailureCause.REJECTED),
+        (404, FailureCause.REJECTED),
+        (401, FailureCause.CREDENTIALS),
+        (403, FailureCause.CREDENTIALS),
+    ],
+)
+async def test_4xx_is_a_permanent_failure_and_refused_credentials_say_so(
+    webhook_receiver: WebhookReceiver, status: int, cause: FailureCause
+) -> None:
     """A 4xx answer means retrying will not help: the send fails as permanent, saying why."""
     webhook_receiver.answer(status)
     result = await notifier(webhook_receiver.url_json()).send("ops", MESSAGE)
 
+    target = only_target(result)
     assert not result.ok and result.permanent
-    assert only_target(result).detail.startswith(f"permanent: HTTP {status}")
+    assert (target.cause, target.status) == (cause, status)
+    assert target.detail.startswith(f"permanent: {cause.explanation} (HTTP {status})")
     assert result.error is not None and f"HTTP {status}" in result.error
 
 
@@ -143,7 +161,8 @@ async def test_408_and_429_are_retryable(webhook_receiver: WebhookReceiver, stat
     result = await notifier(webhook_receiver.url_mattermost).send("ops", MESSAGE)
 
     assert not result.ok and not result.permanent
-    assert only_target(result).detail.startswith(f"retryable: HTTP {status}")
+    assert only_target(result).cause is FailureCause.RATE_LIMITED
+    assert only_target(result).detail.startswith(f"retryable: rate limited (HTTP {status})")
 
 
 @pytest.mark.timeout(10)
@@ -156,6 +175,7 @@ async def test_a_receiver_that_hangs_past_the_timeout_is_a_retryable_failure(
 
     assert not result.ok and not result.permanent
     assert only_target(result).detail.startswith("retryable: timed out")
+    assert only_target(result).cause is FailureCause.TIMEOUT
     assert len(webhook_receiver.wait_for_requests(1)) == 1
 
 
@@ -167,6 +187,7 @@ async def test_a_connection_closed_without_an_answer_is_retryable(
     result = await notifier(webhook_receiver.url_json()).send("ops", MESSAGE)
 
     assert not result.ok and not result.permanent
+    assert only_target(result).cause is FailureCause.CONNECTION
     assert "Connection error" in only_target(result).detail
     assert len(webhook_receiver.requests) == 1
 
@@ -324,6 +345,7 @@ async def test_console_scheme_prints_a_framed_plain_text_alert(
     result = await notifier("console://?color=no").send("ops", MESSAGE)
 
     out = capsys.readouterr().out
+    out = out[out.index("┌") : out.index("└")]  # the frame alone, not the log lines after it
     assert result.ok, result.error
     assert only_target(result).name == "Console"
     assert "✖ FAILURE" in out
@@ -336,7 +358,7 @@ async def test_console_scheme_prints_a_framed_plain_text_alert(
 async def test_console_scheme_colours_when_asked(capsys: pytest.CaptureFixture[str]) -> None:
     """console://?color=yes wraps the frame in ANSI colour, green for a success."""
     register_console_scheme()
-    message = Message(title="Indexed", body="done", severity=Severity.SUCCESS)
+    message = render.message("Indexed", (Para((plain("done"),)),), Severity.SUCCESS)
     result = await notifier("console://?color=yes").send("ops", message)
 
     out = capsys.readouterr().out
@@ -352,18 +374,16 @@ def test_console_scheme_makes_console_urls_valid() -> None:
 
 
 @pytest.mark.parametrize(
-    ("markdown", "text"),
+    ("text", "shown"),
     [
-        ("**bold** and __strong__", "bold and strong"),  # emphasis markers dropped
-        ("*lean* _lean_ snake_case_name", "lean lean snake_case_name"),  # identifiers kept
-        ("see [docs](https://x.example/d)", "see docs (https://x.example/d)"),  # links
-        ("## Heading\n- one\n- two", "Heading\n• one\n• two"),  # headings and bullets
-        ("`code` 3 * 4 * 5", "code 3 * 4 * 5"),  # code and lone stars
+        ("- one\n  - two", "• one\n  • two"),  # bullets drawn as bullets, nesting kept
+        ("a - b\r\nc", "a - b\nc"),  # a dash inside a line stays; CRLF is a line break
+        ("evil\x1b[2J\x07 \u202eok", "evil\\x1b[2J\\x07 \\u202eok"),  # escapes shown, inert
     ],
 )
-def test_plain_text_strips_the_markdown_alerts_use(markdown: str, text: str) -> None:
-    """The console shows alert markdown as readable plain text."""
-    assert plain_text(markdown) == text
+def test_the_console_shows_the_text_body_inert_with_bullets(text: str, shown: str) -> None:
+    """The console prints the text body as is, but bullets, and nothing that drives a terminal."""
+    assert plain_text(text) == shown
 
 
 async def test_each_target_result_names_its_url_by_index_and_skipped_urls_get_nothing(

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.stores import open_held
+from watcher.clocks import Elapsed
 from watcher.edges.store_sqlite import SqliteStore
 from watcher.errors import StoreError
 from watcher.model import EventKind, Job, Phase, Status
@@ -21,6 +23,7 @@ from watcher.state import (
     JobState,
     KbState,
     Settlement,
+    Sighting,
     StallReason,
     TargetResult,
     Transition,
@@ -87,11 +90,15 @@ def change(
 
 @pytest.fixture
 async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    opened = await SqliteStore.open(tmp_path / "watcher.db", now=NOW, lease=LEASE)
+    opened = await open_held(tmp_path / "watcher.db", NOW, lease=LEASE)
     try:
         yield opened
     finally:
         await opened.close()
+
+
+def wal_size(store: SqliteStore) -> int:
+    return Path(f"{store.path}-wal").stat().st_size
 
 
 def count(store: SqliteStore, table: str, where: str = "1 = 1") -> int:
@@ -111,6 +118,18 @@ async def test_recorded_kbs_and_jobs_load_back_exactly(store: SqliteStore) -> No
         kbs={KB: KbState(KB, "docs", NOW - timedelta(days=1), last_job_uuid="job-1")},
         jobs={"job-1": running},
     )
+
+
+async def test_sightings_news_watermarks_and_their_boot_load_back_exactly(
+    store: SqliteStore,
+) -> None:
+    seen = Sighting(first=Elapsed(1000.5, "boot-a"), moved=Elapsed(1090.25, "boot-a"))
+    running = state(job("job-1"), sighting=seen)
+    kb = KbState(KB, "docs", NOW, last_job_uuid="job-1", news_since=NOW - timedelta(seconds=1))
+    await store.record(replace(change(jobs=(running,)), kbs=(kb,)))
+    loaded = await store.load([])
+    assert loaded.jobs["job-1"].sighting == seen
+    assert loaded.kbs[KB] == kb
 
 
 async def test_load_returns_jobs_not_done_and_the_named_done_jobs_only(store: SqliteStore) -> None:
@@ -214,6 +233,33 @@ async def test_rows_not_yet_due_and_over_the_limit_wait(store: SqliteStore) -> N
     assert len(await store.claim_due(NOW, limit=2)) == 1
 
 
+async def test_a_retry_time_further_ahead_than_the_longest_backoff_is_due_now(
+    store: SqliteStore,
+) -> None:
+    """The wall clock was two hours ahead when the retry was set, then NTP fixed it."""
+    await store.record(change(event(job())))
+    (item,) = await store.claim_due(NOW, limit=10)
+    jumped = NOW + timedelta(hours=2)
+    retry = Settlement(item.id, DeliveryState.PENDING, jumped, 1, next_attempt_at=jumped)
+    await store.settle([retry])
+    longest = timedelta(minutes=30)
+    assert await store.claim_due(NOW + timedelta(seconds=5), 10, jumped - NOW) == []
+    (again,) = await store.claim_due(NOW + timedelta(seconds=5), 10, longest)
+    assert again.id == item.id
+
+
+async def test_rows_go_out_in_the_order_they_were_written_whatever_their_clock_said(
+    store: SqliteStore,
+) -> None:
+    """A row written while the wall clock was hours ahead still goes before a later one."""
+    during_jump = event(job("job-1"))
+    after_fix = event(job("job-2"), EventKind.COMPLETED)
+    await store.record(change(during_jump, at=NOW + timedelta(hours=2)))
+    await store.record(change(after_fix, at=NOW))
+    items = await store.claim_due(NOW + timedelta(hours=3), limit=10)
+    assert [i.transition.event_id for i in items] == [during_jump.event_id, after_fix.event_id]
+
+
 async def test_two_stores_on_one_file_never_claim_the_same_row(store: SqliteStore) -> None:
     transitions = [event(job(f"job-{i}")) for i in range(30)]
     await store.record(change(*transitions, routes=("ops", "email")))
@@ -269,8 +315,12 @@ async def test_a_dead_row_leaves_the_queue_and_shows_as_a_dead_letter(store: Sql
     (dead,) = (await store.snapshot(NOW)).dead_letters
     assert (dead.id, dead.route, dead.kind, dead.job_uuid) == (item.id, "ops", "failed", "job-1")
     assert (dead.attempts, dead.last_error) == (9, "gave up after 24h")
-    assert await store.retry_dead(NOW) == 1
-    assert [i.id for i in await store.claim_due(NOW, limit=10)] == [item.id]
+    later = NOW + timedelta(days=2)
+    assert await store.retry_dead(later, [item.id, 999]) == [item.id]  # 999 is no dead letter
+    (retried,) = await store.claim_due(later, limit=10)
+    assert (retried.id, retried.attempts) == (item.id, 0)
+    assert retried.created_at == later  # a fresh dead_after window, not dead again at once
+    assert await store.retry_dead(later) == []
 
 
 async def test_settling_a_row_that_is_not_claimed_changes_nothing(store: SqliteStore) -> None:
@@ -334,9 +384,15 @@ async def test_snapshot_shows_each_kb_latest_job_and_the_outbox(store: SqliteSto
     assert (snap.undelivered, snap.dead) == (1, 1)
     assert snap.oldest_undelivered_age() == 600.0
     assert snap.oldest_undelivered_age(NOW + timedelta(minutes=20)) == 1200.0
-    assert snap.jobs_by_state == {"active": 0, "stalled": 1, "done": 1}
+    assert snap.jobs_by_state == {
+        "pending": 0,
+        "running": 0,
+        "stalled": 1,
+        "unknown": 0,
+        "done": 1,
+    }
     assert snap.events_by_kind == {"failed": 1}
-    assert (snap.last_cycle_at, snap.created_at, snap.schema_version) == (NOW, NOW, 1)
+    assert (snap.last_cycle_at, snap.created_at, snap.schema_version) == (NOW, NOW, 3)
 
 
 async def test_meta_values_are_kept_until_deleted(store: SqliteStore) -> None:
@@ -348,9 +404,12 @@ async def test_meta_values_are_kept_until_deleted(store: SqliteStore) -> None:
     assert await store.last_cycle_at() is None
 
 
-async def test_a_healthy_store_is_writable(store: SqliteStore) -> None:
+async def test_checking_that_a_store_is_writable_writes_nothing(store: SqliteStore) -> None:
+    """`watcher health` probes every 30 s beside the daemon: it takes the write lock, no row."""
+    before = wal_size(store)
     await store.check_writable()
-    assert await store.get_meta("writable_probe") is not None
+    assert await store.get_meta("writable_probe") is None
+    assert wal_size(store) == before
 
 
 async def test_prune_removes_old_settled_rows_but_never_undelivered_ones(

@@ -23,7 +23,8 @@ from pathlib import Path
 
 import pytest
 
-from watcher.edges.store_schema import SCHEMA_VERSION
+from tests.stores import open_held
+from watcher.edges.store_schema import MIGRATIONS, SCHEMA_VERSION
 from watcher.edges.store_sqlite import SqliteStore
 from watcher.errors import StoreCorrupt, StoreError
 from watcher.state import Change, KbState
@@ -38,7 +39,7 @@ def mode(path: Path) -> int:
 
 async def make_store(path: Path) -> None:
     """Create a store at `path` holding one KB, and close it."""
-    store = await SqliteStore.open(path, now=NOW)
+    store = await open_held(path, NOW)
     await store.record(Change(cycle_id="c", at=NOW, kbs=(KbState("kb-1", "docs", NOW),)))
     await store.close()
 
@@ -72,7 +73,7 @@ async def test_a_new_store_and_its_wal_files_are_private_whatever_the_umask(
     path = tmp_path / "state" / "watcher.db"
     previous = os.umask(0)
     try:
-        store = await SqliteStore.open(path, now=NOW)
+        store = await open_held(path, NOW)
         await store.record(Change(cycle_id="c", at=NOW))
         wal, shm = Path(f"{path}-wal"), Path(f"{path}-shm")
         assert (mode(path), mode(wal), mode(shm)) == (0o600, 0o600, 0o600)
@@ -88,7 +89,7 @@ async def test_a_new_store_runs_in_wal_mode_with_the_current_schema_version(
     path = tmp_path / "watcher.db"
     await make_store(path)
     with sqlite3.connect(path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 1
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
@@ -103,6 +104,37 @@ async def test_reopening_keeps_the_data_and_the_creation_time(tmp_path: Path) ->
         await store.close()
 
 
+async def test_a_version_1_store_is_migrated_keeping_its_rows_with_no_sightings_yet(
+    tmp_path: Path,
+) -> None:
+    """Rows written before sightings and news watermarks existed load with None for both."""
+    path = tmp_path / "watcher.db"
+    with sqlite3.connect(path) as conn:
+        for statement in MIGRATIONS[0]:
+            conn.execute(statement)
+        conn.execute("PRAGMA user_version = 1")
+        conn.execute(
+            "INSERT INTO knowledge_bases VALUES ('kb-1', 'docs', ?, 'job-1', ?)",
+            ("2026-11-27T12:00:00.000000Z", "2026-11-27T12:00:00.000000Z"),
+        )
+        conn.execute(
+            "INSERT INTO jobs (uuid, kb_uuid, observation, first_seen_at, progress_at, updated)"
+            " VALUES ('job-1', 'kb-1', '{\"uuid\": \"job-1\"}', ?, ?, ?)",
+            ("2026-11-27T12:00:00.000000Z",) * 3,
+        )
+    conn.close()
+    store = await SqliteStore.open(path, now=NOW)
+    try:
+        state = await store.load(["job-1"])
+        assert state.kbs["kb-1"].news_since is None
+        assert state.jobs["job-1"].sighting is None
+    finally:
+        await store.close()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    conn.close()
+
+
 async def test_a_store_written_by_a_newer_watcher_is_refused_and_left_alone(
     tmp_path: Path,
 ) -> None:
@@ -110,8 +142,11 @@ async def test_a_store_written_by_a_newer_watcher_is_refused_and_left_alone(
     await make_store(path)
     with sqlite3.connect(path) as conn:
         conn.execute("PRAGMA user_version = 99")
+    conn.close()  # no live connection while the file is read (`tests.storeguard`)
     before = path.read_bytes()
-    with pytest.raises(StoreError, match=r"schema version 99.*knows only up to 1") as caught:
+    with pytest.raises(
+        StoreError, match=rf"schema version 99.*knows only up to {SCHEMA_VERSION}"
+    ) as caught:
         await SqliteStore.open(path, now=NOW)
     assert type(caught.value) is StoreError
     assert path.read_bytes() == before
@@ -193,6 +228,7 @@ _FULL_DISK = """
 import asyncio, os, resource, signal, sys
 from datetime import UTC, datetime
 from pathlib import Path
+from watcher.edges import host
 from watcher.edges.store_sqlite import SqliteStore
 from watcher.errors import StoreError
 from watcher.model import Job
@@ -203,6 +239,7 @@ path = Path(sys.argv[1])
 
 async def main() -> None:
     store = await SqliteStore.open(path, now=NOW)
+    await store.lease_step(host.this_process("test", NOW), 30.0)
     await store.record(Change(cycle_id="c0", at=NOW, kbs=(KbState("kb", "docs", NOW),)))
     room = max(p.stat().st_size for p in (path, Path(f"{path}-wal"))) + 4096
     jobs = tuple(

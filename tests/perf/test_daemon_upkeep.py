@@ -1,5 +1,5 @@
-"""The daemon's upkeep: history pruned by `state.retention`, at most once an hour; and the
-one-shot commands stay free of the daemon's scheduler."""
+"""The daemon's upkeep: history pruned by `state.retention`, at start and hourly on the
+wall clock; and the one-shot commands stay free of the daemon's scheduler."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.stores import open_held
 from watcher.config import Config
 from watcher.daemon import Daemon
 from watcher.edges.store_sqlite import SqliteStore
@@ -57,6 +58,12 @@ def _config(base_url: str, state: Path) -> Config:
 
 async def _add_history(path: Path, finished: datetime, n: int, prefix: str) -> None:
     """`n` finished jobs of a KB the account does not list, each with a sent alert."""
+    async with await open_held(path, finished) as store:
+        await _record_history(store, finished, n, prefix)
+
+
+async def _record_history(store: SqliteStore, finished: datetime, n: int, prefix: str) -> None:
+    """Record the history of `_add_history` through an open store that holds the lease."""
     states, transitions = [], []
     for i in range(n):
         job = Job(
@@ -70,20 +77,17 @@ async def _add_history(path: Path, finished: datetime, n: int, prefix: str) -> N
         )
         states.append(JobState(job, KB, finished, finished, done=True))
         transitions.append(Transition(f"{job.uuid}/completed", EventKind.COMPLETED, finished, KB))
-    async with await SqliteStore.open(path, now=finished) as store:
-        await store.record(
-            Change(
-                f"fill-{prefix}",
-                finished,
-                jobs=tuple(states),
-                transitions=tuple(transitions),
-                deliveries=tuple(Delivery(t.event_id, "ops") for t in transitions),
-            )
+    await store.record(
+        Change(
+            f"fill-{prefix}",
+            finished,
+            jobs=tuple(states),
+            transitions=tuple(transitions),
+            deliveries=tuple(Delivery(t.event_id, "ops") for t in transitions),
         )
-        items = await store.claim_due(finished + timedelta(seconds=1), 1000)
-        await store.settle(
-            [Settlement(i.id, DeliveryState.SENT, finished, attempts=1) for i in items]
-        )
+    )
+    items = await store.claim_due(finished + timedelta(seconds=1), 1000)
+    await store.settle([Settlement(i.id, DeliveryState.SENT, finished, attempts=1) for i in items])
 
 
 async def _jobs(path: Path, prefix: str, now: datetime) -> int:
@@ -92,7 +96,15 @@ async def _jobs(path: Path, prefix: str, now: datetime) -> int:
     return len(state.jobs)
 
 
-async def test_daemon_prunes_history_older_than_retention_after_its_first_cycle(
+async def _wait_pruned(db: Path, prefix: str, now: datetime, below: int) -> int:
+    for _ in range(200):
+        if (kept := await _jobs(db, prefix, now)) < below:
+            return kept
+        await asyncio.sleep(0.05)
+    return await _jobs(db, prefix, now)
+
+
+async def test_daemon_prunes_history_older_than_retention_at_start(
     base_url: str, tmp_path: Path
 ) -> None:
     now = datetime.now(UTC)
@@ -102,35 +114,35 @@ async def test_daemon_prunes_history_older_than_retention_after_its_first_cycle(
     config = _config(base_url, db)
     daemon = Daemon(await open_runtime(config), config_path=None, env={}, clock=Clock(now))
     try:
-        await daemon.tick()
+        daemon.calendar.start(daemon._prune_now)
+        # the newest 50 jobs of a KB are always kept (the API may still list them)
+        assert await _wait_pruned(db, "old", now, below=60) == 45
     finally:
+        daemon.calendar.shutdown()
         await daemon.runtime.close()
-    # the newest 50 jobs of a KB are always kept (the API may still list them)
-    assert await _jobs(db, "old", now) == 45
     assert await _jobs(db, "recent", now) == 5
 
 
-async def test_daemon_prunes_at_most_once_an_hour(base_url: str, tmp_path: Path) -> None:
+async def test_pruning_is_calendar_work_hourly_on_the_wall_clock_and_polling_is_not(
+    base_url: str, tmp_path: Path
+) -> None:
+    """APScheduler keeps the wall-clock job (pruning, hourly at :17); cycles run elsewhere."""
     now = datetime.now(UTC)
     db = tmp_path / "w.db"
-    await _add_history(db, now - timedelta(days=30), 60, "a")
-    clock = Clock(now)
     daemon = Daemon(
-        await open_runtime(_config(base_url, db)), config_path=None, env={}, clock=clock
+        await open_runtime(_config(base_url, db)), config_path=None, env={}, clock=Clock(now)
     )
     try:
-        await daemon.tick()
-        await _add_history(db, now - timedelta(days=29), 60, "b")
-        clock.now = now + timedelta(minutes=30)
-        await daemon.tick()
-        kept_within_the_hour = await _jobs(db, "b", now)
-        clock.now = now + timedelta(minutes=61)
-        await daemon.tick()
-        kept_after_an_hour = await _jobs(db, "b", now)
+        daemon.calendar.start(daemon._prune_now)
+        await asyncio.sleep(0.3)  # the run at start
+        jobs = daemon.calendar.scheduler.get_jobs()
+        assert [job.id for job in jobs] == ["prune"]
+        later = jobs[0].next_run_time
+        assert later.minute == 17 and later.second == 0
+        assert timedelta(0) < later - datetime.now(UTC) <= timedelta(hours=1)
     finally:
+        daemon.calendar.shutdown()
         await daemon.runtime.close()
-    assert kept_within_the_hour == 60
-    assert kept_after_an_hour < 60
 
 
 def test_one_shot_commands_do_not_import_the_scheduler() -> None:
@@ -145,7 +157,7 @@ def test_status_shows_the_pace_the_daemon_stored(tmp_path: Path) -> None:
     db = tmp_path / "w.db"
 
     async def store_pace() -> None:
-        async with await SqliteStore.open(db, now=datetime.now(UTC)) as store:
+        async with await open_held(db, datetime.now(UTC)) as store:
             pace = {"interval_s": 15.0, "reason": "active"}
             await store.set_meta("poll_pace", json.dumps(pace))
 

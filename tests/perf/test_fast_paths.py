@@ -17,12 +17,13 @@ from typing import Any
 
 import httpx
 
+from tests.stores import open_held
+from watcher.clocks import Instant
 from watcher.detect import detect
 from watcher.edges import wire
 from watcher.edges.api import ApiClient
 from watcher.edges.memo import ParseMemo
 from watcher.edges.store_rows import JobCache
-from watcher.edges.store_sqlite import SqliteStore
 from watcher.model import Job, KnowledgeBase, Phase, Status
 from watcher.state import Change, JobState, KbState, Observation, Policy, WatchState
 
@@ -120,7 +121,7 @@ def test_detect_keeps_the_very_same_state_for_an_unchanged_finished_job() -> Non
     previous = WatchState(kbs={KB: KbState(KB, "docs", NOW, "j1")}, jobs={"j1": _state(job)})
     kb = KnowledgeBase(uuid=KB, name="docs", last_indexing_job=job)
     observation = Observation(at=NOW, kbs=(kb,), jobs=(replace(job),))
-    state, transitions = detect(previous, observation, NOW, Policy())
+    state, transitions = detect(previous, observation, Instant.aligned(NOW), Policy())
     assert transitions == ()
     assert state.jobs["j1"] is previous.jobs["j1"]
     assert state.kbs[KB] is previous.kbs[KB]
@@ -131,14 +132,15 @@ def test_detect_still_records_a_finished_job_whose_observation_moved() -> None:
     previous = WatchState(kbs={KB: KbState(KB, "docs", NOW, "j1")}, jobs={"j1": _state(job)})
     later = replace(job, updated_at=NOW - timedelta(minutes=1))
     kb = KnowledgeBase(uuid=KB, name="docs", last_indexing_job=later)
-    state, transitions = detect(previous, Observation(NOW, (kb,), (later,)), NOW, Policy())
+    observation = Observation(NOW, (kb,), (later,))
+    state, transitions = detect(previous, observation, Instant.aligned(NOW), Policy())
     assert transitions == ()
     assert state.jobs["j1"].job == later
 
 
 async def test_store_load_serves_the_new_state_after_a_job_row_changed(tmp_path: Path) -> None:
     job = _job("j1", NOW - timedelta(hours=1))
-    async with await SqliteStore.open(tmp_path / "w.db", now=NOW) as store:
+    async with await open_held(tmp_path / "w.db", NOW) as store:
         await store.record(Change("c1", NOW, jobs=(_state(job, done=False),)))
         first = await store.load({"j1"})
         assert await store.load({"j1"}) == first
@@ -168,12 +170,12 @@ async def test_store_reads_open_and_named_jobs_by_index_even_with_stale_statisti
 ) -> None:
     """Statistics from a small, all-finished table must not turn each load into a scan."""
     path = tmp_path / "w.db"
-    async with await SqliteStore.open(path, now=NOW) as store:
+    async with await open_held(path, NOW) as store:
         done = tuple(_state(_job(f"old{n}", NOW)) for n in range(50))
         await store.record(Change("c1", NOW, jobs=done))
     with sqlite3.connect(path) as conn:
         conn.execute("ANALYZE")  # what `PRAGMA optimize` leaves behind on a young store
-    async with await SqliteStore.open(path, now=NOW) as store:
+    async with await open_held(path, NOW) as store:
         await store.record(Change("c2", NOW, jobs=(_state(_job("live", NOW), done=False),)))
         state = await store.load({"old3", "old7"})
     assert set(state.jobs) == {"live", "old3", "old7"}
@@ -193,12 +195,14 @@ async def test_store_reads_open_and_named_jobs_by_index_even_with_stale_statisti
 async def test_snapshot_without_detail_counts_jobs_and_outbox_but_reads_no_kbs(
     tmp_path: Path,
 ) -> None:
-    async with await SqliteStore.open(tmp_path / "w.db", now=NOW) as store:
+    async with await open_held(tmp_path / "w.db", NOW) as store:
         kb = KbState(KB, "docs", NOW, "j1")
-        jobs = (_state(_job("j1", NOW)), _state(_job("j2", NOW), done=False))
+        running = replace(_job("j2", NOW), phase=Phase.RUNNING, status=Status.IN_PROGRESS)
+        jobs = (_state(_job("j1", NOW)), _state(running, done=False))
         await store.record(Change("c1", NOW, kbs=(kb,), jobs=jobs))
         full = await store.snapshot(NOW)
         counts = await store.snapshot(NOW, detail=False)
     assert counts.kbs == () and counts.events_by_kind == {}
-    assert counts.jobs_by_state == full.jobs_by_state == {"active": 1, "stalled": 0, "done": 1}
+    assert counts.jobs_by_state == full.jobs_by_state
+    assert full.jobs_by_state == {"pending": 0, "running": 1, "stalled": 0, "unknown": 0, "done": 1}
     assert counts.outbox_by_state == full.outbox_by_state

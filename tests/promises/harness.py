@@ -21,12 +21,13 @@ from typing import Any
 import structlog
 from structlog.testing import capture_logs
 
+from tests.clocks import elapsed_of
 from tests.receivers import ReceivedRequest, WebhookReceiver
 from watcher import status
 from watcher.config import Config
 from watcher.cycle import CycleReport
 from watcher.model import EventKind
-from watcher.render import _HEADLINE
+from watcher.render import _HEADLINE, RECOVERED_BY_ENDING
 from watcher.runtime import Runtime, open_runtime
 from watcher.simulator import ManualClock, Simulator
 from watcher.simulator.loading import parse_scenario
@@ -34,6 +35,7 @@ from watcher.simulator.loading import parse_scenario
 # A recognisable fake DigitalOcean token: it must never show up in a log, an error or status.
 TOKEN = "dop_v1_" + "5ec7e7" * 10 + "c0de"
 _BY_HEADLINE = {headline: kind for kind, headline in _HEADLINE.items()}
+_BY_HEADLINE[RECOVERED_BY_ENDING] = EventKind.RECOVERED
 _JOB_LINE = re.compile(r"^- Job: `([^`]+)`", re.MULTILINE)
 _TERMINAL_MOMENTS = {
     "completed": EventKind.COMPLETED,
@@ -133,7 +135,12 @@ def rig_config(
         "api": {"base_url": base_url, "timeout": "0.5s", "max_requests_per_minute": 250},
         "state": {"path": str(state)},
         "stall": {"no_progress_after": "60s", "pending_after": "120s", "max_runtime": "6h"},
-        "delivery": {"retry_base": "5s", "retry_max": "30s", "storm_threshold": 1000},
+        "delivery": {
+            "retry_base": "5s",
+            "retry_max": "30s",
+            "storm_threshold": 1000,
+            "send_interval": "0s",
+        },
         "alerts": {"api_unreachable_after": "10m"},
         "routes": [_route(name, spec) for name, spec in routes.items()],
     }
@@ -168,8 +175,9 @@ class Rig:
     waits: list[float] = field(default_factory=list)
 
     def now(self) -> datetime:
-        """The watcher's clock: the simulator's time plus any jump the test made."""
-        return self.sim.now() + self.offset
+        """The watcher's wall clock: the reference time plus any jump the test made (the
+        API's clock is the simulator's own, `sim.now()`, off by its `api_clock_offset`)."""
+        return self.sim.clock.now() + self.offset
 
     async def cycle(self) -> CycleReport:
         """One cycle of the real runtime; it must never raise."""
@@ -202,26 +210,42 @@ async def open_rig(
     receiver: WebhookReceiver,
     *,
     routes: Mapping[str, Iterable[str] | tuple[Iterable[str], Iterable[str]]] | None = None,
+    api_clock_offset: float = 0.0,
     **sections: Any,
 ) -> AsyncIterator[Rig]:
-    """Serve `scenario`, open the watcher on it, yield the rig, close everything."""
+    """Serve `scenario`, open the watcher on it, yield the rig, close everything.
+
+    The watcher's wall and elapsed clocks follow the simulator's reference clock (a suspend
+    is `sim.advance` without a cycle; a wall-clock step is `rig.offset`); the API's clock is
+    `api_clock_offset` seconds off it.
+    """
     from watcher.simulator import serve
 
-    sim = Simulator(parse_scenario(dict(scenario), "promises"), token=TOKEN, clock=ManualClock())
+    sim = Simulator(
+        parse_scenario(dict(scenario), "promises"),
+        token=TOKEN,
+        clock=ManualClock(),
+        api_clock_offset=api_clock_offset,
+    )
     async with serve(sim) as base_url:
         routes = routes or {"ops": [receiver.url_json("/ops")]}
         config = rig_config(base_url, tmp_path / "watcher.db", routes, **sections)
         holder: list[Rig] = []
 
         def clock() -> datetime:
-            return holder[0].now() if holder else sim.now()
+            return holder[0].now() if holder else sim.clock.now()
 
         async def sleep(seconds: float) -> None:
             if holder:
                 holder[0].waits.append(seconds)
 
         with capture_logs() as logs:
-            runtime = await open_runtime(config, clock=clock, api_sleep=sleep)
+            runtime = await open_runtime(
+                config,
+                clock=clock,
+                elapsed=lambda: elapsed_of(sim.clock.now()),
+                api_sleep=sleep,
+            )
             rig = Rig(sim, runtime, receiver, logs)
             holder.append(rig)
             try:

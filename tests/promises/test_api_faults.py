@@ -19,6 +19,7 @@ import pytest
 
 from tests.promises.harness import TOKEN, Key, Rig, job_scenario, lifecycle_alerts, open_rig
 from tests.receivers import WebhookReceiver
+from watcher.logs import redact_secrets
 from watcher.model import EventKind
 from watcher.simulator import Fault, FaultKind
 
@@ -49,7 +50,13 @@ def assert_exactly_owed(rig: Rig, extra: Counter[Key] | None = None) -> None:
     """The receiver got every alert the jobs owe, once, and nothing else; no secret leaked."""
     owed = lifecycle_alerts(rig.sim, rig.sim.t0) + (extra or Counter())
     assert rig.received() == owed
-    assert TOKEN not in repr(rig.logs)
+    assert TOKEN not in logged(rig)
+
+
+def logged(rig: Rig) -> str:
+    """The captured log events as the log boundary lets them out (`capture_logs` keeps them
+    as they were logged, before the processor chain that redacts them)."""
+    return repr([redact_secrets(None, "", dict(event)) for event in rig.logs])
 
 
 STORMS = [
@@ -81,6 +88,7 @@ STORMS = [
         id="missing-kb-and-created",
     ),
     pytest.param(Fault(FaultKind.COUNTERS_BACKWARDS, count=None), id="counters-backwards"),
+    pytest.param(Fault(FaultKind.ECHO_HEADERS, count=None, status=502), id="echo-headers"),
 ]
 
 
@@ -184,7 +192,8 @@ async def test_a_watched_kb_deleted_while_its_job_runs_gives_no_stall(
         await rig.run(30)
         rig.sim.delete_kb("docs")
         await rig.run(300)
-        assert_exactly_owed(rig)
+        # The deletion itself is news, once: the watched KB is missing from the account.
+        assert_exactly_owed(rig, Counter({(None, EventKind.KNOWLEDGE_BASE_MISSING): 1}))
 
 
 async def test_an_outage_longer_than_the_threshold_is_alerted_once_and_its_end_once(
@@ -207,6 +216,35 @@ async def test_an_outage_longer_than_the_threshold_is_alerted_once_and_its_end_o
         assert kinds == [EventKind.API_UNREACHABLE, EventKind.API_RECOVERED]
 
 
+async def test_a_gateway_echoing_the_authorization_header_puts_no_token_anywhere(
+    tmp_path: Path, webhook_receiver: WebhookReceiver
+) -> None:
+    """The issue's case: a 502 whose message quotes the request headers, Authorization and
+    token included, for longer than the threshold. The `api_unreachable` alert says what the
+    gateway said, but no run of ten characters of the token reaches the alert, the state
+    file (events, the outbox, the API-health value), `status --json` or the logs."""
+    async with open_rig(
+        job_scenario(["docs", "wiki"], JOBS),
+        tmp_path,
+        webhook_receiver,
+        alerts={"api_unreachable_after": "30s"},
+    ) as rig:
+        echo = Fault(FaultKind.ECHO_HEADERS, count=None, status=502)
+        await run_with_fault(rig, echo, at=15, seconds=75)
+        status_json = json.dumps(await rig.status_json())
+        extra: Counter[Key] = Counter(
+            {(None, EventKind.API_UNREACHABLE): 1, (None, EventKind.API_RECOVERED): 1}
+        )
+        assert_exactly_owed(rig, extra)
+        [unreachable] = [a for a in rig.alerts() if a.kind is EventKind.API_UNREACHABLE]
+    assert "request headers" in unreachable.body and "authorization" in unreachable.body
+    stored = _files_as_text(tmp_path, "watcher.db*")
+    secret = TOKEN.removeprefix("dop_v1_")
+    runs = {secret[i : i + 10] for i in range(len(secret) - 9)}  # not fewer: uuids are hex too
+    for place in (unreachable.title + unreachable.body, status_json, logged(rig), *stored):
+        assert not [run for run in runs if run in place]
+
+
 async def test_the_flaky_scenario_end_to_end_alerts_exactly_what_happened(
     tmp_path: Path, webhook_receiver: WebhookReceiver
 ) -> None:
@@ -222,7 +260,11 @@ async def test_the_flaky_scenario_end_to_end_alerts_exactly_what_happened(
             rig.sim.advance(2)
             await rig.cycle()
         assert rig.received() == lifecycle_alerts(rig.sim, rig.sim.t0)
-        assert TOKEN not in repr(rig.logs)
+        assert TOKEN not in logged(rig)
+
+
+def _files_as_text(directory: Path, pattern: str) -> list[str]:
+    return [p.read_bytes().decode("latin-1") for p in sorted(directory.glob(pattern))]
 
 
 def _bundled(name: str) -> dict[str, Any]:
@@ -248,7 +290,7 @@ async def test_the_faults_scenario_file_end_to_end_alerts_exactly_what_happened(
         assert rig.received() == owed
         scratch = rig.sim.job_uuid("scratch-run")
         assert [key for key in owed if key[0] == scratch] == [(scratch, EventKind.STARTED)]
-        assert TOKEN not in repr(rig.logs)
+        assert TOKEN not in logged(rig)
 
 
 # --- the watcher's clock jumps -------------------------------------------------------------

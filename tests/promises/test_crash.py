@@ -20,8 +20,18 @@ from pathlib import Path
 
 import pytest
 
-from tests.promises.crashrig import CrashPlan, faults_table, figures_table, run_crash
+from tests.promises.crashrig import (
+    CrashPlan,
+    faults_table,
+    figures_table,
+    libfaketime,
+    run_crash,
+)
+from tests.stores import open_held
+from watcher.edges import host
 from watcher.edges.store_sqlite import SqliteStore
+from watcher.errors import StoreHeld
+from watcher.lease import LeaseAction, LeaseReason
 from watcher.model import EventKind
 from watcher.state import Change, Delivery, Transition
 
@@ -36,6 +46,7 @@ def test_sigkill_at_random_moments_loses_no_alert_and_duplicates_only_around_a_k
     with capsys.disabled():
         print("\n" + figures_table([figures]) + "\n" + faults_table([figures]))
     assert figures.kills == 6
+    assert figures.bystander_failures == []
     assert figures.lost == []
     assert figures.unexpected == []
     assert figures.unexplained == [], "a duplicate arrived with no kill in its ack window"
@@ -44,12 +55,17 @@ def test_sigkill_at_random_moments_loses_no_alert_and_duplicates_only_around_a_k
     assert figures.stuck_claims == 0
     assert figures.delivered == figures.expected > 0
     assert sum(figures.faults.values()) > 0
+    # the clock faults of this seed: the API's clock a second behind, the daemons' stepped
+    assert figures.api_skew == -1.0
+    if libfaketime() is not None:
+        assert figures.clock_steps, "this seed steps the daemons' wall clock"
 
 
 _CLAIM_AND_DIE = """
 import asyncio, os, signal, sys
 from datetime import UTC, datetime
 from pathlib import Path
+from watcher.edges import host
 from watcher.edges.store_sqlite import SqliteStore
 from watcher.model import EventKind
 from watcher.state import Change, Delivery, Transition
@@ -58,6 +74,7 @@ NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 
 async def main() -> None:
     store = await SqliteStore.open(Path(sys.argv[1]), now=NOW)
+    await store.lease_step(host.this_process("watcher once", NOW), 30.0)
     event = Transition("job-1/failed", EventKind.FAILED, NOW, kb_uuid="kb-1")
     change = Change("c1", NOW, transitions=(event,), deliveries=(Delivery(event.event_id, "ops"),))
     await store.record(change)
@@ -68,10 +85,11 @@ asyncio.run(main())
 """
 
 
-async def test_claims_of_a_killed_process_are_returned_at_once_on_the_next_open(
+async def test_claims_of_a_killed_process_are_returned_at_once_when_its_lease_is_taken_over(
     tmp_path: Path,
 ) -> None:
-    """A restart delivers what the dead process had claimed, without waiting for the lease."""
+    """A restart delivers what the dead process had claimed, without waiting for any lease:
+    the dead holder is proven gone (same boot, same pid namespace, its pid no longer runs)."""
     path = tmp_path / "watcher.db"
     done = await asyncio.to_thread(
         subprocess.run,
@@ -88,6 +106,9 @@ async def test_claims_of_a_killed_process_are_returned_at_once_on_the_next_open(
     conn.close()
     again = await SqliteStore.open(path, now=NOW + timedelta(seconds=1))
     try:
+        taken = await again.lease_step(host.this_process("watcher run", NOW), 30.0)
+        assert (taken.decision.reason, taken.decision.epoch) == (LeaseReason.HOLDER_GONE, 2)
+        assert taken.returned == 1
         claimed = await again.claim_due(NOW + timedelta(seconds=1), 10)
         assert [item.transition.event_id for item in claimed] == ["job-1/failed"]
         assert claimed[0].last_error == "claim returned: the process that claimed it is gone"
@@ -95,10 +116,11 @@ async def test_claims_of_a_killed_process_are_returned_at_once_on_the_next_open(
         await again.close()
 
 
-async def test_claims_are_kept_while_another_process_has_the_store_open(tmp_path: Path) -> None:
-    """With a live holder the claim may be in flight: only its lease returns it."""
+async def test_claims_are_kept_while_their_holder_runs(tmp_path: Path) -> None:
+    """With a live holder the claim may be in flight: another daemon stands by and claims
+    nothing; a process outside the lease gets the row back only when the claim's lease ends."""
     path = tmp_path / "watcher.db"
-    holder = await SqliteStore.open(path, now=NOW)
+    holder = await open_held(path, NOW)
     try:
         event = Transition("job-1/failed", EventKind.FAILED, NOW, kb_uuid="kb-1")
         await holder.record(
@@ -110,13 +132,19 @@ async def test_claims_are_kept_while_another_process_has_the_store_open(tmp_path
             )
         )
         assert len(await holder.claim_due(NOW, 10)) == 1
-        other = await SqliteStore.open(path, now=NOW)
+        standby = await SqliteStore.open(path, now=NOW)
+        bystander = await SqliteStore.open(path, now=NOW)
         try:
-            assert await other.claim_due(NOW + timedelta(seconds=1), 10) == []
+            step = await standby.lease_step(host.this_process("watcher run", NOW), 30.0)
+            assert (step.decision.action, step.returned) == (LeaseAction.STAND_BY, 0)
             later = NOW + holder.lease + timedelta(seconds=1)
-            assert len(await other.claim_due(later, 10)) == 1
+            with pytest.raises(StoreHeld):
+                await standby.claim_due(later, 10)
+            assert await bystander.claim_due(NOW + timedelta(seconds=1), 10) == []
+            assert len(await bystander.claim_due(later, 10)) == 1
         finally:
-            await other.close()
+            await bystander.close()
+            await standby.close()
     finally:
         await holder.close()
     with sqlite3.connect(path) as conn:

@@ -31,6 +31,7 @@ from watcher.config import Config, load_config
 from watcher.edges import wire
 from watcher.edges.api import ApiClient
 from watcher.errors import ConfigError, MalformedResponse, WatcherError
+from watcher.inert import is_inert
 
 JSON = st.recursive(
     st.none()
@@ -336,7 +337,8 @@ HOSTILE = (
 )
 
 
-UNESCAPED_LINK = re.compile(r"(?<!\\)\[[^\]]*(?<!\\)\]\(")
+# a markdown link that is not ours (the control panel's)
+UNESCAPED_LINK = re.compile(r"(?<!\\)\[[^\]]*(?<!\\)\]\((?!https://cloud\.digitalocean\.com/)")
 UNESCAPED_TAG = re.compile(r"(?<!\\)<\s*(script|img)")
 
 
@@ -372,19 +374,24 @@ async def test_hostile_kb_names_and_errors_reach_webhook_and_email_escaped(
     assert mode == 0o600
     [hook] = [r.json for r in webhook_receiver.requests]
     [mail] = smtp_receiver.mails
-    # the email's text/plain part shows the API's words literally, as plain text may
-    for text in (hook["title"], hook["message"], mail.subject):
-        assert not UNESCAPED_LINK.search(text), text
-        assert not UNESCAPED_TAG.search(text), text
-    assert "\n" not in hook["title"] and "\n" not in mail.subject
-    assert "\\[click me\\]\\(http://evil" in hook["message"]
+    # titles are plain text on one line: shown as the API wrote the name, never as markup
+    for title in (hook["title"], mail.subject):
+        assert "\n" not in title and is_inert(title), title
+        assert "[click me](http://evil.example/steal)" in title
+    # the webhook's body is markdown: every link and tag escaped
+    assert not UNESCAPED_LINK.search(hook["message"]), hook["message"]
+    assert not UNESCAPED_TAG.search(hook["message"]), hook["message"]
+    assert "\\[click me\\](http://evil" in hook["message"]
     assert "\\<script\\>" in hook["message"]
+    # the email's HTML part is our HTML body: entities, no tag, no link but the control panel's
     html_part = mail.message.get_body(preferencelist=("html",))
     assert html_part is not None
     html = html_part.get_content()
     assert "<script" not in html and "<img" not in html
     assert 'href="http://evil.example' not in html
     assert "&lt;script&gt;" in html
+    # the email's text part shows the API's words literally, as plain text may
+    assert "<script>alert('x')</script>" in mail.text
 
 
 async def test_the_longest_durations_a_config_accepts_run_cycles_without_overflow(

@@ -24,8 +24,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.promises import PROPERTY
+from watcher.clocks import Instant
 from watcher.decide import RouteRule, route
 from watcher.detect import detect
+from watcher.history import watermark
 from watcher.model import EventKind, Job, KnowledgeBase, Phase, Status
 from watcher.state import Observation, Policy, Transition, WatchState
 
@@ -120,7 +122,7 @@ def observe(step: Step, now: datetime, births: tuple[tuple[str, int], ...]) -> O
             )
         )
     kbs = tuple(KnowledgeBase(uuid=kb, name=kb.upper()) for kb in KBS if kb in read)
-    return Observation(at=now, kbs=kbs, jobs=tuple(jobs))
+    return Observation(at=now, kbs=kbs, jobs=tuple(jobs), api_began=now)
 
 
 @dataclass
@@ -139,7 +141,7 @@ def replay(steps: list[Step], births: tuple[tuple[str, int], ...]) -> Run:
     for step in steps:
         now += timedelta(seconds=step.advance)
         observation = observe(step, now, births)
-        state, found = detect(state, observation, now, POLICY)
+        state, found = detect(state, observation, Instant.aligned(now), POLICY)
         cycles.append((observation, found))
     return Run(cycles)
 
@@ -206,34 +208,39 @@ def test_history_stays_silent_and_every_new_finished_job_is_alerted_once(
 ) -> None:
     """A job is judged the first time it reads as pending, running or finished.
 
-    Finished then, it is old history when it was first recorded in its KB's first cycle or
-    was created before the KB was first seen; otherwise (or when it read as live first) its
-    end is owed. A finished job with no time at all on a known KB is not recorded yet.
+    Finished then, it is old history when it was created before its KB's news began (the
+    whole second of the KB's first read, less a second), or, dated nowhere, when it was first
+    recorded in its KB's first cycle; otherwise (or when it read as live first) its end is
+    owed. A finished job with no time at all is not recorded until an answer dates it.
     """
     run = replay(steps, births)
-    kb_first: dict[str, datetime] = {}
+    kb_since: dict[str, datetime] = {}
     on_new_kb: dict[str, bool] = {}  # recorded jobs: first recorded in their KB's first cycle?
     owed: dict[str, bool] = {}
     ended: set[str] = set()
     for observation, _ in run.cycles:
+        first_read = {kb.uuid for kb in observation.kbs if kb.uuid not in kb_since}
+        for kb_seen in observation.kbs:
+            assert observation.api_began is not None
+            kb_since.setdefault(kb_seen.uuid, watermark(observation.api_began))
         for job in observation.jobs:
             kb = job.knowledge_base_uuid or ""
-            known_kb = kb in kb_first
             born = job.created_at or job.updated_at
             if job.uuid not in on_new_kb:
-                if job.is_terminal and known_kb and born is None:
+                if job.is_terminal and born is None:
                     continue
-                on_new_kb[job.uuid] = not known_kb
+                on_new_kb[job.uuid] = kb in first_read
             if job.uuid in owed:
                 continue
             if job.is_terminal:
-                old = known_kb and born is not None and born < kb_first[kb]
-                owed[job.uuid] = not (on_new_kb[job.uuid] or old)
+                if born is None:
+                    old = on_new_kb[job.uuid]
+                else:
+                    old = born.replace(microsecond=0) < kb_since[kb]
+                owed[job.uuid] = not old
             elif job.is_running or job.is_pending:
                 owed[job.uuid] = True
         ended.update(j.uuid for j in observation.jobs if j.is_terminal and j.uuid in owed)
-        for kb_seen in observation.kbs:
-            kb_first.setdefault(kb_seen.uuid, observation.at)
     terminal = Counter(t.job_uuid for t in run.transitions if t.kind.is_terminal)
     for uuid, due in owed.items():
         if due and uuid in ended:

@@ -28,6 +28,7 @@ from typing import IO, Any
 import pytest
 
 from tests.receivers import WebhookReceiver
+from tests.storeguard import guard_env
 from watcher.simulator import ManualClock, Scenario, Simulator, serve_in_thread
 from watcher.simulator.loading import parse_scenario
 
@@ -317,7 +318,7 @@ class Service:
         if token is not None:
             env["DIGITALOCEAN_ACCESS_TOKEN"] = token
         env.update(extra)
-        return env
+        return guard_env(env)  # every `watcher` process runs under the store guard
 
     def start(
         self, *args: str, env: Mapping[str, str] | None = None, config: Path | None = None

@@ -60,18 +60,20 @@ def test_run_without_a_token_exits_78_saying_where_a_token_can_come_from(
         assert source in result.stderr
 
 
-def test_run_with_its_health_port_taken_exits_1_with_one_clear_line(service: Service) -> None:
+def test_run_with_its_health_port_taken_exits_78_with_one_clear_line(service: Service) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        service.write_config(_config(service, listen=f"127.0.0.1:{port}"))
+        path = service.write_config(_config(service, listen=f"127.0.0.1:{port}"))
 
         result = service.cli("run")
 
-    assert result.returncode == 1
-    assert f"error: http.listen = '127.0.0.1:{port}': cannot listen" in result.stderr
-    assert "address already in use" in result.stderr and "Traceback" not in result.stderr
+    assert result.returncode == EX_CONFIG
+    assert result.stderr.strip() == (
+        f"{path}: http.listen: port {port} on 127.0.0.1 is already in use by another program"
+    )
+    assert not service.state.exists()
 
 
 def test_a_refused_token_is_logged_as_401_with_its_source_and_the_daemon_stays_up_not_ready(

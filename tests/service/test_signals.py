@@ -21,7 +21,7 @@ KBS = [("alpha", "alpha-docs"), ("beta", "beta-docs"), ("gamma", "gamma-docs")]
 OUTCOME_TITLES = {
     "alpha-docs: indexing completed",
     "beta-docs: indexing failed",
-    "gamma-docs: indexing finished with gaps",
+    "gamma-docs: indexing partial (finished with gaps)",
 }
 
 

@@ -106,11 +106,19 @@ def test_the_daemon_notifies_ready_status_watchdog_reloading_and_stopping(
         assert ready.fields["READY"] == "1" and ready.api_requests > 0
         notify.wait(lambda got: any("STATUS" in d.fields for d in got), "STATUS=")
         status = notify.having("STATUS")[0].fields["STATUS"]
-        assert status.startswith("last cycle ok; 2 KBs, 0 active jobs; next in 1s")
+        # the health rule's words: interval 1 s + 2 x cycle deadline 60 s + delivery 5 s
+        assert status.startswith("ready: last successful cycle 0s ago (limit 126s); 2 KBs, ")
+        assert status.endswith("0 active jobs; next in 1s (idle)")
 
-        # The watchdog (2 s) is pinged every second while cycles keep finishing.
+        # The watchdog is fed by finished cycles only, each saying how long until the next
+        # must have finished (the health limit): systemd then restarts exactly when stuck.
+        started = notify.having("WATCHDOG_USEC")[0].fields
+        assert started == {"WATCHDOG_USEC": "126000000"}  # at start, before any cycle
         notify.wait(lambda got: len([d for d in got if "WATCHDOG" in d.fields]) >= 3, "pings")
-        assert all(d.fields == {"WATCHDOG": "1"} for d in notify.having("WATCHDOG"))
+        pings = notify.having("WATCHDOG")
+        assert all(d.fields == {"WATCHDOG": "1", "WATCHDOG_USEC": "126000000"} for d in pings)
+        cycles = proc.records("cycle_finished")
+        assert len(pings) <= len(cycles) + 1  # never more pings than finished cycles
 
         # SIGHUP: RELOADING=1 (with the monotonic clock systemd 253+ asks for), then READY=1.
         before = len(notify.received)

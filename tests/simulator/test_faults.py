@@ -10,6 +10,7 @@ import pytest
 
 from tests.simulator import AUTH, client, manual
 from watcher.simulator import Fault, FaultKind, load_scenario, serve
+from watcher.simulator.faults import fault_from_json
 
 KBS = "/v2/gen-ai/knowledge_bases"
 JOBS = "/v2/gen-ai/indexing_jobs"
@@ -216,3 +217,49 @@ def test_fault_with_a_non_positive_count_is_refused() -> None:
     sim = manual(load_scenario("quiet"))
     with pytest.raises(ValueError, match="count"):
         sim.inject(Fault(FaultKind.SLOW, count=0))
+
+
+async def test_a_dribbled_answer_sends_its_headers_at_once_then_a_byte_at_a_time() -> None:
+    """One byte every 50 ms: a read timeout of 0.5 s between bytes never fires."""
+    sim = manual(load_scenario("quiet"))
+    sim.inject(Fault(FaultKind.DRIBBLE, delay=0.05))
+    timeout = httpx.Timeout(0.5)
+    async with (
+        serve(sim) as base_url,
+        httpx.AsyncClient(base_url=base_url, headers=AUTH, timeout=timeout) as http,
+        http.stream("GET", KBS) as answer,
+    ):
+        assert answer.status_code == 200
+        size = int(answer.headers["content-length"])
+        began = time.monotonic()
+        got = b""
+        async for chunk in answer.aiter_raw():
+            got += chunk
+            if len(got) >= 6:
+                break
+        elapsed = time.monotonic() - began
+    assert size > 100
+    assert 0.2 <= elapsed < size * 0.05  # a few bytes took a few ticks; the rest never came
+    assert sim.requests[0].faults == ("dribble",)
+
+
+async def test_a_client_that_hangs_up_stops_the_dribble_and_the_next_answer_is_whole() -> None:
+    sim = manual(load_scenario("quiet"))
+    sim.inject(Fault(FaultKind.DRIBBLE, delay=0.02, chunk=4))
+    async with serve(sim) as base_url:
+        async with (
+            httpx.AsyncClient(base_url=base_url, headers=AUTH) as http,
+            http.stream("GET", KBS) as answer,
+        ):
+            async for _ in answer.aiter_raw():
+                break
+        async with httpx.AsyncClient(base_url=base_url, headers=AUTH) as http:
+            whole = await http.get(KBS)
+    assert whole.status_code == 200 and whole.json()["knowledge_bases"]
+    assert [r.faults for r in sim.requests] == [("dribble",), ()]
+
+
+def test_a_dribble_fault_reads_from_a_scenario_with_its_pace() -> None:
+    fault = fault_from_json({"kind": "dribble", "delay": 2, "chunk": 8})
+    assert (fault.kind, fault.dribble_every, fault.chunk) == (FaultKind.DRIBBLE, 2, 8)
+    assert Fault(FaultKind.DRIBBLE).dribble_every == 1.0

@@ -7,12 +7,14 @@
 
 Modules: `sections` (one model per table), `routes` ([[routes]]), `tree` (Config),
 `checks` (cross-section rules), `build` (validation into problems), `env` (overrides),
-`load` (file and token), `urls` (apprise URL checks and masking), `describe`.
+`load` (file and token), `urls` (apprise URL checks and masking), `preflight` (the state path
+and listen address on this machine), `describe`.
 """
 
 from watcher.config.describe import describe, mask_token
 from watcher.config.env import RESERVED_ENV
 from watcher.config.load import TOKEN_ENVS, load_config, resolve_config_path
+from watcher.config.preflight import Preflight
 from watcher.config.routes import ALL_KBS, DEFAULT_EVENTS, RouteConfig
 from watcher.config.sections import (
     DEFAULT_BASE_URL,
@@ -48,6 +50,7 @@ __all__ = [
     "LogFormat",
     "LogLevel",
     "PollConfig",
+    "Preflight",
     "RouteConfig",
     "StallConfig",
     "StateConfig",

@@ -16,6 +16,7 @@ from pydantic_core import ErrorDetails
 
 from watcher.config import checks
 from watcher.config.checks import Issue, Loc
+from watcher.config.preflight import Preflight
 from watcher.config.routes import RouteConfig
 from watcher.config.sections import (
     AlertsConfig,
@@ -30,6 +31,7 @@ from watcher.config.sections import (
     StateConfig,
 )
 from watcher.config.tree import Config
+from watcher.config.trust import resolve_ca_bundle
 from watcher.errors import ConfigError, ConfigProblem
 
 SECTIONS: dict[str, type[Section]] = {
@@ -65,18 +67,25 @@ class Parts:
         return [(i, item) for i, item in self.arrays.get(name, []) if isinstance(item, kind)]
 
 
-def collect(data: Mapping[str, Any], *, check_urls: bool) -> tuple[Parts, list[Issue]]:
-    """Validate every section and run every cross-section check that can run."""
+def collect(
+    data: Mapping[str, Any], *, check_urls: bool, preflight: Preflight = Preflight.NONE
+) -> tuple[Parts, list[Issue]]:
+    """Validate every section and run every cross-section check that can run.
+
+    `check_urls` asks apprise whether each route URL loads; `preflight` runs the machine
+    checks (state path, listen address) of `watcher.config.preflight`.
+    """
     parts, issues = Parts(), []
+    context = {"check_urls": check_urls, "preflight": preflight}
+    valid = [*SECTIONS, *TABLE_ARRAYS]
     for key in data:
-        if key not in SECTIONS and key not in TABLE_ARRAYS:
-            issues.append(Issue((key,), _unknown(key, [*SECTIONS, *TABLE_ARRAYS], "section")))
+        if key not in valid:
+            issues.append(Issue((key,), unknown_message(key, valid, "section")))
     for name, model in SECTIONS.items():
         try:
-            parts.sections[name] = model.model_validate(data.get(name, {}))
+            parts.sections[name] = model.model_validate(data.get(name, {}), context=context)
         except ValidationError as exc:
             issues.extend(_issues(exc, (name,), model))
-    context = {"check_urls": check_urls}
     for name, model in TABLE_ARRAYS.items():
         issues.extend(_validate_array(parts, name, model, data.get(name, []), context))
     issues.extend(_cross_checks(parts))
@@ -133,7 +142,7 @@ def _message(error: ErrorDetails, loc: Loc, model: type[BaseModel]) -> str:
                 "the token is never read from the config file: set DIGITALOCEAN_ACCESS_TOKEN "
                 "or use api.token_file"
             )
-        return _unknown(str(loc[-1]), list(model.model_fields), "key")
+        return unknown_message(str(loc[-1]), list(model.model_fields), "key")
     if kind == "value_error":
         return str(error.get("ctx", {}).get("error", error["msg"]))
     return _REWORDED.get(kind, error["msg"])
@@ -149,7 +158,8 @@ _REWORDED = {
 }
 
 
-def _unknown(key: str, valid: Sequence[str], what: str) -> str:
+def unknown_message(key: str, valid: Sequence[str], what: str) -> str:
+    """`unknown key; did you mean 'x'?` (or the valid names when none is close)."""
     close = difflib.get_close_matches(key, valid, n=1, cutoff=0.6)
     hint = f"did you mean {close[0]!r}?" if close else f"valid: {', '.join(valid)}"
     return f"unknown {what}; {hint}"
@@ -195,6 +205,15 @@ def build_config(
 ) -> Config:
     """Validate `data` (no file, no environment) into a Config; raise ConfigError listing all."""
     parts, issues = collect(data, check_urls=check_urls)
-    if issues:
-        raise ConfigError(to_problems(issues, source))
-    return assemble(parts, token=token, token_source=token_source, source=source)
+    problems = to_problems(issues, source)
+    ca_bundle, ca_source, ca_problems = resolve_ca_bundle(parts.get("http", HttpConfig), {}, source)
+    if problems or ca_problems:
+        raise ConfigError(problems + ca_problems)
+    return assemble(
+        parts,
+        token=token,
+        token_source=token_source,
+        ca_bundle=ca_bundle,
+        ca_bundle_source=ca_source,
+        source=source,
+    )

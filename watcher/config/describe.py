@@ -1,31 +1,47 @@
-"""Human text of a loaded configuration, with the token and apprise URLs masked."""
+"""Human text of a loaded configuration, with the token and apprise URLs masked.
+
+Route URLs are masked from what apprise says is secret in each (`watcher.config.url_secrets`).
+"""
 
 from __future__ import annotations
 
+import hashlib
 import re
+from datetime import timedelta
 
 from pydantic import SecretStr
 
 from watcher.config.routes import RouteConfig
 from watcher.config.sections import KnowledgeBaseConfig
 from watcher.config.tree import Config
-from watcher.config.urls import mask_url
+from watcher.config.url_secrets import url_secrets
 from watcher.durations import format_duration as fmt
+from watcher.health import health_limit
 
 _TOKEN_PREFIX = re.compile(r"[a-z]{2,4}_v\d+_")
 
 
 def mask_token(token: SecretStr) -> str:
-    """`dop_v1_…abcd`: the well-known prefix and the last four characters, for long tokens only."""
+    """`dop_v1_… (sha256 3f2a9c1b)`: the well-known prefix and a fingerprint, no character of
+    the token itself. Compare with `printf %s "$DIGITALOCEAN_ACCESS_TOKEN" | sha256sum`."""
     value = token.get_secret_value()
-    if len(value) < 24:
-        return "set"
     match = _TOKEN_PREFIX.match(value)
-    return f"{match.group(0) if match else ''}…{value[-4:]}"
+    fingerprint = hashlib.sha256(value.encode()).hexdigest()[:8]
+    return f"{match.group(0) if match else ''}… (sha256 {fingerprint})"
 
 
-def describe(config: Config) -> str:
-    """What was loaded, one aspect per line, secrets masked."""
+def _health_line(config: Config) -> str:
+    poll = config.poll
+    limit = health_limit(poll.interval, poll.cycle_deadline, config.delivery.timeout)
+    return (
+        f"a cycle must finish every {fmt(limit)} (live) and succeed as often (ready): "
+        "poll.interval + 2 x poll.cycle_deadline + delivery.timeout"
+    )
+
+
+def describe(config: Config, *, listen_note: str | None = None) -> str:
+    """What was loaded, one aspect per line, secrets masked (`listen_note`: who holds the
+    listen port, when `check-config` found one of ours there)."""
     api, poll, stall = config.api, config.poll, config.stall
     delivery = config.delivery
     lines = [
@@ -35,18 +51,23 @@ def describe(config: Config) -> str:
         f"{api.per_page} per page)",
         f"  Token:      {_token_line(config)}",
         f"  Polling:    every {fmt(poll.interval)}, every {fmt(poll.active_interval)} while a "
-        f"job is pending or running, jitter up to {fmt(poll.jitter)}",
+        f"job is pending or running, jitter up to {fmt(poll.jitter)}; a cycle reads the API "
+        f"for at most {fmt(poll.cycle_deadline)}",
+        f"  Health:     {_health_line(config)}",
         f"  Watching:   {_watching(config.knowledge_bases)}",
         f"  Stalled:    pending over {fmt(stall.pending_after)}, no progress for "
         f"{fmt(stall.no_progress_after)}, or running over {fmt(stall.max_runtime)}",
         f"  State:      {config.state.path} (history kept {fmt(config.state.retention)})",
         f"  Delivery:   retry after {fmt(delivery.retry_base)} doubling to "
         f"{fmt(delivery.retry_max)}, give up after {fmt(delivery.dead_after)}, group more than "
-        f"{delivery.storm_threshold} events per route and cycle, "
-        f"send timeout {fmt(delivery.timeout)}",
-        f"  API alerts: api_unreachable after {fmt(config.alerts.api_unreachable_after)}",
+        f"{delivery.storm_threshold} alerts due at once per route, "
+        f"send timeout {fmt(delivery.timeout)}, at most one message per URL every "
+        f"{_pace(delivery.send_interval)}",
+        f"  Own alerts: api_unreachable after {fmt(config.alerts.api_unreachable_after)}, "
+        f"delivery_failing after {fmt(config.alerts.delivery_failing_after)}",
         f"  Logging:    level {config.log.level}, format {config.log.format}",
-        f"  HTTP:       {_http(config)}",
+        f"  HTTP:       {_http(config)}" + (f" ({listen_note})" if listen_note else ""),
+        f"  Trust:      {_trust(config)}",
         f"  Routes:     {len(config.routes)}",
     ]
     lines += [line for route in config.routes for line in _route_lines(route)]
@@ -56,9 +77,11 @@ def describe(config: Config) -> str:
 
 
 def _token_line(config: Config) -> str:
-    if config.token is None:
-        return "not set"
-    return f"{mask_token(config.token)} (from {config.token_source})"
+    if config.token is not None:
+        return f"{mask_token(config.token)} (from {config.token_source})"
+    if config.token_problem:
+        return f"none (not required here; `run` needs one): {config.token_problem}"
+    return "not set"
 
 
 def _watching(kbs: tuple[KnowledgeBaseConfig, ...]) -> str:
@@ -72,10 +95,29 @@ def _http(config: Config) -> str:
     return f"listening on {config.http.listen}" if config.http.listen else "off"
 
 
+def _pace(interval: timedelta) -> str:
+    """Pacing is often under a second (`0.4s`), which `format_duration` would round away."""
+    seconds = interval.total_seconds()
+    return f"{seconds:g}s" if seconds < 60 and seconds != int(seconds) else fmt(interval)
+
+
+def _trust(config: Config) -> str:
+    if config.ca_bundle is None:
+        return "the default CA certificates (set http.ca_bundle behind a TLS-inspecting proxy)"
+    return f"CA bundle {config.ca_bundle} (from {config.ca_bundle_source}), for the API and alerts"
+
+
 def _route_lines(route: RouteConfig) -> list[str]:
     kbs = "all watched" if route.all_kbs else ", ".join(route.knowledge_bases)
+    pace = ""
+    if route.send_interval is not None:
+        every = _pace(route.send_interval) if route.send_interval else None
+        pace = f"; one message per URL every {every}" if every else "; not paced"
     lines = [
-        f"    - {route.name}: events {', '.join(route.events)}; knowledge bases {kbs}",
+        f"    - {route.name}: events {', '.join(route.events)}; knowledge bases {kbs}{pace}",
     ]
-    lines += [f"        {mask_url(url.get_secret_value())}" for url in route.urls]
+    for url in route.urls:
+        text = url.get_secret_value()
+        # apprise is loaded already (the URLs were just checked), so this costs nothing more
+        lines.append(f"        {url_secrets(text).masked(text)}")
     return lines

@@ -12,7 +12,7 @@ import json
 from collections.abc import Mapping
 from typing import Any, get_origin
 
-from watcher.config.build import SECTIONS, TABLE_ARRAYS, loc_text
+from watcher.config.build import SECTIONS, TABLE_ARRAYS, loc_text, unknown_message
 from watcher.config.checks import Loc
 from watcher.errors import ConfigProblem
 
@@ -33,13 +33,22 @@ def apply_env(
         if not path or any(part == "" for part in path):
             problems.append(ConfigProblem("(name)", "is not a config key path", name))
             continue
+        if path[0] not in SECTIONS and path[0] not in TABLE_ARRAYS:
+            valid = [*SECTIONS, *TABLE_ARRAYS]
+            message = unknown_message(str(path[0]), valid, "section")
+            problems.append(ConfigProblem(loc_text(path), message, name))
+            continue
         try:
             value = _decode(env[name], expects_json=_expects_json(path))
-            _assign(merged, path, value)
+            created = _assign(merged, path, value)
         except ValueError as exc:
             problems.append(ConfigProblem(loc_text(path), str(exc), name))
             continue
         where[path] = name
+        # A table the variable brought into being is its own: a problem found there (an
+        # unknown key, a missing one) is the variable's, never the file's.
+        for table in created:
+            where.setdefault(table, name)
     return merged, where, problems
 
 
@@ -84,8 +93,9 @@ def _decode(raw: str, *, expects_json: bool) -> Any:
         ) from None
 
 
-def _assign(data: dict[str, Any], path: Loc, value: Any) -> None:
-    """Set `value` at `path`, creating tables on the way; indexes must already exist."""
+def _assign(data: dict[str, Any], path: Loc, value: Any) -> list[Loc]:
+    """Set `value` at `path`, creating tables on the way (returned); indexes must exist."""
+    created: list[Loc] = []
     node: Any = data
     for depth, part in enumerate(path):
         last = depth == len(path) - 1
@@ -102,4 +112,6 @@ def _assign(data: dict[str, Any], path: Loc, value: Any) -> None:
             node[part] = value
         elif isinstance(node, dict) and part not in node:
             node[part] = {}
+            created.append(path[: depth + 1])
         node = node[part]
+    return created

@@ -16,8 +16,10 @@ from pydantic import SecretStr
 
 from watcher.config.build import assemble, collect, to_problems
 from watcher.config.env import apply_env
-from watcher.config.sections import ApiConfig
+from watcher.config.preflight import Preflight
+from watcher.config.sections import ApiConfig, HttpConfig
 from watcher.config.tree import Config
+from watcher.config.trust import resolve_ca_bundle
 from watcher.errors import ConfigError, ConfigProblem
 
 CONFIG_ENV = "WATCHER_CONFIG"
@@ -38,33 +40,49 @@ def load_config(
     *,
     require_token: bool = True,
     check_urls: bool = True,
+    preflight: Preflight = Preflight.NONE,
 ) -> Config:
     """Read, override, validate and complete the configuration; raise ConfigError listing all.
 
+    Without `require_token`, a missing or unreadable token is not an error: the reason is
+    kept in `Config.token_problem` (for `status`, `health`, `check-config --no-token`).
     `check_urls=False` skips asking apprise whether each route URL parses: that loads all of
     apprise's plugins (about 0.3 s), which `once`, `status` and `health` can do without.
+    `preflight` checks the state path and the listen address on this machine
+    (`watcher.config.preflight`).
     """
     env = os.environ if env is None else env
     path = resolve_config_path(None, env) if path is None else path
     source = str(path)
     data, where, problems = apply_env(_read_toml(path), env)
-    parts, issues = collect(data, check_urls=check_urls)
+    parts, issues = collect(data, check_urls=check_urls, preflight=preflight)
     problems += to_problems(issues, source, where)
     api = parts.get("api", ApiConfig)
     token, token_source, token_problems = resolve_token(
         api, env, where.get(("api", "token_file"), where.get(("api",), source))
     )
-    problems += token_problems
-    if token is None and require_token and not token_problems and api is not None:
-        problems.append(ConfigProblem("token", _NO_TOKEN, source))
+    if token is None and not token_problems and api is not None:
+        token_problems = [ConfigProblem("token", _NO_TOKEN, source)]
+    if require_token:
+        problems += token_problems
+    http_source = where.get(("http", "ca_bundle"), where.get(("http",), source))
+    ca_bundle, ca_source, ca_problems = resolve_ca_bundle(
+        parts.get("http", HttpConfig), env, http_source
+    )
+    problems += ca_problems
     if problems:
         raise ConfigError(problems)
     return assemble(
         parts,
-        token=token,
-        token_source=token_source,
+        token=token if not token_problems else None,
+        token_source=token_source if not token_problems else None,
+        token_problem="; ".join(p.message if p.key == "token" else str(p) for p in token_problems)
+        or None,
+        ca_bundle=ca_bundle,
+        ca_bundle_source=ca_source,
         source=source,
         overrides=tuple(sorted(set(where.values()))),
+        origins=tuple(where.items()),
     )
 
 

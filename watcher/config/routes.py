@@ -6,10 +6,18 @@ import difflib
 from collections.abc import Collection, Sequence
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BeforeValidator, SecretStr, ValidationInfo, field_validator
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from watcher.config.sections import Section
-from watcher.config.urls import quoted, scheme_hint, unloadable
+from watcher.config.sections import DurationOrZero, Section
+from watcher.config.urls import ENCODE_HINT, ambiguity, quoted, scheme_hint, unloadable
 from watcher.model import EventKind
 
 DEFAULT_EVENTS = (
@@ -20,23 +28,42 @@ DEFAULT_EVENTS = (
     EventKind.RECOVERED,
     EventKind.API_UNREACHABLE,
     EventKind.API_RECOVERED,
+    EventKind.KNOWLEDGE_BASE_MISSING,
+    EventKind.KNOWLEDGE_BASE_FOUND,
+    EventKind.DELIVERY_FAILING,
+    EventKind.DELIVERY_RECOVERED,
 )
 ALL_KBS = "*"
 
 
 def _events(value: object) -> object:
-    """Expand "*" to every event, and name unknown events with the closest known one."""
+    """Check every word (all unknown ones are reported, each at its index), then expand "*"."""
     if not isinstance(value, Sequence) or isinstance(value, str):
         return value
-    if any(item == "*" for item in value):
-        return tuple(EventKind)
+    words = [item.strip().lower() if isinstance(item, str) else item for item in value]
     known = [kind.value for kind in EventKind]
-    for item in value:
-        if isinstance(item, str) and item.strip().lower() not in known:
-            close = difflib.get_close_matches(item.strip().lower(), known, n=1)
-            hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(known)}, or *"
-            raise ValueError(f"{quoted(item)} is not an event; {hint}")
-    return tuple(item.strip().lower() if isinstance(item, str) else item for item in value)
+    errors = [
+        InitErrorDetails(
+            type=PydanticCustomError("event_word", "{why}", {"why": _unknown_event(item, known)}),
+            loc=(index,),
+            input=item,
+        )
+        for index, item in enumerate(words)
+        if item != "*" and item not in known
+    ]
+    if errors:
+        raise ValidationError.from_exception_data("events", errors)
+    if "*" in words:
+        return tuple(EventKind)
+    return tuple(dict.fromkeys(words))
+
+
+def _unknown_event(word: object, known: list[str]) -> str:
+    if not isinstance(word, str):
+        return 'must be an event word in quotes, e.g. "failed"'
+    close = difflib.get_close_matches(word, known, n=1)
+    hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(known)}, or *"
+    return f"{quoted(word)} is not an event; {hint}"
 
 
 def _not_empty(value: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -54,6 +81,7 @@ class RouteConfig(Section):
         tuple[EventKind, ...], BeforeValidator(_events), AfterValidator(_not_empty)
     ] = DEFAULT_EVENTS
     knowledge_bases: Annotated[tuple[str, ...], AfterValidator(_not_empty)] = (ALL_KBS,)
+    send_interval: DurationOrZero | None = None  # overrides delivery.send_interval
 
     @field_validator("name")
     @classmethod
@@ -74,11 +102,17 @@ class RouteConfig(Section):
     def _check_urls(
         cls, value: tuple[SecretStr, ...], info: ValidationInfo
     ) -> tuple[SecretStr, ...]:
-        """Refuse empty URLs and, unless the context says check_urls=False, ones apprise refuses."""
+        """Refuse empty URLs and, unless the context says check_urls=False, URLs apprise would
+        read otherwise than meant (a raw `@`, `#`, `/` or `?` in a password) or cannot load."""
         texts = [url.get_secret_value().strip() for url in value]
         if not all(texts):
             raise ValueError("must not contain an empty URL")
-        if (info.context or {}).get("check_urls", True) and (bad := unloadable(texts)):
+        checking = (info.context or {}).get("check_urls", True)
+        misread = [(i, why) for i, url in enumerate(texts) if (why := ambiguity(url))]
+        if checking and misread:
+            reasons = "; ".join(f"URL #{i + 1} {why}" for i, why in misread)
+            raise ValueError(f"{reasons}; {ENCODE_HINT}")
+        if checking and (bad := unloadable(texts)):
             which = ", ".join(f"URL #{i + 1} ({scheme_hint(texts[i])})" for i in bad)
             name = info.data.get("name", "?")
             raise ValueError(

@@ -21,10 +21,12 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
+from watcher.config.preflight import Preflight, check_listen, state_path_problem
 from watcher.durations import parse_duration
 from watcher.model import WatchedKb
 
@@ -114,11 +116,13 @@ class ApiConfig(Section):
 
 
 class PollConfig(Section):
-    """`[poll]`: how often to read the API, faster while a job is pending or running."""
+    """`[poll]`: how often to read the API, faster while a job is pending or running, and how
+    long one cycle may read the API before it ends as a failed read (`cycle_deadline`)."""
 
     interval: Duration = timedelta(seconds=60)
     active_interval: Duration = timedelta(seconds=15)
     jitter: DurationOrZero = timedelta(seconds=2)
+    cycle_deadline: Duration = timedelta(seconds=60)
 
     @model_validator(mode="before")
     @classmethod
@@ -186,21 +190,37 @@ class StateConfig(Section):
             raise ValueError("must not be empty")
         return value
 
+    @field_validator("path")
+    @classmethod
+    def _usable(cls, value: Path, info: ValidationInfo) -> Path:
+        """When asked (`Preflight.STATE_PATH`): the store can be created or opened there."""
+        if Preflight.STATE_PATH in Preflight.of(info.context):
+            problem = state_path_problem(value)
+            if problem is not None:
+                raise ValueError(problem)
+        return value
+
 
 class DeliveryConfig(Section):
-    """`[delivery]`: retry backoff, dead-lettering, storm grouping and the per-send timeout."""
+    """`[delivery]`: retry backoff, dead-lettering, grouping, the per-send deadline and pace.
+
+    `timeout` bounds a whole send to one URL (connect, request, the complete answer);
+    `send_interval` is the least time between two messages to one URL ("0s": no pacing).
+    """
 
     retry_base: Duration = timedelta(seconds=30)
     retry_max: Duration = timedelta(minutes=30)
     dead_after: Duration = timedelta(hours=24)
     storm_threshold: int = Field(default=5, ge=1)
     timeout: Duration = timedelta(seconds=30)
+    send_interval: DurationOrZero = timedelta(seconds=1)
 
 
 class AlertsConfig(Section):
     """`[alerts]`: thresholds for the watcher's own alerts."""
 
     api_unreachable_after: DurationOrZero = timedelta(minutes=10)
+    delivery_failing_after: DurationOrZero = timedelta(minutes=10)
 
 
 class LogLevel(StrEnum):
@@ -243,16 +263,28 @@ def split_host_port(listen: str) -> tuple[str, int]:
 
 
 class HttpConfig(Section):
-    """`[http]`: the optional health and metrics endpoint; off unless `listen` is set."""
+    """`[http]`: the optional health and metrics endpoint (off unless `listen` is set), and the
+    CA bundle trusted by every HTTPS connection (API and alerts)."""
 
     listen: str | None = None
+    ca_bundle: Path | None = None
+
+    @field_validator("ca_bundle", mode="before")
+    @classmethod
+    def _blank_ca_bundle_is_none(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("listen")
     @classmethod
-    def _check_listen(cls, value: str | None) -> str | None:
+    def _check_listen(cls, value: str | None, info: ValidationInfo) -> str | None:
+        """host:port; when asked (`Preflight.LISTEN`), one this user can bind right now."""
         if value is None or not value.strip():
             return None
-        split_host_port(value)
+        host, port = split_host_port(value)
+        if Preflight.LISTEN in Preflight.of(info.context):
+            problem = check_listen(host, port).problem
+            if problem is not None:
+                raise ValueError(problem)
         return value.strip()
 
     @property

@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, SecretStr
 
+from watcher.config.checks import Loc
 from watcher.config.routes import RouteConfig
 from watcher.config.sections import (
     AlertsConfig,
@@ -42,8 +43,21 @@ class Config(BaseModel):
     http: HttpConfig = HttpConfig()
     token: SecretStr | None = None
     token_source: str | None = None
+    ca_bundle: Path | None = None  # resolved from http.ca_bundle or the environment
+    ca_bundle_source: str | None = None
+    token_problem: str | None = None  # why no token was loaded, when one was not required
     source: str = "<code>"
     overrides: tuple[str, ...] = ()
+    origins: tuple[tuple[Loc, str], ...] = ()  # (key path, WATCHER_ variable that set it)
+
+    def source_of(self, *loc: str | int) -> str:
+        """Where the key at `loc` came from: the `WATCHER_` variable that set it (or a table
+        above it), else the config file. Problems found after loading name this source."""
+        origins = dict(self.origins)
+        for depth in range(len(loc), 0, -1):
+            if loc[:depth] in origins:
+                return origins[loc[:depth]]
+        return self.source
 
     def stall_policy(self) -> Policy:
         """The `[stall]` thresholds as the core's Policy."""

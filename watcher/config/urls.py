@@ -1,6 +1,11 @@
-"""Apprise URLs as configuration sees them: which ones apprise cannot load, and how to show them.
+"""Apprise URLs as configuration sees them: their parts, which apprise refuses, how to show them.
 
-Route URLs usually carry credentials, so nothing here ever returns a URL unmasked.
+Route URLs carry credentials, so nothing here ever returns a URL unmasked. A URL is split the
+way apprise reads it: `scheme://[user[:password]@]host[:port][/segment...][?key=value&...]`,
+where `#` is no fragment mark (apprise keeps `#channel` as a path segment and `tt#x` as a
+value) and arguments named `+name`, `:name` and `-name` are headers, payload fields and
+request parameters. Which parts are secret comes from `watcher.config.url_secrets` (apprise's
+own templates and privacy mode); this module needs no apprise for anything but `unloadable`.
 """
 
 from __future__ import annotations
@@ -10,11 +15,130 @@ import logging
 import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from urllib.parse import parse_qsl
+from dataclasses import dataclass
+from urllib.parse import unquote, unquote_plus
+
+from watcher.inert import inert
 
 MASK = "****"
 _PLAIN = re.compile(r"[\w .*-]{1,40}")
 _DOMAIN = re.compile(r"(?:[a-z0-9-]+\.)+[a-z]{2,63}\.?")
+_ARG_NAME = re.compile(r"[+:\-]?[A-Za-z0-9_.\-]{1,40}")
+_PIECES = re.compile(r"[/:@?&=#,;+\s]+")
+_PORT = re.compile(r"\d{1,5}")
+AUTH_SCHEME = re.compile(r"(?i)(?:bearer|basic|token|digest|apikey|key)\s+(.+)")
+# Percent-encode these in a user name or password, or apprise reads the URL differently.
+ENCODE_HINT = (
+    "percent-encode them in user names and passwords: '@' as %40, '#' as %23, '/' as %2F, "
+    "'?' as %3F, '%' as %25"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class UrlParts:
+    """An apprise URL cut into its parts, each as written (still percent-encoded)."""
+
+    scheme: str
+    user: str | None
+    password: str | None
+    host: str
+    port: str | None
+    segments: tuple[str, ...]  # the path between slashes, empty ones kept ("a//b/" has four)
+    query: tuple[tuple[str, str], ...]  # (key, value) pairs in order
+
+    @property
+    def has_userinfo(self) -> bool:
+        return self.user is not None
+
+    @property
+    def shown_host(self) -> bool:
+        """Whether the host reads as a host name with an optional numeric port (not a token)."""
+        return is_host_name(self.host) and (self.port is None or bool(_PORT.fullmatch(self.port)))
+
+    def components(self) -> set[str]:
+        """Every part a secret could be, percent-decoded: user, password, host (with its port
+        when that is no number: tgram's `123:ABC` bot token), path segments, the whole path,
+        query values (and the credential after `Bearer `), whatever follows a `#` in any of
+        them."""
+        found = {*self.segments, *(value for _, value in self.query)}
+        found |= {p for p in (self.user, self.password) if p is not None}
+        if not self.shown_host:  # a token in the host's place, perhaps with a colon in it
+            found.add(self.host)
+            if self.port is not None:
+                found |= {self.port, f"{self.host}:{self.port}"}
+        if self.segments:
+            found.add("/".join(self.segments))
+        # what follows a `#` stands alone too: apprise drops a path's fragment (a password
+        # cut by a raw `#` ends up there) and keeps `#channel` targets whole
+        found |= {part.split("#", 1)[1] for part in found if "#" in part}
+        decoded = {unquote(part) for part in found if part}
+        decoded |= {unquote_plus(value) for _, value in self.query if value}
+        # `Authorization: Bearer <token>` as a header argument: the credential alone too
+        return decoded | {m.group(1) for v in decoded if (m := AUTH_SCHEME.match(v))}
+
+
+def parse_url(url: str) -> UrlParts | None:
+    """The parts of an apprise URL, or None when it has no `scheme://`."""
+    scheme, sep, rest = url.strip().partition("://")
+    if not sep or not scheme or not scheme.replace("+", "").isalnum():
+        return None
+    before_query, _, query = rest.partition("?")
+    authority, slash, path = before_query.partition("/")
+    userinfo, at, hostport = authority.rpartition("@")
+    user, password = None, None
+    if at:
+        user, colon, pwd = userinfo.partition(":")
+        password = pwd if colon else None
+    if hostport.startswith("[") and "]" in hostport:  # an IPv6 address
+        end = hostport.index("]") + 1
+        host, tail = hostport[:end], hostport[end:]
+        port = tail[1:] if tail.startswith(":") else None
+    else:
+        host, colon, tail = hostport.partition(":")
+        port = tail if colon else None
+    segments = tuple(path.split("/")) if slash else ()
+    pairs = tuple(
+        (key, value)
+        for key, _, value in (pair.partition("=") for pair in re.split(r"[&;]", query) if pair)
+    )
+    return UrlParts(scheme.lower(), user, password, host, port, segments, pairs)
+
+
+def candidates(url: str) -> frozenset[str]:
+    """Every string that could be a secret of `url`, apprise or not: its decoded parts and
+    their pieces between delimiters. A text holding none of these holds none of the URL's
+    secrets, so classifying the URL (which loads apprise) can wait until one shows up."""
+    parts = parse_url(url)
+    whole = parts.components() if parts is not None else {url.strip()}
+    found = set(whole)
+    for part in whole:
+        found |= set(_PIECES.split(part))
+    return frozenset(p.strip() for p in found if p.strip())
+
+
+def ambiguity(url: str) -> str | None:
+    """Why apprise would read `url` otherwise than meant (a raw `@`, `#`, `/` or `?` in a user
+    name or password), or None. Never quotes any part of the URL."""
+    _, sep, rest = url.strip().partition("://")
+    if not sep:
+        return None
+    cut = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
+    authority, after = rest[:cut], rest[cut:]
+    if authority.count("@") > 1:
+        return (
+            "has more than one '@' before its host: apprise would read the host from inside "
+            "the user name or password"
+        )
+    stop = min((i for i in (after.find(c) for c in "=&") if i >= 0), default=len(after))
+    stray_at = "@" in after[:stop]
+    looks_like_login = "@" not in authority and re.search(r":\D", authority) is not None
+    if stray_at and (looks_like_login or (after.startswith("#") and "@" in authority)):
+        mark = after[0]
+        return (
+            f"has a raw {mark!r} in its user name or password: apprise would cut the URL there "
+            "and read another host"
+        )
+    return None
 
 
 def quoted(value: str) -> str:
@@ -26,7 +150,7 @@ def unloadable(urls: Sequence[str]) -> list[int]:
     """Positions of the URLs that apprise refuses (unknown scheme or missing parts)."""
     import apprise  # lazy: loading its plugins costs time, and only validation needs it
 
-    with _apprise_silenced():
+    with apprise_silenced():
         return [index for index, url in enumerate(urls) if not apprise.Apprise().add(url)]
 
 
@@ -39,7 +163,7 @@ def scheme_hint(url: str) -> str:
 
 
 @contextmanager
-def _apprise_silenced() -> Iterator[None]:
+def apprise_silenced() -> Iterator[None]:
     """Mute apprise's logger, which repeats a rejected URL (credentials and all)."""
     logger = logging.getLogger("apprise")
     was_disabled = logger.disabled
@@ -50,39 +174,65 @@ def _apprise_silenced() -> Iterator[None]:
         logger.disabled = was_disabled
 
 
-def mask_url(url: str) -> str:
-    """An apprise URL with everything that may be a credential replaced by `****`.
+def mask_url(
+    url: str,
+    secrets: frozenset[str] | None = None,
+    public_args: frozenset[str] = frozenset(),
+) -> str:
+    """An apprise URL for display, every secret part replaced by `****`.
 
-    Kept: the scheme, a host that is a domain name or an IP address (with its port), query
-    keys, and the fragment (apprise puts channel names there). Masked: user info, a host that
-    is really a token, the path and every query value.
+    `secrets` are the URL's secret values (decoded), as `url_secrets` finds them; None means
+    unknown, and then every part but the scheme and a host name is masked. User info is always
+    masked; a host is shown only if it is a domain name, an IP address or localhost; a query
+    value only if its key is in `public_args` (arguments apprise declares not private).
+    Whatever is shown is made inert; no three characters of a secret survive in a row.
     """
-    scheme, sep, rest = url.partition("://")
-    if not sep or not scheme.isalnum():
+    parts = parse_url(url)
+    if parts is None:
         return MASK
-    rest, _, fragment = rest.partition("#")
-    rest, _, query = rest.partition("?")
-    netloc, slash, path = rest.partition("/")
-    _, at, host = netloc.rpartition("@")
-    shown = f"{scheme.lower()}://" + (f"{MASK}@" if at else "")
-    if _is_host(host):
-        shown += host + (f"/{MASK}" if path.strip("/") else "")
+    known = secrets if secrets is not None else frozenset(parts.components())
+    shown = f"{parts.scheme}://" + (f"{MASK}@" if parts.has_userinfo else "")
+    if parts.shown_host and unquote(parts.host) not in known:
+        shown += parts.host + (f":{parts.port}" if parts.port else "")
     else:
-        shown += MASK + ("/" if slash else "")
-    if query:
-        keys = [key for key, _ in parse_qsl(query, keep_blank_values=True)]
-        shown += "?" + "&".join(f"{key}={MASK}" for key in keys)
-    return shown + (f"#{fragment}" if fragment else "")
+        shown += MASK
+    if parts.segments:
+        shown += "/" + "/".join(_segment(s, known, secrets is None) for s in parts.segments)
+    if parts.query:
+        shown += "?" + "&".join(_arg(k, v, known, public_args) for k, v in parts.query)
+    for secret in sorted((s for s in known if len(s) >= 3), key=len, reverse=True):
+        shown = shown.replace(secret, MASK)
+    return inert(shown)
 
 
-def _is_host(netloc: str) -> bool:
-    host = netloc.lower()
-    if host.startswith("["):
-        host = host[1 : host.find("]")] if "]" in host else host
-    elif host.count(":") == 1:
-        host = host.partition(":")[0]
+def _segment(segment: str, secrets: frozenset[str], unknown: bool) -> str:
+    if not segment:
+        return ""
+    if (
+        unknown
+        or unquote(segment) in secrets
+        or not _PLAIN.fullmatch(unquote(segment).lstrip("#@"))
+    ):
+        return MASK
+    return segment
+
+
+def _arg(key: str, value: str, secrets: frozenset[str], public_args: frozenset[str]) -> str:
+    if not _ARG_NAME.fullmatch(key):
+        return f"{MASK}={MASK}"
+    public = key.lower() in public_args and not key.startswith(("+", ":", "-"))
+    if public and unquote_plus(value) not in secrets and unquote(value) not in secrets:
+        return f"{key}={value}"
+    return f"{key}={MASK}"
+
+
+def is_host_name(host: str) -> bool:
+    """Whether `host` reads as a host (a domain name, an IP address, localhost), not a token."""
+    name = host.lower()
+    if name.startswith("[") and name.endswith("]"):
+        name = name[1:-1]
     try:
-        ipaddress.ip_address(host)
+        ipaddress.ip_address(name)
         return True
     except ValueError:
-        return host == "localhost" or bool(_DOMAIN.fullmatch(host))
+        return name == "localhost" or bool(_DOMAIN.fullmatch(name))

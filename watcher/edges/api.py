@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import random
+import ssl
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
+from datetime import datetime
 from importlib.metadata import PackageNotFoundError, version
 from typing import Protocol, TypeVar
 
@@ -20,6 +22,7 @@ import httpx
 import structlog
 
 from watcher.edges import wire
+from watcher.edges.apiclock import ApiClock
 from watcher.edges.caller import Call, HttpCaller, RequestRecord, RetryPolicy
 from watcher.edges.memo import ParseMemo
 from watcher.edges.paging import Sweep, merge
@@ -90,6 +93,7 @@ class ApiClient:
         wall_clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
         on_response: Callable[[RequestRecord], None] | None = None,
+        verify: ssl.SSLContext | bool = True,
     ) -> None:
         headers = {
             "Authorization": f"Bearer {_check_token(token, token_source)}",
@@ -99,12 +103,15 @@ class ApiClient:
         self._per_page = max(1, min(per_page, MAX_PER_PAGE))
         self._kb_memo = ParseMemo(wire.parse_knowledge_base)
         self._max_pages = max(1, max_pages)
+        # `ratelimit-reset` and an HTTP-date `retry-after` are on the API's clock: the budget
+        # and the retries compare them with that clock, never with the local one.
+        self.api_clock = ApiClock(monotonic=monotonic, wall_clock=wall_clock)
         budget = RequestBudget(
             max_requests_per_minute,
             low_remaining=low_remaining,
             max_pace_s=max_wait,
             monotonic=monotonic,
-            wall_clock=wall_clock,
+            wall_clock=self.api_clock.timestamp,
             sleep=sleep,
         )
         http = httpx.AsyncClient(
@@ -113,6 +120,7 @@ class ApiClient:
             timeout=httpx.Timeout(timeout),
             follow_redirects=False,
             transport=transport,
+            verify=verify,
         )
         policy = RetryPolicy(max(1, max_attempts), backoff_base, backoff_max, max_wait)
         self._caller = HttpCaller(
@@ -122,9 +130,10 @@ class ApiClient:
             token_source=token_source,
             sleep=sleep,
             monotonic=monotonic,
-            wall_clock=wall_clock,
+            wall_clock=self.api_clock.timestamp,
             rng=rng or random.Random(),
             on_response=on_response,
+            dates=self.api_clock,
         )
 
     async def __aenter__(self) -> ApiClient:
@@ -136,6 +145,10 @@ class ApiClient:
     async def aclose(self) -> None:
         """Close the connection pool."""
         await self._caller.http.aclose()
+
+    def api_now(self) -> datetime:
+        """The API's clock now, from the `Date` headers of its answers (see `ApiClock`)."""
+        return self.api_clock.now()
 
     @property
     def rate_limit(self) -> RateLimit | None:

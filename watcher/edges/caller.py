@@ -22,6 +22,7 @@ import httpx
 import structlog
 
 from watcher.edges import wire
+from watcher.edges.apiclock import ApiClock
 from watcher.edges.ratebudget import RequestBudget, backoff_delay, server_wait
 from watcher.errors import (
     ApiStatusError,
@@ -108,9 +109,10 @@ class HttpCaller:
     token_source: str
     sleep: Callable[[float], Awaitable[None]]
     monotonic: Callable[[], float]
-    wall_clock: Callable[[], float]
+    wall_clock: Callable[[], float]  # Unix seconds on the API's clock (`ratelimit-reset`)
     rng: random.Random
     on_response: Callable[[RequestRecord], None] | None = None
+    dates: ApiClock | None = None  # learns the API's clock from every answer's `Date`
     rate_limit: RateLimit | None = None
     sent: Counter[str] = field(default_factory=Counter)
 
@@ -152,6 +154,9 @@ class HttpCaller:
         except httpx.HTTPError as exc:
             self._record(call, None, started, attempt, type(exc).__name__)
             raise _translate(exc) from exc
+        if self.dates is not None:
+            date = response.headers.get("date")
+            self.dates.observe(date, sent=started, received=self.monotonic())
         rate = wire.parse_rate_limit(response.headers, now=self.wall_clock())
         self.rate_limit = rate
         self.budget.observe(rate)

@@ -1,8 +1,10 @@
 """The `console://` apprise scheme: prints each alert as a framed block on stdout (`watcher demo`).
 
 Registered with apprise's `@notify` decorator, so alerts reach the terminal through the same
-delivery path as Slack or email. `console://?color=no` turns colour off; by default colour is
-used when stdout is a terminal and `NO_COLOR` is unset, and `color=yes` forces it.
+delivery path as Slack or email. It takes plain text (the alert's text body, nothing to strip)
+and, being a terminal, prints nothing but inert text (`watcher.inert`): the only escape
+sequences on screen are its own colours. `console://?color=no` turns colour off; by default
+colour is used when stdout is a terminal and `NO_COLOR` is unset, and `color=yes` forces it.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from typing import Any
 import apprise
 from apprise.decorators import notify
 from apprise.manager_plugins import NotificationManager
+
+from watcher.inert import inert
 
 SCHEME = "console"
 _WIDTH = 72
@@ -33,24 +37,12 @@ _NO = frozenset({"no", "n", "false", "0", "off", "never"})
 _print_lock = threading.Lock()
 _register_lock = threading.Lock()
 
-_MARKDOWN = (
-    (re.compile(r"^\s{0,3}#{1,6}\s+", re.MULTILINE), ""),  # headings
-    (re.compile(r"!?\[([^\]]*)\]\(([^)\s]+)\)"), r"\1 (\2)"),  # links and images
-    (re.compile(r"(\*\*|__)(.+?)\1"), r"\2"),  # bold
-    (re.compile(r"(?<![\w*])[*_](?![\s*_])(.+?)(?<![\s*_])[*_](?![\w*])"), r"\1"),  # italic
-    (re.compile(r"`([^`]*)`"), r"\1"),  # inline code
-    (re.compile(r"^\s{0,3}[-*+]\s+", re.MULTILINE), "• "),  # bullets
-    (re.compile(r"^\s{0,3}>\s?", re.MULTILINE), ""),  # quotes
-    (re.compile(r"\\([\\`*_{}\[\]()#+\-.!|>])"), r"\1"),  # backslash escapes
-)
+_BULLET = re.compile(r"^(\s*)- ", re.MULTILINE)
 
 
-def plain_text(markdown: str) -> str:
-    """The markdown subset our alerts use, as plain text a terminal shows cleanly."""
-    text = markdown.replace("\r\n", "\n")
-    for pattern, replacement in _MARKDOWN:
-        text = pattern.sub(replacement, text)
-    return text.strip("\n")
+def plain_text(text: str) -> str:
+    """An alert's text body as the terminal shows it: inert, bullets drawn as `•`."""
+    return _BULLET.sub(r"\1• ", inert(text.replace("\r\n", "\n"), newlines=True)).strip("\n")
 
 
 def frame(title: str, body: str, notify_type: str, *, color: bool) -> str:
@@ -81,7 +73,7 @@ def _print_alert(
     body: str, title: str, notify_type: str, *args: Any, meta: Mapping[str, Any], **kwargs: Any
 ) -> bool:
     """Print one alert to stdout; apprise calls this for every `console://` target."""
-    block = frame(title, plain_text(body), notify_type, color=_wants_color(meta))
+    block = frame(inert(title), plain_text(body), notify_type, color=_wants_color(meta))
     encoding = getattr(sys.stdout, "encoding", None) or "utf-8"
     # A terminal that cannot show the frame still gets the alert, with `?` for what it lacks.
     block = block.encode(encoding, "replace").decode(encoding, "replace")
@@ -97,6 +89,6 @@ def register_console_scheme() -> None:
         if SCHEME in NotificationManager():  # type: ignore[no-untyped-call]
             return
         register = notify(  # type: ignore[no-untyped-call]
-            on=SCHEME, name="Console", body_format=apprise.NotifyFormat.MARKDOWN
+            on=SCHEME, name="Console", body_format=apprise.NotifyFormat.TEXT
         )
         register(_print_alert)

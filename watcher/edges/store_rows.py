@@ -25,52 +25,58 @@ from watcher.state import (
     OutboxItem,
     Settlement,
     StallReason,
+    TargetResult,
     WatchState,
 )
 
 _EXPIRE: Final = """
     UPDATE outbox INDEXED BY outbox_due
-    SET state = 'pending', claimed_at = NULL, claim_token = NULL,
+    SET state = 'pending', claimed_at = NULL, claim_token = NULL, claim_epoch = NULL,
         last_error = 'claim expired: the sender stopped before settling'
     WHERE state = 'sending' AND claimed_at < ?"""
+# Due: the retry time has come, or lies further ahead than any backoff allows (only a step of
+# the wall clock puts it there). Rows go out in the order they were written (`id`), never by
+# a wall-clock time a step may have skewed.
 _CANDIDATES: Final = """
-    SELECT id FROM outbox WHERE state = 'pending' AND next_attempt_at <= ?
-    ORDER BY created_at, id LIMIT ?"""
+    SELECT id FROM outbox
+    WHERE state = 'pending' AND (next_attempt_at <= ? OR next_attempt_at > ?)
+    ORDER BY id LIMIT ?"""
 _CLAIM: Final = """
-    UPDATE outbox SET state = 'sending', claimed_at = ?, claim_token = ?
+    UPDATE outbox SET state = 'sending', claimed_at = ?, claim_token = ?, claim_epoch = ?
     WHERE id = ? AND state = 'pending'"""
 _CLAIMED: Final = """
     SELECT o.id, o.route, o.created_at, o.attempts, o.last_error, e.cycle_id, e.payload,
         o.targets
     FROM outbox o JOIN events e ON e.event_id = o.event_id
     WHERE o.claim_token = ? AND o.state = 'sending'
-    ORDER BY o.created_at, o.id"""
+    ORDER BY o.id"""
 _BURY: Final = """
     UPDATE outbox SET state = 'dead', settled_at = ?, claimed_at = NULL, claim_token = NULL,
-        last_error = ?
+        claim_epoch = NULL, last_error = ?
     WHERE id = ?"""
 _SETTLE: Final = """
     UPDATE outbox SET state = ?, attempts = ?, last_error = ?, targets = ?,
         sent_at = COALESCE(?, sent_at), settled_at = ?,
-        next_attempt_at = COALESCE(?, next_attempt_at), claimed_at = NULL, claim_token = NULL
+        next_attempt_at = COALESCE(?, next_attempt_at), claimed_at = NULL, claim_token = NULL,
+        claim_epoch = NULL
     WHERE id = ? AND state = 'sending'"""
 _UPSERT_KB: Final = """
-    INSERT INTO knowledge_bases (uuid, name, first_seen_at, last_job_uuid, updated)
-    VALUES (?, ?, ?, ?, ?)
+    INSERT INTO knowledge_bases (uuid, name, first_seen_at, last_job_uuid, updated, news_since)
+    VALUES (?, ?, ?, ?, ?, ?)
     ON CONFLICT (uuid) DO UPDATE SET name = excluded.name,
         first_seen_at = excluded.first_seen_at, last_job_uuid = excluded.last_job_uuid,
-        updated = excluded.updated"""
+        updated = excluded.updated, news_since = excluded.news_since"""
 _UPSERT_JOB: Final = """
     INSERT INTO jobs (uuid, kb_uuid, observation, phase, status, created_at, first_seen_at,
-        progress_at, deadline, stalled, stall_count, started_alerted, done, updated)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+        progress_at, deadline, stalled, stall_count, started_alerted, done, updated, sighting)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
     ON CONFLICT (uuid) DO UPDATE SET kb_uuid = excluded.kb_uuid,
         observation = excluded.observation, phase = excluded.phase, status = excluded.status,
         created_at = excluded.created_at, first_seen_at = excluded.first_seen_at,
         progress_at = excluded.progress_at, deadline = excluded.deadline,
         stalled = excluded.stalled, stall_count = excluded.stall_count,
         started_alerted = excluded.started_alerted, done = excluded.done,
-        updated = excluded.updated"""
+        updated = excluded.updated, sighting = excluded.sighting"""
 _INSERT_EVENT: Final = """
     INSERT INTO events (event_id, kind, kb_uuid, job_uuid, at, cycle_id, payload, recorded_at)
     VALUES (?, ?, ?, ?, ?, ?, ?, ?)
@@ -86,9 +92,10 @@ _UPSERT_META: Final = """
 
 _JOB_COLUMNS: Final = (
     "uuid, kb_uuid, observation, first_seen_at, progress_at, deadline, stalled, stall_count,"
-    " started_alerted, done"
+    " started_alerted, done, sighting"
 )
 _CHUNK: Final = 500
+_NEVER: Final = "9999-12-31T23:59:59.999999Z"  # later than any stored time
 # The jobs still in play are a handful among the whole history, but `done` has two values,
 # so once `PRAGMA optimize` has analysed the table SQLite reckons `done = 0` matches half of
 # it and scans every stored observation (100,000 finished jobs: ~150 ms a cycle). The index
@@ -155,7 +162,8 @@ def render_change(change: Change, meta: Mapping[str, str | None]) -> ChangeRows:
 
 
 def _kb_row(kb: KbState, at: str) -> tuple[Any, ...]:
-    return (kb.uuid, kb.name, schema.to_db(kb.first_seen_at), kb.last_job_uuid, at)
+    since = schema.to_db_or_none(kb.news_since)
+    return (kb.uuid, kb.name, schema.to_db(kb.first_seen_at), kb.last_job_uuid, at, since)
 
 
 def write_change(conn: sqlite3.Connection, rows: ChangeRows) -> None:
@@ -193,12 +201,14 @@ def job_row(state: JobState, at: str) -> tuple[Any, ...]:
         int(state.started_alerted),
         int(state.done),
         at,
+        codec.encode_sighting(state.sighting),
     )
 
 
 def job_state_from_row(row: sqlite3.Row | tuple[Any, ...], path: Path) -> JobState:
     """Rebuild a job state from `uuid, kb_uuid, observation, first_seen_at, progress_at,
-    deadline, stalled, stall_count, started_alerted, done`; raises `StoreCorrupt` if unreadable.
+    deadline, stalled, stall_count, started_alerted, done[, sighting]`; raises `StoreCorrupt`
+    if unreadable. A missing or unreadable sighting is None: `detect` seeds it afresh.
     """
     try:
         return JobState(
@@ -211,9 +221,15 @@ def job_state_from_row(row: sqlite3.Row | tuple[Any, ...], path: Path) -> JobSta
             stall_count=int(row[7]),
             started_alerted=bool(row[8]),
             done=bool(row[9]),
+            sighting=codec.decode_sighting(row[10]) if len(row) > 10 else None,
         )
     except (ValueError, TypeError) as exc:
         raise schema.corrupt(path, f"job {row[0]} cannot be read: {exc}") from exc
+
+
+def open_job_states(conn: sqlite3.Connection, path: Path) -> list[JobState]:
+    """Every job not done yet: the few in play (call inside a read transaction)."""
+    return [job_state_from_row(tuple(row), path) for row in conn.execute(_OPEN_JOBS)]
 
 
 class JobCache:
@@ -250,9 +266,11 @@ def load_rows(
     conn.execute("BEGIN")
     try:
         kbs = {
-            row[0]: KbState(row[0], row[1], schema.from_db(row[2]), row[3])
+            row[0]: KbState(
+                row[0], row[1], schema.from_db(row[2]), row[3], schema.from_db_or_none(row[4])
+            )
             for row in conn.execute(
-                "SELECT uuid, name, first_seen_at, last_job_uuid FROM knowledge_bases"
+                "SELECT uuid, name, first_seen_at, last_job_uuid, news_since FROM knowledge_bases"
             )
         }
         rows = conn.execute(_OPEN_JOBS).fetchall()
@@ -269,17 +287,29 @@ def load_rows(
 
 
 def claim_rows(
-    conn: sqlite3.Connection, *, now: datetime, lease: timedelta, limit: int, token: str
+    conn: sqlite3.Connection,
+    *,
+    now: datetime,
+    lease: timedelta,
+    limit: int,
+    token: str,
+    longest_wait: timedelta | None = None,
+    epoch: int | None = None,
 ) -> list[OutboxItem]:
     """Return expired claims to the queue, then claim up to `limit` due rows under `token`.
+
+    Due means a retry time at or before `now`, or more than `longest_wait` after it (a step
+    of the wall clock). `epoch` is the store lease's epoch the claimer holds (None: it holds
+    none); whoever takes the lease over later returns the claims of earlier epochs at once.
 
     A row whose event payload cannot be decoded is moved to the dead letters with the reason,
     so one bad row never blocks the queue.
     """
     at = schema.to_db(now)
+    horizon = schema.to_db(now + longest_wait) if longest_wait is not None else _NEVER
     conn.execute(_EXPIRE, (schema.to_db(now - lease),))
-    for (row_id,) in conn.execute(_CANDIDATES, (at, limit)).fetchall():
-        conn.execute(_CLAIM, (at, token, row_id))  # rowcount 0: another store claimed it
+    for (row_id,) in conn.execute(_CANDIDATES, (at, horizon, limit)).fetchall():
+        conn.execute(_CLAIM, (at, token, epoch, row_id))  # rowcount 0: another store claimed it
     items = []
     for row in conn.execute(_CLAIMED, (token,)).fetchall():
         try:
@@ -290,6 +320,7 @@ def claim_rows(
 
 
 def _outbox_item(row: tuple[Any, ...]) -> OutboxItem:
+    targets = _targets(row[7])
     return OutboxItem(
         id=int(row[0]),
         route=row[1],
@@ -298,16 +329,16 @@ def _outbox_item(row: tuple[Any, ...]) -> OutboxItem:
         created_at=schema.from_db(row[2]),
         attempts=int(row[3]),
         last_error=row[4],
-        delivered=_delivered(row[7]),
+        delivered=frozenset(t.index for t in targets if t.ok and t.index is not None),
+        last_targets=targets,
     )
 
 
-def _delivered(targets: str | None) -> frozenset[int]:
-    """The route's URLs (by index) that a previous attempt already reached."""
+def _targets(targets: str | None) -> tuple[TargetResult, ...]:
+    """What each of the route's URLs answered the last attempt (reached ones included)."""
     if not targets:
-        return frozenset()
-    results = codec.decode_target_results(codec.loads(targets))
-    return frozenset(t.index for t in results if t.ok and t.index is not None)
+        return ()
+    return codec.decode_target_results(codec.loads(targets))
 
 
 def settle_row(settlement: Settlement, token: str | None) -> tuple[str, tuple[Any, ...]]:

@@ -12,7 +12,6 @@ the watcher commits a few times a minute, so it buys the at-least-once promise f
 
 from __future__ import annotations
 
-import os
 import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,7 +23,6 @@ APPLICATION_ID: Final = 0x67575743  # "gWWC": gradient-watcher
 BUSY_TIMEOUT_MS: Final = 5000
 META_CREATED: Final = "created_at"
 META_LAST_CYCLE: Final = "last_cycle_at"
-_MAGIC: Final = b"SQLite format 3\x00"
 
 _V1: Final = (
     """CREATE TABLE meta (
@@ -90,7 +88,36 @@ _V1: Final = (
     "CREATE INDEX outbox_state_created ON outbox (state, created_at)",
 )
 
-MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_V1,)
+# Version 2: the store's lease (one poller per store, fenced by its epoch; see
+# `watcher.lease`), and the epoch each outbox claim was made under, so that taking the lease
+# over returns exactly the claims of earlier holders. Claims of a version 1 process are
+# claims of epoch 0.
+_V2: Final = (
+    """CREATE TABLE lease (
+        name TEXT PRIMARY KEY,
+        holder TEXT,
+        epoch INTEGER NOT NULL,
+        clock TEXT NOT NULL,
+        expires REAL NOT NULL,
+        duration REAL NOT NULL,
+        info TEXT
+    )""",
+    "ALTER TABLE outbox ADD COLUMN claim_epoch INTEGER",
+    "UPDATE outbox SET claim_epoch = 0 WHERE state = 'sending'",
+)
+
+# Version 3: the watcher's own clocks (issue 9): the elapsed-clock readings no progress is
+# measured on, and the API's time where each knowledge base's news begins.
+_V3: Final = (
+    # The elapsed-clock readings no progress is measured on (JSON: first and last movement,
+    # each [seconds, boot id]); NULL on older rows, seeded afresh by `detect`.
+    "ALTER TABLE jobs ADD COLUMN sighting TEXT",
+    # The API's time where a KB's news begins (see `watcher.history`); NULL on rows of
+    # older rows, where first_seen_at stands in.
+    "ALTER TABLE knowledge_bases ADD COLUMN news_since TEXT",
+)
+
+MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_V1, _V2, _V3)
 """`MIGRATIONS[n]` takes a store from schema version n to n + 1."""
 
 SCHEMA_VERSION: Final = len(MIGRATIONS)
@@ -152,29 +179,6 @@ def translate(exc: sqlite3.Error, path: Path, doing: str) -> StoreError:
     return StoreError(f"{text}; {hint}" if hint else text)
 
 
-def create_file(path: Path) -> None:
-    """Create the store file with mode 0600 (and its directory with 0700) unless it exists.
-
-    An existing file must be writable and start like an SQLite database (or be empty);
-    otherwise this raises before SQLite ever opens, so a foreign file is never touched.
-    """
-    try:
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    except OSError as exc:
-        reason = exc.strerror or type(exc).__name__
-        raise StoreError(
-            f"state store {path}: cannot create or open it for writing: {reason}; the watcher "
-            f"needs write access to the file and to {path.parent} (for the -wal and -shm files)"
-        ) from exc
-    try:
-        header = os.read(fd, len(_MAGIC))
-    finally:
-        os.close(fd)
-    if header and header != _MAGIC:
-        raise corrupt(path, "it is not an SQLite database")
-
-
 def check_integrity(conn: sqlite3.Connection, path: Path, *, full: bool = True) -> None:
     """Refuse a file that belongs to another program and, when `full`, one that fails
     `PRAGMA quick_check` (which reads the whole file: right for the daemon's start, too much
@@ -190,6 +194,10 @@ def check_integrity(conn: sqlite3.Connection, path: Path, *, full: bool = True) 
     tables = conn.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table'").fetchone()
     if version == 0 and tables[0] > 0:
         raise corrupt(path, "it is an SQLite database of another program")
+    if version == 0:
+        # New stores are built whole under another name (`store_files.create`): a file at
+        # the path without a schema was never one of ours.
+        raise corrupt(path, "it is an SQLite database without a watcher store in it")
     if version > SCHEMA_VERSION:
         raise StoreError(
             f"state store {path} has schema version {version}, but this watcher knows only up "
@@ -217,7 +225,12 @@ def configure(conn: sqlite3.Connection, path: Path) -> None:
 
 
 def migrate(conn: sqlite3.Connection, path: Path, now: datetime) -> int:
-    """Bring the schema to `SCHEMA_VERSION` in one transaction; returns the version found."""
+    """Bring the schema to `SCHEMA_VERSION` in one transaction; returns the version found.
+
+    A store already at that version is only read (a probe beside the daemon writes nothing).
+    """
+    if schema_version(conn) == SCHEMA_VERSION:
+        return SCHEMA_VERSION
     conn.execute("BEGIN IMMEDIATE")
     try:
         found = schema_version(conn)

@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any, Final
 
 from watcher.edges import store_schema as schema
-from watcher.edges.store_rows import job_state_from_row
+from watcher.edges.store_rows import job_state_from_row, open_job_states
 from watcher.model import EventKind
-from watcher.state import DeliveryState, JobState, StallReason
+from watcher.state import DeliveryState, JobCondition, JobState, StallReason, job_condition
 
 _KBS: Final = """
     SELECT k.uuid, k.name, k.first_seen_at, j.uuid, j.kb_uuid, j.observation, j.first_seen_at,
@@ -36,13 +36,10 @@ _DEAD: Final = """
         o.created_at, o.settled_at
     FROM outbox o JOIN events e ON e.event_id = o.event_id
     WHERE o.state = 'dead' ORDER BY o.created_at DESC, o.id DESC LIMIT ?"""
-# Two queries, so that the finished history (nearly every row) is counted from the
-# (done, updated) index alone: scanning the table would read every stored observation.
-# The index is named for the open jobs: see `_OPEN_JOBS` in `store_rows` for why.
-_JOBS: Final = """
-    SELECT CASE WHEN stalled IS NOT NULL THEN 'stalled' ELSE 'active' END, COUNT(*)
-    FROM jobs INDEXED BY jobs_done_updated WHERE done = 0 GROUP BY 1"""
-_JOBS_DONE: Final = "SELECT 'done', COUNT(*) FROM jobs WHERE done = 1"
+# The finished history (nearly every row) is counted from the (done, updated) index alone:
+# scanning the table would read every stored observation. The few open jobs are decoded and
+# judged by `job_condition`, the same rule `status` and detection use.
+_JOBS_DONE: Final = "SELECT COUNT(*) FROM jobs WHERE done = 1"
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +66,7 @@ class KbSnapshot:
     deadline: datetime | None = None
     stalled: StallReason | None = None
     done: bool = False
+    condition: JobCondition | None = None  # None: no job yet
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,18 +99,18 @@ class DeadLetter:
 class StoreSnapshot:
     """Everything the store can tell about itself at one moment (`at`).
 
-    `outbox_by_state` has a key for every `DeliveryState` value; `jobs_by_state` has the keys
-    active, stalled and done; `dead_letters` holds the newest dead rows only (see the limit),
-    while `dead` counts them all.
+    `outbox_by_state` has a key for every `DeliveryState`, `jobs_by_state` one for every
+    `JobCondition`; `dead_letters` holds the newest dead rows only (see the limit), while
+    `dead` counts them all.
     """
 
     at: datetime
     kbs: tuple[KbSnapshot, ...]
-    outbox_by_state: Mapping[str, int]
+    outbox_by_state: Mapping[DeliveryState, int]
     routes: tuple[RouteBacklog, ...]
     oldest_undelivered_at: datetime | None
     dead_letters: tuple[DeadLetter, ...]
-    jobs_by_state: Mapping[str, int]
+    jobs_by_state: Mapping[JobCondition, int]
     events_by_kind: Mapping[str, int]
     last_cycle_at: datetime | None
     created_at: datetime | None
@@ -122,12 +120,12 @@ class StoreSnapshot:
     def undelivered(self) -> int:
         """Rows still to be sent (pending or being sent)."""
         by_state = self.outbox_by_state
-        return by_state[DeliveryState.PENDING.value] + by_state[DeliveryState.SENDING.value]
+        return by_state[DeliveryState.PENDING] + by_state[DeliveryState.SENDING]
 
     @property
     def dead(self) -> int:
         """Rows that gave up, all of them."""
-        return self.outbox_by_state[DeliveryState.DEAD.value]
+        return self.outbox_by_state[DeliveryState.DEAD]
 
     def oldest_undelivered_age(self, now: datetime | None = None) -> float | None:
         """Seconds the oldest undelivered row has waited at `now` (default: the snapshot time)."""
@@ -163,6 +161,7 @@ def _kb(row: tuple[Any, ...], path: Path) -> KbSnapshot:
         deadline=state.deadline,
         stalled=state.stalled,
         done=state.done,
+        condition=job_condition(state),
     )
 
 
@@ -183,6 +182,14 @@ def _dead(row: tuple[Any, ...]) -> DeadLetter:
 
 def _counts(conn: sqlite3.Connection, sql: str) -> dict[str, int]:
     return {str(key): int(count) for key, count in conn.execute(sql)}
+
+
+def _jobs_by_condition(conn: sqlite3.Connection, path: Path) -> dict[JobCondition, int]:
+    counts = dict.fromkeys(JobCondition, 0)
+    for state in open_job_states(conn, path):
+        counts[job_condition(state)] += 1
+    counts[JobCondition.DONE] += int(conn.execute(_JOBS_DONE).fetchone()[0])
+    return counts
 
 
 def _meta_time(conn: sqlite3.Connection, key: str) -> datetime | None:
@@ -215,19 +222,14 @@ def read_snapshot(
         return StoreSnapshot(
             at=now,
             kbs=tuple(_kb(row, path) for row in conn.execute(_KBS)) if detail else (),
-            outbox_by_state={state.value: by_state.get(state.value, 0) for state in DeliveryState},
+            outbox_by_state={state: by_state.get(state.value, 0) for state in DeliveryState},
             routes=tuple(
                 RouteBacklog(route, int(p), int(s), int(d))
                 for route, p, s, d in conn.execute(_ROUTES)
             ),
             oldest_undelivered_at=schema.from_db_or_none(oldest),
             dead_letters=tuple(_dead(row) for row in conn.execute(_DEAD, (dead_letter_limit,))),
-            jobs_by_state={
-                "active": 0,
-                "stalled": 0,
-                **_counts(conn, _JOBS),
-                **_counts(conn, _JOBS_DONE),
-            },
+            jobs_by_state=_jobs_by_condition(conn, path),
             events_by_kind=_counts(conn, events) if detail else {},
             last_cycle_at=_meta_time(conn, schema.META_LAST_CYCLE),
             created_at=_meta_time(conn, schema.META_CREATED),

@@ -1,25 +1,23 @@
 """The state store and outbox on SQLite: one connection owned by one dedicated thread.
 
 `SqliteStore` implements `watcher.ports.StateStore` and `watcher.ports.Outbox`. Every public
-method is one whole transaction run on the store's thread, so two coroutines sharing a store
-never interleave inside a transaction. sqlite3 errors are translated into `StoreError` /
-`StoreCorrupt` here. The SQL of the Protocol methods sticks to what PostgreSQL also speaks
-(`ON CONFLICT`, conditional `UPDATE`), so another adapter can keep the same contract.
+method is one whole transaction run on the store's thread (`store_conn`), so two coroutines
+sharing a store never interleave inside a transaction. sqlite3 errors are translated into
+`StoreError` / `StoreCorrupt` there. The SQL of the Protocol methods sticks to what PostgreSQL
+also speaks (`ON CONFLICT`, conditional `UPDATE`), so another adapter can keep the same
+contract. Writes are fenced by the store's lease (`Fence`), as `store_conn` explains.
 """
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 import uuid
-from collections.abc import Callable, Collection, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime, timedelta
-from pathlib import Path
-from typing import Final, TypeVar
+from typing import Any
 
 from watcher.edges import store_schema as schema
-from watcher.edges.store_lock import StoreLock
+from watcher.edges.store_conn import DEFAULT_LEASE, Fence, StoreConnection
 from watcher.edges.store_rows import (
     JobCache,
     claim_rows,
@@ -31,144 +29,19 @@ from watcher.edges.store_rows import (
     write_meta,
 )
 from watcher.edges.store_snapshot import StoreSnapshot, read_snapshot
-from watcher.errors import StoreError
 from watcher.state import Change, DeliveryState, OutboxItem, Settlement, WatchState
 
-DEFAULT_LEASE: Final = timedelta(minutes=5)
-_RETURN_ORPHANS: Final = """
-    UPDATE outbox SET state = 'pending', claimed_at = NULL, claim_token = NULL,
-        last_error = 'claim returned: the process that claimed it is gone'
-    WHERE state = 'sending'"""
-_T = TypeVar("_T")
+__all__ = ["DEFAULT_LEASE", "SqliteStore"]
 
 
-def _transaction(conn: sqlite3.Connection, work: Callable[[sqlite3.Connection], _T]) -> _T:
-    """Run `work` in one write transaction: all of it is committed, or none of it."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        result = work(conn)
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
-    return result
-
-
-def _connect(path: Path, now: datetime, integrity_check: bool = True) -> sqlite3.Connection:
-    """Create or open the file, check it, configure the connection and migrate the schema."""
-    schema.create_file(path)
-    try:
-        conn = sqlite3.connect(path, isolation_level=None, timeout=schema.BUSY_TIMEOUT_MS / 1000)
-    except sqlite3.Error as exc:
-        raise schema.translate(exc, path, "opening") from exc
-    try:
-        schema.check_integrity(conn, path, full=integrity_check)
-        schema.configure(conn, path)
-        schema.migrate(conn, path, now)
-    except sqlite3.Error as exc:
-        conn.close()
-        raise schema.translate(exc, path, "opening") from exc
-    except BaseException:
-        conn.close()
-        raise
-    return conn
-
-
-class SqliteStore:
+class SqliteStore(StoreConnection):
     """The watcher's state store and outbox in one SQLite file (WAL, synchronous=FULL)."""
 
-    def __init__(
-        self, path: Path, conn: sqlite3.Connection, executor: ThreadPoolExecutor, lease: timedelta
-    ) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         """Use `SqliteStore.open`; this only wires an already opened connection."""
-        self.path = path
-        self.lease = lease
-        self._conn = conn
-        self._executor = executor
+        super().__init__(*args, **kwargs)
         self._claims: dict[int, str] = {}
-        self._closed = False
         self._jobs = JobCache()
-        self._lock = StoreLock(None, sole=False)
-
-    @classmethod
-    async def open(
-        cls,
-        path: Path,
-        *,
-        now: datetime,
-        lease: timedelta = DEFAULT_LEASE,
-        integrity_check: bool = True,
-    ) -> SqliteStore:
-        """Open (creating with mode 0600 and migrating as needed) the store at `path`.
-
-        `integrity_check=False` skips the full-file `quick_check` (for frequent probes).
-
-        When no other process has the store open (see `store_lock`), claims left by a process
-        that died are returned to the queue at once instead of after their lease.
-        """
-        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="watcher-store")
-        try:
-            conn = await asyncio.get_running_loop().run_in_executor(
-                executor, _connect, path, now, integrity_check
-            )
-        except BaseException:
-            executor.shutdown(wait=False)
-            raise
-        store = cls(path, conn, executor, lease)
-        store._lock = StoreLock.take(path)
-        if store._lock.sole:
-            try:
-                await store._write(
-                    "returning orphaned claims", lambda c: c.execute(_RETURN_ORPHANS)
-                )
-            except BaseException:
-                await store.close()
-                raise
-        return store
-
-    async def close(self) -> None:
-        """Close the connection and stop the store's thread; closing twice is harmless."""
-        if self._closed:
-            return
-        self._closed = True
-        try:
-            await asyncio.get_running_loop().run_in_executor(self._executor, self._finish)
-            self._executor.shutdown(wait=True)
-        finally:
-            self._lock.release()
-
-    def _finish(self) -> None:
-        """Let SQLite refresh its planner statistics if useful, then close the connection."""
-        try:
-            self._conn.execute("PRAGMA optimize")
-        except sqlite3.Error:
-            pass  # statistics are an optimisation; closing matters more
-        finally:
-            self._conn.close()
-
-    async def __aenter__(self) -> SqliteStore:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.close()
-
-    async def _run(self, doing: str, work: Callable[[sqlite3.Connection], _T]) -> _T:
-        """Run `work` with the connection on the store's thread, translating sqlite3 errors."""
-        if self._closed:
-            raise StoreError(f"state store {self.path}: {doing} after the store was closed")
-
-        def guarded() -> _T:
-            try:
-                return work(self._conn)
-            except sqlite3.Error as exc:
-                raise schema.translate(exc, self.path, doing) from exc
-
-        return await asyncio.get_running_loop().run_in_executor(self._executor, guarded)
-
-    async def _write(self, doing: str, work: Callable[[sqlite3.Connection], _T]) -> _T:
-        """Run `work` as one write transaction on the store's thread."""
-        return await self._run(doing, lambda conn: _transaction(conn, work))
 
     # --- StateStore -------------------------------------------------------------------------
 
@@ -186,22 +59,36 @@ class SqliteStore:
         twice is a no-op for them. `meta` values of None delete their key.
         """
 
-        def work(conn: sqlite3.Connection) -> None:
+        def work(_: sqlite3.Connection) -> None:
             rows = render_change(change, meta or {})  # encoded before the write lock is taken
-            _transaction(conn, lambda c: write_change(c, rows))
+            self._transaction("recording a cycle", lambda c: write_change(c, rows), Fence.HOLDER)
 
         await self._run("recording a cycle", work)
 
     # --- Outbox -----------------------------------------------------------------------------
 
-    async def claim_due(self, now: datetime, limit: int) -> list[OutboxItem]:
-        """Claim up to `limit` due rows, oldest first, returning expired claims to the queue."""
+    async def claim_due(
+        self, now: datetime, limit: int, longest_wait: timedelta | None = None
+    ) -> list[OutboxItem]:
+        """Claim up to `limit` due rows, oldest first, returning expired claims to the queue.
+
+        A retry time more than `longest_wait` after `now` counts as due (a wall-clock step).
+        """
         if limit <= 0:
             return []
         token = uuid.uuid4().hex
         claimed = await self._write(
             "claiming deliveries",
-            lambda conn: claim_rows(conn, now=now, lease=self.lease, limit=limit, token=token),
+            lambda conn: claim_rows(
+                conn,
+                now=now,
+                lease=self.lease,
+                limit=limit,
+                token=token,
+                longest_wait=longest_wait,
+                epoch=self._epoch,
+            ),
+            Fence.IF_HELD,
         )
         for item in claimed:
             self._claims[item.id] = token
@@ -215,7 +102,7 @@ class SqliteStore:
             for row in rows:
                 conn.execute(row[0], row[1])
 
-        await self._write("settling deliveries", write)
+        await self._write("settling deliveries", write, Fence.IF_HELD)
 
     # --- operations, status, health -------------------------------------------------------
 
@@ -244,20 +131,24 @@ class SqliteStore:
             "pruning old rows", lambda conn: prune_rows(conn, cutoff, keep_per_kb)
         )
 
-    async def retry_dead(self, now: datetime, ids: Collection[int] | None = None) -> int:
-        """Put dead-letter rows (all, or the ids given) back in the queue with 0 attempts."""
+    async def retry_dead(self, now: datetime, ids: Collection[int] | None = None) -> list[int]:
+        """Put dead-letter rows (all, or the ids given) back in the queue with 0 attempts and
+        a fresh `dead_after` window (counted from `now`); return the ids queued again. The
+        URLs a row already reached stay remembered, so they do not hear it twice."""
         at = schema.to_db(now)
         sql = (
             "UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_at = ?,"
-            " settled_at = NULL WHERE state = 'dead'"
+            " created_at = ?, settled_at = NULL WHERE state = 'dead' AND id = ?"
         )
 
-        def write(conn: sqlite3.Connection) -> int:
-            if ids is None:
-                return conn.execute(sql, (at,)).rowcount
-            return sum(conn.execute(f"{sql} AND id = ?", (at, i)).rowcount for i in ids)
+        def write(conn: sqlite3.Connection) -> list[int]:
+            wanted = ids
+            if wanted is None:
+                dead = "SELECT id FROM outbox WHERE state = 'dead' ORDER BY id"
+                wanted = [int(row[0]) for row in conn.execute(dead)]
+            return [i for i in wanted if conn.execute(sql, (at, at, i)).rowcount]
 
-        return await self._write("retrying dead letters", write)
+        return await self._write("retrying dead letters", write, Fence.NONE)
 
     async def dead_letter_count(self) -> int:
         """How many outbox rows gave up (state dead)."""
@@ -269,9 +160,16 @@ class SqliteStore:
         return int(row[0])
 
     async def check_writable(self) -> None:
-        """Raise `StoreError` unless a write transaction can be committed right now."""
-        probe = [("writable_probe", uuid.uuid4().hex)]
-        await self._write("checking that the store is writable", lambda c: write_meta(c, probe))
+        """Raise `StoreError` unless the path still names this store and its write lock can be
+        taken right now (`StoreReplaced` when the file was deleted or replaced). Writes nothing:
+        a probe beside the daemon must not add to its store."""
+
+        def probe(_: sqlite3.Connection) -> None:
+            self._check_files()
+            self._conn.execute("BEGIN IMMEDIATE")
+            self._conn.execute("ROLLBACK")
+
+        await self._run("checking that the store is writable", probe)
 
     async def get_meta(self, key: str) -> str | None:
         """The value stored under `key`, or None."""

@@ -17,6 +17,12 @@ until it expires). Kinds:
 - `counters_backwards`: every job's progress counters read lower than they are (one data
   source fewer completed, half the tokens and half of each data source's item counts), as
   a stale replica behind a load balancer would answer.
+- `dribble`: the status line and headers go out at once, then the body `chunk` bytes at a
+  time, one chunk every `delay` seconds (default: one byte a second), until the client hangs
+  up: a read timeout between bytes never fires, only a deadline ends it.
+- `echo_headers`: a DO-shaped JSON error with `status` (500 by default) whose message quotes
+  the request's headers, `Authorization` and its token included, as a debugging gateway or a
+  misconfigured proxy does. Nothing of it may reach an alert, the store or a terminal.
 """
 
 from __future__ import annotations
@@ -42,6 +48,8 @@ class FaultKind(StrEnum):
     PAGE_SHIFT = "page_shift"
     CONNECTION_RESET = "connection_reset"
     COUNTERS_BACKWARDS = "counters_backwards"
+    DRIBBLE = "dribble"
+    ECHO_HEADERS = "echo_headers"
 
 
 # applied in this order: rewrite the JSON first, cut it last
@@ -67,6 +75,7 @@ class Fault:
     phase: str = "BATCH_JOB_PHASE_COMPLETED"
     job_status: str = "INDEX_JOB_STATUS_QUEUED"
     drop: tuple[str, ...] = ("status", "phase")
+    chunk: int = 1
 
     def __post_init__(self) -> None:
         if not isinstance(self.kind, FaultKind):
@@ -76,6 +85,11 @@ class Fault:
         if self.method is not None and self.method.upper() != method.upper():
             return False
         return path.startswith(self.path_prefix)
+
+    @property
+    def dribble_every(self) -> float:
+        """Seconds between two chunks of a dribbled body (one second unless `delay` says)."""
+        return self.delay if self.delay > 0 else 1.0
 
     @property
     def error_status(self) -> int:
@@ -94,6 +108,7 @@ _FIELDS = {
     "phase": "phase",
     "job_status": "job_status",
     "drop": "drop",
+    "chunk": "chunk",
 }
 
 

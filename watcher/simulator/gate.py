@@ -2,11 +2,12 @@
 
 Order for each request: apply the due timeline events; a `connection_reset` fault closes the
 socket at once; the sliding-window limiter counts the request (429 when over a limit); the
-bearer token is checked (401); `slow`, `rate_limited`, `server_error`, `html_error` and
-`page_shift` faults act; the routes answer; `unknown_enum`, `missing_fields`,
-`counters_backwards` and `truncated_json` faults rewrite a 200 JSON body. Every answer
-carries the `ratelimit-*` headers and an `x-request-id`, and is appended to the simulator's
-request log.
+bearer token is checked (401); `slow`, `rate_limited`, `server_error`, `html_error`,
+`echo_headers` and `page_shift` faults act; the routes answer; `unknown_enum`,
+`missing_fields`, `counters_backwards` and `truncated_json` faults rewrite a 200 JSON body; a
+`dribble` fault sends the body a byte at a time. Every answer carries the `ratelimit-*`
+headers, an `x-request-id` and a `Date` on the simulated API's own clock (whole seconds, as
+HTTP dates are), and is appended to the simulator's request log.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
+from email.utils import formatdate
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
@@ -106,7 +108,15 @@ class Gate:
             reply = await self._serve(scope, receive, request_id)
         headers = {**verdict.headers(), **reply.headers}
         headers["x-request-id"] = request_id
-        await _send(send, reply, headers, head=method == "HEAD")
+        headers["date"] = formatdate(self.sim.now().timestamp(), usegmt=True)
+        dribble = self._take(FaultKind.DRIBBLE, scope)
+        if dribble is None or method == "HEAD":
+            await _send(send, reply, headers, head=method == "HEAD")
+        else:
+            reply.faults.append(dribble.kind.value)
+            self._log(method, path, query, reply.status, reply.faults)
+            await _dribble(send, receive, reply, headers, dribble)
+            return
         self._log(method, path, query, reply.status, reply.faults)
 
     def _authorized(self, scope: Scope) -> bool:
@@ -148,6 +158,10 @@ class Gate:
             reply = _json_reply(status, error_id, "Unexpected server-side error", request_id)
         elif (fault := self._take(FaultKind.HTML_ERROR, scope)) is not None:
             reply = Reply(fault.error_status, html_page(fault.error_status), "text/html")
+        elif (fault := self._take(FaultKind.ECHO_HEADERS, scope)) is not None:
+            status = fault.error_status
+            error_id = _SERVER_ERROR_IDS.get(status, "server_error")
+            reply = _json_reply(status, error_id, _echo(scope), request_id)
         else:
             return None
         reply.faults.append(fault.kind.value)
@@ -208,6 +222,42 @@ async def _send(send: Send, reply: Reply, headers: dict[str, str], *, head: bool
     await send({"type": "http.response.start", "status": reply.status, "headers": raw})
     body = b"" if head else reply.body
     await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+async def _dribble(
+    send: Send, receive: Receive, reply: Reply, headers: dict[str, str], fault: Fault
+) -> None:
+    """Send the head at once, then the body a chunk at a time until it is out or the client
+    hung up (logged before the first byte: the answer may never finish)."""
+    merged = {**headers, "content-type": reply.content_type}
+    merged["content-length"] = str(len(reply.body))
+    raw = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in merged.items()]
+    await send({"type": "http.response.start", "status": reply.status, "headers": raw})
+    gone = asyncio.ensure_future(_disconnected(receive))
+    size = max(1, fault.chunk)
+    try:
+        for start in range(0, len(reply.body), size):
+            if gone.done():
+                return
+            chunk = reply.body[start : start + size]
+            more = start + size < len(reply.body)
+            await send({"type": "http.response.body", "body": chunk, "more_body": more})
+            if more:
+                await asyncio.wait({gone}, timeout=fault.dribble_every)
+    finally:
+        gone.cancel()
+
+
+async def _disconnected(receive: Receive) -> None:
+    """Return once the client has gone (the request body, if any, is read and dropped)."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+def _echo(scope: Scope) -> str:
+    """A gateway's error message that quotes every request header, credentials and all."""
+    headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
+    return f"upstream refused {scope['method']} {scope['path']}; request headers: {headers}"
 
 
 async def _reset_connection(send: Send) -> None:

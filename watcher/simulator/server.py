@@ -9,6 +9,7 @@ import contextlib
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import uvicorn
 
@@ -20,7 +21,7 @@ HOST = "127.0.0.1"
 START_TIMEOUT = 10.0
 
 
-def _server(sim: Simulator, port: int) -> uvicorn.Server:
+def _server(sim: Simulator, port: int, tls: tuple[Path, Path] | None = None) -> uvicorn.Server:
     config = uvicorn.Config(
         sim.app,
         host=HOST,
@@ -28,13 +29,17 @@ def _server(sim: Simulator, port: int) -> uvicorn.Server:
         log_level="warning",
         lifespan="off",
         timeout_graceful_shutdown=1,
+        date_header=False,  # the gate sends the simulated API's own Date
+        ssl_certfile=str(tls[0]) if tls else None,
+        ssl_keyfile=str(tls[1]) if tls else None,
     )
     return uvicorn.Server(config)
 
 
 def _base_url(server: uvicorn.Server) -> str:
     port = server.servers[0].sockets[0].getsockname()[1]
-    return f"http://{HOST}:{port}"
+    scheme = "https" if server.config.ssl_certfile else "http"
+    return f"{scheme}://{HOST}:{port}"
 
 
 async def _start(server: uvicorn.Server) -> asyncio.Task[None]:
@@ -53,9 +58,15 @@ async def _start(server: uvicorn.Server) -> asyncio.Task[None]:
 
 
 @contextlib.asynccontextmanager
-async def serve(sim: Simulator, port: int = 0) -> AsyncIterator[str]:
-    """Serve `sim` in the running event loop; yields the base URL, stops on exit."""
-    server = _server(sim, port)
+async def serve(
+    sim: Simulator, port: int = 0, *, tls: tuple[Path, Path] | None = None
+) -> AsyncIterator[str]:
+    """Serve `sim` in the running event loop; yields the base URL, stops on exit.
+
+    `tls` is (certificate chain file, key file): the simulator then speaks HTTPS (to test a
+    private CA, as behind a TLS-inspecting proxy).
+    """
+    server = _server(sim, port, tls)
     task = await _start(server)
     try:
         yield _base_url(server)
@@ -89,6 +100,8 @@ async def _serve_until_stopped(sim: Simulator, port: int, speed: float, scenario
     task = await _start(server)
     url = _base_url(server)
     print(f"Simulated DigitalOcean GenAI API: scenario {scenario!r} at {speed:g}x speed")
+    if sim.api_clock_offset:
+        print(f"  clock:    {sim.api_clock_offset.total_seconds():+g}s off this machine's")
     print(f"  base URL: {url}")
     print(f"  token:    {sim.token}")
     print(f"  try:      curl -H 'Authorization: Bearer {sim.token}' {url}/v2/gen-ai/indexing_jobs")
@@ -96,9 +109,15 @@ async def _serve_until_stopped(sim: Simulator, port: int, speed: float, scenario
     await task
 
 
-def run_standalone(port: int, scenario: str, token: str, speed: float = 1.0) -> None:
-    """Serve a bundled scenario on 127.0.0.1:`port` in real time until Ctrl-C."""
-    sim = Simulator(load_scenario(scenario), token=token, clock=RealClock(speed))
+def run_standalone(
+    port: int, scenario: str, token: str, speed: float = 1.0, clock_offset: float = 0.0
+) -> None:
+    """Serve a bundled scenario on 127.0.0.1:`port` in real time until Ctrl-C, its clock
+    `clock_offset` seconds ahead of this machine's (behind when negative)."""
+    clock = RealClock(speed)
+    sim = Simulator(
+        load_scenario(scenario), token=token, clock=clock, api_clock_offset=clock_offset
+    )
     try:
         asyncio.run(_serve_until_stopped(sim, port, speed, scenario))
     except KeyboardInterrupt:

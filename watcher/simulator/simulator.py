@@ -2,6 +2,12 @@
 
 `Simulator` is what tests hold. It is safe to use from a test thread while a server thread
 answers requests: every state change and every read goes through one lock.
+
+The API keeps its own clock, as DigitalOcean does: `now()` is the reference time of `clock`
+plus `api_clock_offset` (seconds, ahead or behind), and everything the API says is on it:
+every timestamp (whole seconds), every `Date` header, the timeline (`t0` is `now()` at
+start). A test that runs the watcher on the reference clock (`clock.now()`) thus watches an
+API whose clock is off by the offset.
 """
 
 from __future__ import annotations
@@ -65,12 +71,14 @@ class Simulator:
         *,
         per_hour: int = 5000,
         per_minute: int = 250,
+        api_clock_offset: float = 0.0,
     ) -> None:
         self.scenario = scenario
         self.token = token
         self.clock: Clock = clock if clock is not None else RealClock()
+        self.api_clock_offset = timedelta(seconds=api_clock_offset)
         self.lock = threading.RLock()
-        self.t0 = self.clock.now()
+        self.t0 = self.now()
         self.world = World(scenario, self.t0)
         self.board = FaultBoard()
         self.limiter = RateLimiter(per_hour, per_minute)
@@ -90,12 +98,13 @@ class Simulator:
         return self._app
 
     def now(self) -> datetime:
-        return self.clock.now()
+        """The API's clock: the reference clock plus `api_clock_offset`."""
+        return self.clock.now() + self.api_clock_offset
 
     def sync(self) -> datetime:
         """Apply every timeline event that is due; return the current simulated time."""
         with self.lock:
-            now = self.clock.now()
+            now = self.now()
             while self._timeline and self.t0 + timedelta(seconds=self._timeline[0].at) <= now:
                 event = self._timeline.pop(0)
                 self._apply(event, self.t0 + timedelta(seconds=event.at))
@@ -185,7 +194,11 @@ class Simulator:
             now = self.sync()
             return [
                 TransitionRecord(
-                    m.job_uuid, m.kb_uuid, m.moment.value, m.at, self.clock.wall_of(m.at)
+                    m.job_uuid,
+                    m.kb_uuid,
+                    m.moment.value,
+                    m.at,
+                    self.clock.wall_of(m.at - self.api_clock_offset),
                 )
                 for m in self.world.moments(now)
             ]

@@ -1,0 +1,161 @@
+"""Golden files pin every rendered alert: each event kind, a grouped alert, the test alert and a
+hostile one, in each body format (markdown, text, html), title included.
+
+A change to how alerts read shows up here as a diff to review. To accept it, regenerate the
+files and look at `git diff tests/core/golden/` before committing:
+
+    WATCHER_UPDATE_GOLDEN=1 python -m pytest tests/core/test_render_golden.py
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from watcher.model import DataSourceJob, DataSourceStatus, EventKind, Job, Phase, Status
+from watcher.render import render, render_group, render_test
+from watcher.state import BodyFormat, Budget, Message, StallReason, Transition
+
+GOLDEN = Path(__file__).parent / "golden"
+UPDATE = os.environ.get("WATCHER_UPDATE_GOLDEN") == "1"
+NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+SUFFIX = {BodyFormat.MARKDOWN: "md", BodyFormat.TEXT: "txt", BodyFormat.HTML: "html"}
+KB = "0c6b9a8e-1d2f-4a3b-9c8d-7e6f5a4b3c2d"
+HOSTILE = "[EU] <prod> **docs** & \x1b]0;owned\x07\x1b[2J\nCOMPLETED \u202etxt.exe # `x`"
+
+_STATUS = {
+    EventKind.STARTED: (Phase.RUNNING, Status.IN_PROGRESS),
+    EventKind.COMPLETED: (Phase.SUCCEEDED, Status.COMPLETED),
+    EventKind.NO_CHANGES: (Phase.SUCCEEDED, Status.NO_CHANGES),
+    EventKind.PARTIAL: (Phase.SUCCEEDED, Status.PARTIAL),
+    EventKind.FAILED: (Phase.FAILED, Status.FAILED),
+    EventKind.CANCELLED: (Phase.CANCELLED, Status.CANCELLED),
+    EventKind.STALLED: (Phase.RUNNING, Status.IN_PROGRESS),
+    EventKind.RECOVERED: (Phase.RUNNING, Status.IN_PROGRESS),
+}
+
+
+def job_for(kind: EventKind) -> Job:
+    phase, status = _STATUS[kind]
+    done = kind.is_terminal
+    bad = kind in (EventKind.FAILED, EventKind.PARTIAL)
+    return Job(
+        uuid="5f0e3c2a-9b8d-4e7f-a6b5-c4d3e2f1a0b9",
+        knowledge_base_uuid=KB,
+        phase=phase,
+        status=status,
+        created_at=NOW - timedelta(minutes=15),
+        started_at=NOW - timedelta(minutes=14, seconds=30),
+        finished_at=NOW if done else None,
+        updated_at=NOW,
+        completed_datasources=1 if bad else 2,
+        total_datasources=2,
+        total_tokens=48_210,
+        data_source_jobs=(
+            DataSourceJob(
+                data_source_uuid="d1e2f3a4-b5c6-4d7e-8f9a-0b1c2d3e4f5a",
+                status=DataSourceStatus.UPDATED,
+                indexed_item_count=180,
+            ),
+            DataSourceJob(
+                data_source_uuid="a9b8c7d6-e5f4-4a3b-2c1d-0e9f8a7b6c5d",
+                status=DataSourceStatus.FAILED if bad else DataSourceStatus.UPDATED,
+                indexed_item_count=12 if bad else 40,
+                failed_item_count=28 if bad else 0,
+                error_msg="FILE_PARSE_ERROR" if bad else None,
+                error_details="28 PDF files could not be parsed" if bad else None,
+            ),
+        ),
+    )
+
+
+def transition(kind: EventKind, **extra: object) -> Transition:
+    if kind in (EventKind.API_UNREACHABLE, EventKind.API_RECOVERED):
+        detail = (
+            "The API has not answered properly for 12 min: HTTP 503 service_unavailable"
+            if kind is EventKind.API_UNREACHABLE
+            else None
+        )
+        return Transition(event_id=f"api/{kind}", kind=kind, at=NOW, detail=detail)
+    if kind in (EventKind.DELIVERY_FAILING, EventKind.DELIVERY_RECOVERED):
+        failing = (
+            "Alerts to route 'ops' have not got through for 12 min: E-Mail "
+            "mailto://****@smtp.example.com: credentials refused (SMTP 535)"
+        )
+        detail = failing if kind is EventKind.DELIVERY_FAILING else "Alerts get through again."
+        return Transition(
+            event_id=f"delivery/{kind}", kind=kind, at=NOW, route="ops", detail=detail
+        )
+    if kind in (EventKind.KNOWLEDGE_BASE_MISSING, EventKind.KNOWLEDGE_BASE_FOUND):
+        detail = "Not found in the account since 2026-11-28T11:48:00+00:00: the uuid has a typo"
+        return Transition(
+            event_id=f"kb/{kind}",
+            kind=kind,
+            at=NOW,
+            kb_uuid=KB,
+            kb_name="product-docs",
+            detail=detail if kind is EventKind.KNOWLEDGE_BASE_MISSING else "Listed again.",
+        )
+    stall = StallReason.NO_PROGRESS if kind in (EventKind.STALLED, EventKind.RECOVERED) else None
+    fields: dict[str, object] = {
+        "event_id": f"job/{kind}",
+        "kind": kind,
+        "at": NOW,
+        "kb_uuid": KB,
+        "kb_name": "product-docs",
+        "job": job_for(kind),
+        "stall_reason": stall,
+    }
+    return Transition(**{**fields, **extra})  # type: ignore[arg-type]
+
+
+CASES: dict[str, Message] = {kind.value: render(transition(kind)) for kind in EventKind}
+CASES["group"] = render_group(
+    [transition(EventKind.COMPLETED), transition(EventKind.FAILED, kb_name="wiki (EU)")]
+)
+CASES["test_alert"] = render_test(NOW)
+_MANY = replace(
+    job_for(EventKind.PARTIAL),
+    data_source_jobs=tuple(
+        DataSourceJob(
+            data_source_uuid=f"d1e2f3a4-b5c6-4d7e-8f9a-0b1c2d3e4f{n:02d}",
+            status=DataSourceStatus.FAILED if n % 4 == 0 else DataSourceStatus.UPDATED,
+            indexed_item_count=10,
+            failed_item_count=5 if n % 4 == 0 else 0,
+            error_msg="FILE_PARSE_ERROR" if n % 4 == 0 else None,
+            error_details="a long explanation " * 20 if n % 4 == 0 else None,
+        )
+        for n in range(40)
+    ),
+)
+# fitted into 1,000 characters, title included (a small Discord-like budget)
+CASES["partial_fitted"] = render(
+    transition(EventKind.PARTIAL, job=_MANY),
+    budget=Budget(body=1000, title=250, title_in_body=True),
+)
+CASES["hostile"] = render(
+    transition(EventKind.FAILED, kb_name=HOSTILE, detail=HOSTILE),
+)
+
+
+@pytest.mark.parametrize("fmt", list(BodyFormat))
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_each_rendered_alert_matches_its_golden_file(name: str, fmt: BodyFormat) -> None:
+    """The title and the body in this format are exactly what the golden file holds."""
+    message = CASES[name]
+    rendered = f"{message.title}\n---\n{message.body_in(fmt)}"
+    path = GOLDEN / f"{name}.{SUFFIX[fmt]}"
+    if UPDATE:
+        path.write_text(rendered, encoding="utf-8")
+    assert path.exists(), f"{path} is missing: run with WATCHER_UPDATE_GOLDEN=1"
+    assert rendered == path.read_text(encoding="utf-8")
+
+
+def test_every_golden_file_belongs_to_a_case() -> None:
+    """No stale golden file survives a renamed case."""
+    expected = {f"{name}.{suffix}" for name in CASES for suffix in SUFFIX.values()}
+    assert {p.name for p in GOLDEN.iterdir()} == expected
