@@ -1,6 +1,6 @@
 """How well the watcher knows DigitalOcean's clock after a few answers.
 
-Each answer's `Date` header is whole seconds; `watcher.edges.apiclock.ApiClock` intersects the
+Each answer's `Date` header is whole seconds; `watcher.edges.api.clock.ApiClock` intersects the
 bounds that every answer puts on the offset. This prints, for a random true offset (up to ten
 minutes either way), random round trips (10 to 300 ms, the server stamping anywhere inside)
 and answers spaced like a watcher's requests (0.1 to 60 s apart), the error of the estimate
@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from watcher.edges.apiclock import ApiClock
+from watcher.edges.api.clock import ApiClock
 
 EPOCH = 1_800_000_000.0
 CHECKPOINTS = (1, 2, 3, 5, 10, 30)

@@ -71,7 +71,7 @@ from workload import (  # noqa: E402
     stop,
 )
 
-from watcher.edges.api import ApiClient  # noqa: E402
+from watcher.edges.api.client import ApiClient  # noqa: E402
 from watcher.simulator import RealClock, Simulator, generated_scenario, serve_in_thread  # noqa: E402
 
 WATCHER = Path(sys.executable).parent / "watcher"

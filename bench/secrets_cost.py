@@ -83,10 +83,10 @@ def _cells(results: list[tuple[float, int]]) -> list[str]:
 
 def in_process(urls: list[str], kbs: int) -> list[str]:
     """Redaction of one log line, cold and warm, and the store guard on a big first cycle."""
-    from watcher.model import Job
-    from watcher.redact import SECRETS
-    from watcher.runtime import register_url_secrets
-    from watcher.state import Change, JobState, KbState
+    from watcher.core.model import Job
+    from watcher.core.redact import SECRETS
+    from watcher.core.state import Change, JobState, KbState
+    from watcher.service.runtime import register_url_secrets
 
     line = "alert_failed route=ops target=json://127.0.0.1:9/**** detail=retryable: HTTP 500"
     secret_line = line + " while posting hooks/Wq7TzXk2pLm0"

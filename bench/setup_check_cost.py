@@ -1,4 +1,4 @@
-"""What the per-cycle check of the setup against the account costs (`watcher.accountcheck`).
+"""What the per-cycle check of the setup against the account costs (`watcher.service.accountcheck`).
 
 Every cycle, after the KB listing, the watcher checks each route's `knowledge_bases` entries
 against the account and folds the listing into the set of missing watched knowledge bases.
@@ -23,10 +23,10 @@ from datetime import UTC, datetime, timedelta
 
 import structlog
 
-from watcher.account import RouteRefs
-from watcher.accountcheck import AccountCheck
-from watcher.model import KnowledgeBase, WatchedKb
-from watcher.state import WatchState
+from watcher.core.account import RouteRefs
+from watcher.core.model import KnowledgeBase, WatchedKb
+from watcher.core.state import WatchState
+from watcher.service.accountcheck import AccountCheck
 
 T0 = datetime(2026, 11, 28, tzinfo=UTC)
 

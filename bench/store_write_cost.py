@@ -18,8 +18,9 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from watcher.edges import host, store_lease
-from watcher.edges.store_sqlite import SqliteStore
+from watcher.edges import host
+from watcher.edges.store import lease as store_lease
+from watcher.edges.store.sqlite import SqliteStore
 
 
 async def measure(rounds: int) -> tuple[float, float, float]:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import structlog
 
-from watcher.edges.api import ApiClient
+from watcher.edges.api.client import ApiClient
 from watcher.simulator import ManualClock, Simulator, generated_scenario, serve
 
 TOKEN = "sim-token"

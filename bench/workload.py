@@ -33,7 +33,7 @@ from watcher.simulator import TransitionRecord
 TOKEN = "dop_v1_" + "be" * 32  # a recognisable fake token: the simulator accepts only this
 ALL_EVENTS = ("started", "completed", "no_changes", "partial", "failed", "cancelled")
 
-# The watcher's headlines (watcher.render) and the reference poller's, by event kind.
+# The watcher's headlines (watcher.core.render) and the reference poller's, by event kind.
 HEADLINES = {
     "indexing started": "started",
     "indexing completed": "completed",

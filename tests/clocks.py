@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from watcher.clocks import Elapsed
+from watcher.core.clocks import Elapsed
 
 _EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 

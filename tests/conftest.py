@@ -9,7 +9,7 @@ import structlog
 
 from tests import storeguard
 from tests.receivers import SmtpReceiver, WebhookReceiver
-from watcher.redact import SECRETS
+from watcher.core.redact import SECRETS
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -16,7 +16,7 @@ from urllib.parse import quote
 from hypothesis import settings
 from hypothesis import strategies as st
 
-from watcher.redact import MIN_SECRET_LENGTH
+from watcher.core.redact import MIN_SECRET_LENGTH
 
 # Few examples per property, derandomized: the suite stays fast and the same in CI. Run with
 # HYPOTHESIS_PROFILE=promises-explore (as for `tests/promises`) for 500 fresh random examples,

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from watcher.edges import host
-from watcher.edges.store_sqlite import DEFAULT_LEASE, SqliteStore
+from watcher.edges.store.sqlite import DEFAULT_LEASE, SqliteStore
 
 LEASE_SECONDS = 30.0
 

@@ -19,10 +19,10 @@ import click
 
 from watcher.config import Config, Preflight, describe, load_config, resolve_config_path
 from watcher.config.preflight import listen_note
-from watcher.errors import ConfigError, StoreHeld, WatcherError
-from watcher.inert import inert
-from watcher.logs import configure_logging
-from watcher.redact import SECRETS
+from watcher.core.errors import ConfigError, StoreHeld, WatcherError
+from watcher.core.inert import inert
+from watcher.core.redact import SECRETS
+from watcher.service.logs import configure_logging
 
 EXIT_CONFIG = 2
 EX_CONFIG = 78  # sysexits: what systemd users expect from a daemon with a bad configuration
@@ -80,7 +80,7 @@ def load_or_exit(
 
 
 def _register_secrets(config: Config) -> None:
-    from watcher.runtime import register_config_secrets
+    from watcher.service.runtime import register_config_secrets
 
     register_config_secrets(config)
 
@@ -148,7 +148,7 @@ def check_config(config_path: str | None, no_token: bool, online: bool) -> None:
         raise click.UsageError("--online reads the account with the token: drop --no-token")
     config = load_or_exit(config_path, require_token=not no_token, preflight=Preflight.ALL)
     if online:
-        from watcher.commands import check_online
+        from watcher.service.commands import check_online
 
         configure_logging("error", "auto")  # the problems are the output, not request logs
         sys.exit(_guarded(lambda: check_online(config, echo=say), config_exit=EXIT_CONFIG))
@@ -160,7 +160,7 @@ def check_config(config_path: str | None, no_token: bool, online: bool) -> None:
 @log_level_option
 def run(config_path: str | None, log_level: str | None) -> None:
     """Run the daemon: poll on a schedule until SIGTERM/SIGINT (exit 78 on a bad config)."""
-    from watcher.daemon import run_daemon
+    from watcher.service.daemon import run_daemon
 
     config = load_or_exit(config_path, exit_code=EX_CONFIG, preflight=Preflight.ALL)
     start_logging(config, log_level)
@@ -174,7 +174,7 @@ def run(config_path: str | None, log_level: str | None) -> None:
 def once(config_path: str | None, log_level: str | None) -> None:
     """One poll cycle plus delivery of what is due, then exit (0 when the cycle ran; 75 when
     another watcher holds the store)."""
-    from watcher.commands import run_once
+    from watcher.service.commands import run_once
 
     # Route URLs are checked by `check-config` and `run`; a one-shot skips loading apprise's
     # plugins unless it has something to send (a bad URL then fails its delivery, visibly).
@@ -201,7 +201,7 @@ def once(config_path: str | None, log_level: str | None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def status(config_path: str | None, as_json: bool) -> None:
     """What the store knows: each KB, its latest job, state, progress, age, undelivered alerts."""
-    from watcher.commands import read_status
+    from watcher.service.commands import read_status
 
     config = load_or_exit(config_path, require_token=False, exit_code=EX_CONFIG, check_urls=False)
     configure_logging("warning", "auto")
@@ -213,7 +213,7 @@ def status(config_path: str | None, as_json: bool) -> None:
 @click.option("--route", default=None, metavar="NAME", help="Only this route.")
 def test_notify(config_path: str | None, route: str | None) -> None:
     """Send a test alert through the real delivery path to every route (or one)."""
-    from watcher.commands import send_test
+    from watcher.service.commands import send_test
 
     config = load_or_exit(config_path, require_token=False)
     configure_logging("warning", "auto")
@@ -242,7 +242,7 @@ def test_notify(config_path: str | None, route: str | None) -> None:
 @click.option("--all", "retry_all", is_flag=True, help="Every dead letter.")
 def retry(config_path: str | None, ids: tuple[int, ...], retry_all: bool) -> None:
     """Send dead letters again: the ids `watcher status` shows (dead #ID), or --all."""
-    from watcher.commands import retry_dead
+    from watcher.service.commands import retry_dead
 
     if bool(ids) == retry_all:
         click.echo(
@@ -265,8 +265,8 @@ def retry(config_path: str | None, ids: tuple[int, ...], retry_all: bool) -> Non
 )
 def health(config_path: str | None, live: bool) -> None:
     """Exit 0 when the daemon is healthy (recent successful cycle, store writable), else 1."""
-    from watcher.commands import check_health
-    from watcher.health import Probe
+    from watcher.core.health import Probe
+    from watcher.service.commands import check_health
 
     config = load_or_exit(config_path, require_token=False, exit_code=1, check_urls=False)
     configure_logging("error", "auto")
@@ -291,7 +291,7 @@ POSITIVE = click.FloatRange(min=0, min_open=True)
 @log_level_option
 def demo(duration: float | None, speed: float, log_level: str | None) -> None:
     """A self-contained demonstration: simulated API, the real daemon, alerts in the terminal."""
-    from watcher.demo import run_demo
+    from watcher.demo.run import run_demo
 
     configure_logging(log_level or "warning", "console")
     sys.exit(_guarded(lambda: run_demo(duration=duration, speed=speed, echo=say)))
@@ -322,7 +322,7 @@ def demo(duration: float | None, speed: float, log_level: str | None) -> None:
 )
 def simulate(port: int, scenario: str, token: str, speed: float, clock_offset: str) -> None:
     """Serve the simulated DigitalOcean API alone, on 127.0.0.1 (for trying configurations)."""
-    from watcher.durations import parse_duration
+    from watcher.core.durations import parse_duration
     from watcher.simulator import ScenarioError, run_standalone
 
     try:

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from watcher.account import MissingKb, RouteRefs, presence, unmatched_refs
-from watcher.model import EventKind, KnowledgeBase, WatchedKb
+from watcher.core.account import MissingKb, RouteRefs, presence, unmatched_refs
+from watcher.core.model import EventKind, KnowledgeBase, WatchedKb
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 EARLIER = NOW - timedelta(hours=3)

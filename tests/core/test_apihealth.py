@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from watcher.apihealth import ApiHealth, api_health
-from watcher.clocks import Elapsed, Instant
-from watcher.model import EventKind
+from watcher.core.apihealth import ApiHealth, api_health
+from watcher.core.clocks import Elapsed, Instant
+from watcher.core.model import EventKind
 
 T0 = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 NOW = Instant.aligned(T0)

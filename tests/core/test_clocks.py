@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from watcher.clocks import Elapsed
+from watcher.core.clocks import Elapsed
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from watcher.decide import (
+from watcher.core.decide import (
     SHORTEST_BODY,
     RetryPolicy,
     RouteRule,
@@ -21,9 +21,9 @@ from watcher.decide import (
     settle,
     verdict,
 )
-from watcher.delivery import plan
-from watcher.model import EventKind, Job, Severity
-from watcher.state import (
+from watcher.core.delivery import plan
+from watcher.core.model import EventKind, Job, Severity
+from watcher.core.state import (
     DeliveryState,
     FailureCause,
     OutboxItem,

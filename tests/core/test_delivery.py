@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from watcher.decide import RetryPolicy, SettleReason
-from watcher.delivery import (
+from watcher.core.decide import RetryPolicy, SettleReason
+from watcher.core.delivery import (
     Finished,
     RouteRun,
     Send,
@@ -20,8 +20,8 @@ from watcher.delivery import (
     plan,
     start,
 )
-from watcher.model import DataSourceJob, DataSourceStatus, EventKind, Job, Phase, Status
-from watcher.state import (
+from watcher.core.model import DataSourceJob, DataSourceStatus, EventKind, Job, Phase, Status
+from watcher.core.state import (
     Budget,
     DeliveryState,
     FailureCause,

@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from watcher.deliveryhealth import DeliveryHealth, RouteRound, delivery_health
-from watcher.model import EventKind
-from watcher.state import FailureCause, TargetResult
+from watcher.core.deliveryhealth import DeliveryHealth, RouteRound, delivery_health
+from watcher.core.model import EventKind
+from watcher.core.state import FailureCause, TargetResult
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 AFTER = timedelta(minutes=10)

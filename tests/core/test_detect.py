@@ -7,11 +7,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from watcher.clocks import Elapsed, Instant
-from watcher.detect import detect
-from watcher.model import DataSourceJob, EventKind, Job, KnowledgeBase, Phase, Status
-from watcher.stall import stall_due
-from watcher.state import (
+from watcher.core.clocks import Elapsed, Instant
+from watcher.core.detect import detect
+from watcher.core.model import DataSourceJob, EventKind, Job, KnowledgeBase, Phase, Status
+from watcher.core.stall import stall_due
+from watcher.core.state import (
     JobState,
     KbState,
     Observation,

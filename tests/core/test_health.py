@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from watcher.clocks import Elapsed
-from watcher.health import Health, Heartbeat, Probe, health_limit, judge
+from watcher.core.clocks import Elapsed
+from watcher.core.health import Health, Heartbeat, Probe, health_limit, judge
 
 BOOT = "boot-1"
 LIMIT = timedelta(seconds=210)  # interval 60 s + 2 x deadline 60 s + delivery timeout 30 s

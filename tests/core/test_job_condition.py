@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from watcher.model import Job, Phase, Status
-from watcher.state import JobCondition, JobState, StallReason, job_condition
+from watcher.core.model import Job, Phase, Status
+from watcher.core.state import JobCondition, JobState, StallReason, job_condition
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 C = JobCondition

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from watcher.lease import (
+from watcher.core.lease import (
     Holder,
     Lease,
     LeaseAction,

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from watcher.model import RateLimit
-from watcher.pace import PaceReason, PaceSettings, next_pace
+from watcher.core.model import RateLimit
+from watcher.core.pace import PaceReason, PaceSettings, next_pace
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 SETTINGS = PaceSettings(

@@ -7,10 +7,18 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from watcher.inert import is_inert
-from watcher.model import DataSourceJob, DataSourceStatus, EventKind, Job, Phase, Severity, Status
-from watcher.render import escape, format_duration, render, render_group
-from watcher.state import BodyFormat, StallReason, Transition
+from watcher.core.inert import is_inert
+from watcher.core.model import (
+    DataSourceJob,
+    DataSourceStatus,
+    EventKind,
+    Job,
+    Phase,
+    Severity,
+    Status,
+)
+from watcher.core.render import escape, format_duration, render, render_group
+from watcher.core.state import BodyFormat, StallReason, Transition
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 

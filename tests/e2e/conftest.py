@@ -22,15 +22,15 @@ import pytest
 from tests.clocks import elapsed_of
 from tests.receivers import SmtpReceiver, WebhookReceiver
 from watcher.config import Config
-from watcher.cycle import CycleReport
-from watcher.runtime import Runtime, open_runtime
+from watcher.service.cycle import CycleReport
+from watcher.service.runtime import Runtime, open_runtime
 from watcher.simulator import ManualClock, Simulator, serve
 from watcher.simulator.loading import parse_scenario
 
 TOKEN = "dop_v1_" + "e2e0" * 16
 HOOK, MAIL, CHAT = "hook", "mail", "chat"
 
-# The headline each event kind carries in an alert title (see `watcher.render`).
+# The headline each event kind carries in an alert title (see `watcher.core.render`).
 HEADLINES = {
     "started": "indexing started",
     "completed": "indexing completed",

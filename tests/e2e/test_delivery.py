@@ -23,8 +23,8 @@ from tests.e2e.conftest import (
     route,
     scenario,
 )
-from watcher.edges.store_sqlite import DEFAULT_LEASE
-from watcher.state import Budget, Message, OutboxItem, SendResult, Settlement
+from watcher.core.state import Budget, Message, OutboxItem, SendResult, Settlement
+from watcher.edges.store.sqlite import DEFAULT_LEASE
 
 EVENTS = ["started", "completed", "partial", "failed"]
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from tests.e2e.conftest import HEADLINES
 from tests.storeguard import guard_env
-from watcher.model import EventKind
+from watcher.core.model import EventKind
 
 JOB_EVENTS = [kind for kind in HEADLINES if EventKind(kind).is_about_a_job]
 # An alert as apprise's console:// scheme prints it: a boxed title line, "<icon> <KB>: <headline>"

@@ -20,7 +20,7 @@ from tests.e2e.conftest import (
     route,
     scenario,
 )
-from watcher.model import EventKind
+from watcher.core.model import EventKind
 from watcher.simulator import Fault, FaultKind, Simulator
 
 OUTCOMES = [k.value for k in EventKind if k.is_terminal]

@@ -20,8 +20,8 @@ from tests.e2e.conftest import TOKEN
 from tests.receivers import WebhookReceiver
 from watcher.config import load_config
 from watcher.config.trust import CA_ENVS
-from watcher.errors import ConfigError
-from watcher.runtime import open_runtime
+from watcher.core.errors import ConfigError
+from watcher.service.runtime import open_runtime
 from watcher.simulator import ManualClock, Simulator, serve
 from watcher.simulator.loading import parse_scenario
 

@@ -16,12 +16,12 @@ import pytest
 
 from tests.stores import open_held
 from watcher.config import Config
-from watcher.daemon import Daemon
-from watcher.edges.store_sqlite import SqliteStore
-from watcher.model import EventKind, Job, Phase, Status
-from watcher.runtime import open_runtime
+from watcher.core.model import EventKind, Job, Phase, Status
+from watcher.core.state import Change, Delivery, DeliveryState, JobState, Settlement, Transition
+from watcher.edges.store.sqlite import SqliteStore
+from watcher.service.daemon import Daemon
+from watcher.service.runtime import open_runtime
 from watcher.simulator import ManualClock, Simulator, load_scenario, serve
-from watcher.state import Change, Delivery, DeliveryState, JobState, Settlement, Transition
 
 TOKEN = "dop_v1_" + "cd" * 32
 KB = "44444444-4444-4444-8444-444444444444"
@@ -146,7 +146,7 @@ async def test_pruning_is_calendar_work_hourly_on_the_wall_clock_and_polling_is_
 
 
 def test_one_shot_commands_do_not_import_the_scheduler() -> None:
-    code = "import sys, watcher.commands; print('apscheduler' in sys.modules)"
+    code = "import sys, watcher.service.commands; print('apscheduler' in sys.modules)"
     done = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )

@@ -18,14 +18,14 @@ from typing import Any
 import httpx
 
 from tests.stores import open_held
-from watcher.clocks import Instant
-from watcher.detect import detect
-from watcher.edges import wire
-from watcher.edges.api import ApiClient
-from watcher.edges.memo import ParseMemo
-from watcher.edges.store_rows import JobCache
-from watcher.model import Job, KnowledgeBase, Phase, Status
-from watcher.state import Change, JobState, KbState, Observation, Policy, WatchState
+from watcher.core.clocks import Instant
+from watcher.core.detect import detect
+from watcher.core.model import Job, KnowledgeBase, Phase, Status
+from watcher.core.state import Change, JobState, KbState, Observation, Policy, WatchState
+from watcher.edges.api import wire
+from watcher.edges.api.client import ApiClient
+from watcher.edges.api.memo import ParseMemo
+from watcher.edges.store.rows import JobCache
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 TOKEN = "dop_v1_" + "ab" * 32
@@ -179,7 +179,7 @@ async def test_store_reads_open_and_named_jobs_by_index_even_with_stale_statisti
         await store.record(Change("c2", NOW, jobs=(_state(_job("live", NOW), done=False),)))
         state = await store.load({"old3", "old7"})
     assert set(state.jobs) == {"live", "old3", "old7"}
-    from watcher.edges import store_rows
+    from watcher.edges.store import rows as store_rows
 
     with sqlite3.connect(path) as conn:
         plans = [

@@ -41,7 +41,7 @@ from typing import Any
 from tests.promises.harness import TOKEN, Key, lifecycle_alerts
 from tests.receivers import ReceivedRequest, WebhookReceiver, wait_until
 from tests.storeguard import guard_env
-from watcher.model import EventKind
+from watcher.core.model import EventKind
 from watcher.simulator import RealClock, Simulator, serve_in_thread
 from watcher.simulator.loading import parse_scenario
 

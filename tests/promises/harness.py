@@ -23,12 +23,12 @@ from structlog.testing import capture_logs
 
 from tests.clocks import elapsed_of
 from tests.receivers import ReceivedRequest, WebhookReceiver
-from watcher import status
 from watcher.config import Config
-from watcher.cycle import CycleReport
-from watcher.model import EventKind
-from watcher.render import _HEADLINE, RECOVERED_BY_ENDING
-from watcher.runtime import Runtime, open_runtime
+from watcher.core import status_view as status
+from watcher.core.model import EventKind
+from watcher.core.render import _HEADLINE, RECOVERED_BY_ENDING
+from watcher.service.cycle import CycleReport
+from watcher.service.runtime import Runtime, open_runtime
 from watcher.simulator import ManualClock, Simulator
 from watcher.simulator.loading import parse_scenario
 

@@ -29,8 +29,8 @@ from apprise.plugins.discord import NotifyDiscord
 
 from tests.promises.harness import Rig, lifecycle_alerts, open_rig
 from tests.receivers import SmtpReceiver, WebhookReceiver
-from watcher.model import EventKind
-from watcher.render import _HEADLINE, RECOVERED_BY_ENDING
+from watcher.core.model import EventKind
+from watcher.core.render import _HEADLINE, RECOVERED_BY_ENDING
 
 _KINDS = {headline: kind for kind, headline in _HEADLINE.items()}
 _KINDS[RECOVERED_BY_ENDING] = EventKind.RECOVERED

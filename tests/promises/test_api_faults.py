@@ -19,8 +19,8 @@ import pytest
 
 from tests.promises.harness import TOKEN, Key, Rig, job_scenario, lifecycle_alerts, open_rig
 from tests.receivers import WebhookReceiver
-from watcher.logs import redact_secrets
-from watcher.model import EventKind
+from watcher.core.model import EventKind
+from watcher.service.logs import redact_secrets
 from watcher.simulator import Fault, FaultKind
 
 # Three jobs over ~100 s: `a` ends inside the fault window (t = 20..60), `b` just after it,

@@ -17,7 +17,7 @@ import pytest
 
 from tests.promises.harness import TOKEN, Key, Rig, alerts_of, open_rig
 from tests.receivers import WebhookReceiver
-from watcher.model import EventKind
+from watcher.core.model import EventKind
 
 SKEWS = [0.0, 1.0, -1.0, 90.0, -90.0, 600.0, -600.0]
 

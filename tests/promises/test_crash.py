@@ -28,12 +28,12 @@ from tests.promises.crashrig import (
     run_crash,
 )
 from tests.stores import open_held
+from watcher.core.errors import StoreHeld
+from watcher.core.lease import LeaseAction, LeaseReason
+from watcher.core.model import EventKind
+from watcher.core.state import Change, Delivery, Transition
 from watcher.edges import host
-from watcher.edges.store_sqlite import SqliteStore
-from watcher.errors import StoreHeld
-from watcher.lease import LeaseAction, LeaseReason
-from watcher.model import EventKind
-from watcher.state import Change, Delivery, Transition
+from watcher.edges.store.sqlite import SqliteStore
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 
@@ -66,9 +66,9 @@ import asyncio, os, signal, sys
 from datetime import UTC, datetime
 from pathlib import Path
 from watcher.edges import host
-from watcher.edges.store_sqlite import SqliteStore
-from watcher.model import EventKind
-from watcher.state import Change, Delivery, Transition
+from watcher.edges.store.sqlite import SqliteStore
+from watcher.core.model import EventKind
+from watcher.core.state import Change, Delivery, Transition
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 

@@ -1,7 +1,7 @@
 """Hostile input never crashes the watcher, never injects markup into alerts, never leaks.
 
 - Random JSON to the wire parsers and random answers (status, headers, body) to the API
-  client through `httpx.MockTransport`: a parsed value or a typed `watcher.errors` error.
+  client through `httpx.MockTransport`: a parsed value or a typed `watcher.core.errors` error.
 - Random TOML text and random config tables to `load_config`: only `ConfigError`.
 - KB names and API error texts full of markdown links, `<script>`, backticks and newlines
   reach a webhook and an email (text and HTML parts) escaped.
@@ -28,10 +28,10 @@ from tests.promises import PROPERTY
 from tests.promises.harness import TOKEN, open_rig
 from tests.receivers import SmtpReceiver, WebhookReceiver
 from watcher.config import Config, load_config
-from watcher.edges import wire
-from watcher.edges.api import ApiClient
-from watcher.errors import ConfigError, MalformedResponse, WatcherError
-from watcher.inert import is_inert
+from watcher.core.errors import ConfigError, MalformedResponse, WatcherError
+from watcher.core.inert import is_inert
+from watcher.edges.api import wire
+from watcher.edges.api.client import ApiClient
 
 JSON = st.recursive(
     st.none()

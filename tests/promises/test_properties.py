@@ -24,12 +24,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.promises import PROPERTY
-from watcher.clocks import Instant
-from watcher.decide import RouteRule, route
-from watcher.detect import detect
-from watcher.history import watermark
-from watcher.model import EventKind, Job, KnowledgeBase, Phase, Status
-from watcher.state import Observation, Policy, Transition, WatchState
+from watcher.core.clocks import Instant
+from watcher.core.decide import RouteRule, route
+from watcher.core.detect import detect
+from watcher.core.history import watermark
+from watcher.core.model import EventKind, Job, KnowledgeBase, Phase, Status
+from watcher.core.state import Observation, Policy, Transition, WatchState
 
 T0 = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 POLICY = Policy(

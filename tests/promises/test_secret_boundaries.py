@@ -44,15 +44,13 @@ from tests.leaks import (
 )
 from tests.stores import open_held
 from watcher.cli import main
-from watcher.delivery import plan
-from watcher.guard import GuardedNotifier, GuardedStore
-from watcher.inert import is_inert
-from watcher.logs import TRACEBACK_MARK, configure_logging
-from watcher.model import DataSourceJob, EventKind, Job, Phase, Status
-from watcher.redact import SECRETS as REGISTRY
-from watcher.render import DASHBOARD, render
-from watcher.runtime import register_url_secrets
-from watcher.state import (
+from watcher.core.delivery import plan
+from watcher.core.guard import GuardedNotifier, GuardedStore
+from watcher.core.inert import is_inert
+from watcher.core.model import DataSourceJob, EventKind, Job, Phase, Status
+from watcher.core.redact import SECRETS as REGISTRY
+from watcher.core.render import DASHBOARD, render
+from watcher.core.state import (
     BodyFormat,
     Budget,
     Change,
@@ -67,6 +65,8 @@ from watcher.state import (
     TargetResult,
     Transition,
 )
+from watcher.service.logs import TRACEBACK_MARK, configure_logging
+from watcher.service.runtime import register_url_secrets
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 LOG_LINE = re.compile(r"^<time> +\[", re.MULTILINE)  # a console log line, its time masked

@@ -28,7 +28,7 @@ import pytest
 from tests.promises.harness import TOKEN, alerts_of
 from tests.receivers import WebhookReceiver
 from tests.storeguard import guard_env
-from watcher.model import EventKind
+from watcher.core.model import EventKind
 from watcher.simulator import ManualClock, Simulator, serve_in_thread
 from watcher.simulator.loading import parse_scenario
 
@@ -39,10 +39,11 @@ _DIE_INSIDE_RECORD = """
 import asyncio, os, signal, sys
 from datetime import UTC, datetime
 from pathlib import Path
-from watcher.edges import host, store_sqlite
-from watcher.edges.store_rows import _UPSERT_JOB, _UPSERT_KB
-from watcher.model import Job
-from watcher.state import Change, JobState, KbState
+from watcher.edges import host
+from watcher.edges.store import sqlite as store_sqlite
+from watcher.edges.store.rows import _UPSERT_JOB, _UPSERT_KB
+from watcher.core.model import Job
+from watcher.core.state import Change, JobState, KbState
 
 NOW = datetime(2026, 11, 28, 12, tzinfo=UTC)
 
@@ -100,9 +101,9 @@ import asyncio, sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from watcher.edges import host
-from watcher.edges.store_sqlite import SqliteStore
-from watcher.model import Job
-from watcher.state import Change, JobState, KbState
+from watcher.edges.store.sqlite import SqliteStore
+from watcher.core.model import Job
+from watcher.core.state import Change, JobState, KbState
 
 NOW = datetime(2026, 11, 28, 12, tzinfo=UTC)
 PER_CYCLE = 400
@@ -255,8 +256,8 @@ _FULL_DISK_CYCLE = """
 import asyncio, json, resource, signal, sys
 from pathlib import Path
 from watcher.config import Config
-from watcher.errors import StoreError
-from watcher.runtime import open_runtime
+from watcher.core.errors import StoreError
+from watcher.service.runtime import open_runtime
 from watcher.simulator import ManualClock, Simulator, serve_in_thread
 from watcher.simulator.loading import parse_scenario
 

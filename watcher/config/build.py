@@ -32,7 +32,7 @@ from watcher.config.sections import (
 )
 from watcher.config.tree import Config
 from watcher.config.trust import resolve_ca_bundle
-from watcher.errors import ConfigError, ConfigProblem
+from watcher.core.errors import ConfigError, ConfigProblem
 
 SECTIONS: dict[str, type[Section]] = {
     "api": ApiConfig,

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from watcher.config.routes import ALL_KBS, RouteConfig
 from watcher.config.sections import DeliveryConfig, KnowledgeBaseConfig, PollConfig
 from watcher.config.urls import quoted
-from watcher.durations import format_duration
+from watcher.core.durations import format_duration
 
 Loc = tuple[str | int, ...]
 

@@ -15,8 +15,8 @@ from watcher.config.routes import RouteConfig
 from watcher.config.sections import KnowledgeBaseConfig
 from watcher.config.tree import Config
 from watcher.config.url_secrets import url_secrets
-from watcher.durations import format_duration as fmt
-from watcher.health import health_limit
+from watcher.core.durations import format_duration as fmt
+from watcher.core.health import health_limit
 
 _TOKEN_PREFIX = re.compile(r"[a-z]{2,4}_v\d+_")
 

@@ -14,7 +14,7 @@ from typing import Any, get_origin
 
 from watcher.config.build import SECTIONS, TABLE_ARRAYS, loc_text, unknown_message
 from watcher.config.checks import Loc
-from watcher.errors import ConfigProblem
+from watcher.core.errors import ConfigProblem
 
 ENV_PREFIX = "WATCHER_"
 NESTING = "__"

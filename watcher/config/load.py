@@ -20,7 +20,7 @@ from watcher.config.preflight import Preflight
 from watcher.config.sections import ApiConfig, HttpConfig
 from watcher.config.tree import Config
 from watcher.config.trust import resolve_ca_bundle
-from watcher.errors import ConfigError, ConfigProblem
+from watcher.core.errors import ConfigError, ConfigProblem
 
 CONFIG_ENV = "WATCHER_CONFIG"
 DEFAULT_CONFIG = "watcher.toml"

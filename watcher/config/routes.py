@@ -18,7 +18,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from watcher.config.sections import DurationOrZero, Section
 from watcher.config.urls import ENCODE_HINT, ambiguity, quoted, scheme_hint, unloadable
-from watcher.model import EventKind
+from watcher.core.model import EventKind
 
 DEFAULT_EVENTS = (
     EventKind.FAILED,

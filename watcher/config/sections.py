@@ -27,8 +27,8 @@ from pydantic import (
 )
 
 from watcher.config.preflight import Preflight, check_listen, state_path_problem
-from watcher.durations import parse_duration
-from watcher.model import WatchedKb
+from watcher.core.durations import parse_duration
+from watcher.core.model import WatchedKb
 
 DEFAULT_BASE_URL = "https://api.digitalocean.com"
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")

@@ -22,8 +22,8 @@ from watcher.config.sections import (
     StateConfig,
     is_uuid,
 )
-from watcher.model import EventKind, WatchedKb
-from watcher.state import Policy
+from watcher.core.model import EventKind, WatchedKb
+from watcher.core.state import Policy
 
 
 class Config(BaseModel):

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from watcher.config.sections import HttpConfig
-from watcher.errors import ConfigProblem
+from watcher.core.errors import ConfigProblem
 
 CA_ENVS = ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
 KEY = "http.ca_bundle"

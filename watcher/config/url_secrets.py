@@ -16,7 +16,7 @@ Secret, for a URL apprise can load:
 A URL apprise cannot load is secret in every part but its scheme and a host name.
 
 Loading apprise's plugins costs about 0.35 s and 25 MB: callers on a hot path classify
-lazily (`watcher.redact.SecretRegistry.register_lazy`) and only when a text may hold a secret.
+lazily (`watcher.core.redact.SecretRegistry.register_lazy`) and only when a text may hold a secret.
 """
 
 from __future__ import annotations

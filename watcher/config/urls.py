@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from urllib.parse import unquote, unquote_plus
 
-from watcher.inert import inert
+from watcher.core.inert import inert
 
 MASK = "****"
 _PLAIN = re.compile(r"[\w .*-]{1,40}")

@@ -19,7 +19,7 @@ from datetime import datetime
 from functools import cache
 from pathlib import Path
 
-from watcher.lease import Holder, LeaseTime, Liveness
+from watcher.core.lease import Holder, LeaseTime, Liveness
 
 _PROC = Path("/proc")
 
@@ -37,7 +37,7 @@ def lease_time() -> LeaseTime:
     """Now on the lease clock: seconds since boot (suspend included), named by the boot id.
 
     Without a boot id (not Linux) the clock is named by the host name alone; a reboot then
-    shows as an expiry further ahead than its duration, which `watcher.lease.decide` treats
+    shows as an expiry further ahead than its duration, which `watcher.core.lease.decide` treats
     as another clock.
     """
     clock = getattr(time, "CLOCK_BOOTTIME", None)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 
-from watcher.clocks import Elapsed
+from watcher.core.clocks import Elapsed
 from watcher.edges.host import boot_id
 
 

@@ -1,0 +1,448 @@
+"""The SQLite store's contract: record/load, the outbox queue, the read side, retention."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from tests.stores import open_held
+from watcher.core.clocks import Elapsed
+from watcher.core.errors import StoreError
+from watcher.core.model import EventKind, Job, Phase, Status
+from watcher.core.state import (
+    Change,
+    Delivery,
+    DeliveryState,
+    JobState,
+    KbState,
+    Settlement,
+    Sighting,
+    StallReason,
+    TargetResult,
+    Transition,
+    WatchState,
+)
+from watcher.edges.store.sqlite import SqliteStore
+
+NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+LEASE = timedelta(minutes=1)
+KB = "kb-1"
+
+
+def job(uuid: str = "job-1", kb: str = KB, **fields: object) -> Job:
+    base = Job(
+        uuid=uuid,
+        knowledge_base_uuid=kb,
+        phase=Phase.RUNNING,
+        status=Status.IN_PROGRESS,
+        created_at=NOW - timedelta(minutes=5),
+        started_at=NOW - timedelta(minutes=4),
+        updated_at=NOW - timedelta(minutes=1),
+        completed_datasources=1,
+        total_datasources=3,
+        tokens=50,
+        total_tokens=100,
+    )
+    return replace(base, **fields)  # type: ignore[arg-type]
+
+
+def state(j: Job, **fields: object) -> JobState:
+    base = JobState(
+        job=j,
+        kb_uuid=j.knowledge_base_uuid or KB,
+        first_seen_at=NOW - timedelta(hours=1),
+        progress_at=NOW - timedelta(minutes=1),
+        deadline=NOW + timedelta(minutes=29),
+        started_alerted=True,
+    )
+    return replace(base, **fields)  # type: ignore[arg-type]
+
+
+def event(j: Job, kind: EventKind = EventKind.FAILED, n: int = 1) -> Transition:
+    return Transition(
+        event_id=f"{j.uuid}/{kind.value}/{n}", kind=kind, at=NOW, kb_uuid=KB, kb_name="docs", job=j
+    )
+
+
+def change(
+    *transitions: Transition,
+    routes: tuple[str, ...] = ("ops",),
+    at: datetime = NOW,
+    jobs: tuple[JobState, ...] = (),
+) -> Change:
+    """A cycle recording the KB, the jobs of the transitions, and one delivery per route."""
+    states = jobs or tuple(state(t.job, done=True) for t in transitions if t.job)
+    return Change(
+        cycle_id=f"cycle-{at.isoformat()}",
+        at=at,
+        kbs=(KbState(KB, "docs", NOW - timedelta(days=1), last_job_uuid="job-1"),),
+        jobs=states,
+        transitions=transitions,
+        deliveries=tuple(Delivery(t.event_id, r) for t in transitions for r in routes),
+    )
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
+    opened = await open_held(tmp_path / "watcher.db", NOW, lease=LEASE)
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
+def wal_size(store: SqliteStore) -> int:
+    return Path(f"{store.path}-wal").stat().st_size
+
+
+def count(store: SqliteStore, table: str, where: str = "1 = 1") -> int:
+    """Count rows straight from the file, through a separate connection."""
+    with sqlite3.connect(store.path) as conn:
+        return int(conn.execute(f"SELECT COUNT(*) FROM {table} WHERE {where}").fetchone()[0])
+
+
+# --- record and load -------------------------------------------------------------------------
+
+
+async def test_recorded_kbs_and_jobs_load_back_exactly(store: SqliteStore) -> None:
+    running = state(job("job-1"), stalled=StallReason.NO_PROGRESS, stall_count=1, deadline=None)
+    await store.record(change(jobs=(running,)))
+    loaded = await store.load([])
+    assert loaded == WatchState(
+        kbs={KB: KbState(KB, "docs", NOW - timedelta(days=1), last_job_uuid="job-1")},
+        jobs={"job-1": running},
+    )
+
+
+async def test_sightings_news_watermarks_and_their_boot_load_back_exactly(
+    store: SqliteStore,
+) -> None:
+    seen = Sighting(first=Elapsed(1000.5, "boot-a"), moved=Elapsed(1090.25, "boot-a"))
+    running = state(job("job-1"), sighting=seen)
+    kb = KbState(KB, "docs", NOW, last_job_uuid="job-1", news_since=NOW - timedelta(seconds=1))
+    await store.record(replace(change(jobs=(running,)), kbs=(kb,)))
+    loaded = await store.load([])
+    assert loaded.jobs["job-1"].sighting == seen
+    assert loaded.kbs[KB] == kb
+
+
+async def test_load_returns_jobs_not_done_and_the_named_done_jobs_only(store: SqliteStore) -> None:
+    jobs = (
+        state(job("open")),
+        state(job("done-named"), done=True),
+        state(job("done-other"), done=True),
+    )
+    await store.record(change(jobs=jobs))
+    loaded = await store.load(["done-named", "never-seen"])
+    assert sorted(loaded.jobs) == ["done-named", "open"]
+
+
+async def test_a_later_record_replaces_the_job_state(store: SqliteStore) -> None:
+    await store.record(change(jobs=(state(job()),)))
+    finished = state(job(phase=Phase.SUCCEEDED, status=Status.COMPLETED), done=True, deadline=None)
+    await store.record(change(jobs=(finished,), at=NOW + timedelta(minutes=1)))
+    assert (await store.load(["job-1"])).jobs["job-1"] == finished
+
+
+async def test_a_delivery_without_its_event_fails_the_record_and_keeps_nothing(
+    store: SqliteStore,
+) -> None:
+    bad = replace(change(event(job())), deliveries=(Delivery("no-such-event", "ops"),))
+    with pytest.raises(StoreError, match="constraint"):
+        await store.record(bad)
+    assert await store.load([]) == WatchState()
+    assert count(store, "events") == 0
+    assert count(store, "outbox") == 0
+
+
+async def test_a_failing_outbox_insert_rolls_back_the_whole_cycle(store: SqliteStore) -> None:
+    with sqlite3.connect(store.path) as conn:
+        conn.execute(
+            "CREATE TRIGGER refuse BEFORE INSERT ON outbox"
+            " BEGIN SELECT RAISE(ABORT, 'outbox refused'); END"
+        )
+    with pytest.raises(StoreError, match="outbox refused"):
+        await store.record(change(event(job())), meta={"api_first_failure_at": "x"})
+    assert await store.load([]) == WatchState()
+    assert count(store, "events") == 0
+    assert await store.get_meta("api_first_failure_at") is None
+
+
+async def test_recording_the_same_cycle_twice_adds_no_event_and_no_delivery(
+    store: SqliteStore,
+) -> None:
+    cycle = change(event(job()), routes=("ops", "email"))
+    await store.record(cycle)
+    await store.record(cycle)
+    assert count(store, "events") == 1
+    assert count(store, "outbox") == 2
+
+
+async def test_meta_given_to_record_is_written_with_the_change(store: SqliteStore) -> None:
+    await store.record(change(), meta={"api_unreachable_alerted": "1"})
+    assert await store.get_meta("api_unreachable_alerted") == "1"
+    await store.record(change(), meta={"api_unreachable_alerted": None})
+    assert await store.get_meta("api_unreachable_alerted") is None
+
+
+async def test_a_naive_datetime_is_refused_before_anything_is_written(store: SqliteStore) -> None:
+    with pytest.raises(ValueError, match="naive"):
+        await store.record(change(at=datetime(2026, 11, 28, 12, 0)))
+    assert count(store, "knowledge_bases") == 0
+
+
+async def test_load_with_20000_historical_jobs_reads_only_open_and_named_jobs(
+    store: SqliteStore,
+) -> None:
+    history = tuple(state(job(f"old-{i:05}"), done=True, deadline=None) for i in range(20_000))
+    await store.record(change(jobs=(*history, state(job("open-1")), state(job("open-2")))))
+    loaded = await store.load(["old-00007", "old-19999"])
+    assert sorted(loaded.jobs) == ["old-00007", "old-19999", "open-1", "open-2"]
+    with sqlite3.connect(store.path) as conn:
+        plan = " ".join(
+            str(row[3])
+            for row in conn.execute("EXPLAIN QUERY PLAN SELECT * FROM jobs WHERE done = 0")
+        )
+    assert "USING INDEX" in plan  # not a scan of the whole table
+
+
+# --- the outbox ------------------------------------------------------------------------------
+
+
+async def test_due_rows_are_claimed_oldest_first_with_their_transition(store: SqliteStore) -> None:
+    first, second = event(job("job-1")), event(job("job-2"), EventKind.COMPLETED)
+    await store.record(change(first))
+    await store.record(change(second, at=NOW + timedelta(seconds=1)))
+    items = await store.claim_due(NOW + timedelta(seconds=1), limit=10)
+    assert [(i.transition, i.route) for i in items] == [(first, "ops"), (second, "ops")]
+    assert items[0].cycle_id == f"cycle-{NOW.isoformat()}"
+    assert items[0].created_at == NOW
+    assert await store.claim_due(NOW + timedelta(seconds=1), limit=10) == []
+
+
+async def test_rows_not_yet_due_and_over_the_limit_wait(store: SqliteStore) -> None:
+    await store.record(change(event(job()), routes=("a", "b", "c"), at=NOW))
+    assert await store.claim_due(NOW - timedelta(seconds=1), limit=10) == []
+    assert len(await store.claim_due(NOW, limit=2)) == 2
+    assert len(await store.claim_due(NOW, limit=2)) == 1
+
+
+async def test_a_retry_time_further_ahead_than_the_longest_backoff_is_due_now(
+    store: SqliteStore,
+) -> None:
+    """The wall clock was two hours ahead when the retry was set, then NTP fixed it."""
+    await store.record(change(event(job())))
+    (item,) = await store.claim_due(NOW, limit=10)
+    jumped = NOW + timedelta(hours=2)
+    retry = Settlement(item.id, DeliveryState.PENDING, jumped, 1, next_attempt_at=jumped)
+    await store.settle([retry])
+    longest = timedelta(minutes=30)
+    assert await store.claim_due(NOW + timedelta(seconds=5), 10, jumped - NOW) == []
+    (again,) = await store.claim_due(NOW + timedelta(seconds=5), 10, longest)
+    assert again.id == item.id
+
+
+async def test_rows_go_out_in_the_order_they_were_written_whatever_their_clock_said(
+    store: SqliteStore,
+) -> None:
+    """A row written while the wall clock was hours ahead still goes before a later one."""
+    during_jump = event(job("job-1"))
+    after_fix = event(job("job-2"), EventKind.COMPLETED)
+    await store.record(change(during_jump, at=NOW + timedelta(hours=2)))
+    await store.record(change(after_fix, at=NOW))
+    items = await store.claim_due(NOW + timedelta(hours=3), limit=10)
+    assert [i.transition.event_id for i in items] == [during_jump.event_id, after_fix.event_id]
+
+
+async def test_two_stores_on_one_file_never_claim_the_same_row(store: SqliteStore) -> None:
+    transitions = [event(job(f"job-{i}")) for i in range(30)]
+    await store.record(change(*transitions, routes=("ops", "email")))
+    other = await SqliteStore.open(store.path, now=NOW, lease=LEASE)
+    try:
+        claims = await asyncio.gather(
+            *(s.claim_due(NOW, limit=7) for _ in range(6) for s in (store, other))
+        )
+    finally:
+        await other.close()
+    ids = [item.id for batch in claims for item in batch]
+    assert len(ids) == 60
+    assert len(set(ids)) == 60
+
+
+async def test_a_claim_older_than_the_lease_goes_back_to_the_queue(store: SqliteStore) -> None:
+    await store.record(change(event(job())))
+    (claimed,) = await store.claim_due(NOW, limit=10)
+    assert await store.claim_due(NOW + LEASE - timedelta(seconds=1), limit=10) == []
+    (again,) = await store.claim_due(NOW + LEASE + timedelta(seconds=1), limit=10)
+    assert again.id == claimed.id
+    assert again.last_error is not None and "claim expired" in again.last_error
+
+
+async def test_a_sent_row_is_never_claimed_again(store: SqliteStore) -> None:
+    await store.record(change(event(job())))
+    (item,) = await store.claim_due(NOW, limit=10)
+    target = TargetResult(name="JSON", url="json://127.0.0.1/", ok=True)
+    await store.settle([Settlement(item.id, DeliveryState.SENT, NOW, 1, targets=(target,))])
+    assert await store.claim_due(NOW + timedelta(days=1), limit=10) == []
+    assert count(store, "outbox", "state = 'sent' AND sent_at IS NOT NULL") == 1
+    assert count(store, "outbox", "targets LIKE '%json://127.0.0.1/%'") == 1
+
+
+async def test_a_retry_comes_back_when_due_with_its_attempts_and_error(store: SqliteStore) -> None:
+    await store.record(change(event(job())))
+    (item,) = await store.claim_due(NOW, limit=10)
+    retry_at = NOW + timedelta(seconds=30)
+    await store.settle(
+        [Settlement(item.id, DeliveryState.PENDING, NOW, 1, next_attempt_at=retry_at, error="503")]
+    )
+    assert await store.claim_due(retry_at - timedelta(seconds=1), limit=10) == []
+    (again,) = await store.claim_due(retry_at, limit=10)
+    assert (again.id, again.attempts, again.last_error) == (item.id, 1, "503")
+
+
+async def test_a_dead_row_leaves_the_queue_and_shows_as_a_dead_letter(store: SqliteStore) -> None:
+    await store.record(change(event(job())))
+    (item,) = await store.claim_due(NOW, limit=10)
+    await store.settle([Settlement(item.id, DeliveryState.DEAD, NOW, 9, error="gave up after 24h")])
+    assert await store.claim_due(NOW + timedelta(days=1), limit=10) == []
+    assert await store.dead_letter_count() == 1
+    (dead,) = (await store.snapshot(NOW)).dead_letters
+    assert (dead.id, dead.route, dead.kind, dead.job_uuid) == (item.id, "ops", "failed", "job-1")
+    assert (dead.attempts, dead.last_error) == (9, "gave up after 24h")
+    later = NOW + timedelta(days=2)
+    assert await store.retry_dead(later, [item.id, 999]) == [item.id]  # 999 is no dead letter
+    (retried,) = await store.claim_due(later, limit=10)
+    assert (retried.id, retried.attempts) == (item.id, 0)
+    assert retried.created_at == later  # a fresh dead_after window, not dead again at once
+    assert await store.retry_dead(later) == []
+
+
+async def test_settling_a_row_that_is_not_claimed_changes_nothing(store: SqliteStore) -> None:
+    await store.record(change(event(job())))
+    await store.settle([Settlement(1, DeliveryState.SENT, NOW, 1)])
+    assert count(store, "outbox", "state = 'pending'") == 1
+
+
+async def test_a_stale_settle_after_another_store_reclaimed_the_row_is_ignored(
+    store: SqliteStore,
+) -> None:
+    await store.record(change(event(job())))
+    (mine,) = await store.claim_due(NOW, limit=10)
+    other = await SqliteStore.open(store.path, now=NOW, lease=LEASE)
+    try:
+        (theirs,) = await other.claim_due(NOW + 2 * LEASE, limit=10)
+        await store.settle([Settlement(mine.id, DeliveryState.PENDING, NOW, 1, error="late")])
+        assert count(store, "outbox", "state = 'sending'") == 1
+        await other.settle([Settlement(theirs.id, DeliveryState.SENT, NOW + 2 * LEASE, 2)])
+    finally:
+        await other.close()
+    assert count(store, "outbox", "state = 'sent' AND attempts = 2") == 1
+
+
+async def test_a_row_whose_event_cannot_be_read_is_dead_lettered_not_blocking(
+    store: SqliteStore,
+) -> None:
+    await store.record(change(event(job("job-1")), event(job("job-2"))))
+    with sqlite3.connect(store.path) as conn:
+        conn.execute("UPDATE events SET payload = '{\"kind\": 1}' WHERE event_id LIKE 'job-1/%'")
+    items = await store.claim_due(NOW, limit=10)
+    assert [i.transition.job_uuid for i in items] == ["job-2"]
+    (dead,) = (await store.snapshot(NOW)).dead_letters
+    assert dead.last_error is not None and "undecodable" in dead.last_error
+
+
+# --- read side, meta, retention --------------------------------------------------------------
+
+
+async def test_snapshot_shows_each_kb_latest_job_and_the_outbox(store: SqliteStore) -> None:
+    latest = job("job-1", phase_raw="BATCH_JOB_PHASE_WEIRD", phase=Phase.UNKNOWN)
+    older = job("job-0", created_at=NOW - timedelta(days=2))
+    jobs = (state(latest, stalled=StallReason.NO_PROGRESS), state(older, done=True))
+    await store.record(change(event(older), jobs=jobs, routes=("ops", "email")))
+    await store.set_last_cycle_at(NOW)
+    (item, _) = await store.claim_due(NOW, limit=10)
+    await store.settle([Settlement(item.id, DeliveryState.DEAD, NOW, 3, error="HTTP 400")])
+    snap = await store.snapshot(NOW + timedelta(minutes=10))
+    (kb,) = snap.kbs
+    assert (kb.uuid, kb.name, kb.job_uuid) == (KB, "docs", "job-1")
+    assert (kb.phase, kb.status) == ("BATCH_JOB_PHASE_WEIRD", "INDEX_JOB_STATUS_IN_PROGRESS")
+    assert (kb.completed_datasources, kb.total_datasources, kb.tokens) == (1, 3, 50)
+    assert (kb.stalled, kb.done, kb.started_at) == (
+        StallReason.NO_PROGRESS,
+        False,
+        latest.started_at,
+    )
+    assert snap.outbox_by_state == {"pending": 0, "sending": 1, "sent": 0, "dead": 1}
+    routes = [(r.route, r.pending, r.sending, r.dead) for r in snap.routes]
+    assert routes == [("email", 0, 1, 0), ("ops", 0, 0, 1)]
+    assert (snap.undelivered, snap.dead) == (1, 1)
+    assert snap.oldest_undelivered_age() == 600.0
+    assert snap.oldest_undelivered_age(NOW + timedelta(minutes=20)) == 1200.0
+    assert snap.jobs_by_state == {
+        "pending": 0,
+        "running": 0,
+        "stalled": 1,
+        "unknown": 0,
+        "done": 1,
+    }
+    assert snap.events_by_kind == {"failed": 1}
+    assert (snap.last_cycle_at, snap.created_at, snap.schema_version) == (NOW, NOW, 3)
+
+
+async def test_meta_values_are_kept_until_deleted(store: SqliteStore) -> None:
+    assert await store.get_meta("api_first_failure_at") is None
+    await store.set_meta("api_first_failure_at", "2026-11-28T12:00:00Z")
+    assert await store.get_meta("api_first_failure_at") == "2026-11-28T12:00:00Z"
+    await store.set_meta("api_first_failure_at", None)
+    assert await store.get_meta("api_first_failure_at") is None
+    assert await store.last_cycle_at() is None
+
+
+async def test_checking_that_a_store_is_writable_writes_nothing(store: SqliteStore) -> None:
+    """`watcher health` probes every 30 s beside the daemon: it takes the write lock, no row."""
+    before = wal_size(store)
+    await store.check_writable()
+    assert await store.get_meta("writable_probe") is None
+    assert wal_size(store) == before
+
+
+async def test_prune_removes_old_settled_rows_but_never_undelivered_ones(
+    store: SqliteStore,
+) -> None:
+    old_jobs = tuple(
+        state(job(f"old-{i}", created_at=NOW - timedelta(days=i)), done=True) for i in range(5)
+    )
+    delivered, waiting = event(job("old-1")), event(job("old-2"))
+    await store.record(change(delivered, waiting, jobs=(*old_jobs, state(job("open")))))
+    items = await store.claim_due(NOW, limit=10)
+    sent = next(i for i in items if i.transition == delivered)
+    await store.settle([Settlement(sent.id, DeliveryState.SENT, NOW, 1)])
+    pruned = await store.prune(NOW + timedelta(days=30), keep_per_kb=3)
+    # the sent row and its event go; the undelivered row and the event it needs stay
+    assert count(store, "outbox") == 1
+    assert count(store, "events", "event_id = 'old-2/failed/1'") == 1
+    # the three newest jobs of the KB stay (old-0, open, old-1); older done jobs go
+    remaining = sorted((await store.load([f"old-{i}" for i in range(5)])).jobs)
+    assert remaining == ["old-0", "old-1", "open"]
+    assert pruned == 1 + 1 + 3
+
+
+async def test_prune_keeps_the_latest_job_of_each_kb_even_when_old(store: SqliteStore) -> None:
+    ancient = state(job("job-1", created_at=NOW - timedelta(days=400)), done=True)
+    await store.record(change(jobs=(ancient,)))
+    assert await store.prune(NOW + timedelta(days=30), keep_per_kb=0) == 0
+    assert "job-1" in (await store.load(["job-1"])).jobs
+
+
+async def test_a_closed_store_refuses_work_with_a_store_error(tmp_path: Path) -> None:
+    opened = await SqliteStore.open(tmp_path / "watcher.db", now=NOW)
+    await opened.close()
+    await opened.close()
+    with pytest.raises(StoreError, match="closed"):
+        await opened.load([])

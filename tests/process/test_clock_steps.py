@@ -1,0 +1,230 @@
+"""A real `watcher run` whose wall clock NTP steps, under libfaketime (Debian's `faketime`).
+
+libfaketime is preloaded into the daemon alone (the simulated API and the receiver run in the
+test process, on the true clock). `FAKETIME_TIMESTAMP_FILE` lets the test step the running
+process's wall clock by rewriting one file, read again every second
+(`FAKETIME_CACHE_DURATION=1`; `FAKETIME_NO_CACHE=1` would read it at every clock call, which
+makes a Python process crawl); `FAKETIME_DONT_FAKE_MONOTONIC` keeps CLOCK_MONOTONIC (and
+CLOCK_BOOTTIME) true, as an NTP step does. Under it Python 3.11's `time.sleep` fails with
+EINVAL (libfaketime issue 426): the daemon never calls it. `.ci/run` installs `faketime` when
+it is missing; without it these tests are skipped, saying so.
+"""
+
+from __future__ import annotations
+
+import glob
+import itertools
+import json
+import signal
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.process.conftest import (
+    Route,
+    Service,
+    WatcherProcess,
+    config_text,
+    free_port,
+    http_get,
+    wait_for,
+)
+from tests.promises.harness import alerts_of
+from watcher.core.model import EventKind
+from watcher.simulator import RealClock, Simulator
+from watcher.simulator.loading import parse_scenario
+
+INTERVAL = 1.0
+
+
+def libfaketime() -> str | None:
+    """The path of libfaketime.so.1, wherever the distribution put it."""
+    patterns = ("/usr/lib/*/faketime/libfaketime.so.1", "/usr/lib*/faketime/libfaketime.so.1")
+    found = sorted(path for pattern in patterns for path in glob.glob(pattern))
+    return found[0] if found else None
+
+
+@pytest.fixture
+def faketime(tmp_path: Path) -> Iterator[tuple[Path, dict[str, str]]]:
+    """The file that sets the daemon's clock offset ("+0" now), and the env that applies it."""
+    library = libfaketime()
+    if library is None:
+        pytest.skip("libfaketime is not installed (apt-get install faketime; .ci/run does)")
+    control = tmp_path / "faketime.rc"
+    control.write_text("+0\n", encoding="ascii")
+    yield (
+        control,
+        {
+            "LD_PRELOAD": library,
+            "FAKETIME_TIMESTAMP_FILE": str(control),
+            "FAKETIME_CACHE_DURATION": "1",
+            "FAKETIME_DONT_FAKE_MONOTONIC": "1",  # libfaketime 0.9.10's name...
+            "DONT_FAKE_MONOTONIC": "1",  # ...and the older one
+            "NO_FAKE_STAT": "1",  # file times stay true: SQLite and the config file need nothing
+        },
+    )
+
+
+def step(control: Path, offset: timedelta) -> None:
+    """Step the daemon's wall clock to `offset` from the true time (as NTP would)."""
+    control.write_text(f"{int(offset.total_seconds()):+d}\n", encoding="ascii")
+
+
+def scenario() -> dict[str, Any]:
+    """`burst`: a long job that moves one second in three (no_progress_after is 5 s);
+    `quick`: a job that starts and fails while the clock is stepped and the receiver down."""
+    frozen = [{"after": 1 + 3 * n, "for": 2} for n in range(20)]
+    sources = [{"key": "main", "items": 600}]
+    return {
+        "name": "clock-steps",
+        "knowledge_bases": [
+            {"key": "docs", "name": "docs-kb", "data_sources": sources},
+            {"key": "wiki", "name": "wiki-kb", "data_sources": sources},
+        ],
+        "timeline": [
+            {
+                "at": 2,
+                "start_job": {
+                    "kb": "docs",
+                    "id": "burst",
+                    "pending": 0.5,
+                    "run": 50,
+                    "stalls": frozen,
+                },
+            },
+            {
+                "at": 7,
+                "start_job": {
+                    "kb": "wiki",
+                    "id": "quick",
+                    "pending": 0.5,
+                    "run": 2,
+                    "outcome": "failed",
+                },
+            },
+        ],
+    }
+
+
+def delivered(receiver: Any) -> list[tuple[str | None, EventKind]]:
+    return [a.key for a in alerts_of([r for r in receiver.requests if r.answered == 200])]
+
+
+def late_starts(proc: WatcherProcess, since: float) -> list[float]:
+    """How much later than on time each cycle since `since` began, in seconds.
+
+    A cycle is on time when it begins one interval after the previous one began (or at once
+    when that one overran): from one finish to the next that is at most the interval plus
+    the later cycle's own duration. Measured when the test read the lines, on its own clock.
+    """
+    ends = [
+        (line.at, float(line.record["duration_s"]))
+        for line in proc.lines
+        if line.at >= since and line.record and line.record.get("event") == "cycle_finished"
+    ]
+    return [max(0.0, (b - a) - INTERVAL - took) for (a, _), (b, took) in itertools.pairwise(ends)]
+
+
+@pytest.mark.parametrize(
+    "offset", [timedelta(seconds=-60), timedelta(hours=1)], ids=["-60s", "+1h"]
+)
+def test_a_stepped_clock_keeps_polling_at_its_interval_with_no_false_stall_and_no_held_alert(
+    service: Service, faketime: tuple[Path, dict[str, str]], offset: timedelta
+) -> None:
+    control, fake_env = faketime
+    sim = Simulator(
+        parse_scenario(scenario(), "clock-steps"), token=service_token(), clock=RealClock()
+    )
+    base_url = service.serve(sim)
+    receiver = service.receiver()
+    port = free_port()
+    extra = '[stall]\nno_progress_after = "5s"\npending_after = "1m"\n'
+    text = config_text(
+        base_url=base_url,
+        state=service.state,
+        routes=[Route("ops", (receiver.url_json("/ops"),))],
+        interval=f"{INTERVAL:g}s",
+        listen=f"127.0.0.1:{port}",
+        extra=extra,
+    )
+    service.write_config(text)
+    env = service.env(**fake_env)
+    proc = service.start("run", env=env)
+    proc.wait_for_log("cycle_finished")
+
+    at = lambda seconds: sim.sync() >= sim.t0 + timedelta(seconds=seconds)  # noqa: E731
+    wait_for(lambda: at(5), 15, "t = 5 s")
+    receiver.answer(500)  # the receiver fails...
+    step(control, offset)  # ...while NTP steps the watcher's clock
+    stepped_at = time.monotonic()
+    wait_for(lambda: any(r.answered == 500 for r in receiver.requests), 15, "a refused alert")
+    wait_for(lambda: at(12), 15, "t = 12 s")
+    # during the step the daemon polls on, and every probe says healthy
+    assert http_get(f"http://127.0.0.1:{port}/healthz")[0] == 200
+    status, body = http_get(f"http://127.0.0.1:{port}/readyz")
+    assert status == 200, body
+    probe = service.cli("health", env=env)
+    assert probe.returncode == 0, probe.stderr
+
+    quick = sim.job_uuid("quick")
+    assert (quick, EventKind.FAILED) not in delivered(receiver)
+    receiver.answer(200)  # the receiver is back...
+    step(control, timedelta(0))  # ...and the clock fixed
+    fixed_at = time.monotonic()
+    # retry_max is 1 s: a retry time further ahead can only be the step, and is due now
+    wait_for(lambda: (quick, EventKind.FAILED) in delivered(receiver), 10, "the held alerts")
+    held = time.monotonic() - fixed_at
+    wait_for(lambda: at(20), 15, "t = 20 s")
+    stopped_at = time.monotonic()
+    proc.signal(signal.SIGTERM)
+    assert proc.wait_exit() == 0, proc.tail()
+
+    got = delivered(receiver)
+    burst = sim.job_uuid("burst")
+    assert got.count((burst, EventKind.STARTED)) == 1
+    assert got.count((quick, EventKind.STARTED)) == 1
+    assert got.count((quick, EventKind.FAILED)) == 1
+    assert not [k for k in got if k[1] is EventKind.STALLED], got  # burst never stood 5 s
+    assert held < 8  # a cycle or two, never the length of the step
+    # cycles finished from the step to the stop, each starting on time after the one before
+    ends = [r.at for r in proc.lines if r.record and r.record.get("event") == "cycle_finished"]
+    ends = [at for at in ends if stepped_at <= at <= stopped_at]
+    assert ends and ends[0] - stepped_at < 3 and stopped_at - ends[-1] < 3, ends
+    late = late_starts(proc, stepped_at)
+    assert max(late) < 1.0, late  # scheduling slack on a busy machine; a step would be 60 s
+    assert not proc.records("cycle_failed")
+
+
+def service_token() -> str:
+    from tests.process.conftest import TOKEN
+
+    return TOKEN
+
+
+def test_the_preloaded_library_fakes_the_wall_clock_but_not_the_monotonic_one(
+    service: Service, faketime: tuple[Path, dict[str, str]]
+) -> None:
+    """The rig itself: what the daemon will see under it (a guard against a silent no-op)."""
+    import subprocess
+    import sys
+
+    control, fake_env = faketime
+    step(control, timedelta(hours=-1))
+    probe = "import json, time; print(json.dumps([time.time(), time.monotonic()]))"
+    env = service.env(**fake_env)
+    before_wall, before_mono = time.time(), time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    wall, mono = json.loads(done.stdout)
+    assert wall - before_wall == pytest.approx(-3600, abs=5)
+    assert mono - before_mono == pytest.approx(0, abs=5)

@@ -1,0 +1,294 @@
+"""Deciding who gets what, and what to do after a delivery attempt. Pure.
+
+- `route` turns transitions into outbox rows: one per (event, route) that asked for it. A
+  stalled job that ends tells a route that asked for its outcome the whole story in the
+  outcome's alert, so that route gets no separate `recovered`. An event about a route's own
+  delivery (`delivery_failing`, `delivery_recovered`) never goes to that route.
+- `settle` turns a send's result into settlements, each carrying the reason for its new state:
+  delivered; retried with backoff; re-rendered shorter at once when a target refused the
+  message for its size (never final while the message can still shrink); dead-lettered after
+  repeated permanent refusals or after `dead_after`.
+- `budget_caps` says how short the next message to a URL must be after such a refusal.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import TYPE_CHECKING
+
+from watcher.core.model import EventKind
+from watcher.core.state import (
+    Delivery,
+    DeliveryState,
+    FailureCause,
+    OutboxItem,
+    SendResult,
+    Settlement,
+    TargetResult,
+    Transition,
+)
+
+if TYPE_CHECKING:
+    from watcher.core.delivery import Send
+
+# The shortest body worth re-rendering for: a refusal of a message this short is not about
+# its size (the headline and the facts of an alert take about this much).
+SHORTEST_BODY = 250
+
+
+@dataclass(frozen=True, slots=True)
+class RouteRule:
+    """The routing part of a route: which events, for which knowledge bases."""
+
+    name: str
+    events: frozenset[EventKind]
+    knowledge_bases: frozenset[str] = frozenset({"*"})
+
+    def wants(self, transition: Transition) -> bool:
+        """Whether this route asked for this transition (API and delivery events ignore the
+        KB filter; a route never hears about its own delivery)."""
+        if transition.kind not in self.events or transition.route == self.name:
+            return False
+        if transition.kb_uuid is None or "*" in self.knowledge_bases:
+            return True
+        return bool({transition.kb_uuid, transition.kb_name} & self.knowledge_bases)
+
+
+def route(transitions: Iterable[Transition], rules: Sequence[RouteRule]) -> tuple[Delivery, ...]:
+    """One outbox row for every (transition, route) pair where the route wants the event,
+    except a `recovered` whose job ended in the same batch with an outcome the route wants
+    (that outcome's alert says the job had stalled)."""
+    transitions = tuple(transitions)
+    outcomes = {t.job_uuid: t.kind for t in transitions if t.kind.is_terminal and t.job_uuid}
+    return tuple(
+        Delivery(event_id=t.event_id, route=rule.name)
+        for t in transitions
+        for rule in rules
+        if rule.wants(t) and not _told_by_outcome(t, rule, outcomes)
+    )
+
+
+def _told_by_outcome(t: Transition, rule: RouteRule, outcomes: Mapping[str, EventKind]) -> bool:
+    if t.kind is not EventKind.RECOVERED or t.job_uuid is None:
+        return False
+    outcome = outcomes.get(t.job_uuid)
+    return outcome is not None and outcome in rule.events
+
+
+class SettleReason(StrEnum):
+    """Why an outbox row ended up in its new state."""
+
+    DELIVERED = "delivered"
+    RETRY = "retry"
+    RESIZED = "resized"  # a target refused it for its size: due again at once, shorter
+    PERMANENT_FAILURE = "permanent_failure"
+    EXPIRED = "expired"
+    HELD = "held"  # reached every URL it tried; the route's down URLs wait for their retry
+    POSTPONED = "postponed"  # not tried: the route failed earlier this cycle; no attempt spent
+
+
+class Verdict(StrEnum):
+    """What a send's result means for the rows it carried."""
+
+    DELIVERED = "delivered"
+    RETRY = "retry"  # a later try of the same message may pass
+    RESIZE = "resize"  # only size refusals: a shorter rendering may pass now
+    PERMANENT = "permanent"  # the same message will be refused again
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Backoff between attempts and the bound after which a row is dead-lettered."""
+
+    base: timedelta = timedelta(seconds=30)
+    maximum: timedelta = timedelta(minutes=30)
+    dead_after: timedelta = timedelta(hours=24)
+    permanent_attempts: int = 3
+
+
+def backoff(attempts: int, policy: RetryPolicy, spread: float) -> timedelta:
+    """Exponential backoff after `attempts` failures, scaled by `spread` in [0.5, 1] (jitter)."""
+    exponent = min(max(attempts - 1, 0), 30)
+    delay: timedelta = min(policy.base * (2**exponent), policy.maximum)
+    return delay * min(max(spread, 0.5), 1.0)
+
+
+def verdict(result: SendResult) -> Verdict:
+    """Judge a result by its worst target: any retryable failure means retry; size refusals
+    alone mean resize; permanent refusals alone mean permanent."""
+    if result.ok:
+        return Verdict.DELIVERED
+    failed = [t for t in result.targets if not t.ok]
+    if not failed:  # a failure of the whole call, not of a target
+        return Verdict.PERMANENT if result.permanent else Verdict.RETRY
+    judged = {_judge(t, result.permanent) for t in failed}
+    for outcome in (Verdict.RETRY, Verdict.RESIZE):
+        if outcome in judged:
+            return outcome
+    return Verdict.PERMANENT
+
+
+def _judge(target: TargetResult, permanent: bool) -> Verdict:
+    if target.cause is None:  # a notifier that does not classify: trust its summary
+        return Verdict.PERMANENT if permanent else Verdict.RETRY
+    if resizable(target):
+        return Verdict.RESIZE
+    return Verdict.PERMANENT if target.cause.permanent else Verdict.RETRY
+
+
+def resizable(target: TargetResult) -> bool:
+    """A refusal that a shorter message may pass: "too large", or a bare HTTP 400 of a
+    message longer than `SHORTEST_BODY` (services answer 400 for size as often as 413)."""
+    sent = target.sent_chars or 0
+    if target.ok or sent <= SHORTEST_BODY:
+        return False
+    bare_400 = target.cause is FailureCause.REJECTED and target.status == 400
+    return target.cause is FailureCause.TOO_LARGE or bare_400
+
+
+def budget_caps(items: Iterable[OutboxItem]) -> dict[int, int]:
+    """The most characters the next body to each URL may have, from the rows' last attempt:
+    half of what a URL refused for its size (never below `SHORTEST_BODY`), and no more than
+    last time when a URL refused even the shortest (so that it never grows back)."""
+    caps: dict[int, int] = {}
+    for item in items:
+        for target in item.last_targets:
+            if target.index is None or target.sent_chars is None or not _size_like(target):
+                continue
+            cap = target.sent_chars
+            if resizable(target):
+                cap = max(target.sent_chars // 2, SHORTEST_BODY)
+            caps[target.index] = min(cap, caps.get(target.index, cap))
+    return caps
+
+
+def _size_like(target: TargetResult) -> bool:
+    too_large = target.cause is FailureCause.TOO_LARGE
+    return not target.ok and (too_large or (target.cause, target.status) == (_REJECTED, 400))
+
+
+_REJECTED = FailureCause.REJECTED
+
+
+def settle(
+    send: Send, result: SendResult, now: datetime, policy: RetryPolicy
+) -> list[tuple[Settlement, SettleReason]]:
+    """What to write back for every row of a send, and why."""
+    judged = verdict(result)
+    return [_settle_one(item, result, judged, now, policy) for item in send.items]
+
+
+def hold(
+    send: Send, result: SendResult, until: Settlement
+) -> list[tuple[Settlement, SettleReason]]:
+    """A send that left out URLs found down earlier in this cycle: what it reached counts,
+    the rows stay pending until that failure's retry, and no attempt is spent."""
+    return [
+        (_pending(item, until, result.targets, until.error), SettleReason.HELD)
+        for item in send.items
+    ]
+
+
+def postpone(sends: Sequence[Send], until: Settlement) -> list[tuple[Settlement, SettleReason]]:
+    """The route is failing: its other rows wait for that failure's retry, unspent."""
+    return [
+        (_pending(item, until, (), item.last_error), SettleReason.POSTPONED)
+        for send in sends
+        for item in send.items
+    ]
+
+
+def release(items: Sequence[OutboxItem], now: datetime) -> list[Settlement]:
+    """Rows claimed for a route that is still sending an earlier round: back to the queue,
+    due now, unspent, with everything they remember."""
+    return [
+        Settlement(
+            outbox_id=item.id,
+            state=DeliveryState.PENDING,
+            at=now,
+            attempts=item.attempts,
+            next_attempt_at=now,
+            error=item.last_error,
+            targets=item.last_targets or earlier_targets(item),
+        )
+        for item in items
+    ]
+
+
+def _pending(
+    item: OutboxItem, until: Settlement, reached: tuple[TargetResult, ...], error: str | None
+) -> Settlement:
+    return Settlement(
+        outbox_id=item.id,
+        state=DeliveryState.PENDING,
+        at=until.at,
+        attempts=item.attempts,
+        next_attempt_at=until.next_attempt_at,
+        error=error,
+        targets=reached + earlier_targets(item, reached),
+    )
+
+
+def failed_targets(result: SendResult) -> frozenset[int]:
+    """The URLs (by index) a send failed on; empty when the failure is not per URL, which
+    then counts as the whole route failing."""
+    failed = [t.index for t in result.targets if not t.ok]
+    if not failed or None in failed:
+        return frozenset()
+    return frozenset(index for index in failed if index is not None)
+
+
+def _settle_one(
+    item: OutboxItem, result: SendResult, judged: Verdict, now: datetime, policy: RetryPolicy
+) -> tuple[Settlement, SettleReason]:
+    attempts = item.attempts + 1
+    match judged:
+        case Verdict.DELIVERED:
+            sent = _settlement(item, DeliveryState.SENT, now, attempts, result)
+            return sent, SettleReason.DELIVERED
+        case Verdict.RESIZE:  # not the receiver's fault nor a try spent: again, shorter, now
+            again = _settlement(item, DeliveryState.PENDING, now, item.attempts, result, now)
+            return again, SettleReason.RESIZED
+        case Verdict.PERMANENT if attempts >= policy.permanent_attempts:
+            dead = _settlement(item, DeliveryState.DEAD, now, attempts, result)
+            return dead, SettleReason.PERMANENT_FAILURE
+    if now - item.created_at >= policy.dead_after:
+        return _settlement(item, DeliveryState.DEAD, now, attempts, result), SettleReason.EXPIRED
+    # A stable per-row spread keeps retries of many rows from moving in lockstep.
+    spread = 0.5 + (item.id * 2654435761 % 1000) / 2000
+    retry_at = now + backoff(attempts, policy, spread)
+    retry = _settlement(item, DeliveryState.PENDING, now, attempts, result, retry_at)
+    return retry, SettleReason.RETRY
+
+
+def _settlement(
+    item: OutboxItem,
+    state: DeliveryState,
+    now: datetime,
+    attempts: int,
+    result: SendResult,
+    next_attempt_at: datetime | None = None,
+) -> Settlement:
+    return Settlement(
+        outbox_id=item.id,
+        state=state,
+        at=now,
+        attempts=attempts,
+        next_attempt_at=next_attempt_at,
+        error=None if result.ok else (result.error or "delivery failed"),
+        targets=result.targets + earlier_targets(item, result.targets),
+    )
+
+
+def earlier_targets(
+    item: OutboxItem, now: tuple[TargetResult, ...] = ()
+) -> tuple[TargetResult, ...]:
+    """The URLs an earlier attempt reached that this one did not try: they stay delivered."""
+    tried = {t.index for t in now}
+    return tuple(
+        TargetResult(name="earlier attempt", url="", ok=True, index=index)
+        for index in sorted(item.delivered - tried)
+    )

@@ -1,0 +1,357 @@
+"""Rendering alerts: a plain-text title and a body in markdown, plain text and HTML. Pure.
+
+The body is built as a few blocks (`watcher.core.markup`) and written out in every format, so the
+notifier can hand each service the format apprise will use for it without converting
+anything. Text from outside (KB names, API error messages, unknown enum values) is made inert
+and escaped for each format by the writer; the title is plain text on one line, never escaped
+(a subject line or a title field shows it as is; the notifier escapes it when a service blends
+the title into the body).
+
+Given a target's `Budget`, an alert is fitted into it (`watcher.core.fit`), in each format: the
+headline and the facts always come first, data sources (and a grouped alert's events) are
+listed worst first and cut with a count of what was left out, error texts are shortened.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from urllib.parse import quote
+
+from watcher.core.fit import Entry, clip, fit, more_text
+from watcher.core.inert import inert
+from watcher.core.markup import (
+    Block,
+    Bullets,
+    Item,
+    Para,
+    Span,
+    code,
+    escape_markdown,
+    link,
+    plain,
+    strong,
+    write,
+)
+from watcher.core.model import DataSourceJob, DataSourceStatus, EventKind, Job, Severity
+from watcher.core.state import BodyFormat, Budget, Message, StallReason, Transition
+
+DASHBOARD = "https://cloud.digitalocean.com/gen-ai/knowledge-bases"
+
+_HEADLINE = {
+    EventKind.STARTED: "indexing started",
+    EventKind.COMPLETED: "indexing completed",
+    EventKind.NO_CHANGES: "indexing found no changes",
+    EventKind.PARTIAL: "indexing partial (finished with gaps)",
+    EventKind.FAILED: "indexing failed",
+    EventKind.CANCELLED: "indexing cancelled",
+    EventKind.STALLED: "indexing stalled",
+    EventKind.RECOVERED: "indexing moving again",
+    EventKind.API_UNREACHABLE: "DigitalOcean API unreachable",
+    EventKind.API_RECOVERED: "DigitalOcean API reachable again",
+    EventKind.DELIVERY_FAILING: "alerts not getting through",
+    EventKind.DELIVERY_RECOVERED: "alerts getting through again",
+    EventKind.KNOWLEDGE_BASE_MISSING: "knowledge base not found in the account",
+    EventKind.KNOWLEDGE_BASE_FOUND: "knowledge base found again",
+}
+# `recovered` for a job that ended (sent alone to a route that did not ask for the outcome).
+RECOVERED_BY_ENDING = "indexing finished after a stall"
+
+_STALL_TEXT = {
+    StallReason.PENDING_TOO_LONG: "still pending",
+    StallReason.NO_PROGRESS: "no progress",
+    StallReason.MAX_RUNTIME: "running longer than the maximum runtime",
+}
+
+_ICON = {
+    Severity.FAILURE: "❌",
+    Severity.WARNING: "⚠️",
+    Severity.SUCCESS: "✅",
+    Severity.INFO: "ℹ️",
+}
+_MAX_TITLE_NAME = 120
+
+
+def escape(text: str) -> str:
+    """Escape markdown syntax in text from outside (KB names, API error messages)."""
+    return escape_markdown(text)
+
+
+def plain_title(title: str) -> str:
+    """A title as plain text on one line: inert, whitespace runs collapsed."""
+    return inert(" ".join(title.split()))
+
+
+def message(title: str, doc: Sequence[Block], severity: Severity) -> Message:
+    """A message with `doc` written in every body format and `title` made plain and inert."""
+    return _message(plain_title(title), lambda fmt: write(tuple(doc), fmt), severity)
+
+
+def _message(title: str, body: Callable[[BodyFormat], str], severity: Severity) -> Message:
+    return Message(
+        title=title,
+        body=body(BodyFormat.MARKDOWN),
+        severity=severity,
+        text=body(BodyFormat.TEXT),
+        html=body(BodyFormat.HTML),
+    )
+
+
+def render(
+    transition: Transition, dashboard: str = DASHBOARD, budget: Budget | None = None
+) -> Message:
+    """One alert for one transition: title, body in every format, severity; within `budget`."""
+    budget = budget or Budget()
+    kind = transition.kind
+    severity = _severity(transition)
+    title = _fit_title(f"{_ICON[severity]} {_subject(transition)}: {_headline(transition)}", budget)
+    head: list[Block] = [
+        Para((strong(_sentence(_headline(transition)) + _stall_suffix(transition)),))
+    ]
+    head += [Para((plain(line),)) for line in _stall_story(transition)]
+    if facts := _facts(transition, dashboard):
+        head.append(Bullets(facts))
+    if transition.detail:
+        head.append(Para((plain(transition.detail),)))
+    job = transition.job
+    rows = _sources(job) if job is not None and kind is not EventKind.STARTED else []
+    heading = Para((strong("Data sources"),))
+    fitted = _fitted(head, rows, "data sources", heading, budget.body_room(title), budget.lines)
+    return _message(title, fitted, severity)
+
+
+def render_group(
+    transitions: Sequence[Transition], dashboard: str = DASHBOARD, budget: Budget | None = None
+) -> Message:
+    """One alert listing many transitions (storm control), worst first; severity is the worst
+    of them; within `budget`."""
+    budget = budget or Budget()
+    worst = max((t.severity for t in transitions), key=_SEVERITY_ORDER.index)
+    title = _fit_title(f"{_ICON[worst]} {len(transitions)} indexing events", budget)
+    head: list[Block] = [Para((strong(f"{len(transitions)} indexing events"),))]
+    ordered = sorted(transitions, key=lambda t: -_SEVERITY_ORDER.index(t.severity))
+    rows = [_Row(_group_line(t, dashboard), None, t.kind.value) for t in ordered]
+    fitted = _fitted(head, rows, "events", None, budget.body_room(title), budget.lines)
+    return _message(title, fitted, worst)
+
+
+def render_test(now: datetime) -> Message:
+    """The alert `watcher test-notify` sends."""
+    events = (
+        plain("Events this route can receive: see "),
+        code("events ="),
+        plain(" in its config"),
+    )
+    doc = (
+        Para((strong("This is a test alert from gradient-watcher."),)),
+        Bullets((Item((plain(f"Sent at: {now.isoformat(timespec='seconds')}"),)), Item(events))),
+        Para((plain("If you can read this, the route works."),)),
+    )
+    return message("🧪 gradient-watcher test alert", doc, Severity.INFO)
+
+
+@dataclass(frozen=True, slots=True)
+class _Row:
+    """A list entry as spans (a data source, an event of a group), its note, its tally."""
+
+    spans: tuple[Span, ...]
+    note: str | None
+    tally: str
+
+
+def _fitted(
+    head: Sequence[Block],
+    rows: Sequence[_Row],
+    noun: str,
+    heading: Block | None,
+    chars: int | None,
+    lines: int | None,
+) -> Callable[[BodyFormat], str]:
+    """Per format, the body of `head` and the list of `rows` fitted within the budget."""
+
+    def body(fmt: BodyFormat) -> str:
+        def build(kept: int, note_limit: int, cut: bool) -> str:
+            blocks = list(head)
+            items = [Item(row.spans, _note(row.note, note_limit)) for row in rows[:kept]]
+            if cut:
+                left = [Entry("", row.note, row.tally) for row in rows[kept:]]
+                items.append(Item((plain(more_text(left, noun)),)))
+            if rows and heading is not None:
+                blocks.append(heading)
+            if items:
+                blocks.append(Bullets(tuple(items)))
+            return write(tuple(blocks), fmt)
+
+        return fit(build, len(rows), chars=chars, lines=lines)
+
+    return body
+
+
+def _note(note: str | None, limit: int) -> tuple[Item, ...]:
+    if not note or limit <= 0:
+        return ()
+    return (Item((plain(f"error: {clip(note, limit)}"),)),)
+
+
+def _group_line(t: Transition, dashboard: str) -> tuple[Span, ...]:
+    spans = [plain(f"{_ICON[t.severity]} {_subject(t)}")]
+    if t.job_uuid:
+        spans += [plain(" job "), code(t.job_uuid)]
+    spans.append(plain(f": {t.kind.value}"))
+    if t.kb_uuid:
+        spans += [plain(" ("), link("open", kb_link(dashboard, t.kb_uuid)), plain(")")]
+    return tuple(spans)
+
+
+def _fit_title(title: str, budget: Budget) -> str:
+    title = plain_title(title)
+    return clip(title, budget.title) if budget.title is not None else title
+
+
+def _headline(t: Transition) -> str:
+    if t.kind is EventKind.RECOVERED and t.job is not None and t.job.is_terminal:
+        return RECOVERED_BY_ENDING
+    return _HEADLINE[t.kind]
+
+
+def _sentence(headline: str) -> str:
+    """The headline as the start of a sentence; names keep their capitals (DigitalOcean API)."""
+    return headline[:1].upper() + headline[1:]
+
+
+def _severity(t: Transition) -> Severity:
+    """A stall that ended with the job carries the outcome's severity (a failure stays red)."""
+    if t.kind is EventKind.RECOVERED and t.job is not None and t.job.outcome is not None:
+        return t.job.outcome.severity
+    return t.kind.severity
+
+
+def _stall_story(t: Transition) -> list[str]:
+    """An outcome (or `recovered` by ending) of a job that had stalled says so, and how long
+    nothing moved before it ended."""
+    ended = t.kind.is_terminal or (t.job is not None and t.job.is_terminal)
+    if t.stall_reason is None or not ended or t.kind is EventKind.STALLED:
+        return []
+    still = ""
+    if t.stalled_since is not None and t.at > t.stalled_since:
+        still = f"; nothing had moved for {format_duration(t.at - t.stalled_since)}"
+    return [f"It had stalled ({_STALL_TEXT[t.stall_reason]}){still} before it ended."]
+
+
+_SEVERITY_ORDER = [Severity.INFO, Severity.SUCCESS, Severity.WARNING, Severity.FAILURE]
+
+
+def kb_link(dashboard: str, kb_uuid: str) -> str:
+    """The knowledge base's page in the DigitalOcean control panel."""
+    return f"{dashboard}/{quote(kb_uuid, safe='')}"
+
+
+def _subject(t: Transition) -> str:
+    """Who the alert is about: a route, a knowledge base (its name, shortened if very long),
+    or the watcher itself."""
+    if t.route is not None:
+        return f"gradient-watcher: route {t.route}"
+    if t.kb_uuid is None:
+        return "gradient-watcher"
+    name = " ".join((t.kb_name or t.kb_uuid).split())
+    return name if len(name) <= _MAX_TITLE_NAME else name[: _MAX_TITLE_NAME - 1] + "…"
+
+
+def _stall_suffix(t: Transition) -> str:
+    if t.kind in (EventKind.STALLED, EventKind.RECOVERED) and t.stall_reason is not None:
+        return f" ({_STALL_TEXT[t.stall_reason]})"
+    return ""
+
+
+def _facts(t: Transition, dashboard: str) -> tuple[Item, ...]:
+    lines: list[tuple[Span, ...]] = []
+    if t.kb_uuid is not None:
+        lines.append(
+            (plain(f"Knowledge base: {t.kb_name or '(unnamed)'} ("), code(t.kb_uuid), plain(")"))
+        )
+    job = t.job
+    if job is not None:
+        lines.append((plain("Job: "), code(job.uuid)))
+        lines.append((plain(f"Outcome: {_state_text(job)}"),))
+        duration = _duration(job, t.at)
+        if duration is not None:
+            lines.append((plain(f"Duration: {format_duration(duration)}"),))
+        if job.total_datasources:
+            done = f"{job.completed_datasources or 0}/{job.total_datasources}"
+            lines.append((plain(f"Data sources: {done} done"),))
+        tokens = job.total_tokens if job.total_tokens is not None else job.tokens
+        if tokens is not None:
+            lines.append((plain(f"Tokens: {tokens:,}"),))
+        if job.data_source_jobs or job.total_items_indexed is not None:
+            items = (
+                f"Items: {job.items_indexed:,} indexed, {job.items_failed:,} failed, "
+                f"{job.items_skipped:,} skipped"
+            )
+            lines.append((plain(items),))
+    if t.kb_uuid is not None:
+        url = kb_link(dashboard, t.kb_uuid)
+        lines.append((plain("Control panel: "), link(url, url)))
+    return tuple(Item(spans) for spans in lines)
+
+
+def _state_text(job: Job) -> str:
+    phase = job.phase_text.removeprefix("BATCH_JOB_PHASE_")
+    status = job.status_text.removeprefix("INDEX_JOB_STATUS_")
+    return f"{status.lower()} (phase {phase.lower()})"
+
+
+def _duration(job: Job, at: datetime) -> timedelta | None:
+    start = job.started_at or job.created_at
+    if start is None:
+        return None
+    end = job.finished_at or (at if not job.is_terminal else job.updated_at) or at
+    return max(end - start, timedelta(0))
+
+
+def format_duration(delta: timedelta) -> str:
+    """`1h 02m 05s` style, dropping leading zero units."""
+    seconds = int(delta.total_seconds())
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h {minutes:02d}m {secs:02d}s"
+    if minutes:
+        return f"{minutes}m {secs:02d}s"
+    return f"{secs}s"
+
+
+def _sources(job: Job) -> list[_Row]:
+    """One bullet per data source, worst first, its error as a note under it: lists read well
+    on every service (Slack and plain-text email have no tables)."""
+    ordered = sorted(job.data_source_jobs, key=lambda ds: _SOURCE_ORDER.get(ds.status, 3))
+    return [
+        _Row(
+            _source_line(ds),
+            ": ".join(x for x in (ds.error_msg, ds.error_details) if x) or None,
+            _status_word(ds),
+        )
+        for ds in ordered
+    ]
+
+
+_SOURCE_ORDER = {
+    DataSourceStatus.FAILED: 0,
+    DataSourceStatus.PARTIALLY_UPDATED: 1,
+    DataSourceStatus.CANCELLED: 2,
+    DataSourceStatus.NOT_UPDATED: 2,
+    DataSourceStatus.IN_PROGRESS: 4,
+    DataSourceStatus.UPDATED: 5,
+}
+
+
+def _status_word(ds: DataSourceJob) -> str:
+    return ds.status_text.removeprefix("DATA_SOURCE_STATUS_").lower()
+
+
+def _source_line(ds: DataSourceJob) -> tuple[Span, ...]:
+    counts = (
+        f" {_status_word(ds)}: {ds.indexed_item_count or 0:,} indexed, "
+        f"{ds.failed_item_count or 0:,} failed, {ds.skipped_item_count or 0:,} skipped"
+    )
+    return (code(ds.data_source_uuid or "?"), plain(counts))

@@ -1,0 +1,195 @@
+"""`watcher status`: what the store knows, as a table for people or JSON for scripts. Pure.
+
+Names, states and errors come from the API and from receivers: every cell of the table is made
+inert (`watcher.core.inert`), so a knowledge base named with escape sequences, a BEL or a newline
+can neither drive the terminal nor forge a row. JSON escapes such characters by itself. The
+store holds no secret (`watcher.core.guard.GuardedStore`), and the CLI masks known secrets once
+more on the way out (`watcher.cli.say`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from watcher.core.account import MissingKb, UnmatchedRef
+from watcher.core.inert import inert
+from watcher.core.render import format_duration
+from watcher.core.state import JobCondition
+from watcher.edges.store.snapshot import KbSnapshot, StoreSnapshot
+
+
+@dataclass(frozen=True, slots=True)
+class SetupFindings:
+    """What the last cycles found wrong with the setup: watched KBs the account does not list,
+    and route entries that match no knowledge base (kept in the store's meta table)."""
+
+    missing: tuple[MissingKb, ...] = ()
+    unmatched: tuple[UnmatchedRef, ...] = ()
+
+
+def state_word(kb: KbSnapshot) -> str:
+    """The latest job's state: stalled (why), an outcome, pending, running, unknown, or none."""
+    if kb.job_uuid is None:
+        return "no jobs"
+    if kb.stalled is not None:
+        return f"{JobCondition.STALLED.value} ({kb.stalled.value})"
+    if kb.outcome is not None:
+        return kb.outcome.value
+    condition = kb.condition or JobCondition.UNKNOWN
+    if condition is JobCondition.UNKNOWN:
+        raw = (kb.status or kb.phase or "unknown").rsplit("_", 1)[-1].lower()
+        return f"{condition.value} ({raw})"
+    return condition.value
+
+
+def _progress(kb: KbSnapshot) -> str:
+    if kb.total_datasources:
+        return f"{kb.completed_datasources or 0}/{kb.total_datasources}"
+    return "-"
+
+
+def _age(kb: KbSnapshot, now: datetime) -> str:
+    """How long ago the latest job last moved; `now` is the API's clock (its timestamps)."""
+    moment = kb.finished_at or kb.updated_at or kb.started_at or kb.created_at
+    if moment is None:
+        return "-"
+    return format_duration(max(now - moment, timedelta(0))) + " ago"
+
+
+def table(
+    snapshot: StoreSnapshot,
+    now: datetime,
+    setup: SetupFindings = SetupFindings(),
+    api_now: datetime | None = None,
+) -> str:
+    """A plain-text table of KBs, what is wrong with the setup, the backlog and dead letters.
+
+    `now` is the wall clock; `api_now` the API's (ages of API timestamps), `now` if unknown.
+    """
+    rows = [("KNOWLEDGE BASE", "LATEST JOB", "STATE", "PROGRESS", "AGE")]
+    for kb in snapshot.kbs:
+        rows.append(
+            (
+                kb.name or kb.uuid,
+                kb.job_uuid or "-",
+                state_word(kb),
+                _progress(kb),
+                _age(kb, api_now or now),
+            )
+        )
+    rows = [(inert(a), inert(b), inert(c), inert(d), inert(e)) for a, b, c, d, e in rows]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = [
+        "  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in rows
+    ]
+    if len(rows) == 1:
+        lines.append("(no knowledge base seen yet: run `watcher once` or `watcher run`)")
+    lines += setup_lines(setup, now)
+    lines.append("")
+    lines.append(_deliveries(snapshot, now))
+    for route in snapshot.routes:
+        lines.append(
+            inert(f"  {route.route}: {route.pending + route.sending} pending, {route.dead} dead")
+        )
+    for dead in snapshot.dead_letters:
+        lines.append(
+            inert(
+                f"  dead #{dead.id} {dead.route} {dead.kind} job {dead.job_uuid or '-'} after "
+                f"{dead.attempts} attempts: {dead.last_error or 'unknown error'}"
+            )
+        )
+    last = snapshot.last_cycle_at
+    lines.append(f"Last successful cycle: {_when(last, now)}")
+    return "\n".join(lines)
+
+
+def setup_lines(setup: SetupFindings, now: datetime) -> list[str]:
+    """One line per missing knowledge base and per route entry that matches nothing."""
+    lines = [
+        inert(f"{kb.label}: not found in the account since {_when(kb.since, now)}")
+        for kb in setup.missing
+    ]
+    lines += [inert(f"route {ref.route}: {ref.key}: {ref.reason}") for ref in setup.unmatched]
+    return ["", *lines] if lines else []
+
+
+def _deliveries(snapshot: StoreSnapshot, now: datetime) -> str:
+    oldest = snapshot.oldest_undelivered_age(now)
+    wait = f", oldest waiting {format_duration(timedelta(seconds=oldest))}" if oldest else ""
+    return f"Deliveries: {snapshot.undelivered} pending, {snapshot.dead} dead{wait}"
+
+
+def _when(moment: datetime | None, now: datetime) -> str:
+    if moment is None:
+        return "never"
+    return f"{moment.isoformat(timespec='seconds')} ({format_duration(now - moment)} ago)"
+
+
+def as_json(
+    snapshot: StoreSnapshot,
+    now: datetime,
+    setup: SetupFindings = SetupFindings(),
+    api_now: datetime | None = None,
+) -> dict[str, Any]:
+    """The same facts as a JSON-ready dict (stable keys for scripts); `api_now`: the API's
+    clock as the daemon last read it."""
+    return {
+        "at": now.isoformat(),
+        "api_clock_at": _iso(api_now),
+        "last_successful_cycle_at": _iso(snapshot.last_cycle_at),
+        "knowledge_bases": [
+            {
+                "uuid": kb.uuid,
+                "name": kb.name,
+                "latest_job": kb.job_uuid,
+                "state": state_word(kb),
+                "phase": kb.phase,
+                "status": kb.status,
+                "completed_datasources": kb.completed_datasources,
+                "total_datasources": kb.total_datasources,
+                "total_tokens": kb.total_tokens,
+                "stalled": kb.stalled.value if kb.stalled else None,
+                "updated_at": _iso(kb.updated_at),
+                "finished_at": _iso(kb.finished_at),
+            }
+            for kb in snapshot.kbs
+        ],
+        "missing_knowledge_bases": [
+            {"uuid": kb.uuid, "name": kb.name, "since": kb.since.isoformat()}
+            for kb in setup.missing
+        ],
+        "unmatched_route_entries": [
+            {"route": ref.route, "key": ref.key, "reason": ref.reason, "suggestion": ref.suggestion}
+            for ref in setup.unmatched
+        ],
+        "deliveries": {
+            "by_state": {state.value: count for state, count in snapshot.outbox_by_state.items()},
+            "oldest_undelivered_age_s": snapshot.oldest_undelivered_age(now),
+            "routes": [
+                {"route": r.route, "pending": r.pending + r.sending, "dead": r.dead}
+                for r in snapshot.routes
+            ],
+            "dead_letters": [
+                {
+                    "id": d.id,
+                    "route": d.route,
+                    "event_id": d.event_id,
+                    "kind": d.kind,
+                    "kb_uuid": d.kb_uuid,
+                    "job_uuid": d.job_uuid,
+                    "attempts": d.attempts,
+                    "last_error": d.last_error,
+                    "created_at": _iso(d.created_at),
+                }
+                for d in snapshot.dead_letters
+            ],
+        },
+        "jobs_by_state": {state.value: count for state, count in snapshot.jobs_by_state.items()},
+        "events_by_kind": dict(snapshot.events_by_kind),
+    }
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None

@@ -1,0 +1,219 @@
+"""Prometheus metrics of one watcher, in a registry of its own, rendered for `/metrics`.
+
+Each `Metrics` owns a `CollectorRegistry` rather than using the global one, so tests and several
+daemons in one process never clash. Every label with a closed set of values takes the enum the
+rest of the watcher uses for it (`CycleOutcome`, `JobCondition` as in the store's snapshot and
+`watcher status`, `DeliveryState`, `DeliveryOutcome` from `SettleReason`, `EventKind`), and
+each value is exported from the start; the open ones are endpoint templates and route names.
+A URL is refused as a route label, so an apprise URL with credentials is never exported.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from enum import StrEnum
+from typing import assert_never
+
+import prometheus_client
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from watcher.core.decide import SettleReason
+from watcher.core.model import EventKind
+from watcher.core.state import DeliveryState, JobCondition
+
+PREFIX = "gradient_watcher_"
+
+
+class CycleOutcome(StrEnum):
+    """`gradient_watcher_cycles{outcome}`: whether a poll cycle could read the API."""
+
+    OK = "ok"
+    ERROR = "error"
+
+
+class DeliveryOutcome(StrEnum):
+    """`gradient_watcher_deliveries{outcome}`: what one delivery attempt came to."""
+
+    SENT = "sent"
+    FAILED = "failed"  # will be retried
+    DEAD = "dead"  # given up on (permanent failure, or past delivery.dead_after)
+
+    @classmethod
+    def of(cls, reason: SettleReason) -> DeliveryOutcome | None:
+        """The outcome a settlement's reason counts as."""
+        match reason:
+            case SettleReason.DELIVERED:
+                return cls.SENT
+            case SettleReason.RETRY | SettleReason.HELD | SettleReason.RESIZED:
+                return cls.FAILED
+            case SettleReason.PERMANENT_FAILURE | SettleReason.EXPIRED:
+                return cls.DEAD
+            case SettleReason.POSTPONED:
+                return None  # not tried: nothing to count
+            case _:
+                assert_never(reason)
+
+
+CYCLE_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
+API_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+
+class Metrics:
+    """The watcher's counters, gauges and histograms, with the setters the daemon calls."""
+
+    def __init__(self) -> None:
+        prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
+        self.registry = CollectorRegistry(auto_describe=True)
+        self._define_cycle_and_api()
+        self._define_jobs_and_delivery()
+        self._preinitialise()
+
+    def _define_cycle_and_api(self) -> None:
+        """Create the poll-cycle and API-client metrics."""
+        r = self.registry
+        self.cycles = Counter(
+            f"{PREFIX}cycles", "Poll cycles run, by outcome.", ["outcome"], registry=r
+        )
+        self.cycle_duration = Histogram(
+            f"{PREFIX}cycle_duration_seconds",
+            "Wall time of one poll cycle.",
+            buckets=CYCLE_BUCKETS,
+            registry=r,
+        )
+        self.last_success = Gauge(
+            f"{PREFIX}last_successful_cycle_timestamp_seconds",
+            "Unix time the last successful cycle ended.",
+            registry=r,
+        )
+        self.api_requests = Counter(
+            f"{PREFIX}api_requests",
+            "Requests to the DigitalOcean API, by endpoint template and HTTP status.",
+            ["endpoint", "status"],
+            registry=r,
+        )
+        self.api_duration = Histogram(
+            f"{PREFIX}api_request_duration_seconds",
+            "Duration of one API request, by endpoint template.",
+            ["endpoint"],
+            buckets=API_BUCKETS,
+            registry=r,
+        )
+        self.ratelimit_remaining = Gauge(
+            f"{PREFIX}api_ratelimit_remaining",
+            "Requests left in the API's rate-limit window, as last reported.",
+            registry=r,
+        )
+        self.budget_per_minute = Gauge(
+            f"{PREFIX}api_budget_per_minute",
+            "Requests per minute the watcher allows itself.",
+            registry=r,
+        )
+        self.poll_interval = Gauge(
+            f"{PREFIX}poll_interval_seconds", "Current poll interval.", registry=r
+        )
+        self.api_up = Gauge(
+            f"{PREFIX}api_up", "1 when the last attempt to read the API worked, else 0.", registry=r
+        )
+
+    def _define_jobs_and_delivery(self) -> None:
+        """Create the job, event, delivery and outbox metrics."""
+        r = self.registry
+        self.jobs = Gauge(f"{PREFIX}jobs", "Known indexing jobs, by state.", ["state"], registry=r)
+        self.events = Counter(f"{PREFIX}events", "Events detected, by kind.", ["kind"], registry=r)
+        self.deliveries = Counter(
+            f"{PREFIX}deliveries",
+            "Alert delivery attempts, by route and outcome.",
+            ["route", "outcome"],
+            registry=r,
+        )
+        self.outbox_depth = Gauge(
+            f"{PREFIX}outbox_depth", "Outbox rows, by delivery state.", ["state"], registry=r
+        )
+        self.oldest_undelivered = Gauge(
+            f"{PREFIX}oldest_undelivered_age_seconds",
+            "Age of the oldest alert not yet delivered (0 when none).",
+            registry=r,
+        )
+        self.dead_letters = Gauge(
+            f"{PREFIX}dead_letters", "Alerts given up on after the retry window.", registry=r
+        )
+
+    def _preinitialise(self) -> None:
+        """Export every known label value at zero so rates and alerts work from the start."""
+        for outcome in CycleOutcome:
+            self.cycles.labels(outcome=outcome.value)
+        for kind in EventKind:
+            self.events.labels(kind=kind.value)
+        for condition in JobCondition:
+            self.jobs.labels(state=condition.value).set(0)
+        for state in DeliveryState:
+            self.outbox_depth.labels(state=state.value).set(0)
+
+    def observe_cycle(self, ok: bool, duration: float, now: float) -> None:
+        """Count one cycle and its duration; a successful one also stamps `now` (Unix seconds)."""
+        self.cycles.labels(outcome=(CycleOutcome.OK if ok else CycleOutcome.ERROR).value).inc()
+        self.cycle_duration.observe(max(duration, 0.0))
+        if ok:
+            self.last_success.set(now)
+
+    def observe_api(self, endpoint: str, status: int | str, duration: float) -> None:
+        """Count one API request; uuids and query strings in `endpoint` are folded away."""
+        label = endpoint_label(endpoint)
+        self.api_requests.labels(endpoint=label, status=str(status)).inc()
+        self.api_duration.labels(endpoint=label).observe(max(duration, 0.0))
+
+    def set_ratelimit_remaining(self, n: float) -> None:
+        """Record the rate-limit budget the API last reported."""
+        self.ratelimit_remaining.set(n)
+
+    def set_api_budget_per_minute(self, n: float) -> None:
+        """Record the request budget per minute the watcher allows itself."""
+        self.budget_per_minute.set(n)
+
+    def set_poll_interval(self, s: float) -> None:
+        """Record the current poll interval in seconds."""
+        self.poll_interval.set(s)
+
+    def set_api_up(self, up: bool) -> None:
+        """Record whether the API could be read (1) or not (0)."""
+        self.api_up.set(1 if up else 0)
+
+    def count_events(self, kinds: Iterable[EventKind]) -> None:
+        """Count each detected event by its kind."""
+        for kind in kinds:
+            self.events.labels(kind=EventKind(kind).value).inc()
+
+    def count_delivery(self, route: str, outcome: DeliveryOutcome) -> None:
+        """Count one delivery attempt; raise ValueError for an unknown outcome or a URL as route."""
+        outcome = DeliveryOutcome(outcome)
+        if "://" in route:
+            raise ValueError("a route label must be the route's name, never one of its URLs")
+        self.deliveries.labels(route=route, outcome=outcome.value).inc()
+
+    def set_store_gauges(
+        self,
+        jobs_by_state: Mapping[JobCondition, int],
+        outbox_by_state: Mapping[DeliveryState, int],
+        oldest_undelivered_age: float | None,
+        dead: int,
+    ) -> None:
+        """Set the store-derived gauges; a state missing from a mapping is exported as 0."""
+        for condition in JobCondition:
+            self.jobs.labels(state=condition.value).set(jobs_by_state.get(condition, 0))
+        for state in DeliveryState:
+            self.outbox_depth.labels(state=state.value).set(outbox_by_state.get(state, 0))
+        self.oldest_undelivered.set(max(oldest_undelivered_age or 0.0, 0.0))
+        self.dead_letters.set(dead)
+
+    def render(self) -> bytes:
+        """Return every metric in the Prometheus text exposition format."""
+        return prometheus_client.generate_latest(self.registry)
+
+
+def endpoint_label(endpoint: str) -> str:
+    """Return `endpoint` without its query string and with every uuid replaced by `{uuid}`."""
+    path = endpoint.split("?", 1)[0]
+    return _UUID.sub("{uuid}", path)

@@ -1,0 +1,373 @@
+"""Row-level work of the SQLite store: job rows, claiming, settling and pruning the outbox.
+
+Each function runs inside a transaction opened by `watcher.edges.store.sqlite`; none of them
+commits. The SQL is the portable kind (conditional `UPDATE`, window functions), so the same
+statements serve as the reference for a PostgreSQL adapter.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, Final
+
+from watcher.core.model import Phase, Status
+from watcher.core.state import (
+    Change,
+    DeliveryState,
+    JobState,
+    KbState,
+    OutboxItem,
+    Settlement,
+    StallReason,
+    TargetResult,
+    WatchState,
+)
+from watcher.edges.store import codec, schema
+
+_EXPIRE: Final = """
+    UPDATE outbox INDEXED BY outbox_due
+    SET state = 'pending', claimed_at = NULL, claim_token = NULL, claim_epoch = NULL,
+        last_error = 'claim expired: the sender stopped before settling'
+    WHERE state = 'sending' AND claimed_at < ?"""
+# Due: the retry time has come, or lies further ahead than any backoff allows (only a step of
+# the wall clock puts it there). Rows go out in the order they were written (`id`), never by
+# a wall-clock time a step may have skewed.
+_CANDIDATES: Final = """
+    SELECT id FROM outbox
+    WHERE state = 'pending' AND (next_attempt_at <= ? OR next_attempt_at > ?)
+    ORDER BY id LIMIT ?"""
+_CLAIM: Final = """
+    UPDATE outbox SET state = 'sending', claimed_at = ?, claim_token = ?, claim_epoch = ?
+    WHERE id = ? AND state = 'pending'"""
+_CLAIMED: Final = """
+    SELECT o.id, o.route, o.created_at, o.attempts, o.last_error, e.cycle_id, e.payload,
+        o.targets
+    FROM outbox o JOIN events e ON e.event_id = o.event_id
+    WHERE o.claim_token = ? AND o.state = 'sending'
+    ORDER BY o.id"""
+_BURY: Final = """
+    UPDATE outbox SET state = 'dead', settled_at = ?, claimed_at = NULL, claim_token = NULL,
+        claim_epoch = NULL, last_error = ?
+    WHERE id = ?"""
+_SETTLE: Final = """
+    UPDATE outbox SET state = ?, attempts = ?, last_error = ?, targets = ?,
+        sent_at = COALESCE(?, sent_at), settled_at = ?,
+        next_attempt_at = COALESCE(?, next_attempt_at), claimed_at = NULL, claim_token = NULL,
+        claim_epoch = NULL
+    WHERE id = ? AND state = 'sending'"""
+_UPSERT_KB: Final = """
+    INSERT INTO knowledge_bases (uuid, name, first_seen_at, last_job_uuid, updated, news_since)
+    VALUES (?, ?, ?, ?, ?, ?)
+    ON CONFLICT (uuid) DO UPDATE SET name = excluded.name,
+        first_seen_at = excluded.first_seen_at, last_job_uuid = excluded.last_job_uuid,
+        updated = excluded.updated, news_since = excluded.news_since"""
+_UPSERT_JOB: Final = """
+    INSERT INTO jobs (uuid, kb_uuid, observation, phase, status, created_at, first_seen_at,
+        progress_at, deadline, stalled, stall_count, started_alerted, done, updated, sighting)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    ON CONFLICT (uuid) DO UPDATE SET kb_uuid = excluded.kb_uuid,
+        observation = excluded.observation, phase = excluded.phase, status = excluded.status,
+        created_at = excluded.created_at, first_seen_at = excluded.first_seen_at,
+        progress_at = excluded.progress_at, deadline = excluded.deadline,
+        stalled = excluded.stalled, stall_count = excluded.stall_count,
+        started_alerted = excluded.started_alerted, done = excluded.done,
+        updated = excluded.updated, sighting = excluded.sighting"""
+_INSERT_EVENT: Final = """
+    INSERT INTO events (event_id, kind, kb_uuid, job_uuid, at, cycle_id, payload, recorded_at)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+    ON CONFLICT (event_id) DO NOTHING"""
+_INSERT_OUTBOX: Final = """
+    INSERT INTO outbox (event_id, route, state, attempts, created_at, next_attempt_at)
+    VALUES (?, ?, 'pending', 0, ?, ?)
+    ON CONFLICT (event_id, route) DO NOTHING"""
+_UPSERT_META: Final = """
+    INSERT INTO meta (key, value) VALUES (?, ?)
+    ON CONFLICT (key) DO UPDATE SET value = excluded.value"""
+
+
+_JOB_COLUMNS: Final = (
+    "uuid, kb_uuid, observation, first_seen_at, progress_at, deadline, stalled, stall_count,"
+    " started_alerted, done, sighting"
+)
+_CHUNK: Final = 500
+_NEVER: Final = "9999-12-31T23:59:59.999999Z"  # later than any stored time
+# The jobs still in play are a handful among the whole history, but `done` has two values,
+# so once `PRAGMA optimize` has analysed the table SQLite reckons `done = 0` matches half of
+# it and scans every stored observation (100,000 finished jobs: ~150 ms a cycle). The index
+# is named so the plan cannot depend on statistics. (SQLite only; PostgreSQL keeps
+# most-common-value statistics and needs no hint.)
+_OPEN_JOBS: Final = f"SELECT {_JOB_COLUMNS} FROM jobs INDEXED BY jobs_done_updated WHERE done = 0"
+# Likewise stale statistics (analysed when the table was small) make a scan look cheaper than
+# a few hundred key lookups; the primary key's index is SQLite's `sqlite_autoindex_jobs_1`.
+_JOBS_BY_UUID: Final = (
+    f"SELECT {_JOB_COLUMNS} FROM jobs INDEXED BY sqlite_autoindex_jobs_1 WHERE uuid IN"
+)
+_PRUNE_OUTBOX: Final = """
+    DELETE FROM outbox WHERE state IN ('sent', 'dead') AND COALESCE(settled_at, created_at) < ?"""
+_PRUNE_EVENTS: Final = """
+    DELETE FROM events WHERE at < ?
+        AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.event_id = events.event_id)
+        AND (job_uuid IS NULL OR job_uuid NOT IN (SELECT uuid FROM jobs WHERE done = 0))"""
+_PRUNE_JOBS: Final = """
+    DELETE FROM jobs WHERE done = 1 AND updated < ?
+        AND uuid NOT IN (
+            SELECT last_job_uuid FROM knowledge_bases WHERE last_job_uuid IS NOT NULL)
+        AND uuid NOT IN (
+            SELECT uuid FROM (
+                SELECT uuid, ROW_NUMBER() OVER (
+                    PARTITION BY kb_uuid
+                    ORDER BY COALESCE(created_at, first_seen_at) DESC, uuid DESC) AS n
+                FROM jobs) AS ranked
+            WHERE n <= ?)"""
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeRows:
+    """A change encoded into rows, ready for `write_change`."""
+
+    kbs: list[tuple[Any, ...]]
+    jobs: list[tuple[Any, ...]]
+    events: list[tuple[Any, ...]]
+    outbox: list[tuple[Any, ...]]
+    meta: list[tuple[str, str | None]]
+
+
+def render_change(change: Change, meta: Mapping[str, str | None]) -> ChangeRows:
+    """Encode a change into the rows `record` writes."""
+    at = schema.to_db(change.at)
+    return ChangeRows(
+        kbs=[_kb_row(kb, at) for kb in change.kbs],
+        jobs=[job_row(state, at) for state in change.jobs],
+        events=[
+            (
+                t.event_id,
+                t.kind.value,
+                t.kb_uuid,
+                t.job_uuid,
+                schema.to_db(t.at),
+                change.cycle_id,
+                codec.dumps(codec.encode_transition(t)),
+                at,
+            )
+            for t in change.transitions
+        ],
+        outbox=[(d.event_id, d.route, at, at) for d in change.deliveries],
+        meta=list(meta.items()),
+    )
+
+
+def _kb_row(kb: KbState, at: str) -> tuple[Any, ...]:
+    since = schema.to_db_or_none(kb.news_since)
+    return (kb.uuid, kb.name, schema.to_db(kb.first_seen_at), kb.last_job_uuid, at, since)
+
+
+def write_change(conn: sqlite3.Connection, rows: ChangeRows) -> None:
+    """Upsert KBs and jobs, add new events and outbox rows, write meta (inside a transaction)."""
+    conn.executemany(_UPSERT_KB, rows.kbs)
+    conn.executemany(_UPSERT_JOB, rows.jobs)
+    conn.executemany(_INSERT_EVENT, rows.events)
+    conn.executemany(_INSERT_OUTBOX, rows.outbox)
+    write_meta(conn, rows.meta)
+
+
+def write_meta(conn: sqlite3.Connection, items: Iterable[tuple[str, str | None]]) -> None:
+    for key, value in items:
+        if value is None:
+            conn.execute("DELETE FROM meta WHERE key = ?", (key,))
+        else:
+            conn.execute(_UPSERT_META, (key, value))
+
+
+def job_row(state: JobState, at: str) -> tuple[Any, ...]:
+    """The `jobs` row for a job state; phase and status hold the API's text as reported."""
+    job = state.job
+    return (
+        job.uuid,
+        state.kb_uuid,
+        codec.dumps(codec.encode_job(job)),
+        job.phase_raw or (None if job.phase is Phase.UNKNOWN else job.phase.value),
+        job.status_raw or (None if job.status is Status.UNKNOWN else job.status.value),
+        schema.to_db_or_none(job.created_at),
+        schema.to_db(state.first_seen_at),
+        schema.to_db(state.progress_at),
+        schema.to_db_or_none(state.deadline),
+        state.stalled.value if state.stalled else None,
+        state.stall_count,
+        int(state.started_alerted),
+        int(state.done),
+        at,
+        codec.encode_sighting(state.sighting),
+    )
+
+
+def job_state_from_row(row: sqlite3.Row | tuple[Any, ...], path: Path) -> JobState:
+    """Rebuild a job state from `uuid, kb_uuid, observation, first_seen_at, progress_at,
+    deadline, stalled, stall_count, started_alerted, done[, sighting]`; raises `StoreCorrupt`
+    if unreadable. A missing or unreadable sighting is None: `detect` seeds it afresh.
+    """
+    try:
+        return JobState(
+            job=codec.decode_job(codec.loads(row[2])),
+            kb_uuid=row[1],
+            first_seen_at=schema.from_db(row[3]),
+            progress_at=schema.from_db(row[4]),
+            deadline=schema.from_db_or_none(row[5]),
+            stalled=StallReason(row[6]) if row[6] else None,
+            stall_count=int(row[7]),
+            started_alerted=bool(row[8]),
+            done=bool(row[9]),
+            sighting=codec.decode_sighting(row[10]) if len(row) > 10 else None,
+        )
+    except (ValueError, TypeError) as exc:
+        raise schema.corrupt(path, f"job {row[0]} cannot be read: {exc}") from exc
+
+
+def open_job_states(conn: sqlite3.Connection, path: Path) -> list[JobState]:
+    """Every job not done yet: the few in play (call inside a read transaction)."""
+    return [job_state_from_row(tuple(row), path) for row in conn.execute(_OPEN_JOBS)]
+
+
+class JobCache:
+    """Job states decoded from rows, reused while their row is unchanged (store thread only).
+
+    Each cycle loads the latest job of every knowledge base, nearly always the very row it
+    loaded a minute ago; decoding its JSON again is most of a load's cost. Bounded: when it
+    holds `limit` jobs it starts over.
+    """
+
+    def __init__(self, limit: int = 4096) -> None:
+        self._limit = limit
+        self._rows: dict[str, tuple[tuple[Any, ...], JobState]] = {}
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def decode(self, row: tuple[Any, ...], path: Path) -> JobState:
+        """The job state of a `_JOB_COLUMNS` row, decoded once per distinct row."""
+        kept = self._rows.get(row[0])
+        if kept is not None and kept[0] == row:
+            return kept[1]
+        state = job_state_from_row(row, path)
+        if len(self._rows) >= self._limit:
+            self._rows.clear()
+        self._rows[row[0]] = (row, state)
+        return state
+
+
+def load_rows(
+    conn: sqlite3.Connection, path: Path, wanted: list[str], cache: JobCache | None = None
+) -> WatchState:
+    """Every KB, every job not done, and the done jobs among `wanted`, in one read transaction."""
+    conn.execute("BEGIN")
+    try:
+        kbs = {
+            row[0]: KbState(
+                row[0], row[1], schema.from_db(row[2]), row[3], schema.from_db_or_none(row[4])
+            )
+            for row in conn.execute(
+                "SELECT uuid, name, first_seen_at, last_job_uuid, news_since FROM knowledge_bases"
+            )
+        }
+        rows = conn.execute(_OPEN_JOBS).fetchall()
+        for start in range(0, len(wanted), _CHUNK):
+            chunk = wanted[start : start + _CHUNK]
+            marks = ", ".join("?" * len(chunk))
+            sql = f"{_JOBS_BY_UUID} ({marks}) AND done = 1"
+            rows.extend(conn.execute(sql, chunk))
+    finally:
+        conn.execute("COMMIT")
+    decode = cache.decode if cache is not None else job_state_from_row
+    states = (decode(tuple(row), path) for row in rows)
+    return WatchState(kbs=kbs, jobs={state.uuid: state for state in states})
+
+
+def claim_rows(
+    conn: sqlite3.Connection,
+    *,
+    now: datetime,
+    lease: timedelta,
+    limit: int,
+    token: str,
+    longest_wait: timedelta | None = None,
+    epoch: int | None = None,
+) -> list[OutboxItem]:
+    """Return expired claims to the queue, then claim up to `limit` due rows under `token`.
+
+    Due means a retry time at or before `now`, or more than `longest_wait` after it (a step
+    of the wall clock). `epoch` is the store lease's epoch the claimer holds (None: it holds
+    none); whoever takes the lease over later returns the claims of earlier epochs at once.
+
+    A row whose event payload cannot be decoded is moved to the dead letters with the reason,
+    so one bad row never blocks the queue.
+    """
+    at = schema.to_db(now)
+    horizon = schema.to_db(now + longest_wait) if longest_wait is not None else _NEVER
+    conn.execute(_EXPIRE, (schema.to_db(now - lease),))
+    for (row_id,) in conn.execute(_CANDIDATES, (at, horizon, limit)).fetchall():
+        conn.execute(_CLAIM, (at, token, epoch, row_id))  # rowcount 0: another store claimed it
+    items = []
+    for row in conn.execute(_CLAIMED, (token,)).fetchall():
+        try:
+            items.append(_outbox_item(row))
+        except (ValueError, TypeError) as exc:
+            conn.execute(_BURY, (at, f"undecodable event payload: {exc}", row[0]))
+    return items
+
+
+def _outbox_item(row: tuple[Any, ...]) -> OutboxItem:
+    targets = _targets(row[7])
+    return OutboxItem(
+        id=int(row[0]),
+        route=row[1],
+        transition=codec.decode_transition(codec.loads(row[6])),
+        cycle_id=row[5],
+        created_at=schema.from_db(row[2]),
+        attempts=int(row[3]),
+        last_error=row[4],
+        delivered=frozenset(t.index for t in targets if t.ok and t.index is not None),
+        last_targets=targets,
+    )
+
+
+def _targets(targets: str | None) -> tuple[TargetResult, ...]:
+    """What each of the route's URLs answered the last attempt (reached ones included)."""
+    if not targets:
+        return ()
+    return codec.decode_target_results(codec.loads(targets))
+
+
+def settle_row(settlement: Settlement, token: str | None) -> tuple[str, tuple[Any, ...]]:
+    """The conditional UPDATE for one settlement; with a token, only that claim is settled."""
+    state = settlement.state
+    if state is DeliveryState.SENDING:
+        raise ValueError(f"outbox row {settlement.outbox_id}: 'sending' is not a settlement")
+    at = schema.to_db(settlement.at)
+    next_at = None
+    if state is DeliveryState.PENDING:
+        next_at = schema.to_db(settlement.next_attempt_at or settlement.at)
+    targets = settlement.targets
+    params: tuple[Any, ...] = (
+        state.value,
+        settlement.attempts,
+        settlement.error,
+        codec.dumps(codec.encode_target_results(targets)) if targets else None,
+        at if state is DeliveryState.SENT else None,
+        at if state in (DeliveryState.SENT, DeliveryState.DEAD) else None,
+        next_at,
+        settlement.outbox_id,
+    )
+    if token is None:
+        return _SETTLE, params
+    return f"{_SETTLE} AND claim_token = ?", (*params, token)
+
+
+def prune_rows(conn: sqlite3.Connection, cutoff: str, keep_per_kb: int) -> int:
+    """Delete settled outbox rows, unreferenced events and old done jobs; returns the count."""
+    deleted = conn.execute(_PRUNE_OUTBOX, (cutoff,)).rowcount
+    deleted += conn.execute(_PRUNE_EVENTS, (cutoff,)).rowcount
+    deleted += conn.execute(_PRUNE_JOBS, (cutoff, keep_per_kb)).rowcount
+    return int(deleted)

@@ -1,0 +1,239 @@
+"""The read side of the store: what `watcher status`, `watcher health` and the metrics show.
+
+`read_snapshot` runs its queries in one read transaction, so the counts agree with each other.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Final
+
+from watcher.core.model import EventKind
+from watcher.core.state import DeliveryState, JobCondition, JobState, StallReason, job_condition
+from watcher.edges.store import schema
+from watcher.edges.store.rows import job_state_from_row, open_job_states
+
+_KBS: Final = """
+    SELECT k.uuid, k.name, k.first_seen_at, j.uuid, j.kb_uuid, j.observation, j.first_seen_at,
+        j.progress_at, j.deadline, j.stalled, j.stall_count, j.started_alerted, j.done,
+        j.phase, j.status
+    FROM knowledge_bases k
+    LEFT JOIN jobs j ON j.uuid = COALESCE(
+        (SELECT uuid FROM jobs WHERE uuid = k.last_job_uuid),
+        (SELECT uuid FROM jobs WHERE kb_uuid = k.uuid
+            ORDER BY COALESCE(created_at, first_seen_at) DESC, uuid DESC LIMIT 1))
+    ORDER BY COALESCE(k.name, k.uuid), k.uuid"""
+_ROUTES: Final = """
+    SELECT route, SUM(state = 'pending'), SUM(state = 'sending'), SUM(state = 'dead')
+    FROM outbox WHERE state IN ('pending', 'sending', 'dead')
+    GROUP BY route ORDER BY route"""
+_DEAD: Final = """
+    SELECT o.id, o.route, o.event_id, e.kind, e.kb_uuid, e.job_uuid, o.attempts, o.last_error,
+        o.created_at, o.settled_at
+    FROM outbox o JOIN events e ON e.event_id = o.event_id
+    WHERE o.state = 'dead' ORDER BY o.created_at DESC, o.id DESC LIMIT ?"""
+# The finished history (nearly every row) is counted from the (done, updated) index alone:
+# scanning the table would read every stored observation. The few open jobs are decoded and
+# judged by `job_condition`, the same rule `status` and detection use.
+_JOBS_DONE: Final = "SELECT COUNT(*) FROM jobs WHERE done = 1"
+
+
+@dataclass(frozen=True, slots=True)
+class KbSnapshot:
+    """One knowledge base and its latest job; `phase`/`status` are the API's text."""
+
+    uuid: str
+    name: str | None
+    first_seen_at: datetime
+    job_uuid: str | None = None
+    phase: str | None = None
+    status: str | None = None
+    outcome: EventKind | None = None
+    completed_datasources: int | None = None
+    total_datasources: int | None = None
+    tokens: int | None = None
+    total_tokens: int | None = None
+    items_failed: int = 0
+    created_at: datetime | None = None
+    started_at: datetime | None = None
+    updated_at: datetime | None = None
+    finished_at: datetime | None = None
+    progress_at: datetime | None = None
+    deadline: datetime | None = None
+    stalled: StallReason | None = None
+    done: bool = False
+    condition: JobCondition | None = None  # None: no job yet
+
+
+@dataclass(frozen=True, slots=True)
+class RouteBacklog:
+    """Undelivered and dead rows of one route."""
+
+    route: str
+    pending: int
+    sending: int
+    dead: int
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """An outbox row that gave up; `kind` is the stored event kind text."""
+
+    id: int
+    route: str
+    event_id: str
+    kind: str
+    kb_uuid: str | None
+    job_uuid: str | None
+    attempts: int
+    last_error: str | None
+    created_at: datetime
+    settled_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class StoreSnapshot:
+    """Everything the store can tell about itself at one moment (`at`).
+
+    `outbox_by_state` has a key for every `DeliveryState`, `jobs_by_state` one for every
+    `JobCondition`; `dead_letters` holds the newest dead rows only (see the limit), while
+    `dead` counts them all.
+    """
+
+    at: datetime
+    kbs: tuple[KbSnapshot, ...]
+    outbox_by_state: Mapping[DeliveryState, int]
+    routes: tuple[RouteBacklog, ...]
+    oldest_undelivered_at: datetime | None
+    dead_letters: tuple[DeadLetter, ...]
+    jobs_by_state: Mapping[JobCondition, int]
+    events_by_kind: Mapping[str, int]
+    last_cycle_at: datetime | None
+    created_at: datetime | None
+    schema_version: int
+
+    @property
+    def undelivered(self) -> int:
+        """Rows still to be sent (pending or being sent)."""
+        by_state = self.outbox_by_state
+        return by_state[DeliveryState.PENDING] + by_state[DeliveryState.SENDING]
+
+    @property
+    def dead(self) -> int:
+        """Rows that gave up, all of them."""
+        return self.outbox_by_state[DeliveryState.DEAD]
+
+    def oldest_undelivered_age(self, now: datetime | None = None) -> float | None:
+        """Seconds the oldest undelivered row has waited at `now` (default: the snapshot time)."""
+        if self.oldest_undelivered_at is None:
+            return None
+        return ((now or self.at) - self.oldest_undelivered_at).total_seconds()
+
+
+def _kb(row: tuple[Any, ...], path: Path) -> KbSnapshot:
+    uuid, name, first_seen = row[0], row[1], schema.from_db(row[2])
+    if row[3] is None:
+        return KbSnapshot(uuid=uuid, name=name, first_seen_at=first_seen)
+    state: JobState = job_state_from_row(row[3:13], path)
+    job = state.job
+    return KbSnapshot(
+        uuid=uuid,
+        name=name,
+        first_seen_at=first_seen,
+        job_uuid=job.uuid,
+        phase=row[13],
+        status=row[14],
+        outcome=job.outcome,
+        completed_datasources=job.completed_datasources,
+        total_datasources=job.total_datasources,
+        tokens=job.tokens,
+        total_tokens=job.total_tokens,
+        items_failed=job.items_failed,
+        created_at=job.created_at,
+        started_at=job.started_at,
+        updated_at=job.updated_at,
+        finished_at=job.finished_at,
+        progress_at=state.progress_at,
+        deadline=state.deadline,
+        stalled=state.stalled,
+        done=state.done,
+        condition=job_condition(state),
+    )
+
+
+def _dead(row: tuple[Any, ...]) -> DeadLetter:
+    return DeadLetter(
+        id=int(row[0]),
+        route=row[1],
+        event_id=row[2],
+        kind=row[3],
+        kb_uuid=row[4],
+        job_uuid=row[5],
+        attempts=int(row[6]),
+        last_error=row[7],
+        created_at=schema.from_db(row[8]),
+        settled_at=schema.from_db_or_none(row[9]),
+    )
+
+
+def _counts(conn: sqlite3.Connection, sql: str) -> dict[str, int]:
+    return {str(key): int(count) for key, count in conn.execute(sql)}
+
+
+def _jobs_by_condition(conn: sqlite3.Connection, path: Path) -> dict[JobCondition, int]:
+    counts = dict.fromkeys(JobCondition, 0)
+    for state in open_job_states(conn, path):
+        counts[job_condition(state)] += 1
+    counts[JobCondition.DONE] += int(conn.execute(_JOBS_DONE).fetchone()[0])
+    return counts
+
+
+def _meta_time(conn: sqlite3.Connection, key: str) -> datetime | None:
+    row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+    return None if row is None else schema.from_db(row[0])
+
+
+def read_snapshot(
+    conn: sqlite3.Connection,
+    path: Path,
+    now: datetime,
+    dead_letter_limit: int,
+    *,
+    detail: bool = True,
+) -> StoreSnapshot:
+    """Read the whole snapshot in one read transaction (`path` only names the file in errors).
+
+    Without `detail` only the counts are read (the metrics need no more): `kbs`,
+    `dead_letters` and `events_by_kind` are then empty.
+    """
+    conn.execute("BEGIN")
+    try:
+        by_state = _counts(conn, "SELECT state, COUNT(*) FROM outbox GROUP BY state")
+        oldest = conn.execute(
+            "SELECT MIN(created_at) FROM outbox WHERE state IN ('pending', 'sending')"
+        ).fetchone()[0]
+        if not detail:
+            dead_letter_limit = 0
+        events = "SELECT kind, COUNT(*) FROM events GROUP BY kind ORDER BY kind"
+        return StoreSnapshot(
+            at=now,
+            kbs=tuple(_kb(row, path) for row in conn.execute(_KBS)) if detail else (),
+            outbox_by_state={state: by_state.get(state.value, 0) for state in DeliveryState},
+            routes=tuple(
+                RouteBacklog(route, int(p), int(s), int(d))
+                for route, p, s, d in conn.execute(_ROUTES)
+            ),
+            oldest_undelivered_at=schema.from_db_or_none(oldest),
+            dead_letters=tuple(_dead(row) for row in conn.execute(_DEAD, (dead_letter_limit,))),
+            jobs_by_state=_jobs_by_condition(conn, path),
+            events_by_kind=_counts(conn, events) if detail else {},
+            last_cycle_at=_meta_time(conn, schema.META_LAST_CYCLE),
+            created_at=_meta_time(conn, schema.META_CREATED),
+            schema_version=schema.schema_version(conn),
+        )
+    finally:
+        conn.execute("COMMIT")

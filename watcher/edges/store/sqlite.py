@@ -1,0 +1,191 @@
+"""The state store and outbox on SQLite: one connection owned by one dedicated thread.
+
+`SqliteStore` implements `watcher.core.ports.StateStore` and `watcher.core.ports.Outbox`. Every
+public method is one whole transaction run on the store's thread (`store_conn`), so two coroutines
+sharing a store never interleave inside a transaction. sqlite3 errors are translated into
+`StoreError` / `StoreCorrupt` there. The SQL of the Protocol methods sticks to what PostgreSQL also
+speaks (`ON CONFLICT`, conditional `UPDATE`), so another adapter can keep the same contract. Writes
+are fenced by the store's lease (`Fence`), as `store_conn` explains.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import uuid
+from collections.abc import Collection, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from watcher.core.state import Change, DeliveryState, OutboxItem, Settlement, WatchState
+from watcher.edges.store import schema
+from watcher.edges.store.conn import DEFAULT_LEASE, Fence, StoreConnection
+from watcher.edges.store.rows import (
+    JobCache,
+    claim_rows,
+    load_rows,
+    prune_rows,
+    render_change,
+    settle_row,
+    write_change,
+    write_meta,
+)
+from watcher.edges.store.snapshot import StoreSnapshot, read_snapshot
+
+__all__ = ["DEFAULT_LEASE", "SqliteStore"]
+
+
+class SqliteStore(StoreConnection):
+    """The watcher's state store and outbox in one SQLite file (WAL, synchronous=FULL)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        """Use `SqliteStore.open`; this only wires an already opened connection."""
+        super().__init__(*args, **kwargs)
+        self._claims: dict[int, str] = {}
+        self._jobs = JobCache()
+
+    # --- StateStore -------------------------------------------------------------------------
+
+    async def load(self, job_uuids: Collection[str]) -> WatchState:
+        """Every known KB, the jobs named, and every job that is not done yet."""
+        wanted = sorted(set(job_uuids))
+        return await self._run(
+            "loading the state", lambda conn: load_rows(conn, self.path, wanted, self._jobs)
+        )
+
+    async def record(self, change: Change, *, meta: Mapping[str, str | None] | None = None) -> None:
+        """Write a whole cycle in one transaction: KBs, jobs, events, outbox rows, meta.
+
+        Events and outbox rows that already exist are left alone, so recording the same change
+        twice is a no-op for them. `meta` values of None delete their key.
+        """
+
+        def work(_: sqlite3.Connection) -> None:
+            rows = render_change(change, meta or {})  # encoded before the write lock is taken
+            self._transaction("recording a cycle", lambda c: write_change(c, rows), Fence.HOLDER)
+
+        await self._run("recording a cycle", work)
+
+    # --- Outbox -----------------------------------------------------------------------------
+
+    async def claim_due(
+        self, now: datetime, limit: int, longest_wait: timedelta | None = None
+    ) -> list[OutboxItem]:
+        """Claim up to `limit` due rows, oldest first, returning expired claims to the queue.
+
+        A retry time more than `longest_wait` after `now` counts as due (a wall-clock step).
+        """
+        if limit <= 0:
+            return []
+        token = uuid.uuid4().hex
+        claimed = await self._write(
+            "claiming deliveries",
+            lambda conn: claim_rows(
+                conn,
+                now=now,
+                lease=self.lease,
+                limit=limit,
+                token=token,
+                longest_wait=longest_wait,
+                epoch=self._epoch,
+            ),
+            Fence.IF_HELD,
+        )
+        for item in claimed:
+            self._claims[item.id] = token
+        return claimed
+
+    async def settle(self, settlements: Sequence[Settlement]) -> None:
+        """Write back what each attempt did; rows no longer claimed by this store are skipped."""
+        rows = [settle_row(s, self._claims.pop(s.outbox_id, None)) for s in settlements]
+
+        def write(conn: sqlite3.Connection) -> None:
+            for row in rows:
+                conn.execute(row[0], row[1])
+
+        await self._write("settling deliveries", write, Fence.IF_HELD)
+
+    # --- operations, status, health -------------------------------------------------------
+
+    async def snapshot(
+        self, now: datetime, *, dead_letter_limit: int = 50, detail: bool = True
+    ) -> StoreSnapshot:
+        """What `watcher status`, health and metrics show, read in one consistent snapshot.
+
+        `detail=False` reads the counts only (no KBs, dead letters or event counts): the
+        daemon refreshes its gauges that way after every cycle.
+        """
+        return await self._run(
+            "reading the status",
+            lambda conn: read_snapshot(conn, self.path, now, dead_letter_limit, detail=detail),
+        )
+
+    async def prune(self, before: datetime, *, keep_per_kb: int = 50) -> int:
+        """Delete settled outbox rows, their events and done jobs older than `before`.
+
+        Never deletes an undelivered row, the events it needs, a job not done yet, the latest
+        job of a KB, or any of the newest `keep_per_kb` jobs of a KB (the API keeps listing
+        those; forgetting them would make them look new). Returns the rows deleted.
+        """
+        cutoff = schema.to_db(before)
+        return await self._write(
+            "pruning old rows", lambda conn: prune_rows(conn, cutoff, keep_per_kb)
+        )
+
+    async def retry_dead(self, now: datetime, ids: Collection[int] | None = None) -> list[int]:
+        """Put dead-letter rows (all, or the ids given) back in the queue with 0 attempts and
+        a fresh `dead_after` window (counted from `now`); return the ids queued again. The
+        URLs a row already reached stay remembered, so they do not hear it twice."""
+        at = schema.to_db(now)
+        sql = (
+            "UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_at = ?,"
+            " created_at = ?, settled_at = NULL WHERE state = 'dead' AND id = ?"
+        )
+
+        def write(conn: sqlite3.Connection) -> list[int]:
+            wanted = ids
+            if wanted is None:
+                dead = "SELECT id FROM outbox WHERE state = 'dead' ORDER BY id"
+                wanted = [int(row[0]) for row in conn.execute(dead)]
+            return [i for i in wanted if conn.execute(sql, (at, at, i)).rowcount]
+
+        return await self._write("retrying dead letters", write, Fence.NONE)
+
+    async def dead_letter_count(self) -> int:
+        """How many outbox rows gave up (state dead)."""
+        sql = "SELECT count(*) FROM outbox WHERE state = ?"
+        row = await self._run(
+            "counting dead letters",
+            lambda conn: conn.execute(sql, (DeliveryState.DEAD.value,)).fetchone(),
+        )
+        return int(row[0])
+
+    async def check_writable(self) -> None:
+        """Raise `StoreError` unless the path still names this store and its write lock can be
+        taken right now (`StoreReplaced` when the file was deleted or replaced). Writes nothing:
+        a probe beside the daemon must not add to its store."""
+
+        def probe(_: sqlite3.Connection) -> None:
+            self._check_files()
+            self._conn.execute("BEGIN IMMEDIATE")
+            self._conn.execute("ROLLBACK")
+
+        await self._run("checking that the store is writable", probe)
+
+    async def get_meta(self, key: str) -> str | None:
+        """The value stored under `key`, or None."""
+        sql = "SELECT value FROM meta WHERE key = ?"
+        row = await self._run("reading meta", lambda c: c.execute(sql, (key,)).fetchone())
+        return None if row is None else str(row[0])
+
+    async def set_meta(self, key: str, value: str | None) -> None:
+        """Store `value` under `key` (None deletes the key)."""
+        await self._write("writing meta", lambda conn: write_meta(conn, [(key, value)]))
+
+    async def last_cycle_at(self) -> datetime | None:
+        """When the last successful cycle ended, as set by `set_last_cycle_at`."""
+        value = await self.get_meta(schema.META_LAST_CYCLE)
+        return None if value is None else schema.from_db(value)
+
+    async def set_last_cycle_at(self, at: datetime) -> None:
+        """Remember when a cycle succeeded (for `watcher health` and `status`)."""
+        await self.set_meta(schema.META_LAST_CYCLE, schema.to_db(at))

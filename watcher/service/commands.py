@@ -1,0 +1,275 @@
+"""The one-shot commands behind the CLI: once, test-notify, health, status, the online check."""
+
+from __future__ import annotations
+
+import difflib
+import json
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+
+import structlog
+
+from watcher.config import Config, describe
+from watcher.config.preflight import listen_note
+from watcher.core import status_view as status
+from watcher.core.account import unmatched_refs
+from watcher.core.errors import (
+    ConfigError,
+    ConfigProblem,
+    Forbidden,
+    NotFound,
+    SourceError,
+    StoreError,
+    Unauthorized,
+    WatcherError,
+)
+from watcher.core.health import HEARTBEAT_KEY, Health, Heartbeat, Probe, health_limit, judge
+from watcher.core.inert import inert
+from watcher.core.lease import Lease
+from watcher.core.model import KnowledgeBase
+from watcher.core.pace import PACE_KEY
+from watcher.core.redact import SECRETS
+from watcher.core.render import render_test
+from watcher.core.state import Message, SendResult
+from watcher.edges import host
+from watcher.edges.hostclock import monotonic_now
+from watcher.edges.store.files import rescued_copies
+from watcher.edges.store.sqlite import SqliteStore
+from watcher.service.accountcheck import (
+    MISSING_KEY,
+    UNMATCHED_KEY,
+    decode_missing,
+    decode_unmatched,
+)
+from watcher.service.cycle import CycleReport
+from watcher.service.runtime import api_client, build_notifier, cycle_settings, open_runtime, utcnow
+
+log = structlog.get_logger(__name__)
+
+
+async def run_once(config: Config) -> CycleReport:
+    """One poll cycle plus delivery of what is due (`watcher once`).
+
+    The cycle is recorded for `watcher health` as the daemon records its own, so that `once`
+    from cron every `poll.interval` is judged by the same rule.
+    """
+    runtime = await open_runtime(config)
+    try:
+        report = await runtime.cycle.run()
+        await runtime.cycle.dispatcher.drain()  # each send is bounded by delivery.timeout
+        if report.ok:
+            await runtime.store.set_last_cycle_at(utcnow())
+        at, limit = monotonic_now(), once_limit(config)
+        before = Heartbeat.decode(await runtime.store.get_meta(HEARTBEAT_KEY))
+        if before is None or at.since(before.finished) is None:  # none yet, or another boot
+            before = Heartbeat(at, False, limit)
+        beat = before.after(report.ok, at, limit, report.error, runtime.client.api_now())
+        await runtime.store.set_meta(HEARTBEAT_KEY, beat.encode())
+        return report
+    finally:
+        await runtime.close()
+
+
+def once_limit(config: Config) -> timedelta:
+    """The health limit for cycles run by `watcher once` every `poll.interval`."""
+    poll = config.poll
+    return health_limit(poll.interval, poll.cycle_deadline, config.delivery.timeout)
+
+
+async def check_online(config: Config, *, echo: Callable[[str], None]) -> int:
+    """`check-config --online`: read the account with the token and check the configuration
+    against it; print the description and return 0, or raise ConfigError naming each route
+    entry that matches no knowledge base and each `[[knowledge_bases]]` uuid not listed."""
+    client = api_client(config, max_attempts=2)
+    try:
+        account = await client.list_knowledge_bases()
+    except (Unauthorized, Forbidden) as exc:
+        raise ConfigError([ConfigProblem("token", str(exc), config.token_source or "")]) from exc
+    except NotFound as exc:
+        source = config.source_of("api", "base_url")
+        raise ConfigError([ConfigProblem("api.base_url", str(exc), source)]) from exc
+    except SourceError as exc:  # not the configuration's fault as far as we can tell: exit 1
+        where = f"api.base_url from {config.source_of('api', 'base_url')}"
+        raise WatcherError(
+            f"cannot read the account at {config.api.base_url} ({where}): {exc}"
+        ) from exc
+    finally:
+        await client.aclose()
+    settings = cycle_settings(config)
+    problems = [
+        ConfigProblem(
+            ref.key,
+            f"route {ref.route!r}: {ref.reason}",
+            config.source_of("routes", ref.index, "knowledge_bases", ref.position),
+        )
+        for ref in unmatched_refs(settings.route_refs, settings.watched, account)
+    ]
+    listed = {kb.uuid: kb for kb in account}
+    for index, kb in enumerate(config.knowledge_bases):
+        if kb.uuid not in listed:
+            problems.append(
+                ConfigProblem(
+                    f"knowledge_bases[{index}].uuid",
+                    _not_listed(kb.name, kb.uuid, account),
+                    config.source_of("knowledge_bases", index, "uuid"),
+                )
+            )
+    if problems:
+        raise ConfigError(problems)
+    echo(describe(config, listen_note=listen_note(config.http.listen)))
+    echo(f"  Account:    {len(account)} knowledge base(s) listed; every route entry and watched")
+    echo("              knowledge base found")
+    return 0
+
+
+def _not_listed(name: str | None, uuid: str, account: Sequence[KnowledgeBase]) -> str:
+    """Why a watched uuid is not in the account, with what it probably should be."""
+    label = f"{name!r} ({uuid})" if name else uuid
+    text = f"{label} is not a knowledge base of this account"
+    same_name = [kb.uuid for kb in account if name and kb.name == name]
+    close = difflib.get_close_matches(uuid, [kb.uuid for kb in account], n=1, cutoff=0.8)
+    if same_name:
+        return f"{text}; the account's knowledge base named {name!r} has uuid {same_name[0]}"
+    if close:
+        return f"{text}; did you mean {close[0]}?"
+    return f"{text} (a typo, another account or project, or deleted)"
+
+
+def test_message(now: datetime) -> Message:
+    """The alert `watcher test-notify` sends."""
+    return render_test(now)
+
+
+async def send_test(config: Config, route: str | None) -> dict[str, SendResult]:
+    """Send a test alert through the real notifier to every route (or one); results by route."""
+    notifier = build_notifier(config)
+    names = [r.name for r in config.routes if route is None or r.name == route]
+    message = test_message(utcnow())
+    return {name: await notifier.send(name, message) for name in names}
+
+
+async def retry_dead(
+    config: Config, ids: Sequence[int] | None, *, echo: Callable[[str], None]
+) -> int:
+    """Queue dead letters again (`watcher retry ID...|--all`); 1 when none could be."""
+    if not config.state.path.exists():
+        echo(f"no state file at {config.state.path}: the watcher has not run yet")
+        return 1
+    now = utcnow()
+    store = await SqliteStore.open(config.state.path, now=now)
+    try:
+        queued = await store.retry_dead(now, list(ids) if ids else None)
+    finally:
+        await store.close()
+    missing = [i for i in ids or () if i not in queued]
+    for i in missing:
+        echo(f"#{i} is not a dead letter (see `watcher status`: dead #ID)")
+    if not queued:
+        echo("nothing to retry: no dead letters" if ids is None else "nothing queued again")
+        return 1
+    listed = ", ".join(f"#{i}" for i in queued)
+    echo(
+        f"queued {len(queued)} dead letter(s) again ({listed}): they go out with the next "
+        "cycle of `watcher run`, or now with `watcher once`"
+    )
+    return 1 if missing else 0
+
+
+async def check_health(config: Config, probe: Probe = Probe.READY) -> Health:
+    """The health rule (`watcher.core.health`) judged from the store by another process.
+
+    The daemon records a heartbeat (monotonic readings with the boot id) after each cycle;
+    this process reads the same system-wide clock, so the age is measured without the wall
+    clock. Readiness also proves the store takes a write.
+    """
+    if not config.state.path.exists():
+        return Health(False, _no_state(config))
+    try:
+        # A probe runs every 30 s: no full-file integrity check (the daemon did it at start).
+        store = await SqliteStore.open(config.state.path, now=utcnow(), integrity_check=False)
+    except StoreError as exc:
+        return Health(False, str(exc))
+    store_error = None
+    try:
+        if probe is Probe.READY:
+            try:
+                await store.check_writable()
+            except StoreError as exc:
+                store_error = str(exc)
+        beat = Heartbeat.decode(await store.get_meta(HEARTBEAT_KEY))
+    except StoreError as exc:
+        return Health(False, str(exc))
+    finally:
+        await store.close()
+    verdict = judge(probe, beat, monotonic_now(), store_error=store_error)  # read after it
+    return Health(verdict.ok, f"ok: {verdict.reason}" if verdict.ok else verdict.reason)
+
+
+async def read_status(config: Config, *, as_json: bool, echo: Callable[[str], None]) -> int:
+    """Print what the store knows (`watcher status`); 1 when there is no state file yet."""
+    if not config.state.path.exists():
+        echo(_no_state(config))
+        return 1
+    now = utcnow()
+    store = await SqliteStore.open(config.state.path, now=now)
+    try:
+        snapshot = await store.snapshot(now)
+        pace = await store.get_meta(PACE_KEY)
+        beat = Heartbeat.decode(await store.get_meta(HEARTBEAT_KEY))
+        lease = await store.read_lease()
+        setup = status.SetupFindings(
+            missing=tuple(decode_missing(await store.get_meta(MISSING_KEY))),
+            unmatched=tuple(decode_unmatched(await store.get_meta(UNMATCHED_KEY))),
+        )
+    finally:
+        await store.close()
+    # Ages of the API's timestamps are told on the API's clock, as the daemon last read it.
+    api_now = beat.api_now(monotonic_now()) if beat else None  # None: never recorded
+    if as_json:
+        data = status.as_json(snapshot, now, setup, api_now)
+        data["poll"] = json.loads(pace) if pace else None
+        data["lease"] = _lease_json(lease)
+        # values redacted before they are JSON-escaped (a secret with a quote in it changes)
+        echo(json.dumps(SECRETS.redact_value(data), indent=2))
+    else:
+        echo(status.table(snapshot, now, setup, api_now))
+        if pace:
+            p = json.loads(pace)
+            echo(f"Polling every {p['interval_s']:g}s ({p['reason']})")
+        echo(inert(_lease_line(lease)))  # names a host and a command: one line, inert
+    return 0
+
+
+def _no_state(config: Config) -> str:
+    path = config.state.path
+    rescued = rescued_copies(path)
+    if rescued:
+        return (
+            f"no state file at {path}, but {rescued[-1]} is the copy a watcher saved when the "
+            f"file vanished from under it: move it to {path} to go on with it"
+        )
+    return f"no state file at {path}: the watcher has not run yet"
+
+
+def _lease_json(lease: Lease | None) -> dict[str, object] | None:
+    """The store's lease for `status --json`: who polls this store (pid, host, command)."""
+    if lease is None:
+        return None
+    holder = lease.holder
+    return {
+        "epoch": lease.epoch,
+        "holder": None
+        if holder is None
+        else {"command": holder.command, "pid": holder.pid, "host": holder.host},
+        "since": None if holder is None else holder.since,
+    }
+
+
+def _lease_line(lease: Lease | None) -> str:
+    if lease is None or lease.holder is None:
+        return "Polled by: nobody right now (no watcher holds the store)"
+    line = f"Polled by: {lease.holder.describe()} (lease epoch {lease.epoch})"
+    now = host.lease_time()
+    if now.clock != lease.clock or now.seconds >= lease.expires:
+        line += "; its lease has run out: that process stopped renewing it"
+    return line

@@ -1,0 +1,419 @@
+"""`watcher run`: the daemon. A monotonic loop drives the cycle; signals stop or reload it.
+
+- Polling runs on the event loop's monotonic clock: each cycle starts one interval (the
+  pace, plus jitter) after the previous one started, or at once when that one overran its
+  slot; a step of the wall clock, back or forward, changes nothing. One cycle at a time; a
+  cycle still running when the next would start is logged at debug, once.
+- APScheduler 3 keeps what belongs to the wall clock (`watcher.service.calendar`): hourly pruning.
+- Vital signs (`watcher.service.vitals`): the heartbeat, the health verdicts, systemd messages.
+- A failing cycle is logged and counted; the next one runs (each cycle has its deadline).
+- SIGTERM/SIGINT: let the cycle in flight finish (bounded), try what is due in the outbox for
+  a bounded time, close the store, exit 0.
+- SIGHUP: load the config again; a bad new config is reported and the old one kept. The open
+  store is kept when the state path still names it (it is never opened a second time).
+- One daemon per store: until this process holds the store's lease it stands by, names the
+  holder (log, STATUS=, /readyz) and takes over when the holder lets go or is gone. Standing
+  by, it is live while its lease keeper keeps stepping (the watchdog is fed by those steps),
+  and never ready.
+- Health is `watcher.core.health`'s one rule, everywhere: `/healthz`, `/readyz`, the STATUS line,
+  and the systemd watchdog, which is fed only by finished cycles: each sends WATCHDOG=1 with
+  WATCHDOG_USEC= the health limit, so systemd restarts the service exactly when the rule
+  says it is stuck. READY=1 after the first cycle.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import random
+import signal
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import structlog
+
+from watcher.config import Config, Preflight, load_config
+from watcher.core.clocks import Elapsed
+from watcher.core.errors import ConfigError, ConfigProblem, StoreHeld, StoreReplaced, WatcherError
+from watcher.core.health import Health, Probe, health_limit
+from watcher.core.pace import PACE_KEY, Pace, PaceReason, next_pace
+from watcher.edges.health_http import HealthServer
+from watcher.edges.hostclock import monotonic_now
+from watcher.edges.metrics import DeliveryOutcome
+from watcher.edges.systemd import SystemdNotifier
+from watcher.service.calendar import Calendar
+from watcher.service.cycle import CycleReport
+from watcher.service.lease_keeper import LeaseKeeper, Tenure
+from watcher.service.runtime import (
+    Runtime,
+    open_runtime,
+    pace_settings,
+    register_config_secrets,
+    utcnow,
+)
+from watcher.service.vitals import Vitals
+
+log = structlog.get_logger(__name__)
+
+STOP_GRACE = 10.0  # seconds for the final delivery attempt when stopping
+CYCLE_GRACE = 10.0  # seconds a stop waits for the cycle in flight before cancelling it
+_COMMAND = "watcher run"
+
+
+class Daemon:
+    """The long-running watcher around one `Runtime`, replaced whole on reload."""
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        *,
+        config_path: Path | None,
+        env: dict[str, str],
+        systemd: SystemdNotifier | None = None,
+        clock: Callable[[], datetime] = utcnow,
+        monotonic: Callable[[], Elapsed] = monotonic_now,
+    ) -> None:
+        self.runtime = runtime
+        self.config_path, self.env = config_path, env
+        self.systemd, self.clock = systemd, clock
+        self.metrics = runtime.metrics
+        self.calendar = Calendar()  # wall-clock work only
+        self.vitals = Vitals(monotonic, systemd, env)
+        self.lock = asyncio.Lock()
+        self.stopping = asyncio.Event()
+        self.pace = Pace(runtime.config.poll.interval, PaceReason.IDLE)
+        self.cycle_started: float | None = None
+        self._inflight: asyncio.Future[CycleReport] | None = None
+        self.http: HealthServer | None = None
+        self._requests_before = 0
+        self._last_cost = 0
+        self._pace_saved = False
+        self.metrics.set_api_budget_per_minute(runtime.config.api.max_requests_per_minute)
+
+    @property
+    def config(self) -> Config:
+        return self.runtime.config
+
+    @property
+    def limit(self) -> timedelta:
+        """The health limit in force (see `watcher.core.health`)."""
+        poll = self.config.poll
+        interval = max(poll.interval, self.pace.interval)
+        return health_limit(interval, poll.cycle_deadline, self.config.delivery.timeout)
+
+    async def serve(self) -> int:
+        """Run until SIGTERM/SIGINT; return the process exit code."""
+        self._install_signals()
+        await self._start_http()
+        self.vitals.starting(self.limit)
+        if not await self._hold_store():
+            await self._shutdown(None)
+            return 0
+        self.calendar.start(self._prune_now)
+        poller = asyncio.create_task(self._poll(), name="watcher-poll")
+        log.info("watcher_started", interval=self.pace.interval.total_seconds())
+        await self.stopping.wait()
+        await self._shutdown(poller)
+        return 0
+
+    async def _poll(self) -> None:
+        """Cycle after cycle on the event loop's monotonic clock, never on the wall clock."""
+        loop = asyncio.get_running_loop()
+        while not self.stopping.is_set():
+            started = loop.time()
+            await self.tick()
+            jitter = self.config.poll.jitter.total_seconds()
+            due = started + self.pace.interval.total_seconds() + random.uniform(0, jitter)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stopping.wait(), max(0.0, due - loop.time()))
+
+    async def tick(self) -> None:
+        """One cycle; any failure is logged and the schedule goes on."""
+        if self.stopping.is_set() or not self.runtime.keeper.held:
+            return  # standing by, or the store vanished: nothing may be written
+        async with self.lock:
+            loop = asyncio.get_running_loop()
+            self.cycle_started = started = loop.time()
+            self._inflight = asyncio.ensure_future(self.runtime.cycle.run())
+            try:
+                report = await self._await_cycle(self._inflight)
+            except asyncio.CancelledError:
+                if not self.stopping.is_set():
+                    raise
+                report = CycleReport(cycle_id="-", ok=False, error="cancelled to stop")
+            except (StoreReplaced, StoreHeld) as exc:  # the store stopped this process writing
+                log.error("cycle_refused_by_store", error=str(exc))
+                self.runtime.keeper.wake()  # it says why and stops the cycles right away
+                report = CycleReport(cycle_id="-", ok=False, error=str(exc))
+            except Exception:
+                log.exception("cycle_failed")
+                report = CycleReport(cycle_id="-", ok=False, error="cycle crashed")
+            finally:
+                self.cycle_started = None
+                self._inflight = None
+            # The cycle's id stays bound until its last line, `cycle_finished` included.
+            with structlog.contextvars.bound_contextvars(cycle_id=report.cycle_id):
+                await self._after_cycle(report, loop.time() - started)
+
+    async def _await_cycle(self, inflight: asyncio.Future[CycleReport]) -> CycleReport:
+        """The cycle's report; past its slot (one interval) it is said once, at debug."""
+        interval = self.pace.interval.total_seconds()
+        done, _ = await asyncio.wait({inflight}, timeout=interval)
+        if not done:
+            cycle_id = self.runtime.cycle.current_id
+            log.debug("cycle_still_running", cycle_id=cycle_id, interval_s=interval)
+        return await inflight
+
+    async def _after_cycle(self, report: CycleReport, duration: float) -> None:
+        now = self.clock()
+        self.metrics.observe_cycle(report.ok, duration, now.timestamp())
+        self.metrics.set_api_up(report.ok)
+        self.metrics.count_events(report.events)
+        for route, reason in report.deliveries:
+            outcome = DeliveryOutcome.of(reason)
+            if outcome is not None:  # postponed rows were not tried
+                self.metrics.count_delivery(route, outcome)
+        await self._update_store_gauges(now)
+        await self._repace(report)
+        api_now = self.runtime.client.api_now()
+        await self.vitals.beat(self.runtime.store, report, now, self.limit, api_now)
+        self.vitals.notify(report, self.limit, self.pace)
+        log.info(
+            "cycle_finished",
+            ok=report.ok,
+            duration_s=round(duration, 3),
+            requests=self._last_cost,
+            knowledge_bases=report.knowledge_bases,
+            active_jobs=report.active_jobs,
+            events=len(report.events),
+            next_in_s=self.pace.interval.total_seconds(),
+            pace=self.pace.reason.value,
+        )
+
+    async def _prune_now(self) -> None:
+        async with self.lock:
+            if self.runtime.keeper.held:  # only the store's poller writes
+                await self._prune(self.clock())
+
+    async def _prune(self, now: datetime) -> None:
+        """Forget finished history older than `state.retention` (calendar time, for people).
+
+        Keeps the store, and the time its scans take, flat however long the watcher runs.
+        """
+        before = now - self.config.state.retention
+        try:
+            deleted = await self.runtime.store.prune(before)
+        except Exception:
+            log.exception("history_prune_failed")
+            return
+        if deleted:
+            log.info("history_pruned", rows=deleted, before=before.isoformat())
+
+    async def _update_store_gauges(self, now: datetime) -> None:
+        try:
+            snap = await self.runtime.store.snapshot(now, detail=False)
+        except Exception:
+            log.exception("store_snapshot_failed")
+            return
+        self.metrics.set_store_gauges(
+            snap.jobs_by_state, snap.outbox_by_state, snap.oldest_undelivered_age(now), snap.dead
+        )
+
+    async def _repace(self, report: CycleReport) -> None:
+        sent = self.runtime.client.requests_sent
+        cost, self._requests_before = max(sent - self._requests_before, 0), sent
+        self._last_cost = cost
+        rate = self.runtime.client.rate_limit
+        pace = next_pace(
+            pace_settings(self.config),
+            active=report.active_jobs > 0,
+            requests_last_cycle=cost,
+            rate=rate,
+            now=self.runtime.client.api_now(),  # `ratelimit-reset` is on the API's clock
+        )
+        if rate is not None and rate.remaining is not None:
+            self.metrics.set_ratelimit_remaining(rate.remaining)
+        self.metrics.set_api_budget_per_minute(self.config.api.max_requests_per_minute)
+        self.metrics.set_poll_interval(pace.interval.total_seconds())
+        if pace != self.pace or not self._pace_saved:
+            await self.runtime.store.set_meta(
+                PACE_KEY,
+                json.dumps(
+                    {"interval_s": pace.interval.total_seconds(), "reason": pace.reason.value}
+                ),
+            )
+            self._pace_saved = True
+        if pace != self.pace:
+            log.info(
+                "poll_interval_changed",
+                seconds=pace.interval.total_seconds(),
+                reason=pace.reason.value,
+            )
+            self.pace = pace
+
+    # --- signals ---------------------------------------------------------------------------
+
+    def _install_signals(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._request_stop, sig)
+        loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload()))
+
+    def _request_stop(self, sig: signal.Signals) -> None:
+        log.info("stop_requested", signal=sig.name)
+        self.stopping.set()
+
+    async def reload(self) -> bool:
+        """Load the configuration again; keep the old one when the new one is bad."""
+        if self.systemd:
+            self.systemd.reloading()
+        try:
+            # The state path is checked here too; the port is the daemon's own (kept anyway).
+            config = load_config(self.config_path, self.env, preflight=Preflight.STATE_PATH)
+        except ConfigError as exc:
+            log.error("config_reload_rejected", problems=[str(p) for p in exc.problems])
+            self._reloaded()
+            return False
+        register_config_secrets(config)
+        async with self.lock:
+            old = self.runtime
+            try:
+                # The same state file keeps its open store and lease (opening it a second time
+                # would drop SQLite's locks); another file is opened and its lease taken first.
+                self.runtime = await open_runtime(
+                    config, metrics=self.metrics, clock=self.clock, command=_COMMAND, keep=old
+                )
+            except WatcherError as exc:  # valid on paper, unusable in fact (e.g. the state path)
+                problems = exc.problems if isinstance(exc, ConfigError) else (exc,)
+                log.error("config_reload_rejected", problems=[str(p) for p in problems])
+                self._reloaded()
+                return False
+            await old.close(keep_store=self.runtime.store is old.store)
+            self._keep_watch(self.runtime.keeper)
+            self._requests_before = 0  # the new client counts its requests from zero
+        log.info("config_reloaded", source=config.source)
+        # Logging and the HTTP listener are set up once, at start: say so rather than pretend.
+        unapplied = [
+            name for name in ("log", "http") if getattr(config, name) != getattr(old.config, name)
+        ]
+        if unapplied:
+            log.warning("config_reload_needs_restart", sections=unapplied)
+        self._reloaded()
+        return True
+
+    def _reloaded(self) -> None:
+        if self.systemd:
+            self.systemd.ready()
+
+    async def _shutdown(self, poller: asyncio.Task[None] | None) -> None:
+        if self.systemd:
+            self.systemd.stopping()
+        self.calendar.pause()  # not started when stopped while standing by
+        await self._let_cycle_finish()
+        if poller is not None:
+            await asyncio.wait({poller}, timeout=CYCLE_GRACE)  # it ends after its report
+            poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await poller
+        async with self.lock:  # the cycle in flight has finished or been cancelled
+            try:
+                if self.runtime.keeper.held:  # a process standing by delivers nothing
+                    await asyncio.wait_for(self._final_delivery(), timeout=STOP_GRACE)
+            except Exception:
+                log.warning("final_delivery_incomplete")
+            await self.runtime.cycle.dispatcher.cancel()  # whatever a receiver still holds
+            self.calendar.shutdown()
+            if self.http:
+                await self.http.stop()
+            await self.runtime.close()
+        log.info("watcher_stopped")
+
+    async def _final_delivery(self) -> None:
+        """What is due goes out, and the rounds still sending end (each within its deadline)."""
+        await self.runtime.cycle.deliver()
+        await self.runtime.cycle.dispatcher.drain()
+
+    async def _let_cycle_finish(self) -> None:
+        """Give the cycle in flight `CYCLE_GRACE` to finish, then cancel it.
+
+        A cycle can wait minutes on the request budget; a stop must not. Cancelling loses
+        nothing: a cycle's state is written in one transaction or not at all, and a row
+        claimed for sending goes back to pending when the store is next opened.
+        """
+        inflight = self._inflight
+        if inflight is None or inflight.done():
+            return
+        _, pending = await asyncio.wait({inflight}, timeout=CYCLE_GRACE)
+        if pending:
+            log.warning("cycle_cancelled_to_stop", grace_s=CYCLE_GRACE)
+            inflight.cancel()
+            await asyncio.wait({inflight})
+
+    # --- the store's lease -----------------------------------------------------------------
+
+    async def _hold_store(self) -> bool:
+        """Stand by until this process holds the store's lease; False when asked to stop first."""
+        keeper = self.runtime.keeper
+        self._keep_watch(keeper)
+        keeper.start()
+        held = asyncio.ensure_future(keeper.holding.wait())
+        stop = asyncio.ensure_future(self.stopping.wait())
+        await asyncio.wait({held, stop}, return_when=asyncio.FIRST_COMPLETED)
+        for waiter in (held, stop):
+            waiter.cancel()
+        return self.runtime.keeper.held and not self.stopping.is_set()
+
+    def _keep_watch(self, keeper: LeaseKeeper) -> None:
+        keeper.on_change = self._tenure_changed
+        keeper.on_step = self._stepped
+
+    def _tenure_changed(self, tenure: Tenure) -> None:
+        """Tell systemd: a process standing by is up (READY=1) and says for whom it waits."""
+        if self.systemd is None or tenure is Tenure.HOLDING:
+            return
+        self.vitals.standing_by(self.runtime.keeper.problem or str(tenure))
+
+    def _stepped(self) -> None:
+        """A lease step while not holding: the standby's sign of life (cycles are not run)."""
+        if not self.runtime.keeper.held:
+            self.vitals.standby_step(self.limit)
+
+    # --- health ----------------------------------------------------------------------------
+
+    async def _start_http(self) -> None:
+        listen = self.config.http.listen
+        if not listen:
+            return
+        self.http = HealthServer(self.metrics, self.health)
+        try:
+            await self.http.start(listen)
+        except OSError as exc:  # the configuration's fault (port in use...): exit 78, no loop
+            await self.runtime.close()
+            reason = (exc.strerror or str(exc)).lower()
+            source = self.config.source_of("http", "listen")
+            problem = ConfigProblem("http.listen", f"cannot listen on {listen}: {reason}", source)
+            raise ConfigError([problem]) from exc
+        log.info("http_listening", listen=listen, port=self.http.port)
+
+    async def health(self, probe: Probe) -> Health:
+        """The health rule's verdict now (readiness also proves the store takes a write)."""
+        store_error = None
+        if probe is Probe.READY:
+            try:
+                await self.runtime.store.check_writable()
+            except Exception as exc:
+                store_error = str(exc)
+        keeper = self.runtime.keeper
+        waiting = not keeper.held and keeper.tenure is not Tenure.STARTING  # not at start
+        standby = (keeper.problem or "waiting for the store's lease") if waiting else None
+        return self.vitals.judge(probe, self.limit, store_error, standby)
+
+
+async def run_daemon(config: Config, config_path: Path | None, env: dict[str, str]) -> int:
+    """Open everything, serve until stopped, return the exit code."""
+    runtime = await open_runtime(config, command=_COMMAND, hold=False)
+    systemd = SystemdNotifier.from_env(env)
+    daemon = Daemon(runtime, config_path=config_path, env=env, systemd=systemd)
+    return await daemon.serve()

@@ -1,0 +1,282 @@
+"""Assembling the edges and the cycle from a configuration, and taking them apart again."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import partial
+from pathlib import Path
+
+from watcher.config import Config
+from watcher.config.trust import verify_context
+from watcher.config.url_secrets import apprise_loaded, url_secrets
+from watcher.config.urls import candidates
+from watcher.core.account import RouteRefs
+from watcher.core.clocks import Elapsed
+from watcher.core.decide import RetryPolicy, RouteRule
+from watcher.core.errors import ConfigError, ConfigProblem
+from watcher.core.guard import GuardedNotifier, GuardedStore
+from watcher.core.pace import PaceSettings
+from watcher.core.ports import Notifier
+from watcher.core.redact import SECRETS
+from watcher.core.state import Budget, Message, SendResult
+from watcher.edges import host
+from watcher.edges.api.client import ApiClient, RequestRecord
+from watcher.edges.hostclock import elapsed_now
+from watcher.edges.metrics import Metrics
+from watcher.edges.store.files import file_id
+from watcher.edges.store.sqlite import SqliteStore
+from watcher.service.cycle import Cycle, CycleSettings
+from watcher.service.lease_keeper import LeaseKeeper
+
+
+def utcnow() -> datetime:
+    """The wall clock, in UTC: the one place the shell reads it."""
+    return datetime.now(UTC)
+
+
+def cycle_settings(config: Config) -> CycleSettings:
+    """The cycle's slice of the configuration."""
+    return CycleSettings(
+        watched=config.watched(),
+        route_refs=tuple(
+            RouteRefs(r.name, index, r.knowledge_bases) for index, r in enumerate(config.routes)
+        ),
+        policy=config.stall_policy(),
+        rules=tuple(RouteRule(r.name, r.event_kinds, config.kb_refs(r)) for r in config.routes),
+        retry=RetryPolicy(
+            base=config.delivery.retry_base,
+            maximum=config.delivery.retry_max,
+            dead_after=config.delivery.dead_after,
+        ),
+        storm_threshold=config.delivery.storm_threshold,
+        api_unreachable_after=config.alerts.api_unreachable_after,
+        per_page=config.api.per_page,
+        deadline=config.poll.cycle_deadline,
+        send_interval=config.delivery.send_interval,
+        route_send_intervals={
+            r.name: r.send_interval for r in config.routes if r.send_interval is not None
+        },
+        delivery_failing_after=config.alerts.delivery_failing_after,
+    )
+
+
+def pace_settings(config: Config) -> PaceSettings:
+    """The polling knobs."""
+    return PaceSettings(
+        interval=config.poll.interval,
+        active_interval=config.poll.active_interval,
+        max_requests_per_minute=config.api.max_requests_per_minute,
+        reserve=config.api.reserve,
+    )
+
+
+def route_urls(config: Config) -> dict[str, list[str]]:
+    """Route name to its apprise URLs, unwrapped: only the notifier may hold them."""
+    return {r.name: [u.get_secret_value() for u in r.urls] for r in config.routes}
+
+
+def register_config_secrets(config: Config) -> None:
+    """Register the token and every route URL with `SECRETS`, and each URL's secret parts.
+
+    A URL's parts are classified by apprise: at once when apprise is loaded anyway (`run`,
+    `check-config`, `test-notify`), else only when a text to redact holds one of the URL's
+    candidate pieces (`status`, `health` and `once` then stay free of apprise).
+    """
+    if config.token is not None:
+        SECRETS.register(config.token.get_secret_value())
+    for urls in route_urls(config).values():
+        for url in urls:
+            register_url_secrets(url)
+
+
+def register_url_secrets(url: str) -> None:
+    """Register one apprise URL whole, and its secret parts (classified now if apprise is
+    loaded, else once a text holds one of its candidate pieces)."""
+    SECRETS.register_exact(url)  # masked whole where it appears as written
+    SECRETS.register_lazy(url, candidates(url), partial(_secret_values, url))
+    if apprise_loaded():
+        SECRETS.resolve_pending()
+
+
+def _secret_values(url: str) -> frozenset[str]:
+    return url_secrets(url).values
+
+
+def build_notifier(config: Config) -> Notifier:
+    """The apprise notifier for the configured routes (apprise is imported only here), behind
+    the alert boundary: messages go out redacted and inert, results come back redacted."""
+    from watcher.edges.notify.apprise import AppriseNotifier
+
+    SECRETS.resolve_pending()  # apprise is loaded now: classify the route URLs
+    notifier = AppriseNotifier(
+        route_urls(config),
+        timeout=config.delivery.timeout.total_seconds(),
+        ca_bundle=config.ca_bundle,
+    )
+    return GuardedNotifier(notifier)
+
+
+class LazyNotifier:
+    """Builds the apprise notifier on the first send: a cycle with nothing to send (most of
+    them, and most `watcher once` runs) never pays for loading apprise's plugins."""
+
+    def __init__(self, config: Config) -> None:
+        self._config = config
+        self._notifier: Notifier | None = None
+
+    def _built(self) -> Notifier:
+        if self._notifier is None:
+            self._notifier = build_notifier(self._config)
+        return self._notifier
+
+    def budgets(self, route: str) -> tuple[Budget, ...]:
+        return self._built().budgets(route)
+
+    async def send(
+        self,
+        route: str,
+        message: Message,
+        skip: frozenset[int] = frozenset(),
+        fitted: Mapping[int, Message] | None = None,
+    ) -> SendResult:
+        return await self._built().send(route, message, skip, fitted)
+
+
+@dataclass
+class Runtime:
+    """The assembled watcher: API client, store (with its lease), notifier, the cycle over them."""
+
+    config: Config
+    client: ApiClient
+    store: SqliteStore
+    cycle: Cycle
+    metrics: Metrics
+    keeper: LeaseKeeper
+
+    async def close(self, *, keep_store: bool = False) -> None:
+        """Close the API client and, unless `keep_store` (a reload), let the lease go and
+        close the store."""
+        await self.cycle.dispatcher.cancel()  # a round still sending must not outlive the store
+        await self.client.aclose()
+        if not keep_store:
+            try:
+                await self.keeper.stop()
+            finally:
+                await self.store.close()
+
+
+async def open_runtime(
+    config: Config,
+    *,
+    metrics: Metrics | None = None,
+    notifier: Notifier | None = None,
+    clock: Callable[[], datetime] = utcnow,
+    elapsed: Callable[[], Elapsed] = elapsed_now,
+    api_sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    command: str = "watcher once",
+    hold: bool = True,
+    keep: Runtime | None = None,
+) -> Runtime:
+    """Open the store and the API client and wire the cycle; raises ConfigError without a token.
+
+    `clock` is the wall clock and `elapsed` the never-stepping one (tests give their own).
+    With `hold`, the store's lease is taken at once and renewed in the background (or
+    `StoreHeld` names the process holding it); the daemon passes `hold=False` and stands by
+    on its own. `keep` is the runtime a reload replaces: its store and lease are kept when
+    the state path still names the same file. `api_sleep` is how the API client waits between
+    retries (tests make those waits instant).
+    """
+    if config.token is None:
+        raise ConfigError(
+            [
+                ConfigProblem(
+                    "api.token",
+                    "no API token: set DIGITALOCEAN_ACCESS_TOKEN or DIGITALOCEAN_TOKEN, "
+                    "or api.token_file",
+                    config.source,
+                )
+            ]
+        )
+    register_config_secrets(config)  # idempotent: the CLI has usually done it already
+    metrics = metrics or Metrics()
+    client = api_client(config, on_response=_api_observer(metrics), sleep=api_sleep)
+    try:
+        store, keeper = await _store(config, clock(), command, hold, keep)
+    except BaseException:
+        await client.aclose()
+        raise
+    guarded = GuardedStore(store)  # the store boundary: nothing secret is written
+    cycle = Cycle(
+        source=client,
+        store=guarded,
+        outbox=guarded,
+        meta=guarded,
+        notifier=GuardedNotifier(notifier) if notifier is not None else LazyNotifier(config),
+        settings=cycle_settings(config),
+        clock=clock,
+        elapsed=elapsed,
+    )
+    return Runtime(
+        config=config, client=client, store=store, cycle=cycle, metrics=metrics, keeper=keeper
+    )
+
+
+def same_store(a: Path, b: Path) -> bool:
+    """Whether two state paths name one store (the same path, or links to the same file)."""
+    if a.absolute() == b.absolute():
+        return True
+    first, second = file_id(a), file_id(b)
+    return first is not None and first == second
+
+
+async def _store(
+    config: Config, now: datetime, command: str, hold: bool, keep: Runtime | None
+) -> tuple[SqliteStore, LeaseKeeper]:
+    """The store and its lease keeper: the kept ones, or freshly opened (and held if asked)."""
+    if keep is not None and same_store(keep.store.path, config.state.path):
+        return keep.store, keep.keeper
+    store = await SqliteStore.open(config.state.path, now=now)
+    keeper = LeaseKeeper(store, host.this_process(command, now))
+    if not hold:
+        return store, keeper
+    try:
+        await keeper.acquire()
+    except BaseException:
+        await store.close()
+        raise
+    keeper.start()
+    return store, keeper
+
+
+def api_client(
+    config: Config,
+    *,
+    on_response: Callable[[RequestRecord], None] | None = None,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    max_attempts: int = 5,
+) -> ApiClient:
+    """The API client the configuration describes (the token must be set)."""
+    if config.token is None:
+        raise ValueError("api_client needs a configuration with a token")
+    return ApiClient(
+        config.api.base_url,
+        config.token.get_secret_value(),
+        token_source=config.token_source or "configuration",
+        timeout=config.api.timeout.total_seconds(),
+        max_requests_per_minute=config.api.max_requests_per_minute,
+        per_page=config.api.per_page,
+        max_attempts=max_attempts,
+        on_response=on_response,
+        sleep=sleep,
+        verify=verify_context(config.ca_bundle),
+    )
+
+
+def _api_observer(metrics: Metrics) -> Callable[[RequestRecord], None]:
+    def observe(record: RequestRecord) -> None:
+        metrics.observe_api(record.endpoint, record.status or "error", record.duration_s)
+
+    return observe

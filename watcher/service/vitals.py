@@ -1,0 +1,127 @@
+"""The daemon's vital signs: the heartbeat of each finished cycle, and what it tells outside.
+
+`Vitals` keeps the heartbeat (stored for `watcher health` too), judges it by the one health
+rule of `watcher.core.health` for `/healthz` and `/readyz`, and speaks to systemd: READY=1 after
+the first cycle, a STATUS= line from the rule, and WATCHDOG=1 with WATCHDOG_USEC= the health
+limit after every finished cycle, never from a timer, so systemd restarts the daemon exactly
+when the rule calls it stuck. Readings are of the monotonic clock, with the boot id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
+
+import structlog
+
+from watcher.core.clocks import Elapsed
+from watcher.core.health import HEARTBEAT_KEY, Health, Heartbeat, Probe, judge
+from watcher.core.pace import Pace
+from watcher.core.redact import SECRETS
+from watcher.edges.store.sqlite import SqliteStore
+from watcher.edges.systemd import SystemdNotifier, watchdog_timeout
+from watcher.service.cycle import CycleReport
+
+log = structlog.get_logger(__name__)
+
+
+class Vitals:
+    """The heartbeat of one daemon, its verdicts, and its systemd notifications."""
+
+    def __init__(
+        self,
+        monotonic: Callable[[], Elapsed],
+        systemd: SystemdNotifier | None,
+        env: Mapping[str, str],
+    ) -> None:
+        self.monotonic, self.systemd = monotonic, systemd
+        self.started = monotonic()
+        self.heartbeat: Heartbeat | None = None
+        self.standby_at: Elapsed | None = None  # the last lease check while standing by
+        self.store_error: str | None = None
+        self.ready_sent = False
+        self._watchdog = systemd is not None and watchdog_timeout(env) is not None
+
+    def starting(self, limit: timedelta) -> None:
+        """Tell an enabled watchdog how long the first cycle may take (no ping: nothing ran)."""
+        if self.systemd is not None and self._watchdog:
+            self.systemd.notify(WATCHDOG_USEC=round(limit.total_seconds() * 1e6))
+
+    async def beat(
+        self,
+        store: SqliteStore,
+        report: CycleReport,
+        now: datetime,
+        limit: timedelta,
+        api_now: datetime,
+    ) -> None:
+        """Record a finished cycle, here and (for `watcher health` and `status`) in the store,
+        with the API's clock; a store that cannot take it is what readiness reports next."""
+        at = self.monotonic()
+        previous = self.heartbeat or Heartbeat(at, False, limit)
+        self.heartbeat = previous.after(report.ok, at, limit, report.error, api_now)
+        try:
+            if report.ok:
+                await store.set_last_cycle_at(now)
+            await store.set_meta(HEARTBEAT_KEY, self.heartbeat.encode())
+            self.store_error = None
+        except Exception as exc:
+            log.exception("heartbeat_not_recorded")
+            self.store_error = str(exc)
+
+    def judge(
+        self,
+        probe: Probe,
+        limit: timedelta,
+        store_error: str | None,
+        standby: str | None = None,
+    ) -> Health:
+        """The health rule's verdict now, with this daemon's limit and start; standing by
+        (`standby` says why), the last lease check stands for the last cycle."""
+        beat = self.heartbeat
+        if standby is not None:
+            at = self.standby_at
+            beat = Heartbeat(at, False, limit) if at is not None else None
+        return judge(
+            probe,
+            beat,
+            self.monotonic(),
+            started=self.started,
+            limit=limit,
+            store_error=store_error,
+            standby=standby,
+        )
+
+    def standing_by(self, reason: str) -> None:
+        """Another process holds the store: READY=1 (this one is up) and STATUS= says why."""
+        if self.systemd is None:
+            return
+        if not self.ready_sent:
+            self.systemd.ready()
+            self.ready_sent = True
+        self.systemd.status(SECRETS.redact(reason)[:200])
+
+    def standby_step(self, limit: timedelta) -> None:
+        """A lease check finished while standing by: the standby's sign of life."""
+        self.standby_at = self.monotonic()
+        if self.systemd is not None and self._watchdog:
+            self.systemd.watchdog(limit.total_seconds())
+
+    def notify(self, report: CycleReport, limit: timedelta, pace: Pace) -> None:
+        """After a finished cycle: READY=1 the first time, STATUS=, and feed the watchdog."""
+        if self.systemd is None:
+            return
+        if not self.ready_sent:
+            self.systemd.ready()
+            self.ready_sent = True
+        health = self.judge(Probe.READY, limit, self.store_error)
+        word = "ready" if health.ok else "not ready"
+        # redacted before it is clipped, or a cut secret would no longer match
+        reason = SECRETS.redact(health.reason)[:160]
+        self.systemd.status(
+            f"{word}: {reason}; {report.knowledge_bases} KBs, "
+            f"{report.active_jobs} active jobs; "
+            f"next in {int(pace.interval.total_seconds())}s ({pace.reason.value})"
+        )
+        if self._watchdog:
+            self.systemd.watchdog(limit.total_seconds())
