@@ -11,7 +11,6 @@ from watcher.core.decide import (
     SHORTEST_BODY,
     RetryPolicy,
     RouteRule,
-    SettleReason,
     Verdict,
     backoff,
     budget_caps,
@@ -23,15 +22,16 @@ from watcher.core.decide import (
 )
 from watcher.core.delivery import plan
 from watcher.core.model import EventKind, Job, Severity
-from watcher.core.state import (
+from watcher.core.outbox import (
     DeliveryState,
     FailureCause,
     OutboxItem,
     SendResult,
     Settlement,
+    SettleReason,
     TargetResult,
-    Transition,
 )
+from watcher.core.state import Transition
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 E = EventKind

@@ -7,11 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from watcher.core.decide import RetryPolicy, SettleReason
+from watcher.core.decide import RetryPolicy
 from watcher.core.delivery import (
     Finished,
     RouteRun,
-    Send,
     SendNow,
     Write,
     after_send,
@@ -21,15 +20,17 @@ from watcher.core.delivery import (
     start,
 )
 from watcher.core.model import DataSourceJob, DataSourceStatus, EventKind, Job, Phase, Status
-from watcher.core.state import (
+from watcher.core.outbox import (
     Budget,
     DeliveryState,
     FailureCause,
     OutboxItem,
+    Send,
     SendResult,
+    SettleReason,
     TargetResult,
-    Transition,
 )
+from watcher.core.state import Transition
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 POLICY = RetryPolicy(base=timedelta(seconds=30))

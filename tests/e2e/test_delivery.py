@@ -23,7 +23,7 @@ from tests.e2e.conftest import (
     route,
     scenario,
 )
-from watcher.core.state import Budget, Message, OutboxItem, SendResult, Settlement
+from watcher.core.outbox import Budget, Message, OutboxItem, SendResult, Settlement
 from watcher.edges.store.sqlite import DEFAULT_LEASE
 
 EVENTS = ["started", "completed", "partial", "failed"]

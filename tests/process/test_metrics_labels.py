@@ -18,7 +18,8 @@ from tests.process.conftest import (
     scenario,
 )
 from watcher.core.model import EventKind
-from watcher.core.state import DeliveryState, JobCondition
+from watcher.core.outbox import DeliveryState
+from watcher.core.state import JobCondition
 from watcher.edges.metrics import CycleOutcome, DeliveryOutcome
 
 KBS = [("alpha", "alpha-docs"), ("beta", "beta-docs")]

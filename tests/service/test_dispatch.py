@@ -11,16 +11,15 @@ from datetime import timedelta
 from tests.service.test_cycle import T0, FakeStore, job
 from watcher.core.decide import RetryPolicy, RouteRule
 from watcher.core.model import EventKind
-from watcher.core.state import (
+from watcher.core.outbox import (
     Budget,
-    Change,
     DeliveryState,
     FailureCause,
     Message,
     SendResult,
     TargetResult,
-    Transition,
 )
+from watcher.core.state import Change, Transition
 from watcher.service.dispatch import Dispatcher, DispatchSettings
 
 ALL = frozenset(EventKind)

@@ -17,22 +17,20 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import TYPE_CHECKING
 
 from watcher.core.model import EventKind
-from watcher.core.state import (
+from watcher.core.outbox import (
     Delivery,
     DeliveryState,
     FailureCause,
     OutboxItem,
+    Send,
     SendResult,
     Settlement,
+    SettleReason,
     TargetResult,
-    Transition,
 )
-
-if TYPE_CHECKING:
-    from watcher.core.delivery import Send
+from watcher.core.state import Transition
 
 # The shortest body worth re-rendering for: a refusal of a message this short is not about
 # its size (the headline and the facts of an alert take about this much).
@@ -76,18 +74,6 @@ def _told_by_outcome(t: Transition, rule: RouteRule, outcomes: Mapping[str, Even
         return False
     outcome = outcomes.get(t.job_uuid)
     return outcome is not None and outcome in rule.events
-
-
-class SettleReason(StrEnum):
-    """Why an outbox row ended up in its new state."""
-
-    DELIVERED = "delivered"
-    RETRY = "retry"
-    RESIZED = "resized"  # a target refused it for its size: due again at once, shorter
-    PERMANENT_FAILURE = "permanent_failure"
-    EXPIRED = "expired"
-    HELD = "held"  # reached every URL it tried; the route's down URLs wait for their retry
-    POSTPONED = "postponed"  # not tried: the route failed earlier this cycle; no attempt spent
 
 
 class Verdict(StrEnum):

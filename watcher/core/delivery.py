@@ -24,7 +24,6 @@ from functools import partial
 
 from watcher.core.decide import (
     RetryPolicy,
-    SettleReason,
     Verdict,
     budget_caps,
     failed_targets,
@@ -33,39 +32,20 @@ from watcher.core.decide import (
     settle,
     verdict,
 )
-from watcher.core.render import render, render_group
-from watcher.core.state import (
+from watcher.core.outbox import (
     Budget,
     DeliveryState,
     Message,
     OutboxItem,
+    Send,
     SendResult,
     Settlement,
+    SettleReason,
     TargetResult,
 )
+from watcher.core.render import render, render_group
 
 Settled = tuple[tuple[Settlement, SettleReason], ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Send:
-    """One message to one route, settling the outbox rows it carries.
-
-    `skip` names the route's URLs (by index) that already have these rows from an earlier,
-    partly failed attempt: a retry goes only to the others, so no target hears it twice.
-    `fitted` holds, per URL index, the message rendered within that URL's limits; a URL not
-    in it gets `message`.
-    """
-
-    route: str
-    items: tuple[OutboxItem, ...]
-    message: Message
-    skip: frozenset[int] = frozenset()
-    fitted: tuple[tuple[int, Message], ...] = ()
-
-    def message_for(self, index: int) -> Message:
-        """What URL `index` of the route gets."""
-        return dict(self.fitted).get(index, self.message)
 
 
 def plan(

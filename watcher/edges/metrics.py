@@ -18,9 +18,9 @@ from typing import assert_never
 import prometheus_client
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from watcher.core.decide import SettleReason
 from watcher.core.model import EventKind
-from watcher.core.state import DeliveryState, JobCondition
+from watcher.core.outbox import DeliveryState, SettleReason
+from watcher.core.state import JobCondition
 
 PREFIX = "gradient_watcher_"
 

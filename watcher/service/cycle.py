@@ -24,11 +24,12 @@ import structlog
 from watcher.core.account import RouteRefs
 from watcher.core.apihealth import ApiHealth, api_health
 from watcher.core.clocks import Elapsed, Instant
-from watcher.core.decide import RetryPolicy, RouteRule, SettleReason, route
+from watcher.core.decide import RetryPolicy, RouteRule, route
 from watcher.core.detect import detect
 from watcher.core.errors import ApiStatusError, SourceError
 from watcher.core.history import is_new_kb
 from watcher.core.model import EventKind, Job, KnowledgeBase, WatchedKb
+from watcher.core.outbox import SettleReason
 from watcher.core.ports import MetaStore, Notifier, Outbox, Source, StateStore
 from watcher.core.render import DASHBOARD
 from watcher.core.state import Change, Observation, Policy, Transition, WatchState

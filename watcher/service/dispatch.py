@@ -23,11 +23,10 @@ from functools import partial
 
 import structlog
 
-from watcher.core.decide import RetryPolicy, RouteRule, SettleReason, release, route
+from watcher.core.decide import RetryPolicy, RouteRule, release, route
 from watcher.core.delivery import (
     Finished,
     RouteRun,
-    Send,
     SendNow,
     Write,
     after_send,
@@ -38,9 +37,10 @@ from watcher.core.delivery import (
     start,
 )
 from watcher.core.deliveryhealth import DeliveryHealth, RouteRound, delivery_health
+from watcher.core.outbox import Budget, Send, SendResult, Settlement, SettleReason
 from watcher.core.ports import MetaStore, Notifier, Outbox, StateStore
 from watcher.core.render import DASHBOARD
-from watcher.core.state import Budget, Change, SendResult, Settlement
+from watcher.core.state import Change
 
 log = structlog.get_logger(__name__)
 

@@ -10,8 +10,8 @@ from tests.receivers import SmtpReceiver, WebhookReceiver
 from watcher.core import render
 from watcher.core.markup import Bullets, Item, Para, code, plain, strong
 from watcher.core.model import Severity
+from watcher.core.outbox import FailureCause, SendResult, TargetResult
 from watcher.core.render import message
-from watcher.core.state import FailureCause, SendResult, TargetResult
 from watcher.demo.console import plain_text, register_console_scheme
 from watcher.edges.notify.apprise import AppriseNotifier, notify_type, validate_url
 

@@ -29,8 +29,9 @@ from watcher.core.model import (
     Severity,
     Status,
 )
+from watcher.core.outbox import Budget, FailureCause, Message
 from watcher.core.render import render
-from watcher.core.state import Budget, FailureCause, Message, Transition
+from watcher.core.state import Transition
 from watcher.edges.notify.apprise import AppriseNotifier
 from watcher.edges.notify.lanes import Lanes
 

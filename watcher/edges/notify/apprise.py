@@ -38,8 +38,8 @@ import structlog
 from watcher.config.url_secrets import UrlSecrets, url_secrets
 from watcher.core.markup import escape
 from watcher.core.model import Severity
+from watcher.core.outbox import BodyFormat, Budget, FailureCause, Message, SendResult, TargetResult
 from watcher.core.redact import MASK, secret_forms
-from watcher.core.state import BodyFormat, Budget, FailureCause, Message, SendResult, TargetResult
 from watcher.edges.notify.causes import Line, Reading, classify
 from watcher.edges.notify.lanes import LaneBusy, Lanes, LaneTimeout
 
