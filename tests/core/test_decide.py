@@ -25,6 +25,7 @@ from watcher.core.model import EventKind, Job, Severity
 from watcher.core.outbox import (
     DeliveryState,
     FailureCause,
+    FailureKind,
     OutboxItem,
     SendResult,
     Settlement,
@@ -121,7 +122,7 @@ def test_rows_due_together_are_grouped_whatever_poll_produced_them() -> None:
 
 OK = SendResult(ok=True, targets=(TargetResult("json", "json://127.0.0.1/", True),))
 DOWN = SendResult(ok=False, error="connection refused")
-REJECTED = SendResult(ok=False, permanent=True, error="HTTP 404 from receiver")
+REJECTED = SendResult(ok=False, failure=FailureKind.PERMANENT, error="HTTP 404 from receiver")
 
 
 @pytest.mark.parametrize(
@@ -364,3 +365,53 @@ def test_budget_caps_come_from_what_each_url_refused_last_time(
     last: tuple[TargetResult, ...], caps: dict[int, int]
 ) -> None:
     assert budget_caps([replace(item(1), last_targets=last)]) == caps
+
+
+C, K = FailureCause, FailureKind
+
+
+@pytest.mark.parametrize(
+    ("cause", "kind"),
+    [
+        # the receiver or the network may do better on a later try
+        (C.TIMEOUT, K.RETRYABLE),
+        (C.CONNECTION, K.RETRYABLE),
+        (C.SERVER_ERROR, K.RETRYABLE),
+        (C.RATE_LIMITED, K.RETRYABLE),
+        (C.MAIL_DEFERRED, K.RETRYABLE),
+        # nothing was sent, or we do not know why: try again
+        (C.BUSY, K.RETRYABLE),
+        (C.CRASHED, K.RETRYABLE),
+        (C.UNKNOWN, K.RETRYABLE),
+        # too large passes once shorter: retryable (the resize happens before any retry)
+        (C.TOO_LARGE, K.RETRYABLE),
+        # the same message to the same URL will be refused again
+        (C.REJECTED, K.PERMANENT),
+        (C.CREDENTIALS, K.PERMANENT),
+        (C.MAIL_REFUSED, K.PERMANENT),
+        (C.BAD_URL, K.PERMANENT),
+    ],
+)
+def test_each_failure_cause_is_of_one_kind_retryable_or_permanent(
+    cause: FailureCause, kind: FailureKind
+) -> None:
+    assert cause.kind is kind
+    failed = TargetResult("svc", "svc://", False, "", 0, cause)
+    assert failed.kind is kind
+    assert replace(failed, ok=True).kind is None  # a target that took it has no failure
+
+
+@pytest.mark.parametrize(
+    ("failure", "expected"),
+    [
+        # a failure of the whole call (no target named) is judged by the notifier's summary
+        (FailureKind.PERMANENT, Verdict.PERMANENT),
+        (FailureKind.RETRYABLE, Verdict.RETRY),
+        # a notifier that does not classify: a later try may pass
+        (None, Verdict.RETRY),
+    ],
+)
+def test_a_failure_naming_no_target_is_judged_by_the_notifiers_summary(
+    failure: FailureKind | None, expected: Verdict
+) -> None:
+    assert verdict(SendResult(ok=False, failure=failure, error="x")) is expected

@@ -17,12 +17,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import assert_never
 
 from watcher.core.model import EventKind
 from watcher.core.outbox import (
     Delivery,
     DeliveryState,
     FailureCause,
+    FailureKind,
     OutboxItem,
     Send,
     SendResult,
@@ -109,20 +111,30 @@ def verdict(result: SendResult) -> Verdict:
         return Verdict.DELIVERED
     failed = [t for t in result.targets if not t.ok]
     if not failed:  # a failure of the whole call, not of a target
-        return Verdict.PERMANENT if result.permanent else Verdict.RETRY
-    judged = {_judge(t, result.permanent) for t in failed}
+        return _by_kind(result.failure)
+    judged = {_judge(t, result.failure) for t in failed}
     for outcome in (Verdict.RETRY, Verdict.RESIZE):
         if outcome in judged:
             return outcome
     return Verdict.PERMANENT
 
 
-def _judge(target: TargetResult, permanent: bool) -> Verdict:
+def _judge(target: TargetResult, summary: FailureKind | None) -> Verdict:
     if target.cause is None:  # a notifier that does not classify: trust its summary
-        return Verdict.PERMANENT if permanent else Verdict.RETRY
+        return _by_kind(summary)
     if resizable(target):
         return Verdict.RESIZE
-    return Verdict.PERMANENT if target.cause.permanent else Verdict.RETRY
+    return _by_kind(target.cause.kind)
+
+
+def _by_kind(kind: FailureKind | None) -> Verdict:
+    match kind:
+        case FailureKind.PERMANENT:
+            return Verdict.PERMANENT
+        case FailureKind.RETRYABLE | None:  # a failure that does not say: a later try may pass
+            return Verdict.RETRY
+        case _:
+            assert_never(kind)
 
 
 def resizable(target: TargetResult) -> bool:

@@ -81,11 +81,23 @@ class Settlement:
     targets: tuple[TargetResult, ...] = ()
 
 
+class FailureKind(StrEnum):
+    """Whether a later try of the same message may pass: the notifier's verdict on a failure.
+
+    The value is the first word of a failed target's `detail` ("permanent: request refused
+    (HTTP 404)") and the `status` of its `alert_failed` log line.
+    """
+
+    RETRYABLE = "retryable"  # a later try may pass (a timeout, a 5xx, a full mailbox)
+    PERMANENT = "permanent"  # the same message will be refused again, whatever the wait
+
+
 class FailureCause(StrEnum):
     """Why a target did not take an alert, as the notifier read it from the service's answer.
 
-    `permanent` causes will not pass on a later try of the same message; `TOO_LARGE` passes
-    once the message is rendered shorter; the others may pass on a later try.
+    Each cause is of one `kind`: permanent causes will not pass on a later try of the same
+    message; `TOO_LARGE` passes once the message is rendered shorter; the others may pass on
+    a later try.
     """
 
     TIMEOUT = "timeout"  # no complete answer within `delivery.timeout`
@@ -103,9 +115,30 @@ class FailureCause(StrEnum):
     UNKNOWN = "unknown"  # the target failed without saying why
 
     @property
-    def permanent(self) -> bool:
-        """Whether the same message will be refused again, whatever the wait."""
-        return self in _PERMANENT_CAUSES
+    def kind(self) -> FailureKind:
+        """Whether the same message may pass on a later try."""
+        match self:
+            case (
+                FailureCause.REJECTED
+                | FailureCause.CREDENTIALS
+                | FailureCause.MAIL_REFUSED
+                | FailureCause.BAD_URL
+            ):
+                return FailureKind.PERMANENT
+            case (
+                FailureCause.TIMEOUT
+                | FailureCause.CONNECTION
+                | FailureCause.SERVER_ERROR
+                | FailureCause.RATE_LIMITED
+                | FailureCause.TOO_LARGE
+                | FailureCause.MAIL_DEFERRED
+                | FailureCause.BUSY
+                | FailureCause.CRASHED
+                | FailureCause.UNKNOWN
+            ):
+                return FailureKind.RETRYABLE
+            case _:
+                assert_never(self)
 
     @property
     def explanation(self) -> str:
@@ -113,14 +146,6 @@ class FailureCause(StrEnum):
         return _EXPLANATIONS[self]
 
 
-_PERMANENT_CAUSES = frozenset(
-    {
-        FailureCause.REJECTED,
-        FailureCause.CREDENTIALS,
-        FailureCause.MAIL_REFUSED,
-        FailureCause.BAD_URL,
-    }
-)
 _EXPLANATIONS = {
     FailureCause.TIMEOUT: "timed out",
     FailureCause.CONNECTION: "connection failed",
@@ -155,13 +180,24 @@ class TargetResult:
     status: int | None = None
     sent_chars: int | None = None
 
+    @property
+    def kind(self) -> FailureKind | None:
+        """The kind of this target's failure (None when it took the message, or when the
+        notifier did not say why it failed)."""
+        return None if self.ok or self.cause is None else self.cause.kind
+
 
 @dataclass(frozen=True, slots=True)
 class SendResult:
-    """What a notifier reported for one message to one route."""
+    """What a notifier reported for one message to one route.
+
+    `failure` is the notifier's summary of a failure: permanent when every failed target's
+    cause is, or when the route itself cannot be sent to (no URLs); None on success and from
+    a notifier that does not classify (then the failure counts as retryable).
+    """
 
     ok: bool
-    permanent: bool = False
+    failure: FailureKind | None = None
     error: str | None = None
     targets: tuple[TargetResult, ...] = ()
 
