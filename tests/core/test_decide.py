@@ -367,40 +367,6 @@ def test_budget_caps_come_from_what_each_url_refused_last_time(
     assert budget_caps([replace(item(1), last_targets=last)]) == caps
 
 
-C, K = FailureCause, FailureKind
-
-
-@pytest.mark.parametrize(
-    ("cause", "kind"),
-    [
-        # the receiver or the network may do better on a later try
-        (C.TIMEOUT, K.RETRYABLE),
-        (C.CONNECTION, K.RETRYABLE),
-        (C.SERVER_ERROR, K.RETRYABLE),
-        (C.RATE_LIMITED, K.RETRYABLE),
-        (C.MAIL_DEFERRED, K.RETRYABLE),
-        # nothing was sent, or we do not know why: try again
-        (C.BUSY, K.RETRYABLE),
-        (C.CRASHED, K.RETRYABLE),
-        (C.UNKNOWN, K.RETRYABLE),
-        # too large passes once shorter: retryable (the resize happens before any retry)
-        (C.TOO_LARGE, K.RETRYABLE),
-        # the same message to the same URL will be refused again
-        (C.REJECTED, K.PERMANENT),
-        (C.CREDENTIALS, K.PERMANENT),
-        (C.MAIL_REFUSED, K.PERMANENT),
-        (C.BAD_URL, K.PERMANENT),
-    ],
-)
-def test_each_failure_cause_is_of_one_kind_retryable_or_permanent(
-    cause: FailureCause, kind: FailureKind
-) -> None:
-    assert cause.kind is kind
-    failed = TargetResult("svc", "svc://", False, "", 0, cause)
-    assert failed.kind is kind
-    assert replace(failed, ok=True).kind is None  # a target that took it has no failure
-
-
 @pytest.mark.parametrize(
     ("failure", "expected"),
     [

@@ -8,6 +8,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from structlog.testing import capture_logs
+
 from tests.service.test_cycle import T0, FakeStore, job
 from watcher.core.decide import RetryPolicy, RouteRule
 from watcher.core.model import EventKind
@@ -185,3 +187,15 @@ async def test_a_failing_route_is_news_for_the_other_routes_and_never_for_itself
     await work.deliver()
     back = [m.title for m in receiver.to("ops") if "route mail" in m.title]
     assert back[-1] == "✅ gradient-watcher: route mail: alerts getting through again"
+
+
+async def test_each_send_is_logged_under_the_event_named_for_what_became_of_its_rows() -> None:
+    clocks = Clocks()
+    store, receiver = FakeStore(), Receiver(clocks=clocks, causes={"down": FailureCause.TIMEOUT})
+    rules = (RouteRule("up", ALL), RouteRule("down", ALL))
+    await record(store, rules, started(1))
+    with capture_logs() as logs:
+        await dispatcher(store, receiver, rules, clocks).deliver()
+
+    said = {(line["event"], line["route"]) for line in logs if "events" in line}
+    assert said == {("alert_delivered", "up"), ("alert_failed", "down")}

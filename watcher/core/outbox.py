@@ -67,6 +67,30 @@ class SettleReason(StrEnum):
     HELD = "held"  # reached every URL it tried; the route's down URLs wait for their retry
     POSTPONED = "postponed"  # not tried: the route failed earlier this cycle; no attempt spent
 
+    @property
+    def outcome(self) -> DeliveryOutcome | None:
+        """What the attempt behind this settlement counts as (None: there was no attempt)."""
+        match self:
+            case SettleReason.DELIVERED:
+                return DeliveryOutcome.SENT
+            case SettleReason.RETRY | SettleReason.HELD | SettleReason.RESIZED:
+                return DeliveryOutcome.FAILED
+            case SettleReason.PERMANENT_FAILURE | SettleReason.EXPIRED:
+                return DeliveryOutcome.DEAD
+            case SettleReason.POSTPONED:
+                return None  # not tried: nothing to count
+            case _:
+                assert_never(self)
+
+
+class DeliveryOutcome(StrEnum):
+    """What one delivery attempt came to: the `outcome` label of
+    `gradient_watcher_deliveries` (these strings are part of the metrics contract)."""
+
+    SENT = "sent"
+    FAILED = "failed"  # will be retried (held and resized rows too: not everyone has it yet)
+    DEAD = "dead"  # given up on (permanent failure, or past delivery.dead_after)
+
 
 @dataclass(frozen=True, slots=True)
 class Settlement:

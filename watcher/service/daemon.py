@@ -41,7 +41,6 @@ from watcher.core.health import Health, Probe, health_limit
 from watcher.core.pace import PACE_KEY, Pace, PaceReason, next_pace
 from watcher.edges.health_http import HealthServer
 from watcher.edges.hostclock import monotonic_now
-from watcher.edges.metrics import DeliveryOutcome
 from watcher.edges.systemd import SystemdNotifier
 from watcher.service.calendar import Calendar
 from watcher.service.cycle import CycleReport
@@ -172,9 +171,8 @@ class Daemon:
         self.metrics.set_api_up(report.ok)
         self.metrics.count_events(report.events)
         for route, reason in report.deliveries:
-            outcome = DeliveryOutcome.of(reason)
-            if outcome is not None:  # postponed rows were not tried
-                self.metrics.count_delivery(route, outcome)
+            if reason.outcome is not None:  # postponed rows were not tried
+                self.metrics.count_delivery(route, reason.outcome)
         await self._update_store_gauges(now)
         await self._repace(report)
         api_now = self.runtime.client.api_now()

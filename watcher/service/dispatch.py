@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from functools import partial
+from typing import assert_never
 
 import structlog
 
@@ -284,23 +285,28 @@ def decode_health(raw: str | None) -> DeliveryHealth:
 def _log_delivery(
     send: Send, result: SendResult, settled: Sequence[tuple[Settlement, SettleReason]]
 ) -> None:
-    event_ids = [item.transition.event_id for item in send.items]
-    reason = settled[0][1] if settled else None
-    if reason is SettleReason.HELD:
-        log.info(
-            "alert_partly_delivered", route=send.route, events=event_ids, skipped=sorted(send.skip)
-        )
-    elif reason is SettleReason.RESIZED:
-        log.info("alert_too_large", route=send.route, events=event_ids, error=result.error)
-    elif result.ok:
-        log.info("alert_delivered", route=send.route, events=event_ids)
-    elif reason in (SettleReason.EXPIRED, SettleReason.PERMANENT_FAILURE):
-        log.error(
-            "alert_dead_lettered",
-            route=send.route,
-            events=event_ids,
-            reason=reason,
-            error=result.error,
-        )
-    else:
-        log.warning("alert_failed", route=send.route, events=event_ids, error=result.error)
+    """One log line for a send, named for what became of its rows (they share one fate)."""
+    if not settled:
+        return
+    events = [item.transition.event_id for item in send.items]
+    reason = settled[0][1]
+    match reason:
+        case SettleReason.DELIVERED:
+            log.info("alert_delivered", route=send.route, events=events)
+        case SettleReason.HELD:
+            skipped = sorted(send.skip)
+            log.info("alert_partly_delivered", route=send.route, events=events, skipped=skipped)
+        case SettleReason.RESIZED:
+            log.info("alert_too_large", route=send.route, events=events, error=result.error)
+        case SettleReason.EXPIRED | SettleReason.PERMANENT_FAILURE:
+            log.error(
+                "alert_dead_lettered",
+                route=send.route,
+                events=events,
+                reason=reason,
+                error=result.error,
+            )
+        case SettleReason.RETRY | SettleReason.POSTPONED:
+            log.warning("alert_failed", route=send.route, events=events, error=result.error)
+        case _:
+            assert_never(reason)
