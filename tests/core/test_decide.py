@@ -20,7 +20,6 @@ from watcher.core.decide import (
     settle,
     verdict,
 )
-from watcher.core.delivery import plan
 from watcher.core.model import EventKind, Job, Severity
 from watcher.core.outbox import (
     DeliveryState,
@@ -32,6 +31,7 @@ from watcher.core.outbox import (
     SettleReason,
     TargetResult,
 )
+from watcher.core.plan import plan
 from watcher.core.state import Transition
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)

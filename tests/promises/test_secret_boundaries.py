@@ -44,7 +44,6 @@ from tests.leaks import (
 )
 from tests.stores import open_held
 from watcher.cli import main
-from watcher.core.delivery import plan
 from watcher.core.guard import GuardedNotifier, GuardedStore
 from watcher.core.inert import is_inert
 from watcher.core.model import DataSourceJob, EventKind, Job, Phase, Status
@@ -59,6 +58,7 @@ from watcher.core.outbox import (
     Settlement,
     TargetResult,
 )
+from watcher.core.plan import plan
 from watcher.core.redact import SECRETS as REGISTRY
 from watcher.core.render import DASHBOARD, render
 from watcher.core.state import Change, JobState, KbState, Transition

@@ -146,7 +146,7 @@ async def test_a_routes_own_send_interval_overrides_the_default() -> None:
 
 async def test_a_size_refusal_is_sent_again_at_once_shorter_in_the_same_delivery() -> None:
     """A receiver stricter than its service's known limit: refused whole, taken shortened."""
-    from tests.core.test_delivery import partial_job
+    from tests.core.test_plan import partial_job
 
     clocks = Clocks()
     store, receiver = FakeStore(), Receiver(clocks=clocks, max_body={"ops": 1500})

@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from functools import partial
 from typing import assert_never
 
 from watcher.core.model import EventKind
@@ -174,26 +175,52 @@ _REJECTED = FailureCause.REJECTED
 def settle(
     send: Send, result: SendResult, now: datetime, policy: RetryPolicy
 ) -> list[tuple[Settlement, SettleReason]]:
-    """What to write back for every row of a send, and why."""
+    """What to write back for every row of a send, and why: the rows share the result's
+    `verdict`; a retry is due after `backoff`, a row is dead after `policy`'s bounds."""
     judged = verdict(result)
     return [_settle_one(item, result, judged, now, policy) for item in send.items]
 
 
 def hold(
-    send: Send, result: SendResult, until: Settlement
+    send: Send, result: SendResult, setback: Settlement
 ) -> list[tuple[Settlement, SettleReason]]:
-    """A send that left out URLs found down earlier in this cycle: what it reached counts,
-    the rows stay pending until that failure's retry, and no attempt is spent."""
+    """A send that left out URLs found down earlier in the round (`setback`: the settlement
+    of that failure): what it reached counts, the rows stay pending until the setback's
+    retry, with its error, and no attempt is spent."""
     return [
-        (_pending(item, until, result.targets, until.error), SettleReason.HELD)
+        (
+            settlement(
+                item,
+                DeliveryState.PENDING,
+                setback.at,
+                attempts=item.attempts,
+                due=setback.next_attempt_at,
+                error=setback.error,
+                reached=result.targets,
+            ),
+            SettleReason.HELD,
+        )
         for item in send.items
     ]
 
 
-def postpone(sends: Sequence[Send], until: Settlement) -> list[tuple[Settlement, SettleReason]]:
-    """The route is failing: its other rows wait for that failure's retry, unspent."""
+def postpone(
+    sends: Sequence[Send], at: datetime, due: datetime | None
+) -> list[tuple[Settlement, SettleReason]]:
+    """Rows not tried in this round (the route failed as a whole, or the pace would hold the
+    round too long): pending until `due`, unspent, with their last error."""
     return [
-        (_pending(item, until, (), item.last_error), SettleReason.POSTPONED)
+        (
+            settlement(
+                item,
+                DeliveryState.PENDING,
+                at,
+                attempts=item.attempts,
+                due=due,
+                error=item.last_error,
+            ),
+            SettleReason.POSTPONED,
+        )
         for send in sends
         for item in send.items
     ]
@@ -203,31 +230,17 @@ def release(items: Sequence[OutboxItem], now: datetime) -> list[Settlement]:
     """Rows claimed for a route that is still sending an earlier round: back to the queue,
     due now, unspent, with everything they remember."""
     return [
-        Settlement(
-            outbox_id=item.id,
-            state=DeliveryState.PENDING,
-            at=now,
+        settlement(
+            item,
+            DeliveryState.PENDING,
+            now,
             attempts=item.attempts,
-            next_attempt_at=now,
+            due=now,
             error=item.last_error,
-            targets=item.last_targets or earlier_targets(item),
+            reached=item.last_targets,
         )
         for item in items
     ]
-
-
-def _pending(
-    item: OutboxItem, until: Settlement, reached: tuple[TargetResult, ...], error: str | None
-) -> Settlement:
-    return Settlement(
-        outbox_id=item.id,
-        state=DeliveryState.PENDING,
-        at=until.at,
-        attempts=item.attempts,
-        next_attempt_at=until.next_attempt_at,
-        error=error,
-        targets=reached + earlier_targets(item, reached),
-    )
 
 
 def failed_targets(result: SendResult) -> frozenset[int]:
@@ -243,41 +256,46 @@ def _settle_one(
     item: OutboxItem, result: SendResult, judged: Verdict, now: datetime, policy: RetryPolicy
 ) -> tuple[Settlement, SettleReason]:
     attempts = item.attempts + 1
+    error = None if result.ok else (result.error or "delivery failed")
+    after = partial(settlement, item, at=now, error=error, reached=result.targets)
     match judged:
         case Verdict.DELIVERED:
-            sent = _settlement(item, DeliveryState.SENT, now, attempts, result)
-            return sent, SettleReason.DELIVERED
+            return after(DeliveryState.SENT, attempts=attempts), SettleReason.DELIVERED
         case Verdict.RESIZE:  # not the receiver's fault nor a try spent: again, shorter, now
-            again = _settlement(item, DeliveryState.PENDING, now, item.attempts, result, now)
+            again = after(DeliveryState.PENDING, attempts=item.attempts, due=now)
             return again, SettleReason.RESIZED
         case Verdict.PERMANENT if attempts >= policy.permanent_attempts:
-            dead = _settlement(item, DeliveryState.DEAD, now, attempts, result)
-            return dead, SettleReason.PERMANENT_FAILURE
+            return after(DeliveryState.DEAD, attempts=attempts), SettleReason.PERMANENT_FAILURE
     if now - item.created_at >= policy.dead_after:
-        return _settlement(item, DeliveryState.DEAD, now, attempts, result), SettleReason.EXPIRED
+        return after(DeliveryState.DEAD, attempts=attempts), SettleReason.EXPIRED
     # A stable per-row spread keeps retries of many rows from moving in lockstep.
     spread = 0.5 + (item.id * 2654435761 % 1000) / 2000
     retry_at = now + backoff(attempts, policy, spread)
-    retry = _settlement(item, DeliveryState.PENDING, now, attempts, result, retry_at)
-    return retry, SettleReason.RETRY
+    return after(DeliveryState.PENDING, attempts=attempts, due=retry_at), SettleReason.RETRY
 
 
-def _settlement(
+def settlement(
     item: OutboxItem,
     state: DeliveryState,
-    now: datetime,
+    at: datetime,
+    *,
     attempts: int,
-    result: SendResult,
-    next_attempt_at: datetime | None = None,
+    due: datetime | None = None,
+    error: str | None = None,
+    reached: tuple[TargetResult, ...] = (),
 ) -> Settlement:
+    """The one maker of a `Settlement`: `item`'s new `state` at `at` (wall clock), with the
+    `attempts` spent so far, when it is `due` again (None once sent or dead), the last
+    `error`, and what each URL answered: `reached` (this attempt's targets) plus the URLs an
+    earlier attempt reached that this one did not try (they stay delivered)."""
     return Settlement(
         outbox_id=item.id,
         state=state,
-        at=now,
+        at=at,
         attempts=attempts,
-        next_attempt_at=next_attempt_at,
-        error=None if result.ok else (result.error or "delivery failed"),
-        targets=result.targets + earlier_targets(item, result.targets),
+        next_attempt_at=due,
+        error=error,
+        targets=reached + earlier_targets(item, reached),
     )
 
 
