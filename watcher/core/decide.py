@@ -1,14 +1,19 @@
-"""Deciding who gets what, and what to do after a delivery attempt. Pure.
+"""Deciding who gets what, and what to write back for a row after a delivery attempt. Pure.
 
 - `route` turns transitions into outbox rows: one per (event, route) that asked for it. A
   stalled job that ends tells a route that asked for its outcome the whole story in the
   outcome's alert, so that route gets no separate `recovered`. An event about a route's own
   delivery (`delivery_failing`, `delivery_recovered`) never goes to that route.
+- `verdict` judges a send's result by its worst target (`FailureCause.kind`, size refusals).
 - `settle` turns a send's result into settlements, each carrying the reason for its new state:
   delivered; retried with backoff; re-rendered shorter at once when a target refused the
   message for its size (never final while the message can still shrink); dead-lettered after
-  repeated permanent refusals or after `dead_after`.
+  repeated permanent refusals or after `dead_after`. `hold`, `postpone` and `release` settle
+  rows without an attempt of their own (no attempt spent). `settlement` is the one maker of
+  a `Settlement`: what a URL reached stays reached, whatever becomes of the row.
 - `budget_caps` says how short the next message to a URL must be after such a refusal.
+
+The order in which a route's round applies these is `watcher.core.delivery`'s fold.
 """
 
 from __future__ import annotations
