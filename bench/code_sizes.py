@@ -33,6 +33,10 @@ def definitions(path: Path) -> Iterator[tuple[str, str, int]]:
     yield from walk(tree, module)
 
 
+def _modules(base: Path) -> list[Path]:
+    return [base] if base.is_file() else sorted(base.rglob("*.py"))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("paths", nargs="*", type=Path, default=[ROOT / "watcher"])
@@ -41,7 +45,7 @@ def main() -> None:
     found = [
         item
         for base in args.paths
-        for path in sorted(base.resolve().rglob("*.py"))
+        for path in _modules(base.resolve())
         for item in definitions(path)
     ]
     for kind in ("class", "function"):

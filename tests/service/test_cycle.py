@@ -33,7 +33,8 @@ from watcher.core.outbox import (
     TargetResult,
 )
 from watcher.core.state import Change, Transition, WatchState
-from watcher.service.cycle import BASELINE_KEY, Cycle, CycleSettings
+from watcher.service.cycle import Cycle, CycleSettings
+from watcher.service.observe import BASELINE_KEY
 
 T0 = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 

@@ -185,3 +185,13 @@ class Change:
     jobs: tuple[JobState, ...] = ()
     transitions: tuple[Transition, ...] = ()
     deliveries: tuple[Delivery, ...] = ()
+
+
+def changed(
+    previous: WatchState, state: WatchState
+) -> tuple[tuple[KbState, ...], tuple[JobState, ...]]:
+    """The KBs and the jobs whose state differs from `previous` in `state`: what a cycle
+    writes of them (new ones included; none is ever removed this way)."""
+    kbs = tuple(kb for uuid, kb in state.kbs.items() if previous.kbs.get(uuid) != kb)
+    jobs = tuple(job for uuid, job in state.jobs.items() if previous.jobs.get(uuid) != job)
+    return kbs, jobs
