@@ -37,7 +37,14 @@ import structlog
 
 from watcher.config import Config, Preflight, load_config
 from watcher.core.clocks import Elapsed
-from watcher.core.errors import ConfigError, ConfigProblem, StoreHeld, StoreReplaced, WatcherError
+from watcher.core.errors import (
+    ConfigError,
+    ConfigProblem,
+    StoreError,
+    StoreHeld,
+    StoreReplaced,
+    WatcherError,
+)
 from watcher.core.health import Health, Probe, health_limit
 from watcher.core.pace import Pace
 from watcher.edges.health_http import HealthServer
@@ -151,7 +158,10 @@ class Daemon:
                 self._inflight = None
             # The cycle's id stays bound until its last line, `cycle_finished` included.
             with structlog.contextvars.bound_contextvars(cycle_id=report.cycle_id):
-                await self._after_cycle(report, loop.time() - started)
+                try:
+                    await self._after_cycle(report, loop.time() - started)
+                except Exception:  # a boundary too: upkeep must never end the polling
+                    log.exception("cycle_upkeep_failed")
 
     async def _await_cycle(self, inflight: asyncio.Future[CycleReport]) -> CycleReport:
         """The cycle's report; past its slot (one interval) it is said once, at debug."""
@@ -254,13 +264,16 @@ class Daemon:
             try:
                 if self.runtime.keeper.held:  # a process standing by delivers nothing
                     await asyncio.wait_for(self._final_delivery(), timeout=STOP_GRACE)
-            except Exception:
-                log.warning("final_delivery_incomplete")
-            await self.runtime.cycle.dispatcher.cancel()  # whatever a receiver still holds
-            self.calendar.shutdown()
-            if self.http:
-                await self.http.stop()
-            await self.runtime.close()
+            except TimeoutError:  # what is left is due again at the next start
+                log.warning("final_delivery_incomplete", error=f"not done in {STOP_GRACE:g}s")
+            except StoreError as exc:
+                log.warning("final_delivery_incomplete", error=str(exc))
+            finally:
+                await self.runtime.cycle.dispatcher.cancel()  # whatever a receiver still holds
+                self.calendar.shutdown()
+                if self.http:
+                    await self.http.stop()
+                await self.runtime.close()
         log.info("watcher_stopped")
 
     async def _final_delivery(self) -> None:
@@ -336,7 +349,7 @@ class Daemon:
         if probe is Probe.READY:
             try:
                 await self.runtime.store.check_writable()
-            except Exception as exc:
+            except StoreError as exc:  # not ready, and the probe says why
                 store_error = str(exc)
         keeper = self.runtime.keeper
         waiting = not keeper.held and keeper.tenure is not Tenure.STARTING  # not at start

@@ -7,8 +7,8 @@ API reported; the pace is saved in the store's meta table for `watcher status` w
 changes (and once at start). Hourly, on the wall clock (`prune`): forget finished history
 older than `state.retention`.
 
-None of it is essential to watching: a failure of pruning or of the gauges is logged and the
-daemon goes on; the next cycle or the next hour tries again.
+None of it is essential to watching: a store that fails here (`StoreError`) is logged and
+the daemon goes on; the next cycle, or the next hour, tries again.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from datetime import datetime
 
 import structlog
 
+from watcher.core.errors import StoreError
 from watcher.core.pace import PACE_KEY, Pace, PaceReason, next_pace
 from watcher.edges.metrics import Metrics
 from watcher.service.cycle import CycleReport
@@ -67,8 +68,8 @@ class Upkeep:
         before = now - self.runtime.config.state.retention
         try:
             deleted = await self.runtime.store.prune(before)
-        except Exception:
-            log.exception("history_prune_failed")
+        except StoreError as exc:
+            log.error("history_prune_failed", error=str(exc))
             return
         if deleted:
             log.info("history_pruned", rows=deleted, before=before.isoformat())
@@ -76,8 +77,8 @@ class Upkeep:
     async def _update_store_gauges(self, now: datetime) -> None:
         try:
             snap = await self.runtime.store.snapshot(now, detail=False)
-        except Exception:
-            log.exception("store_snapshot_failed")
+        except StoreError as exc:
+            log.error("store_snapshot_failed", error=str(exc))
             return
         self.metrics.set_store_gauges(
             snap.jobs_by_state, snap.outbox_by_state, snap.oldest_undelivered_age(now), snap.dead
@@ -101,6 +102,7 @@ class Upkeep:
         self.metrics.set_api_budget_per_minute(config.api.max_requests_per_minute)
         self.metrics.set_poll_interval(pace.interval.total_seconds())
         if pace != self.pace or not self._pace_saved:
+            self._pace_saved = False
             await self._save_pace(pace)
         if pace != self.pace:
             seconds = pace.interval.total_seconds()
@@ -108,7 +110,12 @@ class Upkeep:
             self.pace = pace
 
     async def _save_pace(self, pace: Pace) -> None:
-        """Keep the pace in the store for `watcher status`."""
+        """Keep the pace in the store for `watcher status`; when the store refuses, the pace
+        is in force all the same and the next cycle saves it."""
         document = {"interval_s": pace.interval.total_seconds(), "reason": pace.reason.value}
-        await self.runtime.store.set_meta(PACE_KEY, json.dumps(document))
+        try:
+            await self.runtime.store.set_meta(PACE_KEY, json.dumps(document))
+        except StoreError as exc:
+            log.error("poll_interval_not_saved", error=str(exc))
+            return
         self._pace_saved = True
