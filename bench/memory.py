@@ -36,7 +36,8 @@ from run_bench import WATCHER, _clean_env, watcher_config  # noqa: E402
 from workload import TOKEN, LogTail, ProcessProbe, Receiver, stop  # noqa: E402
 
 from watcher.core.model import DataSourceJob, DataSourceStatus, EventKind, Job, Phase, Status  # noqa: E402
-from watcher.core.state import Change, Delivery, JobState, Transition  # noqa: E402
+from watcher.core.outbox import Delivery  # noqa: E402
+from watcher.core.state import Change, JobState, Transition  # noqa: E402
 from watcher.edges import host  # noqa: E402
 from watcher.edges.store.sqlite import SqliteStore  # noqa: E402
 from watcher.simulator import RealClock, Simulator, generated_scenario, serve_in_thread  # noqa: E402

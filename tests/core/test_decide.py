@@ -11,7 +11,6 @@ from watcher.core.decide import (
     SHORTEST_BODY,
     RetryPolicy,
     RouteRule,
-    SettleReason,
     Verdict,
     backoff,
     budget_caps,
@@ -21,17 +20,19 @@ from watcher.core.decide import (
     settle,
     verdict,
 )
-from watcher.core.delivery import plan
 from watcher.core.model import EventKind, Job, Severity
-from watcher.core.state import (
+from watcher.core.outbox import (
     DeliveryState,
     FailureCause,
+    FailureKind,
     OutboxItem,
     SendResult,
     Settlement,
+    SettleReason,
     TargetResult,
-    Transition,
 )
+from watcher.core.plan import plan
+from watcher.core.state import Transition
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 E = EventKind
@@ -121,7 +122,7 @@ def test_rows_due_together_are_grouped_whatever_poll_produced_them() -> None:
 
 OK = SendResult(ok=True, targets=(TargetResult("json", "json://127.0.0.1/", True),))
 DOWN = SendResult(ok=False, error="connection refused")
-REJECTED = SendResult(ok=False, permanent=True, error="HTTP 404 from receiver")
+REJECTED = SendResult(ok=False, failure=FailureKind.PERMANENT, error="HTTP 404 from receiver")
 
 
 @pytest.mark.parametrize(
@@ -364,3 +365,19 @@ def test_budget_caps_come_from_what_each_url_refused_last_time(
     last: tuple[TargetResult, ...], caps: dict[int, int]
 ) -> None:
     assert budget_caps([replace(item(1), last_targets=last)]) == caps
+
+
+@pytest.mark.parametrize(
+    ("failure", "expected"),
+    [
+        # a failure of the whole call (no target named) is judged by the notifier's summary
+        (FailureKind.PERMANENT, Verdict.PERMANENT),
+        (FailureKind.RETRYABLE, Verdict.RETRY),
+        # a notifier that does not classify: a later try may pass
+        (None, Verdict.RETRY),
+    ],
+)
+def test_a_failure_naming_no_target_is_judged_by_the_notifiers_summary(
+    failure: FailureKind | None, expected: Verdict
+) -> None:
+    assert verdict(SendResult(ok=False, failure=failure, error="x")) is expected

@@ -8,7 +8,7 @@ import pytest
 
 from watcher.core.deliveryhealth import DeliveryHealth, RouteRound, delivery_health
 from watcher.core.model import EventKind
-from watcher.core.state import FailureCause, TargetResult
+from watcher.core.outbox import FailureCause, TargetResult
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 AFTER = timedelta(minutes=10)

@@ -10,8 +10,9 @@ from hypothesis import strategies as st
 
 from watcher.core.fit import Entry, clip, fit_body, more_line
 from watcher.core.model import DataSourceJob, DataSourceStatus, EventKind, Job, Phase, Status
+from watcher.core.outbox import Budget
 from watcher.core.render import render, render_group
-from watcher.core.state import Budget, StallReason, Transition
+from watcher.core.state import StallReason, Transition
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 HEAD = ["**Indexing finished with gaps**", "", "- Job: `job-1`"]

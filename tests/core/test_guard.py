@@ -10,8 +10,8 @@ import pytest
 
 from watcher.core.guard import GuardedNotifier, GuardedStore
 from watcher.core.model import Severity
+from watcher.core.outbox import Budget, Message, SendResult
 from watcher.core.redact import MASK, SecretRegistry
-from watcher.core.state import Budget, Message, SendResult
 
 SECRET = "Infinity-9x"  # also a JSON scalar's prefix: a trap for a JSON-aware cleaner
 NOW = datetime(2026, 11, 28, tzinfo=UTC)

@@ -17,8 +17,9 @@ from watcher.core.model import (
     Severity,
     Status,
 )
+from watcher.core.outbox import BodyFormat
 from watcher.core.render import escape, format_duration, render, render_group
-from watcher.core.state import BodyFormat, StallReason, Transition
+from watcher.core.state import StallReason, Transition
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 

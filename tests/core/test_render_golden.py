@@ -17,8 +17,9 @@ from pathlib import Path
 import pytest
 
 from watcher.core.model import DataSourceJob, DataSourceStatus, EventKind, Job, Phase, Status
+from watcher.core.outbox import BodyFormat, Budget, Message
 from watcher.core.render import render, render_group, render_test
-from watcher.core.state import BodyFormat, Budget, Message, StallReason, Transition
+from watcher.core.state import StallReason, Transition
 
 GOLDEN = Path(__file__).parent / "golden"
 UPDATE = os.environ.get("WATCHER_UPDATE_GOLDEN") == "1"

@@ -23,7 +23,7 @@ from tests.e2e.conftest import (
     route,
     scenario,
 )
-from watcher.core.state import Budget, Message, OutboxItem, SendResult, Settlement
+from watcher.core.outbox import Budget, Message, OutboxItem, SendResult, Settlement
 from watcher.edges.store.sqlite import DEFAULT_LEASE
 
 EVENTS = ["started", "completed", "partial", "failed"]
@@ -194,7 +194,7 @@ async def test_a_process_killed_between_detection_and_delivery_loses_and_doubles
     harness = await _staggered(make_harness, receivers)
     await harness.cycle()
     runtime = await harness.restart()
-    runtime.cycle.outbox = DiesBeforeClaiming()
+    runtime.cycle.dispatcher.outbox = DiesBeforeClaiming()
     await _die_in_the_next_cycle(harness)
     assert receivers.alerts(HOOK) == []
 
@@ -215,7 +215,7 @@ async def test_rows_claimed_when_the_process_died_are_sent_once_right_after_rest
     harness = await _staggered(make_harness, receivers)
     await harness.cycle()
     runtime = await harness.restart()
-    runtime.cycle.notifier = DiesWhileSending()
+    runtime.cycle.dispatcher.notifier = DiesWhileSending()
     await _die_in_the_next_cycle(harness)
 
     await harness.start()

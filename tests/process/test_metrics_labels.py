@@ -18,8 +18,9 @@ from tests.process.conftest import (
     scenario,
 )
 from watcher.core.model import EventKind
-from watcher.core.state import DeliveryState, JobCondition
-from watcher.edges.metrics import CycleOutcome, DeliveryOutcome
+from watcher.core.outbox import DeliveryOutcome, DeliveryState
+from watcher.core.state import JobCondition
+from watcher.edges.metrics import CycleOutcome
 
 KBS = [("alpha", "alpha-docs"), ("beta", "beta-docs")]
 TIMELINE = [

@@ -44,27 +44,24 @@ from tests.leaks import (
 )
 from tests.stores import open_held
 from watcher.cli import main
-from watcher.core.delivery import plan
 from watcher.core.guard import GuardedNotifier, GuardedStore
 from watcher.core.inert import is_inert
 from watcher.core.model import DataSourceJob, EventKind, Job, Phase, Status
-from watcher.core.redact import SECRETS as REGISTRY
-from watcher.core.render import DASHBOARD, render
-from watcher.core.state import (
+from watcher.core.outbox import (
     BodyFormat,
     Budget,
-    Change,
     Delivery,
     DeliveryState,
-    JobState,
-    KbState,
     Message,
     OutboxItem,
     SendResult,
     Settlement,
     TargetResult,
-    Transition,
 )
+from watcher.core.plan import plan
+from watcher.core.redact import SECRETS as REGISTRY
+from watcher.core.render import DASHBOARD, render
+from watcher.core.state import Change, JobState, KbState, Transition
 from watcher.service.logs import TRACEBACK_MARK, configure_logging
 from watcher.service.runtime import register_url_secrets
 

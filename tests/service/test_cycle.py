@@ -23,19 +23,18 @@ from watcher.core.model import (
     Phase,
     Status,
 )
-from watcher.core.state import (
+from watcher.core.outbox import (
     Budget,
-    Change,
     DeliveryState,
     Message,
     OutboxItem,
     SendResult,
     Settlement,
     TargetResult,
-    Transition,
-    WatchState,
 )
-from watcher.service.cycle import BASELINE_KEY, Cycle, CycleSettings
+from watcher.core.state import Change, Transition, WatchState
+from watcher.service.cycle import Cycle, CycleSettings
+from watcher.service.observe import BASELINE_KEY
 
 T0 = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 

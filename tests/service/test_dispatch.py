@@ -8,19 +8,20 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from structlog.testing import capture_logs
+
 from tests.service.test_cycle import T0, FakeStore, job
 from watcher.core.decide import RetryPolicy, RouteRule
 from watcher.core.model import EventKind
-from watcher.core.state import (
+from watcher.core.outbox import (
     Budget,
-    Change,
     DeliveryState,
     FailureCause,
     Message,
     SendResult,
     TargetResult,
-    Transition,
 )
+from watcher.core.state import Change, Transition
 from watcher.service.dispatch import Dispatcher, DispatchSettings
 
 ALL = frozenset(EventKind)
@@ -145,7 +146,7 @@ async def test_a_routes_own_send_interval_overrides_the_default() -> None:
 
 async def test_a_size_refusal_is_sent_again_at_once_shorter_in_the_same_delivery() -> None:
     """A receiver stricter than its service's known limit: refused whole, taken shortened."""
-    from tests.core.test_delivery import partial_job
+    from tests.core.test_plan import partial_job
 
     clocks = Clocks()
     store, receiver = FakeStore(), Receiver(clocks=clocks, max_body={"ops": 1500})
@@ -186,3 +187,15 @@ async def test_a_failing_route_is_news_for_the_other_routes_and_never_for_itself
     await work.deliver()
     back = [m.title for m in receiver.to("ops") if "route mail" in m.title]
     assert back[-1] == "✅ gradient-watcher: route mail: alerts getting through again"
+
+
+async def test_each_send_is_logged_under_the_event_named_for_what_became_of_its_rows() -> None:
+    clocks = Clocks()
+    store, receiver = FakeStore(), Receiver(clocks=clocks, causes={"down": FailureCause.TIMEOUT})
+    rules = (RouteRule("up", ALL), RouteRule("down", ALL))
+    await record(store, rules, started(1))
+    with capture_logs() as logs:
+        await dispatcher(store, receiver, rules, clocks).deliver()
+
+    said = {(line["event"], line["route"]) for line in logs if "events" in line}
+    assert said == {("alert_delivered", "up"), ("alert_failed", "down")}

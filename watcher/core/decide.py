@@ -1,14 +1,19 @@
-"""Deciding who gets what, and what to do after a delivery attempt. Pure.
+"""Deciding who gets what, and what to write back for a row after a delivery attempt. Pure.
 
 - `route` turns transitions into outbox rows: one per (event, route) that asked for it. A
   stalled job that ends tells a route that asked for its outcome the whole story in the
   outcome's alert, so that route gets no separate `recovered`. An event about a route's own
   delivery (`delivery_failing`, `delivery_recovered`) never goes to that route.
+- `verdict` judges a send's result by its worst target (`FailureCause.kind`, size refusals).
 - `settle` turns a send's result into settlements, each carrying the reason for its new state:
   delivered; retried with backoff; re-rendered shorter at once when a target refused the
   message for its size (never final while the message can still shrink); dead-lettered after
-  repeated permanent refusals or after `dead_after`.
+  repeated permanent refusals or after `dead_after`. `hold`, `postpone` and `release` settle
+  rows without an attempt of their own (no attempt spent). `settlement` is the one maker of
+  a `Settlement`: what a URL reached stays reached, whatever becomes of the row.
 - `budget_caps` says how short the next message to a URL must be after such a refusal.
+
+The order in which a route's round applies these is `watcher.core.delivery`'s fold.
 """
 
 from __future__ import annotations
@@ -17,22 +22,23 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from functools import partial
+from typing import assert_never
 
 from watcher.core.model import EventKind
-from watcher.core.state import (
+from watcher.core.outbox import (
     Delivery,
     DeliveryState,
     FailureCause,
+    FailureKind,
     OutboxItem,
+    Send,
     SendResult,
     Settlement,
+    SettleReason,
     TargetResult,
-    Transition,
 )
-
-if TYPE_CHECKING:
-    from watcher.core.delivery import Send
+from watcher.core.state import Transition
 
 # The shortest body worth re-rendering for: a refusal of a message this short is not about
 # its size (the headline and the facts of an alert take about this much).
@@ -78,18 +84,6 @@ def _told_by_outcome(t: Transition, rule: RouteRule, outcomes: Mapping[str, Even
     return outcome is not None and outcome in rule.events
 
 
-class SettleReason(StrEnum):
-    """Why an outbox row ended up in its new state."""
-
-    DELIVERED = "delivered"
-    RETRY = "retry"
-    RESIZED = "resized"  # a target refused it for its size: due again at once, shorter
-    PERMANENT_FAILURE = "permanent_failure"
-    EXPIRED = "expired"
-    HELD = "held"  # reached every URL it tried; the route's down URLs wait for their retry
-    POSTPONED = "postponed"  # not tried: the route failed earlier this cycle; no attempt spent
-
-
 class Verdict(StrEnum):
     """What a send's result means for the rows it carried."""
 
@@ -123,20 +117,30 @@ def verdict(result: SendResult) -> Verdict:
         return Verdict.DELIVERED
     failed = [t for t in result.targets if not t.ok]
     if not failed:  # a failure of the whole call, not of a target
-        return Verdict.PERMANENT if result.permanent else Verdict.RETRY
-    judged = {_judge(t, result.permanent) for t in failed}
+        return _by_kind(result.failure)
+    judged = {_judge(t, result.failure) for t in failed}
     for outcome in (Verdict.RETRY, Verdict.RESIZE):
         if outcome in judged:
             return outcome
     return Verdict.PERMANENT
 
 
-def _judge(target: TargetResult, permanent: bool) -> Verdict:
+def _judge(target: TargetResult, summary: FailureKind | None) -> Verdict:
     if target.cause is None:  # a notifier that does not classify: trust its summary
-        return Verdict.PERMANENT if permanent else Verdict.RETRY
+        return _by_kind(summary)
     if resizable(target):
         return Verdict.RESIZE
-    return Verdict.PERMANENT if target.cause.permanent else Verdict.RETRY
+    return _by_kind(target.cause.kind)
+
+
+def _by_kind(kind: FailureKind | None) -> Verdict:
+    match kind:
+        case FailureKind.PERMANENT:
+            return Verdict.PERMANENT
+        case FailureKind.RETRYABLE | None:  # a failure that does not say: a later try may pass
+            return Verdict.RETRY
+        case _:
+            assert_never(kind)
 
 
 def resizable(target: TargetResult) -> bool:
@@ -176,26 +180,52 @@ _REJECTED = FailureCause.REJECTED
 def settle(
     send: Send, result: SendResult, now: datetime, policy: RetryPolicy
 ) -> list[tuple[Settlement, SettleReason]]:
-    """What to write back for every row of a send, and why."""
+    """What to write back for every row of a send, and why: the rows share the result's
+    `verdict`; a retry is due after `backoff`, a row is dead after `policy`'s bounds."""
     judged = verdict(result)
     return [_settle_one(item, result, judged, now, policy) for item in send.items]
 
 
 def hold(
-    send: Send, result: SendResult, until: Settlement
+    send: Send, result: SendResult, setback: Settlement
 ) -> list[tuple[Settlement, SettleReason]]:
-    """A send that left out URLs found down earlier in this cycle: what it reached counts,
-    the rows stay pending until that failure's retry, and no attempt is spent."""
+    """A send that left out URLs found down earlier in the round (`setback`: the settlement
+    of that failure): what it reached counts, the rows stay pending until the setback's
+    retry, with its error, and no attempt is spent."""
     return [
-        (_pending(item, until, result.targets, until.error), SettleReason.HELD)
+        (
+            settlement(
+                item,
+                DeliveryState.PENDING,
+                setback.at,
+                attempts=item.attempts,
+                due=setback.next_attempt_at,
+                error=setback.error,
+                reached=result.targets,
+            ),
+            SettleReason.HELD,
+        )
         for item in send.items
     ]
 
 
-def postpone(sends: Sequence[Send], until: Settlement) -> list[tuple[Settlement, SettleReason]]:
-    """The route is failing: its other rows wait for that failure's retry, unspent."""
+def postpone(
+    sends: Sequence[Send], at: datetime, due: datetime | None
+) -> list[tuple[Settlement, SettleReason]]:
+    """Rows not tried in this round (the route failed as a whole, or the pace would hold the
+    round too long): pending until `due`, unspent, with their last error."""
     return [
-        (_pending(item, until, (), item.last_error), SettleReason.POSTPONED)
+        (
+            settlement(
+                item,
+                DeliveryState.PENDING,
+                at,
+                attempts=item.attempts,
+                due=due,
+                error=item.last_error,
+            ),
+            SettleReason.POSTPONED,
+        )
         for send in sends
         for item in send.items
     ]
@@ -205,31 +235,17 @@ def release(items: Sequence[OutboxItem], now: datetime) -> list[Settlement]:
     """Rows claimed for a route that is still sending an earlier round: back to the queue,
     due now, unspent, with everything they remember."""
     return [
-        Settlement(
-            outbox_id=item.id,
-            state=DeliveryState.PENDING,
-            at=now,
+        settlement(
+            item,
+            DeliveryState.PENDING,
+            now,
             attempts=item.attempts,
-            next_attempt_at=now,
+            due=now,
             error=item.last_error,
-            targets=item.last_targets or earlier_targets(item),
+            reached=item.last_targets,
         )
         for item in items
     ]
-
-
-def _pending(
-    item: OutboxItem, until: Settlement, reached: tuple[TargetResult, ...], error: str | None
-) -> Settlement:
-    return Settlement(
-        outbox_id=item.id,
-        state=DeliveryState.PENDING,
-        at=until.at,
-        attempts=item.attempts,
-        next_attempt_at=until.next_attempt_at,
-        error=error,
-        targets=reached + earlier_targets(item, reached),
-    )
 
 
 def failed_targets(result: SendResult) -> frozenset[int]:
@@ -245,41 +261,46 @@ def _settle_one(
     item: OutboxItem, result: SendResult, judged: Verdict, now: datetime, policy: RetryPolicy
 ) -> tuple[Settlement, SettleReason]:
     attempts = item.attempts + 1
+    error = None if result.ok else (result.error or "delivery failed")
+    after = partial(settlement, item, at=now, error=error, reached=result.targets)
     match judged:
         case Verdict.DELIVERED:
-            sent = _settlement(item, DeliveryState.SENT, now, attempts, result)
-            return sent, SettleReason.DELIVERED
+            return after(DeliveryState.SENT, attempts=attempts), SettleReason.DELIVERED
         case Verdict.RESIZE:  # not the receiver's fault nor a try spent: again, shorter, now
-            again = _settlement(item, DeliveryState.PENDING, now, item.attempts, result, now)
+            again = after(DeliveryState.PENDING, attempts=item.attempts, due=now)
             return again, SettleReason.RESIZED
         case Verdict.PERMANENT if attempts >= policy.permanent_attempts:
-            dead = _settlement(item, DeliveryState.DEAD, now, attempts, result)
-            return dead, SettleReason.PERMANENT_FAILURE
+            return after(DeliveryState.DEAD, attempts=attempts), SettleReason.PERMANENT_FAILURE
     if now - item.created_at >= policy.dead_after:
-        return _settlement(item, DeliveryState.DEAD, now, attempts, result), SettleReason.EXPIRED
+        return after(DeliveryState.DEAD, attempts=attempts), SettleReason.EXPIRED
     # A stable per-row spread keeps retries of many rows from moving in lockstep.
     spread = 0.5 + (item.id * 2654435761 % 1000) / 2000
     retry_at = now + backoff(attempts, policy, spread)
-    retry = _settlement(item, DeliveryState.PENDING, now, attempts, result, retry_at)
-    return retry, SettleReason.RETRY
+    return after(DeliveryState.PENDING, attempts=attempts, due=retry_at), SettleReason.RETRY
 
 
-def _settlement(
+def settlement(
     item: OutboxItem,
     state: DeliveryState,
-    now: datetime,
+    at: datetime,
+    *,
     attempts: int,
-    result: SendResult,
-    next_attempt_at: datetime | None = None,
+    due: datetime | None = None,
+    error: str | None = None,
+    reached: tuple[TargetResult, ...] = (),
 ) -> Settlement:
+    """The one maker of a `Settlement`: `item`'s new `state` at `at` (wall clock), with the
+    `attempts` spent so far, when it is `due` again (None once sent or dead), the last
+    `error`, and what each URL answered: `reached` (this attempt's targets) plus the URLs an
+    earlier attempt reached that this one did not try (they stay delivered)."""
     return Settlement(
         outbox_id=item.id,
         state=state,
-        at=now,
+        at=at,
         attempts=attempts,
-        next_attempt_at=next_attempt_at,
-        error=None if result.ok else (result.error or "delivery failed"),
-        targets=result.targets + earlier_targets(item, result.targets),
+        next_attempt_at=due,
+        error=error,
+        targets=reached + earlier_targets(item, reached),
     )
 
 

@@ -1,231 +1,212 @@
-"""Delivering one route's due rows: planning the messages and the per-route state machine. Pure.
+"""One route's delivery round, as a pure fold: `fold(run, event) -> (run, actions)`.
 
-- `plan` turns the claimed rows into sends at send time: a route's rows due together are
-  one message each, or one grouped message when there are more than `storm_threshold`,
-  whatever poll produced them. Each send carries, per URL, the alert rendered within that
-  URL's `Budget` (and shorter after a size refusal, see `decide.budget_caps`).
-- `RouteRun` is one route's delivery in one round, driven as a fold: `next_step` says what
-  to do (send, write settlements, or finish) and `after_send` folds a send's result in. After
-  a retryable failure the URLs that failed are left out of the rest of the round (the others
-  still get their alerts, once); when the route failed as a whole, its other rows wait for
-  that failure's backoff without spending an attempt.
-- `pace_wait` spaces the messages to one URL by the route's send interval, so a backlog
-  never trips a service's own rate limit (Slack and Mattermost webhooks take about one
-  message a second); `defer` leaves for a later cycle what would hold a round longer than
-  it may wait (the poll must not wait on the pace).
+A round takes the sends planned for one route (`watcher.core.plan`) in order. The shell
+(`watcher.service.dispatch`) makes the run with `start`, feeds it `Began()`, carries out the
+actions it gets back, in order, and feeds back what came of the send it was asked for:
+
+    Began()                      -> [Write ...] then SendNow(send) or Finished()
+    Sent(send, result, at)       -> Write(its rows' settlements), [Write ...], then one of them
+    Deferred(send, at, until)    -> Write(postponed rows), Finished()
+
+Every answer ends with exactly one `SendNow` or `Finished`; the `Write`s before it settle rows
+(each settlement with its `SettleReason`). The rules:
+
+- A send that goes out is settled by its result (`decide.settle`): delivered; retried with
+  backoff; re-rendered shorter at once after a size refusal; dead-lettered.
+- The round's first retryable failure is its setback. The URLs that failed are "down": they
+  are left out of the round's later sends, which still go to the other URLs and are then
+  held (pending until the setback's retry, no attempt spent), so every URL still up gets
+  each alert once. A send with no URL left to try is held without being sent.
+- A setback that names no URL (the route failed as a whole) stops the round: the rest of the
+  queue waits for the setback's retry, postponed, no attempt spent.
+- `Deferred`: pacing would hold the round longer than it may wait; that send and the rest
+  of the queue wait for their pace slot (`until`), postponed, and go with a later cycle.
+
+All times are the wall clock's (they are written to the store); pacing is measured on the
+monotonic clock by the shell, which says only `until`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime
-from functools import partial
+from typing import assert_never
 
 from watcher.core.decide import (
     RetryPolicy,
-    SettleReason,
     Verdict,
-    budget_caps,
     failed_targets,
     hold,
     postpone,
     settle,
     verdict,
 )
-from watcher.core.render import render, render_group
-from watcher.core.state import (
-    Budget,
-    DeliveryState,
-    Message,
-    OutboxItem,
-    SendResult,
-    Settlement,
-    TargetResult,
-)
+from watcher.core.outbox import Send, SendResult, Settlement, SettleReason, TargetResult
 
 Settled = tuple[tuple[Settlement, SettleReason], ...]
+"""Settlements to write, each with the reason for the row's new state."""
+
+
+# --- events: what the shell tells the fold ---------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
-class Send:
-    """One message to one route, settling the outbox rows it carries.
-
-    `skip` names the route's URLs (by index) that already have these rows from an earlier,
-    partly failed attempt: a retry goes only to the others, so no target hears it twice.
-    `fitted` holds, per URL index, the message rendered within that URL's limits; a URL not
-    in it gets `message`.
-    """
-
-    route: str
-    items: tuple[OutboxItem, ...]
-    message: Message
-    skip: frozenset[int] = frozenset()
-    fitted: tuple[tuple[int, Message], ...] = ()
-
-    def message_for(self, index: int) -> Message:
-        """What URL `index` of the route gets."""
-        return dict(self.fitted).get(index, self.message)
+class Began:
+    """Event: the round starts."""
 
 
-def plan(
-    items: Sequence[OutboxItem],
-    storm_threshold: int,
-    dashboard: str,
-    budgets: Mapping[str, Sequence[Budget]] | None = None,
-) -> list[Send]:
-    """Group claimed rows into sends per route, fitted to each URL's budget.
+@dataclass(frozen=True, slots=True)
+class Sent:
+    """Event: the notifier answered `send` (the one `SendNow` asked for) with `result`;
+    `at` is the wall clock when it answered."""
 
-    Only rows that reached the same URLs so far are grouped, so each send can skip exactly
-    the URLs that already have all of its rows.
-    """
-    groups: dict[tuple[str, frozenset[int]], list[OutboxItem]] = {}
-    for item in items:
-        groups.setdefault((item.route, item.delivered), []).append(item)
-    sends: list[Send] = []
-    for (route_name, skip), group in groups.items():
-        limits = tuple((budgets or {}).get(route_name, ()))
-        if len(group) > storm_threshold:
-            transitions = [item.transition for item in group]
-            grouped = partial(render_group, transitions, dashboard)
-            sends.append(_fitted(route_name, group, skip, limits, grouped))
-            continue
-        for item in group:
-            single = partial(render, item.transition, dashboard)
-            sends.append(_fitted(route_name, [item], skip, limits, single))
-    return sends
+    send: Send
+    result: SendResult
+    at: datetime
 
 
-def _fitted(
-    route_name: str,
-    items: Sequence[OutboxItem],
-    skip: frozenset[int],
-    limits: Sequence[Budget],
-    draw: Callable[[Budget], Message],
-) -> Send:
-    """A send whose message is drawn once per distinct budget among the URLs it goes to."""
-    caps = budget_caps(items)
-    drawn: dict[Budget, Message] = {Budget(): draw(Budget())}
-    fitted: list[tuple[int, Message]] = []
-    for index in sorted(set(range(len(limits))) | set(caps)):
-        if index in skip:
-            continue
-        budget = limits[index] if index < len(limits) else Budget()
-        cap = caps.get(index)
-        if cap is not None and (budget.body is None or cap < budget.body):
-            budget = replace(budget, body=cap)
-        if budget not in drawn:
-            drawn[budget] = draw(budget)
-        if budget != Budget():
-            fitted.append((index, drawn[budget]))
-    return Send(route_name, tuple(items), drawn[Budget()], skip, tuple(fitted))
+@dataclass(frozen=True, slots=True)
+class Deferred:
+    """Event: `send` (the one `SendNow` asked for) may go only at `until` (wall clock), later
+    than the round may wait; `at` is the wall clock now. Nothing was sent."""
+
+    send: Send
+    at: datetime
+    until: datetime
+
+
+Event = Began | Sent | Deferred
+
+
+# --- actions: what the fold tells the shell ---------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
 class SendNow:
-    """Step: send this (after pacing)."""
+    """Action: send this (after its pace), then feed back `Sent` or `Deferred`."""
 
     send: Send
 
 
 @dataclass(frozen=True, slots=True)
 class Write:
-    """Step: write these settlements; nothing is sent."""
+    """Action: write these settlements. `answers` is the attempt they settle (None for rows
+    settled without a send of their own: postponed, deferred, held unsent)."""
 
     settled: Settled
+    answers: Sent | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Finished:
-    """Step: the route's round is over."""
+    """Action: the round is over."""
 
 
-Step = SendNow | Write | Finished
+Action = SendNow | Write | Finished
+
+
+# --- the state ------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
 class RouteRun:
-    """One route's delivery in one round: what is left, what was learnt on the way.
+    """One route's delivery in one round: what is left to send and what was learnt on the way.
 
-    `down` are URLs that failed retryably this round (left out of its other sends);
-    `failure` the first retryable failure (its backoff is when the postponed rows retry);
-    `failures` every failed target of the round, for the route's delivery health.
+    `queue` the sends not yet tried, in order; `urls` how many URLs the route has (0: unknown,
+    no URL is ever left out); `policy` the retry bounds. `down` the URLs (by index) that
+    failed retryably this round, left out of its later sends; `setback` the settlement of the
+    round's first retryable failure (its retry is when held and postponed rows are due).
+    Counts for the route's delivery health: `tried` sends, `delivered` fully, `dead` rows
+    given up, `failures` every failed target (or the whole route). `resized` says a row was
+    refused for its size (another round follows at once); `reasons` every settlement's
+    reason, in order; `news` is set by the shell when the round recorded delivery news.
     """
 
     route: str
     queue: tuple[Send, ...]
     urls: int = 0
+    policy: RetryPolicy = field(default_factory=RetryPolicy)
     down: frozenset[int] = frozenset()
-    failure: Settlement | None = None
+    setback: Settlement | None = None
     tried: int = 0
     delivered: int = 0
     dead: int = 0
     failures: tuple[TargetResult, ...] = ()
     resized: bool = False
     reasons: tuple[SettleReason, ...] = ()
-    news: bool = False  # the round recorded delivery_failing / delivery_recovered
+    news: bool = False
 
 
-def start(route_name: str, sends: Sequence[Send], urls: int = 0) -> RouteRun:
+def start(
+    route_name: str, sends: Sequence[Send], urls: int = 0, policy: RetryPolicy | None = None
+) -> RouteRun:
     """A route's round over its sends, in order; `urls` is how many URLs the route has."""
-    return RouteRun(route=route_name, queue=tuple(sends), urls=urls)
+    return RouteRun(route_name, tuple(sends), urls, policy or RetryPolicy())
 
 
-def next_step(run: RouteRun) -> tuple[RouteRun, Step]:
-    """What to do next, and the run without that step in its queue."""
-    if not run.queue:
-        return run, Finished()
-    if run.failure is not None and not run.down:  # failed as a whole: the rest waits
-        waiting = tuple(postpone(run.queue, run.failure))
-        return _noted(replace(run, queue=()), waiting), Write(waiting)
-    send, rest = run.queue[0], run.queue[1:]
-    send = replace(send, skip=send.skip | run.down)
-    everything = frozenset(range(run.urls))
-    if run.failure is not None and run.urls and everything <= send.skip:
-        settled = tuple(hold(send, SendResult(ok=True), run.failure))
-        return _noted(replace(run, queue=rest), settled), Write(settled)
-    return replace(run, queue=rest), SendNow(send)
+def fold(run: RouteRun, event: Event) -> tuple[RouteRun, tuple[Action, ...]]:
+    """The run after `event`, and what the shell is to do now (see the module's rules)."""
+    match event:
+        case Began():
+            return _advance(run, ())
+        case Sent(send, result, at):
+            run, settled = _settle_sent(run, send, result, at)
+            return _advance(run, (Write(settled, event),))
+        case Deferred(send, at, until):
+            waiting = tuple(postpone((send, *run.queue), at, until))
+            return _advance(_noted(replace(run, queue=()), waiting), (Write(waiting),))
+        case _:
+            assert_never(event)
 
 
-def after_send(
-    run: RouteRun, send: Send, result: SendResult, now: datetime, policy: RetryPolicy
+def _advance(run: RouteRun, actions: tuple[Action, ...]) -> tuple[RouteRun, tuple[Action, ...]]:
+    """Settle what needs no send, up to the next send or the end of the round."""
+    while True:
+        if not run.queue:
+            return run, (*actions, Finished())
+        if run.setback is not None and not run.down:  # failed as a whole: the rest waits
+            due = run.setback.next_attempt_at
+            waiting = tuple(postpone(run.queue, run.setback.at, due))
+            run = _noted(replace(run, queue=()), waiting)
+            actions += (Write(waiting),)
+            continue
+        send, rest = replace(run.queue[0], skip=run.queue[0].skip | run.down), run.queue[1:]
+        run = replace(run, queue=rest)
+        everything = frozenset(range(run.urls))
+        if run.setback is not None and run.urls and everything <= send.skip:
+            held = tuple(hold(send, SendResult(ok=True), run.setback))  # no URL left to try
+            run = _noted(run, held)
+            actions += (Write(held),)
+            continue
+        return run, (*actions, SendNow(send))
+
+
+def _settle_sent(
+    run: RouteRun, send: Send, result: SendResult, at: datetime
 ) -> tuple[RouteRun, Settled]:
-    """Fold a send's result in: the settlements to write and the run's new knowledge."""
-    if run.failure is not None and (result.ok or not result.targets):
-        settled = tuple(hold(send, result, run.failure))
+    """Fold a send's result in: its rows' settlements and what the round learnt."""
+    if run.setback is not None and (result.ok or not result.targets):
+        settled = tuple(hold(send, result, run.setback))
     else:
-        settled = tuple(settle(send, result, now, policy))
-    run = _noted(run, settled)
+        settled = tuple(settle(send, result, at, run.policy))
     failed = tuple(t for t in result.targets if not t.ok)
+    if not result.ok and not result.targets:
+        failed = (_whole_route(send, result),)
     run = replace(
-        run,
+        _noted(run, settled),
         tried=run.tried + 1,
         delivered=run.delivered + (1 if result.ok else 0),
         failures=run.failures + failed,
     )
-    if not result.ok and not result.targets:
-        run = replace(run, failures=(*run.failures, _whole_route(send, result)))
     held = bool(settled) and settled[0][1] is SettleReason.HELD
     if not held and verdict(result) is Verdict.RETRY:
-        run = replace(
-            run,
-            failure=run.failure or settled[0][0],
-            down=run.down | failed_targets(result),
-        )
+        setback = run.setback or settled[0][0]
+        run = replace(run, setback=setback, down=run.down | failed_targets(result))
     return run, settled
 
 
-def defer(run: RouteRun, send: Send, now: datetime, until: datetime) -> tuple[RouteRun, Settled]:
-    """Pacing would hold this route too long in one round: this send and the rest of the
-    queue wait for their pace slot (`until`), unspent, and go with a later cycle."""
-    slot = Settlement(
-        outbox_id=0, state=DeliveryState.PENDING, at=now, attempts=0, next_attempt_at=until
-    )
-    waiting = tuple(postpone((send, *run.queue), slot))
-    return _noted(replace(run, queue=()), waiting), waiting
-
-
-def _noted(run: RouteRun, settled: Sequence[tuple[Settlement, SettleReason]]) -> RouteRun:
+def _noted(run: RouteRun, settled: Settled) -> RouteRun:
     reasons = tuple(reason for _, reason in settled)
     dead = sum(r in (SettleReason.PERMANENT_FAILURE, SettleReason.EXPIRED) for r in reasons)
     resized = run.resized or SettleReason.RESIZED in reasons
@@ -235,15 +216,3 @@ def _noted(run: RouteRun, settled: Sequence[tuple[Settlement, SettleReason]]) ->
 def _whole_route(send: Send, result: SendResult) -> TargetResult:
     """A failure that names no target (the notifier crashed, the route has no URLs)."""
     return TargetResult(name="route", url=send.route, ok=False, detail=result.error or "failed")
-
-
-def pace_wait(
-    last_sent: Mapping[int, float], send: Send, urls: int, now: float, interval: float
-) -> float:
-    """Seconds to wait before `send` so that no URL it goes to gets two messages closer than
-    `interval` seconds (all times on the monotonic clock)."""
-    if interval <= 0:
-        return 0.0
-    targets = [i for i in range(urls) if i not in send.skip] if urls else list(last_sent)
-    due = max((last_sent[i] + interval for i in targets if i in last_sent), default=now)
-    return max(due - now, 0.0)

@@ -16,7 +16,8 @@ from datetime import datetime, timedelta
 
 from watcher.core.fit import clip
 from watcher.core.model import EventKind
-from watcher.core.state import TargetResult, Transition
+from watcher.core.outbox import TargetResult
+from watcher.core.state import Transition
 
 _MAX_WHY = 200
 

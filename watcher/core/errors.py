@@ -2,22 +2,33 @@
 
     WatcherError
     ├── ConfigError              bad or missing configuration (exit 2 / 78); carries every problem
-    ├── SourceError              the DigitalOcean API could not be read
+    ├── SourceError              the DigitalOcean API could not be read (`retryable` says if
+    │   │                        the next try may work); the cycle counts it towards
+    │   │                        `api_unreachable`, one KB's or one job's is logged and survived
     │   ├── RetryableSourceError     connection, timeout, 429, 5xx: the next try may work
     │   ├── MalformedResponse        2xx with a body we cannot read (retryable)
     │   └── ApiStatusError           a non-retryable HTTP answer, with the API's id/message
     │       ├── Unauthorized             401: the token is wrong or revoked
     │       ├── Forbidden                403: the token lacks a scope
     │       └── NotFound                 404
-    ├── StoreError               the state store failed (disk full, read-only, corrupt)
-    │   ├── StoreCorrupt             the file is not a usable state store; never wiped silently
-    │   ├── StoreReplaced            the file at state.path is no longer the one opened
-    │   └── StoreHeld                another process holds the store's lease (says which)
-    └── DeliveryError            a notification could not be delivered
-        └── PermanentDeliveryError   retrying will not help (4xx, bad URL)
+    └── StoreError               the state store failed (disk full, read-only, corrupt, any
+        │                        sqlite3 or OS error on its file); raised by every store method
+        ├── StoreCorrupt             the file is not a usable state store; never wiped silently
+        ├── StoreReplaced            the file at state.path is no longer the one opened
+        └── StoreHeld                another process holds the store's lease (says which)
 
-Only the cycle boundary catches broad exceptions; everything else raises one of these with
-`raise ... from exc`. No message here ever contains a secret.
+A failed delivery is not an exception: the notifier answers every send with a `SendResult`
+whose targets say what each URL answered and why it failed (`FailureCause`, of one
+`FailureKind`: retryable or permanent), and the outbox retries or dead-letters the rows
+(`watcher.core.decide`). A notifier that raises is a bug: the deliver stage logs it
+(`delivery_crashed`) and retries the rows later.
+
+Who catches what: the cycle catches `SourceError` (and its deadline's `TimeoutError`); the
+daemon catches `StoreError` where a store failure must not stop it (upkeep, readiness, the
+final delivery at a stop) and logs what it caught. Only the boundaries catch broad
+exceptions and log them with context: a cycle (`cycle_failed`), the upkeep after it
+(`cycle_upkeep_failed`), one route's delivery round, and the store's lease keeper. Everything
+else raises one of these with `raise ... from exc`. No message here ever contains a secret.
 """
 
 from __future__ import annotations
@@ -137,15 +148,3 @@ class StoreHeld(StoreError):
     Raised when a lease cannot be taken (`watcher once` beside a daemon) and by fencing, when a
     write finds that the lease passed to someone else. The message names the holder.
     """
-
-
-class DeliveryError(WatcherError):
-    """A notification could not be delivered; it stays in the outbox and is retried."""
-
-    permanent: bool = False
-
-
-class PermanentDeliveryError(DeliveryError):
-    """Retrying will not help (a 4xx from the receiver, an unusable URL)."""
-
-    permanent = True

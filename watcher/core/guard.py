@@ -24,17 +24,10 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from watcher.core.inert import inert
+from watcher.core.outbox import Budget, Message, OutboxItem, SendResult, Settlement
 from watcher.core.ports import Notifier
 from watcher.core.redact import SECRETS, SecretRegistry
-from watcher.core.state import (
-    Budget,
-    Change,
-    Message,
-    OutboxItem,
-    SendResult,
-    Settlement,
-    WatchState,
-)
+from watcher.core.state import Change, WatchState
 
 
 class Store(Protocol):

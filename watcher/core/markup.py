@@ -24,7 +24,7 @@ from typing import assert_never
 from urllib.parse import quote
 
 from watcher.core.inert import inert
-from watcher.core.state import BodyFormat
+from watcher.core.outbox import BodyFormat
 
 
 class Style(StrEnum):

@@ -11,15 +11,8 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from watcher.core.model import DataSourceJob, Job, KnowledgeBase
-from watcher.core.state import (
-    Budget,
-    Change,
-    Message,
-    OutboxItem,
-    SendResult,
-    Settlement,
-    WatchState,
-)
+from watcher.core.outbox import Budget, Message, OutboxItem, SendResult, Settlement
+from watcher.core.state import Change, WatchState
 
 
 class Source(Protocol):

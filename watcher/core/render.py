@@ -35,7 +35,8 @@ from watcher.core.markup import (
     write,
 )
 from watcher.core.model import DataSourceJob, DataSourceStatus, EventKind, Job, Severity
-from watcher.core.state import BodyFormat, Budget, Message, StallReason, Transition
+from watcher.core.outbox import BodyFormat, Budget, Message
+from watcher.core.state import StallReason, Transition
 
 DASHBOARD = "https://cloud.digitalocean.com/gen-ai/knowledge-bases"
 

@@ -1,9 +1,9 @@
-"""What the watcher remembers and what it produces: frozen values shared by core and store.
+"""What the watcher remembers and what it detects: frozen values shared by core and store.
 
-`WatchState` is what `detect` reads, `Transition` is what it produces, `Delivery` is one
-outbox row (an event for one route), `OutboxItem` is a row claimed for sending and
-`Settlement` is what happened when it was sent. `FailureCause` says why a target did not
-take an alert, `Budget` how much text a target takes.
+`WatchState` is what `detect` reads (the KBs and jobs in play, as `KbState` / `JobState`),
+`Observation` what one cycle read from the API, `Transition` one event `detect` produces, and
+`Change` everything one cycle writes. What goes out (outbox rows, messages, attempts and their
+results) lives in `watcher.core.outbox`.
 """
 
 from __future__ import annotations
@@ -12,10 +12,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import assert_never
+from typing import TYPE_CHECKING
 
 from watcher.core.clocks import Elapsed
 from watcher.core.model import EventKind, Job, KnowledgeBase, Severity
+
+if TYPE_CHECKING:  # outbox rows carry transitions: that module imports this one
+    from watcher.core.outbox import Delivery
 
 
 class StallReason(StrEnum):
@@ -173,14 +176,6 @@ class Transition:
 
 
 @dataclass(frozen=True, slots=True)
-class Delivery:
-    """One outbox row to create: an event for one route."""
-
-    event_id: str
-    route: str
-
-
-@dataclass(frozen=True, slots=True)
 class Change:
     """Everything one cycle writes, in one transaction."""
 
@@ -192,183 +187,11 @@ class Change:
     deliveries: tuple[Delivery, ...] = ()
 
 
-class DeliveryState(StrEnum):
-    """Where an outbox row is in its life."""
-
-    PENDING = "pending"
-    SENDING = "sending"
-    SENT = "sent"
-    DEAD = "dead"
-
-
-@dataclass(frozen=True, slots=True)
-class OutboxItem:
-    """An outbox row claimed for sending, with the transition it carries."""
-
-    id: int
-    route: str
-    transition: Transition
-    cycle_id: str
-    created_at: datetime
-    attempts: int = 0
-    last_error: str | None = None
-    delivered: frozenset[int] = frozenset()  # the route's URLs (by index) that already have it
-    last_targets: tuple[TargetResult, ...] = ()  # what each URL answered the last attempt
-
-
-class FailureCause(StrEnum):
-    """Why a target did not take an alert, as the notifier read it from the service's answer.
-
-    `permanent` causes will not pass on a later try of the same message; `TOO_LARGE` passes
-    once the message is rendered shorter; the others may pass on a later try.
-    """
-
-    TIMEOUT = "timeout"  # no complete answer within `delivery.timeout`
-    CONNECTION = "connection"  # refused, reset or dropped connection, DNS or TLS failure
-    SERVER_ERROR = "server_error"  # HTTP 5xx
-    RATE_LIMITED = "rate_limited"  # HTTP 429 or 408
-    TOO_LARGE = "too_large"  # HTTP 413, or a refusal that says the message is too long
-    REJECTED = "rejected"  # any other HTTP 4xx
-    CREDENTIALS = "credentials"  # HTTP 401/403, SMTP 530/534/535: credentials refused
-    MAIL_DEFERRED = "mail_deferred"  # SMTP 4xx: the mail server says try later
-    MAIL_REFUSED = "mail_refused"  # SMTP 5xx other than authentication (a refused recipient)
-    BAD_URL = "bad_url"  # apprise cannot load the URL, or the route has none
-    BUSY = "busy"  # the previous send to this URL is still running: nothing was sent
-    CRASHED = "crashed"  # the notifier itself raised
-    UNKNOWN = "unknown"  # the target failed without saying why
-
-    @property
-    def permanent(self) -> bool:
-        """Whether the same message will be refused again, whatever the wait."""
-        return self in _PERMANENT_CAUSES
-
-    @property
-    def explanation(self) -> str:
-        """A few words for people (status, logs, `test-notify`, delivery_failing alerts)."""
-        return _EXPLANATIONS[self]
-
-
-_PERMANENT_CAUSES = frozenset(
-    {
-        FailureCause.REJECTED,
-        FailureCause.CREDENTIALS,
-        FailureCause.MAIL_REFUSED,
-        FailureCause.BAD_URL,
-    }
-)
-_EXPLANATIONS = {
-    FailureCause.TIMEOUT: "timed out",
-    FailureCause.CONNECTION: "connection failed",
-    FailureCause.SERVER_ERROR: "server error",
-    FailureCause.RATE_LIMITED: "rate limited",
-    FailureCause.TOO_LARGE: "message too large",
-    FailureCause.REJECTED: "request refused",
-    FailureCause.CREDENTIALS: "credentials refused: check the user, password or token in the URL",
-    FailureCause.MAIL_DEFERRED: "mail server says try later",
-    FailureCause.MAIL_REFUSED: "mail refused",
-    FailureCause.BAD_URL: "apprise cannot use this URL",
-    FailureCause.BUSY: "the previous send to this URL is still running",
-    FailureCause.CRASHED: "notifier error",
-    FailureCause.UNKNOWN: "failed",
-}
-
-
-@dataclass(frozen=True, slots=True)
-class TargetResult:
-    """What one apprise target answered (URL privacy-masked by apprise).
-
-    `status` is the HTTP status or SMTP reply code the cause was read from, when there was
-    one; `sent_chars` the length of the body sent to this target (for re-rendering shorter).
-    """
-
-    name: str
-    url: str
-    ok: bool
-    detail: str = ""
-    index: int | None = None  # which URL of the route (its position in `urls`)
-    cause: FailureCause | None = None
-    status: int | None = None
-    sent_chars: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class SendResult:
-    """What a notifier reported for one message to one route."""
-
-    ok: bool
-    permanent: bool = False
-    error: str | None = None
-    targets: tuple[TargetResult, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class Settlement:
-    """What to write back for one outbox row after an attempt."""
-
-    outbox_id: int
-    state: DeliveryState
-    at: datetime
-    attempts: int
-    next_attempt_at: datetime | None = None
-    error: str | None = None
-    targets: tuple[TargetResult, ...] = ()
-
-
-class BodyFormat(StrEnum):
-    """The formats a service takes a body in: apprise's `NotifyFormat` values."""
-
-    MARKDOWN = "markdown"
-    TEXT = "text"
-    HTML = "html"
-
-
-@dataclass(frozen=True, slots=True)
-class Message:
-    """A rendered alert: what a notifier sends.
-
-    `title` is plain text on one line (a subject, a heading field). The body is written out in
-    each format a service may take, every piece of outside text escaped for that format:
-    `body` is markdown, `text` plain text and `html` an HTML fragment.
-    """
-
-    title: str
-    body: str
-    severity: Severity
-    text: str
-    html: str
-
-    def body_in(self, fmt: BodyFormat) -> str:
-        """The body written for `fmt`."""
-        match fmt:
-            case BodyFormat.MARKDOWN:
-                return self.body
-            case BodyFormat.TEXT:
-                return self.text
-            case BodyFormat.HTML:
-                return self.html
-            case _:
-                assert_never(fmt)
-
-
-@dataclass(frozen=True, slots=True)
-class Budget:
-    """How much text one target takes, in characters (None: no limit of its own).
-
-    From apprise's plugin class: `body` is `body_maxlen` (less its overflow buffer), `title`
-    is `title_maxlen` (None when the service has no title: it is then sent in the body), and
-    `title_in_body` says the title counts against `body` (Discord: 2,000 for both).
-    `lines` caps the body's lines for the few services that count them.
-    """
-
-    body: int | None = None
-    title: int | None = None
-    title_in_body: bool = False
-    lines: int | None = None
-
-    def body_room(self, title: str) -> int | None:
-        """Characters left for the body once `title` is accounted for."""
-        if self.body is None:
-            return None
-        if self.title_in_body or self.title is None:
-            return max(self.body - len(title) - 2, 0)  # the service joins them with CR LF
-        return self.body
+def changed(
+    previous: WatchState, state: WatchState
+) -> tuple[tuple[KbState, ...], tuple[JobState, ...]]:
+    """The KBs and the jobs whose state differs from `previous` in `state`: what a cycle
+    writes of them (new ones included; none is ever removed this way)."""
+    kbs = tuple(kb for uuid, kb in state.kbs.items() if previous.kbs.get(uuid) != kb)
+    jobs = tuple(job for uuid, job in state.jobs.items() if previous.jobs.get(uuid) != job)
+    return kbs, jobs

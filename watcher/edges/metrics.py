@@ -3,7 +3,7 @@
 Each `Metrics` owns a `CollectorRegistry` rather than using the global one, so tests and several
 daemons in one process never clash. Every label with a closed set of values takes the enum the
 rest of the watcher uses for it (`CycleOutcome`, `JobCondition` as in the store's snapshot and
-`watcher status`, `DeliveryState`, `DeliveryOutcome` from `SettleReason`, `EventKind`), and
+`watcher status`, `DeliveryState`, `DeliveryOutcome` (`SettleReason.outcome`), `EventKind`), and
 each value is exported from the start; the open ones are endpoint templates and route names.
 A URL is refused as a route label, so an apprise URL with credentials is never exported.
 """
@@ -13,14 +13,13 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from enum import StrEnum
-from typing import assert_never
 
 import prometheus_client
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from watcher.core.decide import SettleReason
 from watcher.core.model import EventKind
-from watcher.core.state import DeliveryState, JobCondition
+from watcher.core.outbox import DeliveryOutcome, DeliveryState
+from watcher.core.state import JobCondition
 
 PREFIX = "gradient_watcher_"
 
@@ -30,29 +29,6 @@ class CycleOutcome(StrEnum):
 
     OK = "ok"
     ERROR = "error"
-
-
-class DeliveryOutcome(StrEnum):
-    """`gradient_watcher_deliveries{outcome}`: what one delivery attempt came to."""
-
-    SENT = "sent"
-    FAILED = "failed"  # will be retried
-    DEAD = "dead"  # given up on (permanent failure, or past delivery.dead_after)
-
-    @classmethod
-    def of(cls, reason: SettleReason) -> DeliveryOutcome | None:
-        """The outcome a settlement's reason counts as."""
-        match reason:
-            case SettleReason.DELIVERED:
-                return cls.SENT
-            case SettleReason.RETRY | SettleReason.HELD | SettleReason.RESIZED:
-                return cls.FAILED
-            case SettleReason.PERMANENT_FAILURE | SettleReason.EXPIRED:
-                return cls.DEAD
-            case SettleReason.POSTPONED:
-                return None  # not tried: nothing to count
-            case _:
-                assert_never(reason)
 
 
 CYCLE_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)

@@ -27,10 +27,10 @@ from watcher.core.health import HEARTBEAT_KEY, Health, Heartbeat, Probe, health_
 from watcher.core.inert import inert
 from watcher.core.lease import Lease
 from watcher.core.model import KnowledgeBase
+from watcher.core.outbox import Message, SendResult
 from watcher.core.pace import PACE_KEY
 from watcher.core.redact import SECRETS
 from watcher.core.render import render_test
-from watcher.core.state import Message, SendResult
 from watcher.edges import host
 from watcher.edges.hostclock import monotonic_now
 from watcher.edges.store.files import rescued_copies

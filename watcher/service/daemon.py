@@ -5,6 +5,8 @@
   slot; a step of the wall clock, back or forward, changes nothing. One cycle at a time; a
   cycle still running when the next would start is logged at debug, once.
 - APScheduler 3 keeps what belongs to the wall clock (`watcher.service.calendar`): hourly pruning.
+- Upkeep (`watcher.service.upkeep`): after each cycle its metrics, the store's gauges and the
+  next pace; the pruning itself.
 - Vital signs (`watcher.service.vitals`): the heartbeat, the health verdicts, systemd messages.
 - A failing cycle is logged and counted; the next one runs (each cycle has its deadline).
 - SIGTERM/SIGINT: let the cycle in flight finish (bounded), try what is due in the outbox for
@@ -25,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import random
 import signal
 from collections.abc import Callable
@@ -36,23 +37,24 @@ import structlog
 
 from watcher.config import Config, Preflight, load_config
 from watcher.core.clocks import Elapsed
-from watcher.core.errors import ConfigError, ConfigProblem, StoreHeld, StoreReplaced, WatcherError
+from watcher.core.errors import (
+    ConfigError,
+    ConfigProblem,
+    StoreError,
+    StoreHeld,
+    StoreReplaced,
+    WatcherError,
+)
 from watcher.core.health import Health, Probe, health_limit
-from watcher.core.pace import PACE_KEY, Pace, PaceReason, next_pace
+from watcher.core.pace import Pace
 from watcher.edges.health_http import HealthServer
 from watcher.edges.hostclock import monotonic_now
-from watcher.edges.metrics import DeliveryOutcome
 from watcher.edges.systemd import SystemdNotifier
 from watcher.service.calendar import Calendar
 from watcher.service.cycle import CycleReport
 from watcher.service.lease_keeper import LeaseKeeper, Tenure
-from watcher.service.runtime import (
-    Runtime,
-    open_runtime,
-    pace_settings,
-    register_config_secrets,
-    utcnow,
-)
+from watcher.service.runtime import Runtime, open_runtime, register_config_secrets, utcnow
+from watcher.service.upkeep import Upkeep
 from watcher.service.vitals import Vitals
 
 log = structlog.get_logger(__name__)
@@ -83,18 +85,19 @@ class Daemon:
         self.vitals = Vitals(monotonic, systemd, env)
         self.lock = asyncio.Lock()
         self.stopping = asyncio.Event()
-        self.pace = Pace(runtime.config.poll.interval, PaceReason.IDLE)
+        self.upkeep = Upkeep(runtime, self.metrics)
         self.cycle_started: float | None = None
         self._inflight: asyncio.Future[CycleReport] | None = None
         self.http: HealthServer | None = None
-        self._requests_before = 0
-        self._last_cost = 0
-        self._pace_saved = False
-        self.metrics.set_api_budget_per_minute(runtime.config.api.max_requests_per_minute)
 
     @property
     def config(self) -> Config:
         return self.runtime.config
+
+    @property
+    def pace(self) -> Pace:
+        """The poll interval in force, and why (`watcher.service.upkeep` chooses it)."""
+        return self.upkeep.pace
 
     @property
     def limit(self) -> timedelta:
@@ -155,7 +158,10 @@ class Daemon:
                 self._inflight = None
             # The cycle's id stays bound until its last line, `cycle_finished` included.
             with structlog.contextvars.bound_contextvars(cycle_id=report.cycle_id):
-                await self._after_cycle(report, loop.time() - started)
+                try:
+                    await self._after_cycle(report, loop.time() - started)
+                except Exception:  # a boundary too: upkeep must never end the polling
+                    log.exception("cycle_upkeep_failed")
 
     async def _await_cycle(self, inflight: asyncio.Future[CycleReport]) -> CycleReport:
         """The cycle's report; past its slot (one interval) it is said once, at debug."""
@@ -168,15 +174,7 @@ class Daemon:
 
     async def _after_cycle(self, report: CycleReport, duration: float) -> None:
         now = self.clock()
-        self.metrics.observe_cycle(report.ok, duration, now.timestamp())
-        self.metrics.set_api_up(report.ok)
-        self.metrics.count_events(report.events)
-        for route, reason in report.deliveries:
-            outcome = DeliveryOutcome.of(reason)
-            if outcome is not None:  # postponed rows were not tried
-                self.metrics.count_delivery(route, outcome)
-        await self._update_store_gauges(now)
-        await self._repace(report)
+        await self.upkeep.after_cycle(report, duration, now)
         api_now = self.runtime.client.api_now()
         await self.vitals.beat(self.runtime.store, report, now, self.limit, api_now)
         self.vitals.notify(report, self.limit, self.pace)
@@ -184,7 +182,7 @@ class Daemon:
             "cycle_finished",
             ok=report.ok,
             duration_s=round(duration, 3),
-            requests=self._last_cost,
+            requests=self.upkeep.last_cost,
             knowledge_bases=report.knowledge_bases,
             active_jobs=report.active_jobs,
             events=len(report.events),
@@ -193,65 +191,10 @@ class Daemon:
         )
 
     async def _prune_now(self) -> None:
+        """The calendar's hourly job: prune, when this process holds the store."""
         async with self.lock:
             if self.runtime.keeper.held:  # only the store's poller writes
-                await self._prune(self.clock())
-
-    async def _prune(self, now: datetime) -> None:
-        """Forget finished history older than `state.retention` (calendar time, for people).
-
-        Keeps the store, and the time its scans take, flat however long the watcher runs.
-        """
-        before = now - self.config.state.retention
-        try:
-            deleted = await self.runtime.store.prune(before)
-        except Exception:
-            log.exception("history_prune_failed")
-            return
-        if deleted:
-            log.info("history_pruned", rows=deleted, before=before.isoformat())
-
-    async def _update_store_gauges(self, now: datetime) -> None:
-        try:
-            snap = await self.runtime.store.snapshot(now, detail=False)
-        except Exception:
-            log.exception("store_snapshot_failed")
-            return
-        self.metrics.set_store_gauges(
-            snap.jobs_by_state, snap.outbox_by_state, snap.oldest_undelivered_age(now), snap.dead
-        )
-
-    async def _repace(self, report: CycleReport) -> None:
-        sent = self.runtime.client.requests_sent
-        cost, self._requests_before = max(sent - self._requests_before, 0), sent
-        self._last_cost = cost
-        rate = self.runtime.client.rate_limit
-        pace = next_pace(
-            pace_settings(self.config),
-            active=report.active_jobs > 0,
-            requests_last_cycle=cost,
-            rate=rate,
-            now=self.runtime.client.api_now(),  # `ratelimit-reset` is on the API's clock
-        )
-        if rate is not None and rate.remaining is not None:
-            self.metrics.set_ratelimit_remaining(rate.remaining)
-        self.metrics.set_api_budget_per_minute(self.config.api.max_requests_per_minute)
-        self.metrics.set_poll_interval(pace.interval.total_seconds())
-        if pace != self.pace or not self._pace_saved:
-            await self.runtime.store.set_meta(
-                PACE_KEY,
-                json.dumps(
-                    {"interval_s": pace.interval.total_seconds(), "reason": pace.reason.value}
-                ),
-            )
-            self._pace_saved = True
-        if pace != self.pace:
-            log.info(
-                "poll_interval_changed",
-                seconds=pace.interval.total_seconds(),
-                reason=pace.reason.value,
-            )
-            self.pace = pace
+                await self.upkeep.prune(self.clock())
 
     # --- signals ---------------------------------------------------------------------------
 
@@ -292,7 +235,7 @@ class Daemon:
                 return False
             await old.close(keep_store=self.runtime.store is old.store)
             self._keep_watch(self.runtime.keeper)
-            self._requests_before = 0  # the new client counts its requests from zero
+            self.upkeep.use(self.runtime)
         log.info("config_reloaded", source=config.source)
         # Logging and the HTTP listener are set up once, at start: say so rather than pretend.
         unapplied = [
@@ -321,13 +264,16 @@ class Daemon:
             try:
                 if self.runtime.keeper.held:  # a process standing by delivers nothing
                     await asyncio.wait_for(self._final_delivery(), timeout=STOP_GRACE)
-            except Exception:
-                log.warning("final_delivery_incomplete")
-            await self.runtime.cycle.dispatcher.cancel()  # whatever a receiver still holds
-            self.calendar.shutdown()
-            if self.http:
-                await self.http.stop()
-            await self.runtime.close()
+            except TimeoutError:  # what is left is due again at the next start
+                log.warning("final_delivery_incomplete", error=f"not done in {STOP_GRACE:g}s")
+            except StoreError as exc:
+                log.warning("final_delivery_incomplete", error=str(exc))
+            finally:
+                await self.runtime.cycle.dispatcher.cancel()  # whatever a receiver still holds
+                self.calendar.shutdown()
+                if self.http:
+                    await self.http.stop()
+                await self.runtime.close()
         log.info("watcher_stopped")
 
     async def _final_delivery(self) -> None:
@@ -403,7 +349,7 @@ class Daemon:
         if probe is Probe.READY:
             try:
                 await self.runtime.store.check_writable()
-            except Exception as exc:
+            except StoreError as exc:  # not ready, and the probe says why
                 store_error = str(exc)
         keeper = self.runtime.keeper
         waiting = not keeper.held and keeper.tenure is not Tenure.STARTING  # not at start

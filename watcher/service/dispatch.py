@@ -1,10 +1,12 @@
 """The deliver stage of a cycle: what is due in the outbox goes out, route by route.
 
-The decisions are pure (`watcher.core.delivery`, `watcher.core.decide`,
-`watcher.core.deliveryhealth`); this module only carries them out: it claims the due rows, asks the
-notifier for each URL's size limits, drives each route's `RouteRun` (routes in parallel, each in
-order), waits for the pace between messages to one URL on the monotonic clock, writes every
-settlement, and records `delivery_failing` / `delivery_recovered` when a route's health changes.
+The decisions are pure: `watcher.core.plan` (the messages, fitted and paced),
+`watcher.core.delivery` (each route's round, a fold of events into actions),
+`watcher.core.decide` (what a result means) and `watcher.core.deliveryhealth`. This module only
+carries them out: it claims the due rows, asks the notifier for each URL's size limits, drives
+each route's round (routes in parallel, each in order), waits for the pace between messages
+to one URL on the monotonic clock, writes every settlement, and records `delivery_failing` /
+`delivery_recovered` when a route's health changes.
 
 A round that re-rendered rows after a size refusal, or that recorded delivery news, is
 followed by another at once (at most `_ROUNDS` in all).
@@ -20,27 +22,29 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from functools import partial
+from typing import assert_never
 
 import structlog
 
-from watcher.core.decide import RetryPolicy, RouteRule, SettleReason, release, route
+from watcher.core.decide import RetryPolicy, RouteRule, release, route
 from watcher.core.delivery import (
+    Began,
+    Deferred,
+    Event,
     Finished,
     RouteRun,
-    Send,
     SendNow,
+    Sent,
     Write,
-    after_send,
-    defer,
-    next_step,
-    pace_wait,
-    plan,
+    fold,
     start,
 )
 from watcher.core.deliveryhealth import DeliveryHealth, RouteRound, delivery_health
+from watcher.core.outbox import Budget, Send, SendResult, Settlement, SettleReason
+from watcher.core.plan import pace_wait, plan
 from watcher.core.ports import MetaStore, Notifier, Outbox, StateStore
 from watcher.core.render import DASHBOARD
-from watcher.core.state import Budget, Change, SendResult, Settlement
+from watcher.core.state import Change
 
 log = structlog.get_logger(__name__)
 
@@ -150,7 +154,8 @@ class Dispatcher:
             by_route.setdefault(send.route, []).append(send)
         tasks = []
         for name, sends in by_route.items():
-            task = asyncio.ensure_future(self._finish(start(name, sends, len(budgets[name]))))
+            run = start(name, sends, len(budgets[name]), self.settings.retry)
+            task = asyncio.ensure_future(self._finish(run))
             self._running[name] = task
             task.add_done_callback(partial(self._ended, name))
             tasks.append(task)
@@ -184,30 +189,40 @@ class Dispatcher:
         return replace(run, news=news)
 
     async def _drive(self, run: RouteRun) -> RouteRun:
-        """Carry out one route's run, step by step, until it is finished."""
+        """Carry out one route's round (`watcher.core.delivery`): write and send as the fold
+        says, pace each send, and feed back what came of it, until the round is finished."""
         waited = 0.0
+        run, actions = fold(run, Began())
         while True:
-            run, step = next_step(run)
-            match step:
-                case Finished():
-                    return run
-                case Write(settled):
-                    await self.outbox.settle([s for s, _ in settled])
-                case SendNow(send):
-                    wait = self._wait(send, run.urls)
-                    if waited + wait > self.settings.max_pace_wait.total_seconds():
-                        now = self.clock()
-                        run, settled = defer(run, send, now, now + timedelta(seconds=wait))
+            event: Event | None = None
+            for action in actions:
+                match action:
+                    case Write(settled, answers):
                         await self.outbox.settle([s for s, _ in settled])
-                        continue
-                    if wait > 0:
-                        await self.sleep(wait)
-                        waited += wait
-                    self._sent_now(send, run.urls)
-                    result = await self._send(send)
-                    run, settled = after_send(run, send, result, self.clock(), self.settings.retry)
-                    await self.outbox.settle([s for s, _ in settled])
-                    _log_delivery(send, result, settled)
+                        if answers is not None:
+                            _log_delivery(answers.send, answers.result, settled)
+                    case SendNow(send):
+                        event, waited = await self._paced_send(send, run.urls, waited)
+                    case Finished():
+                        return run
+                    case _:
+                        assert_never(action)
+            assert event is not None, "every answer of the fold ends in SendNow or Finished"
+            run, actions = fold(run, event)
+
+    async def _paced_send(self, send: Send, urls: int, waited: float) -> tuple[Event, float]:
+        """Send at the route's pace; `Deferred` when that would make the round wait longer
+        than `max_pace_wait` in all. Returns the event and the seconds waited so far."""
+        wait = self._wait(send, urls)
+        if waited + wait > self.settings.max_pace_wait.total_seconds():
+            now = self.clock()
+            return Deferred(send, now, now + timedelta(seconds=wait)), waited
+        if wait > 0:
+            await self.sleep(wait)
+            waited += wait
+        self._sent_now(send, urls)
+        result = await self._send(send)
+        return Sent(send, result, self.clock()), waited
 
     def _budgets(self, route_name: str) -> tuple[Budget, ...]:
         try:
@@ -284,23 +299,28 @@ def decode_health(raw: str | None) -> DeliveryHealth:
 def _log_delivery(
     send: Send, result: SendResult, settled: Sequence[tuple[Settlement, SettleReason]]
 ) -> None:
-    event_ids = [item.transition.event_id for item in send.items]
-    reason = settled[0][1] if settled else None
-    if reason is SettleReason.HELD:
-        log.info(
-            "alert_partly_delivered", route=send.route, events=event_ids, skipped=sorted(send.skip)
-        )
-    elif reason is SettleReason.RESIZED:
-        log.info("alert_too_large", route=send.route, events=event_ids, error=result.error)
-    elif result.ok:
-        log.info("alert_delivered", route=send.route, events=event_ids)
-    elif reason in (SettleReason.EXPIRED, SettleReason.PERMANENT_FAILURE):
-        log.error(
-            "alert_dead_lettered",
-            route=send.route,
-            events=event_ids,
-            reason=reason,
-            error=result.error,
-        )
-    else:
-        log.warning("alert_failed", route=send.route, events=event_ids, error=result.error)
+    """One log line for a send, named for what became of its rows (they share one fate)."""
+    if not settled:
+        return
+    events = [item.transition.event_id for item in send.items]
+    reason = settled[0][1]
+    match reason:
+        case SettleReason.DELIVERED:
+            log.info("alert_delivered", route=send.route, events=events)
+        case SettleReason.HELD:
+            skipped = sorted(send.skip)
+            log.info("alert_partly_delivered", route=send.route, events=events, skipped=skipped)
+        case SettleReason.RESIZED:
+            log.info("alert_too_large", route=send.route, events=events, error=result.error)
+        case SettleReason.EXPIRED | SettleReason.PERMANENT_FAILURE:
+            log.error(
+                "alert_dead_lettered",
+                route=send.route,
+                events=events,
+                reason=reason,
+                error=result.error,
+            )
+        case SettleReason.RETRY | SettleReason.POSTPONED:
+            log.warning("alert_failed", route=send.route, events=events, error=result.error)
+        case _:
+            assert_never(reason)

@@ -18,10 +18,10 @@ from watcher.core.clocks import Elapsed
 from watcher.core.decide import RetryPolicy, RouteRule
 from watcher.core.errors import ConfigError, ConfigProblem
 from watcher.core.guard import GuardedNotifier, GuardedStore
+from watcher.core.outbox import Budget, Message, SendResult
 from watcher.core.pace import PaceSettings
 from watcher.core.ports import Notifier
 from watcher.core.redact import SECRETS
-from watcher.core.state import Budget, Message, SendResult
 from watcher.edges import host
 from watcher.edges.api.client import ApiClient, RequestRecord
 from watcher.edges.hostclock import elapsed_now

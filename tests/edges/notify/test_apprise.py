@@ -10,8 +10,8 @@ from tests.receivers import SmtpReceiver, WebhookReceiver
 from watcher.core import render
 from watcher.core.markup import Bullets, Item, Para, code, plain, strong
 from watcher.core.model import Severity
+from watcher.core.outbox import FailureCause, FailureKind, SendResult, TargetResult
 from watcher.core.render import message
-from watcher.core.state import FailureCause, SendResult, TargetResult
 from watcher.demo.console import plain_text, register_console_scheme
 from watcher.edges.notify.apprise import AppriseNotifier, notify_type, validate_url
 
@@ -90,7 +90,7 @@ async def test_smtp_refusal_is_retryable_and_the_next_send_is_delivered_once_acc
     smtp_receiver.accept()
     accepted = await notifier(smtp_receiver.url).send("ops", MESSAGE)
 
-    assert not refused.ok and not refused.permanent
+    assert not refused.ok and refused.failure is FailureKind.RETRYABLE
     assert only_target(refused).name == "E-Mail"
     assert smtp_receiver.refused == 1
     assert accepted.ok, accepted.error
@@ -124,7 +124,7 @@ async def test_500_is_a_retryable_failure_with_the_target_recorded(
     result = await notifier(webhook_receiver.url_json()).send("ops", MESSAGE)
 
     target = only_target(result)
-    assert not result.ok and not result.permanent
+    assert not result.ok and result.failure is FailureKind.RETRYABLE
     assert not target.ok
     assert target.url == f"json://127.0.0.1:{webhook_receiver.port}/****"  # webhook path: secret
     assert target.detail.startswith("retryable: server error (HTTP 500)")
@@ -148,7 +148,7 @@ async def test_4xx_is_a_permanent_failure_and_refused_credentials_say_so(
     result = await notifier(webhook_receiver.url_json()).send("ops", MESSAGE)
 
     target = only_target(result)
-    assert not result.ok and result.permanent
+    assert not result.ok and result.failure is FailureKind.PERMANENT
     assert (target.cause, target.status) == (cause, status)
     assert target.detail.startswith(f"permanent: {cause.explanation} (HTTP {status})")
     assert result.error is not None and f"HTTP {status}" in result.error
@@ -160,7 +160,7 @@ async def test_408_and_429_are_retryable(webhook_receiver: WebhookReceiver, stat
     webhook_receiver.answer(status)
     result = await notifier(webhook_receiver.url_mattermost).send("ops", MESSAGE)
 
-    assert not result.ok and not result.permanent
+    assert not result.ok and result.failure is FailureKind.RETRYABLE
     assert only_target(result).cause is FailureCause.RATE_LIMITED
     assert only_target(result).detail.startswith(f"retryable: rate limited (HTTP {status})")
 
@@ -173,7 +173,7 @@ async def test_a_receiver_that_hangs_past_the_timeout_is_a_retryable_failure(
     webhook_receiver.hang(seconds=30)
     result = await notifier(webhook_receiver.url_json(), timeout=0.5).send("ops", MESSAGE)
 
-    assert not result.ok and not result.permanent
+    assert not result.ok and result.failure is FailureKind.RETRYABLE
     assert only_target(result).detail.startswith("retryable: timed out")
     assert only_target(result).cause is FailureCause.TIMEOUT
     assert len(webhook_receiver.wait_for_requests(1)) == 1
@@ -186,7 +186,7 @@ async def test_a_connection_closed_without_an_answer_is_retryable(
     webhook_receiver.drop()
     result = await notifier(webhook_receiver.url_json()).send("ops", MESSAGE)
 
-    assert not result.ok and not result.permanent
+    assert not result.ok and result.failure is FailureKind.RETRYABLE
     assert only_target(result).cause is FailureCause.CONNECTION
     assert "Connection error" in only_target(result).detail
     assert len(webhook_receiver.requests) == 1
@@ -202,7 +202,7 @@ async def test_a_refused_connection_is_retryable_and_the_next_send_succeeds_once
     webhook_receiver.come_up()
     up = await notifier(url).send("ops", MESSAGE)
 
-    assert not down.ok and not down.permanent
+    assert not down.ok and down.failure is FailureKind.RETRYABLE
     assert only_target(down).detail.startswith("retryable")
     assert up.ok, up.error
     assert len(webhook_receiver.wait_for_requests(1)) == 1
@@ -216,7 +216,7 @@ async def test_apprise_retries_in_the_url_are_ignored_because_the_outbox_owns_re
     url = webhook_receiver.url_json() + "?retry=3&wait=0"
     result = await notifier(url).send("ops", MESSAGE)
 
-    assert not result.ok and not result.permanent
+    assert not result.ok and result.failure is FailureKind.RETRYABLE
     assert len(webhook_receiver.wait_for_requests(1, timeout=0.3)) == 1
 
 
@@ -228,7 +228,7 @@ async def test_one_failing_url_of_two_fails_the_send_and_the_targets_show_which(
     result = await notifier(webhook_receiver.url_json(), smtp_receiver.url).send("ops", MESSAGE)
 
     by_name = {t.name: t for t in result.targets}
-    assert not result.ok and not result.permanent
+    assert not result.ok and result.failure is FailureKind.RETRYABLE
     assert by_name["JSON"].ok
     assert not by_name["E-Mail"].ok
     assert by_name["E-Mail"].detail.startswith("retryable")
@@ -249,7 +249,7 @@ async def test_an_unparseable_url_is_a_permanent_failure(url: str) -> None:
     result = await notifier(url).send("ops", MESSAGE)
 
     target = only_target(result)
-    assert not result.ok and result.permanent
+    assert not result.ok and result.failure is FailureKind.PERMANENT
     assert target.detail.startswith("permanent: apprise cannot parse this URL")
     assert "host/path" not in target.url
 
@@ -260,7 +260,7 @@ async def test_a_good_url_still_delivers_beside_an_unparseable_one(
     """The valid target gets the alert; the send fails as permanent for the broken one."""
     result = await notifier(webhook_receiver.url_json(), "notascheme://x").send("ops", MESSAGE)
 
-    assert not result.ok and result.permanent
+    assert not result.ok and result.failure is FailureKind.PERMANENT
     assert [t.ok for t in result.targets] == [True, False]
     assert len(webhook_receiver.wait_for_requests(1)) == 1
 
@@ -270,7 +270,7 @@ async def test_an_unknown_route_is_a_permanent_failure() -> None:
     result = await notifier("json://127.0.0.1:9/x").send("night-shift", MESSAGE)
 
     assert result == SendResult(
-        ok=False, permanent=True, error="route 'night-shift' is not configured"
+        ok=False, failure=FailureKind.PERMANENT, error="route 'night-shift' is not configured"
     )
 
 

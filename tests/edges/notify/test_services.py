@@ -29,8 +29,9 @@ from watcher.core.model import (
     Severity,
     Status,
 )
+from watcher.core.outbox import Budget, FailureCause, FailureKind, Message
 from watcher.core.render import render
-from watcher.core.state import Budget, FailureCause, Message, Transition
+from watcher.core.state import Transition
 from watcher.edges.notify.apprise import AppriseNotifier
 from watcher.edges.notify.lanes import Lanes
 
@@ -111,7 +112,7 @@ async def test_a_size_refusal_is_read_as_too_large_not_as_a_final_400(
     result = await notifier.send("chat", render(issue_partial()))
 
     [target] = result.targets
-    assert not result.ok and not result.permanent
+    assert not result.ok and result.failure is FailureKind.RETRYABLE
     assert (target.cause, target.status) == (FailureCause.TOO_LARGE, 400)
     assert target.sent_chars is not None and target.sent_chars > 6000
 
@@ -154,7 +155,7 @@ async def test_a_trickling_answer_ends_at_the_deadline_and_frees_its_worker_at_o
     took = time.monotonic() - started
 
     [target] = result.targets
-    assert target.cause is FailureCause.TIMEOUT and not result.permanent
+    assert target.cause is FailureCause.TIMEOUT and result.failure is FailureKind.RETRYABLE
     assert took < 5.0  # bounded by the deadline, not by the receiver (it would take 140 s)
     assert wait_until(lambda: not lanes.busy(("ops", 0)), timeout=3.0)
 
@@ -200,7 +201,7 @@ async def test_a_wrong_smtp_password_is_refused_credentials_and_permanent() -> N
         server.stop()
 
     [target] = result.targets
-    assert not result.ok and result.permanent
+    assert not result.ok and result.failure is FailureKind.PERMANENT
     assert (target.cause, target.status) == (FailureCause.CREDENTIALS, 535)
     assert target.detail.startswith("permanent: credentials refused")
     assert "(SMTP 535)" in target.detail

@@ -10,7 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from watcher.core.model import DataSourceJob, DataSourceStatus, EventKind, Job, Phase, Status
-from watcher.core.state import JobState, StallReason, TargetResult, Transition
+from watcher.core.outbox import TargetResult
+from watcher.core.state import JobState, StallReason, Transition
 from watcher.edges.store import codec
 
 NOW = datetime(2026, 11, 28, 12, 0, 0, 123456, tzinfo=UTC)

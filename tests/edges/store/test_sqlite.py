@@ -15,16 +15,13 @@ from tests.stores import open_held
 from watcher.core.clocks import Elapsed
 from watcher.core.errors import StoreError
 from watcher.core.model import EventKind, Job, Phase, Status
+from watcher.core.outbox import Delivery, DeliveryState, Settlement, TargetResult
 from watcher.core.state import (
     Change,
-    Delivery,
-    DeliveryState,
     JobState,
     KbState,
-    Settlement,
     Sighting,
     StallReason,
-    TargetResult,
     Transition,
     WatchState,
 )

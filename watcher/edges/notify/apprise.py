@@ -38,8 +38,16 @@ import structlog
 from watcher.config.url_secrets import UrlSecrets, url_secrets
 from watcher.core.markup import escape
 from watcher.core.model import Severity
+from watcher.core.outbox import (
+    BodyFormat,
+    Budget,
+    FailureCause,
+    FailureKind,
+    Message,
+    SendResult,
+    TargetResult,
+)
 from watcher.core.redact import MASK, secret_forms
-from watcher.core.state import BodyFormat, Budget, FailureCause, Message, SendResult, TargetResult
 from watcher.edges.notify.causes import Line, Reading, classify
 from watcher.edges.notify.lanes import LaneBusy, Lanes, LaneTimeout
 
@@ -171,8 +179,9 @@ class AppriseNotifier:
         urls = self._routes.get(route)
         if not urls:
             why = "has no URLs" if urls is not None else "is not configured"
-            log.warning("alert_failed", route=route, status="permanent", detail=f"route {why}")
-            return SendResult(ok=False, permanent=True, error=f"route {route!r} {why}")
+            kind = FailureKind.PERMANENT
+            log.warning("alert_failed", route=route, status=kind.value, detail=f"route {why}")
+            return SendResult(ok=False, failure=kind, error=f"route {route!r} {why}")
         if _APPRISE_LOGGER.level != logging.DEBUG:
             _APPRISE_LOGGER.setLevel(logging.DEBUG)  # see notify_causes: codes are at DEBUG
         chosen = fitted or {}
@@ -276,8 +285,8 @@ def _failed(
     name: str, url: str, index: int, size: int, reading: Reading, said: str
 ) -> TargetResult:
     cause = reading.cause
-    kind = "permanent" if cause.permanent else "retryable"
-    detail = f"{kind}: {cause.explanation}{reading.code()}" + (f": {said}" if said else "")
+    detail = f"{cause.kind.value}: {cause.explanation}{reading.code()}"
+    detail += f": {said}" if said else ""
     return TargetResult(
         name=name,
         url=url,
@@ -294,17 +303,13 @@ def _unparseable(url: str, index: int) -> TargetResult:
     """A target apprise could not load, named by its scheme alone (the rest may be secret)."""
     match = _SCHEME.match(url)
     shown = f"{match.group(1)}://…" if match else "(not a URL)"
+    cause = FailureCause.BAD_URL
     detail = (
-        "permanent: apprise cannot parse this URL "
+        f"{cause.kind.value}: apprise cannot parse this URL "
         "(unknown scheme, missing parts, or a service not available on this system)"
     )
     return TargetResult(
-        name="unparseable",
-        url=shown,
-        ok=False,
-        detail=detail,
-        index=index,
-        cause=FailureCause.BAD_URL,
+        name="unparseable", url=shown, ok=False, detail=detail, index=index, cause=cause
     )
 
 
@@ -313,11 +318,12 @@ def _summarise(targets: Sequence[TargetResult]) -> SendResult:
     failed = [t for t in targets if not t.ok]
     if not failed:
         return SendResult(ok=True, targets=tuple(targets))
-    permanent = all(t.cause is not None and t.cause.permanent for t in failed)
+    permanent = all(t.kind is FailureKind.PERMANENT for t in failed)
+    kind = FailureKind.PERMANENT if permanent else FailureKind.RETRYABLE
     parts = [f"{t.name} {t.url}: {t.detail}" for t in failed]
     error = f"{len(failed)} of {len(targets)} targets failed: " + "; ".join(parts)
     return SendResult(
-        ok=False, permanent=permanent, error=_clip(error, _MAX_ERROR), targets=tuple(targets)
+        ok=False, failure=kind, error=_clip(error, _MAX_ERROR), targets=tuple(targets)
     )
 
 
@@ -331,7 +337,7 @@ def _log_targets(route: str, result: SendResult) -> None:
                 route=route,
                 target=target.url,
                 service=target.name,
-                status=target.detail.split(":", 1)[0],
+                status=(target.kind or FailureKind.RETRYABLE).value,
                 cause=target.cause.value if target.cause else None,
                 detail=target.detail,
             )

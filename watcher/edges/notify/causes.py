@@ -25,7 +25,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from watcher.core.state import FailureCause
+from watcher.core.outbox import FailureCause
 
 _HTTP_STATUS = re.compile(r"\berror=(\d{3})\b")
 _SMTP_REPLY = re.compile(r"\((\d{3}), b['\"]")

@@ -18,14 +18,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from watcher.core.clocks import Elapsed
 from watcher.core.model import DataSourceJob, DataSourceStatus, EventKind, Job, Phase, Status
-from watcher.core.state import (
-    FailureCause,
-    JobState,
-    Sighting,
-    StallReason,
-    TargetResult,
-    Transition,
-)
+from watcher.core.outbox import FailureCause, TargetResult
+from watcher.core.state import JobState, Sighting, StallReason, Transition
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance

@@ -128,7 +128,8 @@ class StoreConnection:
         await self.close()
 
     async def _run(self, doing: str, work: Callable[[sqlite3.Connection], _T]) -> _T:
-        """Run `work` with the connection on the store's thread, translating sqlite3 errors."""
+        """Run `work` with the connection on the store's thread, translating sqlite3 and OS
+        errors into `StoreError`."""
         if self._closed:
             raise StoreError(f"state store {self.path}: {doing} after the store was closed")
         if self._retired is not None:
@@ -139,6 +140,8 @@ class StoreConnection:
                 return work(self._conn)
             except sqlite3.Error as exc:
                 raise schema.translate(exc, self.path, doing) from exc
+            except OSError as exc:  # checking or reopening the files (a permission, an I/O error)
+                raise StoreError(f"state store {self.path}: {doing} failed: {exc}") from exc
 
         return await asyncio.get_running_loop().run_in_executor(self._executor, guarded)
 

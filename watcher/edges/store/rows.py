@@ -15,17 +15,8 @@ from pathlib import Path
 from typing import Any, Final
 
 from watcher.core.model import Phase, Status
-from watcher.core.state import (
-    Change,
-    DeliveryState,
-    JobState,
-    KbState,
-    OutboxItem,
-    Settlement,
-    StallReason,
-    TargetResult,
-    WatchState,
-)
+from watcher.core.outbox import DeliveryState, OutboxItem, Settlement, TargetResult
+from watcher.core.state import Change, JobState, KbState, StallReason, WatchState
 from watcher.edges.store import codec, schema
 
 _EXPIRE: Final = """

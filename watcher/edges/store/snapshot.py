@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any, Final
 
 from watcher.core.model import EventKind
-from watcher.core.state import DeliveryState, JobCondition, JobState, StallReason, job_condition
+from watcher.core.outbox import DeliveryState
+from watcher.core.state import JobCondition, JobState, StallReason, job_condition
 from watcher.edges.store import schema
 from watcher.edges.store.rows import job_state_from_row, open_job_states
 

@@ -16,7 +16,8 @@ from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from watcher.core.state import Change, DeliveryState, OutboxItem, Settlement, WatchState
+from watcher.core.outbox import DeliveryState, OutboxItem, Settlement
+from watcher.core.state import Change, WatchState
 from watcher.edges.store import schema
 from watcher.edges.store.conn import DEFAULT_LEASE, Fence, StoreConnection
 from watcher.edges.store.rows import (

@@ -1,0 +1,167 @@
+"""What a cycle reads from the API: which job lists, for which KBs, and which jobs by themselves."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from watcher.core.model import (
+    DataSourceJob,
+    DataSourceStatus,
+    EventKind,
+    Job,
+    KnowledgeBase,
+    WatchedKb,
+)
+from watcher.core.reads import (
+    JobLists,
+    has_news,
+    job_lists,
+    needs_details,
+    owned,
+    unseen_followed,
+    watched,
+)
+from watcher.core.state import JobState, KbState, Transition, WatchState, changed
+
+NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+BASELINE = NOW - timedelta(days=1)
+
+
+@pytest.mark.parametrize(
+    ("with_news", "account_kbs", "per_page", "expected"),
+    [
+        # no KB has news: no job list at all
+        (0, 120, 200, JobLists.NONE),
+        # one KB of 120: its own list (1 request) beats the account's (9 pages of 200)
+        (1, 120, 200, JobLists.PER_KB),
+        # nine of 120: nine requests either way; a tie reads only the KBs that need it
+        (9, 120, 200, JobLists.PER_KB),
+        # ten of 120: the account-wide list (9 requests) is cheaper than ten
+        (10, 120, 200, JobLists.ACCOUNT),
+        # a small account fits one page: two KBs with news already make it cheaper
+        (1, 10, 200, JobLists.PER_KB),
+        (2, 10, 200, JobLists.ACCOUNT),
+        # smaller pages make the account-wide list dearer: 10 KBs × 15 jobs / 20 = 8 pages
+        (8, 10, 20, JobLists.PER_KB),
+        (9, 10, 20, JobLists.ACCOUNT),
+        # a thousand KBs: 75 pages, so up to 75 KBs with news read their own lists
+        (75, 1000, 200, JobLists.PER_KB),
+        (76, 1000, 200, JobLists.ACCOUNT),
+    ],
+)
+def test_one_account_wide_job_list_is_read_only_when_it_takes_fewer_requests(
+    with_news: int, account_kbs: int, per_page: int, expected: JobLists
+) -> None:
+    assert job_lists(with_news, account_kbs, per_page) is expected
+
+
+def kb(uuid: str, latest: str | None = None, created: datetime | None = None) -> KnowledgeBase:
+    job = Job(uuid=latest) if latest else None
+    return KnowledgeBase(uuid=uuid, name=uuid, created_at=created, last_indexing_job=job)
+
+
+def known(*kbs: tuple[str, str | None]) -> WatchState:
+    """KBs seen before, each with the latest job we knew."""
+    states = {u: KbState(u, u, BASELINE, last_job_uuid=latest) for u, latest in kbs}
+    return WatchState(kbs=states, baseline=BASELINE)
+
+
+@pytest.mark.parametrize(
+    ("found", "state", "news"),
+    [
+        # a KB without jobs has nothing to list
+        (kb("a"), known(("a", None)), False),
+        # the latest job is the one we knew: nothing new
+        (kb("a", "j1"), known(("a", "j1")), False),
+        # another latest job: list the KB's jobs (others may have run in between)
+        (kb("a", "j2"), known(("a", "j1")), True),
+        # a KB we knew without jobs now has one
+        (kb("a", "j1"), known(("a", None)), True),
+        # first sight of a KB that existed before the first run: history, no list
+        (kb("b", "j1", created=BASELINE - timedelta(days=3)), known(), False),
+        # first sight of a KB created since the first run: all of its jobs are news
+        (kb("b", "j1", created=BASELINE + timedelta(hours=1)), known(), True),
+    ],
+)
+def test_a_kb_has_news_when_its_latest_job_is_not_the_one_we_knew(
+    found: KnowledgeBase, state: WatchState, news: bool
+) -> None:
+    assert has_news(found, state) is news
+
+
+def test_the_watched_kbs_are_the_configured_ones_in_order_with_their_configured_names() -> None:
+    account = [kb("a"), kb("b"), kb("c")]
+    wanted = [WatchedKb("c", "Docs"), WatchedKb("a"), WatchedKb("gone")]
+    assert [(k.uuid, k.name) for k in watched(account, wanted)] == [("c", "Docs"), ("a", "a")]
+    assert watched(account, []) == account  # none configured: every KB of the account
+
+
+def test_a_job_listed_under_a_kb_belongs_to_it_unless_it_says_otherwise() -> None:
+    assert owned(Job(uuid="j"), "a").knowledge_base_uuid == "a"
+    assert owned(Job(uuid="j", knowledge_base_uuid="b"), "a").knowledge_base_uuid == "b"
+
+
+def followed(uuid: str, kb_uuid: str, done: bool = False) -> JobState:
+    return JobState(Job(uuid=uuid), kb_uuid, NOW, NOW, done=done)
+
+
+def test_followed_jobs_no_list_showed_are_asked_for_by_themselves() -> None:
+    state = WatchState(
+        jobs={
+            s.uuid: s
+            for s in (
+                followed("seen", "a"),  # a list showed it
+                followed("pushed-out", "a"),  # out of the 15-job window: ask for it
+                followed("finished", "a", done=True),  # done: nothing more to learn
+                followed("elsewhere", "z"),  # its KB was not read this cycle
+            )
+        }
+    )
+    missing = unseen_followed(state, visible_kbs={"a"}, seen_jobs={"seen"})
+    assert [s.uuid for s in missing] == ["pushed-out"]
+
+
+def outcome(kind: EventKind, errors: bool = False) -> Transition:
+    source = DataSourceJob(
+        data_source_uuid="ds", status=DataSourceStatus.FAILED, error_msg="x" if errors else None
+    )
+    job = Job(uuid="j", data_source_jobs=(source,))
+    return Transition("j/x", kind, NOW, "a", "a", job)
+
+
+@pytest.mark.parametrize(
+    ("transition", "needed"),
+    [
+        # a failed or partial job's alert names its data sources' errors: read them
+        (outcome(EventKind.FAILED), True),
+        (outcome(EventKind.PARTIAL), True),
+        # errors already known: no request
+        (outcome(EventKind.FAILED, errors=True), False),
+        # other outcomes have no errors to tell
+        (outcome(EventKind.COMPLETED), False),
+        (outcome(EventKind.STALLED), False),
+        # an event without a job (the API's, the setup's)
+        (Transition("api/x", EventKind.API_UNREACHABLE, NOW), False),
+    ],
+)
+def test_failed_and_partial_jobs_get_their_error_details_once(
+    transition: Transition, needed: bool
+) -> None:
+    assert needs_details(transition) is needed
+
+
+def test_a_cycle_writes_only_the_kbs_and_jobs_whose_state_changed() -> None:
+    before = WatchState(
+        kbs={"a": KbState("a", "a", NOW), "b": KbState("b", "b", NOW)},
+        jobs={"j": followed("j", "a")},
+    )
+    moved = KbState("b", "b", NOW, last_job_uuid="j2")
+    after = WatchState(
+        kbs={"a": before.kbs["a"], "b": moved},
+        jobs={"j": before.jobs["j"], "k": followed("k", "b")},
+    )
+    kbs, jobs = changed(before, after)
+    assert kbs == (moved,)
+    assert [j.uuid for j in jobs] == ["k"]

@@ -1,0 +1,137 @@
+"""The daemon around its cycles: a store that fails its upkeep, or its last delivery at a
+stop, is logged and survived, and nothing the upkeep does can end the polling. A real runtime
+against the simulator; the store's faults come from a hand-written stand-in that refuses the
+calls it is told to with the store's own error."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from structlog.testing import capture_logs
+
+from watcher.config import Config
+from watcher.core.errors import StoreError
+from watcher.core.pace import PACE_KEY
+from watcher.edges.metrics import Metrics
+from watcher.edges.store.sqlite import SqliteStore
+from watcher.service.cycle import CycleReport
+from watcher.service.daemon import Daemon
+from watcher.service.runtime import Runtime, open_runtime
+from watcher.service.upkeep import Upkeep
+from watcher.simulator import ManualClock, Simulator, load_scenario, serve
+
+TOKEN = "dop_v1_" + "7319" * 16
+NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+REPORT = CycleReport(cycle_id="c1", ok=True, active_jobs=0)
+
+
+class Refusing:
+    """The store, except that the calls named in `refuse` fail as a full disk would."""
+
+    def __init__(self, store: SqliteStore, *refuse: str) -> None:
+        self.store, self.refuse = store, set(refuse)
+
+    def __getattr__(self, name: str) -> Any:
+        if name in self.refuse:
+            return self._fail
+        return getattr(self.store, name)
+
+    async def _fail(self, *args: object, **kwargs: object) -> None:
+        raise StoreError(f"state store {self.store.path}: writing failed: database or disk is full")
+
+
+class BrokenGauges(Metrics):
+    """Metrics with a bug in one setter."""
+
+    def set_store_gauges(self, *args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("a bug in the gauges")
+
+
+@pytest.fixture
+async def runtime(tmp_path: Path) -> AsyncIterator[Runtime]:
+    sim = Simulator(load_scenario("quiet"), token=TOKEN, clock=ManualClock())
+    async with serve(sim) as url:
+        config = Config.from_mapping(
+            {
+                "api": {"base_url": url},
+                "state": {"path": str(tmp_path / "w.db")},
+                "routes": [{"name": "ops", "urls": ["json://127.0.0.1:9/x"]}],
+            },
+            token=TOKEN,
+            token_source="test",
+        )
+        opened = await open_runtime(config, clock=lambda: NOW)
+        try:
+            yield opened
+        finally:
+            await opened.close()
+
+
+async def test_a_pace_the_store_refuses_is_in_force_all_the_same_and_saved_next_cycle(
+    runtime: Runtime,
+) -> None:
+    real = runtime.store
+    runtime.store = Refusing(real, "set_meta")  # type: ignore[assignment]
+    upkeep = Upkeep(runtime, Metrics())
+    with capture_logs() as logs:
+        await upkeep.after_cycle(REPORT, 0.1, NOW)  # raised StoreError before: polling ended
+    [refused] = [e for e in logs if e["event"] == "poll_interval_not_saved"]
+    assert "disk is full" in refused["error"]
+    assert await real.get_meta(PACE_KEY) is None
+
+    runtime.store = real
+    await upkeep.after_cycle(REPORT, 0.1, NOW + timedelta(minutes=1))
+    assert await real.get_meta(PACE_KEY) is not None
+
+
+@pytest.mark.parametrize(
+    ("refused", "event"),
+    [
+        # the gauges are read from a snapshot after every cycle
+        ("snapshot", "store_snapshot_failed"),
+        # pruning, hourly
+        ("prune", "history_prune_failed"),
+    ],
+)
+async def test_a_store_failing_the_upkeep_is_logged_with_its_error_and_survived(
+    runtime: Runtime, refused: str, event: str
+) -> None:
+    runtime.store = Refusing(runtime.store, refused)  # type: ignore[assignment]
+    upkeep = Upkeep(runtime, Metrics())
+    with capture_logs() as logs:
+        await upkeep.after_cycle(REPORT, 0.1, NOW)
+        await upkeep.prune(NOW)
+    [failed] = [e for e in logs if e["event"] == event]
+    assert "disk is full" in failed["error"]
+
+
+async def test_a_bug_in_the_upkeep_after_a_cycle_is_logged_and_the_polling_goes_on(
+    runtime: Runtime,
+) -> None:
+    """`tick` is the loop's boundary: before, the exception ended the poll task silently."""
+    runtime.metrics = BrokenGauges()
+    daemon = Daemon(runtime, config_path=None, env={}, clock=lambda: NOW)
+    with capture_logs() as logs:
+        await daemon.tick()
+        await daemon.tick()
+    events = [e["event"] for e in logs]
+    assert events.count("cycle_upkeep_failed") == 2
+    assert "cycle_failed" not in events
+
+
+async def test_a_store_failing_the_last_delivery_at_a_stop_is_logged_and_the_store_closed(
+    runtime: Runtime,
+) -> None:
+    runtime.cycle.dispatcher.outbox = Refusing(runtime.store, "claim_due")  # type: ignore[assignment]
+    daemon = Daemon(runtime, config_path=None, env={}, clock=lambda: NOW)
+    with capture_logs() as logs:
+        await daemon._shutdown(None)
+    [incomplete] = [e for e in logs if e["event"] == "final_delivery_incomplete"]
+    assert "disk is full" in incomplete["error"]
+    assert logs[-1]["event"] == "watcher_stopped"
+    with pytest.raises(StoreError, match="closed"):
+        await runtime.store.get_meta(PACE_KEY)

@@ -1,0 +1,86 @@
+"""What goes out in a round, and when: messages planned from the claimed rows, paced. Pure.
+
+- `plan` turns the claimed rows into sends at send time: a route's rows due together are
+  one message each, or one grouped message when there are more than `storm_threshold`,
+  whatever poll produced them. Each send carries, per URL, the alert rendered within that
+  URL's `Budget` (and shorter after a size refusal, see `decide.budget_caps`).
+- `pace_wait` spaces the messages to one URL by the route's send interval, so a backlog
+  never trips a service's own rate limit (Slack and Mattermost webhooks take about one
+  message a second). The round itself (`watcher.core.delivery`) leaves for a later cycle
+  what would hold it longer than it may wait.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+from functools import partial
+
+from watcher.core.decide import budget_caps
+from watcher.core.outbox import Budget, Message, OutboxItem, Send
+from watcher.core.render import render, render_group
+
+
+def plan(
+    items: Sequence[OutboxItem],
+    storm_threshold: int,
+    dashboard: str,
+    budgets: Mapping[str, Sequence[Budget]] | None = None,
+) -> list[Send]:
+    """Group claimed rows into sends per route, fitted to each URL's budget.
+
+    Only rows that reached the same URLs so far are grouped, so each send can skip exactly
+    the URLs that already have all of its rows.
+    """
+    groups: dict[tuple[str, frozenset[int]], list[OutboxItem]] = {}
+    for item in items:
+        groups.setdefault((item.route, item.delivered), []).append(item)
+    sends: list[Send] = []
+    for (route_name, skip), group in groups.items():
+        limits = tuple((budgets or {}).get(route_name, ()))
+        if len(group) > storm_threshold:
+            transitions = [item.transition for item in group]
+            grouped = partial(render_group, transitions, dashboard)
+            sends.append(_fitted(route_name, group, skip, limits, grouped))
+            continue
+        for item in group:
+            single = partial(render, item.transition, dashboard)
+            sends.append(_fitted(route_name, [item], skip, limits, single))
+    return sends
+
+
+def _fitted(
+    route_name: str,
+    items: Sequence[OutboxItem],
+    skip: frozenset[int],
+    limits: Sequence[Budget],
+    draw: Callable[[Budget], Message],
+) -> Send:
+    """A send whose message is drawn once per distinct budget among the URLs it goes to."""
+    caps = budget_caps(items)
+    drawn: dict[Budget, Message] = {Budget(): draw(Budget())}
+    fitted: list[tuple[int, Message]] = []
+    for index in sorted(set(range(len(limits))) | set(caps)):
+        if index in skip:
+            continue
+        budget = limits[index] if index < len(limits) else Budget()
+        cap = caps.get(index)
+        if cap is not None and (budget.body is None or cap < budget.body):
+            budget = replace(budget, body=cap)
+        if budget not in drawn:
+            drawn[budget] = draw(budget)
+        if budget != Budget():
+            fitted.append((index, drawn[budget]))
+    return Send(route_name, tuple(items), drawn[Budget()], skip, tuple(fitted))
+
+
+def pace_wait(
+    last_sent: Mapping[int, float], send: Send, urls: int, now: float, interval: float
+) -> float:
+    """Seconds to wait before `send` so that no URL it goes to gets two messages closer than
+    `interval` seconds (all times on the monotonic clock)."""
+    if interval <= 0:
+        return 0.0
+    targets = [i for i in range(urls) if i not in send.skip] if urls else list(last_sent)
+    due = max((last_sent[i] + interval for i in targets if i in last_sent), default=now)
+    return max(due - now, 0.0)

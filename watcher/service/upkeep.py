@@ -1,0 +1,121 @@
+"""The daemon's upkeep around its cycles: metrics, the store's gauges, the poll pace, pruning.
+
+After each cycle (`after_cycle`): count the cycle, its events and its delivery attempts
+(`SettleReason.outcome`), refresh the store's gauges from a count-only snapshot, and choose
+the next poll interval (`watcher.core.pace`) from the cycle's API cost and the rate limit the
+API reported; the pace is saved in the store's meta table for `watcher status` when it
+changes (and once at start). Hourly, on the wall clock (`prune`): forget finished history
+older than `state.retention`.
+
+None of it is essential to watching: a store that fails here (`StoreError`) is logged and
+the daemon goes on; the next cycle, or the next hour, tries again.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+import structlog
+
+from watcher.core.errors import StoreError
+from watcher.core.pace import PACE_KEY, Pace, PaceReason, next_pace
+from watcher.edges.metrics import Metrics
+from watcher.service.cycle import CycleReport
+from watcher.service.runtime import Runtime, pace_settings
+
+log = structlog.get_logger(__name__)
+
+
+class Upkeep:
+    """Keeps the metrics, the store's gauges, the pace and the history of one daemon.
+
+    `pace` is the interval in force (the daemon waits it between cycle starts); `last_cost`
+    the API requests the last cycle made. `use` switches to a reloaded runtime.
+    """
+
+    def __init__(self, runtime: Runtime, metrics: Metrics) -> None:
+        self.runtime, self.metrics = runtime, metrics
+        self.pace = Pace(runtime.config.poll.interval, PaceReason.IDLE)
+        self.last_cost = 0
+        self._requests_before = 0
+        self._pace_saved = False
+        metrics.set_api_budget_per_minute(runtime.config.api.max_requests_per_minute)
+
+    def use(self, runtime: Runtime) -> None:
+        """Go on with a reloaded runtime (its new API client counts requests from zero)."""
+        self.runtime = runtime
+        self._requests_before = 0
+
+    async def after_cycle(self, report: CycleReport, duration: float, now: datetime) -> None:
+        """Count the cycle (`duration` in seconds, `now` the wall clock), refresh the gauges,
+        choose the next pace."""
+        metrics = self.metrics
+        metrics.observe_cycle(report.ok, duration, now.timestamp())
+        metrics.set_api_up(report.ok)
+        metrics.count_events(report.events)
+        for route, reason in report.deliveries:
+            if reason.outcome is not None:  # postponed rows were not tried
+                metrics.count_delivery(route, reason.outcome)
+        await self._update_store_gauges(now)
+        await self._repace(report)
+
+    async def prune(self, now: datetime) -> None:
+        """Forget finished history older than `state.retention` (calendar time, for people).
+
+        Keeps the store, and the time its scans take, flat however long the watcher runs.
+        """
+        before = now - self.runtime.config.state.retention
+        try:
+            deleted = await self.runtime.store.prune(before)
+        except StoreError as exc:
+            log.error("history_prune_failed", error=str(exc))
+            return
+        if deleted:
+            log.info("history_pruned", rows=deleted, before=before.isoformat())
+
+    async def _update_store_gauges(self, now: datetime) -> None:
+        try:
+            snap = await self.runtime.store.snapshot(now, detail=False)
+        except StoreError as exc:
+            log.error("store_snapshot_failed", error=str(exc))
+            return
+        self.metrics.set_store_gauges(
+            snap.jobs_by_state, snap.outbox_by_state, snap.oldest_undelivered_age(now), snap.dead
+        )
+
+    async def _repace(self, report: CycleReport) -> None:
+        """The next pace from the cycle's cost and the API's rate limit; saved when it changed."""
+        client, config = self.runtime.client, self.runtime.config
+        sent = client.requests_sent
+        self.last_cost, self._requests_before = max(sent - self._requests_before, 0), sent
+        rate = client.rate_limit
+        pace = next_pace(
+            pace_settings(config),
+            active=report.active_jobs > 0,
+            requests_last_cycle=self.last_cost,
+            rate=rate,
+            now=client.api_now(),  # `ratelimit-reset` is on the API's clock
+        )
+        if rate is not None and rate.remaining is not None:
+            self.metrics.set_ratelimit_remaining(rate.remaining)
+        self.metrics.set_api_budget_per_minute(config.api.max_requests_per_minute)
+        self.metrics.set_poll_interval(pace.interval.total_seconds())
+        if pace != self.pace or not self._pace_saved:
+            self._pace_saved = False
+            await self._save_pace(pace)
+        if pace != self.pace:
+            seconds = pace.interval.total_seconds()
+            log.info("poll_interval_changed", seconds=seconds, reason=pace.reason.value)
+            self.pace = pace
+
+    async def _save_pace(self, pace: Pace) -> None:
+        """Keep the pace in the store for `watcher status`; when the store refuses, the pace
+        is in force all the same and the next cycle saves it."""
+        document = {"interval_s": pace.interval.total_seconds(), "reason": pace.reason.value}
+        try:
+            await self.runtime.store.set_meta(PACE_KEY, json.dumps(document))
+        except StoreError as exc:
+            log.error("poll_interval_not_saved", error=str(exc))
+            return
+        self._pace_saved = True
