@@ -375,9 +375,7 @@ def _parse_body(
     except MalformedResponse as exc:
         detail = f"HTTP {status} with an unexpected body: {exc}"
         raise _Retry(detail, status=status, malformed=True) from exc
-    except (
-        Exception
-    ) as exc:  # RecursionError, TypeError...: a hostile body is still only unreadable
+    except Exception as exc:  # RecursionError, TypeError...: still only an unreadable body
         detail = f"HTTP {status} with a body that cannot be parsed ({_short(exc)})"
         raise _Retry(detail, status=status, malformed=True) from exc
 
