@@ -298,8 +298,11 @@ class HttpCaller:
         )
 
     def _note_bad_text(self, call: Call, value: object) -> None:
-        """Log, once per field and item, the text of an answer that cannot be read."""
+        """Log, once per field and item, the text of an answer that cannot be read (an
+        unreadable uuid drops its item, which `api_item_skipped` tells)."""
         for where, uuid in wire.unreadable_text(value):
+            if where.rpartition(".")[2] == "uuid":
+                continue
             if self.once.first(("text", call.endpoint, where, uuid)):
                 log.warning(
                     "api_text_unreadable",
