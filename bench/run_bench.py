@@ -71,7 +71,7 @@ from workload import (  # noqa: E402
     stop,
 )
 
-from watcher.edges.api.client import ApiClient  # noqa: E402
+from watcher.edges.api.client import ApiClient, ApiSettings  # noqa: E402
 from watcher.simulator import RealClock, Simulator, generated_scenario, serve_in_thread  # noqa: E402
 
 WATCHER = Path(sys.executable).parent / "watcher"
@@ -366,7 +366,8 @@ def cold_start(sizes: Sequence[int], runs: int) -> list[tuple[int, float, float,
 async def _network_time(base_url: str, runs: int = 5) -> float:
     """Median time of one idle cycle's requests (the KB sweep) from a warm client."""
     times = []
-    async with ApiClient(base_url, TOKEN, token_source="bench", max_requests_per_minute=250) as c:
+    settings = ApiSettings(base_url, max_requests_per_minute=250)
+    async with ApiClient(settings, TOKEN, token_source="bench") as c:
         for _ in range(runs):
             started = time.perf_counter()
             await c.list_knowledge_bases()

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import structlog
 
-from watcher.edges.api.client import ApiClient
+from watcher.edges.api.client import ApiClient, ApiSettings
 from watcher.simulator import ManualClock, Simulator, generated_scenario, serve
 
 TOKEN = "sim-token"
@@ -49,11 +49,9 @@ async def bench_one(n_kbs: int, per_page: int) -> tuple[Cost, Cost]:
     async with (
         serve(sim) as base_url,
         ApiClient(
-            base_url,
+            ApiSettings(base_url, per_page=per_page, max_requests_per_minute=10_000),
             TOKEN,
             token_source="bench",
-            per_page=per_page,
-            max_requests_per_minute=10_000,
         ) as client,
     ):
         kbs = await measure(sim, client.list_knowledge_bases)

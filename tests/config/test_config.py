@@ -95,6 +95,7 @@ def test_a_minimal_file_gets_every_documented_default(tmp_path: Path) -> None:
         EventKind.CANCELLED,
         EventKind.STALLED,
         EventKind.RECOVERED,
+        EventKind.CORRECTED,
         EventKind.API_UNREACHABLE,
         EventKind.API_RECOVERED,
         EventKind.KNOWLEDGE_BASE_MISSING,

@@ -37,6 +37,7 @@ _STATUS = {
     EventKind.CANCELLED: (Phase.CANCELLED, Status.CANCELLED),
     EventKind.STALLED: (Phase.RUNNING, Status.IN_PROGRESS),
     EventKind.RECOVERED: (Phase.RUNNING, Status.IN_PROGRESS),
+    EventKind.CORRECTED: (Phase.RUNNING, Status.IN_PROGRESS),
 }
 
 
@@ -101,6 +102,14 @@ def transition(kind: EventKind, **extra: object) -> Transition:
             kb_name="product-docs",
             detail=detail if kind is EventKind.KNOWLEDGE_BASE_MISSING else "Listed again.",
         )
+    if kind is EventKind.CORRECTED:
+        extra = {
+            "detail": "This job was reported completed; the API now reports it running "
+            "(updated 2026-11-28T11:59:00+00:00, after the answer it was judged on, updated "
+            "2026-11-28T11:55:00+00:00).",
+            "corrects": EventKind.COMPLETED,
+            **extra,
+        }
     stall = StallReason.NO_PROGRESS if kind in (EventKind.STALLED, EventKind.RECOVERED) else None
     fields: dict[str, object] = {
         "event_id": f"job/{kind}",

@@ -23,7 +23,7 @@ from watcher.core.detect import detect
 from watcher.core.model import Job, KnowledgeBase, Phase, Status
 from watcher.core.state import Change, JobState, KbState, Observation, Policy, WatchState
 from watcher.edges.api import wire
-from watcher.edges.api.client import ApiClient
+from watcher.edges.api.client import ApiClient, ApiSettings
 from watcher.edges.api.memo import ParseMemo
 from watcher.edges.store.rows import JobCache
 
@@ -93,7 +93,9 @@ async def test_api_client_returns_fresh_values_only_for_knowledge_bases_that_cha
         return httpx.Response(200, json={"knowledge_bases": kbs, "meta": {"total": 2}})
 
     transport = httpx.MockTransport(handler)
-    async with ApiClient("https://api.test", TOKEN, token_source="t", transport=transport) as c:
+    async with ApiClient(
+        ApiSettings("https://api.test"), TOKEN, token_source="t", transport=transport
+    ) as c:
         first = {kb.uuid: kb for kb in await c.list_knowledge_bases()}
         names["value"] = "renamed docs"
         second = {kb.uuid: kb for kb in await c.list_knowledge_bases()}

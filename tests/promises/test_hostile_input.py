@@ -31,7 +31,7 @@ from watcher.config import Config, load_config
 from watcher.core.errors import ConfigError, MalformedResponse, WatcherError
 from watcher.core.inert import is_inert
 from watcher.edges.api import wire
-from watcher.edges.api.client import ApiClient
+from watcher.edges.api.client import ApiClient, ApiSettings, RequestRetry
 
 JSON = st.recursive(
     st.none()
@@ -163,13 +163,13 @@ async def test_the_client_turns_any_answer_into_a_value_or_a_typed_error(
         assert seconds >= 0
 
     client = ApiClient(
-        "https://api.example.invalid",
+        ApiSettings(
+            "https://api.example.invalid", max_list_items=600, retry=RequestRetry(max_attempts=2)
+        ),
         TOKEN,
         token_source="test",
         transport=httpx.MockTransport(handler),
         sleep=no_wait,
-        max_attempts=2,
-        max_pages=3,
     )
     async with client:
         for call in (

@@ -48,7 +48,8 @@ def describe(config: Config, *, listen_note: str | None = None) -> str:
         f"Configuration {config.source} is valid.",
         f"  API:        {api.base_url} (timeout {fmt(api.timeout)}, at most "
         f"{api.max_requests_per_minute} requests/min, leaving {api.reserve} of the rate limit, "
-        f"{api.per_page} per page)",
+        f"{api.per_page} per page; answers up to {api.max_response_size.human_readable()}, "
+        f"lists up to {api.max_list_items:,} items)",
         f"  Token:      {_token_line(config)}",
         f"  Polling:    every {fmt(poll.interval)}, every {fmt(poll.active_interval)} while a "
         f"job is pending or running, jitter up to {fmt(poll.jitter)}; a cycle reads the API "

@@ -26,6 +26,7 @@ DEFAULT_EVENTS = (
     EventKind.CANCELLED,
     EventKind.STALLED,
     EventKind.RECOVERED,
+    EventKind.CORRECTED,
     EventKind.API_UNREACHABLE,
     EventKind.API_RECOVERED,
     EventKind.KNOWLEDGE_BASE_MISSING,

@@ -19,6 +19,7 @@ from pydantic import (
     AfterValidator,
     BaseModel,
     BeforeValidator,
+    ByteSize,
     ConfigDict,
     Field,
     ValidationInfo,
@@ -79,7 +80,13 @@ class Section(BaseModel):
 
 
 class ApiConfig(Section):
-    """`[api]`: where the API is, how long to wait, how politely to use the rate limit."""
+    """`[api]`: where the API is, how long to wait, how politely to use the rate limit, and
+    how much of an answer to take.
+
+    `timeout` bounds one request whole (connect, headers and every byte of the body);
+    `max_response_size` the bytes of one answer (as `16MiB`, `500kB` or bytes); and
+    `max_list_items` the items one read of a list may hold. Past either cap the read fails.
+    """
 
     base_url: str = DEFAULT_BASE_URL
     timeout: Duration = timedelta(seconds=30)
@@ -87,6 +94,10 @@ class ApiConfig(Section):
     max_requests_per_minute: int = Field(default=60, ge=1, le=250)
     reserve: int = Field(default=500, ge=0, le=4500)
     per_page: int = Field(default=200, ge=1, le=200)
+    max_response_size: Annotated[ByteSize, Field(ge=64 * 1024, le=1024**3)] = ByteSize(
+        16 * 1024 * 1024
+    )
+    max_list_items: int = Field(default=20_000, ge=200, le=1_000_000)
 
     @field_validator("base_url")
     @classmethod

@@ -55,8 +55,10 @@ class RouteRule:
 
     def wants(self, transition: Transition) -> bool:
         """Whether this route asked for this transition (API and delivery events ignore the
-        KB filter; a route never hears about its own delivery)."""
-        if transition.kind not in self.events or transition.route == self.name:
+        KB filter; a route never hears about its own delivery; `corrected` also goes to a
+        route that asked for the outcome it corrects, which that route was told)."""
+        asked = transition.kind in self.events or transition.corrects in self.events
+        if not asked or transition.route == self.name:
             return False
         if transition.kb_uuid is None or "*" in self.knowledge_bases:
             return True

@@ -24,6 +24,9 @@ Rules, in short:
   job moves again (or ends; a job over its maximum runtime recovers only by ending). A
   sighting from another boot is re-seeded from the API's `updated_at`, as on first sight.
 - Unknown enum values never produce an event: such a job is tracked and waits.
+- A done job keeps the copy its outcome was judged on. A newer answer that contradicts an
+  alerted outcome (the job runs on, or ended otherwise) is alerted as `corrected`, then
+  followed to its real outcome (`watcher.core.corrections`); anything else changes nothing.
 - A finished job first seen on a known KB with no time at all is left for a later answer,
   and a job of a KB absent from the observation (deleted, unreadable) never stalls.
 """
@@ -32,8 +35,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import assert_never
 
 from watcher.core.clocks import Instant, whole_second
+from watcher.core.corrections import Review, correction, review, verdict_number
 from watcher.core.history import baseline_for, is_history, is_new_kb, watermark
 from watcher.core.model import EventKind, Job, KnowledgeBase
 from watcher.core.stall import can_recover, first_sighting, rebased, sighting_of, stall_due
@@ -42,6 +47,7 @@ from watcher.core.state import (
     KbState,
     Observation,
     Policy,
+    Sighting,
     StallReason,
     Transition,
     WatchState,
@@ -76,7 +82,7 @@ def detect(
         elif _unjudged_history(prior, job, kb_state):
             state, found = replace(prior, job=job, done=True), []
         else:
-            state, found = _follow(rebased(prior, now), job, now, policy)
+            state, found = _follow(rebased(prior, now), job, kb_state, now, policy)
         jobs[job.uuid] = state
         transitions.extend(_with_names(found, names))
 
@@ -166,22 +172,20 @@ def _first_sight(
 
 
 def _follow(
-    prior: JobState, job: Job, now: Instant, policy: Policy
+    prior: JobState, job: Job, kb: KbState | None, now: Instant, policy: Policy
 ) -> tuple[JobState, list[Transition]]:
-    if prior.done and job == prior.job:
-        return prior, []  # most of an idle cycle: a finished job, seen again unchanged
+    if prior.done:
+        return _revisit(prior, job, kb, now, policy)
     moved = progress_signature(job) != progress_signature(prior.job)
     state = replace(prior, job=job)
     if moved:
         sighting = replace(sighting_of(prior, now), moved=now.elapsed)
         state = replace(state, progress_at=now.wall, sighting=sighting)
-    if prior.done:
-        return state, []
     found: list[Transition] = []
     if job.is_terminal:
         if state.stalled is not None:
             found.append(_event(state, EventKind.RECOVERED, now, state.stall_count))
-        found.append(_event(state, _outcome(job), now))
+        found.append(_event(state, _outcome(job), now, verdict_number(state)))
         if state.stalled is not None:  # the story of the stall, for the outcome's alert
             found = [replace(t, stalled_since=prior.progress_at) for t in found]
         return replace(state, done=True, stalled=None, deadline=None), found
@@ -195,6 +199,33 @@ def _follow(
         state = replace(state, stalled=None)
     state, stalled = _check_deadline(state, now, policy)
     return state, found + stalled
+
+
+def _revisit(
+    prior: JobState, job: Job, kb: KbState | None, now: Instant, policy: Policy
+) -> tuple[JobState, list[Transition]]:
+    """A done job seen again: its verdict stands, takes the newer copy, or is corrected."""
+    verdict = review(prior, job, kb)
+    match verdict:
+        case Review.SAME:
+            return (prior if job == prior.job else replace(prior, job=job)), []
+        case Review.KEPT:
+            return prior, []  # the last trusted state
+        case Review.OTHER_OUTCOME:
+            n = prior.corrections + 1
+            state = replace(prior, job=job, corrections=n)
+            fixed = correction(prior, job, now.wall, n)
+            return state, [fixed, _event(state, _outcome(job), now, verdict_number(state))]
+        case Review.RUNNING_AGAIN:
+            n = prior.corrections + 1
+            moved = Sighting(first=now.elapsed, moved=now.elapsed)
+            state = replace(
+                prior, job=job, corrections=n, done=False, progress_at=now.wall, sighting=moved
+            )
+            state, stalled = _check_deadline(state, now, policy)
+            return state, [correction(prior, job, now.wall, n), *stalled]
+        case _:
+            assert_never(verdict)
 
 
 def _check_deadline(

@@ -76,6 +76,7 @@ class EventKind(StrEnum):
     CANCELLED = "cancelled"
     STALLED = "stalled"
     RECOVERED = "recovered"
+    CORRECTED = "corrected"  # an alerted outcome that a newer answer contradicts
     API_UNREACHABLE = "api_unreachable"
     API_RECOVERED = "api_recovered"
     DELIVERY_FAILING = "delivery_failing"
@@ -138,6 +139,7 @@ _SEVERITY = {
     EventKind.CANCELLED: Severity.WARNING,
     EventKind.STALLED: Severity.WARNING,
     EventKind.RECOVERED: Severity.SUCCESS,
+    EventKind.CORRECTED: Severity.WARNING,
     EventKind.API_UNREACHABLE: Severity.FAILURE,
     EventKind.API_RECOVERED: Severity.SUCCESS,
     EventKind.DELIVERY_FAILING: Severity.FAILURE,

@@ -49,6 +49,7 @@ _HEADLINE = {
     EventKind.CANCELLED: "indexing cancelled",
     EventKind.STALLED: "indexing stalled",
     EventKind.RECOVERED: "indexing moving again",
+    EventKind.CORRECTED: "indexing outcome corrected",
     EventKind.API_UNREACHABLE: "DigitalOcean API unreachable",
     EventKind.API_RECOVERED: "DigitalOcean API reachable again",
     EventKind.DELIVERY_FAILING: "alerts not getting through",

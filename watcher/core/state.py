@@ -77,7 +77,8 @@ class JobState:
     `first_seen_at`, `progress_at` and `deadline` are wall-clock times for people: when the
     watcher first saw the job, when it last saw it move, and when the next stall rule would
     fire (None once the job is done or stalled). `done` is true once the job's terminal
-    event was emitted or the job was recorded silently as finished.
+    event was emitted or the job was recorded silently as finished. `corrections` counts the
+    outcomes of this job that were alerted and later corrected (see `watcher.core.corrections`).
     """
 
     job: Job
@@ -90,6 +91,7 @@ class JobState:
     started_alerted: bool = False
     done: bool = False
     sighting: Sighting | None = None
+    corrections: int = 0
 
     @property
     def uuid(self) -> str:
@@ -165,6 +167,7 @@ class Transition:
     detail: str | None = None
     route: str | None = None  # delivery_failing / delivery_recovered: the route they are about
     stalled_since: datetime | None = None  # a stalled job's outcome: when it last moved
+    corrects: EventKind | None = None  # `corrected`: the outcome alerted before
 
     @property
     def job_uuid(self) -> str | None:

@@ -23,7 +23,7 @@ from watcher.core.pace import PaceSettings
 from watcher.core.ports import Notifier
 from watcher.core.redact import SECRETS
 from watcher.edges import host
-from watcher.edges.api.client import ApiClient, RequestRecord
+from watcher.edges.api.client import ApiClient, ApiSettings, RequestRecord, RequestRetry
 from watcher.edges.hostclock import elapsed_now
 from watcher.edges.metrics import Metrics
 from watcher.edges.store.files import file_id
@@ -251,6 +251,21 @@ async def _store(
     return store, keeper
 
 
+def api_settings(config: Config, *, max_attempts: int = 5) -> ApiSettings:
+    """The API client's slice of the configuration (`[api]`, and `[http] ca_bundle`)."""
+    api = config.api
+    return ApiSettings(
+        base_url=api.base_url,
+        timeout=api.timeout.total_seconds(),
+        max_requests_per_minute=api.max_requests_per_minute,
+        per_page=api.per_page,
+        max_response_bytes=int(api.max_response_size),
+        max_list_items=api.max_list_items,
+        retry=RequestRetry(max_attempts=max_attempts),
+        verify=verify_context(config.ca_bundle),
+    )
+
+
 def api_client(
     config: Config,
     *,
@@ -262,16 +277,11 @@ def api_client(
     if config.token is None:
         raise ValueError("api_client needs a configuration with a token")
     return ApiClient(
-        config.api.base_url,
+        api_settings(config, max_attempts=max_attempts),
         config.token.get_secret_value(),
         token_source=config.token_source or "configuration",
-        timeout=config.api.timeout.total_seconds(),
-        max_requests_per_minute=config.api.max_requests_per_minute,
-        per_page=config.api.per_page,
-        max_attempts=max_attempts,
         on_response=on_response,
         sleep=sleep,
-        verify=verify_context(config.ca_bundle),
     )
 
 

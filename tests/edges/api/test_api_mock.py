@@ -19,6 +19,7 @@ import pytest
 import structlog
 from structlog.testing import capture_logs
 
+from tests.edges.api.clients import settings, split
 from watcher.core.errors import (
     ApiStatusError,
     ConfigError,
@@ -61,17 +62,22 @@ def clock() -> FakeClock:
 
 
 def make_client(clock: FakeClock, handler: Handler, **overrides: Any) -> ApiClient:
-    """A client on a mock transport with the fake clock and a seeded jitter source."""
-    options: dict[str, Any] = {
-        "token_source": SOURCE,
-        "transport": httpx.MockTransport(handler),
-        "sleep": clock.sleep,
-        "monotonic": clock.monotonic,
-        "wall_clock": clock.wall,
-        "rng": random.Random(7),
-        **overrides,
-    }
-    return ApiClient("https://api.example.test", TOKEN, **options)
+    """A client on a mock transport with the fake clock and a seeded jitter source; `overrides`
+    are settings (`per_page=2`, `max_attempts=3`) or collaborators (`on_response=...`)."""
+    options, collaborators = split(dict(overrides))
+    return ApiClient(
+        settings("https://api.example.test", **options),
+        TOKEN,
+        token_source=SOURCE,
+        **{
+            "transport": httpx.MockTransport(handler),
+            "sleep": clock.sleep,
+            "monotonic": clock.monotonic,
+            "wall_clock": clock.wall,
+            "rng": random.Random(7),
+            **collaborators,
+        },
+    )
 
 
 def job(uuid: str, **fields: Any) -> dict[str, Any]:
@@ -434,7 +440,7 @@ async def test_a_list_that_never_settles_costs_a_bounded_number_of_sweeps(
         items.insert(0, job(f"new-{next(counter)}"))
 
     handler, pages = paged_handler(items, "jobs", before_page=grow)
-    async with make_client(clock, handler, per_page=2, max_pages=50) as client:
+    async with make_client(clock, handler, per_page=2) as client:
         jobs = await client.list_jobs()
     assert pages.count(1) == 3
     assert {f"j-{n}" for n in range(4)} <= {j.uuid for j in jobs}
@@ -466,18 +472,22 @@ async def test_paging_stops_on_the_api_end_signals(
     assert len(seen) == expected_requests
 
 
-async def test_a_list_whose_next_link_never_ends_is_capped(clock: FakeClock) -> None:
-    """A server that always says `next` cannot keep the client paging forever."""
+async def test_a_list_whose_next_link_never_ends_is_a_failed_read_within_its_bounds(
+    clock: FakeClock,
+) -> None:
+    """A server that always says `next` (no `meta`) cannot keep the client paging: past the
+    pages `max_list_items` allows at `per_page`, the read fails, and no partial list is
+    returned (a list cut short would make present knowledge bases look missing)."""
     counter = iter(range(10_000))
 
     def endless(request: httpx.Request) -> httpx.Response:
-        return ok({"jobs": [job(f"j-{next(counter)}")], "links": {"pages": {"next": "more"}}})
+        items = [job(f"j-{next(counter)}") for _ in range(5)]  # half pages: items stay low
+        return ok({"jobs": items, "links": {"pages": {"next": "more"}}})
 
-    with capture_logs() as logs:
-        async with make_client(clock, endless, max_pages=25) as client:
-            jobs = await client.list_jobs()
-    assert len(jobs) == 25 and client.requests_sent == 25
-    assert any(e["event"] == "api_pagination_capped" for e in logs)
+    async with make_client(clock, endless, per_page=10, max_list_items=1000) as client:
+        with pytest.raises(MalformedResponse, match="a list without end"):
+            await client.list_jobs()
+    assert client.requests_sent == 1000 // 10 + 1
 
 
 async def test_unusable_items_are_skipped_and_logged(clock: FakeClock) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from tests.edges.api.clients import settings, split
 from watcher.core.errors import ApiStatusError, NotFound, RetryableSourceError, Unauthorized
 from watcher.core.model import Phase, Status
 from watcher.edges.api.client import ApiClient
@@ -64,14 +65,16 @@ class Harness:
         self.clock = SimClock(sim)
 
     def client(self, token: str = TOKEN, **options: Any) -> ApiClient:
+        source = options.pop("token_source", SOURCE)
+        overrides, collaborators = split(options)
         return ApiClient(
-            self.base_url,
+            settings(self.base_url, **overrides),
             token,
-            token_source=options.pop("token_source", SOURCE),
+            token_source=source,
             sleep=self.clock.sleep,
             monotonic=self.clock.monotonic,
             wall_clock=self.clock.wall,
-            **options,
+            **collaborators,
         )
 
     def statuses(self) -> list[int | None]:

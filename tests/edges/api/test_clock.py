@@ -11,7 +11,7 @@ import httpx
 import pytest
 from structlog.testing import capture_logs
 
-from watcher.edges.api.client import ApiClient
+from watcher.edges.api.client import ApiClient, ApiSettings
 from watcher.edges.api.clock import ApiClock
 
 EPOCH = 1_800_000_000.0  # the local wall clock when the local monotonic clock reads 0
@@ -181,7 +181,7 @@ async def test_a_429_waits_until_ratelimit_reset_on_the_apis_clock_not_the_local
         return httpx.Response(200, json={"job": {"uuid": "j-1"}}, headers=headers)
 
     client = ApiClient(
-        "https://api.example.test",
+        ApiSettings("https://api.example.test"),
         "dop_v1_" + "a" * 64,
         token_source="test",
         transport=httpx.MockTransport(handler),

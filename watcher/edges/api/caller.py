@@ -6,11 +6,18 @@ retried with full-jitter exponential backoff (a server-given `retry-after`, or o
 future `ratelimit-reset`, replaces the backoff); any other status raises a typed
 `ApiStatusError` at once. A request that may have been acted on (a POST that timed out or got
 a 5xx) is never sent twice. Every httpx exception is translated here.
+
+Each attempt has one deadline for the whole exchange (`timeout`: connecting, the status line
+and headers, and every byte of the body), so an answer that trickles a byte at a time ends
+there like any timeout. The body is read within `max_bytes` (see `body.read_body`): a 2xx
+answer over the cap is a failed read at once, logged with its size, never parsed nor retried.
+Whatever goes wrong while an answer is read or parsed, whatever the exception, `call` raises
+a `SourceError`: a failed API read, never anything else.
 """
 
 from __future__ import annotations
 
-import json
+import asyncio
 import random
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
@@ -32,8 +39,16 @@ from watcher.core.errors import (
 )
 from watcher.core.model import ApiError, RateLimit
 from watcher.edges.api import wire
+from watcher.edges.api.body import (
+    TooLarge,
+    Unreadable,
+    decode_json,
+    may_hold_bad_text,
+    read_body,
+)
 from watcher.edges.api.clock import ApiClock
 from watcher.edges.api.ratebudget import RequestBudget, backoff_delay, server_wait
+from watcher.edges.api.settings import RequestRetry
 
 T = TypeVar("T")
 log = structlog.get_logger(__name__)
@@ -72,16 +87,6 @@ class Call:
         return self.method != "POST"
 
 
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """How often and how long to retry; `max_wait` caps any server-requested wait."""
-
-    max_attempts: int = 5
-    backoff_base: float = 0.5
-    backoff_max: float = 30.0
-    max_wait: float = 60.0
-
-
 class _Retry(Exception):
     """One failed attempt that another attempt may fix."""
 
@@ -99,25 +104,72 @@ class _Retry(Exception):
         self.may_have_acted, self.malformed = may_have_acted, malformed
 
 
+class OnceLog:
+    """Remembers what was logged already, so each cause is logged once (at most `size`
+    causes are remembered: a hostile API cannot grow it without bound; past that, a cause
+    may be logged again)."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self._seen: set[object] = set()
+        self._size = size
+
+    def first(self, key: object) -> bool:
+        """Whether `key` is new (and remember it)."""
+        if key in self._seen:
+            return False
+        if len(self._seen) >= self._size:
+            self._seen.clear()
+        self._seen.add(key)
+        return True
+
+
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    """What came back for one attempt: status, headers and the body, read whole."""
+
+    status: int
+    headers: httpx.Headers
+    content: bytes
+    rate: RateLimit
+
+    @property
+    def is_success(self) -> bool:
+        return 200 <= self.status < 300
+
+
 @dataclass(slots=True)
 class HttpCaller:
-    """Sends `Call`s through one httpx client under one budget and one retry policy."""
+    """Sends `Call`s through one httpx client under one budget and one retry policy; each
+    attempt ends within `timeout` seconds, and reads at most `max_bytes` of body."""
 
     http: httpx.AsyncClient
     budget: RequestBudget
-    policy: RetryPolicy
+    policy: RequestRetry
     token_source: str
     sleep: Callable[[float], Awaitable[None]]
     monotonic: Callable[[], float]
     wall_clock: Callable[[], float]  # Unix seconds on the API's clock (`ratelimit-reset`)
     rng: random.Random
+    timeout: float = 30.0
+    max_bytes: int = 16 * 1024 * 1024
     on_response: Callable[[RequestRecord], None] | None = None
     dates: ApiClock | None = None  # learns the API's clock from every answer's `Date`
     rate_limit: RateLimit | None = None
     sent: Counter[str] = field(default_factory=Counter)
+    once: OnceLog = field(default_factory=OnceLog)
 
     async def call(self, call: Call, parse: Callable[[object], T]) -> T:
-        """Send with retries and return the parsed body; raise a `SourceError` subclass."""
+        """Send with retries and return the parsed body; raise a `SourceError` subclass, and
+        only that, whatever went wrong while reading or parsing the answer."""
+        try:
+            return await self._call(call, parse)
+        except SourceError:
+            raise
+        except Exception as exc:  # the rule: no failure to read an answer escapes as another type
+            text = f"{call.method} {call.path}: the answer could not be read ({_short(exc)})"
+            raise MalformedResponse(text) from exc
+
+    async def _call(self, call: Call, parse: Callable[[object], T]) -> T:
         attempt = 0
         while True:
             attempt += 1
@@ -146,28 +198,76 @@ class HttpCaller:
     async def _attempt(self, call: Call, attempt: int, parse: Callable[[object], T]) -> T:
         await self.budget.acquire()
         self.sent[f"{call.method} {call.endpoint}"] += 1
+        answer = await self._exchange(call, attempt)
+        if answer.is_success:
+            return _parse_body(call, answer, parse, lambda v: self._note_bad_text(call, v))
+        raise self._failure(call, answer)
+
+    async def _exchange(self, call: Call, attempt: int) -> _Answer:
+        """One request and its whole answer, within the deadline and the size cap."""
         started = self.monotonic()
+        status: int | None = None
         try:
-            response = await self.http.request(
-                call.method, call.path, params=dict(call.params), json=call.body
-            )
+            async with (
+                asyncio.timeout(self.timeout),
+                self.http.stream(
+                    call.method, call.path, params=dict(call.params), json=call.body
+                ) as response,
+            ):
+                status = response.status_code
+                rate = self._observe(response, started)
+                content = await self._read(call, response)
+        except TimeoutError as exc:
+            self._record(call, status, started, attempt, "TimeoutError")
+            detail = f"no complete answer within {self.timeout:g}s"
+            raise _Retry(detail, status=status) from exc
         except httpx.HTTPError as exc:
-            self._record(call, None, started, attempt, type(exc).__name__)
+            self._record(call, status, started, attempt, type(exc).__name__)
             raise _translate(exc) from exc
+        except (MalformedResponse, _Retry):
+            self._record(call, status, started, attempt, "unreadable body")
+            raise
+        self._record(call, status, started, attempt, None)
+        return _Answer(status, response.headers, content, rate)
+
+    def _observe(self, response: httpx.Response, started: float) -> RateLimit:
+        """Learn the API's clock and its rate limit from an answer's headers."""
         if self.dates is not None:
             date = response.headers.get("date")
             self.dates.observe(date, sent=started, received=self.monotonic())
         rate = wire.parse_rate_limit(response.headers, now=self.wall_clock())
         self.rate_limit = rate
         self.budget.observe(rate)
-        self._record(call, response.status_code, started, attempt, None)
-        if response.is_success:
-            return _parse_body(response, parse)
-        raise self._failure(call, response, rate)
+        return rate
 
-    def _failure(self, call: Call, response: httpx.Response, rate: RateLimit) -> Exception:
+    async def _read(self, call: Call, response: httpx.Response) -> bytes:
+        """The body within the cap. Over the cap, a 2xx is a failed read (logged with its
+        size, not retried: it would be as large again); an error answer's unreadable body only
+        costs its message."""
         status = response.status_code
-        error = _api_error(response)
+        try:
+            return await read_body(response, self.max_bytes)
+        except (TooLarge, Unreadable) as exc:
+            if not response.is_success:
+                return b""
+            if isinstance(exc, Unreadable):
+                detail = f"HTTP {status} with a body that cannot be read ({exc})"
+                raise _Retry(detail, status=status, malformed=True) from exc
+            log.warning(
+                "api_response_too_large",
+                method=call.method,
+                path=call.path,
+                status=status,
+                size_bytes=exc.size,
+                limit_bytes=exc.limit,
+                declared=exc.declared,
+            )
+            text = f"{call.method} {call.path} answered HTTP {status}, but {exc}: not read"
+            raise MalformedResponse(text) from exc
+
+    def _failure(self, call: Call, answer: _Answer) -> Exception:
+        status, rate = answer.status, answer.rate
+        error = _api_error(answer)
         if status in (408, 429) or status >= 500:
             cap, now = self.policy.max_wait, self.wall_clock()
             wait = server_wait(rate, now=now, cap=cap, use_reset=status == 429)
@@ -196,6 +296,21 @@ class HttpCaller:
             request_id=error.request_id,
             hint=hint,
         )
+
+    def _note_bad_text(self, call: Call, value: object) -> None:
+        """Log, once per field and item, the text of an answer that cannot be read (an
+        unreadable uuid drops its item, which `api_item_skipped` tells)."""
+        for where, uuid in wire.unreadable_text(value):
+            if where.rpartition(".")[2] == "uuid":
+                continue
+            if self.once.first(("text", call.endpoint, where, uuid)):
+                log.warning(
+                    "api_text_unreadable",
+                    endpoint=call.endpoint,
+                    field=where,
+                    item=uuid,
+                    treated_as="missing",
+                )
 
     def _record(
         self, call: Call, status: int | None, started: float, attempt: int, error: str | None
@@ -235,26 +350,52 @@ def _translate(exc: httpx.HTTPError) -> Exception:
     return SourceError(f"HTTP client error ({name}: {exc})")
 
 
-def _parse_body(response: httpx.Response, parse: Callable[[object], T]) -> T:
-    status = response.status_code
+def _parse_body(
+    call: Call, answer: _Answer, parse: Callable[[object], T], note: Callable[[object], None]
+) -> T:
+    """The parsed body of a 2xx; any failure to decode or parse it, whatever its exception,
+    is an unreadable answer (retried, then a failed read). Text that cannot be read is shown
+    to `note` first (it only costs the fields that hold it)."""
+    status = answer.status
     try:
-        return parse(json.loads(response.content))
-    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-        detail = f"HTTP {status} with a body that is not JSON ({exc})"
-        raise _Retry(detail, status=status, malformed=True) from exc
+        value = decode_json(answer.content)
+        if may_hold_bad_text(answer.content):
+            note(value)
+        return parse(value)
+    except wire.OverLimit as exc:
+        log.warning(
+            "api_list_too_long",
+            method=call.method,
+            path=call.path,
+            items=exc.count,
+            limit=exc.limit,
+        )
+        raise MalformedResponse(f"{call.method} {call.path}: {exc}") from exc
+    except Unreadable as exc:
+        raise _Retry(
+            f"HTTP {status} with a body that is {exc}", status=status, malformed=True
+        ) from exc
     except MalformedResponse as exc:
         detail = f"HTTP {status} with an unexpected body: {exc}"
         raise _Retry(detail, status=status, malformed=True) from exc
+    except Exception as exc:  # RecursionError, TypeError...: still only an unreadable body
+        detail = f"HTTP {status} with a body that cannot be parsed ({_short(exc)})"
+        raise _Retry(detail, status=status, malformed=True) from exc
 
 
-def _api_error(response: httpx.Response) -> ApiError:
+def _api_error(answer: _Answer) -> ApiError:
     try:
-        error = wire.parse_api_error(json.loads(response.content))
-    except ValueError:
+        error = wire.parse_api_error(decode_json(answer.content))
+    except Exception:  # an error answer whose body is not the API's error object
         error = ApiError()
-    if error.request_id is None and (header := response.headers.get("x-request-id")):
+    if error.request_id is None and (header := answer.headers.get("x-request-id")):
         return ApiError(error.id, error.message, header)
     return error
+
+
+def _short(exc: BaseException) -> str:
+    """An exception as `Type: message`, its message cut to 120 characters."""
+    return f"{type(exc).__name__}: {str(exc)[:120]}"
 
 
 def _describe(error: ApiError) -> str:

@@ -2,35 +2,45 @@
 
 `ApiClient` implements `watcher.core.ports.Source` plus the account-wide job list and the two
 writes the CLI needs (start, cancel). Requests go through `watcher.edges.api.caller` (budget,
-retries, typed errors); bodies are parsed by `watcher.edges.api.wire`; paged lists are read over
-every page, with a second pass when the list moved under us (`watcher.edges.api.paging`).
+retries, one deadline per request, a size cap per answer, typed errors); bodies are parsed by
+`watcher.edges.api.wire`; paged lists are read over every page within the bounds the answers
+set, with a second pass when the list moved under us (`watcher.edges.api.paging`); copies of
+one job that disagree within one answer are left out of it (`watcher.edges.api.copies`).
 Redirects are never followed, and the token lives only in the httpx client's headers.
+
+Whatever an answer holds, a read returns values or raises a `SourceError`: a failed API read,
+which the cycle counts towards `api_unreachable`. An item that cannot be read is dropped from
+its list and logged once; the rest of the list is kept.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
-import ssl
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
+from functools import partial
 from importlib.metadata import PackageNotFoundError, version
 from typing import Protocol, TypeVar
 
 import httpx
 import structlog
 
-from watcher.core.errors import ConfigError, ConfigProblem
+from watcher.core.errors import ConfigError, ConfigProblem, MalformedResponse, SourceError
 from watcher.core.model import DataSourceJob, Job, KnowledgeBase, RateLimit
-from watcher.edges.api import wire
-from watcher.edges.api.caller import Call, HttpCaller, RequestRecord, RetryPolicy
+from watcher.edges.api import copies, wire
+from watcher.edges.api.body import ACCEPT_ENCODING
+from watcher.edges.api.caller import Call, HttpCaller, OnceLog, RequestRecord
 from watcher.edges.api.clock import ApiClock
 from watcher.edges.api.memo import ParseMemo
 from watcher.edges.api.paging import Sweep, merge
 from watcher.edges.api.ratebudget import RequestBudget
+from watcher.edges.api.settings import ApiSettings, RequestRetry
 
-__all__ = ["ApiClient", "RequestRecord"]
+__all__ = ["ApiClient", "ApiSettings", "RequestRecord", "RequestRetry"]
 
 T = TypeVar("T", bound="_HasUuid")
 U = TypeVar("U")
@@ -44,8 +54,8 @@ KBS = "/v2/gen-ai/knowledge_bases"
 KB = "/v2/gen-ai/knowledge_bases/{uuid}"
 KB_JOBS = "/v2/gen-ai/knowledge_bases/{uuid}/indexing_jobs"
 
-MAX_PER_PAGE = 200
 MAX_SWEEPS = 3
+Settle = Callable[[Sequence[U]], tuple[list[U], copies.Conflicts]]
 
 
 class _HasUuid(Protocol):
@@ -70,70 +80,68 @@ def _check_token(token: str, token_source: str) -> str:
 
 
 class ApiClient:
-    """Reads (and, for the CLI, starts and cancels) indexing jobs; implements `ports.Source`."""
+    """Reads (and, for the CLI, starts and cancels) indexing jobs; implements `ports.Source`.
+
+    `settings` come from the configuration (`[api]`); the keyword arguments are what tests
+    replace: the transport, `sleep` between retries, the monotonic and wall clocks, the jitter
+    source, and `on_response`, told of every attempt.
+    """
 
     def __init__(
         self,
-        base_url: str,
+        settings: ApiSettings,
         token: str,
         *,
         token_source: str,
-        timeout: float = 30.0,
-        max_requests_per_minute: int = 120,
-        per_page: int = MAX_PER_PAGE,
-        max_attempts: int = 5,
-        backoff_base: float = 0.5,
-        backoff_max: float = 30.0,
-        max_wait: float = 60.0,
-        low_remaining: int = 250,
-        max_pages: int = 1000,
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         monotonic: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
         on_response: Callable[[RequestRecord], None] | None = None,
-        verify: ssl.SSLContext | bool = True,
     ) -> None:
         headers = {
             "Authorization": f"Bearer {_check_token(token, token_source)}",
             "User-Agent": _user_agent(),
             "Accept": "application/json",
+            "Accept-Encoding": ACCEPT_ENCODING,
         }
-        self._per_page = max(1, min(per_page, MAX_PER_PAGE))
+        self.settings = settings
         self._kb_memo = ParseMemo(wire.parse_knowledge_base)
-        self._max_pages = max(1, max_pages)
+        self._once = OnceLog()
         # `ratelimit-reset` and an HTTP-date `retry-after` are on the API's clock: the budget
         # and the retries compare them with that clock, never with the local one.
         self.api_clock = ApiClock(monotonic=monotonic, wall_clock=wall_clock)
         budget = RequestBudget(
-            max_requests_per_minute,
-            low_remaining=low_remaining,
-            max_pace_s=max_wait,
+            settings.max_requests_per_minute,
+            low_remaining=settings.low_remaining,
+            max_pace_s=settings.retry.max_wait,
             monotonic=monotonic,
             wall_clock=self.api_clock.timestamp,
             sleep=sleep,
         )
         http = httpx.AsyncClient(
-            base_url=base_url.rstrip("/"),
+            base_url=settings.base_url,
             headers=headers,
-            timeout=httpx.Timeout(timeout),
+            timeout=httpx.Timeout(settings.timeout),
             follow_redirects=False,
             transport=transport,
-            verify=verify,
+            verify=settings.verify,
         )
-        policy = RetryPolicy(max(1, max_attempts), backoff_base, backoff_max, max_wait)
         self._caller = HttpCaller(
             http=http,
             budget=budget,
-            policy=policy,
+            policy=settings.retry,
             token_source=token_source,
             sleep=sleep,
             monotonic=monotonic,
             wall_clock=self.api_clock.timestamp,
             rng=rng or random.Random(),
+            timeout=settings.timeout,
+            max_bytes=settings.max_response_bytes,
             on_response=on_response,
             dates=self.api_clock,
+            once=self._once,
         )
 
     async def __aenter__(self) -> ApiClient:
@@ -171,7 +179,7 @@ class ApiClient:
         Read every cycle, so an item equal to the one of the last read is not parsed again.
         """
         try:
-            kbs = await self._read_all(KBS, "knowledge_bases", self._kb_memo)
+            kbs = await self._read_all(KBS, "knowledge_bases", self._kb_memo, copies.settle_kbs)
         except BaseException:
             self._kb_memo.abandon()
             raise
@@ -180,11 +188,12 @@ class ApiClient:
 
     async def list_jobs(self) -> list[Job]:
         """Every indexing job of the account (the API has no knowledge-base filter)."""
-        return await self._read_all(JOBS, "jobs", wire.parse_job)
+        return await self._read_all(JOBS, "jobs", wire.parse_job, copies.settle_jobs)
 
     async def list_kb_jobs(self, kb_uuid: str) -> list[Job]:
         """The latest 15 jobs of one knowledge base (the API keeps no more; not paged)."""
-        return await self._read_list(Call("GET", KB_JOBS, kb_uuid), "jobs", wire.parse_job)
+        call = Call("GET", KB_JOBS, kb_uuid)
+        return await self._read_list(call, "jobs", wire.parse_job, copies.settle_jobs)
 
     async def get_job(self, job_uuid: str) -> Job:
         """One indexing job."""
@@ -211,38 +220,96 @@ class ApiClient:
         return await self._read_one(Call("POST", JOBS, body=body), "job", wire.parse_job)
 
     async def _read_one(self, call: Call, key: str, parse: Callable[[object], U]) -> U:
-        return await self._caller.call(call, lambda body: wire.parse_single(body, key, parse))
+        async with _one_read(call.endpoint):
+            return await self._caller.call(call, lambda body: wire.parse_single(body, key, parse))
 
-    async def _read_list(self, call: Call, key: str, parse: Callable[[object], U]) -> list[U]:
-        items, skipped, _ = await self._caller.call(
-            call, lambda body: wire.parse_items(body, key, parse, required=False)
-        )
-        for reason in skipped:
-            log.warning("api_item_skipped", endpoint=call.endpoint, reason=reason)
-        return list(items)
+    async def _read_list(
+        self,
+        call: Call,
+        key: str,
+        parse: Callable[[object], U],
+        settle: Settle[U] | None = None,
+    ) -> list[U]:
+        """One unpaged list: at most `max_list_items` items, unreadable ones dropped."""
+        limit = self.settings.max_list_items
+        async with _one_read(call.endpoint):
+            items, skipped, _ = await self._caller.call(
+                call, lambda body: wire.parse_items(body, key, parse, required=False, limit=limit)
+            )
+            self._log_skipped(call.endpoint, skipped)
+            if settle is None:
+                return list(items)
+            kept, conflicts = settle(items)
+            self._log_conflicts(call.endpoint, conflicts)
+            return kept
 
-    async def _read_all(self, endpoint: str, key: str, parse: Callable[[object], T]) -> list[T]:
+    async def _read_all(
+        self, endpoint: str, key: str, parse: Callable[[object], T], settle: Settle[T]
+    ) -> list[T]:
         """Every page; a pass that saw the list move is followed by another (see `paging`)."""
-        sweeps: list[Sweep[T]] = []
-        for number in range(1, MAX_SWEEPS + 1):
-            sweep = await self._sweep(endpoint, key, parse)
-            sweeps.append(sweep)
-            if sweep.shift is None or sweep.capped:
-                break
-            log.info("api_list_shifted", endpoint=endpoint, sweep=number, reason=sweep.shift)
-        return merge(sweeps)
+        async with _one_read(endpoint):
+            sweeps: list[Sweep[T]] = []
+            for number in range(1, MAX_SWEEPS + 1):
+                sweep = await self._sweep(endpoint, key, parse, settle)
+                sweeps.append(sweep)
+                if sweep.shift is None:
+                    break
+                log.info("api_list_shifted", endpoint=endpoint, sweep=number, reason=sweep.shift)
+            return merge(sweeps)
 
-    async def _sweep(self, endpoint: str, key: str, parse: Callable[[object], T]) -> Sweep[T]:
-        """One pass from page 1 until the API says there is no more, within `max_pages`."""
-        sweep: Sweep[T] = Sweep(lambda item: item.uuid)
-        for number in range(1, self._max_pages + 1):
-            call = Call("GET", endpoint, params={"page": number, "per_page": self._per_page})
-            page = await self._caller.call(call, lambda body: wire.parse_page(body, key, parse))
-            sweep.add(page)
-            for reason in page.skipped:
-                log.warning("api_item_skipped", endpoint=endpoint, page=number, reason=reason)
-            if not page.has_next:
+    async def _sweep(
+        self, endpoint: str, key: str, parse: Callable[[object], T], settle: Settle[T]
+    ) -> Sweep[T]:
+        """One pass from page 1 until the API says there is no more, within the bounds its
+        own figures set (`paging`): a loop or a list without end is a failed read."""
+        per_page = self.settings.per_page
+        sweep: Sweep[T] = Sweep(lambda item: item.uuid, per_page, self.settings.max_list_items)
+        number = 1
+        while True:
+            call = Call("GET", endpoint, params={"page": number, "per_page": per_page})
+            read = partial(wire.parse_page, key=key, parse=parse, limit=sweep.items_left)
+            page = await self._caller.call(call, read)
+            kept, conflicts = settle(page.items)
+            if conflicts:
+                self._log_conflicts(endpoint, conflicts)
+                page = replace(page, items=tuple(kept))
+            try:
+                sweep.add(number, page)
+                more = sweep.more(number, page)
+            except MalformedResponse as exc:
+                raise MalformedResponse(f"GET {endpoint}: {exc}") from exc
+            self._log_skipped(endpoint, page.skipped)
+            if not more:
                 return sweep
-        log.warning("api_pagination_capped", endpoint=endpoint, pages=self._max_pages)
-        sweep.capped = True
-        return sweep
+            number += 1
+
+    def _log_skipped(self, endpoint: str, skipped: Iterable[str]) -> None:
+        """Each kind of unreadable item once (not once per cycle)."""
+        for reason in skipped:
+            what = reason.split(": ", 1)[-1]
+            if self._once.first(("skipped", endpoint, what)):
+                log.warning("api_item_skipped", endpoint=endpoint, reason=reason)
+
+    def _log_conflicts(self, endpoint: str, conflicts: copies.Conflicts) -> None:
+        for uuid, versions in conflicts.items():
+            if self._once.first(("copies", uuid, versions)):
+                log.warning(
+                    "api_job_copies_disagree",
+                    endpoint=endpoint,
+                    job=uuid,
+                    copies=copies.states(versions),
+                    kept="the last trusted state",
+                )
+
+
+@contextlib.asynccontextmanager
+async def _one_read(endpoint: str) -> AsyncIterator[None]:
+    """One read of the API: whatever fails inside, a `SourceError` comes out (the rule that no
+    failure to read an answer escapes as another exception type)."""
+    try:
+        yield
+    except SourceError:
+        raise
+    except Exception as exc:
+        text = f"reading {endpoint} failed ({type(exc).__name__}: {str(exc)[:120]})"
+        raise MalformedResponse(text) from exc

@@ -1,9 +1,12 @@
 """Tolerant parsing of the API's JSON into the frozen values of `watcher.core.model`.
 
 Pure functions, no I/O. Every field is optional: a missing or garbled field becomes None
-(or the enum's UNKNOWN with the raw string kept in `*_raw`), never an exception. Only a body
-that is not the JSON object the spec describes raises `MalformedResponse`; a single list
-item that cannot be used (not an object, no `uuid`) is skipped with a reason instead.
+(or the enum's UNKNOWN with the raw string kept in `*_raw`), never an exception. Text that is
+not valid Unicode (bytes that were not UTF-8, which `body.decode_json` keeps as lone
+surrogates, or an escaped lone surrogate) cannot be read: such a field counts as missing.
+Only a body that is not the JSON object the spec describes raises `MalformedResponse`; a
+single list item that cannot be used (not an object, no readable `uuid`, or anything else
+that stops its parser) is skipped with a reason instead, and the rest of the list is kept.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from enum import StrEnum
 from typing import Any, Generic, TypeVar
+from urllib.parse import parse_qs, urlsplit
 
 from watcher.core.errors import MalformedResponse
 from watcher.core.model import (
@@ -53,6 +57,17 @@ class SkippedItem(ValueError):
     """A list item that cannot become a domain value; the message says why."""
 
 
+class OverLimit(MalformedResponse):
+    """An answer holding more items than the watcher takes (`count` > `limit`): a failed read,
+    refused before any item is parsed, and not retried (it would be as long again)."""
+
+    def __init__(self, key: str, count: int, limit: int) -> None:
+        self.count, self.limit = count, limit
+        super().__init__(
+            f"{key}: {count:,} items, more than the {limit:,} a list may hold (api.max_list_items)"
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class Page(Generic[T]):
     """One page of a list answer: the usable items, why others were skipped, and where it sits."""
@@ -64,6 +79,7 @@ class Page(Generic[T]):
     page: int | None = None
     pages: int | None = None
     total: int | None = None
+    next_page: int | None = None  # the `page` its `links.pages.next` asks for, if it says
 
 
 def to_int(value: object) -> int | None:
@@ -105,9 +121,18 @@ def to_datetime(value: object) -> datetime | None:
         return None
 
 
+def is_text(value: str) -> bool:
+    """Whether a string is valid Unicode text (no lone surrogate: it can be written as UTF-8)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def to_str(value: object) -> str | None:
-    """The value when it is a non-empty string, else None."""
-    return value if isinstance(value, str) and value else None
+    """The value when it is a non-empty string of valid text, else None."""
+    return value if isinstance(value, str) and value and is_text(value) else None
 
 
 def to_bool(value: object) -> bool | None:
@@ -125,6 +150,8 @@ def to_enum(enum: type[E], value: object) -> tuple[E, str | None]:
     if value is None:
         return fallback, None
     if isinstance(value, str):
+        if not is_text(value):
+            return fallback, None  # unreadable: as if missing
         try:
             return enum(value.strip().upper()), None
         except ValueError:
@@ -161,9 +188,7 @@ def parse_job(obj: object) -> Job:
     """One indexing job; raises `SkippedItem` when it is not an object or carries no uuid."""
     if not isinstance(obj, Mapping):
         raise SkippedItem(f"job is a {type(obj).__name__}, not an object")
-    uuid = to_str(obj.get("uuid"))
-    if uuid is None:
-        raise SkippedItem("job has no uuid")
+    uuid = _uuid(obj, "job")
     phase, phase_raw = to_enum(Phase, obj.get("phase"))
     status, status_raw = to_enum(Status, obj.get("status"))
     return Job(
@@ -183,7 +208,7 @@ def parse_job(obj: object) -> Job:
         tokens=to_int(obj.get("tokens")),
         is_report_available=to_bool(obj.get("is_report_available")),
         data_source_uuids=tuple(
-            u for u in _list_of(obj.get("data_source_uuids")) if isinstance(u, str) and u
+            text for u in _list_of(obj.get("data_source_uuids")) if (text := to_str(u))
         ),
         data_source_jobs=tuple(
             parse_data_source(d)
@@ -198,9 +223,7 @@ def parse_knowledge_base(obj: object) -> KnowledgeBase:
     """One knowledge base; raises `SkippedItem` without a uuid; an unusable last job is None."""
     if not isinstance(obj, Mapping):
         raise SkippedItem(f"knowledge base is a {type(obj).__name__}, not an object")
-    uuid = to_str(obj.get("uuid"))
-    if uuid is None:
-        raise SkippedItem("knowledge base has no uuid")
+    uuid = _uuid(obj, "knowledge base")
     try:
         last_job: Job | None = parse_job(obj.get("last_indexing_job"))
     except SkippedItem:
@@ -214,6 +237,42 @@ def parse_knowledge_base(obj: object) -> KnowledgeBase:
         updated_at=to_datetime(obj.get("updated_at")),
         last_indexing_job=last_job,
     )
+
+
+def _uuid(obj: Mapping[str, Any], what: str) -> str:
+    """The item's uuid; `SkippedItem` when it has none that can be read."""
+    raw = obj.get("uuid")
+    uuid = to_str(raw)
+    if uuid is None:
+        unreadable = isinstance(raw, str) and not is_text(raw)
+        raise SkippedItem(
+            f"{what} uuid is not valid UTF-8" if unreadable else f"{what} has no uuid"
+        )
+    return uuid
+
+
+def unreadable_text(body: object, path: str = "") -> list[tuple[str, str | None]]:
+    """Where `body` holds text that cannot be read: (field path, uuid of the item it is in).
+
+    Paths name fields, not positions (`knowledge_bases[].name`), so that one cause reads the
+    same on every page. Walks the whole value: call it only when `body.may_hold_bad_text`
+    says there may be something to find.
+    """
+    found: list[tuple[str, str | None]] = []
+    stack: list[tuple[object, str, str | None]] = [(body, path, None)]
+    while stack:
+        node, where, owner = stack.pop()
+        if isinstance(node, str):
+            if not is_text(node):
+                found.append((where or "(body)", owner))
+        elif isinstance(node, list):
+            stack.extend((item, f"{where}[]", owner) for item in node)
+        elif isinstance(node, Mapping):
+            owner = to_str(node.get("uuid")) or owner
+            for key, value in node.items():
+                name = key if is_text(key) else "(unreadable key)"
+                stack.append((value, f"{where}.{name}" if where else name, owner))
+    return sorted(found, key=lambda pair: (pair[0], pair[1] or ""))
 
 
 def unknown_values(job: Job) -> set[str]:
@@ -237,15 +296,25 @@ def parse_single(body: object, key: str, parse: Callable[[object], T]) -> T:
 
 
 def parse_items(
-    body: object, key: str, parse: Callable[[object], T], *, required: bool = True
+    body: object,
+    key: str,
+    parse: Callable[[object], T],
+    *,
+    required: bool = True,
+    limit: int | None = None,
 ) -> tuple[tuple[T, ...], tuple[str, ...], int]:
-    """The usable items under `key`, the reasons others were skipped, and the raw item count."""
+    """The usable items under `key`, the reasons others were skipped, and the raw item count.
+
+    More than `limit` items raises `OverLimit` before any is parsed.
+    """
     obj = require_object(body, key)
     raw = obj.get(key)
     if raw is None and not required:
         raw = []
     if not isinstance(raw, list):
         raise MalformedResponse(f"{key}: expected a JSON array, got {type(raw).__name__}")
+    if limit is not None and len(raw) > limit:
+        raise OverLimit(key, len(raw), limit)
     items: list[T] = []
     skipped: list[str] = []
     for index, entry in enumerate(raw):
@@ -253,16 +322,21 @@ def parse_items(
             items.append(parse(entry))
         except SkippedItem as exc:
             skipped.append(f"{key}[{index}]: {exc}")
+        except Exception as exc:  # whatever stops one item's parser, the others are kept
+            skipped.append(f"{key}[{index}]: unreadable ({type(exc).__name__})")
     return tuple(items), tuple(skipped), len(raw)
 
 
-def parse_page(body: object, key: str, parse: Callable[[object], T]) -> Page[T]:
+def parse_page(
+    body: object, key: str, parse: Callable[[object], T], *, limit: int | None = None
+) -> Page[T]:
     """One page of a list; `has_next` is false on an empty page, without `next`, or at the end.
 
     A missing `items` array is an empty page (the API omits empty lists); `links.pages.prev`
-    and `previous` are both accepted and neither is needed.
+    and `previous` are both accepted and neither is needed. More than `limit` items raises
+    `OverLimit` before any is parsed.
     """
-    items, skipped, raw_count = parse_items(body, key, parse, required=False)
+    items, skipped, raw_count = parse_items(body, key, parse, required=False, limit=limit)
     obj = require_object(body, key)
     links = obj.get("links")
     pages_links = links.get("pages") if isinstance(links, Mapping) else None
@@ -270,12 +344,24 @@ def parse_page(body: object, key: str, parse: Callable[[object], T]) -> Page[T]:
     meta = meta if isinstance(meta, Mapping) else {}
     page, pages, total = (to_int(meta.get(k)) for k in ("page", "pages", "total"))
     signals: list[bool] = []
+    next_link = to_str(pages_links.get("next")) if isinstance(pages_links, Mapping) else None
     if isinstance(pages_links, Mapping):
-        signals.append(bool(to_str(pages_links.get("next"))))
+        signals.append(next_link is not None)
     if page is not None and pages is not None:
         signals.append(page < pages)
     has_next = raw_count > 0 and bool(signals) and all(signals)
-    return Page(items, skipped, raw_count, has_next, page, pages, total)
+    return Page(items, skipped, raw_count, has_next, page, pages, total, _page_of(next_link))
+
+
+def _page_of(link: str | None) -> int | None:
+    """The `page` query parameter of a link, when it has exactly one that is a number."""
+    if link is None:
+        return None
+    try:
+        values = parse_qs(urlsplit(link).query).get("page", [])
+    except ValueError:
+        return None
+    return to_int(values[0]) if len(values) == 1 else None
 
 
 def parse_api_error(body: object) -> ApiError:

@@ -162,6 +162,7 @@ _TRANSITION_DECODERS: Mapping[str, _Decoder] = {
     "job": decode_job,
     "stall_reason": _strict_enum(StallReason),
     "stalled_since": _datetime,
+    "corrects": _strict_enum(EventKind),
 }
 
 
@@ -204,6 +205,7 @@ _JOB_STATE_DECODERS: Mapping[str, _Decoder] = {
     "stall_count": int,
     "started_alerted": bool,
     "done": bool,
+    "corrections": int,
 }
 
 

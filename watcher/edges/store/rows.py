@@ -58,15 +58,17 @@ _UPSERT_KB: Final = """
         updated = excluded.updated, news_since = excluded.news_since"""
 _UPSERT_JOB: Final = """
     INSERT INTO jobs (uuid, kb_uuid, observation, phase, status, created_at, first_seen_at,
-        progress_at, deadline, stalled, stall_count, started_alerted, done, updated, sighting)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+        progress_at, deadline, stalled, stall_count, started_alerted, done, updated, sighting,
+        corrections)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
     ON CONFLICT (uuid) DO UPDATE SET kb_uuid = excluded.kb_uuid,
         observation = excluded.observation, phase = excluded.phase, status = excluded.status,
         created_at = excluded.created_at, first_seen_at = excluded.first_seen_at,
         progress_at = excluded.progress_at, deadline = excluded.deadline,
         stalled = excluded.stalled, stall_count = excluded.stall_count,
         started_alerted = excluded.started_alerted, done = excluded.done,
-        updated = excluded.updated, sighting = excluded.sighting"""
+        updated = excluded.updated, sighting = excluded.sighting,
+        corrections = excluded.corrections"""
 _INSERT_EVENT: Final = """
     INSERT INTO events (event_id, kind, kb_uuid, job_uuid, at, cycle_id, payload, recorded_at)
     VALUES (?, ?, ?, ?, ?, ?, ?, ?)
@@ -82,7 +84,7 @@ _UPSERT_META: Final = """
 
 _JOB_COLUMNS: Final = (
     "uuid, kb_uuid, observation, first_seen_at, progress_at, deadline, stalled, stall_count,"
-    " started_alerted, done, sighting"
+    " started_alerted, done, sighting, corrections"
 )
 _CHUNK: Final = 500
 _NEVER: Final = "9999-12-31T23:59:59.999999Z"  # later than any stored time
@@ -192,13 +194,15 @@ def job_row(state: JobState, at: str) -> tuple[Any, ...]:
         int(state.done),
         at,
         codec.encode_sighting(state.sighting),
+        state.corrections,
     )
 
 
 def job_state_from_row(row: sqlite3.Row | tuple[Any, ...], path: Path) -> JobState:
     """Rebuild a job state from `uuid, kb_uuid, observation, first_seen_at, progress_at,
-    deadline, stalled, stall_count, started_alerted, done[, sighting]`; raises `StoreCorrupt`
-    if unreadable. A missing or unreadable sighting is None: `detect` seeds it afresh.
+    deadline, stalled, stall_count, started_alerted, done[, sighting[, corrections]]`; raises
+    `StoreCorrupt` if unreadable. A missing or unreadable sighting is None: `detect` seeds it
+    afresh; missing corrections are 0.
     """
     try:
         return JobState(
@@ -212,6 +216,7 @@ def job_state_from_row(row: sqlite3.Row | tuple[Any, ...], path: Path) -> JobSta
             started_alerted=bool(row[8]),
             done=bool(row[9]),
             sighting=codec.decode_sighting(row[10]) if len(row) > 10 else None,
+            corrections=int(row[11]) if len(row) > 11 else 0,
         )
     except (ValueError, TypeError) as exc:
         raise schema.corrupt(path, f"job {row[0]} cannot be read: {exc}") from exc

@@ -117,7 +117,11 @@ _V3: Final = (
     "ALTER TABLE knowledge_bases ADD COLUMN news_since TEXT",
 )
 
-MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_V1, _V2, _V3)
+# Version 4: how many alerted outcomes of a job were corrected (issue 11, see
+# `watcher.core.corrections`): outcomes after a correction carry their number in the event id.
+_V4: Final = ("ALTER TABLE jobs ADD COLUMN corrections INTEGER NOT NULL DEFAULT 0",)
+
+MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_V1, _V2, _V3, _V4)
 """`MIGRATIONS[n]` takes a store from schema version n to n + 1."""
 
 SCHEMA_VERSION: Final = len(MIGRATIONS)
