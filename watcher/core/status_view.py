@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, assert_never
 
 from watcher.core.account import MissingKb, UnmatchedRef
 from watcher.core.inert import inert
 from watcher.core.render import format_duration
+from watcher.core.snapshot import KbSnapshot, StoreSnapshot
 from watcher.core.state import JobCondition
-from watcher.edges.store.snapshot import KbSnapshot, StoreSnapshot
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,10 +38,14 @@ def state_word(kb: KbSnapshot) -> str:
     if kb.outcome is not None:
         return kb.outcome.value
     condition = kb.condition or JobCondition.UNKNOWN
-    if condition is JobCondition.UNKNOWN:
-        raw = (kb.status or kb.phase or "unknown").rsplit("_", 1)[-1].lower()
-        return f"{condition.value} ({raw})"
-    return condition.value
+    match condition:
+        case JobCondition.PENDING | JobCondition.RUNNING | JobCondition.STALLED | JobCondition.DONE:
+            return condition.value
+        case JobCondition.UNKNOWN:
+            raw = (kb.status or kb.phase or "unknown").rsplit("_", 1)[-1].lower()
+            return f"{condition.value} ({raw})"
+        case _:
+            assert_never(condition)
 
 
 def _progress(kb: KbSnapshot) -> str:
