@@ -1,4 +1,5 @@
-"""`Config`: the whole configuration as one frozen tree of the sections in `sections`."""
+"""`Config`: the whole configuration as one frozen tree of the sections in `sections`, made of
+the parts `watcher.config.build.collect` validated."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, SecretStr
 
+from watcher.config.build import TABLE_ARRAYS, Parts, collect, to_problems
 from watcher.config.checks import Loc
 from watcher.config.routes import RouteConfig
 from watcher.config.sections import (
@@ -22,6 +24,8 @@ from watcher.config.sections import (
     StateConfig,
     is_uuid,
 )
+from watcher.config.trust import resolve_ca_bundle
+from watcher.core.errors import ConfigError
 from watcher.core.model import EventKind, WatchedKb
 from watcher.core.state import Policy
 
@@ -98,6 +102,15 @@ class Config(BaseModel):
         return next((route for route in self.routes if route.name == name), None)
 
     @classmethod
+    def assemble(cls, parts: Parts, **extra: Any) -> Config:
+        """The Config made of the parts `collect` validated (call it only when there were no
+        issues); `extra` sets the fields that come from elsewhere (token, sources, CA bundle)."""
+        arrays = {
+            name: tuple(item for _, item in parts.arrays.get(name, [])) for name in TABLE_ARRAYS
+        }
+        return cls.model_validate({**parts.sections, **arrays, **extra})
+
+    @classmethod
     def from_mapping(
         cls,
         data: Mapping[str, Any],
@@ -107,12 +120,21 @@ class Config(BaseModel):
         source: str = "<code>",
         check_urls: bool = True,
     ) -> Config:
-        """Validate a dict shaped like the TOML file, without file or env; raise ConfigError."""
-        from watcher.config.build import build_config
-
-        secret = SecretStr(token) if token is not None else None
-        return build_config(
-            data, source=source, token=secret, token_source=token_source, check_urls=check_urls
+        """Validate a dict shaped like the TOML file, without file or env; raise ConfigError
+        listing every problem (`source` names the dict in them)."""
+        parts, issues = collect(data, check_urls=check_urls)
+        problems = to_problems(issues, source)
+        http = parts.get("http", HttpConfig)
+        ca_bundle, ca_source, ca_problems = resolve_ca_bundle(http, {}, source)
+        if problems or ca_problems:
+            raise ConfigError(problems + ca_problems)
+        return cls.assemble(
+            parts,
+            token=SecretStr(token) if token is not None else None,
+            token_source=token_source,
+            ca_bundle=ca_bundle,
+            ca_bundle_source=ca_source,
+            source=source,
         )
 
     @classmethod
