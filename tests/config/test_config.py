@@ -11,7 +11,6 @@ from pydantic import ValidationError
 
 from watcher.config import Config, describe, load_config, mask_url, resolve_config_path
 from watcher.config.url_secrets import url_secrets
-from watcher.core.durations import format_duration, parse_duration
 from watcher.core.errors import ConfigError, ConfigProblem
 from watcher.core.model import EventKind
 from watcher.core.state import Policy
@@ -145,44 +144,6 @@ def test_unknown_keys_are_named_with_the_closest_valid_key(
 def test_a_token_written_in_the_file_is_refused_without_repeating_it(tmp_path: Path) -> None:
     message = problem(tmp_path, f'[api]\ntoken = "{SECRET}"\n' + ROUTE, "api.token")
     assert "DIGITALOCEAN_ACCESS_TOKEN" in message
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("90s", timedelta(seconds=90)),
-        ("15m", timedelta(minutes=15)),
-        ("4h", timedelta(hours=4)),
-        ("1d", timedelta(days=1)),
-        ("1h30m", timedelta(minutes=90)),
-        ("1d2h3m4s", timedelta(days=1, hours=2, minutes=3, seconds=4)),
-        ("1h 30m", timedelta(minutes=90)),  # spaces between parts
-        ("15M", timedelta(minutes=15)),  # units are case-insensitive
-        ("90", timedelta(seconds=90)),  # whole seconds as text (environment variables)
-        (90, timedelta(seconds=90)),  # whole seconds as a TOML integer
-        ("0s", timedelta(0)),
-        ("-5m", timedelta(minutes=-5)),  # parsed; the field decides whether it may be negative
-    ],
-)
-def test_durations_parse(text: str | int, expected: timedelta) -> None:
-    assert parse_duration(text) == expected
-
-
-@pytest.mark.parametrize(
-    "text", ["", "m", "1.5h", "5 minutes", "1m1h", "1h30", "abc", "1w", True, 1.5, None]
-)
-def test_garbage_is_not_a_duration(text: object) -> None:
-    with pytest.raises(ValueError, match="duration"):
-        parse_duration(text)
-
-
-@pytest.mark.parametrize(
-    ("value", "text"),
-    [(timedelta(seconds=90), "1m30s"), (timedelta(days=90), "90d"), (timedelta(0), "0s")],
-)
-def test_durations_format_the_way_they_are_written(value: timedelta, text: str) -> None:
-    assert format_duration(value) == text
-    assert parse_duration(text) == value
 
 
 @pytest.mark.parametrize(

@@ -14,8 +14,8 @@ from datetime import datetime, timedelta
 from typing import Any, assert_never
 
 from watcher.core.account import MissingKb, UnmatchedRef
+from watcher.core.durations import format_elapsed
 from watcher.core.inert import inert
-from watcher.core.render import format_duration
 from watcher.core.snapshot import KbSnapshot, StoreSnapshot
 from watcher.core.state import JobCondition
 
@@ -59,7 +59,7 @@ def _age(kb: KbSnapshot, now: datetime) -> str:
     moment = kb.finished_at or kb.updated_at or kb.started_at or kb.created_at
     if moment is None:
         return "-"
-    return format_duration(max(now - moment, timedelta(0))) + " ago"
+    return format_elapsed(max(now - moment, timedelta(0))) + " ago"
 
 
 def table(
@@ -121,14 +121,14 @@ def setup_lines(setup: SetupFindings, now: datetime) -> list[str]:
 
 def _deliveries(snapshot: StoreSnapshot, now: datetime) -> str:
     oldest = snapshot.oldest_undelivered_age(now)
-    wait = f", oldest waiting {format_duration(timedelta(seconds=oldest))}" if oldest else ""
+    wait = f", oldest waiting {format_elapsed(timedelta(seconds=oldest))}" if oldest else ""
     return f"Deliveries: {snapshot.undelivered} pending, {snapshot.dead} dead{wait}"
 
 
 def _when(moment: datetime | None, now: datetime) -> str:
     if moment is None:
         return "never"
-    return f"{moment.isoformat(timespec='seconds')} ({format_duration(now - moment)} ago)"
+    return f"{moment.isoformat(timespec='seconds')} ({format_elapsed(now - moment)} ago)"
 
 
 def as_json(
