@@ -73,8 +73,9 @@ class Call:
 
 
 @dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """How often and how long to retry; `max_wait` caps any server-requested wait."""
+class RequestRetryPolicy:
+    """How often and how long to retry one API request (seconds; `max_wait` caps any wait the
+    server asks for with `retry-after`). Not the outbox's `watcher.core.decide.RetryPolicy`."""
 
     max_attempts: int = 5
     backoff_base: float = 0.5
@@ -105,7 +106,7 @@ class HttpCaller:
 
     http: httpx.AsyncClient
     budget: RequestBudget
-    policy: RetryPolicy
+    policy: RequestRetryPolicy
     token_source: str
     sleep: Callable[[float], Awaitable[None]]
     monotonic: Callable[[], float]

@@ -24,7 +24,7 @@ import structlog
 from watcher.core.errors import ConfigError, ConfigProblem
 from watcher.core.model import DataSourceJob, Job, KnowledgeBase, RateLimit
 from watcher.edges.api import wire
-from watcher.edges.api.caller import Call, HttpCaller, RequestRecord, RetryPolicy
+from watcher.edges.api.caller import Call, HttpCaller, RequestRecord, RequestRetryPolicy
 from watcher.edges.api.clock import ApiClock
 from watcher.edges.api.memo import ParseMemo
 from watcher.edges.api.paging import Sweep, merge
@@ -122,7 +122,7 @@ class ApiClient:
             transport=transport,
             verify=verify,
         )
-        policy = RetryPolicy(max(1, max_attempts), backoff_base, backoff_max, max_wait)
+        policy = RequestRetryPolicy(max(1, max_attempts), backoff_base, backoff_max, max_wait)
         self._caller = HttpCaller(
             http=http,
             budget=budget,
