@@ -26,7 +26,7 @@ from watcher.config.sections import (
 )
 from watcher.config.trust import resolve_ca_bundle
 from watcher.core.errors import ConfigError
-from watcher.core.model import EventKind, WatchedKb
+from watcher.core.model import WatchedKb
 from watcher.core.state import Policy
 
 
@@ -83,19 +83,6 @@ class Config(BaseModel):
         """
         refs = {ref.lower() if is_uuid(ref) else ref for ref in route.knowledge_bases}
         return frozenset(refs | {kb.uuid for kb in self.knowledge_bases if kb.name in refs})
-
-    def routes_for(
-        self, kind: EventKind, kb_uuid: str | None, kb_name: str | None = None
-    ) -> tuple[RouteConfig, ...]:
-        """The routes that asked for `kind` about this KB (its API or configured name counts)."""
-        names = {kb.name for kb in self.knowledge_bases if kb.uuid == kb_uuid and kb.name}
-        if kb_name:
-            names.add(kb_name)
-        return tuple(
-            route
-            for route in self.routes
-            if kind in route.event_kinds and route.applies_to(kb_uuid, names)
-        )
 
     def route(self, name: str) -> RouteConfig | None:
         """The route called `name`, if any."""
