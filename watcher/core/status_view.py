@@ -143,23 +143,7 @@ def as_json(
         "at": now.isoformat(),
         "api_clock_at": _iso(api_now),
         "last_successful_cycle_at": _iso(snapshot.last_cycle_at),
-        "knowledge_bases": [
-            {
-                "uuid": kb.uuid,
-                "name": kb.name,
-                "latest_job": kb.job_uuid,
-                "state": state_word(kb),
-                "phase": kb.phase,
-                "status": kb.status,
-                "completed_datasources": kb.completed_datasources,
-                "total_datasources": kb.total_datasources,
-                "total_tokens": kb.total_tokens,
-                "stalled": kb.stalled.value if kb.stalled else None,
-                "updated_at": _iso(kb.updated_at),
-                "finished_at": _iso(kb.finished_at),
-            }
-            for kb in snapshot.kbs
-        ],
+        "knowledge_bases": [_kb_json(kb) for kb in snapshot.kbs],
         "missing_knowledge_bases": [
             {"uuid": kb.uuid, "name": kb.name, "since": kb.since.isoformat()}
             for kb in setup.missing
@@ -168,30 +152,51 @@ def as_json(
             {"route": ref.route, "key": ref.key, "reason": ref.reason, "suggestion": ref.suggestion}
             for ref in setup.unmatched
         ],
-        "deliveries": {
-            "by_state": {state.value: count for state, count in snapshot.outbox_by_state.items()},
-            "oldest_undelivered_age_s": snapshot.oldest_undelivered_age(now),
-            "routes": [
-                {"route": r.route, "pending": r.pending + r.sending, "dead": r.dead}
-                for r in snapshot.routes
-            ],
-            "dead_letters": [
-                {
-                    "id": d.id,
-                    "route": d.route,
-                    "event_id": d.event_id,
-                    "kind": d.kind,
-                    "kb_uuid": d.kb_uuid,
-                    "job_uuid": d.job_uuid,
-                    "attempts": d.attempts,
-                    "last_error": d.last_error,
-                    "created_at": _iso(d.created_at),
-                }
-                for d in snapshot.dead_letters
-            ],
-        },
+        "deliveries": _deliveries_json(snapshot, now),
         "jobs_by_state": {state.value: count for state, count in snapshot.jobs_by_state.items()},
         "events_by_kind": dict(snapshot.events_by_kind),
+    }
+
+
+def _kb_json(kb: KbSnapshot) -> dict[str, Any]:
+    return {
+        "uuid": kb.uuid,
+        "name": kb.name,
+        "latest_job": kb.job_uuid,
+        "state": state_word(kb),
+        "phase": kb.phase,
+        "status": kb.status,
+        "completed_datasources": kb.completed_datasources,
+        "total_datasources": kb.total_datasources,
+        "total_tokens": kb.total_tokens,
+        "stalled": kb.stalled.value if kb.stalled else None,
+        "updated_at": _iso(kb.updated_at),
+        "finished_at": _iso(kb.finished_at),
+    }
+
+
+def _deliveries_json(snapshot: StoreSnapshot, now: datetime) -> dict[str, Any]:
+    return {
+        "by_state": {state.value: count for state, count in snapshot.outbox_by_state.items()},
+        "oldest_undelivered_age_s": snapshot.oldest_undelivered_age(now),
+        "routes": [
+            {"route": r.route, "pending": r.pending + r.sending, "dead": r.dead}
+            for r in snapshot.routes
+        ],
+        "dead_letters": [
+            {
+                "id": d.id,
+                "route": d.route,
+                "event_id": d.event_id,
+                "kind": d.kind,
+                "kb_uuid": d.kb_uuid,
+                "job_uuid": d.job_uuid,
+                "attempts": d.attempts,
+                "last_error": d.last_error,
+                "created_at": _iso(d.created_at),
+            }
+            for d in snapshot.dead_letters
+        ],
     }
 
 
