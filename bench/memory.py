@@ -32,12 +32,24 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
-from run_bench import WATCHER, _clean_env, watcher_config  # noqa: E402
-from workload import TOKEN, LogTail, ProcessProbe, Receiver, stop  # noqa: E402
+from workload import (  # noqa: E402
+    TOKEN,
+    WATCHER,
+    LogTail,
+    ProcessProbe,
+    Receiver,
+    clean_env,
+    stop,
+    watcher_config,
+)
 
 from watcher.core.model import DataSourceJob, DataSourceStatus, EventKind, Job, Phase, Status  # noqa: E402
-from watcher.core.outbox import Delivery  # noqa: E402
-from watcher.core.state import Change, JobState, Transition  # noqa: E402
+from watcher.core.state import (  # noqa: E402
+    Change,
+    Delivery,
+    JobState,
+    Transition,
+)
 from watcher.edges import host  # noqa: E402
 from watcher.edges.store.sqlite import SqliteStore  # noqa: E402
 from watcher.simulator import RealClock, Simulator, generated_scenario, serve_in_thread  # noqa: E402
@@ -140,19 +152,19 @@ def measure(n_kbs: int, history: int, run_s: float) -> Measure:
             max_rpm=250,
         )
         once = [str(WATCHER), "once", "--config", str(config)]
-        subprocess.run(once, env=_clean_env(), capture_output=True, check=True)
+        subprocess.run(once, env=clean_env(), capture_output=True, check=True)
         if history:
             kbs = [sim.kb_uuid(f"kb-{i:05d}") for i in range(n_kbs)]
             asyncio.run(fill(db, kbs, history, datetime.now(UTC)))
         walls = []
         for _ in range(3):
             started = time.perf_counter()
-            subprocess.run(once, env=_clean_env(), capture_output=True, check=True)
+            subprocess.run(once, env=clean_env(), capture_output=True, check=True)
             walls.append(time.perf_counter() - started)
         size = sum(p.stat().st_size for p in Path(tmp).glob("w.db*")) / 1e6
         process = subprocess.Popen(
             [str(WATCHER), "run", "--config", str(config)],
-            env=_clean_env(),
+            env=clean_env(),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )

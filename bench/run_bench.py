@@ -43,7 +43,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import math
-import os
 import resource
 import statistics
 import subprocess
@@ -59,22 +58,23 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
 from workload import (  # noqa: E402
-    ALL_EVENTS,
     TOKEN,
+    WATCHER,
     Latency,
     LogTail,
     ProcessProbe,
     Receiver,
+    clean_env,
     fmt_seconds,
     machine,
     match_latencies,
     stop,
+    watcher_config,
 )
 
 from watcher.edges.api.client import ApiClient, ApiSettings  # noqa: E402
 from watcher.simulator import RealClock, Simulator, generated_scenario, serve_in_thread  # noqa: E402
 
-WATCHER = Path(sys.executable).parent / "watcher"
 NOMINAL_IDLE = 60.0
 NOMINAL_ACTIVE = 15.0
 WARMUP_S = 3.0  # wall seconds after the simulator starts before moments count for latency
@@ -133,52 +133,6 @@ def progress(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
-def _clean_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("WATCHER_", "DIGITALOCEAN_"))}
-    env["DIGITALOCEAN_ACCESS_TOKEN"] = TOKEN
-    env["DIGITALOCEAN_TOKEN"] = TOKEN
-    return env
-
-
-def watcher_config(
-    path: Path,
-    base_url: str,
-    webhook: str,
-    state: Path,
-    *,
-    interval: float,
-    active_interval: float,
-    max_rpm: int,
-) -> Path:
-    """A watcher config for the benchmark: no jitter, JSON logs, one route with every event."""
-    events = ", ".join(f'"{e}"' for e in ALL_EVENTS)
-    path.write_text(
-        f"""
-[api]
-base_url = "{base_url}"
-max_requests_per_minute = {max_rpm}
-
-[poll]
-interval = "{interval:g}s"
-active_interval = "{min(active_interval, interval):g}s"
-jitter = "0s"
-
-[state]
-path = "{state}"
-
-[log]
-level = "info"
-format = "json"
-
-[[routes]]
-name = "bench"
-urls = ["{webhook.replace("http://", "json://")}"]
-events = [{events}]
-"""
-    )
-    return path
-
-
 def start_poller(
     plan: Plan, base_url: str, rx: Receiver, sim: Simulator, tmp: Path
 ) -> subprocess.Popen[bytes]:
@@ -207,7 +161,7 @@ def start_poller(
             "--time-scale", f"{plan.speed:g}",
         ]  # fmt: skip
     return subprocess.Popen(
-        command, env=_clean_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=tmp
+        command, env=clean_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=tmp
     )
 
 
@@ -349,12 +303,12 @@ def cold_start(sizes: Sequence[int], runs: int) -> list[tuple[int, float, float,
                 max_rpm=60,
             )
             command = [str(WATCHER), "once", "--config", str(config)]
-            subprocess.run(command, env=_clean_env(), capture_output=True, check=True)
+            subprocess.run(command, env=clean_env(), capture_output=True, check=True)
             walls, cpus = [], []
             for _ in range(runs):
                 before = resource.getrusage(resource.RUSAGE_CHILDREN)
                 started = time.perf_counter()
-                subprocess.run(command, env=_clean_env(), capture_output=True, check=True)
+                subprocess.run(command, env=clean_env(), capture_output=True, check=True)
                 walls.append(time.perf_counter() - started)
                 after = resource.getrusage(resource.RUSAGE_CHILDREN)
                 cpus.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)

@@ -19,6 +19,7 @@ import os
 import platform
 import re
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterable, Sequence
@@ -31,6 +32,7 @@ from typing import IO, Any
 from watcher.simulator import TransitionRecord
 
 TOKEN = "dop_v1_" + "be" * 32  # a recognisable fake token: the simulator accepts only this
+WATCHER = Path(sys.executable).parent / "watcher"  # the command of this virtual environment
 ALL_EVENTS = ("started", "completed", "no_changes", "partial", "failed", "cancelled")
 
 # The watcher's headlines (watcher.core.render) and the reference poller's, by event kind.
@@ -298,3 +300,51 @@ def fmt_seconds(value: float, digits: int = 2) -> str:
     if math.isinf(value):
         return "missed"
     return f"{value:.{digits}f}"
+
+
+def clean_env() -> dict[str, str]:
+    """The environment for a `watcher` child: no WATCHER_/DIGITALOCEAN_ variable of the caller,
+    the benchmark's token."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WATCHER_", "DIGITALOCEAN_"))}
+    env["DIGITALOCEAN_ACCESS_TOKEN"] = TOKEN
+    env["DIGITALOCEAN_TOKEN"] = TOKEN
+    return env
+
+
+def watcher_config(
+    path: Path,
+    base_url: str,
+    webhook: str,
+    state: Path,
+    *,
+    interval: float,
+    active_interval: float,
+    max_rpm: int,
+) -> Path:
+    """A watcher config for the benchmark: no jitter, JSON logs, one route with every event."""
+    events = ", ".join(f'"{e}"' for e in ALL_EVENTS)
+    path.write_text(
+        f"""
+[api]
+base_url = "{base_url}"
+max_requests_per_minute = {max_rpm}
+
+[poll]
+interval = "{interval:g}s"
+active_interval = "{min(active_interval, interval):g}s"
+jitter = "0s"
+
+[state]
+path = "{state}"
+
+[log]
+level = "info"
+format = "json"
+
+[[routes]]
+name = "bench"
+urls = ["{webhook.replace("http://", "json://")}"]
+events = [{events}]
+"""
+    )
+    return path

@@ -24,9 +24,9 @@ from watcher.core.inert import inert
 from watcher.core.redact import SECRETS
 from watcher.service.logs import configure_logging
 
-EXIT_CONFIG = 2
+EXIT_USAGE = 2  # a wrong command line (click's code), and an invalid file in check-config
+EXIT_FAULT = 1  # the README's code for a fault: the API, the store, a delivery (not sysexits')
 EX_CONFIG = 78  # sysexits: what systemd users expect from a daemon with a bad configuration
-EX_SOFTWARE = 1
 EX_TEMPFAIL = 75  # sysexits: another process holds the store now; try again later
 
 config_option = click.option(
@@ -57,7 +57,7 @@ def load_or_exit(
     config_path: str | None,
     *,
     require_token: bool = True,
-    exit_code: int = EXIT_CONFIG,
+    exit_code: int = EXIT_USAGE,
     check_urls: bool = True,
     preflight: Preflight = Preflight.NONE,
 ) -> Config:
@@ -151,7 +151,7 @@ def check_config(config_path: str | None, no_token: bool, online: bool) -> None:
         from watcher.service.commands import check_online
 
         configure_logging("error", "auto")  # the problems are the output, not request logs
-        sys.exit(_guarded(lambda: check_online(config, echo=say), config_exit=EXIT_CONFIG))
+        sys.exit(_guarded(lambda: check_online(config, echo=say), config_exit=EXIT_USAGE))
     say(describe(config, listen_note=listen_note(config.http.listen)))
 
 
@@ -191,7 +191,7 @@ def once(config_path: str | None, log_level: str | None) -> None:
             return EX_TEMPFAIL
         if not report.ok:
             say(f"cycle failed: {report.error}", err=True, one_line=True)
-        return 0 if report.ok else EX_SOFTWARE
+        return 0 if report.ok else EXIT_FAULT
 
     sys.exit(_guarded(cycle))
 
@@ -220,7 +220,7 @@ def test_notify(config_path: str | None, route: str | None) -> None:
     if route is not None and config.route(route) is None:
         known = ", ".join(r.name for r in config.routes)
         say(f"{config.source}: routes: no route named {route!r} (known: {known})", err=True)
-        sys.exit(EXIT_CONFIG)
+        sys.exit(EXIT_USAGE)
 
     async def send() -> int:
         results = await send_test(config, route)
@@ -231,7 +231,7 @@ def test_notify(config_path: str | None, route: str | None) -> None:
                 say(f"  {target.name} {target.url}: {state}", one_line=True)
             if not result.ok and result.error:
                 say(f"  error: {result.error}", one_line=True)
-        return 0 if all(r.ok for r in results.values()) else EX_SOFTWARE
+        return 0 if all(r.ok for r in results.values()) else EXIT_FAULT
 
     sys.exit(_guarded(send))
 
@@ -249,7 +249,7 @@ def retry(config_path: str | None, ids: tuple[int, ...], retry_all: bool) -> Non
             "watcher retry: give the dead-letter ids `watcher status` shows, or --all",
             err=True,
         )
-        sys.exit(EXIT_CONFIG)
+        sys.exit(EXIT_USAGE)
     config = load_or_exit(config_path, require_token=False, exit_code=EX_CONFIG, check_urls=False)
     configure_logging("warning", "auto")
     chosen = None if retry_all else ids
@@ -334,10 +334,10 @@ def simulate(port: int, scenario: str, token: str, speed: float, clock_offset: s
         run_standalone(port=port, scenario=scenario, token=token, speed=speed, clock_offset=offset)
     except ScenarioError as exc:
         say(f"watcher simulate: --scenario: {exc}", err=True, one_line=True)
-        sys.exit(EXIT_CONFIG)
+        sys.exit(EXIT_USAGE)
     except OSError as exc:  # the only one: the port cannot be listened on
         say(f"watcher simulate: --port {port}: {exc.strerror or exc}", err=True, one_line=True)
-        sys.exit(EXIT_CONFIG)
+        sys.exit(EXIT_USAGE)
 
 
 def _guarded(work: Callable[[], Coroutine[Any, Any, int]], *, config_exit: int = EX_CONFIG) -> int:
@@ -350,6 +350,6 @@ def _guarded(work: Callable[[], Coroutine[Any, Any, int]], *, config_exit: int =
         return config_exit
     except WatcherError as exc:
         say(f"error: {exc}", err=True, one_line=True)
-        return EX_SOFTWARE
+        return EXIT_FAULT
     except KeyboardInterrupt:
         return 130

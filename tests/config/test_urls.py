@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from tests.leaks import SECRET_PROPERTY, SECRETS, URL_SHAPES, assert_no_leak, url_with
 from watcher.config.url_secrets import url_secrets
-from watcher.config.urls import ambiguity, candidates, mask_url, parse_url
+from watcher.config.urls import ambiguity, candidates, mask_url, parse_url, unloadable
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
@@ -101,3 +101,28 @@ def test_a_shown_url_keeps_what_helps_a_reader_find_the_target() -> None:
     assert url_secrets(url).masked(url) == (
         "mailto://****@smtp.example.com:587?to=ops@example.com&from=w@example.com&x=****"
     )
+
+
+@pytest.mark.parametrize(
+    ("url", "loads"),
+    [
+        ("json://127.0.0.1:8080/alerts", True),
+        ("mmost://mattermost.example.com/abcdefghij", True),
+        ("mailto://user:pass@example.com", True),
+        ("slack://TokenA/TokenB/TokenC/#indexing", True),
+        ("ntfy://ntfy.sh/indexing-alerts", True),
+        ("notascheme://host", False),
+        ("json://", False),
+        ("https://example.com/hook", False),  # apprise has no plain https scheme
+        ("", False),
+        ("indexing alerts", False),
+    ],
+)
+def test_unloadable_names_exactly_the_urls_apprise_cannot_load(url: str, loads: bool) -> None:
+    """A route URL is refused exactly when apprise cannot load it as a notification target."""
+    assert unloadable([url]) == ([] if loads else [0])
+
+
+def test_unloadable_gives_the_position_of_each_refused_url() -> None:
+    urls = ["json://127.0.0.1:8080/a", "notascheme://host", "ntfy://ntfy.sh/x", "json://"]
+    assert unloadable(urls) == [1, 3]

@@ -18,7 +18,7 @@ from watcher.core.model import (
     Status,
 )
 from watcher.core.outbox import BodyFormat
-from watcher.core.render import escape, format_duration, render, render_group
+from watcher.core.render import escape, render, render_group
 from watcher.core.state import StallReason, Transition
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
@@ -178,13 +178,6 @@ def test_a_grouped_alert_lists_each_event_and_takes_the_worst_severity() -> None
     assert message.title.endswith("4 indexing events")
     assert message.severity is Severity.FAILURE
     assert message.body.count("\n- ") == 4
-
-
-@pytest.mark.parametrize(
-    ("seconds", "text"), [(5, "5s"), (65, "1m 05s"), (3725, "1h 02m 05s"), (0, "0s")]
-)
-def test_durations_read_like_a_person_wrote_them(seconds: int, text: str) -> None:
-    assert format_duration(timedelta(seconds=seconds)) == text
 
 
 HOSTILE_NAME = "[EU] <prod> *docs*_\x1b]0;owned\x07\x1b[2J\nCOMPLETED\u202etxt.exe\x00"

@@ -13,16 +13,8 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import (
-    CHAT,
-    HOOK,
-    MAIL,
-    Harness,
-    HarnessFactory,
-    Receivers,
-    route,
-    scenario,
-)
+from tests.e2e.conftest import HarnessFactory
+from tests.harness import CHAT, HOOK, MAIL, Harness, Receivers, route, simulator
 from watcher.core.outbox import Budget, Message, OutboxItem, SendResult, Settlement
 from watcher.edges.store.sqlite import DEFAULT_LEASE
 
@@ -66,7 +58,7 @@ def tally(receivers: Receivers, name: str) -> Counter[tuple[str, str]]:
 async def _staggered(make_harness: HarnessFactory, receivers: Receivers) -> Harness:
     urls = receivers.urls()
     routes = [route(name, urls[name], EVENTS) for name in (HOOK, MAIL, CHAT)]
-    return await make_harness(scenario(STAGGERED), routes)
+    return await make_harness(simulator(STAGGERED), routes)
 
 
 async def _undelivered(harness: Harness) -> int:
@@ -102,7 +94,7 @@ async def test_routes_that_were_down_get_every_alert_once_when_back_and_a_health
     assert receivers.kinds(HOOK) == ["group"] and receivers.kinds(MAIL) == ["group"]
     assert tally(receivers, HOOK) == ALL_ALERTS
     assert tally(receivers, MAIL) == ALL_ALERTS
-    await harness.run_for(60, every=10)
+    await harness.run(60, every=10)
     for name in (HOOK, MAIL, CHAT):
         assert tally(receivers, name) == ALL_ALERTS, name
     assert await _undelivered(harness) == 0
@@ -131,14 +123,14 @@ async def test_alerts_detected_while_every_receiver_was_unreachable_survive_a_re
     receivers.hook.go_down()
     receivers.chat.go_down()
     receivers.mail.refuse()
-    await harness.run_for(60, every=10)
+    await harness.run(60, every=10)
     assert await _undelivered(harness) == 18
 
     await harness.restart()  # a new process on the same state file
     receivers.hook.come_up()
     receivers.chat.come_up()
     receivers.mail.accept()
-    await harness.run_for(30, every=10)
+    await harness.run(30, every=10)
 
     for name in (HOOK, MAIL, CHAT):
         assert tally(receivers, name) == ALL_ALERTS, name
@@ -202,7 +194,7 @@ async def test_a_process_killed_between_detection_and_delivery_loses_and_doubles
     await harness.cycle()  # the same moment again: nothing new to detect, the rows are due
     for name in (HOOK, MAIL, CHAT):
         assert tally(receivers, name) == STARTED, name
-    await harness.run_for(60, every=10)
+    await harness.run(60, every=10)
     for name in (HOOK, MAIL, CHAT):
         assert tally(receivers, name) == ALL_ALERTS, name
 
@@ -228,7 +220,7 @@ async def test_rows_claimed_when_the_process_died_are_sent_once_right_after_rest
     await harness.step(lease + 1)  # every job ended meanwhile; nothing is sent twice
     for name in (HOOK, MAIL, CHAT):
         assert tally(receivers, name) == ALL_ALERTS, name
-    await harness.run_for(30, every=10)
+    await harness.run(30, every=10)
     for name in (HOOK, MAIL, CHAT):
         assert tally(receivers, name) == ALL_ALERTS, name
     assert await _undelivered(harness) == 0
@@ -241,15 +233,15 @@ async def test_a_route_with_one_url_down_never_repeats_an_alert_to_its_healthy_u
     the Mattermost hook of the same route hears each alert exactly once."""
     urls = receivers.urls()
     both = {"name": "ops", "urls": [urls[HOOK], urls[CHAT]], "events": list(EVENTS)}
-    harness = await make_harness(scenario(STAGGERED), [both])
+    harness = await make_harness(simulator(STAGGERED), [both])
     await harness.cycle()
     receivers.hook.go_down()
-    await harness.run_for(70, every=10)  # every job starts and ends, many retries
+    await harness.run(70, every=10)  # every job starts and ends, many retries
 
     assert tally(receivers, CHAT) == ALL_ALERTS
     assert receivers.alerts(HOOK) == []
     receivers.hook.come_up()
-    await harness.run_for(30, every=10)
+    await harness.run(30, every=10)
 
     assert tally(receivers, HOOK) == ALL_ALERTS
     assert tally(receivers, CHAT) == ALL_ALERTS  # still once each

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.e2e.conftest import HEADLINES
+from tests.harness import HEADLINES
 from tests.storeguard import guard_env
 from watcher.core.model import EventKind
 

@@ -9,17 +9,8 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from tests.e2e.conftest import (
-    CHAT,
-    HOOK,
-    MAIL,
-    Alert,
-    Harness,
-    HarnessFactory,
-    Receivers,
-    route,
-    scenario,
-)
+from tests.e2e.conftest import HarnessFactory
+from tests.harness import CHAT, HOOK, MAIL, Alert, Harness, Receivers, route, simulator
 from watcher.core.model import EventKind
 from watcher.simulator import Fault, FaultKind, Simulator
 
@@ -93,7 +84,7 @@ OUTCOME_SCENARIO: dict[str, Any] = {
 
 
 async def _outcome_harness(make_harness: HarnessFactory, receivers: Receivers) -> Harness:
-    sim = scenario(OUTCOME_SCENARIO)
+    sim = simulator(OUTCOME_SCENARIO)
     urls = receivers.urls()
     routes = [
         route(HOOK, urls[HOOK], OUTCOMES),
@@ -111,7 +102,7 @@ async def test_each_outcome_is_alerted_once_to_each_route_that_asked_for_it_and_
 ) -> None:
     harness = await _outcome_harness(make_harness, receivers)
     await harness.cycle()
-    await harness.run_for(60, every=10)
+    await harness.run(60, every=10)
 
     assert tally(receivers.alerts(HOOK)) == Counter(
         {
@@ -145,7 +136,7 @@ async def test_every_alert_names_its_job_and_failures_carry_the_api_error_texts(
 ) -> None:
     harness = await _outcome_harness(make_harness, receivers)
     await harness.cycle()
-    await harness.run_for(30, every=10)
+    await harness.run(30, every=10)
     sim = harness.sim
     job_of = {
         f"{key}-kb": sim.job_uuid(f"{key}-job")
@@ -174,7 +165,7 @@ async def test_every_alert_names_its_job_and_failures_carry_the_api_error_texts(
 async def test_jobs_that_start_and_finish_between_two_polls_are_each_alerted(
     make_harness: HarnessFactory, receivers: Receivers
 ) -> None:
-    sim = scenario(
+    sim = simulator(
         {
             "knowledge_bases": [
                 _kb("rel", "release-notes", history=[{"ago": 3600, "run": 40}]),
@@ -211,14 +202,14 @@ async def test_jobs_that_start_and_finish_between_two_polls_are_each_alerted(
         "GET /v2/gen-ai/knowledge_bases",
         f"GET /v2/gen-ai/knowledge_bases/{sim.kb_uuid('rel')}/indexing_jobs",
     ]
-    await harness.run_for(30, every=10)
+    await harness.run(30, every=10)
     assert len(receivers.alerts(HOOK)) == 2
 
 
 async def test_a_stall_is_alerted_once_and_its_recovery_once(
     make_harness: HarnessFactory, receivers: Receivers
 ) -> None:
-    sim = scenario(
+    sim = simulator(
         {
             "knowledge_bases": [_kb("wiki", "engineering-wiki", (100,))],
             "timeline": [
@@ -252,7 +243,7 @@ async def test_a_stalled_job_that_then_finishes_gives_one_message_for_its_outcom
     """The issue's case: `stalled`, then `recovered` and `completed` in one cycle were three
     messages. Now the outcome says it had stalled and for how long; a route that asked for
     `recovered` but not for `completed` gets `recovered` alone, titled as an ending."""
-    sim = scenario(
+    sim = simulator(
         {
             "knowledge_bases": [_kb("wiki", "engineering-wiki", (100,))],
             "timeline": [
@@ -269,10 +260,10 @@ async def test_a_stalled_job_that_then_finishes_gives_one_message_for_its_outcom
         ],
     )
     await harness.cycle()
-    await harness.run_for(120, every=20)  # progress froze at t=35: stalled seen at t=100
+    await harness.run(120, every=20)  # progress froze at t=35: stalled seen at t=100
     assert receivers.kinds(HOOK) == ["started", "stalled"]
     # The stall ends with the job (t=236): it moves and finishes between two polls.
-    await harness.run_for(140, every=20)
+    await harness.run(140, every=20)
 
     assert receivers.kinds(HOOK) == ["started", "stalled", "completed"]
     completed = receivers.alerts(HOOK)[-1]
@@ -287,7 +278,7 @@ async def test_a_stalled_job_that_then_finishes_gives_one_message_for_its_outcom
 async def test_a_job_pending_past_pending_after_is_alerted_stalled_once(
     make_harness: HarnessFactory, receivers: Receivers
 ) -> None:
-    sim = scenario(
+    sim = simulator(
         {
             "knowledge_bases": [_kb("onb", "onboarding-guides")],
             "timeline": [_job("onb", 5, pending=None)],
@@ -297,9 +288,9 @@ async def test_a_job_pending_past_pending_after_is_alerted_stalled_once(
         sim, [route(HOOK, receivers.hook.url_json(), ["started", "stalled", "recovered"])]
     )
     await harness.cycle()
-    await harness.run_for(100, every=20)
+    await harness.run(100, every=20)
     assert receivers.kinds(HOOK) == ["started"]
-    await harness.run_for(300, every=20)  # pending_after = 120 s from t=5
+    await harness.run(300, every=20)  # pending_after = 120 s from t=5
 
     alerts = receivers.alerts(HOOK)
     assert [a.kind for a in alerts] == ["started", "stalled"]
@@ -315,7 +306,7 @@ async def test_the_first_run_over_a_busy_account_alerts_only_running_jobs_then_t
         {"ago": 86400 * 2, "outcome": "partial"},
         {"ago": 86400, "outcome": "completed"},
     ]
-    sim = scenario(
+    sim = simulator(
         {
             "knowledge_bases": [
                 _kb("a", "archive-kb", history=history),
@@ -341,7 +332,7 @@ async def test_the_first_run_over_a_busy_account_alerts_only_running_jobs_then_t
         {("started", "busy-kb"): 1, ("started", "crawl-kb"): 1}
     )
     assert receivers.alerts(MAIL) == []
-    await harness.run_for(60, every=10)
+    await harness.run(60, every=10)
     assert tally(receivers.alerts(HOOK)) == Counter(
         {
             ("started", "busy-kb"): 1,
@@ -357,7 +348,7 @@ async def test_storm_control_groups_a_routes_events_of_one_cycle_into_one_messag
     make_harness: HarnessFactory, receivers: Receivers
 ) -> None:
     names = [f"storm-{i}" for i in range(6)]
-    sim = scenario(
+    sim = simulator(
         {
             "knowledge_bases": [_kb(f"k{i}", name) for i, name in enumerate(names)],
             "timeline": [
@@ -382,7 +373,7 @@ async def test_storm_control_groups_a_routes_events_of_one_cycle_into_one_messag
     assert body.count(": completed") == 5 and body.count(": failed") == 1
     # the other route had one event: below the threshold, it gets the ordinary alert
     assert [(a.kind, a.subject) for a in receivers.alerts(MAIL)] == [("failed", "storm-0")]
-    await harness.run_for(30, every=10)
+    await harness.run(30, every=10)
     assert len(receivers.alerts(HOOK)) == 1
 
 
@@ -399,7 +390,7 @@ RUNNING_THEN_PARTIAL: dict[str, Any] = {
 
 async def _running_job(make_harness: HarnessFactory, receivers: Receivers) -> Harness:
     """A watcher that has seen support-articles' job start; the job ends (partial) at t=26."""
-    sim = scenario(RUNNING_THEN_PARTIAL)
+    sim = simulator(RUNNING_THEN_PARTIAL)
     urls = receivers.urls()
     routes = [route(HOOK, urls[HOOK], ["*"]), route(MAIL, urls[MAIL], ["partial", "failed"])]
     harness = await make_harness(sim, routes)
@@ -416,7 +407,7 @@ async def _unknown_values_then_truth(harness: Harness, receivers: Receivers) -> 
     assert receivers.kinds(HOOK) == ["started"]
     assert receivers.alerts(MAIL) == []
     harness.sim.clear_faults()
-    await harness.run_for(30, every=10)
+    await harness.run(30, every=10)
     assert receivers.kinds(HOOK) == ["started", "partial"]
     assert receivers.kinds(MAIL) == ["partial"]
 
@@ -464,7 +455,7 @@ def _token_revoked(sim: Simulator) -> None:
 async def test_api_unreachable_is_alerted_once_after_the_threshold_and_api_recovered_once(
     make_harness: HarnessFactory, receivers: Receivers
 ) -> None:
-    sim = scenario(RUNNING_THEN_PARTIAL)
+    sim = simulator(RUNNING_THEN_PARTIAL)
     urls = receivers.urls()
     routes = [
         route(HOOK, urls[HOOK], ["api_unreachable", "api_recovered", "partial"]),
@@ -488,7 +479,7 @@ async def test_api_unreachable_is_alerted_once_after_the_threshold_and_api_recov
     assert receivers.alerts(CHAT) == []
 
     sim.token = real_token
-    await harness.run_for(40, every=10)
+    await harness.run(40, every=10)
     assert Counter(receivers.kinds(HOOK)) == Counter(
         ["api_unreachable", "api_recovered", "partial"]
     )
@@ -499,18 +490,18 @@ async def test_api_unreachable_is_alerted_once_after_the_threshold_and_api_recov
 async def test_a_stopped_api_server_is_alerted_unreachable_and_recovered_when_it_returns(
     make_harness: HarnessFactory, receivers: Receivers
 ) -> None:
-    sim = scenario(RUNNING_THEN_PARTIAL)
+    sim = simulator(RUNNING_THEN_PARTIAL)
     urls = receivers.urls()
     routes = [route(HOOK, urls[HOOK], ["api_unreachable", "api_recovered", "partial"])]
     harness = await make_harness(sim, routes)
     await harness.cycle()
     await harness.unserve()
 
-    reports = await harness.run_for(60, every=10)
+    reports = await harness.run(60, every=10)
     assert not any(r.ok for r in reports)
     assert receivers.kinds(HOOK) == ["api_unreachable"]
     await harness.serve()
-    await harness.run_for(30, every=10)
+    await harness.run(30, every=10)
     assert Counter(receivers.kinds(HOOK)) == Counter(
         ["api_unreachable", "api_recovered", "partial"]
     )

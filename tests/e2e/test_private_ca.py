@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import trustme
 
-from tests.e2e.conftest import TOKEN
+from tests.harness import TOKEN
 from tests.receivers import WebhookReceiver
 from watcher.config import load_config
 from watcher.config.trust import CA_ENVS

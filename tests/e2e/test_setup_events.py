@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.e2e.conftest import CHAT, HOOK, MAIL, HarnessFactory, Receivers, route, scenario
+from tests.e2e.conftest import HarnessFactory
+from tests.harness import CHAT, HOOK, MAIL, Receivers, route, simulator
 
 # "late" is created 30 s into the run (as if the operator's uuid was right all along but the
 # knowledge base was made afterwards); a job runs on it from t=40 to about t=50.
@@ -32,7 +33,7 @@ SETUP = ["knowledge_base_missing", "knowledge_base_found"]
 async def test_a_missing_kb_is_alerted_once_to_its_routes_and_found_once_when_it_appears(
     make_harness: HarnessFactory, receivers: Receivers
 ) -> None:
-    sim = scenario(SCENARIO)
+    sim = simulator(SCENARIO)
     urls = receivers.urls()
     routes = [
         route(HOOK, urls[HOOK], ["*"]),
@@ -46,11 +47,11 @@ async def test_a_missing_kb_is_alerted_once_to_its_routes_and_found_once_when_it
     ]
 
     await harness.cycle()
-    await harness.run_for(20, every=10)
+    await harness.run(20, every=10)
     await harness.restart()  # a restart neither forgets it nor alerts it again
     await harness.step(5)
     missing_only = receivers.kinds(HOOK), receivers.kinds(MAIL)
-    await harness.run_for(30, every=5)  # t=55: it appeared at 30, its job ran 40..46
+    await harness.run(30, every=5)  # t=55: it appeared at 30, its job ran 40..46
 
     assert missing_only == (["knowledge_base_missing"], ["knowledge_base_missing"])
     for name in (HOOK, MAIL):

@@ -17,8 +17,8 @@ import pytest
 from tests.stores import open_held
 from watcher.config import Config
 from watcher.core.model import EventKind, Job, Phase, Status
-from watcher.core.outbox import Delivery, DeliveryState, Settlement
-from watcher.core.state import Change, JobState, Transition
+from watcher.core.outbox import DeliveryState, Settlement
+from watcher.core.state import Change, Delivery, JobState, Transition
 from watcher.edges.store.sqlite import SqliteStore
 from watcher.service.daemon import Daemon
 from watcher.service.runtime import open_runtime

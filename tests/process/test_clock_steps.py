@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 
+from tests.harness import alerts_of
 from tests.process.conftest import (
     Route,
     Service,
@@ -33,7 +34,6 @@ from tests.process.conftest import (
     http_get,
     wait_for,
 )
-from tests.promises.harness import alerts_of
 from watcher.core.model import EventKind
 from watcher.simulator import RealClock, Simulator
 from watcher.simulator.loading import parse_scenario

@@ -12,6 +12,7 @@ import json
 import re
 import signal
 
+from tests.harness import alerts_of
 from tests.process.conftest import (
     Route,
     Service,
@@ -22,7 +23,6 @@ from tests.process.conftest import (
     scenario,
     wait_for,
 )
-from tests.promises.harness import alerts_of
 from watcher.core.model import EventKind
 from watcher.simulator import Fault, FaultKind
 

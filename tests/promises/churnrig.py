@@ -139,7 +139,7 @@ def run_churn(
 
 
 def _token() -> str:
-    from tests.promises.harness import TOKEN
+    from tests.harness import TOKEN
 
     return TOKEN
 

@@ -39,7 +39,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from tests.promises.harness import TOKEN, Key, lifecycle_alerts
+from tests.harness import TOKEN, Key, lifecycle_alerts
 from tests.receivers import ReceivedRequest, WebhookReceiver, wait_until
 from tests.storeguard import guard_env
 from watcher.core.model import EventKind
@@ -528,7 +528,7 @@ def _received_at(receiver: WebhookReceiver) -> list[tuple[tuple[str, Key], int]]
     A request a SIGKILL tore in the middle (headers sent, no whole body) is no delivery: the
     sender never heard an answer, so the row is sent again. It is left out, not misread.
     """
-    from tests.promises.harness import alerts_of
+    from tests.harness import alerts_of
 
     found = []
     for index, request in enumerate(list(receiver.requests)):

@@ -27,7 +27,7 @@ from typing import Any
 
 from apprise.plugins.discord import NotifyDiscord
 
-from tests.promises.harness import Rig, lifecycle_alerts, open_rig
+from tests.harness import Harness, lifecycle_alerts, open_harness, route
 from tests.receivers import SmtpReceiver, WebhookReceiver
 from watcher.core.model import EventKind
 from watcher.core.render import _HEADLINE, RECOVERED_BY_ENDING
@@ -150,11 +150,11 @@ async def run_case(case: Case, folder: Path, *, deadline: str = "10s", pace: str
     partial = case.behaviour == "discord 2,000"
     spare = WebhookReceiver()  # the rig wants one; this case's receiver is its own
     with _receiver(case) as (receiver, url, switch):
-        async with open_rig(
+        async with open_harness(
             scenario(partial),
             folder,
             spare,
-            routes={"ops": [url]},
+            routes=[route("ops", url)],
             delivery={"timeout": deadline, "send_interval": pace, "storm_threshold": 5},
         ) as rig:
             since = rig.now()
@@ -167,12 +167,12 @@ async def run_case(case: Case, folder: Path, *, deadline: str = "10s", pace: str
             await _poll_until(rig, start, lambda: rig.sim.now().timestamp() >= start + 200)
             retried = len(await rig.runtime.store.retry_dead(rig.now()))
             for _ in range(60):  # until every row is settled (retries are at most 30 s apart)
-                await rig.run(30, step=30)
+                await rig.run(30, every=30)
                 await rig.runtime.cycle.dispatcher.drain()
                 if not (await rig.runtime.store.snapshot(rig.now())).undelivered:
                     break
             retried += len(await rig.runtime.store.retry_dead(rig.now()))
-            await rig.run(30, step=30)
+            await rig.run(30, every=30)
             await rig.runtime.cycle.dispatcher.drain()
             owed = lifecycle_alerts(rig.sim, since)
     got = Counter(_received(receiver))
@@ -190,7 +190,9 @@ async def run_case(case: Case, folder: Path, *, deadline: str = "10s", pace: str
     )
 
 
-async def _poll_until(rig: Rig, start: float, done: Callable[[], bool], limit: int = 2000) -> None:
+async def _poll_until(
+    rig: Harness, start: float, done: Callable[[], bool], limit: int = 2000
+) -> None:
     """Poll every 10 s while the jobs run, then every minute, then every 10 minutes after the
     first hour (retries are at most 30 min apart), until `done` or `limit` cycles."""
     for _ in range(limit):
@@ -198,7 +200,7 @@ async def _poll_until(rig: Rig, start: float, done: Callable[[], bool], limit: i
             return
         elapsed = rig.sim.now().timestamp() - start
         step = 10.0 if elapsed < 200 else 60.0 if elapsed < 3600 else 600.0
-        await rig.run(step, step=step)
+        await rig.run(step, every=step)
         # The simulated clock must not outrun a send in flight (6 s answers, 10 s deadlines):
         # in real life a poll interval passes meanwhile, not the 5-minute claim lease.
         await rig.runtime.cycle.dispatcher.drain()

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from tests.promises.harness import TOKEN, Key, job_scenario, lifecycle_alerts
+from tests.harness import TOKEN, Key, job_scenario, lifecycle_alerts
 from tests.promises.proxy import ProxiedRig, ProxyMode, open_proxied_rig
 from tests.promises.test_api_faults import END, JOBS, logged
 from tests.receivers import WebhookReceiver

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.promises.harness import TOKEN, Key, Rig, job_scenario, lifecycle_alerts, open_rig
+from tests.harness import TOKEN, Harness, Key, job_scenario, lifecycle_alerts, open_harness
 from tests.receivers import WebhookReceiver
 from watcher.core.model import EventKind
 from watcher.service.logs import redact_secrets
@@ -34,7 +34,7 @@ FAULT_FROM, FAULT_FOR, END = 20.0, 40.0, 150.0
 
 
 async def run_with_fault(
-    rig: Rig, fault: Fault | None, *, at: float = FAULT_FROM, seconds: float | None = FAULT_FOR
+    rig: Harness, fault: Fault | None, *, at: float = FAULT_FROM, seconds: float | None = FAULT_FOR
 ) -> None:
     """Cycle every 5 s; switch `fault` on at `at` for `seconds` (None: until used up)."""
     await rig.cycle()
@@ -46,14 +46,14 @@ async def run_with_fault(
     await rig.run(10)
 
 
-def assert_exactly_owed(rig: Rig, extra: Counter[Key] | None = None) -> None:
+def assert_exactly_owed(rig: Harness, extra: Counter[Key] | None = None) -> None:
     """The receiver got every alert the jobs owe, once, and nothing else; no secret leaked."""
     owed = lifecycle_alerts(rig.sim, rig.sim.t0) + (extra or Counter())
     assert rig.received() == owed
     assert TOKEN not in logged(rig)
 
 
-def logged(rig: Rig) -> str:
+def logged(rig: Harness) -> str:
     """The captured log events as the log boundary lets them out (`capture_logs` keeps them
     as they were logged, before the processor chain that redacts them)."""
     return repr([redact_secrets(None, "", dict(event)) for event in rig.logs])
@@ -96,7 +96,9 @@ STORMS = [
 async def test_a_forty_second_fault_storm_gives_no_false_alert_and_every_true_one_after(
     tmp_path: Path, webhook_receiver: WebhookReceiver, fault: Fault
 ) -> None:
-    async with open_rig(job_scenario(["docs", "wiki"], JOBS), tmp_path, webhook_receiver) as rig:
+    async with open_harness(
+        job_scenario(["docs", "wiki"], JOBS), tmp_path, webhook_receiver
+    ) as rig:
         await run_with_fault(rig, fault)
         assert_exactly_owed(rig)
         hit = [r for r in rig.sim.requests if fault.kind.value in r.faults or r.status is None]
@@ -108,7 +110,9 @@ async def test_missing_created_at_on_old_history_never_alerts_it_as_new(
 ) -> None:
     """A KB's latest-15 list is read when a new job appears; old jobs there stay silent."""
     drop = Fault(FaultKind.MISSING_FIELDS, count=None, drop=("created_at",))
-    async with open_rig(job_scenario(["docs", "wiki"], JOBS), tmp_path, webhook_receiver) as rig:
+    async with open_harness(
+        job_scenario(["docs", "wiki"], JOBS), tmp_path, webhook_receiver
+    ) as rig:
         await run_with_fault(rig, drop, at=5, seconds=20)
         assert_exactly_owed(rig)
 
@@ -128,13 +132,15 @@ BURSTS = [
 async def test_a_short_burst_is_absorbed_by_retries_within_the_cycle(
     tmp_path: Path, webhook_receiver: WebhookReceiver, fault: Fault, wait: float | None
 ) -> None:
-    async with open_rig(job_scenario(["docs", "wiki"], JOBS), tmp_path, webhook_receiver) as rig:
+    async with open_harness(
+        job_scenario(["docs", "wiki"], JOBS), tmp_path, webhook_receiver
+    ) as rig:
         await run_with_fault(rig, fault, at=50, seconds=None)
         assert_exactly_owed(rig)
         assert all(report.ok for report in rig.reports), "retries should have hidden the burst"
-        assert len(rig.waits) >= fault.count if fault.count else True
+        assert len(rig.api_waits) >= fault.count if fault.count else True
         if wait is not None:
-            assert wait in rig.waits, "the server's retry-after was not honoured"
+            assert wait in rig.api_waits, "the server's retry-after was not honoured"
 
 
 async def test_a_list_that_shifts_while_paging_loses_nothing_and_invents_nothing(
@@ -142,7 +148,7 @@ async def test_a_list_that_shifts_while_paging_loses_nothing_and_invents_nothing
 ) -> None:
     """One item per page; a new KB (with its own running job) lands mid-sweep, twice."""
     scenario = job_scenario(["docs", "wiki", "blog"], JOBS)
-    async with open_rig(scenario, tmp_path, webhook_receiver, api={"per_page": 1}) as rig:
+    async with open_harness(scenario, tmp_path, webhook_receiver, api={"per_page": 1}) as rig:
         await run_with_fault(rig, Fault(FaultKind.PAGE_SHIFT, count=2), seconds=None)
         shifted = [r for r in rig.sim.requests if "page_shift" in r.faults]
         assert len(shifted) == 2
@@ -154,7 +160,9 @@ async def test_a_list_that_shifts_while_paging_loses_nothing_and_invents_nothing
 async def test_a_job_that_vanishes_from_every_answer_for_a_while_is_followed_to_its_end(
     tmp_path: Path, webhook_receiver: WebhookReceiver
 ) -> None:
-    async with open_rig(job_scenario(["docs", "wiki"], JOBS), tmp_path, webhook_receiver) as rig:
+    async with open_harness(
+        job_scenario(["docs", "wiki"], JOBS), tmp_path, webhook_receiver
+    ) as rig:
         await rig.cycle()
         await rig.run(25)
         rig.sim.hide_job("a", for_seconds=30)  # it ends (t = 52) while hidden
@@ -167,7 +175,9 @@ async def test_a_job_that_vanishes_from_every_answer_for_a_while_is_followed_to_
 async def test_a_kb_deleted_while_its_job_runs_gives_no_stall_and_the_rest_goes_on(
     tmp_path: Path, webhook_receiver: WebhookReceiver
 ) -> None:
-    async with open_rig(job_scenario(["docs", "wiki"], JOBS), tmp_path, webhook_receiver) as rig:
+    async with open_harness(
+        job_scenario(["docs", "wiki"], JOBS), tmp_path, webhook_receiver
+    ) as rig:
         await rig.cycle()
         await rig.run(30)
         rig.sim.delete_kb("docs")  # job `a` runs, `c` is never started
@@ -182,12 +192,12 @@ async def test_a_watched_kb_deleted_while_its_job_runs_gives_no_stall(
     tmp_path: Path, webhook_receiver: WebhookReceiver
 ) -> None:
     scenario = job_scenario(["docs", "wiki"], JOBS)
-    async with open_rig(scenario, tmp_path, webhook_receiver) as probe:
+    async with open_harness(scenario, tmp_path, webhook_receiver) as probe:
         uuids = [probe.sim.kb_uuid("docs"), probe.sim.kb_uuid("wiki")]
     watched: dict[str, Any] = {"knowledge_bases": [{"uuid": u} for u in uuids]}
     (tmp_path / "watcher.db").unlink()
     webhook_receiver.requests.clear()
-    async with open_rig(scenario, tmp_path, webhook_receiver, **watched) as rig:
+    async with open_harness(scenario, tmp_path, webhook_receiver, **watched) as rig:
         await rig.cycle()
         await rig.run(30)
         rig.sim.delete_kb("docs")
@@ -200,7 +210,7 @@ async def test_an_outage_longer_than_the_threshold_is_alerted_once_and_its_end_o
     tmp_path: Path, webhook_receiver: WebhookReceiver
 ) -> None:
     """The watcher's own true alert: api_unreachable after 60 s of 503s, api_recovered after."""
-    async with open_rig(
+    async with open_harness(
         job_scenario(["docs", "wiki"], JOBS),
         tmp_path,
         webhook_receiver,
@@ -223,7 +233,7 @@ async def test_a_gateway_echoing_the_authorization_header_puts_no_token_anywhere
     token included, for longer than the threshold. The `api_unreachable` alert says what the
     gateway said, but no run of ten characters of the token reaches the alert, the state
     file (events, the outbox, the API-health value), `status --json` or the logs."""
-    async with open_rig(
+    async with open_harness(
         job_scenario(["docs", "wiki"], JOBS),
         tmp_path,
         webhook_receiver,
@@ -254,7 +264,7 @@ async def test_the_flaky_scenario_end_to_end_alerts_exactly_what_happened(
     flaky = load_scenario("flaky")
     assert flaky.timeline
     scenario = _bundled("flaky")
-    async with open_rig(scenario, tmp_path, webhook_receiver, api={"per_page": 1}) as rig:
+    async with open_harness(scenario, tmp_path, webhook_receiver, api={"per_page": 1}) as rig:
         await rig.cycle()
         for _ in range(40):
             rig.sim.advance(2)
@@ -280,7 +290,7 @@ async def test_the_faults_scenario_file_end_to_end_alerts_exactly_what_happened(
 ) -> None:
     """`faults_scenario.json`: counters backwards, a vanishing job, a deleted KB, 503s."""
     scenario = json.loads((Path(__file__).parent / "faults_scenario.json").read_text())
-    async with open_rig(scenario, tmp_path, webhook_receiver) as rig:
+    async with open_harness(scenario, tmp_path, webhook_receiver) as rig:
         await rig.cycle()
         for _ in range(60):  # far past the no-progress threshold (60 s) after the deletion
             rig.sim.advance(3)
@@ -301,7 +311,7 @@ LONG_JOBS: list[dict[str, Any]] = [
 ]
 
 
-def stalled_jobs(rig: Rig) -> list[str | None]:
+def stalled_jobs(rig: Harness) -> list[str | None]:
     return [a.job_uuid for a in rig.alerts() if a.kind is EventKind.STALLED]
 
 
@@ -310,7 +320,7 @@ async def test_after_a_suspend_a_stuck_job_is_alerted_at_once_and_a_moving_one_n
 ) -> None:
     """Suspend/resume: the watcher and the world both move two hours between two cycles."""
     scenario = job_scenario(["docs", "wiki"], LONG_JOBS)
-    async with open_rig(scenario, tmp_path, webhook_receiver) as rig:
+    async with open_harness(scenario, tmp_path, webhook_receiver) as rig:
         await rig.cycle()
         await rig.run(35)  # `stuck` froze at t = 33, not yet for 60 s
         assert stalled_jobs(rig) == []
@@ -327,7 +337,7 @@ async def test_a_forward_clock_step_does_not_call_a_moving_job_stalled(
 ) -> None:
     """Only the watcher's clock jumps two hours (a VM clock fixed by NTP); the world does not."""
     scenario = job_scenario(["docs"], LONG_JOBS[:1])
-    async with open_rig(scenario, tmp_path, webhook_receiver) as rig:
+    async with open_harness(scenario, tmp_path, webhook_receiver) as rig:
         await rig.cycle()
         await rig.run(30)
         rig.offset += timedelta(hours=2)
@@ -339,7 +349,9 @@ async def test_a_forward_clock_step_does_not_call_a_moving_job_stalled(
 async def test_a_backward_clock_step_gives_no_crash_no_duplicate_and_no_negative_duration(
     tmp_path: Path, webhook_receiver: WebhookReceiver
 ) -> None:
-    async with open_rig(job_scenario(["docs", "wiki"], JOBS), tmp_path, webhook_receiver) as rig:
+    async with open_harness(
+        job_scenario(["docs", "wiki"], JOBS), tmp_path, webhook_receiver
+    ) as rig:
         await rig.cycle()
         await rig.run(30)
         rig.offset -= timedelta(hours=1)  # NTP steps the watcher's clock back an hour

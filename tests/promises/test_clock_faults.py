@@ -1,9 +1,9 @@
 """Clock faults against the real runtime: the API's clock skewed, the watcher's clock stepped.
 
-The rig runs the real runtime (httpx, SQLite, apprise) on a simulator whose clock the test
-moves by hand. `api_clock_offset` puts DigitalOcean's clock ahead or behind the watcher's;
-`rig.offset` steps the watcher's wall clock (NTP, a VM restored), while its elapsed clock
-keeps the reference time.
+The harness (`tests.harness`) runs the real runtime (httpx, SQLite, apprise) on a simulator
+whose clock the test moves by hand. `api_clock_offset` puts DigitalOcean's clock ahead or
+behind the watcher's; `rig.offset` steps the watcher's wall clock (NTP, a VM restored), while
+its elapsed clock keeps the reference time.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.promises.harness import TOKEN, Key, Rig, alerts_of, open_rig
+from tests.harness import TOKEN, Harness, Key, alerts_of, open_harness
 from tests.receivers import WebhookReceiver
 from watcher.core.model import EventKind
 
@@ -61,7 +61,7 @@ def skew_scenario() -> dict[str, Any]:
     }
 
 
-def delivered(rig: Rig) -> Counter[Key]:
+def delivered(rig: Harness) -> Counter[Key]:
     """The alerts the receiver accepted (answered 200)."""
     accepted = [r for r in rig.receiver.requests if r.answered == 200]
     return Counter(alert.key for alert in alerts_of(accepted))
@@ -71,7 +71,9 @@ def delivered(rig: Rig) -> Counter[Key]:
 async def test_on_a_skewed_api_every_transition_is_alerted_and_nothing_stalls_falsely(
     tmp_path: Path, webhook_receiver: WebhookReceiver, skew: float
 ) -> None:
-    async with open_rig(skew_scenario(), tmp_path, webhook_receiver, api_clock_offset=skew) as rig:
+    async with open_harness(
+        skew_scenario(), tmp_path, webhook_receiver, api_clock_offset=skew
+    ) as rig:
         rig.sim.advance(0.7)  # the first poll lands at .7 of a second, like any real one
         await rig.cycle()
         await rig.run(240)
@@ -104,7 +106,7 @@ async def test_a_wall_clock_two_hours_ahead_while_a_receiver_failed_holds_no_ale
         "timeline": [{"at": j.pop("at"), "start_job": j} for j in jobs],
         "knowledge_bases": skew_scenario()["knowledge_bases"][:2],
     }
-    async with open_rig(scenario, tmp_path, webhook_receiver) as rig:
+    async with open_harness(scenario, tmp_path, webhook_receiver) as rig:
         await rig.cycle()
         await rig.run(5)
         webhook_receiver.answer(500)  # the receiver fails...
@@ -140,7 +142,7 @@ async def test_a_step_of_the_watchers_clock_raises_no_false_stall_and_loses_noth
         "timeline": [{"at": j.pop("at"), "start_job": j} for j in jobs],
         "knowledge_bases": skew_scenario()["knowledge_bases"][:2],
     }
-    async with open_rig(scenario, tmp_path, webhook_receiver) as rig:
+    async with open_harness(scenario, tmp_path, webhook_receiver) as rig:
         await rig.cycle()
         await rig.run(30)
         rig.offset += step

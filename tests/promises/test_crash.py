@@ -31,8 +31,7 @@ from tests.stores import open_held
 from watcher.core.errors import StoreHeld
 from watcher.core.lease import LeaseAction, LeaseReason
 from watcher.core.model import EventKind
-from watcher.core.outbox import Delivery
-from watcher.core.state import Change, Transition
+from watcher.core.state import Change, Delivery, Transition
 from watcher.edges import host
 from watcher.edges.store.sqlite import SqliteStore
 
@@ -70,7 +69,7 @@ from watcher.edges import host
 from watcher.edges.store.sqlite import SqliteStore
 from watcher.core.model import EventKind
 from watcher.core.state import Change, Transition
-from watcher.core.outbox import Delivery
+from watcher.core.state import Delivery
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 

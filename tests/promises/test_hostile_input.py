@@ -24,8 +24,8 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+from tests.harness import TOKEN, open_harness, route
 from tests.promises import PROPERTY
-from tests.promises.harness import TOKEN, open_rig
 from tests.receivers import SmtpReceiver, WebhookReceiver
 from watcher.config import Config, load_config
 from watcher.core.errors import ConfigError, MalformedResponse, WatcherError
@@ -363,11 +363,11 @@ async def test_hostile_kb_names_and_errors_reach_webhook_and_email_escaped(
             }
         ],
     }
-    routes = {
-        "hook": ([webhook_receiver.url_json("/hook")], ["failed"]),
-        "mail": ([smtp_receiver.url], ["failed"]),
-    }
-    async with open_rig(scenario, tmp_path, webhook_receiver, routes=routes) as rig:
+    routes = [
+        route("hook", webhook_receiver.url_json("/hook"), ["failed"]),
+        route("mail", smtp_receiver.url, ["failed"]),
+    ]
+    async with open_harness(scenario, tmp_path, webhook_receiver, routes=routes) as rig:
         await rig.cycle()
         await rig.run(30)
         mode = stat.S_IMODE((tmp_path / "watcher.db").stat().st_mode)
@@ -397,11 +397,11 @@ async def test_hostile_kb_names_and_errors_reach_webhook_and_email_escaped(
 async def test_the_longest_durations_a_config_accepts_run_cycles_without_overflow(
     tmp_path: Path, webhook_receiver: WebhookReceiver
 ) -> None:
-    from tests.promises.harness import job_scenario
+    from tests.harness import job_scenario
 
     longest = {k: "3650d" for k in ("no_progress_after", "pending_after", "max_runtime")}
     scenario = job_scenario(["docs"], [{"at": 5, "kb": "docs", "run": 20}])
-    async with open_rig(
+    async with open_harness(
         scenario, tmp_path, webhook_receiver, stall=longest, delivery={"dead_after": "3650d"}
     ) as rig:
         await rig.cycle()

@@ -18,7 +18,15 @@ from typing import Any
 
 import pytest
 
-from tests.promises.harness import TOKEN, Key, Rig, job_scenario, lifecycle_alerts, open_rig
+from tests.harness import (
+    TOKEN,
+    Harness,
+    Key,
+    job_scenario,
+    lifecycle_alerts,
+    open_harness,
+    route,
+)
 from tests.receivers import SmtpReceiver, WebhookReceiver
 
 WATCHER = Path(sys.executable).parent / "watcher"
@@ -41,14 +49,14 @@ def second_receiver() -> Iterator[WebhookReceiver]:
 
 def answered(receiver: WebhookReceiver, path: str | None = None) -> Counter[Key]:
     """The alerts the receiver acknowledged with a 2xx (one it hung on or dropped is not)."""
-    from tests.promises.harness import alerts_of
+    from tests.harness import alerts_of
 
     taken = [r for r in receiver.requests if r.answered is not None and r.answered < 300]
     return Counter(a.key for a in alerts_of(taken, path))
 
 
 async def run_through_outage(
-    rig: Rig, outage: Callable[[], None], recover: Callable[[], None]
+    rig: Harness, outage: Callable[[], None], recover: Callable[[], None]
 ) -> None:
     await rig.cycle()
     await rig.run(15)
@@ -77,7 +85,7 @@ async def test_a_receiver_outage_delays_alerts_which_then_arrive_acknowledged_on
         webhook_receiver.answer(200)
 
     scenario = job_scenario(["docs", "wiki"], JOBS)
-    async with open_rig(scenario, tmp_path, webhook_receiver, **FAST) as rig:
+    async with open_harness(scenario, tmp_path, webhook_receiver, **FAST) as rig:
         await run_through_outage(rig, lambda: break_it(webhook_receiver), recover)
         assert answered(webhook_receiver) == lifecycle_alerts(rig.sim, rig.sim.t0)
         status = await rig.status_json()
@@ -90,7 +98,7 @@ async def test_a_4xx_is_dead_lettered_soon_with_the_reason_shown_by_status_json(
     tmp_path: Path, webhook_receiver: WebhookReceiver
 ) -> None:
     scenario = job_scenario(["docs"], JOBS[:1])
-    async with open_rig(scenario, tmp_path, webhook_receiver, **FAST) as rig:
+    async with open_harness(scenario, tmp_path, webhook_receiver, **FAST) as rig:
         webhook_receiver.answer(400)
         await rig.cycle()
         await rig.run(120)  # 3 attempts, far sooner than dead_after (24 h)
@@ -112,7 +120,7 @@ async def test_a_4xx_is_dead_lettered_soon_with_the_reason_shown_by_status_json(
 
 
 def cli_status(folder: Path) -> dict[str, Any]:
-    """`watcher status --json` on the rig's state file."""
+    """`watcher status --json` on the harness's state file."""
     config = folder / "status.toml"
     config.write_text(
         f'[state]\npath = "{folder / "watcher.db"}"\n\n'
@@ -136,12 +144,12 @@ def cli_status(folder: Path) -> dict[str, Any]:
 async def test_one_route_down_never_delays_nor_duplicates_the_healthy_one(
     tmp_path: Path, webhook_receiver: WebhookReceiver, second_receiver: WebhookReceiver
 ) -> None:
-    routes = {
-        "broken": [webhook_receiver.url_json("/broken")],
-        "healthy": [second_receiver.url_json("/healthy")],
-    }
+    routes = [
+        route("broken", webhook_receiver.url_json("/broken")),
+        route("healthy", second_receiver.url_json("/healthy")),
+    ]
     scenario = job_scenario(["docs", "wiki"], JOBS)
-    async with open_rig(scenario, tmp_path, webhook_receiver, routes=routes, **FAST) as rig:
+    async with open_harness(scenario, tmp_path, webhook_receiver, routes=routes, **FAST) as rig:
         webhook_receiver.hang(3.0)
         await rig.cycle()
         for _ in range(17):  # every job is over by t = 81
@@ -160,9 +168,9 @@ async def test_one_route_down_never_delays_nor_duplicates_the_healthy_one(
 async def test_an_smtp_server_refusing_then_accepting_gets_each_alert_once(
     tmp_path: Path, webhook_receiver: WebhookReceiver, smtp_receiver: SmtpReceiver
 ) -> None:
-    routes = {"mail": ([smtp_receiver.url], ["failed", "partial"])}
+    routes = [route("mail", smtp_receiver.url, ["failed", "partial"])]
     scenario = job_scenario(["docs", "wiki"], JOBS)
-    async with open_rig(scenario, tmp_path, webhook_receiver, routes=routes, **FAST) as rig:
+    async with open_harness(scenario, tmp_path, webhook_receiver, routes=routes, **FAST) as rig:
         smtp_receiver.refuse()
         await rig.cycle()
         await rig.run(90)

@@ -50,7 +50,6 @@ from watcher.core.model import DataSourceJob, EventKind, Job, Phase, Status
 from watcher.core.outbox import (
     BodyFormat,
     Budget,
-    Delivery,
     DeliveryState,
     Message,
     OutboxItem,
@@ -61,7 +60,7 @@ from watcher.core.outbox import (
 from watcher.core.plan import plan
 from watcher.core.redact import SECRETS as REGISTRY
 from watcher.core.render import DASHBOARD, render
-from watcher.core.state import Change, JobState, KbState, Transition
+from watcher.core.state import Change, Delivery, JobState, KbState, Transition
 from watcher.service.logs import TRACEBACK_MARK, configure_logging
 from watcher.service.runtime import register_url_secrets
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.promises.harness import TOKEN, alerts_of
+from tests.harness import TOKEN, alerts_of
 from tests.receivers import WebhookReceiver
 from tests.storeguard import guard_env
 from watcher.core.model import EventKind

@@ -1,7 +1,8 @@
-"""Validate a dict shaped like the TOML file into a `Config`, collecting every problem.
+"""Validate a dict shaped like the TOML file into sections, collecting every problem.
 
 Each section (and each `[[routes]]` / `[[knowledge_bases]]` entry) is validated on its own, so
-that a bad value in one place does not hide a cross-section problem in another.
+that a bad value in one place does not hide a cross-section problem in another. The parts
+that validated become a `Config` in `watcher.config.tree`.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, SecretStr, ValidationError
+from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from watcher.config import checks
@@ -30,9 +31,7 @@ from watcher.config.sections import (
     StallConfig,
     StateConfig,
 )
-from watcher.config.tree import Config
-from watcher.config.trust import resolve_ca_bundle
-from watcher.core.errors import ConfigError, ConfigProblem
+from watcher.core.errors import ConfigProblem
 
 SECTIONS: dict[str, type[Section]] = {
     "api": ApiConfig,
@@ -187,33 +186,3 @@ def to_problems(
                 break
         problems.append(ConfigProblem(loc_text(issue.loc), issue.message, source))
     return problems
-
-
-def assemble(parts: Parts, **extra: Any) -> Config:
-    """The Config made of validated parts (call only when there were no issues)."""
-    arrays = {name: tuple(item for _, item in parts.arrays.get(name, [])) for name in TABLE_ARRAYS}
-    return Config.model_validate({**parts.sections, **arrays, **extra})
-
-
-def build_config(
-    data: Mapping[str, Any],
-    *,
-    source: str,
-    token: SecretStr | None,
-    token_source: str | None,
-    check_urls: bool = True,
-) -> Config:
-    """Validate `data` (no file, no environment) into a Config; raise ConfigError listing all."""
-    parts, issues = collect(data, check_urls=check_urls)
-    problems = to_problems(issues, source)
-    ca_bundle, ca_source, ca_problems = resolve_ca_bundle(parts.get("http", HttpConfig), {}, source)
-    if problems or ca_problems:
-        raise ConfigError(problems + ca_problems)
-    return assemble(
-        parts,
-        token=token,
-        token_source=token_source,
-        ca_bundle=ca_bundle,
-        ca_bundle_source=ca_source,
-        source=source,
-    )

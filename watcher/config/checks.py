@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from watcher.config.routes import ALL_KBS, RouteConfig
 from watcher.config.sections import DeliveryConfig, KnowledgeBaseConfig, PollConfig
 from watcher.config.urls import quoted
-from watcher.core.durations import format_duration
+from watcher.core.durations import format_setting
 
 Loc = tuple[str | int, ...]
 
@@ -32,7 +32,7 @@ def poll_issues(poll: PollConfig) -> list[Issue]:
         issues.append(
             Issue(
                 ("poll", "active_interval"),
-                f"must not be longer than poll.interval ({format_duration(poll.interval)})",
+                f"must not be longer than poll.interval ({format_setting(poll.interval)})",
             )
         )
     if poll.jitter >= poll.active_interval:
@@ -40,7 +40,7 @@ def poll_issues(poll: PollConfig) -> list[Issue]:
             Issue(
                 ("poll", "jitter"),
                 "must be shorter than poll.active_interval "
-                f"({format_duration(poll.active_interval)})",
+                f"({format_setting(poll.active_interval)})",
             )
         )
     return issues
@@ -53,7 +53,7 @@ def delivery_issues(delivery: DeliveryConfig) -> list[Issue]:
             Issue(
                 ("delivery", "retry_max"),
                 "must not be shorter than delivery.retry_base "
-                f"({format_duration(delivery.retry_base)})",
+                f"({format_setting(delivery.retry_base)})",
             )
         ]
     return []

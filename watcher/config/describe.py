@@ -15,7 +15,7 @@ from watcher.config.routes import RouteConfig
 from watcher.config.sections import KnowledgeBaseConfig
 from watcher.config.tree import Config
 from watcher.config.url_secrets import url_secrets
-from watcher.core.durations import format_duration as fmt
+from watcher.core.durations import format_setting as fmt
 from watcher.core.health import health_limit
 
 _TOKEN_PREFIX = re.compile(r"[a-z]{2,4}_v\d+_")
@@ -97,7 +97,7 @@ def _http(config: Config) -> str:
 
 
 def _pace(interval: timedelta) -> str:
-    """Pacing is often under a second (`0.4s`), which `format_duration` would round away."""
+    """Pacing is often under a second (`0.4s`), which `format_setting` would round away."""
     seconds = interval.total_seconds()
     return f"{seconds:g}s" if seconds < 60 and seconds != int(seconds) else fmt(interval)
 

@@ -3,6 +3,12 @@
 `__` separates levels; a number selects an entry of an existing table array
 (`WATCHER_ROUTES__0__URLS`). Tables and lists are given as JSON (`WATCHER_ROUTES='[...]'`
 replaces every route), scalars as plain text that the field then validates.
+
+Read here rather than by pydantic-settings (2.16), which cannot give what the contract
+promises: it ignores an unknown `WATCHER_` section (`WATCHER_POL__INTERVAL`) instead of
+refusing it, cannot patch one entry of a table array (`WATCHER_ROUTES__0__URLS` replaces the
+file's list with a dict, then fails as "Input should be a valid list"), and merges every source
+before validating, so no error can name the variable or the file a key came from.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from watcher.config.build import assemble, collect, to_problems
+from watcher.config.build import collect, to_problems
 from watcher.config.env import apply_env
 from watcher.config.preflight import Preflight
 from watcher.config.sections import ApiConfig, HttpConfig
@@ -72,7 +72,7 @@ def load_config(
     problems += ca_problems
     if problems:
         raise ConfigError(problems)
-    return assemble(
+    return Config.assemble(
         parts,
         token=token if not token_problems else None,
         token_source=token_source if not token_problems else None,

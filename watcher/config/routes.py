@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 from pydantic import (
@@ -130,14 +130,3 @@ class RouteConfig(Section):
     @property
     def all_kbs(self) -> bool:
         return ALL_KBS in self.knowledge_bases
-
-    def applies_to(self, kb_uuid: str | None, kb_names: Collection[str] = ()) -> bool:
-        """Whether an event about this KB (known by uuid and any names) goes to this route.
-
-        Events about no KB (the API's own) always do. `Config.routes_for` supplies the
-        configured name as well as the API's, so both kinds of reference match.
-        """
-        if kb_uuid is None or self.all_kbs:
-            return True
-        refs = set(self.knowledge_bases)
-        return kb_uuid.lower() in {ref.lower() for ref in refs} or not refs.isdisjoint(kb_names)

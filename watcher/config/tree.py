@@ -1,4 +1,5 @@
-"""`Config`: the whole configuration as one frozen tree of the sections in `sections`."""
+"""`Config`: the whole configuration as one frozen tree of the sections in `sections`, made of
+the parts `watcher.config.build.collect` validated."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, SecretStr
 
+from watcher.config.build import TABLE_ARRAYS, Parts, collect, to_problems
 from watcher.config.checks import Loc
 from watcher.config.routes import RouteConfig
 from watcher.config.sections import (
@@ -22,7 +24,9 @@ from watcher.config.sections import (
     StateConfig,
     is_uuid,
 )
-from watcher.core.model import EventKind, WatchedKb
+from watcher.config.trust import resolve_ca_bundle
+from watcher.core.errors import ConfigError
+from watcher.core.model import WatchedKb
 from watcher.core.state import Policy
 
 
@@ -80,22 +84,18 @@ class Config(BaseModel):
         refs = {ref.lower() if is_uuid(ref) else ref for ref in route.knowledge_bases}
         return frozenset(refs | {kb.uuid for kb in self.knowledge_bases if kb.name in refs})
 
-    def routes_for(
-        self, kind: EventKind, kb_uuid: str | None, kb_name: str | None = None
-    ) -> tuple[RouteConfig, ...]:
-        """The routes that asked for `kind` about this KB (its API or configured name counts)."""
-        names = {kb.name for kb in self.knowledge_bases if kb.uuid == kb_uuid and kb.name}
-        if kb_name:
-            names.add(kb_name)
-        return tuple(
-            route
-            for route in self.routes
-            if kind in route.event_kinds and route.applies_to(kb_uuid, names)
-        )
-
     def route(self, name: str) -> RouteConfig | None:
         """The route called `name`, if any."""
         return next((route for route in self.routes if route.name == name), None)
+
+    @classmethod
+    def assemble(cls, parts: Parts, **extra: Any) -> Config:
+        """The Config made of the parts `collect` validated (call it only when there were no
+        issues); `extra` sets the fields that come from elsewhere (token, sources, CA bundle)."""
+        arrays = {
+            name: tuple(item for _, item in parts.arrays.get(name, [])) for name in TABLE_ARRAYS
+        }
+        return cls.model_validate({**parts.sections, **arrays, **extra})
 
     @classmethod
     def from_mapping(
@@ -107,12 +107,21 @@ class Config(BaseModel):
         source: str = "<code>",
         check_urls: bool = True,
     ) -> Config:
-        """Validate a dict shaped like the TOML file, without file or env; raise ConfigError."""
-        from watcher.config.build import build_config
-
-        secret = SecretStr(token) if token is not None else None
-        return build_config(
-            data, source=source, token=secret, token_source=token_source, check_urls=check_urls
+        """Validate a dict shaped like the TOML file, without file or env; raise ConfigError
+        listing every problem (`source` names the dict in them)."""
+        parts, issues = collect(data, check_urls=check_urls)
+        problems = to_problems(issues, source)
+        http = parts.get("http", HttpConfig)
+        ca_bundle, ca_source, ca_problems = resolve_ca_bundle(http, {}, source)
+        if problems or ca_problems:
+            raise ConfigError(problems + ca_problems)
+        return cls.assemble(
+            parts,
+            token=SecretStr(token) if token is not None else None,
+            token_source=token_source,
+            ca_bundle=ca_bundle,
+            ca_bundle_source=ca_source,
+            source=source,
         )
 
     @classmethod

@@ -27,7 +27,6 @@ from typing import assert_never
 
 from watcher.core.model import EventKind
 from watcher.core.outbox import (
-    Delivery,
     DeliveryState,
     FailureCause,
     FailureKind,
@@ -38,7 +37,7 @@ from watcher.core.outbox import (
     SettleReason,
     TargetResult,
 )
-from watcher.core.state import Transition
+from watcher.core.state import Delivery, Transition
 
 # The shortest body worth re-rendering for: a refusal of a message this short is not about
 # its size (the headline and the facts of an alert take about this much).

@@ -3,6 +3,8 @@
 Seconds may carry a fraction (`0.5s`).
 
 Pure functions; `parse_duration` raises `ValueError` with a message fit to show a user.
+Two ways back to text: `format_setting` (`1h30m`, as the configuration is written) and
+`format_elapsed` (`1h 30m 00s`, for people reading an alert or `watcher status`).
 """
 
 from __future__ import annotations
@@ -60,8 +62,9 @@ def _parse_positive(text: str) -> float | None:
     return sum(float(g) * unit for g, (_, unit) in zip(match.groups(), _UNITS, strict=True) if g)
 
 
-def format_duration(value: timedelta) -> str:
-    """Write a timedelta the way the configuration accepts it (`1h30m`, `90d`, `0s`)."""
+def format_setting(value: timedelta) -> str:
+    """Write a timedelta the way the configuration accepts it (`1h30m`, `90d`, `0s`), whole
+    seconds (a fraction is dropped); `check-config` and its errors show settings this way."""
     total = int(value.total_seconds())
     if total == 0:
         return "0s"
@@ -72,3 +75,19 @@ def format_duration(value: timedelta) -> str:
         if count:
             parts.append(f"{count}{suffix}")
     return sign + "".join(parts)
+
+
+def format_elapsed(value: timedelta) -> str:
+    """How long something took or has waited, for people: `1h 02m 05s`, `4m 07s`, `9s`.
+
+    Whole seconds (a fraction is dropped), leading zero units left out, hours not folded into
+    days; alerts and `watcher status` show times this way.
+    """
+    seconds = int(value.total_seconds())
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h {minutes:02d}m {secs:02d}s"
+    if minutes:
+        return f"{minutes}m {secs:02d}s"
+    return f"{secs}s"

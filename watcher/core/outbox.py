@@ -24,14 +24,6 @@ from watcher.core.model import Severity
 from watcher.core.state import Transition
 
 
-@dataclass(frozen=True, slots=True)
-class Delivery:
-    """One outbox row to create: an event for one route."""
-
-    event_id: str
-    route: str
-
-
 class DeliveryState(StrEnum):
     """Where an outbox row is in its life."""
 

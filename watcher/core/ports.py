@@ -2,6 +2,10 @@
 
 Declared here, beside `watcher.service.cycle` which is their only orchestrator; the adapters in
 `watcher.edges` implement them and the tests use hand-written fakes of them.
+
+Conventions for every method below: datetimes are timezone-aware UTC; `timedelta`s are
+durations; uuids are the API's lower-case strings; errors are the project's own
+(`watcher.core.errors`), the library's translated at the adapter with `raise ... from exc`.
 """
 
 from __future__ import annotations
@@ -16,68 +20,131 @@ from watcher.core.state import Change, WatchState
 
 
 class Source(Protocol):
-    """Reads the DigitalOcean GenAI API; raises `watcher.core.errors.SourceError` subclasses."""
+    """Reads the DigitalOcean GenAI API (`watcher.edges.api.client.ApiClient`).
+
+    Every read sends one or more HTTP requests under the client's request budget and its own
+    retries (connection errors, timeouts, 429 honouring `retry-after`, 5xx). What is still
+    failing after them is raised as a `SourceError`: `RetryableSourceError` (the next cycle may
+    pass), `MalformedResponse` (a 2xx whose body the OpenAPI shapes do not describe),
+    `Unauthorized` (401), `Forbidden` (403, a missing `genai:read` scope) or `NotFound` (404).
+    Enum values the API adds later are kept as `UNKNOWN` with the raw text; a list item that
+    cannot be used at all (not an object, no `uuid`) is left out and logged, never raised.
+    """
 
     def api_now(self) -> datetime:
         """The API's clock now (UTC), as the `Date` headers of its answers tell it; the local
-        wall clock until one did. API timestamps are compared with this clock only."""
+        wall clock until one did. API timestamps are compared with this clock only. Never
+        raises and sends nothing."""
         ...
 
-    async def list_knowledge_bases(self) -> list[KnowledgeBase]: ...
+    async def list_knowledge_bases(self) -> list[KnowledgeBase]:
+        """Every knowledge base of the account (`GET /v2/gen-ai/knowledge_bases`, all pages),
+        each with its `last_indexing_job`; one request per page of `api.per_page` (at most
+        200). A list that moved while it was read is read again, so none is missed or counted
+        twice."""
+        ...
 
-    async def list_kb_jobs(self, kb_uuid: str) -> list[Job]: ...
+    async def list_kb_jobs(self, kb_uuid: str) -> list[Job]:
+        """The latest jobs of one knowledge base, at most 15: the API keeps no more and does
+        not page them (`GET /v2/gen-ai/knowledge_bases/{uuid}/indexing_jobs`). One request;
+        `NotFound` when the knowledge base is gone."""
+        ...
 
     async def list_jobs(self) -> list[Job]:
-        """Every job of the account (all pages); cheaper than many per-KB lists in a burst."""
+        """Every indexing job of the account, all pages (`GET /v2/gen-ai/indexing_jobs`; the
+        API has no knowledge-base filter): cheaper than many per-KB lists in a burst."""
         ...
 
-    async def get_job(self, job_uuid: str) -> Job: ...
+    async def get_job(self, job_uuid: str) -> Job:
+        """One indexing job (`GET /v2/gen-ai/indexing_jobs/{uuid}`); one request, `NotFound`
+        when it does not exist."""
+        ...
 
-    async def list_job_data_sources(self, job_uuid: str) -> list[DataSourceJob]: ...
+    async def list_job_data_sources(self, job_uuid: str) -> list[DataSourceJob]:
+        """The per-data-source results of one job, with their item counts and error texts
+        (`GET /v2/gen-ai/indexing_jobs/{uuid}/data_sources`); one request."""
+        ...
 
 
 class StateStore(Protocol):
-    """Keeps what the watcher saw; `record` writes a whole cycle in one transaction."""
+    """Keeps what the watcher saw (`watcher.edges.store.sqlite.SqliteStore`).
+
+    Each method is one whole transaction. Errors: `StoreError` for a store that fails (disk
+    full, read-only, locked too long), `StoreCorrupt` for a file that is not a usable store,
+    `StoreReplaced` when the file at the state path is no longer the one opened, `StoreHeld`
+    when another process holds the store's lease (its message names the holder).
+    """
 
     async def load(self, job_uuids: Collection[str]) -> WatchState:
-        """Every known KB, the jobs named, and every job that is not done yet."""
+        """Every known knowledge base, every job that is not done yet, and the done ones among
+        `job_uuids` (a uuid the store does not know is simply absent), read in one transaction.
+        `baseline` is left None: the cycle reads it from the meta values."""
         ...
 
     async def record(self, change: Change, *, meta: Mapping[str, str | None] | None = None) -> None:
-        """Write the change, and the named small values with it, in one transaction."""
+        """Write a whole cycle in one transaction: its knowledge bases, jobs, events and outbox
+        rows, and the named small values of `meta` with them (None deletes a key). Events and
+        outbox rows that already exist are left alone, so recording a change twice is a no-op
+        for them. Only the holder of the store's lease may record: `StoreHeld` otherwise, and
+        nothing is written."""
         ...
 
 
 class Outbox(Protocol):
-    """The queue of deliveries: claimed with a conditional update, settled after sending."""
+    """The queue of deliveries: claimed with a conditional update, settled after sending.
+
+    Errors as for `StateStore`. Claims and settlements are safe between processes; a process
+    that takes part in the store's lease makes them only while it holds it (`StoreHeld`
+    otherwise, nothing written).
+    """
 
     async def claim_due(
         self, now: datetime, limit: int, longest_wait: timedelta | None = None
     ) -> list[OutboxItem]:
         """Claim up to `limit` rows due at `now` (wall clock), in the order they were written.
 
-        A row whose next attempt lies more than `longest_wait` (the longest backoff) after
-        `now` is due too: only a step of the wall clock can have put it there.
+        A claimed row is `sending` and belongs to this store until it is settled or its claim
+        expires (the store's claim lease, 5 minutes by default: a crashed sender's rows come
+        back). A row whose next attempt lies more than `longest_wait` (the longest backoff)
+        after `now` is due too: only a step of the wall clock can have put it there. A row
+        whose stored event cannot be decoded is dead-lettered with the reason, not returned.
+        `limit` <= 0 claims nothing.
         """
         ...
 
-    async def settle(self, settlements: Sequence[Settlement]) -> None: ...
+    async def settle(self, settlements: Sequence[Settlement]) -> None:
+        """Write back what each attempt did (`sent`, `pending` with its next attempt time,
+        `dead`), its attempt count, error and per-URL results, in one transaction. A row this
+        store no longer holds the claim of (it expired, another process took it) is skipped."""
+        ...
 
 
 class MetaStore(Protocol):
-    """Small named values the watcher keeps between cycles (e.g. the API's health)."""
+    """Small named values the watcher keeps between cycles (the API's health, the poll pace,
+    the setup findings): short strings, JSON where they have a structure. Errors as for
+    `StateStore`."""
 
-    async def get_meta(self, key: str) -> str | None: ...
+    async def get_meta(self, key: str) -> str | None:
+        """The value stored under `key`, or None when there is none."""
+        ...
 
-    async def set_meta(self, key: str, value: str) -> None: ...
+    async def set_meta(self, key: str, value: str) -> None:
+        """Store `value` under `key`, replacing any value there, in its own transaction."""
+        ...
 
 
 class Notifier(Protocol):
-    """Sends rendered messages to the URLs of one route and reports each target."""
+    """Sends rendered messages to the URLs of one route and reports each target
+    (`watcher.edges.notify.apprise.AppriseNotifier`).
+
+    A receiver's failure is never raised: it is reported in the `SendResult`, each target with
+    the cause read from the service's answer (`FailureCause`: HTTP status, SMTP reply, timeout).
+    """
 
     def budgets(self, route: str) -> tuple[Budget, ...]:
         """Per URL of `route`, by index: how much text its service takes, in characters
-        (from apprise's plugin limits); empty when the notifier cannot tell."""
+        (from apprise's plugin limits; `Budget()` for a URL apprise cannot load); empty for
+        a route the notifier does not know. Sends nothing."""
         ...
 
     async def send(
@@ -88,6 +155,11 @@ class Notifier(Protocol):
         fitted: Mapping[int, Message] | None = None,
     ) -> SendResult:
         """Send once to every URL of `route` but those in `skip` (by index): `fitted[i]` to
-        URL i when given, else `message`. Returns within the notifier's deadline per send,
-        whatever a receiver does."""
+        URL i when given, else `message`. URLs are sent to in parallel, each on its own lane
+        within the notifier's deadline (`delivery.timeout`, seconds), whatever a receiver does.
+
+        Returns `ok` only when every URL sent to took it; `targets` holds one `TargetResult`
+        per URL tried (its index, cause, HTTP or SMTP status, characters sent). A route that
+        is not configured or has no URL is a failed result with `permanent` set.
+        """
         ...

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import quote
 
+from watcher.core.durations import format_elapsed
 from watcher.core.fit import Entry, clip, fit, more_text
 from watcher.core.inert import inert
 from watcher.core.markup import (
@@ -237,7 +238,7 @@ def _stall_story(t: Transition) -> list[str]:
         return []
     still = ""
     if t.stalled_since is not None and t.at > t.stalled_since:
-        still = f"; nothing had moved for {format_duration(t.at - t.stalled_since)}"
+        still = f"; nothing had moved for {format_elapsed(t.at - t.stalled_since)}"
     return [f"It had stalled ({_STALL_TEXT[t.stall_reason]}){still} before it ended."]
 
 
@@ -278,7 +279,7 @@ def _facts(t: Transition, dashboard: str) -> tuple[Item, ...]:
         lines.append((plain(f"Outcome: {_state_text(job)}"),))
         duration = _duration(job, t.at)
         if duration is not None:
-            lines.append((plain(f"Duration: {format_duration(duration)}"),))
+            lines.append((plain(f"Duration: {format_elapsed(duration)}"),))
         if job.total_datasources:
             done = f"{job.completed_datasources or 0}/{job.total_datasources}"
             lines.append((plain(f"Data sources: {done} done"),))
@@ -309,18 +310,6 @@ def _duration(job: Job, at: datetime) -> timedelta | None:
         return None
     end = job.finished_at or (at if not job.is_terminal else job.updated_at) or at
     return max(end - start, timedelta(0))
-
-
-def format_duration(delta: timedelta) -> str:
-    """`1h 02m 05s` style, dropping leading zero units."""
-    seconds = int(delta.total_seconds())
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours}h {minutes:02d}m {secs:02d}s"
-    if minutes:
-        return f"{minutes}m {secs:02d}s"
-    return f"{secs}s"
 
 
 def _sources(job: Job) -> list[_Row]:

@@ -12,13 +12,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import TYPE_CHECKING
 
 from watcher.core.clocks import Elapsed
 from watcher.core.model import EventKind, Job, KnowledgeBase, Severity
-
-if TYPE_CHECKING:  # outbox rows carry transitions: that module imports this one
-    from watcher.core.outbox import Delivery
 
 
 class StallReason(StrEnum):
@@ -176,6 +172,14 @@ class Transition:
     @property
     def severity(self) -> Severity:
         return self.kind.severity
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One outbox row to create: an event for one route."""
+
+    event_id: str
+    route: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, assert_never
 
 from watcher.core.account import MissingKb, UnmatchedRef
+from watcher.core.durations import format_elapsed
 from watcher.core.inert import inert
-from watcher.core.render import format_duration
+from watcher.core.snapshot import KbSnapshot, StoreSnapshot
 from watcher.core.state import JobCondition
-from watcher.edges.store.snapshot import KbSnapshot, StoreSnapshot
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,10 +38,14 @@ def state_word(kb: KbSnapshot) -> str:
     if kb.outcome is not None:
         return kb.outcome.value
     condition = kb.condition or JobCondition.UNKNOWN
-    if condition is JobCondition.UNKNOWN:
-        raw = (kb.status or kb.phase or "unknown").rsplit("_", 1)[-1].lower()
-        return f"{condition.value} ({raw})"
-    return condition.value
+    match condition:
+        case JobCondition.PENDING | JobCondition.RUNNING | JobCondition.STALLED | JobCondition.DONE:
+            return condition.value
+        case JobCondition.UNKNOWN:
+            raw = (kb.status or kb.phase or "unknown").rsplit("_", 1)[-1].lower()
+            return f"{condition.value} ({raw})"
+        case _:
+            assert_never(condition)
 
 
 def _progress(kb: KbSnapshot) -> str:
@@ -55,7 +59,7 @@ def _age(kb: KbSnapshot, now: datetime) -> str:
     moment = kb.finished_at or kb.updated_at or kb.started_at or kb.created_at
     if moment is None:
         return "-"
-    return format_duration(max(now - moment, timedelta(0))) + " ago"
+    return format_elapsed(max(now - moment, timedelta(0))) + " ago"
 
 
 def table(
@@ -117,14 +121,14 @@ def setup_lines(setup: SetupFindings, now: datetime) -> list[str]:
 
 def _deliveries(snapshot: StoreSnapshot, now: datetime) -> str:
     oldest = snapshot.oldest_undelivered_age(now)
-    wait = f", oldest waiting {format_duration(timedelta(seconds=oldest))}" if oldest else ""
+    wait = f", oldest waiting {format_elapsed(timedelta(seconds=oldest))}" if oldest else ""
     return f"Deliveries: {snapshot.undelivered} pending, {snapshot.dead} dead{wait}"
 
 
 def _when(moment: datetime | None, now: datetime) -> str:
     if moment is None:
         return "never"
-    return f"{moment.isoformat(timespec='seconds')} ({format_duration(now - moment)} ago)"
+    return f"{moment.isoformat(timespec='seconds')} ({format_elapsed(now - moment)} ago)"
 
 
 def as_json(
@@ -139,23 +143,7 @@ def as_json(
         "at": now.isoformat(),
         "api_clock_at": _iso(api_now),
         "last_successful_cycle_at": _iso(snapshot.last_cycle_at),
-        "knowledge_bases": [
-            {
-                "uuid": kb.uuid,
-                "name": kb.name,
-                "latest_job": kb.job_uuid,
-                "state": state_word(kb),
-                "phase": kb.phase,
-                "status": kb.status,
-                "completed_datasources": kb.completed_datasources,
-                "total_datasources": kb.total_datasources,
-                "total_tokens": kb.total_tokens,
-                "stalled": kb.stalled.value if kb.stalled else None,
-                "updated_at": _iso(kb.updated_at),
-                "finished_at": _iso(kb.finished_at),
-            }
-            for kb in snapshot.kbs
-        ],
+        "knowledge_bases": [_kb_json(kb) for kb in snapshot.kbs],
         "missing_knowledge_bases": [
             {"uuid": kb.uuid, "name": kb.name, "since": kb.since.isoformat()}
             for kb in setup.missing
@@ -164,30 +152,51 @@ def as_json(
             {"route": ref.route, "key": ref.key, "reason": ref.reason, "suggestion": ref.suggestion}
             for ref in setup.unmatched
         ],
-        "deliveries": {
-            "by_state": {state.value: count for state, count in snapshot.outbox_by_state.items()},
-            "oldest_undelivered_age_s": snapshot.oldest_undelivered_age(now),
-            "routes": [
-                {"route": r.route, "pending": r.pending + r.sending, "dead": r.dead}
-                for r in snapshot.routes
-            ],
-            "dead_letters": [
-                {
-                    "id": d.id,
-                    "route": d.route,
-                    "event_id": d.event_id,
-                    "kind": d.kind,
-                    "kb_uuid": d.kb_uuid,
-                    "job_uuid": d.job_uuid,
-                    "attempts": d.attempts,
-                    "last_error": d.last_error,
-                    "created_at": _iso(d.created_at),
-                }
-                for d in snapshot.dead_letters
-            ],
-        },
+        "deliveries": _deliveries_json(snapshot, now),
         "jobs_by_state": {state.value: count for state, count in snapshot.jobs_by_state.items()},
         "events_by_kind": dict(snapshot.events_by_kind),
+    }
+
+
+def _kb_json(kb: KbSnapshot) -> dict[str, Any]:
+    return {
+        "uuid": kb.uuid,
+        "name": kb.name,
+        "latest_job": kb.job_uuid,
+        "state": state_word(kb),
+        "phase": kb.phase,
+        "status": kb.status,
+        "completed_datasources": kb.completed_datasources,
+        "total_datasources": kb.total_datasources,
+        "total_tokens": kb.total_tokens,
+        "stalled": kb.stalled.value if kb.stalled else None,
+        "updated_at": _iso(kb.updated_at),
+        "finished_at": _iso(kb.finished_at),
+    }
+
+
+def _deliveries_json(snapshot: StoreSnapshot, now: datetime) -> dict[str, Any]:
+    return {
+        "by_state": {state.value: count for state, count in snapshot.outbox_by_state.items()},
+        "oldest_undelivered_age_s": snapshot.oldest_undelivered_age(now),
+        "routes": [
+            {"route": r.route, "pending": r.pending + r.sending, "dead": r.dead}
+            for r in snapshot.routes
+        ],
+        "dead_letters": [
+            {
+                "id": d.id,
+                "route": d.route,
+                "event_id": d.event_id,
+                "kind": d.kind,
+                "kb_uuid": d.kb_uuid,
+                "job_uuid": d.job_uuid,
+                "attempts": d.attempts,
+                "last_error": d.last_error,
+                "created_at": _iso(d.created_at),
+            }
+            for d in snapshot.dead_letters
+        ],
     }
 
 

@@ -15,13 +15,14 @@ which can be told to misbehave::
 Modules: `clock` (time), `lifecycle` (one job as a function of time), `wire` (its JSON),
 `world` (the account and DigitalOcean's rules), `scenario` (the data format), `loading`
 (bundled and file scenarios), `generate` (benchmark scenarios), `faults`, `ratelimit`,
-`gate` (the ASGI layer: limits, auth, faults, log), `app` (routes), `simulator` (the object
-tests hold), `server` (uvicorn).
+`backend` (what the HTTP layers need of the simulator, the request log's records), `gate` (the
+ASGI layer: limits, auth, faults, log), `app` (routes), `simulator` (the object tests hold),
+`server` (uvicorn).
 """
 
+from watcher.simulator.backend import ServedRequest
 from watcher.simulator.clock import Clock, ManualClock, RealClock
 from watcher.simulator.faults import Fault, FaultKind
-from watcher.simulator.gate import RequestRecord
 from watcher.simulator.generate import generated_scenario
 from watcher.simulator.lifecycle import Outcome
 from watcher.simulator.loading import bundled_scenarios, load_scenario
@@ -36,9 +37,9 @@ __all__ = [
     "ManualClock",
     "Outcome",
     "RealClock",
-    "RequestRecord",
     "Scenario",
     "ScenarioError",
+    "ServedRequest",
     "Simulator",
     "SkippedAction",
     "TransitionRecord",

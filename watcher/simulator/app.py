@@ -17,7 +17,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -26,11 +26,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
+from watcher.simulator.backend import Backend
 from watcher.simulator.gate import Gate, error_body
 from watcher.simulator.world import KbBusy, NotCancellable, NotFound, World
-
-if TYPE_CHECKING:
-    from watcher.simulator.simulator import Simulator
 
 JsonObject = dict[str, Any]
 T = TypeVar("T")
@@ -139,7 +137,7 @@ async def _json_body(request: Request) -> JsonObject:
 class Api:
     """The endpoint functions, reading the simulator's world at the current simulated time."""
 
-    def __init__(self, sim: Simulator) -> None:
+    def __init__(self, sim: Backend) -> None:
         self.sim = sim
 
     def _read(self, view: Callable[[World, datetime], T]) -> T:
@@ -224,7 +222,7 @@ class Api:
         return JSONResponse({"job": job})
 
 
-def build_app(sim: Simulator) -> ASGIApp:
+def build_app(sim: Backend) -> ASGIApp:
     """The whole simulated API for `sim`: the gate in front of the Starlette routes."""
     api = Api(sim)
     prefix = "/v2/gen-ai"

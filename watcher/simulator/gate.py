@@ -21,17 +21,14 @@ import struct
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
 from email.utils import formatdate
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import parse_qs
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from watcher.simulator.backend import Backend, ServedRequest
 from watcher.simulator.faults import BODY_FAULTS, Fault, FaultKind, html_page, mutate_body
-
-if TYPE_CHECKING:
-    from watcher.simulator.simulator import Simulator
 
 _SERVER_ERROR_IDS = {
     500: "server_error",
@@ -47,19 +44,6 @@ def error_body(error_id: str, message: str, request_id: str) -> dict[str, str]:
     if request_id:
         body["request_id"] = request_id
     return body
-
-
-@dataclass(frozen=True, slots=True)
-class RequestRecord:
-    """One request the simulator received and how it answered (status None: connection reset)."""
-
-    method: str
-    path: str
-    query: str
-    status: int | None
-    at: datetime
-    wall: float
-    faults: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)
@@ -81,7 +65,7 @@ def _json_reply(status: int, error_id: str, message: str, request_id: str) -> Re
 class Gate:
     """Wraps the route app with everything that is not about knowledge bases and jobs."""
 
-    def __init__(self, app: ASGIApp, sim: Simulator) -> None:
+    def __init__(self, app: ASGIApp, sim: Backend) -> None:
         self.app = app
         self.sim = sim
 
@@ -186,7 +170,7 @@ class Gate:
     def _log(
         self, method: str, path: str, query: str, status: int | None, faults: list[str]
     ) -> None:
-        record = RequestRecord(
+        record = ServedRequest(
             method, path, query, status, self.sim.now(), time.time(), tuple(faults)
         )
         self.sim.record(record)

@@ -16,11 +16,14 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
+from starlette.types import ASGIApp
+
+from watcher.simulator.app import build_app
+from watcher.simulator.backend import ServedRequest
 from watcher.simulator.clock import Clock, ManualClock, RealClock
 from watcher.simulator.faults import Fault, FaultBoard
-from watcher.simulator.gate import RequestRecord
 from watcher.simulator.ratelimit import RateLimiter
 from watcher.simulator.scenario import (
     CancelJob,
@@ -33,9 +36,6 @@ from watcher.simulator.scenario import (
     StartJob,
 )
 from watcher.simulator.world import KbBusy, NotCancellable, World
-
-if TYPE_CHECKING:
-    from starlette.types import ASGIApp
 
 T = TypeVar("T")
 
@@ -83,7 +83,7 @@ class Simulator:
         self.board = FaultBoard()
         self.limiter = RateLimiter(per_hour, per_minute)
         self._timeline = sorted(scenario.timeline, key=lambda e: e.at)
-        self._log: list[RequestRecord] = []
+        self._log: list[ServedRequest] = []
         self._skipped: list[SkippedAction] = []
         self._app: ASGIApp | None = None
         self.sync()
@@ -92,8 +92,6 @@ class Simulator:
     def app(self) -> ASGIApp:
         """The ASGI application that serves this simulator."""
         if self._app is None:
-            from watcher.simulator.app import build_app
-
             self._app = build_app(self)
         return self._app
 
@@ -173,12 +171,12 @@ class Simulator:
         with self.lock:
             return self.board.active
 
-    def record(self, record: RequestRecord) -> None:
+    def record(self, record: ServedRequest) -> None:
         with self.lock:
             self._log.append(record)
 
     @property
-    def requests(self) -> list[RequestRecord]:
+    def requests(self) -> list[ServedRequest]:
         """Every request received so far, oldest first."""
         with self.lock:
             return list(self._log)

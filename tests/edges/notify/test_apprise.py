@@ -7,13 +7,14 @@ import pytest
 from structlog.testing import capture_logs
 
 from tests.receivers import SmtpReceiver, WebhookReceiver
+from watcher.config.urls import unloadable
 from watcher.core import render
 from watcher.core.markup import Bullets, Item, Para, code, plain, strong
 from watcher.core.model import Severity
 from watcher.core.outbox import FailureCause, FailureKind, SendResult, TargetResult
 from watcher.core.render import message
 from watcher.demo.console import plain_text, register_console_scheme
-from watcher.edges.notify.apprise import AppriseNotifier, notify_type, validate_url
+from watcher.edges.notify.apprise import AppriseNotifier, notify_type
 
 TIMEOUT = 1.0
 MESSAGE = message(
@@ -310,29 +311,6 @@ async def test_logs_name_the_route_target_and_outcome(webhook_receiver: WebhookR
     assert all(e["target"].startswith("json://127.0.0.1") for e in logs)
 
 
-# --- validation -------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("url", "valid"),
-    [
-        ("json://127.0.0.1:8080/alerts", True),
-        ("mmost://mattermost.example.com/abcdefghij", True),
-        ("mailto://user:pass@example.com", True),
-        ("slack://TokenA/TokenB/TokenC/#indexing", True),
-        ("ntfy://ntfy.sh/indexing-alerts", True),
-        ("notascheme://host", False),
-        ("json://", False),
-        ("https://example.com/hook", False),  # apprise has no plain https scheme
-        ("", False),
-        ("indexing alerts", False),
-    ],
-)
-def test_validate_url_accepts_what_apprise_can_parse(url: str, valid: bool) -> None:
-    """validate_url is true exactly for URLs apprise can load as a target."""
-    assert validate_url(url) is valid
-
-
 # --- the console scheme -----------------------------------------------------------------------
 
 
@@ -369,8 +347,7 @@ async def test_console_scheme_colours_when_asked(capsys: pytest.CaptureFixture[s
 def test_console_scheme_makes_console_urls_valid() -> None:
     """After registration, console:// validates like any apprise URL."""
     register_console_scheme()
-    assert validate_url("console://")
-    assert validate_url("console://?color=no")
+    assert unloadable(["console://", "console://?color=no"]) == []
 
 
 @pytest.mark.parametrize(

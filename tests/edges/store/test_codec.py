@@ -9,9 +9,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from watcher.core.clocks import Elapsed
 from watcher.core.model import DataSourceJob, DataSourceStatus, EventKind, Job, Phase, Status
-from watcher.core.outbox import TargetResult
-from watcher.core.state import JobState, StallReason, Transition
+from watcher.core.outbox import FailureCause, TargetResult
+from watcher.core.state import JobState, Sighting, StallReason, Transition
 from watcher.edges.store import codec
 
 NOW = datetime(2026, 11, 28, 12, 0, 0, 123456, tzinfo=UTC)
@@ -249,3 +250,51 @@ def test_dumps_is_stable_ascii_even_for_lone_surrogates() -> None:
     assert text == '{"a":1,"b":"\\ud800\\u00e9"}'
     assert text.isascii()
     assert json.loads(text) == {"a": 1, "b": "\ud800é"}
+
+
+def test_a_sighting_round_trips_through_its_json_text() -> None:
+    sighting = Sighting(first=Elapsed(12.5, "boot-1"), moved=Elapsed(-3.0, "boot-1"))
+    text = codec.encode_sighting(sighting)
+    assert text == '{"first":[12.5,"boot-1"],"moved":[-3.0,"boot-1"]}'
+    assert codec.decode_sighting(text) == sighting
+    assert codec.decode_sighting(codec.loads(text)) == sighting  # the parsed form reads too
+    assert codec.encode_sighting(None) is None
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [
+        None,  # a row of an older store: no sighting yet
+        "not json",
+        '{"first": [1, "b"]}',  # half of one
+        '{"first": [1, "b"], "moved": ["1", "b"]}',  # seconds as text
+        '{"first": [true, "b"], "moved": [1, "b"]}',  # a boolean is no number of seconds
+        "[1, 2]",
+    ],
+)
+def test_an_unreadable_sighting_is_none_so_detection_seeds_it_afresh(stored: object) -> None:
+    """A damaged sighting only costs a late stall alert: the row is never refused for it."""
+    assert codec.decode_sighting(stored) is None
+
+
+def test_a_stall_reason_nobody_knows_is_a_value_error_not_a_silent_default() -> None:
+    """There is no safe fallback for a stall reason: guessing one would misreport the stall."""
+    document = codec.encode_job_state(
+        JobState(Job(uuid="job-1"), "kb-1", NOW, NOW, stalled=StallReason.NO_PROGRESS)
+    )
+    document["stalled"] = "bored"
+    with pytest.raises(ValueError):
+        codec.decode_job_state(document)
+
+
+def test_a_failure_cause_a_newer_watcher_wrote_reads_as_unknown_and_retryable() -> None:
+    [result] = codec.decode_target_results(
+        [{"name": "X", "url": "json://h/", "ok": False, "cause": "melted", "status": 599}]
+    )
+    assert result.cause is FailureCause.UNKNOWN and not result.cause.permanent
+    assert result.status == 599
+
+
+def test_target_results_that_are_not_a_list_are_a_value_error() -> None:
+    with pytest.raises(ValueError, match="expected a list"):
+        codec.decode_target_results({"name": "X"})

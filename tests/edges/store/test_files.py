@@ -17,8 +17,7 @@ from tests import storeguard
 from tests.stores import open_held
 from watcher.core.errors import StoreCorrupt, StoreError, StoreReplaced
 from watcher.core.model import EventKind
-from watcher.core.outbox import Delivery
-from watcher.core.state import Change, KbState, Transition
+from watcher.core.state import Change, Delivery, KbState, Transition
 from watcher.edges.store.schema import SCHEMA_VERSION
 from watcher.edges.store.sqlite import SqliteStore
 

@@ -18,8 +18,8 @@ import pytest
 from watcher.core.errors import StoreHeld
 from watcher.core.lease import Holder, LeaseAction, LeaseReason, LeaseTime, Liveness
 from watcher.core.model import EventKind
-from watcher.core.outbox import Delivery, DeliveryState, Settlement
-from watcher.core.state import Change, KbState, Transition
+from watcher.core.outbox import DeliveryState, Settlement
+from watcher.core.state import Change, Delivery, KbState, Transition
 from watcher.edges import host
 from watcher.edges.store import schema
 from watcher.edges.store.sqlite import SqliteStore

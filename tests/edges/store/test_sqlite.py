@@ -15,9 +15,10 @@ from tests.stores import open_held
 from watcher.core.clocks import Elapsed
 from watcher.core.errors import StoreError
 from watcher.core.model import EventKind, Job, Phase, Status
-from watcher.core.outbox import Delivery, DeliveryState, Settlement, TargetResult
+from watcher.core.outbox import DeliveryState, Settlement, TargetResult
 from watcher.core.state import (
     Change,
+    Delivery,
     JobState,
     KbState,
     Sighting,
@@ -197,16 +198,27 @@ async def test_a_naive_datetime_is_refused_before_anything_is_written(store: Sql
 async def test_load_with_20000_historical_jobs_reads_only_open_and_named_jobs(
     store: SqliteStore,
 ) -> None:
+    """The plan checked is the plan of each statement `load` ran (traced on the store's own
+    connection), never a query written here."""
     history = tuple(state(job(f"old-{i:05}"), done=True, deadline=None) for i in range(20_000))
     await store.record(change(jobs=(*history, state(job("open-1")), state(job("open-2")))))
-    loaded = await store.load(["old-00007", "old-19999"])
+    ran: list[str] = []
+    await store._run("tracing", lambda conn: conn.set_trace_callback(ran.append))
+    try:
+        loaded = await store.load(["old-00007", "old-19999"])
+    finally:
+        await store._run("tracing", lambda conn: conn.set_trace_callback(None))
     assert sorted(loaded.jobs) == ["old-00007", "old-19999", "open-1", "open-2"]
-    with sqlite3.connect(store.path) as conn:
-        plan = " ".join(
-            str(row[3])
-            for row in conn.execute("EXPLAIN QUERY PLAN SELECT * FROM jobs WHERE done = 0")
-        )
-    assert "USING INDEX" in plan  # not a scan of the whole table
+    reads = [sql for sql in ran if "FROM jobs" in sql]
+    assert reads, ran
+    plans = await store._run("explaining", lambda conn: [query_plan(conn, sql) for sql in reads])
+    for sql, plan in zip(reads, plans, strict=True):
+        assert "USING INDEX" in plan and "SCAN" not in plan, (sql, plan)  # no whole-table scan
+
+
+def query_plan(conn: sqlite3.Connection, sql: str) -> str:
+    """What SQLite will do for `sql` (with its values inlined, as traced)."""
+    return " ".join(str(row[3]) for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}"))
 
 
 # --- the outbox ------------------------------------------------------------------------------

@@ -79,11 +79,6 @@ def notify_type(severity: Severity) -> apprise.NotifyType:
             assert_never(severity)
 
 
-def validate_url(url: str) -> bool:
-    """True when apprise knows the scheme and can parse the URL into a notification target."""
-    return bool(apprise.Apprise().add(url))
-
-
 def body_format(plugin: Any) -> BodyFormat:
     """The format apprise will hand this target's service: its own choice for a markdown body
     (`resolve_format`, which honours a `?format=` in the URL), except for services that render

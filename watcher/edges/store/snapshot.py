@@ -1,4 +1,4 @@
-"""The read side of the store: what `watcher status`, `watcher health` and the metrics show.
+"""The read side of the store: the SQL behind `watcher.core.snapshot.StoreSnapshot`.
 
 `read_snapshot` runs its queries in one read transaction, so the counts agree with each other.
 """
@@ -6,15 +6,13 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
-from watcher.core.model import EventKind
 from watcher.core.outbox import DeliveryState
-from watcher.core.state import JobCondition, JobState, StallReason, job_condition
+from watcher.core.snapshot import DeadLetter, KbSnapshot, RouteBacklog, StoreSnapshot
+from watcher.core.state import JobCondition, JobState, job_condition
 from watcher.edges.store import schema
 from watcher.edges.store.rows import job_state_from_row, open_job_states
 
@@ -41,98 +39,6 @@ _DEAD: Final = """
 # scanning the table would read every stored observation. The few open jobs are decoded and
 # judged by `job_condition`, the same rule `status` and detection use.
 _JOBS_DONE: Final = "SELECT COUNT(*) FROM jobs WHERE done = 1"
-
-
-@dataclass(frozen=True, slots=True)
-class KbSnapshot:
-    """One knowledge base and its latest job; `phase`/`status` are the API's text."""
-
-    uuid: str
-    name: str | None
-    first_seen_at: datetime
-    job_uuid: str | None = None
-    phase: str | None = None
-    status: str | None = None
-    outcome: EventKind | None = None
-    completed_datasources: int | None = None
-    total_datasources: int | None = None
-    tokens: int | None = None
-    total_tokens: int | None = None
-    items_failed: int = 0
-    created_at: datetime | None = None
-    started_at: datetime | None = None
-    updated_at: datetime | None = None
-    finished_at: datetime | None = None
-    progress_at: datetime | None = None
-    deadline: datetime | None = None
-    stalled: StallReason | None = None
-    done: bool = False
-    condition: JobCondition | None = None  # None: no job yet
-
-
-@dataclass(frozen=True, slots=True)
-class RouteBacklog:
-    """Undelivered and dead rows of one route."""
-
-    route: str
-    pending: int
-    sending: int
-    dead: int
-
-
-@dataclass(frozen=True, slots=True)
-class DeadLetter:
-    """An outbox row that gave up; `kind` is the stored event kind text."""
-
-    id: int
-    route: str
-    event_id: str
-    kind: str
-    kb_uuid: str | None
-    job_uuid: str | None
-    attempts: int
-    last_error: str | None
-    created_at: datetime
-    settled_at: datetime | None
-
-
-@dataclass(frozen=True, slots=True)
-class StoreSnapshot:
-    """Everything the store can tell about itself at one moment (`at`).
-
-    `outbox_by_state` has a key for every `DeliveryState`, `jobs_by_state` one for every
-    `JobCondition`; `dead_letters` holds the newest dead rows only (see the limit), while
-    `dead` counts them all.
-    """
-
-    at: datetime
-    kbs: tuple[KbSnapshot, ...]
-    outbox_by_state: Mapping[DeliveryState, int]
-    routes: tuple[RouteBacklog, ...]
-    oldest_undelivered_at: datetime | None
-    dead_letters: tuple[DeadLetter, ...]
-    jobs_by_state: Mapping[JobCondition, int]
-    events_by_kind: Mapping[str, int]
-    last_cycle_at: datetime | None
-    created_at: datetime | None
-    schema_version: int
-
-    @property
-    def undelivered(self) -> int:
-        """Rows still to be sent (pending or being sent)."""
-        by_state = self.outbox_by_state
-        return by_state[DeliveryState.PENDING] + by_state[DeliveryState.SENDING]
-
-    @property
-    def dead(self) -> int:
-        """Rows that gave up, all of them."""
-        return self.outbox_by_state[DeliveryState.DEAD]
-
-    def oldest_undelivered_age(self, now: datetime | None = None) -> float | None:
-        """Seconds the oldest undelivered row has waited at `now` (default: the snapshot time)."""
-        if self.oldest_undelivered_at is None:
-            return None
-        return ((now or self.at) - self.oldest_undelivered_at).total_seconds()
 
 
 def _kb(row: tuple[Any, ...], path: Path) -> KbSnapshot:

@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from watcher.core.outbox import DeliveryState, OutboxItem, Settlement
+from watcher.core.snapshot import StoreSnapshot
 from watcher.core.state import Change, WatchState
 from watcher.edges.store import schema
 from watcher.edges.store.conn import DEFAULT_LEASE, Fence, StoreConnection
@@ -30,7 +31,7 @@ from watcher.edges.store.rows import (
     write_change,
     write_meta,
 )
-from watcher.edges.store.snapshot import StoreSnapshot, read_snapshot
+from watcher.edges.store.snapshot import read_snapshot
 
 __all__ = ["DEFAULT_LEASE", "SqliteStore"]
 

@@ -1,0 +1,176 @@
+"""`watcher status` from a store snapshot: the state words, the table people read, the JSON
+scripts read. Pure: every case is a hand-made `StoreSnapshot` and a fixed `NOW`."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from watcher.core import status_view
+from watcher.core.account import MissingKb, UnmatchedRef
+from watcher.core.model import EventKind
+from watcher.core.outbox import DeliveryState
+from watcher.core.snapshot import DeadLetter, KbSnapshot, RouteBacklog, StoreSnapshot
+from watcher.core.state import JobCondition, StallReason
+
+NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+KB = KbSnapshot("9f3c1b2a-4d5e-11ef-8a1b-0242ac120002", "docs", NOW, job_uuid="job-1")
+
+
+def snapshot(*kbs: KbSnapshot, **changes: object) -> StoreSnapshot:
+    """A snapshot of `kbs` with an empty outbox, never a cycle, unless `changes` say otherwise."""
+    empty = StoreSnapshot(
+        at=NOW,
+        kbs=kbs,
+        outbox_by_state=dict.fromkeys(DeliveryState, 0),
+        routes=(),
+        oldest_undelivered_at=None,
+        dead_letters=(),
+        jobs_by_state=dict.fromkeys(JobCondition, 0),
+        events_by_kind={},
+        last_cycle_at=None,
+        created_at=NOW,
+        schema_version=1,
+    )
+    return replace(empty, **changes)
+
+
+@pytest.mark.parametrize(
+    ("kb", "word"),
+    [
+        # a knowledge base whose first job the watcher has not seen
+        (replace(KB, job_uuid=None), "no jobs"),
+        # a stall says which rule fired, whatever else is known
+        (replace(KB, stalled=StallReason.NO_PROGRESS, condition=JobCondition.STALLED),
+         "stalled (no_progress)"),
+        # a finished job says how it ended
+        (replace(KB, outcome=EventKind.PARTIAL, condition=JobCondition.DONE), "partial"),
+        # a job in the API's known states says which
+        (replace(KB, condition=JobCondition.PENDING), "pending"),
+        (replace(KB, condition=JobCondition.RUNNING), "running"),
+        # done without an outcome (recorded silently as finished)
+        (replace(KB, condition=JobCondition.DONE), "done"),
+        # a state this version does not know names the API's word for it
+        (replace(KB, status="INDEX_JOB_STATUS_PAUSED", condition=JobCondition.UNKNOWN),
+         "unknown (paused)"),
+        # no status: the phase's word; neither: "unknown"
+        (replace(KB, phase="BATCH_JOB_PHASE_QUEUED"), "unknown (queued)"),
+        (KB, "unknown (unknown)"),
+    ],
+)  # fmt: skip
+def test_each_job_gets_one_state_word(kb: KbSnapshot, word: str) -> None:
+    assert status_view.state_word(kb) == word
+
+
+def test_the_table_lines_up_one_row_per_knowledge_base_under_its_headings() -> None:
+    done = replace(
+        KB,
+        outcome=EventKind.COMPLETED,
+        completed_datasources=3,
+        total_datasources=3,
+        finished_at=NOW - timedelta(seconds=65),
+        condition=JobCondition.DONE,
+    )
+    other = KbSnapshot("0b7d2e4c-6f81-11ef-9c2d-0242ac120002", None, NOW)
+    lines = status_view.table(snapshot(done, other), NOW).splitlines()
+    assert lines[:3] == [
+        "KNOWLEDGE BASE                        LATEST JOB  STATE      PROGRESS  AGE",
+        "docs                                  job-1       completed  3/3       1m 05s ago",
+        "0b7d2e4c-6f81-11ef-9c2d-0242ac120002  -           no jobs    -         -",
+    ]
+
+
+def test_ages_are_measured_on_the_api_clock_when_it_is_known() -> None:
+    """A job's times are DigitalOcean's: its age is judged against DigitalOcean's now."""
+    moved = replace(KB, updated_at=NOW, condition=JobCondition.RUNNING)
+    text = status_view.table(snapshot(moved), NOW, api_now=NOW + timedelta(minutes=2))
+    assert "2m 00s ago" in text.splitlines()[1]
+    # a job time ahead of the clock it is judged on is no negative age
+    assert "0s ago" in status_view.table(snapshot(moved), NOW - timedelta(hours=1)).splitlines()[1]
+
+
+def test_an_empty_store_says_how_to_fill_it() -> None:
+    text = status_view.table(snapshot(), NOW)
+    assert "(no knowledge base seen yet: run `watcher once` or `watcher run`)" in text
+    assert "Last successful cycle: never" in text
+
+
+def test_a_hostile_name_can_neither_drive_the_terminal_nor_forge_a_row() -> None:
+    hostile = replace(KB, name="docs\x1b]0;owned\x07\nforged  row\u202e")
+    text = status_view.table(snapshot(hostile), NOW)
+    assert "\x1b" not in text and "\x07" not in text and "\u202e" not in text
+    assert len(text.splitlines()) == len(status_view.table(snapshot(KB), NOW).splitlines())
+    assert "docs\\x1b]0;owned\\x07 forged  row\\u202e" in text
+
+
+def test_the_backlog_dead_letters_and_last_cycle_follow_the_table() -> None:
+    dead = DeadLetter(
+        7, "ops", "job-1/failed/1", "failed", KB.uuid, "job-1", 3, "HTTP 400", NOW, NOW
+    )
+    busy = snapshot(
+        KB,
+        outbox_by_state={**dict.fromkeys(DeliveryState, 0), DeliveryState.PENDING: 2,
+                         DeliveryState.SENDING: 1, DeliveryState.DEAD: 1},
+        routes=(RouteBacklog("ops", 2, 1, 1),),
+        oldest_undelivered_at=NOW - timedelta(seconds=65),
+        dead_letters=(dead,),
+        last_cycle_at=NOW - timedelta(seconds=12),
+    )  # fmt: skip
+    lines = status_view.table(busy, NOW).splitlines()
+    assert lines[-4:] == [
+        "Deliveries: 3 pending, 1 dead, oldest waiting 1m 05s",
+        "  ops: 3 pending, 1 dead",
+        "  dead #7 ops failed job job-1 after 3 attempts: HTTP 400",
+        "Last successful cycle: 2026-12-01T11:59:48+00:00 (12s ago)",
+    ]
+
+
+def test_setup_findings_are_listed_between_the_table_and_the_backlog() -> None:
+    setup = status_view.SetupFindings(
+        missing=(MissingKb(KB.uuid, "docs", NOW - timedelta(minutes=5)),),
+        unmatched=(UnmatchedRef("ops", 0, 1, "suport-articles", "support-articles"),),
+    )
+    lines = status_view.table(snapshot(KB), NOW, setup).splitlines()
+    assert lines[2:6] == [
+        "",
+        "docs: not found in the account since 2026-12-01T11:55:00+00:00 (5m 00s ago)",
+        "route ops: routes[0].knowledge_bases[1]: 'suport-articles' matches no knowledge base "
+        "of the account; did you mean 'support-articles'?",
+        "",
+    ]
+
+
+def test_json_has_the_same_facts_under_stable_keys() -> None:
+    stalled = replace(
+        KB, stalled=StallReason.MAX_RUNTIME, updated_at=NOW, condition=JobCondition.STALLED
+    )
+    setup = status_view.SetupFindings(missing=(MissingKb(KB.uuid, None, NOW),))
+    data = status_view.as_json(
+        snapshot(stalled, oldest_undelivered_at=NOW - timedelta(seconds=3)),
+        NOW,
+        setup,
+        api_now=NOW,
+    )
+    assert set(data) == {
+        "at",
+        "api_clock_at",
+        "last_successful_cycle_at",
+        "knowledge_bases",
+        "missing_knowledge_bases",
+        "unmatched_route_entries",
+        "deliveries",
+        "jobs_by_state",
+        "events_by_kind",
+    }
+    [kb] = data["knowledge_bases"]
+    assert kb["state"] == "stalled (max_runtime)" and kb["stalled"] == "max_runtime"
+    assert kb["updated_at"] == "2026-12-01T12:00:00+00:00" and kb["finished_at"] is None
+    assert data["missing_knowledge_bases"] == [
+        {"uuid": KB.uuid, "name": None, "since": "2026-12-01T12:00:00+00:00"}
+    ]
+    # every state of the closed sets is a key, at 0 when nothing is in it
+    assert data["deliveries"]["by_state"] == {"pending": 0, "sending": 0, "sent": 0, "dead": 0}
+    assert data["jobs_by_state"] == dict.fromkeys(JobCondition, 0)
+    assert data["deliveries"]["oldest_undelivered_age_s"] == 3.0

@@ -1,0 +1,78 @@
+"""What the HTTP layers (`gate`, `app`) need of the simulator, and the record of each request.
+
+`Simulator` implements `Backend`; the gate and the routes know it only through this Protocol,
+so the simulator builds its app without an import circle.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol, TypeVar
+
+from watcher.simulator.faults import FaultBoard
+from watcher.simulator.ratelimit import RateLimiter
+from watcher.simulator.scenario import Scenario
+from watcher.simulator.world import World
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class ServedRequest:
+    """One request the simulator received and how it answered (status None: connection reset).
+
+    `at` is the API's clock (simulated time), `wall` the host's `time.time()`; `faults` the
+    fault kinds applied to the answer, in order.
+    """
+
+    method: str
+    path: str
+    query: str
+    status: int | None
+    at: datetime
+    wall: float
+    faults: tuple[str, ...] = ()
+
+
+class Backend(Protocol):
+    """The simulated API's state as the gate and the routes reach it; `world`, `board` and
+    `limiter` are read and changed only under `lock`."""
+
+    @property
+    def lock(self) -> AbstractContextManager[Any]: ...
+
+    @property
+    def token(self) -> str:
+        """The one bearer token the API accepts."""
+        ...
+
+    @property
+    def scenario(self) -> Scenario: ...
+
+    @property
+    def world(self) -> World: ...
+
+    @property
+    def board(self) -> FaultBoard: ...
+
+    @property
+    def limiter(self) -> RateLimiter: ...
+
+    def now(self) -> datetime:
+        """The API's clock (UTC)."""
+        ...
+
+    def sync(self) -> datetime:
+        """Apply every timeline event that is due; return the API's clock."""
+        ...
+
+    def record(self, request: ServedRequest) -> None:
+        """Append one answered request to the log."""
+        ...
+
+    def read(self, view: Callable[[World, datetime], T]) -> T:
+        """Run `view` over the world at the current time, under the lock."""
+        ...
