@@ -212,6 +212,11 @@ def _fit_title(title: str, budget: Budget) -> str:
     return clip(title, budget.title) if budget.title is not None else title
 
 
+def headline(t: Transition) -> str:
+    """The few words that say what happened (the end of an alert's title)."""
+    return _headline(t)
+
+
 def _headline(t: Transition) -> str:
     if t.kind is EventKind.RECOVERED and t.job is not None and t.job.is_terminal:
         return RECOVERED_BY_ENDING
