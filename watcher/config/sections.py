@@ -22,6 +22,7 @@ from pydantic import (
     ByteSize,
     ConfigDict,
     Field,
+    PlainValidator,
     ValidationInfo,
     field_validator,
     model_validator,
@@ -30,6 +31,7 @@ from pydantic import (
 from watcher.config.preflight import Preflight, check_listen, state_path_problem
 from watcher.core.durations import parse_duration
 from watcher.core.model import WatchedKb
+from watcher.core.tolerance import ItemTolerance, parse_tolerance
 
 DEFAULT_BASE_URL = "https://api.digitalocean.com"
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
@@ -56,6 +58,8 @@ Duration = Annotated[timedelta, BeforeValidator(parse_duration), AfterValidator(
 DurationOrZero = Annotated[
     timedelta, BeforeValidator(parse_duration), AfterValidator(_not_negative)
 ]
+# `tolerate_failed_items`: 10 (failed items) or "1%" (of the job's items).
+Tolerance = Annotated[ItemTolerance, PlainValidator(parse_tolerance)]
 
 
 def is_uuid(text: str) -> bool:
@@ -155,10 +159,12 @@ class PollConfig(Section):
 
 
 class KnowledgeBaseConfig(Section):
-    """`[[knowledge_bases]]`: one knowledge base to watch, by uuid, with an optional name."""
+    """`[[knowledge_bases]]`: one knowledge base to watch, by uuid, with an optional name, and
+    optionally its own error budget (`tolerate_failed_items`, over `alerts.`'s)."""
 
     uuid: str
     name: str | None = None
+    tolerate_failed_items: Tolerance | None = None
 
     @field_validator("uuid")
     @classmethod
@@ -228,10 +234,13 @@ class DeliveryConfig(Section):
 
 
 class AlertsConfig(Section):
-    """`[alerts]`: thresholds for the watcher's own alerts."""
+    """`[alerts]`: thresholds for the watcher's own alerts, and the error budget of every
+    knowledge base without its own (`tolerate_failed_items`: a partial job within it is
+    reported as completed, with a note)."""
 
     api_unreachable_after: DurationOrZero = timedelta(minutes=10)
     delivery_failing_after: DurationOrZero = timedelta(minutes=10)
+    tolerate_failed_items: Tolerance | None = None
 
 
 class LogLevel(StrEnum):

@@ -7,7 +7,8 @@ base or one delivery is logged and survived. The steps:
 - fetch (`watcher.service.observe`): the account's KBs, the jobs of those with news, the
   followed jobs no list showed, and what the store knew of them;
 - detect (`watcher.core.detect`, `watcher.service.accountcheck`): the transitions, and the
-  details of failed and partial jobs;
+  details of failed and partial jobs (a partial job within its KB's error budget is then
+  told as completed: `watcher.core.tolerance`);
 - decide (`watcher.core.decide.route`): which routes get which event;
 - record: states, events and outbox rows in one transaction, with the API's health;
 - deliver (`watcher.service.dispatch`): what is due in the outbox goes out.
@@ -40,6 +41,7 @@ from watcher.core.outbox import SettleReason
 from watcher.core.ports import MetaStore, Notifier, Outbox, Source, StateStore
 from watcher.core.render import DASHBOARD
 from watcher.core.state import Change, Observation, Policy, Transition, WatchState, changed
+from watcher.core.tolerance import Tolerances, tolerate
 from watcher.edges.hostclock import elapsed_now
 from watcher.service.accountcheck import AccountCheck
 from watcher.service.dispatch import Dispatcher, DispatchSettings
@@ -68,6 +70,7 @@ class CycleSettings:
     send_interval: timedelta = timedelta(seconds=1)
     route_send_intervals: Mapping[str, timedelta] = field(default_factory=dict)
     delivery_failing_after: timedelta = timedelta(minutes=10)
+    tolerances: Tolerances = field(default_factory=Tolerances)  # error budgets per KB
 
     def dispatch(self) -> DispatchSettings:
         """The deliver stage's slice."""
@@ -155,6 +158,7 @@ class Cycle:
             state, transitions, meta = await self._detect(sight, now, began)
             async with asyncio.timeout_at(until):
                 transitions = await self.observer.with_details(transitions)
+            transitions = tolerate(transitions, self.settings.tolerances)  # needs the details
         except (SourceError, TimeoutError) as exc:
             return await self._fetch_failed(cycle_id, exc)
         deliveries = route(transitions, self.settings.rules)

@@ -22,6 +22,7 @@ from watcher.core.outbox import Budget, Message, SendResult
 from watcher.core.pace import PaceSettings
 from watcher.core.ports import Notifier
 from watcher.core.redact import SECRETS
+from watcher.core.tolerance import Tolerances
 from watcher.edges import host
 from watcher.edges.api.client import ApiClient, ApiSettings, RequestRecord, RequestRetry
 from watcher.edges.hostclock import elapsed_now
@@ -60,6 +61,19 @@ def cycle_settings(config: Config) -> CycleSettings:
             r.name: r.send_interval for r in config.routes if r.send_interval is not None
         },
         delivery_failing_after=config.alerts.delivery_failing_after,
+        tolerances=tolerances(config),
+    )
+
+
+def tolerances(config: Config) -> Tolerances:
+    """The error budgets: each `[[knowledge_bases]]` entry's own, else `[alerts]`'s."""
+    return Tolerances(
+        default=config.alerts.tolerate_failed_items,
+        by_kb={
+            kb.uuid: kb.tolerate_failed_items
+            for kb in config.knowledge_bases
+            if kb.tolerate_failed_items is not None
+        },
     )
 
 
