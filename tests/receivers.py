@@ -57,6 +57,7 @@ class ReceivedRequest:
     headers: dict[str, str]
     body: bytes
     answered: int | None
+    method: str = "POST"
 
     @property
     def json(self) -> Any:
@@ -80,6 +81,13 @@ class _Handler(BaseHTTPRequestHandler):
     server: _Server
 
     def do_POST(self) -> None:
+        self._handle("POST")
+
+    def do_GET(self) -> None:
+        """A GET (a heartbeat ping) is recorded and answered like a POST."""
+        self._handle("GET")
+
+    def _handle(self, method: str) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length)
         switch = self.server.receiver.switch
@@ -88,7 +96,7 @@ class _Handler(BaseHTTPRequestHandler):
         if too_long:
             answered = 400
         self.server.receiver.record(
-            ReceivedRequest(self.path, dict(self.headers.items()), body, answered)
+            ReceivedRequest(self.path, dict(self.headers.items()), body, answered, method)
         )
         if too_long:
             self._answer(400, DISCORD_TOO_LONG)
@@ -156,7 +164,7 @@ class _Server(ThreadingHTTPServer):
 
 
 class WebhookReceiver:
-    """An HTTP server on 127.0.0.1 that records POSTs and answers as it is told."""
+    """An HTTP server on 127.0.0.1 that records POSTs (and GETs) and answers as it is told."""
 
     def __init__(self, tls: ssl.SSLContext | None = None) -> None:
         self.tls = tls

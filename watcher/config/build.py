@@ -17,6 +17,7 @@ from pydantic_core import ErrorDetails
 
 from watcher.config import checks
 from watcher.config.checks import Issue, Loc
+from watcher.config.heartbeat import HeartbeatConfig
 from watcher.config.preflight import Preflight
 from watcher.config.routes import RouteConfig
 from watcher.config.sections import (
@@ -42,6 +43,7 @@ SECTIONS: dict[str, type[Section]] = {
     "alerts": AlertsConfig,
     "log": LogConfig,
     "http": HttpConfig,
+    "heartbeat": HeartbeatConfig,
 }
 TABLE_ARRAYS: dict[str, type[Section]] = {
     "knowledge_bases": KnowledgeBaseConfig,

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import re
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 from pydantic import SecretStr
 
@@ -66,6 +67,8 @@ def describe(config: Config, *, listen_note: str | None = None) -> str:
         f"{_pace(delivery.send_interval)}",
         f"  Own alerts: api_unreachable after {fmt(config.alerts.api_unreachable_after)}, "
         f"delivery_failing after {fmt(config.alerts.delivery_failing_after)}",
+        f"  Heartbeat:  {_heartbeat(config)}",
+        f"  Budgets:    {_budgets(config)}",
         f"  Logging:    level {config.log.level}, format {config.log.format}",
         f"  HTTP:       {_http(config)}" + (f" ({listen_note})" if listen_note else ""),
         f"  Trust:      {_trust(config)}",
@@ -75,6 +78,40 @@ def describe(config: Config, *, listen_note: str | None = None) -> str:
     if config.overrides:
         lines.append(f"  Overridden by the environment: {', '.join(config.overrides)}")
     return "\n".join(lines)
+
+
+def _heartbeat(config: Config) -> str:
+    plan = config.heartbeat.plan()
+    if plan is None:
+        return "off (set [heartbeat] url to have a monitor hear when the watcher stops)"
+    fail = plan.failure_url
+    failures = f"failed ones to {_masked_ping(fail)}" if fail else "failed ones ping nothing"
+    return (
+        f"{plan.method} {_masked_ping(plan.url)} after each successful cycle, {failures} "
+        f"(each within {fmt(plan.timeout)})"
+    )
+
+
+def _masked_ping(url: str) -> str:
+    """Scheme and host only: the rest of a ping URL is its secret."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname}/…"
+
+
+def _budgets(config: Config) -> str:
+    """The error budgets: tolerated failed items per knowledge base."""
+    default = config.alerts.tolerate_failed_items
+    own = [kb for kb in config.knowledge_bases if kb.tolerate_failed_items is not None]
+    if default is None and not own:
+        return "none (every partial job is partial)"
+    parts = [
+        f"{kb.name or kb.uuid}: {kb.tolerate_failed_items.setting}"
+        for kb in own
+        if kb.tolerate_failed_items
+    ]
+    if default is not None:
+        parts.append(f"every other knowledge base: {default.setting}")
+    return "a partial job with failed items within this is completed: " + "; ".join(parts)
 
 
 def _token_line(config: Config) -> str:

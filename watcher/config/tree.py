@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, SecretStr
 
 from watcher.config.build import TABLE_ARRAYS, Parts, collect, to_problems
 from watcher.config.checks import Loc
+from watcher.config.heartbeat import HeartbeatConfig
 from watcher.config.routes import RouteConfig
 from watcher.config.sections import (
     AlertsConfig,
@@ -45,6 +46,7 @@ class Config(BaseModel):
     alerts: AlertsConfig = AlertsConfig()
     log: LogConfig = LogConfig()
     http: HttpConfig = HttpConfig()
+    heartbeat: HeartbeatConfig = HeartbeatConfig()
     token: SecretStr | None = None
     token_source: str | None = None
     ca_bundle: Path | None = None  # resolved from http.ca_bundle or the environment

@@ -19,6 +19,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from watcher.core.model import EventKind
 from watcher.core.outbox import DeliveryOutcome, DeliveryState
+from watcher.core.pings import PingKind, PingOutcome
 from watcher.core.state import JobCondition
 
 PREFIX = "gradient_watcher_"
@@ -116,6 +117,18 @@ class Metrics:
         self.dead_letters = Gauge(
             f"{PREFIX}dead_letters", "Alerts given up on after the retry window.", registry=r
         )
+        self.heartbeats = Counter(
+            f"{PREFIX}heartbeats",
+            "Heartbeat pings ([heartbeat]), by kind (success, fail) and outcome.",
+            ["kind", "outcome"],
+            registry=r,
+        )
+        self.template_fallbacks = Counter(
+            f"{PREFIX}template_fallbacks",
+            "Alerts sent with the built-in text because a route's template failed, by route.",
+            ["route"],
+            registry=r,
+        )
 
     def _preinitialise(self) -> None:
         """Export every known label value at zero so rates and alerts work from the start."""
@@ -127,6 +140,9 @@ class Metrics:
             self.jobs.labels(state=condition.value).set(0)
         for state in DeliveryState:
             self.outbox_depth.labels(state=state.value).set(0)
+        for ping_kind in PingKind:
+            for ping_outcome in PingOutcome:
+                self.heartbeats.labels(kind=ping_kind.value, outcome=ping_outcome.value)
 
     def observe_cycle(self, ok: bool, duration: float, now: float) -> None:
         """Count one cycle and its duration; a successful one also stamps `now` (Unix seconds)."""
@@ -168,6 +184,16 @@ class Metrics:
         if "://" in route:
             raise ValueError("a route label must be the route's name, never one of its URLs")
         self.deliveries.labels(route=route, outcome=outcome.value).inc()
+
+    def count_heartbeat(self, kind: PingKind, outcome: PingOutcome) -> None:
+        """Count one heartbeat ping by its kind and what became of it."""
+        self.heartbeats.labels(kind=PingKind(kind).value, outcome=PingOutcome(outcome).value).inc()
+
+    def count_template_fallback(self, route: str) -> None:
+        """Count one alert of `route` sent with the built-in text after its template failed."""
+        if "://" in route:
+            raise ValueError("a route label must be the route's name, never one of its URLs")
+        self.template_fallbacks.labels(route=route).inc()
 
     def set_store_gauges(
         self,

@@ -42,6 +42,7 @@ from watcher.service.accountcheck import (
     decode_unmatched,
 )
 from watcher.service.cycle import CycleReport
+from watcher.service.heartbeat import HeartbeatSender
 from watcher.service.runtime import api_client, build_notifier, cycle_settings, open_runtime, utcnow
 
 log = structlog.get_logger(__name__)
@@ -54,9 +55,12 @@ async def run_once(config: Config) -> CycleReport:
     from cron every `poll.interval` is judged by the same rule.
     """
     runtime = await open_runtime(config)
+    heartbeat = HeartbeatSender(config.heartbeat.plan(), ca_bundle=config.ca_bundle)
     try:
         report = await runtime.cycle.run()
+        heartbeat.after_cycle(report)  # runs while delivery drains
         await runtime.cycle.dispatcher.drain()  # each send is bounded by delivery.timeout
+        await heartbeat.wait()  # bounded by heartbeat.timeout
         if report.ok:
             await runtime.store.set_last_cycle_at(utcnow())
         at, limit = monotonic_now(), once_limit(config)
@@ -67,6 +71,7 @@ async def run_once(config: Config) -> CycleReport:
         await runtime.store.set_meta(HEARTBEAT_KEY, beat.encode())
         return report
     finally:
+        await heartbeat.close()
         await runtime.close()
 
 

@@ -8,6 +8,8 @@
 - Upkeep (`watcher.service.upkeep`): after each cycle its metrics, the store's gauges and the
   next pace; the pruning itself.
 - Vital signs (`watcher.service.vitals`): the heartbeat, the health verdicts, systemd messages.
+- The outside heartbeat (`[heartbeat]`, `watcher.service.heartbeat`): a monitor's URL pinged
+  after each finished cycle, off the cycle's path.
 - A failing cycle is logged and counted; the next one runs (each cycle has its deadline).
 - SIGTERM/SIGINT: let the cycle in flight finish (bounded), try what is due in the outbox for
   a bounded time, close the store, exit 0.
@@ -49,9 +51,11 @@ from watcher.core.health import Health, Probe, health_limit
 from watcher.core.pace import Pace
 from watcher.edges.health_http import HealthServer
 from watcher.edges.hostclock import monotonic_now
+from watcher.edges.metrics import Metrics
 from watcher.edges.systemd import SystemdNotifier
 from watcher.service.calendar import Calendar
 from watcher.service.cycle import CycleReport
+from watcher.service.heartbeat import HeartbeatSender
 from watcher.service.lease_keeper import LeaseKeeper, Tenure
 from watcher.service.runtime import Runtime, open_runtime, register_config_secrets, utcnow
 from watcher.service.upkeep import Upkeep
@@ -86,6 +90,7 @@ class Daemon:
         self.lock = asyncio.Lock()
         self.stopping = asyncio.Event()
         self.upkeep = Upkeep(runtime, self.metrics)
+        self.heartbeat = heartbeat_sender(runtime.config, self.metrics)
         self.cycle_started: float | None = None
         self._inflight: asyncio.Future[CycleReport] | None = None
         self.http: HealthServer | None = None
@@ -173,6 +178,7 @@ class Daemon:
         return await inflight
 
     async def _after_cycle(self, report: CycleReport, duration: float) -> None:
+        self.heartbeat.after_cycle(report)  # off the cycle's path: never waited for
         now = self.clock()
         await self.upkeep.after_cycle(report, duration, now)
         api_now = self.runtime.client.api_now()
@@ -234,6 +240,9 @@ class Daemon:
                 self._reloaded()
                 return False
             await old.close(keep_store=self.runtime.store is old.store)
+            if config.heartbeat != old.config.heartbeat or config.ca_bundle != old.config.ca_bundle:
+                await self.heartbeat.close()
+                self.heartbeat = heartbeat_sender(config, self.metrics)
             self._keep_watch(self.runtime.keeper)
             self.upkeep.use(self.runtime)
         log.info("config_reloaded", source=config.source)
@@ -270,6 +279,7 @@ class Daemon:
                 log.warning("final_delivery_incomplete", error=str(exc))
             finally:
                 await self.runtime.cycle.dispatcher.cancel()  # whatever a receiver still holds
+                await self.heartbeat.close()
                 self.calendar.shutdown()
                 if self.http:
                     await self.http.stop()
@@ -355,6 +365,11 @@ class Daemon:
         waiting = not keeper.held and keeper.tenure is not Tenure.STARTING  # not at start
         standby = (keeper.problem or "waiting for the store's lease") if waiting else None
         return self.vitals.judge(probe, self.limit, store_error, standby)
+
+
+def heartbeat_sender(config: Config, metrics: Metrics | None) -> HeartbeatSender:
+    """The `[heartbeat]` sender of `config` (a no-op one when the heartbeat is off)."""
+    return HeartbeatSender(config.heartbeat.plan(), metrics, ca_bundle=config.ca_bundle)
 
 
 async def run_daemon(config: Config, config_path: Path | None, env: dict[str, str]) -> int:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from watcher.config import Config
 from watcher.config.trust import verify_context
@@ -104,6 +105,19 @@ def register_config_secrets(config: Config) -> None:
     for urls in route_urls(config).values():
         for url in urls:
             register_url_secrets(url)
+    register_ping_urls(config)
+
+
+def register_ping_urls(config: Config) -> None:
+    """Register the heartbeat's URLs whole and their paths (a healthchecks.io uuid, a push
+    token): whoever holds one can ping the check, or keep it quiet."""
+    plan = config.heartbeat.plan()
+    if plan is None:
+        return
+    for url in (plan.url, plan.failure_url):
+        if url:
+            SECRETS.register(url)
+            SECRETS.register(urlsplit(url).path.strip("/"))
 
 
 def register_url_secrets(url: str) -> None:
