@@ -69,15 +69,20 @@ class Parts:
 
 
 def collect(
-    data: Mapping[str, Any], *, check_urls: bool, preflight: Preflight = Preflight.NONE
+    data: Mapping[str, Any],
+    *,
+    check_urls: bool,
+    preflight: Preflight = Preflight.NONE,
+    env: Mapping[str, str] | None = None,
 ) -> tuple[Parts, list[Issue]]:
     """Validate every section and run every cross-section check that can run.
 
     `check_urls` asks apprise whether each route URL loads; `preflight` runs the machine
-    checks (state path, listen address) of `watcher.config.preflight`.
+    checks (state path, listen address) of `watcher.config.preflight`; `env` is where a
+    relative `secret_file` finds `$CREDENTIALS_DIRECTORY` (the process's environment if None).
     """
     parts, issues = Parts(), []
-    context = {"check_urls": check_urls, "preflight": preflight}
+    context = {"check_urls": check_urls, "preflight": preflight, "env": env}
     valid = [*SECTIONS, *TABLE_ARRAYS]
     for key in data:
         if key not in valid:

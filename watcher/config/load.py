@@ -55,7 +55,7 @@ def load_config(
     path = resolve_config_path(None, env) if path is None else path
     source = str(path)
     data, where, problems = apply_env(_read_toml(path), env)
-    parts, issues = collect(data, check_urls=check_urls, preflight=preflight)
+    parts, issues = collect(data, check_urls=check_urls, preflight=preflight, env=env)
     problems += to_problems(issues, source, where)
     api = parts.get("api", ApiConfig)
     token, token_source, token_problems = resolve_token(

@@ -4,21 +4,28 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import (
     AfterValidator,
     BeforeValidator,
+    PrivateAttr,
     SecretStr,
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from watcher.config.sections import DurationOrZero, Section
+from watcher.config.templates import Compiled, check_template, compile_template
 from watcher.config.urls import ENCODE_HINT, ambiguity, quoted, scheme_hint, unloadable
+from watcher.config.webhooks import event_url, read_signing_keys
 from watcher.core.model import EventKind
+from watcher.core.present import RouteFormat, TemplateFailed
+from watcher.core.signing import MAKE_SECRET
 
 DEFAULT_EVENTS = (
     EventKind.FAILED,
@@ -67,6 +74,15 @@ def _unknown_event(word: object, known: list[str]) -> str:
     return f"{quoted(word)} is not an event; {hint}"
 
 
+def _lower(value: object) -> object:
+    return value.strip().lower() if isinstance(value, str) else value
+
+
+def _template_error(route: object, failed: TemplateFailed) -> str:
+    where = f"line {failed.line}: " if failed.line is not None else ""
+    return f"route {route!r}: {where}{failed.reason}"
+
+
 def _not_empty(value: tuple[Any, ...]) -> tuple[Any, ...]:
     if not value:
         raise ValueError("must not be empty")
@@ -74,15 +90,23 @@ def _not_empty(value: tuple[Any, ...]) -> tuple[Any, ...]:
 
 
 class RouteConfig(Section):
-    """`[[routes]]`: who hears about which events of which knowledge bases, through apprise."""
+    """`[[routes]]`: who hears about which events of which knowledge bases, through apprise,
+    or as signed JSON events (`format = "event"`, with `secret_file`); `title_template` and
+    `body_template` replace the built-in alert text (`watcher.config.templates`)."""
 
     name: str
+    format: Annotated[RouteFormat, BeforeValidator(_lower)] = RouteFormat.ALERT
     urls: Annotated[tuple[SecretStr, ...], AfterValidator(_not_empty)]
     events: Annotated[
         tuple[EventKind, ...], BeforeValidator(_events), AfterValidator(_not_empty)
     ] = DEFAULT_EVENTS
     knowledge_bases: Annotated[tuple[str, ...], AfterValidator(_not_empty)] = (ALL_KBS,)
     send_interval: DurationOrZero | None = None  # overrides delivery.send_interval
+    secret_file: Path | None = None  # format = "event": the whsec_ signing secret(s)
+    title_template: str | None = None
+    body_template: str | None = None
+    _signing_keys: tuple[bytes, ...] = PrivateAttr(default=())
+    _templates: tuple[Compiled | None, Compiled | None] = PrivateAttr(default=(None, None))
 
     @field_validator("name")
     @classmethod
@@ -108,6 +132,8 @@ class RouteConfig(Section):
         texts = [url.get_secret_value().strip() for url in value]
         if not all(texts):
             raise ValueError("must not contain an empty URL")
+        if info.data.get("format") is RouteFormat.EVENT:
+            return tuple(SecretStr(event_url(text, i)) for i, text in enumerate(texts))
         checking = (info.context or {}).get("check_urls", True)
         misread = [(i, why) for i, url in enumerate(texts) if (why := ambiguity(url))]
         if checking and misread:
@@ -121,6 +147,60 @@ class RouteConfig(Section):
                 "it needs: https://github.com/caronc/apprise/wiki"
             )
         return tuple(SecretStr(text) for text in texts)
+
+    @field_validator("title_template", "body_template")
+    @classmethod
+    def _compiles(cls, value: str | None, info: ValidationInfo) -> str | None:
+        """A template that parses; a syntax error names the route and the line."""
+        if value is None:
+            return None
+        if not value.strip():
+            raise ValueError("must not be empty (leave it out for the built-in text)")
+        try:
+            compile_template(value)
+        except TemplateFailed as failed:
+            raise ValueError(_template_error(info.data.get("name"), failed)) from None
+        return value
+
+    @model_validator(mode="after")
+    def _format_and_its_keys(self, info: ValidationInfo) -> RouteConfig:
+        """An event route has a signing secret and no templates; an alert route no secret;
+        each template renders for every event the route receives; the secrets are read."""
+        event = self.format is RouteFormat.EVENT
+        if event and self.secret_file is None:
+            raise ValueError(
+                'format = "event" signs every webhook: set secret_file to a file holding a '
+                f"whsec_ secret (make one: {MAKE_SECRET})"
+            )
+        if not event and self.secret_file is not None:
+            raise ValueError('secret_file is for format = "event" routes only')
+        if event and (self.title_template or self.body_template):
+            raise ValueError('templates are for alerts: a format = "event" route sends JSON')
+        self._templates = (self._checked("title_template"), self._checked("body_template"))
+        if self.secret_file is not None:
+            env = (info.context or {}).get("env")
+            self._signing_keys = read_signing_keys(self.secret_file, env)
+        return self
+
+    def _checked(self, key: str) -> Compiled | None:
+        source = getattr(self, key)
+        if source is None:
+            return None
+        template = compile_template(source)
+        failed = check_template(template, self.events)
+        if failed is not None:
+            raise ValueError(f"{key}: {_template_error(self.name, failed)}")
+        return template
+
+    @property
+    def signing_keys(self) -> tuple[bytes, ...]:
+        """The keys of `secret_file`, read when the configuration was loaded."""
+        return self._signing_keys
+
+    @property
+    def templates(self) -> tuple[Compiled | None, Compiled | None]:
+        """The compiled title and body templates (None where the built-in text is used)."""
+        return self._templates
 
     @property
     def event_kinds(self) -> frozenset[EventKind]:

@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from watcher.core.inert import inert
-from watcher.core.outbox import Budget, Message, OutboxItem, SendResult, Settlement
+from watcher.core.outbox import Budget, EventBody, Message, OutboxItem, SendResult, Settlement
 from watcher.core.ports import Notifier
 from watcher.core.redact import SECRETS, SecretRegistry
 from watcher.core.state import Change, WatchState
@@ -123,10 +123,14 @@ class GuardedNotifier:
         def body(text: str) -> str:
             return inert(redact(text), newlines=True)
 
+        document = message.document
+        if document is not None:  # ASCII-only JSON: masking a secret keeps it valid JSON
+            document = EventBody(document.webhook_id, redact(document.text))
         return Message(
             title=inert(redact(message.title)),
             body=body(message.body),
             severity=message.severity,
             text=body(message.text),
             html=body(message.html),
+            document=document,
         )

@@ -227,12 +227,23 @@ class BodyFormat(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class EventBody:
+    """An event as a machine reads it (routes with `format = "event"`): the JSON `text` sent
+    and signed (`watcher.core.event_document`), and the Standard Webhooks message id that
+    stays the same for every retry."""
+
+    webhook_id: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
 class Message:
     """A rendered alert: what a notifier sends.
 
     `title` is plain text on one line (a subject, a heading field). The body is written out in
     each format a service may take, every piece of outside text escaped for that format:
-    `body` is markdown, `text` plain text and `html` an HTML fragment.
+    `body` is markdown, `text` plain text and `html` an HTML fragment. `document` is the event
+    for a route that posts events (None for the others).
     """
 
     title: str
@@ -240,6 +251,7 @@ class Message:
     severity: Severity
     text: str
     html: str
+    document: EventBody | None = None
 
     def body_in(self, fmt: BodyFormat) -> str:
         """The body written for `fmt`."""
@@ -285,7 +297,8 @@ class Send:
     `skip` names the route's URLs (by index) that already have these rows from an earlier,
     partly failed attempt: a retry goes only to the others, so no target hears it twice.
     `fitted` holds, per URL index, the message rendered within that URL's limits; a URL not
-    in it gets `message`.
+    in it gets `message`. `template_failures` says why the route's own template could not
+    render it (the built-in text went instead).
     """
 
     route: str
@@ -293,6 +306,7 @@ class Send:
     message: Message
     skip: frozenset[int] = frozenset()
     fitted: tuple[tuple[int, Message], ...] = ()
+    template_failures: tuple[str, ...] = ()  # why the route's template could not be used
 
     def message_for(self, index: int) -> Message:
         """What URL `index` of the route gets."""

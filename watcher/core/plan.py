@@ -18,6 +18,7 @@ from functools import partial
 
 from watcher.core.decide import budget_caps
 from watcher.core.outbox import Budget, Message, OutboxItem, Send
+from watcher.core.present import Presentation, RouteFormat, render_templated, with_event
 from watcher.core.render import render, render_group
 
 
@@ -26,11 +27,15 @@ def plan(
     storm_threshold: int,
     dashboard: str,
     budgets: Mapping[str, Sequence[Budget]] | None = None,
+    presentations: Mapping[str, Presentation] | None = None,
 ) -> list[Send]:
-    """Group claimed rows into sends per route, fitted to each URL's budget.
+    """Group claimed rows into sends per route, fitted to each URL's budget, each shown as
+    its route's `Presentation` says (`watcher.core.present`).
 
     Only rows that reached the same URLs so far are grouped, so each send can skip exactly
-    the URLs that already have all of its rows.
+    the URLs that already have all of its rows. A route that posts events gets one send per
+    event, never a grouped one; a route with templates gets them on each single alert (a
+    grouped alert keeps the built-in text).
     """
     groups: dict[tuple[str, frozenset[int]], list[OutboxItem]] = {}
     for item in items:
@@ -38,15 +43,51 @@ def plan(
     sends: list[Send] = []
     for (route_name, skip), group in groups.items():
         limits = tuple((budgets or {}).get(route_name, ()))
+        shown = (presentations or {}).get(route_name, _BUILT_IN)
+        if shown.format is RouteFormat.EVENT:
+            sends += [_event_send(route_name, item, skip, dashboard) for item in group]
+            continue
         if len(group) > storm_threshold:
             transitions = [item.transition for item in group]
             grouped = partial(render_group, transitions, dashboard)
             sends.append(_fitted(route_name, group, skip, limits, grouped))
             continue
         for item in group:
+            if shown.templated:
+                sends.append(_templated(route_name, item, skip, limits, shown, dashboard))
+                continue
             single = partial(render, item.transition, dashboard)
             sends.append(_fitted(route_name, [item], skip, limits, single))
     return sends
+
+
+_BUILT_IN = Presentation()
+
+
+def _event_send(route_name: str, item: OutboxItem, skip: frozenset[int], dashboard: str) -> Send:
+    message = with_event(render(item.transition, dashboard), item.transition, route_name, dashboard)
+    return Send(route_name, (item,), message, skip)
+
+
+def _templated(
+    route_name: str,
+    item: OutboxItem,
+    skip: frozenset[int],
+    limits: Sequence[Budget],
+    shown: Presentation,
+    dashboard: str,
+) -> Send:
+    """A single alert drawn with the route's templates; what failed travels with the send."""
+    failures: list[str] = []
+
+    def draw(budget: Budget) -> Message:
+        message, failure = render_templated(item.transition, shown, dashboard, budget)
+        if failure is not None and failure not in failures:
+            failures.append(failure)
+        return message
+
+    send = _fitted(route_name, [item], skip, limits, draw)
+    return replace(send, template_failures=tuple(failures))
 
 
 def _fitted(

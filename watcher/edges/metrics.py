@@ -123,12 +123,6 @@ class Metrics:
             ["kind", "outcome"],
             registry=r,
         )
-        self.template_fallbacks = Counter(
-            f"{PREFIX}template_fallbacks",
-            "Alerts sent with the built-in text because a route's template failed, by route.",
-            ["route"],
-            registry=r,
-        )
 
     def _preinitialise(self) -> None:
         """Export every known label value at zero so rates and alerts work from the start."""
@@ -188,12 +182,6 @@ class Metrics:
     def count_heartbeat(self, kind: PingKind, outcome: PingOutcome) -> None:
         """Count one heartbeat ping by its kind and what became of it."""
         self.heartbeats.labels(kind=PingKind(kind).value, outcome=PingOutcome(outcome).value).inc()
-
-    def count_template_fallback(self, route: str) -> None:
-        """Count one alert of `route` sent with the built-in text after its template failed."""
-        if "://" in route:
-            raise ValueError("a route label must be the route's name, never one of its URLs")
-        self.template_fallbacks.labels(route=route).inc()
 
     def set_store_gauges(
         self,

@@ -29,6 +29,7 @@ from watcher.core.lease import Lease
 from watcher.core.model import KnowledgeBase
 from watcher.core.outbox import Message, SendResult
 from watcher.core.pace import PACE_KEY
+from watcher.core.present import with_test_event
 from watcher.core.redact import SECRETS
 from watcher.core.render import render_test
 from watcher.edges import host
@@ -149,7 +150,8 @@ async def send_test(config: Config, route: str | None) -> dict[str, SendResult]:
     """Send a test alert through the real notifier to every route (or one); results by route."""
     notifier = build_notifier(config)
     names = [r.name for r in config.routes if route is None or r.name == route]
-    message = test_message(utcnow())
+    now = utcnow()
+    message = with_test_event(test_message(now), now)  # event routes post the test event
     return {name: await notifier.send(name, message) for name in names}
 
 

@@ -39,6 +39,7 @@ from watcher.core.errors import ApiStatusError, SourceError
 from watcher.core.model import EventKind, WatchedKb
 from watcher.core.outbox import SettleReason
 from watcher.core.ports import MetaStore, Notifier, Outbox, Source, StateStore
+from watcher.core.present import Presentation
 from watcher.core.render import DASHBOARD
 from watcher.core.state import Change, Observation, Policy, Transition, WatchState, changed
 from watcher.core.tolerance import Tolerances, tolerate
@@ -71,6 +72,7 @@ class CycleSettings:
     route_send_intervals: Mapping[str, timedelta] = field(default_factory=dict)
     delivery_failing_after: timedelta = timedelta(minutes=10)
     tolerances: Tolerances = field(default_factory=Tolerances)  # error budgets per KB
+    presentations: Mapping[str, Presentation] = field(default_factory=dict)  # per route
 
     def dispatch(self) -> DispatchSettings:
         """The deliver stage's slice."""
@@ -83,6 +85,7 @@ class CycleSettings:
             send_interval=self.send_interval,
             route_send_intervals=self.route_send_intervals,
             failing_after=self.delivery_failing_after,
+            presentations=self.presentations,
         )
 
 

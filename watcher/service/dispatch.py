@@ -43,6 +43,7 @@ from watcher.core.deliveryhealth import DeliveryHealth, RouteRound, delivery_hea
 from watcher.core.outbox import Budget, Send, SendResult, Settlement, SettleReason
 from watcher.core.plan import pace_wait, plan
 from watcher.core.ports import MetaStore, Notifier, Outbox, StateStore
+from watcher.core.present import Presentation
 from watcher.core.render import DASHBOARD
 from watcher.core.state import Change
 
@@ -66,6 +67,7 @@ class DispatchSettings:
     failing_after: timedelta = timedelta(minutes=10)
     max_pace_wait: timedelta = timedelta(seconds=5)  # per route and round; the rest waits
     wait: timedelta = timedelta(seconds=5)  # a cycle's wait for its rounds; longer: background
+    presentations: Mapping[str, Presentation] = field(default_factory=dict)  # per route
 
     @property
     def longest_wait(self) -> timedelta:
@@ -150,8 +152,15 @@ class Dispatcher:
             return []
         budgets = {item.route: self._budgets(item.route) for item in items}
         by_route: dict[str, list[Send]] = {}
-        for send in plan(items, self.settings.storm_threshold, self.settings.dashboard, budgets):
+        shown = self.settings.presentations
+        for send in plan(
+            items, self.settings.storm_threshold, self.settings.dashboard, budgets, shown
+        ):
             by_route.setdefault(send.route, []).append(send)
+            if send.template_failures:  # the built-in text goes instead: the alert is not lost
+                events = [item.transition.event_id for item in send.items]
+                for failure in send.template_failures:
+                    log.warning("template_failed", route=send.route, events=events, error=failure)
         tasks = []
         for name, sends in by_route.items():
             run = start(name, sends, len(budgets[name]), self.settings.retry)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,12 +23,14 @@ from watcher.core.guard import GuardedNotifier, GuardedStore
 from watcher.core.outbox import Budget, Message, SendResult
 from watcher.core.pace import PaceSettings
 from watcher.core.ports import Notifier
+from watcher.core.present import Presentation, RouteFormat
 from watcher.core.redact import SECRETS
 from watcher.core.tolerance import Tolerances
 from watcher.edges import host
 from watcher.edges.api.client import ApiClient, ApiSettings, RequestRecord, RequestRetry
 from watcher.edges.hostclock import elapsed_now
 from watcher.edges.metrics import Metrics
+from watcher.edges.notify.webhook import SignedWebhookNotifier
 from watcher.edges.store.files import file_id
 from watcher.edges.store.sqlite import SqliteStore
 from watcher.service.cycle import Cycle, CycleSettings
@@ -63,6 +66,7 @@ def cycle_settings(config: Config) -> CycleSettings:
         },
         delivery_failing_after=config.alerts.delivery_failing_after,
         tolerances=tolerances(config),
+        presentations=presentations(config),
     )
 
 
@@ -89,8 +93,18 @@ def pace_settings(config: Config) -> PaceSettings:
 
 
 def route_urls(config: Config) -> dict[str, list[str]]:
-    """Route name to its apprise URLs, unwrapped: only the notifier may hold them."""
+    """Route name to its URLs, unwrapped: only the notifier may hold them."""
     return {r.name: [u.get_secret_value() for u in r.urls] for r in config.routes}
+
+
+def presentations(config: Config) -> dict[str, Presentation]:
+    """How each route shows its events: events, templated alerts, or (left out) built-in."""
+    shown = {}
+    for r in config.routes:
+        title, body = r.templates
+        if r.format is RouteFormat.EVENT or title is not None or body is not None:
+            shown[r.name] = Presentation(r.format, title, body)
+    return shown
 
 
 def register_config_secrets(config: Config) -> None:
@@ -106,6 +120,9 @@ def register_config_secrets(config: Config) -> None:
         for url in urls:
             register_url_secrets(url)
     register_ping_urls(config)
+    for r in config.routes:
+        for key in r.signing_keys:
+            SECRETS.register(base64.b64encode(key).decode("ascii"))
 
 
 def register_ping_urls(config: Config) -> None:
@@ -134,17 +151,51 @@ def _secret_values(url: str) -> frozenset[str]:
 
 
 def build_notifier(config: Config) -> Notifier:
-    """The apprise notifier for the configured routes (apprise is imported only here), behind
-    the alert boundary: messages go out redacted and inert, results come back redacted."""
+    """The notifier for the configured routes, behind the alert boundary (messages go out
+    redacted and inert, results come back redacted): apprise for alert routes (imported only
+    here), signed webhooks for `format = "event"` routes."""
     from watcher.edges.notify.apprise import AppriseNotifier
 
     SECRETS.resolve_pending()  # apprise is loaded now: classify the route URLs
-    notifier = AppriseNotifier(
-        route_urls(config),
-        timeout=config.delivery.timeout.total_seconds(),
+    urls = route_urls(config)
+    events = {r.name for r in config.routes if r.format is RouteFormat.EVENT}
+    timeout = config.delivery.timeout.total_seconds()
+    notifier: Notifier = AppriseNotifier(
+        {name: u for name, u in urls.items() if name not in events},
+        timeout=timeout,
         ca_bundle=config.ca_bundle,
     )
+    if events:
+        webhooks = SignedWebhookNotifier(
+            {name: urls[name] for name in events},
+            {r.name: r.signing_keys for r in config.routes if r.name in events},
+            timeout=timeout,
+            ca_bundle=config.ca_bundle,
+        )
+        notifier = RouteSwitch(notifier, dict.fromkeys(events, webhooks))
     return GuardedNotifier(notifier)
+
+
+class RouteSwitch:
+    """A notifier that hands each route to its own notifier (`default` for the others)."""
+
+    def __init__(self, default: Notifier, by_route: Mapping[str, Notifier]) -> None:
+        self._default, self._by_route = default, dict(by_route)
+
+    def _for(self, route: str) -> Notifier:
+        return self._by_route.get(route, self._default)
+
+    def budgets(self, route: str) -> tuple[Budget, ...]:
+        return self._for(route).budgets(route)
+
+    async def send(
+        self,
+        route: str,
+        message: Message,
+        skip: frozenset[int] = frozenset(),
+        fitted: Mapping[int, Message] | None = None,
+    ) -> SendResult:
+        return await self._for(route).send(route, message, skip, fitted)
 
 
 class LazyNotifier:

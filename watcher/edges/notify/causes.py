@@ -70,13 +70,14 @@ def classify(status_name: str, lines: Sequence[Line]) -> Reading:
     http = [int(code) for code in _HTTP_STATUS.findall(said)]
     if http:
         answer = " ".join(m for m in debug if m.startswith("Response Details"))
-        return Reading(_http_cause(http[-1], answer), http[-1], "HTTP")
+        return Reading(http_cause(http[-1], answer), http[-1], "HTTP")
     if _CONNECTION_WORDS.search(said):
         return Reading(FailureCause.CONNECTION)
     return Reading(FailureCause.UNKNOWN)
 
 
-def _http_cause(status: int, text: str) -> FailureCause:
+def http_cause(status: int, text: str) -> FailureCause:
+    """The cause an HTTP `status` (with the answer `text`) says; see the module table."""
     if status in (401, 403):
         return FailureCause.CREDENTIALS
     if status == 413 or (status == 400 and _SIZE_WORDS.search(text)):
