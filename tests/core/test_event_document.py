@@ -53,7 +53,7 @@ def test_a_failed_job_carries_the_apis_fields_and_each_data_sources_error() -> N
         "INDEX_JOB_STATUS_FAILED",
         "failed",
     )
-    assert job["items"] == {"indexed": 192, "failed": 28, "skipped": 0}
+    assert job["item_counts"] == {"indexed": 192, "failed": 28, "skipped": 0}
     assert job["total_tokens"] == 48_210
     assert [ds["error_msg"] for ds in job["data_sources"]] == [None, "FILE_PARSE_ERROR"]
     assert data["event_id"] == "job/failed"

@@ -113,7 +113,7 @@ def _job(job: Job) -> dict[str, Any]:
         "total_datasources": job.total_datasources,
         "total_tokens": job.total_tokens if job.total_tokens is not None else job.tokens,
         "is_report_available": job.is_report_available,
-        "items": {
+        "item_counts": {
             "indexed": job.items_indexed,
             "failed": job.items_failed,
             "skipped": job.items_skipped,
