@@ -78,16 +78,20 @@ async def test_a_refused_event_is_retried_with_the_same_id_and_a_fresh_signature
         webhook_receiver.answer(200)
         await h.run(30)
     tries = [r for r in webhook_receiver.requests if r.path == "/hooks/indexing"]
-    assert [r.answered for r in tries][0] == 503 and tries[-1].answered == 200
+    assert tries[0].answered == 503 and tries[-1].answered == 200
     assert len({r.headers["webhook-id"] for r in tries}) == 1  # one message, however many tries
     stamps = [int(r.headers["webhook-timestamp"]) for r in tries]
     assert stamps == sorted(stamps)  # each try signed with the time it was made
     Webhook(SECRET).verify(tries[-1].body, tries[-1].headers)
 
 
-TITLE = "{{ knowledge_base.name }} | {{ event | upper }}{% if job %} | {{ job.item_counts.failed }} failed{% endif %}"
+TITLE = (
+    "{{ knowledge_base.name }} | {{ event | upper }}"
+    "{% if job %} | {{ job.item_counts.failed }} failed{% endif %}"
+)
 BODY = """Indexing of {{ knowledge_base.name }}: {{ headline }}.
-{% for ds in job.data_sources if ds.failed_item_count %}- {{ ds.data_source_uuid }}: {{ ds.error_msg }}
+{% for ds in job.data_sources if ds.failed_item_count -%}
+- {{ ds.data_source_uuid }}: {{ ds.error_msg }}
 {% endfor %}"""
 
 

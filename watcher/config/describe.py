@@ -151,11 +151,26 @@ def _route_lines(route: RouteConfig) -> list[str]:
     if route.send_interval is not None:
         every = _pace(route.send_interval) if route.send_interval else None
         pace = f"; one message per URL every {every}" if every else "; not paced"
+    shown = ""
+    if route.format == "event":
+        shown = (
+            f"; signed JSON events ({len(route.signing_keys)} secret(s) from {route.secret_file})"
+        )
+    elif route.title_template or route.body_template:
+        which = [
+            k.removesuffix("_template")
+            for k in ("title_template", "body_template")
+            if getattr(route, k)
+        ]
+        shown = f"; own {' and '.join(which)} template"
     lines = [
-        f"    - {route.name}: events {', '.join(route.events)}; knowledge bases {kbs}{pace}",
+        f"    - {route.name}: events {', '.join(route.events)}; knowledge bases {kbs}{pace}{shown}",
     ]
     for url in route.urls:
         text = url.get_secret_value()
+        if route.format == "event":  # a webhook's path is often its secret
+            lines.append(f"        {_masked_ping(text)}")
+            continue
         # apprise is loaded already (the URLs were just checked), so this costs nothing more
         lines.append(f"        {url_secrets(text).masked(text)}")
     return lines
