@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from watcher.core.clocks import Elapsed
 from watcher.core.model import DataSourceJob, DataSourceStatus, EventKind, Job, Phase, Status
-from watcher.core.outbox import FailureCause, TargetResult
+from watcher.core.outbox import FailureCause, FailureKind, TargetResult
 from watcher.core.state import JobState, Sighting, StallReason, Transition
 from watcher.edges.store import codec
 
@@ -291,7 +291,8 @@ def test_a_failure_cause_a_newer_watcher_wrote_reads_as_unknown_and_retryable() 
     [result] = codec.decode_target_results(
         [{"name": "X", "url": "json://h/", "ok": False, "cause": "melted", "status": 599}]
     )
-    assert result.cause is FailureCause.UNKNOWN and not result.cause.permanent
+    assert result.cause is FailureCause.UNKNOWN
+    assert result.cause.kind is FailureKind.RETRYABLE
     assert result.status == 599
 
 
