@@ -39,13 +39,14 @@ from watcher.core.clocks import Elapsed
 from watcher.core.errors import ConfigError, ConfigProblem, StoreHeld, StoreReplaced, WatcherError
 from watcher.core.health import Health, Probe, health_limit
 from watcher.core.pace import PACE_KEY, Pace, PaceReason, next_pace
-from watcher.edges.health_http import HealthServer
 from watcher.edges.hostclock import monotonic_now
 from watcher.edges.metrics import DeliveryOutcome
 from watcher.edges.systemd import SystemdNotifier
+from watcher.edges.web.server import WebServer
 from watcher.service.calendar import Calendar
 from watcher.service.cycle import CycleReport
 from watcher.service.lease_keeper import LeaseKeeper, Tenure
+from watcher.service.page import web_server
 from watcher.service.runtime import (
     Runtime,
     open_runtime,
@@ -86,7 +87,7 @@ class Daemon:
         self.pace = Pace(runtime.config.poll.interval, PaceReason.IDLE)
         self.cycle_started: float | None = None
         self._inflight: asyncio.Future[CycleReport] | None = None
-        self.http: HealthServer | None = None
+        self.http: WebServer | None = None
         self._requests_before = 0
         self._last_cost = 0
         self._pace_saved = False
@@ -386,7 +387,7 @@ class Daemon:
         listen = self.config.http.listen
         if not listen:
             return
-        self.http = HealthServer(self.metrics, self.health)
+        self.http = web_server(self, self.env)  # the page, its API, probes and metrics
         try:
             await self.http.start(listen)
         except OSError as exc:  # the configuration's fault (port in use...): exit 78, no loop

@@ -1,0 +1,405 @@
+"""The read side of the store for the page and the JSON API: knowledge bases, history, deliveries.
+
+Each `read_*` function runs in one read transaction (its counts and rows agree) and returns the
+frozen values of `watcher.core.records`. History for charts is read without decoding whole
+jobs: the few fields a chart needs come out of the stored JSON with `json_extract`, so a
+knowledge base's whole retention (thousands of jobs) costs one indexed query. The statements
+are plain SQL (window functions, JSON extraction) with PostgreSQL equivalents.
+
+`StoreReads` adds these reads to the SQLite store as methods (`watcher.edges.store.sqlite`).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Collection, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Final, TypeVar
+
+from watcher.core.browse import clamp_limit, decode_cursor, encode_cursor
+from watcher.core.model import Job, Phase, Status
+from watcher.core.records import (
+    DeliveryRecord,
+    EventRecord,
+    JobPoint,
+    JobRecord,
+    KbRecord,
+    OutboxCounts,
+    Page,
+)
+from watcher.core.state import DeliveryState, JobState, StallReason
+from watcher.edges.store import codec, schema
+from watcher.edges.store.conn import StoreConnection
+from watcher.edges.store.rows import job_state_from_row
+
+T = TypeVar("T")
+RECENT: Final = 20
+"""Jobs per knowledge base read for its sparkline."""
+
+_STATE_COLUMNS: Final = (
+    "j.uuid, j.kb_uuid, j.observation, j.first_seen_at, j.progress_at, j.deadline, j.stalled,"
+    " j.stall_count, j.started_alerted, j.done, j.sighting"
+)
+_NEWEST: Final = "COALESCE(j.created_at, j.first_seen_at) DESC, j.uuid DESC"
+_KBS: Final = f"""
+    SELECT k.uuid, k.name, k.first_seen_at, {_STATE_COLUMNS}
+    FROM knowledge_bases k
+    LEFT JOIN jobs j ON j.uuid = COALESCE(
+        (SELECT uuid FROM jobs WHERE uuid = k.last_job_uuid),
+        (SELECT x.uuid FROM jobs x WHERE x.kb_uuid = k.uuid
+            ORDER BY COALESCE(x.created_at, x.first_seen_at) DESC, x.uuid DESC LIMIT 1))"""
+_POINT_COLUMNS: Final = """
+    j.uuid, j.kb_uuid, j.phase, j.status, j.created_at, j.first_seen_at, j.progress_at,
+    j.stalled, j.done,
+    json_extract(j.observation, '$.created_at'), json_extract(j.observation, '$.started_at'),
+    json_extract(j.observation, '$.finished_at'), json_extract(j.observation, '$.total_tokens'),
+    json_extract(j.observation, '$.tokens')"""
+_RECENT: Final = f"""
+    SELECT * FROM (
+        SELECT {_POINT_COLUMNS},
+            ROW_NUMBER() OVER (PARTITION BY j.kb_uuid ORDER BY {_NEWEST}) AS n
+        FROM jobs j {{where}}) AS ranked
+    WHERE n <= ? ORDER BY n"""
+_DELIVERY_COLUMNS: Final = """
+    o.id, o.route, o.state, o.event_id, e.kind, e.kb_uuid, k.name, e.job_uuid, o.attempts,
+    o.last_error, o.created_at, o.next_attempt_at, o.sent_at, o.settled_at, o.targets"""
+_DELIVERIES: Final = f"""
+    SELECT {_DELIVERY_COLUMNS}
+    FROM outbox o JOIN events e ON e.event_id = o.event_id
+    LEFT JOIN knowledge_bases k ON k.uuid = e.kb_uuid"""
+_EVENT_COLUMNS: Final = "e.id, e.event_id, e.kind, e.at, e.kb_uuid, e.job_uuid, e.payload"
+
+
+def _read(conn: sqlite3.Connection, work: Callable[[], T]) -> T:
+    conn.execute("BEGIN")
+    try:
+        return work()
+    finally:
+        conn.execute("COMMIT")
+
+
+def _time(text: Any) -> datetime | None:
+    """A stored time (the store's fixed-width text, or a job's ISO-8601), None if unreadable."""
+    if not isinstance(text, str):
+        return None
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        return None
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return None if value is None else int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _phase(text: str | None) -> dict[str, Any]:
+    """`Job` arguments for the stored phase text (an unknown one kept raw)."""
+    if text is None:
+        return {}
+    try:
+        return {"phase": Phase(text)}
+    except ValueError:
+        return {"phase": Phase.UNKNOWN, "phase_raw": text}
+
+
+def _status(text: str | None) -> dict[str, Any]:
+    """`Job` arguments for the stored status text (an unknown one kept raw)."""
+    if text is None:
+        return {}
+    try:
+        return {"status": Status(text)}
+    except ValueError:
+        return {"status": Status.UNKNOWN, "status_raw": text}
+
+
+def _point(row: Sequence[Any]) -> JobPoint:
+    """A chart point from a `_POINT_COLUMNS` row (no whole job decoded)."""
+    job = Job(
+        uuid=row[0],
+        **_phase(row[2]),
+        **_status(row[3]),
+        created_at=_time(row[9]),
+        started_at=_time(row[10]),
+        finished_at=_time(row[11]),
+        total_tokens=_int(row[12]),
+        tokens=_int(row[13]),
+    )
+    state = JobState(
+        job=job,
+        kb_uuid=row[1],
+        first_seen_at=schema.from_db(row[5]),
+        progress_at=schema.from_db(row[6]),
+        stalled=StallReason(row[7]) if row[7] else None,
+        done=bool(row[8]),
+    )
+    return JobPoint.of(state)
+
+
+def read_kbs(
+    conn: sqlite3.Connection, path: Path, *, uuids: Collection[str] | None = None, recent: int
+) -> list[KbRecord]:
+    """Every knowledge base (or those of `uuids`) with its latest job and `recent` last jobs."""
+
+    def work() -> list[KbRecord]:
+        where, params = "", tuple[str, ...]()
+        if uuids is not None:
+            marks = ", ".join("?" * len(uuids))
+            where, params = f" WHERE k.uuid IN ({marks})", tuple(uuids)
+        rows = conn.execute(_KBS + where, params).fetchall()
+        points: dict[str, list[JobPoint]] = {}
+        if recent > 0 and rows:
+            jwhere = "" if uuids is None else f"WHERE j.kb_uuid IN ({', '.join('?' * len(uuids))})"
+            sql = _RECENT.format(where=jwhere)
+            for row in conn.execute(sql, (*params, recent)):
+                points.setdefault(row[1], []).append(_point(row))
+        return [_kb(row, path, tuple(points.get(row[0], ()))) for row in rows]
+
+    return _read(conn, work)
+
+
+def _kb(row: Sequence[Any], path: Path, recent: tuple[JobPoint, ...]) -> KbRecord:
+    latest = None if row[3] is None else job_state_from_row(tuple(row[3:]), path)
+    return KbRecord(
+        uuid=row[0],
+        name=row[1],
+        first_seen_at=schema.from_db(row[2]),
+        latest=latest,
+        recent=recent,
+    )
+
+
+def read_points(conn: sqlite3.Connection, kb_uuid: str) -> list[JobPoint]:
+    """Every job of a knowledge base the store keeps (the whole retention), oldest first."""
+    sql = f"""SELECT {_POINT_COLUMNS} FROM jobs j WHERE j.kb_uuid = ?
+        ORDER BY COALESCE(j.created_at, j.first_seen_at), j.uuid"""
+    return _read(conn, lambda: [_point(row) for row in conn.execute(sql, (kb_uuid,))])
+
+
+def read_jobs(
+    conn: sqlite3.Connection, path: Path, kb_uuid: str, *, limit: int, after: str | None
+) -> Page[JobState]:
+    """A knowledge base's jobs, newest first, `limit` after cursor `after` (ValueError if bad)."""
+    limit = clamp_limit(limit)
+    where, params = "j.kb_uuid = ?", [kb_uuid]
+    if after is not None:
+        when, uuid = decode_cursor(after, "jobs")
+        where += " AND (COALESCE(j.created_at, j.first_seen_at), j.uuid) < (?, ?)"
+        params += [when, uuid]
+    sql = f"""SELECT {_STATE_COLUMNS}, COALESCE(j.created_at, j.first_seen_at) FROM jobs j
+        WHERE {where} ORDER BY {_NEWEST} LIMIT ?"""
+
+    def work() -> Page[JobState]:
+        rows = conn.execute(sql, (*params, limit + 1)).fetchall()
+        states = tuple(job_state_from_row(tuple(row[:11]), path) for row in rows[:limit])
+        more = len(rows) > limit
+        last = rows[limit - 1] if more else None
+        cursor = encode_cursor("jobs", [last[11], last[0]]) if last is not None else None
+        return Page(states, cursor)
+
+    return _read(conn, work)
+
+
+def read_job(conn: sqlite3.Connection, path: Path, job_uuid: str) -> JobRecord | None:
+    """One job, its knowledge base's name, and its events with their deliveries."""
+    sql = f"""SELECT {_STATE_COLUMNS}, k.name FROM jobs j
+        LEFT JOIN knowledge_bases k ON k.uuid = j.kb_uuid WHERE j.uuid = ?"""
+    events = f"SELECT {_EVENT_COLUMNS} FROM events e WHERE e.job_uuid = ? ORDER BY e.id"
+
+    def work() -> JobRecord | None:
+        row = conn.execute(sql, (job_uuid,)).fetchone()
+        if row is None:
+            return None
+        found = _events(conn, conn.execute(events, (job_uuid,)).fetchall())
+        return JobRecord(job_state_from_row(tuple(row[:11]), path), row[11], found)
+
+    return _read(conn, work)
+
+
+def read_events(
+    conn: sqlite3.Connection, *, kb_uuid: str | None, limit: int, after: str | None
+) -> Page[EventRecord]:
+    """Events (of one knowledge base, or all), newest first, each with its deliveries."""
+    limit = clamp_limit(limit)
+    clauses: list[str] = []
+    params: list[Any] = []
+    if kb_uuid is not None:
+        clauses.append("e.kb_uuid = ?")
+        params.append(kb_uuid)
+    if after is not None:
+        clauses.append("e.id < ?")
+        params.append(int(decode_cursor(after, "events")[0]))
+    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+    sql = f"SELECT {_EVENT_COLUMNS} FROM events e {where} ORDER BY e.id DESC LIMIT ?"
+
+    def work() -> Page[EventRecord]:
+        rows = conn.execute(sql, (*params, limit + 1)).fetchall()
+        found = _events(conn, rows[:limit])
+        more = len(rows) > limit
+        return Page(found, encode_cursor("events", [rows[limit - 1][0]]) if more else None)
+
+    return _read(conn, work)
+
+
+def _events(conn: sqlite3.Connection, rows: Sequence[Sequence[Any]]) -> tuple[EventRecord, ...]:
+    """Event rows with their deliveries (one query for all of them)."""
+    ids = [row[1] for row in rows]
+    by_event: dict[str, list[DeliveryRecord]] = {}
+    if ids:
+        marks = ", ".join("?" * len(ids))
+        sql = f"{_DELIVERIES} WHERE o.event_id IN ({marks}) ORDER BY o.route, o.id"
+        for delivery in conn.execute(sql, ids):
+            by_event.setdefault(delivery[3], []).append(_delivery(delivery))
+    return tuple(_event(row, tuple(by_event.get(row[1], ()))) for row in rows)
+
+
+def _event(row: Sequence[Any], deliveries: tuple[DeliveryRecord, ...]) -> EventRecord:
+    detail, reason = None, None
+    try:
+        transition = codec.decode_transition(codec.loads(row[6]))
+        detail, reason = transition.detail, transition.stall_reason
+    except (ValueError, TypeError):
+        pass  # an undecodable payload still shows as an event of its kind
+    return EventRecord(
+        event_id=row[1],
+        kind=row[2],
+        at=schema.from_db(row[3]),
+        kb_uuid=row[4],
+        job_uuid=row[5],
+        detail=detail,
+        stall_reason=reason,
+        deliveries=deliveries,
+    )
+
+
+def _delivery(row: Sequence[Any]) -> DeliveryRecord:
+    try:
+        targets = codec.decode_target_results(codec.loads(row[14])) if row[14] else ()
+    except (ValueError, TypeError):
+        targets = ()
+    return DeliveryRecord(
+        id=int(row[0]),
+        route=row[1],
+        state=DeliveryState(row[2]),
+        event_id=row[3],
+        kind=row[4],
+        kb_uuid=row[5],
+        kb_name=row[6],
+        job_uuid=row[7],
+        attempts=int(row[8]),
+        last_error=row[9],
+        created_at=schema.from_db(row[10]),
+        next_attempt_at=schema.from_db_or_none(row[11]),
+        sent_at=schema.from_db_or_none(row[12]),
+        settled_at=schema.from_db_or_none(row[13]),
+        targets=targets,
+    )
+
+
+def read_deliveries(
+    conn: sqlite3.Connection,
+    *,
+    states: Collection[DeliveryState],
+    route: str | None,
+    limit: int,
+    after: str | None,
+) -> Page[DeliveryRecord]:
+    """Outbox rows in `states` (of one route, or all), newest first, `limit` after `after`."""
+    limit = clamp_limit(limit)
+    clauses = [f"o.state IN ({', '.join('?' * len(states))})"]
+    params: list[Any] = [s.value for s in states]
+    if route is not None:
+        clauses.append("o.route = ?")
+        params.append(route)
+    if after is not None:
+        clauses.append("o.id < ?")
+        params.append(int(decode_cursor(after, "deliveries")[0]))
+    sql = f"{_DELIVERIES} WHERE {' AND '.join(clauses)} ORDER BY o.id DESC LIMIT ?"
+
+    def work() -> Page[DeliveryRecord]:
+        rows = conn.execute(sql, (*params, limit + 1)).fetchall()
+        found = tuple(_delivery(row) for row in rows[:limit])
+        more = len(rows) > limit
+        return Page(found, encode_cursor("deliveries", [found[-1].id]) if more else None)
+
+    return _read(conn, work)
+
+
+def read_outbox_counts(conn: sqlite3.Connection) -> OutboxCounts:
+    """Outbox rows by state and by route, and the oldest one still undelivered."""
+    sql = "SELECT route, state, COUNT(*) FROM outbox GROUP BY route, state ORDER BY route"
+    oldest = "SELECT MIN(created_at) FROM outbox WHERE state IN ('pending', 'sending')"
+
+    def work() -> OutboxCounts:
+        by_state = dict.fromkeys(DeliveryState, 0)
+        by_route: dict[str, dict[DeliveryState, int]] = {}
+        for route, state, count in conn.execute(sql):
+            kind = DeliveryState(state)
+            by_state[kind] += int(count)
+            by_route.setdefault(route, dict.fromkeys(DeliveryState, 0))[kind] = int(count)
+        first = conn.execute(oldest).fetchone()[0]
+        return OutboxCounts(by_state, by_route, schema.from_db_or_none(first))
+
+    return _read(conn, work)
+
+
+class StoreReads(StoreConnection):
+    """The page's reads, as methods of the store (each on the store's thread, one read
+    transaction); every method raises `StoreError` when the store cannot be read."""
+
+    async def knowledge_bases(
+        self, uuids: Collection[str] | None = None, *, recent: int = RECENT
+    ) -> list[KbRecord]:
+        """Every knowledge base (or those of `uuids`), its latest job and last `recent` jobs."""
+        wanted = None if uuids is None else sorted(set(uuids))
+        return await self._run(
+            "reading knowledge bases",
+            lambda conn: read_kbs(conn, self.path, uuids=wanted, recent=recent),
+        )
+
+    async def job_points(self, kb_uuid: str) -> list[JobPoint]:
+        """Every kept job of a knowledge base, oldest first, as chart points."""
+        return await self._run("reading job history", lambda conn: read_points(conn, kb_uuid))
+
+    async def jobs(self, kb_uuid: str, *, limit: int, after: str | None) -> Page[JobState]:
+        """A page of a knowledge base's jobs, newest first (`ValueError` for a bad cursor)."""
+        return await self._run(
+            "reading jobs",
+            lambda conn: read_jobs(conn, self.path, kb_uuid, limit=limit, after=after),
+        )
+
+    async def job(self, job_uuid: str) -> JobRecord | None:
+        """One job with its events and their deliveries; None when the store has no such job."""
+        return await self._run("reading a job", lambda conn: read_job(conn, self.path, job_uuid))
+
+    async def events(
+        self, *, kb_uuid: str | None = None, limit: int, after: str | None
+    ) -> Page[EventRecord]:
+        """A page of events, newest first, each with its deliveries."""
+        return await self._run(
+            "reading events",
+            lambda conn: read_events(conn, kb_uuid=kb_uuid, limit=limit, after=after),
+        )
+
+    async def deliveries(
+        self,
+        states: Collection[DeliveryState],
+        *,
+        route: str | None = None,
+        limit: int,
+        after: str | None,
+    ) -> Page[DeliveryRecord]:
+        """A page of outbox rows in `states`, newest first."""
+        return await self._run(
+            "reading deliveries",
+            lambda conn: read_deliveries(
+                conn, states=states, route=route, limit=limit, after=after
+            ),
+        )
+
+    async def outbox_counts(self) -> OutboxCounts:
+        """Outbox rows by state and route, and the oldest undelivered."""
+        return await self._run("counting deliveries", read_outbox_counts)
