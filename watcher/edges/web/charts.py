@@ -105,7 +105,7 @@ def bars(
         return _svg(frame, title, _label(frame.left, 24, "no data yet"), "bars")
     plot_h = frame.height - frame.bottom - 2
     slot = (frame.width - frame.left) / len(points)
-    width = max(slot * 0.8, 0.6)
+    width = min(max(slot * 0.8, 0.6), 24.0)  # a few jobs make bars, not walls
     rects: dict[str, list[str]] = {}
     for i, (p, v) in enumerate(values):
         if v is None:

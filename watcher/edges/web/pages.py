@@ -21,6 +21,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from watcher.core.browse import Filter, Order
+from watcher.core.durations import format_duration as config_duration
 from watcher.core.errors import StoreError
 from watcher.core.render import format_duration
 from watcher.edges.web import reads
@@ -42,7 +43,16 @@ def _static() -> dict[str, bytes]:
 
 
 def _duration(value: float | None) -> str:
-    return "–" if value is None else format_duration(timedelta(seconds=value))
+    if value is None:
+        return "–"
+    if 0 < value < 10 and value != int(value):
+        return f"{value:.1f}s"  # the demo's half-second polls
+    return format_duration(timedelta(seconds=value))
+
+
+def _span(value: float | None) -> str:
+    """A configured length as the configuration writes it (`90d`, `15m`)."""
+    return "–" if value is None else config_duration(timedelta(seconds=value))
 
 
 def _ago(value: float | None) -> str:
@@ -68,7 +78,7 @@ def environment(assets: Mapping[str, bytes]) -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(duration=_duration, ago=_ago, count=_count, when=_when)
+    env.filters.update(duration=_duration, span=_span, ago=_ago, count=_count, when=_when)
     version = hashlib.sha256(b"".join(assets[name] for name in sorted(assets))).hexdigest()[:12]
     env.globals.update(
         asset_version=version,

@@ -97,6 +97,11 @@ class WebServer:
         self._sockets: list[socket.socket] = []
 
     @property
+    def listening(self) -> bool:
+        """Whether the server is serving its sockets now."""
+        return self._server is not None and self._server.started and bool(self._sockets)
+
+    @property
     def port(self) -> int:
         """The bound port (useful after listening on port 0); RuntimeError before `start`."""
         if not self._sockets:
