@@ -75,7 +75,7 @@ def bind(host: str, port: int) -> list[socket.socket]:
             if family == socket.AF_INET6:
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
             sock.bind(address)
-            sock.listen(2048)
+            sock.listen(128)  # asyncio sets the real backlog when it starts serving
             sock.setblocking(False)
             if port == 0:
                 break  # one socket: another address would get another random port
@@ -128,6 +128,10 @@ class WebServer:
             server_header=False,
             timeout_keep_alive=max(1, round(limits.keep_alive)),
             timeout_graceful_shutdown=STOP_GRACE,
+            # asyncio accepts up to `backlog` connections in one turn of the loop, and a
+            # connection closed in that turn gives its descriptor back only in the next: a
+            # flood could hold `backlog` descriptors at once, whatever the gate's limit.
+            backlog=limits.max_connections * 2,
         )
         server = _QuietServer(config)
         self._server = server
