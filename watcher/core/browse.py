@@ -20,9 +20,9 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, TypeVar, assert_never
 
-from watcher.core.model import EventKind
+from watcher.core.model import EventKind, Job
 from watcher.core.records import JobPoint, KbRecord, Page
-from watcher.core.state import JobCondition, job_condition
+from watcher.core.state import JobCondition, StallReason, job_condition
 
 T = TypeVar("T")
 MAX_LIMIT = 1000
@@ -105,6 +105,21 @@ def point_state(point: JobPoint) -> str:
     if point.stalled is not None:
         return Standing.STALLED.value
     return _CONDITIONS.get(point.condition, Standing.UNKNOWN).value
+
+
+def job_state_word(job: Job, stalled: StallReason | None, done: bool) -> str:
+    """A job's state word (as `point_state`) from the job and its stall bookkeeping."""
+    condition = JobCondition.DONE if done or job.is_terminal else None
+    if condition is None:
+        condition = (
+            JobCondition.PENDING
+            if job.is_pending
+            else JobCondition.RUNNING
+            if job.is_running
+            else JobCondition.UNKNOWN
+        )
+    point = JobPoint(job.uuid, None, None, None, job.outcome, condition, stalled=stalled)
+    return point_state(point)
 
 
 def last_moved(kb: KbRecord) -> datetime | None:

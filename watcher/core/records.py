@@ -83,6 +83,14 @@ class JobPoint:
 
 
 @dataclass(frozen=True, slots=True)
+class JobMark:
+    """A job as a sparkline shows it: its uuid and its state word (`watcher.core.browse`)."""
+
+    uuid: str
+    state: str
+
+
+@dataclass(frozen=True, slots=True)
 class KbRecord:
     """A knowledge base the watcher has seen: its latest job and its last jobs, newest first.
 
@@ -94,7 +102,7 @@ class KbRecord:
     name: str | None
     first_seen_at: datetime
     latest: JobState | None = None
-    recent: tuple[JobPoint, ...] = ()
+    recent: tuple[JobMark, ...] = ()
 
     @property
     def label(self) -> str:

@@ -17,11 +17,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
-from watcher.core.browse import clamp_limit, decode_cursor, encode_cursor
+from watcher.core.browse import clamp_limit, decode_cursor, encode_cursor, job_state_word
 from watcher.core.model import Job, Phase, Status
 from watcher.core.records import (
     DeliveryRecord,
     EventRecord,
+    JobMark,
     JobPoint,
     JobRecord,
     KbRecord,
@@ -31,7 +32,7 @@ from watcher.core.records import (
 from watcher.core.state import DeliveryState, JobState, StallReason
 from watcher.edges.store import codec, schema
 from watcher.edges.store.conn import StoreConnection
-from watcher.edges.store.rows import job_state_from_row
+from watcher.edges.store.rows import JobCache, job_state_from_row
 
 T = TypeVar("T")
 RECENT: Final = 20
@@ -55,12 +56,12 @@ _POINT_COLUMNS: Final = """
     json_extract(j.observation, '$.created_at'), json_extract(j.observation, '$.started_at'),
     json_extract(j.observation, '$.finished_at'), json_extract(j.observation, '$.total_tokens'),
     json_extract(j.observation, '$.tokens')"""
-_RECENT: Final = f"""
-    SELECT * FROM (
-        SELECT {_POINT_COLUMNS},
-            ROW_NUMBER() OVER (PARTITION BY j.kb_uuid ORDER BY {_NEWEST}) AS n
-        FROM jobs j {{where}}) AS ranked
-    WHERE n <= ? ORDER BY n"""
+# A sparkline needs each job's state word only: read from the columns and the index, never
+# from the stored JSON. Ordered by `created_at` alone so that the (kb_uuid, created_at) index
+# serves it (a job without `created_at`, which the API always sends, sorts as the oldest).
+_RECENT: Final = """
+    SELECT uuid, phase, status, stalled, done FROM jobs INDEXED BY jobs_kb_created
+    WHERE kb_uuid = ? ORDER BY created_at DESC, uuid DESC LIMIT ?"""
 _DELIVERY_COLUMNS: Final = """
     o.id, o.route, o.state, o.event_id, e.kind, e.kb_uuid, k.name, e.job_uuid, o.attempts,
     o.last_error, o.created_at, o.next_attempt_at, o.sent_at, o.settled_at, o.targets"""
@@ -140,29 +141,56 @@ def _point(row: Sequence[Any]) -> JobPoint:
 
 
 def read_kbs(
-    conn: sqlite3.Connection, path: Path, *, uuids: Collection[str] | None = None, recent: int
+    conn: sqlite3.Connection,
+    path: Path,
+    *,
+    uuids: Collection[str] | None = None,
+    recent: int,
+    cache: JobCache | None = None,
 ) -> list[KbRecord]:
-    """Every knowledge base (or those of `uuids`) with its latest job and `recent` last jobs."""
+    """Every knowledge base (or those of `uuids`) with its latest job and `recent` last jobs.
+
+    `cache` is the store's decoded-job cache: the latest jobs are those each cycle loads.
+    """
 
     def work() -> list[KbRecord]:
         where, params = "", tuple[str, ...]()
         if uuids is not None:
-            marks = ", ".join("?" * len(uuids))
-            where, params = f" WHERE k.uuid IN ({marks})", tuple(uuids)
+            where = f" WHERE k.uuid IN ({', '.join('?' * len(uuids))})"
+            params = tuple(uuids)
         rows = conn.execute(_KBS + where, params).fetchall()
-        points: dict[str, list[JobPoint]] = {}
-        if recent > 0 and rows:
-            jwhere = "" if uuids is None else f"WHERE j.kb_uuid IN ({', '.join('?' * len(uuids))})"
-            sql = _RECENT.format(where=jwhere)
-            for row in conn.execute(sql, (*params, recent)):
-                points.setdefault(row[1], []).append(_point(row))
-        return [_kb(row, path, tuple(points.get(row[0], ()))) for row in rows]
+        words: dict[tuple[Any, ...], str] = {}
+
+        def marks(kb_uuid: str) -> tuple[JobMark, ...]:
+            if recent <= 0:
+                return ()
+            return tuple(_mark(r, words) for r in conn.execute(_RECENT, (kb_uuid, recent)))
+
+        decode = cache.decode if cache is not None else job_state_from_row
+        return [_kb(row, decode, path, marks(row[0])) for row in rows]
 
     return _read(conn, work)
 
 
-def _kb(row: Sequence[Any], path: Path, recent: tuple[JobPoint, ...]) -> KbRecord:
-    latest = None if row[3] is None else job_state_from_row(tuple(row[3:]), path)
+def _mark(row: Sequence[Any], words: dict[tuple[Any, ...], str]) -> JobMark:
+    """A sparkline mark from `uuid, phase, status, stalled, done` (few distinct states: each
+    is judged once per read)."""
+    key = tuple(row[1:])
+    word = words.get(key)
+    if word is None:
+        job = Job(uuid=row[0], **_phase(row[1]), **_status(row[2]))
+        stalled = StallReason(row[3]) if row[3] else None
+        word = words[key] = job_state_word(job, stalled, bool(row[4]))
+    return JobMark(row[0], word)
+
+
+def _kb(
+    row: Sequence[Any],
+    decode: Callable[[tuple[Any, ...], Path], JobState],
+    path: Path,
+    recent: tuple[JobMark, ...],
+) -> KbRecord:
+    latest = None if row[3] is None else decode(tuple(row[3:]), path)
     return KbRecord(
         uuid=row[0],
         name=row[1],
@@ -350,6 +378,11 @@ class StoreReads(StoreConnection):
     """The page's reads, as methods of the store (each on the store's thread, one read
     transaction); every method raises `StoreError` when the store cannot be read."""
 
+    def _job_cache(self) -> JobCache | None:
+        """The store's decoded-job cache, when it keeps one (`SqliteStore` does)."""
+        cache = getattr(self, "_jobs", None)
+        return cache if isinstance(cache, JobCache) else None
+
     async def knowledge_bases(
         self, uuids: Collection[str] | None = None, *, recent: int = RECENT
     ) -> list[KbRecord]:
@@ -357,7 +390,9 @@ class StoreReads(StoreConnection):
         wanted = None if uuids is None else sorted(set(uuids))
         return await self._run(
             "reading knowledge bases",
-            lambda conn: read_kbs(conn, self.path, uuids=wanted, recent=recent),
+            lambda conn: read_kbs(
+                conn, self.path, uuids=wanted, recent=recent, cache=self._job_cache()
+            ),
         )
 
     async def job_points(self, kb_uuid: str) -> list[JobPoint]:

@@ -9,6 +9,7 @@ sends a dead letter's retry with the token typed in; everything else works witho
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
 from importlib import resources
@@ -63,6 +64,13 @@ def _count(value: int | float | None) -> str:
     return "–" if value is None else f"{value:,.0f}"
 
 
+def _spark_label(marks: list[dict[str, Any]]) -> str:
+    """`last 20 jobs: 18 completed, 2 failed` (most frequent first): a sparkline for a reader."""
+    counts = Counter(mark["state"] for mark in marks)
+    told = ", ".join(f"{n} {state.replace('_', ' ')}" for state, n in counts.most_common())
+    return f"last {len(marks)} jobs: {told}" if marks else "no jobs"
+
+
 def _when(value: str | None) -> str:
     if not value:
         return "–"
@@ -78,7 +86,14 @@ def environment(assets: Mapping[str, bytes]) -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(duration=_duration, span=_span, ago=_ago, count=_count, when=_when)
+    env.filters.update(
+        duration=_duration,
+        span=_span,
+        ago=_ago,
+        count=_count,
+        when=_when,
+        spark_label=_spark_label,
+    )
     version = hashlib.sha256(b"".join(assets[name] for name in sorted(assets))).hexdigest()[:12]
     env.globals.update(
         asset_version=version,

@@ -150,7 +150,8 @@ def kb_view(kb: KbRecord, api_now: datetime) -> Json:
         "last_moved_at": iso(moved),
         "age_s": age(moved, api_now),
         "latest_job": job_view(kb.latest, api_now) if kb.latest else None,
-        "recent": [point_view(p) for p in reversed(kb.recent)],  # oldest first, as drawn
+        # the last jobs' states, oldest first as drawn (each job's figures: .../history)
+        "recent": [{"uuid": m.uuid, "state": m.state} for m in reversed(kb.recent)],
         "incident": None,  # an open incident, once the alert lifecycle keeps them
         "links": {"page": f"/kb/{kb.uuid}", "self": f"{API}/knowledge_bases/{kb.uuid}"},
     }

@@ -54,8 +54,11 @@
       i.className = `o-${p.state}`;
       return i;
     }));
-    spark.setAttribute("aria-label", `outcomes of the last ${kb.recent.length} jobs, ` +
-      `oldest first: ${kb.recent.map((p) => p.state).join(", ")}`);
+    const counts = {};
+    for (const p of kb.recent) counts[p.state] = (counts[p.state] || 0) + 1;
+    const told = Object.entries(counts).sort((a, b) => b[1] - a[1])
+      .map(([state, n]) => `${n} ${words(state)}`).join(", ");
+    spark.setAttribute("aria-label", kb.recent.length ? `last ${kb.recent.length} jobs: ${told}` : "no jobs");
   };
 
   const reload = async () => {
