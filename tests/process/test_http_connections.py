@@ -90,3 +90,21 @@ def test_a_thousand_idle_connections_hold_no_more_descriptors_than_the_limit(
     assert not proc.records("cycle_failed"), proc.tail()
     proc.signal(signal.SIGTERM)
     assert proc.wait_exit() == 0, proc.tail()
+
+
+def test_a_page_token_file_that_cannot_serve_stops_run_with_78_naming_the_key(
+    service: Service,
+) -> None:
+    short = service.dir / "page-token"
+    short.write_text("too-short\n")
+    extra = f'[http]\nlisten = "127.0.0.1:0"\nauth_token_file = "{short}"\n'
+    service.write_config(
+        config_text(base_url="http://127.0.0.1:9", state=service.state, routes=[], extra=extra)
+    )
+    run = service.cli("run")
+    check = service.cli("check-config")
+    assert run.returncode == 78 and check.returncode == 2, (run.stderr, check.stderr)
+    for result in (run, check):
+        assert "http.auth_token_file: the token in" in result.stderr
+        assert "shorter than 16 characters" in result.stderr
+        assert "too-short" not in result.stderr and "Traceback" not in result.stderr
