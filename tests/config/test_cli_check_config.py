@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from watcher.cli import main
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 TOKEN = "dop_v1_" + "0123456789abcdef" * 4
 SECRET = "XOXBSECRET"
 VALID = f'[[routes]]\nname = "ops"\nurls = ["slack://{SECRET}/B0/C0/#indexing"]\n'

@@ -16,7 +16,7 @@ from watcher.core.errors import ConfigError, ConfigProblem
 from watcher.core.model import EventKind
 from watcher.core.state import Policy
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 TOKEN = "dop_v1_" + "5ec7e7" * 10 + "wxyz"
 TOKEN_ENV = {"DIGITALOCEAN_ACCESS_TOKEN": TOKEN}
 SECRET = "T0PSECRET"
