@@ -48,8 +48,10 @@ class Seen:
         ]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    """One browser per module, closed before the next module runs: Playwright's sync API keeps
+    its own event loop current while it is open, which no asyncio test could run beside."""
     if not Path(CHROMIUM).exists():
         pytest.skip(f"no Chromium at {CHROMIUM}: apt-get install chromium (see .ci/run)")
     with sync_playwright() as playwright:
