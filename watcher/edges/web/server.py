@@ -137,7 +137,8 @@ class WebServer:
         self._server = server
         self._task = asyncio.create_task(server.serve(self._sockets), name="watcher-http")
         await self._started(server, self._task)
-        log.info("http_server_started", host=host, port=self.port)
+        # the names of the health server before the page, kept for log queries
+        log.info("health_server_started", host=host, port=self.port)
 
     async def _started(self, server: _QuietServer, task: asyncio.Task[None]) -> None:
         loop = asyncio.get_running_loop()
@@ -169,7 +170,7 @@ class WebServer:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self._close()
-        log.info("http_server_stopped")
+        log.info("health_server_stopped")
 
     async def _close(self) -> None:
         for conn in list(self.gate.open):
