@@ -288,13 +288,20 @@ POSITIVE = click.FloatRange(min=0, min_open=True)
 @click.option(
     "--speed", type=POSITIVE, default=1.0, show_default=True, help="Run the scenario faster."
 )
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    help="The page's loopback port (default 9187, or any free one when it is taken; 0: any).",
+)
 @log_level_option
-def demo(duration: float | None, speed: float, log_level: str | None) -> None:
-    """A self-contained demonstration: simulated API, the real daemon, alerts in the terminal."""
+def demo(duration: float | None, speed: float, port: int | None, log_level: str | None) -> None:
+    """A self-contained demonstration: simulated API, the real daemon, alerts in the terminal,
+    and the page in your browser."""
     from watcher.demo.run import run_demo
 
     configure_logging(log_level or "warning", "console")
-    sys.exit(_guarded(lambda: run_demo(duration=duration, speed=speed, echo=say)))
+    sys.exit(_guarded(lambda: run_demo(duration=duration, speed=speed, echo=say, port=port)))
 
 
 @main.command()

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from watcher.core import redact as redact_module
 from watcher.core.redact import MASK, SecretRegistry, redact, redact_value, secret_forms
 
 DO_TOKEN = "dop_v1_" + "0123456789abcdef" * 4
@@ -201,3 +202,25 @@ def test_registry_masks_a_whole_registered_url() -> None:
     registry = SecretRegistry()
     registry.register(SLACK_URL)
     assert registry.redact(f"posting to {SLACK_URL}") == f"posting to {MASK}"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # Each shape written with the letters `re` folds onto ASCII ones under IGNORECASE:
+        # dotted and dotless i, the long s and the Kelvin sign. Skipping a scan because the
+        # text lacks a shape's letters must never skip one of these.
+        "AUTHORİZATİON: Basic xyz",
+        "authorızatıon: Basic xyz",
+        "BEARER abc.def",
+        "https://h/?paſs=xyz&api_\u212aey=1",
+        "see https://me:pw@host/ and dop_v1_abcdef",
+    ],
+)
+def test_shapes_are_masked_however_their_letters_are_folded(text: str) -> None:
+    def unfiltered(value: str) -> str:
+        for shape, mask in zip(redact_module._SHAPES, redact_module._SHAPE_MASKS, strict=True):
+            value = shape.sub(mask, value)
+        return value
+
+    assert redact(text) == unfiltered(text) != text

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 from pydantic import SecretStr
 
 from watcher.config.routes import RouteConfig
-from watcher.config.sections import KnowledgeBaseConfig
+from watcher.config.sections import KnowledgeBaseConfig, is_loopback_host, split_host_port
 from watcher.config.tree import Config
 from watcher.config.url_secrets import url_secrets
 from watcher.core.durations import format_setting as fmt
@@ -70,7 +70,7 @@ def describe(config: Config, *, listen_note: str | None = None) -> str:
         f"  Heartbeat:  {_heartbeat(config)}",
         f"  Budgets:    {_budgets(config)}",
         f"  Logging:    level {config.log.level}, format {config.log.format}",
-        f"  HTTP:       {_http(config)}" + (f" ({listen_note})" if listen_note else ""),
+        f"  HTTP:       {_http(config, listen_note)}",
         f"  Trust:      {_trust(config)}",
         f"  Routes:     {len(config.routes)}",
     ]
@@ -129,8 +129,21 @@ def _watching(kbs: tuple[KnowledgeBaseConfig, ...]) -> str:
     return f"{len(kbs)} knowledge base(s): {names}"
 
 
-def _http(config: Config) -> str:
-    return f"listening on {config.http.listen}" if config.http.listen else "off"
+def _http(config: Config, note: str | None) -> str:
+    http = config.http
+    if not http.listen:
+        return "off"
+    head = f"listening on {http.listen}" + (f" ({note})" if note else "")
+    token = http.auth_token_file
+    if is_loopback_host(split_host_port(http.listen)[0]):
+        rule = "the page and /api/v1 for this machine only; " + (
+            f"writes with the token of {token}" if token else "no writes from the page (no token)"
+        )
+    elif token:
+        rule = f"the page, /api/v1 and /metrics with the token of {token}; probes open"
+    else:
+        rule = "only /healthz, /readyz and /metrics (the page needs http.auth_token_file)"
+    return f"{head}: {rule}; at most {http.max_connections} connections"
 
 
 def _pace(interval: timedelta) -> str:

@@ -16,6 +16,7 @@ from pydantic import SecretStr
 
 from watcher.config.build import collect, to_problems
 from watcher.config.env import apply_env
+from watcher.config.page_token import resolve_page_token
 from watcher.config.preflight import Preflight
 from watcher.config.sections import ApiConfig, HttpConfig
 from watcher.config.tree import Config
@@ -70,6 +71,9 @@ def load_config(
         parts.get("http", HttpConfig), env, http_source
     )
     problems += ca_problems
+    if Preflight.LISTEN in preflight:  # those that serve the page (run), or check for it
+        page_source = where.get(("http", "auth_token_file"), http_source)
+        problems += resolve_page_token(parts.get("http", HttpConfig), env, page_source)[1]
     if problems:
         raise ConfigError(problems)
     return Config.assemble(

@@ -283,13 +283,16 @@ def split_host_port(listen: str) -> tuple[str, int]:
 
 
 class HttpConfig(Section):
-    """`[http]`: the optional health and metrics endpoint (off unless `listen` is set), and the
-    CA bundle trusted by every HTTPS connection (API and alerts)."""
+    """`[http]`: the optional page, JSON API, health and metrics endpoint (off unless `listen`
+    is set), its access token and connection limit, and the CA bundle trusted by every HTTPS
+    connection (API and alerts)."""
 
     listen: str | None = None
     ca_bundle: Path | None = None
+    auth_token_file: Path | None = None
+    max_connections: int = Field(default=64, ge=4, le=4096)
 
-    @field_validator("ca_bundle", mode="before")
+    @field_validator("ca_bundle", "auth_token_file", mode="before")
     @classmethod
     def _blank_ca_bundle_is_none(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value

@@ -8,6 +8,7 @@ apprise are the real ones; only the API is the simulator, and the alerts go to t
 from __future__ import annotations
 
 import asyncio
+import socket
 import tempfile
 from collections import Counter
 from collections.abc import Callable
@@ -22,11 +23,13 @@ from watcher.service.runtime import open_runtime
 from watcher.simulator import RealClock, Simulator, load_scenario, serve_in_thread
 
 DEMO_TOKEN = "demo-token-not-a-secret"
+PAGE_PORT = 9187
 _JOB_EVENTS = [k for k in EventKind if k.is_about_a_job]
 
 
-def demo_config(base_url: str, state_path: Path, speed: float) -> Config:
-    """Short intervals and stall thresholds so every event shows within about a minute."""
+def demo_config(base_url: str, state_path: Path, speed: float, listen: str | None = None) -> Config:
+    """Short intervals and stall thresholds so every event shows within about a minute; the
+    page on `listen` (loopback)."""
 
     def seconds(value: float) -> str:
         return f"{max(value / speed, 0.2):.3f}s"
@@ -46,16 +49,28 @@ def demo_config(base_url: str, state_path: Path, speed: float) -> Config:
             },
             # The terminal takes every alert at once: no pacing.
             "delivery": {"retry_base": seconds(2), "storm_threshold": 20, "send_interval": "0s"},
+            "http": {"listen": listen},
         },
     )
 
 
-async def run_demo(*, duration: float | None, speed: float, echo: Callable[[str], None]) -> int:
-    """Run the demo until Ctrl-C or `duration` seconds; print which events were alerted."""
+async def run_demo(
+    *,
+    duration: float | None,
+    speed: float,
+    echo: Callable[[str], None],
+    port: int | None = None,
+) -> int:
+    """Run the demo until Ctrl-C or `duration` seconds; print which events were alerted.
+
+    The page is served on 127.0.0.1:`port` (by default `PAGE_PORT`, or a free port when that
+    one is taken); the banner gives its address.
+    """
     register_console_scheme()
     sim = Simulator(load_scenario("demo"), token=DEMO_TOKEN, clock=RealClock(speed))
+    listen = f"127.0.0.1:{_page_port(PAGE_PORT if port is None else port, port is None)}"
     with tempfile.TemporaryDirectory(prefix="watcher-demo-") as tmp, serve_in_thread(sim) as url:
-        config = demo_config(url, Path(tmp) / "watcher.db", speed)
+        config = demo_config(url, Path(tmp) / "watcher.db", speed, listen)
         echo(_banner(url, config, duration))
         runtime = await open_runtime(config, command="watcher demo")
         daemon = Daemon(runtime, config_path=None, env={})
@@ -65,6 +80,19 @@ async def run_demo(*, duration: float | None, speed: float, echo: Callable[[str]
         seen = await _events_seen(Path(tmp) / "watcher.db")
     echo(_summary(seen))
     return code
+
+
+def _page_port(wanted: int, fall_back: bool) -> int:
+    """`wanted` when it is free (or not to be replaced), else a port free right now."""
+    if wanted and not fall_back:
+        return wanted
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", wanted))
+        except OSError:
+            probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 async def _events_seen(path: Path) -> Counter[str]:
@@ -88,6 +116,7 @@ def _banner(url: str, config: Config, duration: float | None) -> str:
         f"  polling every {_s(config.poll.interval)} (every {_s(config.poll.active_interval)} "
         f"while a job runs); stall after {_s(stall.no_progress_after)} without progress or "
         f"{_s(stall.pending_after)} pending\n"
+        f"  the page: http://{config.http.listen}/ (knowledge bases, jobs, charts, deliveries)\n"
         f"  alerts print below through apprise's console:// scheme; running {until}\n"
     )
 

@@ -49,14 +49,15 @@ from watcher.core.errors import (
 )
 from watcher.core.health import Health, Probe, health_limit
 from watcher.core.pace import Pace
-from watcher.edges.health_http import HealthServer
 from watcher.edges.hostclock import monotonic_now
 from watcher.edges.metrics import Metrics
 from watcher.edges.systemd import SystemdNotifier
+from watcher.edges.web.server import WebServer
 from watcher.service.calendar import Calendar
 from watcher.service.cycle import CycleReport
 from watcher.service.heartbeat import HeartbeatSender
 from watcher.service.lease_keeper import LeaseKeeper, Tenure
+from watcher.service.page import web_server
 from watcher.service.runtime import Runtime, open_runtime, register_config_secrets, utcnow
 from watcher.service.upkeep import Upkeep
 from watcher.service.vitals import Vitals
@@ -93,7 +94,7 @@ class Daemon:
         self.heartbeat = heartbeat_sender(runtime.config, self.metrics)
         self.cycle_started: float | None = None
         self._inflight: asyncio.Future[CycleReport] | None = None
-        self.http: HealthServer | None = None
+        self.http: WebServer | None = None
 
     @property
     def config(self) -> Config:
@@ -342,7 +343,7 @@ class Daemon:
         listen = self.config.http.listen
         if not listen:
             return
-        self.http = HealthServer(self.metrics, self.health)
+        self.http = web_server(self, self.env)  # the page, its API, probes and metrics
         try:
             await self.http.start(listen)
         except OSError as exc:  # the configuration's fault (port in use...): exit 78, no loop

@@ -20,7 +20,8 @@ from watcher.core.outbox import DeliveryState, OutboxItem, Settlement
 from watcher.core.snapshot import StoreSnapshot
 from watcher.core.state import Change, WatchState
 from watcher.edges.store import schema
-from watcher.edges.store.conn import DEFAULT_LEASE, Fence, StoreConnection
+from watcher.edges.store.browse import StoreReads
+from watcher.edges.store.conn import DEFAULT_LEASE, Fence
 from watcher.edges.store.rows import (
     JobCache,
     claim_rows,
@@ -36,7 +37,7 @@ from watcher.edges.store.snapshot import read_snapshot
 __all__ = ["DEFAULT_LEASE", "SqliteStore"]
 
 
-class SqliteStore(StoreConnection):
+class SqliteStore(StoreReads):
     """The watcher's state store and outbox in one SQLite file (WAL, synchronous=FULL)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
