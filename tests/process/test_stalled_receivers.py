@@ -85,4 +85,6 @@ def test_test_notify_ends_at_the_deadline_on_a_trickling_receiver_and_says_why(
     # apprise's own 4 s read timeout no longer fails a receiver that answers in 6 s
     assert "route slow: delivered" in result.stdout
     assert len(slow.requests) == 1
-    assert took < 20, f"test-notify took {took:.1f} s"  # the 8 s deadline, not the receiver
+    # the 8 s deadline, not the receiver (which trickles for as long as it is let); process
+    # start and apprise load add seconds on a loaded machine
+    assert took < 45, f"test-notify took {took:.1f} s"

@@ -53,6 +53,7 @@ class ChurnPlan:
     """How long the commands run beside the daemon, and the jobs meanwhile."""
 
     seconds: float = 5.0
+    min_rounds: int = 2  # rounds run even past `seconds` (a loaded machine starts slowly)
     every: float = 1.0  # a round of status, health and once starts at most this often
     kbs: int = 3
     first_job: float = 3.0
@@ -153,10 +154,11 @@ def _wait_for_log(daemon: Incarnations, event: str, timeout: float = 30.0) -> No
 def _churn(
     plan: ChurnPlan, daemon: Incarnations, figures: ChurnFigures, log: Callable[[str], None]
 ) -> None:
-    """Rounds of status, health and once (together) until `plan.seconds` have passed."""
+    """Rounds of status, health and once (together) until `plan.seconds` have passed and at
+    least `plan.min_rounds` rounds ran."""
     commands = ((["status", "--json"], 0), (["health"], 0), (["once"], ONCE_HELD))
     end = time.monotonic() + plan.seconds
-    while time.monotonic() < end:
+    while time.monotonic() < end or figures.rounds < plan.min_rounds:
         round_started = time.monotonic()
         figures.rounds += 1
         running = [(args, expected, _start(daemon, args)) for args, expected in commands]

@@ -35,6 +35,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -313,8 +314,18 @@ class Incarnations:
         return at
 
     def stop(self) -> int:
-        """SIGTERM and wait; the exit code (the process is killed if it hangs)."""
+        """SIGTERM once the daemon has started, and wait; the exit code (the process is killed
+        if it hangs). A SIGTERM before the daemon took its signals ends it by the signal (as
+        for any process), which is not what this rig measures."""
         assert self.process is not None
+        log = self.workdir / f"run{self.count}.err"
+        deadline = time.monotonic() + 30
+        while (
+            b'"watcher_started"' not in log.read_bytes()
+            and self.process.poll() is None
+            and time.monotonic() < deadline
+        ):
+            time.sleep(0.1)
         self.process.send_signal(signal.SIGTERM)
         try:
             return self.process.wait(timeout=30)
@@ -479,9 +490,22 @@ def _unseen_live(sim: Simulator, kills: list[float]) -> set[str]:
     return unseen
 
 
+def _ghost_seen_missing(sim: Simulator) -> bool:
+    """Whether the watcher read the account's KB list before the ghost came into being (on a
+    loaded machine the first daemon may start after it did: then nothing was missing)."""
+    ghost = next((kb for kb in sim.scenario.knowledge_bases if kb.key == GHOST), None)
+    if ghost is None:
+        return False
+    born = sim.t0 + timedelta(seconds=ghost.created)
+    return any(
+        r.status == 200 and r.path.rstrip("/").endswith("/knowledge_bases") and r.at < born
+        for r in sim.requests
+    )
+
+
 def _owed(sim: Simulator, unseen: set[str]) -> Counter[tuple[str, Key]]:
     jobs = lifecycle_alerts(sim, sim.t0)
-    if any(kb.key == GHOST for kb in sim.scenario.knowledge_bases):
+    if _ghost_seen_missing(sim):
         jobs[(None, EventKind.KNOWLEDGE_BASE_MISSING)] += 1  # the ghost, before it exists
         jobs[(None, EventKind.KNOWLEDGE_BASE_FOUND)] += 1  # and once it does
     owed: Counter[tuple[str, Key]] = Counter()

@@ -55,17 +55,34 @@ class ManualClock:
 
 
 class RealClock:
-    """Simulated time that follows the wall clock, `speed` simulated seconds per real second."""
+    """Simulated time that follows the wall clock, `speed` simulated seconds per real second.
 
-    def __init__(self, speed: float = 1.0, start: datetime | None = None) -> None:
+    `held=True` keeps simulated time at `start` until `release()` is called: a test starts a
+    watcher process (seconds on a loaded machine), releases the clock once the watcher has
+    seen the account, and the scenario's timeline then plays in front of it, never before it.
+    """
+
+    def __init__(
+        self, speed: float = 1.0, start: datetime | None = None, *, held: bool = False
+    ) -> None:
         if speed <= 0:
             raise ValueError("speed must be positive")
         self.speed = speed
         self._start = (start or datetime.now(UTC).replace(microsecond=0)).astimezone(UTC)
+        self._held = held
         self._mono0 = time.monotonic()
         self._wall0 = time.time()
 
+    def release(self) -> None:
+        """Start a held clock moving from `start`, now; no effect on a running clock."""
+        if self._held:
+            self._held = False
+            self._mono0 = time.monotonic()
+            self._wall0 = time.time()
+
     def now(self) -> datetime:
+        if self._held:
+            return self._start
         elapsed = (time.monotonic() - self._mono0) * self.speed
         return self._start + timedelta(seconds=elapsed)
 
