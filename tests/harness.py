@@ -68,6 +68,7 @@ HEADLINES: dict[EventKind, str] = {
     EventKind.DELIVERY_RECOVERED: "alerts getting through again",
     EventKind.KNOWLEDGE_BASE_MISSING: "knowledge base not found in the account",
     EventKind.KNOWLEDGE_BASE_FOUND: "knowledge base found again",
+    EventKind.CORRECTED: "indexing outcome corrected",
 }
 # `recovered` of a job that ended, sent alone to a route that did not ask for the outcome.
 RECOVERED_BY_ENDING = "indexing finished after a stall"

@@ -184,6 +184,10 @@ def test_zero_is_allowed_where_it_makes_sense(tmp_path: Path) -> None:
         ("[api]\nmax_requests_per_minute = 0\n", "api.max_requests_per_minute"),
         ("[api]\nper_page = 201\n", "api.per_page"),
         ("[api]\nreserve = -1\n", "api.reserve"),
+        ('[api]\nmax_response_size = "10kB"\n', "api.max_response_size"),
+        ('[api]\nmax_response_size = "2GiB"\n', "api.max_response_size"),
+        ('[api]\nmax_response_size = "lots"\n', "api.max_response_size"),
+        ("[api]\nmax_list_items = 100\n", "api.max_list_items"),
         ("[delivery]\nstorm_threshold = 0\n", "delivery.storm_threshold"),
         ('[log]\nlevel = "loud"\n', "log.level"),
         ('[log]\nformat = "xml"\n', "log.format"),
@@ -194,6 +198,28 @@ def test_zero_is_allowed_where_it_makes_sense(tmp_path: Path) -> None:
 )
 def test_out_of_range_values_name_their_key(tmp_path: Path, text: str, key: str) -> None:
     assert problem(tmp_path, text + ROUTE, key)
+
+
+def test_the_answer_caps_default_to_16_mib_and_20000_items_and_read_units(tmp_path: Path) -> None:
+    assert (
+        load(tmp_path, ROUTE).api.max_response_size,
+        load(tmp_path, ROUTE).api.max_list_items,
+    ) == (
+        16 * 1024 * 1024,
+        20_000,
+    )
+    text = '[api]\nmax_response_size = "4MB"\nmax_list_items = 50000\n' + ROUTE
+    config = load(tmp_path, text)
+    assert (config.api.max_response_size, config.api.max_list_items) == (4_000_000, 50_000)
+    assert (
+        load(tmp_path, "[api]\nmax_response_size = 1048576\n" + ROUTE).api.max_response_size
+        == 2**20
+    )
+
+
+def test_corrected_is_an_event_word_a_route_may_ask_for(tmp_path: Path) -> None:
+    text = ROUTE + 'events = ["corrected", "failed"]\n'
+    assert load(tmp_path, text).routes[0].event_kinds == {EventKind.CORRECTED, EventKind.FAILED}
 
 
 def test_an_active_interval_longer_than_the_interval_is_refused(tmp_path: Path) -> None:

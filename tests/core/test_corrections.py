@@ -22,6 +22,7 @@ from tests.core.test_detect import (
     PENDING,
     POLICY,
     RUNNING,
+    SUCCEEDED_ONLY,
     UNKNOWN_BOTH,
     E,
     job,
@@ -76,6 +77,10 @@ def seen(prior: JobState, copy: dict[str, object], **fields: object) -> tuple[li
         (alerted(COMPLETED), RUNNING, None, Review.KEPT),
         # states nobody knows say nothing, however new
         (alerted(COMPLETED), UNKNOWN_BOTH, LATER, Review.KEPT),
+        # a copy without its status reads "succeeded" only: it cannot unsay a partial
+        (alerted(PARTIAL), SUCCEEDED_ONLY, LATER, Review.KEPT),
+        # ...but a status that says otherwise can
+        (alerted(PARTIAL), COMPLETED, LATER, Review.OTHER_OUTCOME),
         # history recorded silently told nobody anything: nothing to correct
         (history(COMPLETED), RUNNING, LATER, Review.KEPT),
         (history(COMPLETED), FAILED, LATER, Review.KEPT),

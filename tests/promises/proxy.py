@@ -30,7 +30,7 @@ import contextlib
 import json
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -45,13 +45,9 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 from structlog.testing import capture_logs
 
-from tests.clocks import elapsed_of
-from tests.promises.harness import TOKEN, Rig, rig_config
+from tests.harness import COUNTING, Harness, merged, route, simulator
 from tests.receivers import WebhookReceiver
 from watcher.service.cycle import CycleReport
-from watcher.service.runtime import open_runtime
-from watcher.simulator import ManualClock, Simulator, serve
-from watcher.simulator.loading import parse_scenario
 
 HOST = "127.0.0.1"
 KB_LIST = "/v2/gen-ai/knowledge_bases"
@@ -288,12 +284,26 @@ async def serve_proxy(proxy: MutatingProxy) -> AsyncIterator[str]:
 
 
 @dataclass
-class ProxiedRig(Rig):
-    """A rig whose watcher reads the simulator through a `MutatingProxy`; each cycle's real
+class ProxiedRig(Harness):
+    """A harness whose watcher reads the simulator through a `MutatingProxy`; each cycle's real
     duration (seconds, the loop's monotonic clock) is kept beside its report."""
 
     proxy: MutatingProxy | None = None
     durations: list[float] = field(default_factory=list)
+    _proxy_server: contextlib.AbstractAsyncContextManager[str] | None = None
+
+    async def serve(self) -> None:
+        """Serve the simulator, and the proxy in front of it: the watcher is given the proxy."""
+        await super().serve()
+        self.proxy = MutatingProxy(self.base_url)
+        self._proxy_server = serve_proxy(self.proxy)
+        self.base_url = await self._proxy_server.__aenter__()
+
+    async def unserve(self) -> None:
+        if self._proxy_server is not None:
+            server, self._proxy_server = self._proxy_server, None
+            await server.__aexit__(None, None, None)
+        await super().unserve()
 
     async def cycle(self) -> CycleReport:
         began = time.monotonic()
@@ -312,33 +322,26 @@ async def open_proxied_rig(
     tmp_path: Path,
     receiver: WebhookReceiver,
     *,
-    routes: Mapping[str, Iterable[str] | tuple[Iterable[str], Iterable[str]]] | None = None,
+    routes: Sequence[Mapping[str, Any]] | None = None,
     **sections: Any,
 ) -> AsyncIterator[ProxiedRig]:
-    """`harness.open_rig`, with the watcher pointed at a mutating proxy of the simulator."""
-    sim = Simulator(parse_scenario(dict(scenario), "promises"), token=TOKEN, clock=ManualClock())
-    async with serve(sim) as upstream:
-        proxy = MutatingProxy(upstream)
-        async with serve_proxy(proxy) as base_url:
-            routes = routes or {"ops": [receiver.url_json("/ops")]}
-            config = rig_config(base_url, tmp_path / "watcher.db", routes, **sections)
-            holder: list[ProxiedRig] = []
-
-            async def sleep(seconds: float) -> None:
-                if holder:
-                    holder[0].waits.append(seconds)
-
-            with capture_logs() as logs:
-                runtime = await open_runtime(
-                    config,
-                    clock=lambda: holder[0].now() if holder else sim.clock.now(),
-                    elapsed=lambda: elapsed_of(sim.clock.now()),
-                    api_sleep=sleep,
-                )
-                rig = ProxiedRig(sim, runtime, receiver, logs, proxy=proxy)
-                holder.append(rig)
-                try:
-                    yield rig
-                finally:
-                    await runtime.close()
-            structlog.contextvars.clear_contextvars()
+    """`harness.open_harness` (the COUNTING settings), with the watcher pointed at a mutating
+    proxy of the simulator."""
+    routes = routes or [route("ops", receiver.url_json("/ops"))]
+    rig = ProxiedRig(
+        simulator(scenario),
+        tmp_path / "watcher.db",
+        [dict(r) for r in routes],
+        merged(COUNTING, sections),
+        receiver,
+    )
+    with capture_logs() as logs:
+        rig.logs = logs
+        try:
+            await rig.serve()
+            await rig.start()
+            yield rig
+        finally:
+            await rig.stop()
+            await rig.unserve()
+    structlog.contextvars.clear_contextvars()

@@ -8,10 +8,12 @@ replica into news. So `review` decides, for a done job seen again:
 
 - `SAME`: the answer gives the same outcome (its `updated_at` may have moved): nothing to say.
 - `KEPT`: the answer does not contradict the verdict in a way that counts: a state nobody
-  knows (enums grow), a copy that is not newer than the verdict's (on the API's `updated_at`:
-  a lagging copy, or one without a time, corrects nothing), an outcome that was never alerted
-  (history told nobody anything), or a job corrected `MAX_CORRECTIONS` times already (an API
-  that flips a job back and forth does not flood the routes: the last verdict stands).
+  knows (enums grow), an outcome read from less than the verdict was (a copy without the
+  `status` that told a partial from a completed run), a copy that is not newer than the
+  verdict's (on the API's `updated_at`: a lagging copy, or one without a time, corrects
+  nothing), an outcome that was never alerted (history told nobody anything), or a job
+  corrected `MAX_CORRECTIONS` times already (an API that flips a job back and forth does not
+  flood the routes: the last verdict stands).
 - `OTHER_OUTCOME`: a newer answer ends the job otherwise: `corrected`, then that outcome.
 - `RUNNING_AGAIN`: a newer answer shows the job pending or running: `corrected`, and the job
   is followed again (stalls, then its outcome).
@@ -50,6 +52,8 @@ def review(prior: JobState, job: Job, kb: KbState | None) -> Review:
         return Review.SAME
     if not (job.is_pending or job.is_running or job.is_terminal):
         return Review.KEPT  # unknown states say nothing
+    if job.is_terminal and verdict.status.is_terminal and not job.status.is_terminal:
+        return Review.KEPT  # its outcome rests on the phase alone: less than the verdict knew
     if not _newer(job, verdict) or not outcome_alerted(prior, kb):
         return Review.KEPT
     if prior.corrections >= MAX_CORRECTIONS:

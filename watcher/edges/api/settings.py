@@ -13,8 +13,8 @@ MAX_PER_PAGE = 200
 """The API's largest page (`per_page`); a larger value is clamped to it."""
 
 DEFAULT_MAX_RESPONSE_BYTES = 16 * 1024 * 1024
-"""16 MiB: a page of 200 knowledge bases whose latest jobs carry ~40 data sources each is
-about 2 MiB; an answer over the cap is refused unread (see `ApiSettings.max_response_bytes`)."""
+"""16 MiB: a page of 200 knowledge bases whose latest jobs carry 40 data sources each is
+about 3.7 MB; an answer over the cap is refused unread (see `ApiSettings.max_response_bytes`)."""
 
 DEFAULT_MAX_LIST_ITEMS = 20_000
 """The most items one read of a list may hold: 1,000 knowledge bases' latest 15 jobs fit."""
