@@ -27,6 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.promises.harness import TOKEN, job_scenario
+
 from tests.promises.proxy import MutatingProxy, ProxyMode, serve_proxy
 from watcher.simulator import RealClock, Simulator, serve
 from watcher.simulator.loading import parse_scenario
