@@ -10,6 +10,7 @@ import pytest
 from watcher.core.clocks import Elapsed, Instant
 from watcher.core.detect import detect
 from watcher.core.model import DataSourceJob, EventKind, Job, KnowledgeBase, Phase, Status
+from watcher.core.render import render
 from watcher.core.stall import stall_due
 from watcher.core.state import (
     JobState,
@@ -609,3 +610,27 @@ def test_the_terminal_observation_wins_when_a_job_is_seen_twice_in_one_cycle() -
     """The KB list and the latest-15 list may disagree; the more advanced view counts."""
     previous = WatchState(kbs=known_kb(), jobs={"job-1": tracked(job(**RUNNING))})
     assert kinds(previous, observe(job(**COMPLETED), job(**RUNNING))) == [E.COMPLETED]
+
+
+@pytest.mark.parametrize("skew", SKEWS, ids=str)
+def test_a_started_alert_times_the_job_on_the_apis_clock_whatever_the_skew(
+    skew: timedelta,
+) -> None:
+    """A job started a second before the second poll (on the API's clock) has run 1 s, with the
+    API's clock 10 minutes or 90 s behind or ahead: the wall clock never enters the sum."""
+    state = first_run(skew, job("old", **COMPLETED, created_at=api_time(NOW, skew)))
+    seen = skewed(POLL + timedelta(seconds=15), skew)
+    started = seen.api - timedelta(seconds=1)
+    fresh = job("new", **RUNNING, created_at=started, started_at=started, updated_at=started)
+    view = KnowledgeBase(uuid=KB, name=KB, created_at=NOW - timedelta(days=30))
+    observation = Observation(
+        at=seen.wall,
+        kbs=(replace(view, last_indexing_job=fresh),),
+        jobs=(fresh,),
+        api_began=seen.api,
+    )
+    _, transitions = detect(state, observation, seen, POLICY)
+    [started_alert] = [t for t in transitions if t.kind is E.STARTED]
+    assert started_alert.api_at == seen.api
+    text = render(started_alert).text
+    assert "Duration: 1s" in text, text

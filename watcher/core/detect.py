@@ -293,6 +293,7 @@ def _event(
         kb_uuid=state.kb_uuid,
         job=state.job,
         stall_reason=reason if reason is not None else state.stalled,
+        api_at=now.api,
     )
 
 

@@ -282,7 +282,7 @@ def _facts(t: Transition, dashboard: str) -> tuple[Item, ...]:
     if job is not None:
         lines.append((plain("Job: "), code(job.uuid)))
         lines.append((plain(f"Outcome: {_state_text(job)}"),))
-        duration = _duration(job, t.at)
+        duration = _duration(job, t.api_at)
         if duration is not None:
             lines.append((plain(f"Duration: {format_elapsed(duration)}"),))
         if job.total_datasources:
@@ -309,12 +309,17 @@ def _state_text(job: Job) -> str:
     return f"{status.lower()} (phase {phase.lower()})"
 
 
-def _duration(job: Job, at: datetime) -> timedelta | None:
+def _duration(job: Job, api_at: datetime | None) -> timedelta | None:
+    """How long the job has run, on DigitalOcean's clock alone: to its `finished_at` (or its
+    last `updated_at`) once it ended, else to `api_at` (the API's clock when it was seen; an
+    event stored before that was recorded falls back to `updated_at`). Never the wall clock:
+    with the API's clock minutes behind, wall minus `started_at` read minutes for a job that
+    started a second ago."""
     start = job.started_at or job.created_at
     if start is None:
         return None
-    end = job.finished_at or (at if not job.is_terminal else job.updated_at) or at
-    return max(end - start, timedelta(0))
+    end = (job.finished_at or job.updated_at) if job.is_terminal else (api_at or job.updated_at)
+    return None if end is None else max(end - start, timedelta(0))
 
 
 def _sources(job: Job) -> list[_Row]:

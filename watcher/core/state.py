@@ -164,6 +164,9 @@ class Transition:
     route: str | None = None  # delivery_failing / delivery_recovered: the route they are about
     stalled_since: datetime | None = None  # a stalled job's outcome: when it last moved
     corrects: EventKind | None = None  # `corrected`: the outcome alerted before
+    # The API's clock when the transition was seen (DigitalOcean's timestamps are compared with
+    # it alone: a running job's duration in an alert is `api_at - started_at`, never the wall).
+    api_at: datetime | None = None
 
     @property
     def job_uuid(self) -> str | None:

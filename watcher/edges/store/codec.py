@@ -163,6 +163,7 @@ _TRANSITION_DECODERS: Mapping[str, _Decoder] = {
     "stall_reason": _strict_enum(StallReason),
     "stalled_since": _datetime,
     "corrects": _strict_enum(EventKind),
+    "api_at": _datetime,
 }
 
 
