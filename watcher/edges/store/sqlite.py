@@ -75,6 +75,8 @@ class SqliteStore(StoreConnection):
         """Claim up to `limit` due rows, oldest first, returning expired claims to the queue.
 
         A retry time more than `longest_wait` after `now` counts as due (a wall-clock step).
+        Each claim expires `lease` after it was made on the lease clock (boot time and boot
+        id), never on the wall clock: see `watcher.edges.store.rows.claim_rows`.
         """
         if limit <= 0:
             return []
@@ -84,6 +86,7 @@ class SqliteStore(StoreConnection):
             lambda conn: claim_rows(
                 conn,
                 now=now,
+                clock=self.lease_clock(),
                 lease=self.lease,
                 limit=limit,
                 token=token,
