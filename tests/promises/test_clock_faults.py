@@ -9,6 +9,7 @@ its elapsed clock keeps the reference time.
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -157,3 +158,40 @@ async def test_a_step_of_the_watchers_clock_raises_no_false_stall_and_loses_noth
                 (b, EventKind.COMPLETED): 1,
             }
         )
+
+
+async def test_a_step_forward_while_a_send_is_in_flight_never_sends_that_alert_twice(
+    tmp_path: Path, webhook_receiver: WebhookReceiver
+) -> None:
+    """A receiver takes 2 s to answer; meanwhile the watcher's wall clock jumps an hour ahead
+    (beyond the 5-minute claim lease) and the next cycle claims what is due. The rows in flight
+    stay claimed (claims expire on the boot-time clock), so each alert arrives once."""
+    jobs = [
+        {"at": 10, "kb": "docs", "id": "a", "pending": 1, "run": 400, "outcome": "failed"},
+        {"at": 11, "kb": "wiki", "id": "b", "pending": 1, "run": 400, "outcome": "completed"},
+    ]
+    scenario = skew_scenario() | {
+        "timeline": [{"at": j.pop("at"), "start_job": j} for j in jobs],
+        "knowledge_bases": skew_scenario()["knowledge_bases"][:2],
+    }
+    async with open_harness(
+        scenario, tmp_path, webhook_receiver, delivery={"timeout": "30s"}
+    ) as rig:
+        await rig.cycle()
+        assert rig.runtime is not None
+        dispatcher = rig.runtime.cycle.dispatcher
+        dispatcher.settings = replace(dispatcher.settings, wait=timedelta(0))  # no cycle waits
+        webhook_receiver.slow(2.0)
+        await rig.run(15)  # `a` and `b` start: their alerts go out, answered in 2 s
+        assert dispatcher._running, "the alerts' round is still sending"
+        rig.offset += timedelta(hours=1)  # NTP steps the clock while the POST is in flight
+        await rig.step(5)  # a cycle claims what is due on the stepped clock
+        await dispatcher.drain()  # the POST is answered: its round settles its rows
+        webhook_receiver.answer(200)
+        await rig.run(10)
+        await dispatcher.drain()
+        sim = rig.sim
+        a, b = sim.job_uuid("a"), sim.job_uuid("b")
+        assert delivered(rig) == Counter({(a, EventKind.STARTED): 1, (b, EventKind.STARTED): 1})
+        status = await rig.status_json()
+        assert "claim expired" not in repr(status)

@@ -105,9 +105,13 @@ class Outbox(Protocol):
 
         A claimed row is `sending` and belongs to this store until it is settled or its claim
         expires (the store's claim lease, 5 minutes by default: a crashed sender's rows come
-        back). A row whose next attempt lies more than `longest_wait` (the longest backoff)
-        after `now` is due too: only a step of the wall clock can have put it there. A row
-        whose stored event cannot be decoded is dead-lettered with the reason, not returned.
+        back). The expiry is kept on the store's lease clock, never judged against `now`
+        (the SQLite store: the host's boot-time clock, named by its boot id; a store shared
+        by hosts: the database server's clock, as for its lease), so a step of the watcher's
+        wall clock while a send is in flight never hands that send's rows out again. A row
+        whose next attempt lies more than `longest_wait` (the longest backoff) after `now` is
+        due too: only a step of the wall clock can have put it there. A row whose stored
+        event cannot be decoded is dead-lettered with the reason, not returned.
         `limit` <= 0 claims nothing.
         """
         ...

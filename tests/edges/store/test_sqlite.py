@@ -14,6 +14,7 @@ import pytest
 from tests.stores import open_held
 from watcher.core.clocks import Elapsed
 from watcher.core.errors import StoreError
+from watcher.core.lease import LeaseTime
 from watcher.core.model import EventKind, Job, Phase, Status
 from watcher.core.outbox import DeliveryState, Settlement, TargetResult
 from watcher.core.state import (
@@ -26,6 +27,7 @@ from watcher.core.state import (
     Transition,
     WatchState,
 )
+from watcher.edges import host
 from watcher.edges.store.sqlite import SqliteStore
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
@@ -284,13 +286,46 @@ async def test_two_stores_on_one_file_never_claim_the_same_row(store: SqliteStor
     assert len(set(ids)) == 60
 
 
+def lease_clock_ahead(store: SqliteStore, seconds: float) -> None:
+    """Move `store`'s view of the lease clock (boot time, which claims expire on) ahead."""
+    clock = host.lease_time
+
+    def ahead() -> LeaseTime:
+        now = clock()
+        return LeaseTime(now.clock, now.seconds + seconds)
+
+    store.lease_clock = ahead
+
+
 async def test_a_claim_older_than_the_lease_goes_back_to_the_queue(store: SqliteStore) -> None:
     await store.record(change(event(job())))
     (claimed,) = await store.claim_due(NOW, limit=10)
-    assert await store.claim_due(NOW + LEASE - timedelta(seconds=1), limit=10) == []
-    (again,) = await store.claim_due(NOW + LEASE + timedelta(seconds=1), limit=10)
+    lease_clock_ahead(store, LEASE.total_seconds() - 5)
+    assert await store.claim_due(NOW, limit=10) == []
+    lease_clock_ahead(store, LEASE.total_seconds() + 1)
+    (again,) = await store.claim_due(NOW, limit=10)
     assert again.id == claimed.id
     assert again.last_error is not None and "claim expired" in again.last_error
+
+
+async def test_a_step_of_the_wall_clock_never_expires_a_claim(store: SqliteStore) -> None:
+    """A claim lasts on the boot-time clock: the wall clock a day ahead finds it still held,
+    so a send in flight across an NTP step is never handed out twice."""
+    await store.record(change(event(job())))
+    (claimed,) = await store.claim_due(NOW, limit=10)
+    assert await store.claim_due(NOW + timedelta(days=1), limit=10) == []
+    await store.settle([Settlement(claimed.id, DeliveryState.SENT, NOW + timedelta(days=1), 1)])
+    assert count(store, "outbox", "state = 'sent'") == 1
+
+
+async def test_a_claim_taken_on_another_boot_goes_back_to_the_queue_at_once(
+    store: SqliteStore,
+) -> None:
+    await store.record(change(event(job())))
+    (claimed,) = await store.claim_due(NOW, limit=10)
+    store.lease_clock = lambda: LeaseTime("boot:another-boot", 1.0)
+    (again,) = await store.claim_due(NOW, limit=10)
+    assert again.id == claimed.id
 
 
 async def test_a_sent_row_is_never_claimed_again(store: SqliteStore) -> None:
@@ -345,7 +380,8 @@ async def test_a_stale_settle_after_another_store_reclaimed_the_row_is_ignored(
     (mine,) = await store.claim_due(NOW, limit=10)
     other = await SqliteStore.open(store.path, now=NOW, lease=LEASE)
     try:
-        (theirs,) = await other.claim_due(NOW + 2 * LEASE, limit=10)
+        lease_clock_ahead(other, 2 * LEASE.total_seconds())
+        (theirs,) = await other.claim_due(NOW, limit=10)
         await store.settle([Settlement(mine.id, DeliveryState.PENDING, NOW, 1, error="late")])
         assert count(store, "outbox", "state = 'sending'") == 1
         await other.settle([Settlement(theirs.id, DeliveryState.SENT, NOW + 2 * LEASE, 2)])
@@ -401,7 +437,7 @@ async def test_snapshot_shows_each_kb_latest_job_and_the_outbox(store: SqliteSto
         "done": 1,
     }
     assert snap.events_by_kind == {"failed": 1}
-    assert (snap.last_cycle_at, snap.created_at, snap.schema_version) == (NOW, NOW, 4)
+    assert (snap.last_cycle_at, snap.created_at, snap.schema_version) == (NOW, NOW, 5)
 
 
 async def test_meta_values_are_kept_until_deleted(store: SqliteStore) -> None:

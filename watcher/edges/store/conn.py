@@ -33,7 +33,8 @@ from watcher.edges.store.files import OpenedFiles
 log = structlog.get_logger(__name__)
 
 DEFAULT_LEASE: Final = timedelta(minutes=5)
-"""How long an outbox claim lasts (not the store's lease: see `watcher.core.lease`)."""
+"""How long an outbox claim lasts, on the lease clock (boot time, `lease_clock`), never on the
+wall clock (not the store's lease: see `watcher.core.lease`)."""
 _T = TypeVar("_T")
 
 

@@ -32,7 +32,7 @@ _RELEASE: Final = """
     UPDATE lease SET holder = NULL, expires = ? WHERE name = ? AND epoch = ? AND holder = ?"""
 _RETURN_ORPHANS: Final = """
     UPDATE outbox SET state = 'pending', claimed_at = NULL, claim_token = NULL,
-        claim_epoch = NULL,
+        claim_epoch = NULL, claim_clock = NULL, claim_expires = NULL,
         last_error = 'claim returned: the process that claimed it is gone'
     WHERE state = 'sending' AND claim_epoch < ?"""
 

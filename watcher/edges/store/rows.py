@@ -14,16 +14,23 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
 
+from watcher.core.lease import LeaseTime
 from watcher.core.model import Phase, Status
 from watcher.core.outbox import DeliveryState, OutboxItem, Settlement, TargetResult
 from watcher.core.state import Change, JobState, KbState, StallReason, WatchState
 from watcher.edges.store import codec, schema
 
+# A claim lasts until `claim_expires` on the lease clock named `claim_clock` (CLOCK_BOOTTIME and
+# the boot id: it never steps). A claim on another clock (another boot, or made before claims
+# had one) or further ahead than a whole claim lease (a clock reset where no boot id names it)
+# cannot be measured, and its claimer cannot still be sending: it is returned at once.
 _EXPIRE: Final = """
     UPDATE outbox INDEXED BY outbox_due
     SET state = 'pending', claimed_at = NULL, claim_token = NULL, claim_epoch = NULL,
+        claim_clock = NULL, claim_expires = NULL,
         last_error = 'claim expired: the sender stopped before settling'
-    WHERE state = 'sending' AND claimed_at < ?"""
+    WHERE state = 'sending' AND (claim_clock IS NULL OR claim_clock <> ?
+        OR claim_expires IS NULL OR claim_expires <= ? OR claim_expires > ?)"""
 # Due: the retry time has come, or lies further ahead than any backoff allows (only a step of
 # the wall clock puts it there). Rows go out in the order they were written (`id`), never by
 # a wall-clock time a step may have skewed.
@@ -32,7 +39,8 @@ _CANDIDATES: Final = """
     WHERE state = 'pending' AND (next_attempt_at <= ? OR next_attempt_at > ?)
     ORDER BY id LIMIT ?"""
 _CLAIM: Final = """
-    UPDATE outbox SET state = 'sending', claimed_at = ?, claim_token = ?, claim_epoch = ?
+    UPDATE outbox SET state = 'sending', claimed_at = ?, claim_token = ?, claim_epoch = ?,
+        claim_clock = ?, claim_expires = ?
     WHERE id = ? AND state = 'pending'"""
 _CLAIMED: Final = """
     SELECT o.id, o.route, o.created_at, o.attempts, o.last_error, e.cycle_id, e.payload,
@@ -42,13 +50,13 @@ _CLAIMED: Final = """
     ORDER BY o.id"""
 _BURY: Final = """
     UPDATE outbox SET state = 'dead', settled_at = ?, claimed_at = NULL, claim_token = NULL,
-        claim_epoch = NULL, last_error = ?
+        claim_epoch = NULL, claim_clock = NULL, claim_expires = NULL, last_error = ?
     WHERE id = ?"""
 _SETTLE: Final = """
     UPDATE outbox SET state = ?, attempts = ?, last_error = ?, targets = ?,
         sent_at = COALESCE(?, sent_at), settled_at = ?,
         next_attempt_at = COALESCE(?, next_attempt_at), claimed_at = NULL, claim_token = NULL,
-        claim_epoch = NULL
+        claim_epoch = NULL, claim_clock = NULL, claim_expires = NULL
     WHERE id = ? AND state = 'sending'"""
 _UPSERT_KB: Final = """
     INSERT INTO knowledge_bases (uuid, name, first_seen_at, last_job_uuid, updated, news_since)
@@ -285,6 +293,7 @@ def claim_rows(
     conn: sqlite3.Connection,
     *,
     now: datetime,
+    clock: LeaseTime,
     lease: timedelta,
     limit: int,
     token: str,
@@ -293,18 +302,29 @@ def claim_rows(
 ) -> list[OutboxItem]:
     """Return expired claims to the queue, then claim up to `limit` due rows under `token`.
 
-    Due means a retry time at or before `now`, or more than `longest_wait` after it (a step
-    of the wall clock). `epoch` is the store lease's epoch the claimer holds (None: it holds
-    none); whoever takes the lease over later returns the claims of earlier epochs at once.
+    Two clocks, never compared: `now` is the wall clock, for what people and backoffs read
+    (due means a retry time at or before `now`, or more than `longest_wait` after it: a step
+    of the wall clock; `claimed_at` records it for people). `clock` is a reading of the store's
+    lease clock (`watcher.edges.host.lease_time`: seconds since boot, named by the boot id),
+    the only clock a claim's expiry is kept and judged on: each claim lasts `lease` seconds on
+    it, so a step of the wall clock while a send is in flight never returns that send's rows to
+    the queue (it would send them twice). A claim taken on another clock (another boot, or a
+    store written before claims had one) is returned at once: its claimer is gone.
+
+    `epoch` is the store lease's epoch the claimer holds (None: it holds none); whoever takes
+    the lease over later returns the claims of earlier epochs at once.
 
     A row whose event payload cannot be decoded is moved to the dead letters with the reason,
     so one bad row never blocks the queue.
     """
     at = schema.to_db(now)
     horizon = schema.to_db(now + longest_wait) if longest_wait is not None else _NEVER
-    conn.execute(_EXPIRE, (schema.to_db(now - lease),))
+    seconds = lease.total_seconds()
+    conn.execute(_EXPIRE, (clock.clock, clock.seconds, clock.seconds + seconds))
+    expires = clock.seconds + seconds
     for (row_id,) in conn.execute(_CANDIDATES, (at, horizon, limit)).fetchall():
-        conn.execute(_CLAIM, (at, token, epoch, row_id))  # rowcount 0: another store claimed it
+        # rowcount 0: another store claimed it
+        conn.execute(_CLAIM, (at, token, epoch, clock.clock, expires, row_id))
     items = []
     for row in conn.execute(_CLAIMED, (token,)).fetchall():
         try:

@@ -121,7 +121,16 @@ _V3: Final = (
 # `watcher.core.corrections`): outcomes after a correction carry their number in the event id.
 _V4: Final = ("ALTER TABLE jobs ADD COLUMN corrections INTEGER NOT NULL DEFAULT 0",)
 
-MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_V1, _V2, _V3, _V4)
+# Version 5: when each outbox claim expires, on the store's lease clock (`claim_clock` names it:
+# the boot-time clock and boot id, `watcher.edges.host.lease_time`; `claim_expires` is seconds
+# on it), never on the wall clock a step moves. Claims made before (NULL clock) are on no
+# known clock: the next claimer returns them to the queue at once.
+_V5: Final = (
+    "ALTER TABLE outbox ADD COLUMN claim_clock TEXT",
+    "ALTER TABLE outbox ADD COLUMN claim_expires REAL",
+)
+
+MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_V1, _V2, _V3, _V4, _V5)
 """`MIGRATIONS[n]` takes a store from schema version n to n + 1."""
 
 SCHEMA_VERSION: Final = len(MIGRATIONS)

@@ -76,6 +76,8 @@ class SqliteStore(StoreReads):
         """Claim up to `limit` due rows, oldest first, returning expired claims to the queue.
 
         A retry time more than `longest_wait` after `now` counts as due (a wall-clock step).
+        Each claim expires `lease` after it was made on the lease clock (boot time and boot
+        id), never on the wall clock: see `watcher.edges.store.rows.claim_rows`.
         """
         if limit <= 0:
             return []
@@ -85,6 +87,7 @@ class SqliteStore(StoreReads):
             lambda conn: claim_rows(
                 conn,
                 now=now,
+                clock=self.lease_clock(),
                 lease=self.lease,
                 limit=limit,
                 token=token,
