@@ -28,8 +28,23 @@ SLACK_URL = "slack://T1JJ3T3L2/A1BRTD4JD/TIiajkdnlazkcOXrIdevi7FQ/#indexing"
         # Bearer credentials in free text.
         ("sent Bearer abc.def-ghi to api", [], f"sent Bearer {MASK} to api"),
         # Authorization header values, as a header line and inside a dict repr.
-        ("Authorization: Basic dXNlcjpwYXNz\nnext", [], f"Authorization: {MASK}\nnext"),
-        ("{'authorization': 'Token xyz', 'a': 1}", [], f"{{'authorization': '{MASK}', 'a': 1}}"),
+        ("Authorization: Basic dXNlcjpwYXNz\nnext", [], f"Authorization: Basic {MASK}\nnext"),
+        (
+            "{'authorization': 'Token xyz', 'a': 1}",
+            [],
+            f"{{'authorization': 'Token {MASK}', 'a': 1}}",
+        ),
+        # the credential goes, the rest of the line stays (test-notify's result, a log's fields)
+        (
+            "JSON json://h/x?+Authorization=Bearer%20s3cr3t-t0k3n ok",
+            [],
+            f"JSON json://h/x?+Authorization={MASK} ok",
+        ),
+        (
+            "authorization: Bearer abc.def-ghi status=200",
+            [],
+            f"authorization: Bearer {MASK} status=200",
+        ),
         # user:pass@ in any URL scheme.
         ("mailto://me:hunter22@example.com", [], f"mailto://{MASK}@example.com"),
         ("https://u:p@host/path", [], f"https://{MASK}@host/path"),

@@ -54,8 +54,13 @@ IDENTITY_FIELDS = frozenset(
 _SHAPES: tuple[re.Pattern[str], ...] = (
     # DigitalOcean personal, OAuth and refresh tokens.
     re.compile(r"(do[opr]_v1_)[0-9A-Za-z]+"),
-    # An Authorization header in any rendering (`Authorization: x`, `'authorization': 'x'`).
-    re.compile(r"(?i)\b((?:proxy-)?authorization['\"]?\s*[:=]\s*['\"]?)[^'\"\r\n]+"),
+    # An Authorization header in any rendering (`Authorization: Bearer x`, `'authorization':
+    # 'x'`, apprise's `+Authorization=Basic%20x`): its scheme word stays, the credential goes,
+    # and the text after it (the rest of a log line, a URL's next argument) is kept.
+    re.compile(
+        r"(?i)\b((?:proxy-)?authorization['\"]?\s*[:=]\s*['\"]?(?:[a-z][\w-]*[ \t]+)?)"
+        r"[^\s'\"&,;]+"
+    ),
     re.compile(r"(?i)\b(bearer\s+)[^\s'\",;]+"),
     # Credentials in the authority part of any URL.
     re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://)[^/?#\s@'\"]*:[^/?#\s@'\"]*@"),
