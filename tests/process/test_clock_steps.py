@@ -136,9 +136,10 @@ def test_a_stepped_clock_keeps_polling_at_its_interval_with_no_false_stall_and_n
     service: Service, faketime: tuple[Path, dict[str, str]], offset: timedelta
 ) -> None:
     control, fake_env = faketime
-    sim = Simulator(
-        parse_scenario(scenario(), "clock-steps"), token=service_token(), clock=RealClock()
-    )
+    # Held until the daemon's first cycle: on a loaded machine the process starts seconds
+    # late, and the scenario's jobs would be history by its first look (no alert owed).
+    clock = RealClock(held=True)
+    sim = Simulator(parse_scenario(scenario(), "clock-steps"), token=service_token(), clock=clock)
     base_url = service.serve(sim)
     receiver = service.receiver()
     port = free_port()
@@ -155,6 +156,7 @@ def test_a_stepped_clock_keeps_polling_at_its_interval_with_no_false_stall_and_n
     env = service.env(**fake_env)
     proc = service.start("run", env=env)
     proc.wait_for_log("cycle_finished")
+    clock.release()
 
     at = lambda seconds: sim.sync() >= sim.t0 + timedelta(seconds=seconds)  # noqa: E731
     wait_for(lambda: at(5), 15, "t = 5 s")
@@ -193,9 +195,10 @@ def test_a_stepped_clock_keeps_polling_at_its_interval_with_no_false_stall_and_n
     # cycles finished from the step to the stop, each starting on time after the one before
     ends = [r.at for r in proc.lines if r.record and r.record.get("event") == "cycle_finished"]
     ends = [at for at in ends if stepped_at <= at <= stopped_at]
-    assert ends and ends[0] - stepped_at < 3 and stopped_at - ends[-1] < 3, ends
+    # seconds of scheduling slack on a busy machine; a step would be 60 s or an hour
+    assert ends and ends[0] - stepped_at < 6 and stopped_at - ends[-1] < 6, ends
     late = late_starts(proc, stepped_at)
-    assert max(late) < 1.0, late  # scheduling slack on a busy machine; a step would be 60 s
+    assert max(late) < 5.0, late
     assert not proc.records("cycle_failed")
 
 
