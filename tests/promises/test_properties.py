@@ -5,8 +5,10 @@ every phase/status pair plus unknown and missing values (flipping back and forth
 API would), counters that move or not, timestamps present or missing, KBs absent at times,
 and the clock advancing by a second to hours between cycles. Whatever the history:
 
-- a job gets at most one terminal event, and exactly one when it was observed finished after
-  the watcher could tell it was new;
+- a job gets one terminal event per verdict: at most one, plus one after each `corrected`
+  of it (a newer answer contradicting its alerted outcome; at most `MAX_CORRECTIONS`), and at
+  least one when it was observed finished after the watcher could tell it was new; a second
+  outcome never comes without a `corrected` before it;
 - a job first seen finished on a new KB, or created before its KB was first seen, gets none;
 - `recovered` only follows a `stalled` of the same job;
 - an observation whose phase and status are both unknown (or missing) produces no event;
@@ -25,6 +27,7 @@ from hypothesis import strategies as st
 
 from tests.promises import PROPERTY
 from watcher.core.clocks import Instant
+from watcher.core.corrections import MAX_CORRECTIONS
 from watcher.core.decide import RouteRule, route
 from watcher.core.detect import detect
 from watcher.core.history import watermark
@@ -158,8 +161,20 @@ def test_terminal_events_are_at_most_one_per_job_and_ids_are_unique(
     run = replay(steps, births)
     ids = [t.event_id for t in run.transitions]
     assert len(ids) == len(set(ids))
-    terminal = Counter(t.job_uuid for t in run.transitions if t.kind.is_terminal)
-    assert all(n == 1 for n in terminal.values())
+    verdicts: Counter[str | None] = Counter()  # outcomes alerted so far, per job
+    corrected: Counter[str | None] = Counter()
+    for t in run.transitions:
+        if t.kind is EventKind.CORRECTED:
+            corrected[t.job_uuid] += 1
+            assert verdicts[t.job_uuid] == corrected[t.job_uuid], (
+                "corrected with nothing to correct"
+            )
+        elif t.kind.is_terminal:
+            verdicts[t.job_uuid] += 1
+            assert verdicts[t.job_uuid] == 1 + corrected[t.job_uuid], (
+                "a second outcome, uncorrected"
+            )
+    assert all(n <= MAX_CORRECTIONS for n in corrected.values())
     deliveries = route(run.transitions, RULES)
     assert len(deliveries) == len(set(deliveries))
     by_id = {t.event_id: t for t in run.transitions}
@@ -168,7 +183,7 @@ def test_terminal_events_are_at_most_one_per_job_and_ids_are_unique(
         for d in deliveries
         if by_id[d.event_id].kind.is_terminal
     )
-    assert all(n == 1 for n in per_route.values())
+    assert all(n <= 1 + corrected[job] for (_, job), n in per_route.items())
 
 
 @PROPERTY
@@ -242,8 +257,10 @@ def test_history_stays_silent_and_every_new_finished_job_is_alerted_once(
                 owed[job.uuid] = True
         ended.update(j.uuid for j in observation.jobs if j.is_terminal and j.uuid in owed)
     terminal = Counter(t.job_uuid for t in run.transitions if t.kind.is_terminal)
+    corrected = Counter(t.job_uuid for t in run.transitions if t.kind is EventKind.CORRECTED)
     for uuid, due in owed.items():
         if due and uuid in ended:
-            assert terminal[uuid] == 1, f"{uuid} ended but its outcome was never alerted"
+            assert terminal[uuid] >= 1, f"{uuid} ended but its outcome was never alerted"
+            assert terminal[uuid] <= 1 + corrected[uuid], f"{uuid}: an outcome uncorrected"
         if not due:
             assert not [t for t in run.transitions if t.job_uuid == uuid], f"{uuid} is history"
