@@ -102,6 +102,16 @@ def transition(kind: EventKind, **extra: object) -> Transition:
             kb_name="product-docs",
             detail=detail if kind is EventKind.KNOWLEDGE_BASE_MISSING else "Listed again.",
         )
+    if kind in (EventKind.DATABASE_UNHEALTHY, EventKind.DATABASE_RECOVERED):
+        status = "POWEROFF" if kind is EventKind.DATABASE_UNHEALTHY else "ONLINE"
+        return Transition(
+            event_id=f"database/{kind}",
+            kind=kind,
+            at=NOW,
+            kb_uuid=KB,
+            kb_name="product-docs",
+            database_status=status,
+        )
     if kind is EventKind.CORRECTED:
         extra = {
             "detail": "This job was reported completed; the API now reports it running "
@@ -146,6 +156,25 @@ _MANY = replace(
 CASES["partial_fitted"] = render(
     transition(EventKind.PARTIAL, job=_MANY),
     budget=Budget(body=1000, title=250, title_in_body=True),
+)
+# what the extra reads add: sources by name, an unhealthy database, the agents fed
+CASES["failed_with_facts"] = render(
+    transition(
+        EventKind.FAILED,
+        source_names=(
+            ("d1e2f3a4-b5c6-4d7e-8f9a-0b1c2d3e4f5a", "web crawler https://docs.example.com"),
+            ("a9b8c7d6-e5f4-4a3b-2c1d-0e9f8a7b6c5d", "Spaces docs-bucket/manuals/"),
+        ),
+        database_status="POWEROFF",
+        agents=("sales-bot", "support-bot"),
+    )
+)
+CASES["stalled_with_facts"] = render(
+    transition(
+        EventKind.STALLED,
+        source_names=(("d1e2f3a4-b5c6-4d7e-8f9a-0b1c2d3e4f5a", "file handbook.pdf"),),
+        agents=("support-bot",),
+    )
 )
 CASES["hostile"] = render(
     transition(EventKind.FAILED, kb_name=HOSTILE, detail=HOSTILE),

@@ -115,7 +115,12 @@ _SAMPLE_KB = "00000000-0000-4000-8000-000000000000"
 def sample_transition(kind: EventKind) -> Transition:
     """An event of `kind` with every field an event of that kind carries."""
     if not kind.is_about_a_job:
-        kb = kind in (EventKind.KNOWLEDGE_BASE_MISSING, EventKind.KNOWLEDGE_BASE_FOUND)
+        kb = kind in (
+            EventKind.KNOWLEDGE_BASE_MISSING,
+            EventKind.KNOWLEDGE_BASE_FOUND,
+            EventKind.DATABASE_UNHEALTHY,
+            EventKind.DATABASE_RECOVERED,
+        )
         delivery = kind in (EventKind.DELIVERY_FAILING, EventKind.DELIVERY_RECOVERED)
         return Transition(
             event_id=f"sample/{kind.value}",

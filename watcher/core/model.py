@@ -83,6 +83,8 @@ class EventKind(StrEnum):
     DELIVERY_RECOVERED = "delivery_recovered"
     KNOWLEDGE_BASE_MISSING = "knowledge_base_missing"
     KNOWLEDGE_BASE_FOUND = "knowledge_base_found"
+    DATABASE_UNHEALTHY = "database_unhealthy"  # a KB's database is not ONLINE
+    DATABASE_RECOVERED = "database_recovered"  # it is ONLINE again
 
     @property
     def is_terminal(self) -> bool:
@@ -117,6 +119,8 @@ _WATCHER_EVENTS = frozenset(
         EventKind.KNOWLEDGE_BASE_FOUND,
         EventKind.DELIVERY_FAILING,
         EventKind.DELIVERY_RECOVERED,
+        EventKind.DATABASE_UNHEALTHY,
+        EventKind.DATABASE_RECOVERED,
     }
 )
 
@@ -146,6 +150,8 @@ _SEVERITY = {
     EventKind.DELIVERY_RECOVERED: Severity.SUCCESS,
     EventKind.KNOWLEDGE_BASE_MISSING: Severity.WARNING,
     EventKind.KNOWLEDGE_BASE_FOUND: Severity.SUCCESS,
+    EventKind.DATABASE_UNHEALTHY: Severity.FAILURE,
+    EventKind.DATABASE_RECOVERED: Severity.SUCCESS,
 }
 
 

@@ -57,6 +57,8 @@ _HEADLINE = {
     EventKind.DELIVERY_RECOVERED: "alerts getting through again",
     EventKind.KNOWLEDGE_BASE_MISSING: "knowledge base not found in the account",
     EventKind.KNOWLEDGE_BASE_FOUND: "knowledge base found again",
+    EventKind.DATABASE_UNHEALTHY: "knowledge base database not online",
+    EventKind.DATABASE_RECOVERED: "knowledge base database online again",
 }
 # `recovered` for a job that ended (sent alone to a route that did not ask for the outcome).
 RECOVERED_BY_ENDING = "indexing finished after a stall"
@@ -118,7 +120,8 @@ def render(
     if transition.detail:
         head.append(Para((plain(transition.detail),)))
     job = transition.job
-    rows = _sources(job) if job is not None and kind is not EventKind.STARTED else []
+    names = dict(transition.source_names)
+    rows = _sources(job, names) if job is not None and kind is not EventKind.STARTED else []
     heading = Para((strong("Data sources"),))
     fitted = _fitted(head, rows, "data sources", heading, budget.body_room(title), budget.lines)
     return _message(title, fitted, severity)
@@ -297,10 +300,31 @@ def _facts(t: Transition, dashboard: str) -> tuple[Item, ...]:
                 f"{job.items_skipped:,} skipped"
             )
             lines.append((plain(items),))
+    lines += _kb_facts(t)
     if t.kb_uuid is not None:
         url = kb_link(dashboard, t.kb_uuid)
         lines.append((plain("Control panel: "), link(url, url)))
     return tuple(Item(spans) for spans in lines)
+
+
+def _kb_facts(t: Transition) -> list[tuple[Span, ...]]:
+    """What the extra reads know of the KB: its sources by name (when no per-source rows
+    follow), its database when not online, the agents it feeds."""
+    lines: list[tuple[Span, ...]] = []
+    listed = t.job is not None and t.job.data_source_jobs and t.kind is not EventKind.STARTED
+    if t.source_names and not listed:
+        lines.append((plain("Sources: " + ", ".join(label for _, label in t.source_names)),))
+    if t.database_status is not None:
+        lines.append((plain(f"Database: {t.database_status}"), *_database_note(t)))
+    if t.agents:
+        lines.append((plain("Feeds agents: " + ", ".join(t.agents)),))
+    return lines
+
+
+def _database_note(t: Transition) -> tuple[Span, ...]:
+    if t.kind in (EventKind.DATABASE_UNHEALTHY, EventKind.DATABASE_RECOVERED):
+        return ()
+    return (plain(" (the knowledge base's database is not online)"),)
 
 
 def _state_text(job: Job) -> str:
@@ -322,13 +346,13 @@ def _duration(job: Job, api_at: datetime | None) -> timedelta | None:
     return None if end is None else max(end - start, timedelta(0))
 
 
-def _sources(job: Job) -> list[_Row]:
+def _sources(job: Job, names: dict[str, str]) -> list[_Row]:
     """One bullet per data source, worst first, its error as a note under it: lists read well
     on every service (Slack and plain-text email have no tables)."""
     ordered = sorted(job.data_source_jobs, key=lambda ds: _SOURCE_ORDER.get(ds.status, 3))
     return [
         _Row(
-            _source_line(ds),
+            _source_line(ds, names),
             ": ".join(x for x in (ds.error_msg, ds.error_details) if x) or None,
             _status_word(ds),
         )
@@ -350,9 +374,12 @@ def _status_word(ds: DataSourceJob) -> str:
     return ds.status_text.removeprefix("DATA_SOURCE_STATUS_").lower()
 
 
-def _source_line(ds: DataSourceJob) -> tuple[Span, ...]:
+def _source_line(ds: DataSourceJob, names: dict[str, str]) -> tuple[Span, ...]:
     counts = (
         f" {_status_word(ds)}: {ds.indexed_item_count or 0:,} indexed, "
         f"{ds.failed_item_count or 0:,} failed, {ds.skipped_item_count or 0:,} skipped"
     )
+    name = names.get(ds.data_source_uuid or "")
+    if name is not None:
+        return (plain(name), plain(counts))
     return (code(ds.data_source_uuid or "?"), plain(counts))

@@ -167,6 +167,12 @@ class Transition:
     # The API's clock when the transition was seen (DigitalOcean's timestamps are compared with
     # it alone: a running job's duration in an alert is `api_at - started_at`, never the wall).
     api_at: datetime | None = None
+    # What the extra reads know of the KB (`watcher.core.facts.annotate`): each data source of
+    # the job as (uuid, what a person recognises), the KB's database status when it is not
+    # ONLINE (and on the database events), the names of the agents the KB feeds.
+    source_names: tuple[tuple[str, str], ...] = ()
+    database_status: str | None = None
+    agents: tuple[str, ...] = ()
 
     @property
     def job_uuid(self) -> str | None:

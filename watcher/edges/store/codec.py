@@ -164,6 +164,8 @@ _TRANSITION_DECODERS: Mapping[str, _Decoder] = {
     "stalled_since": _datetime,
     "corrects": _strict_enum(EventKind),
     "api_at": _datetime,
+    "source_names": lambda pairs: tuple((str(p[0]), str(p[1])) for p in pairs),
+    "agents": _strings,
 }
 
 

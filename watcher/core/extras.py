@@ -1,0 +1,183 @@
+"""Extra reads inside the budget: which reads beyond the polling are due this cycle. Pure.
+
+Polling (the KB list, job lists, followed jobs, failed jobs' details) is what the watcher
+exists for; every other read (a KB's data sources, its database health, the agents that use
+it, and whatever later issues add) is an *extra read*. Extra reads share the token's budget
+with the polling and never delay it:
+
+- **A share of the watcher's own ceiling**: at most `share` (default 10 %) of
+  `api.max_requests_per_minute` × 60 requests an hour (`share_per_hour`), counted over the
+  sliding hour by the edge (the requests each extra read really sent, retries included).
+- **Spread over the hour**: a token bucket refills at `share_per_hour / 3600` a second and
+  holds at most `BURST_MINUTES` minutes' worth, so an hour's share is never spent in one go.
+- **First to go when the budget is tight**: no extra read while the API says the token runs
+  low (`tight`), nor when the client's sliding minute has no room left beyond the next poll's
+  own cost (`minute_left - poll_cost`). When fewer are allowed than are due, the higher
+  `Priority` goes first, and within one priority the longest overdue.
+
+A read is *due* when it was never made (in this boot), when its `every` has passed since the
+last one, or when its trigger fired (`Candidate.triggered`: a KB's data sources are read
+again when a new job starts). Cadences are measured on the elapsed clock (seconds, one boot).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import timedelta
+from enum import IntEnum, StrEnum
+
+DEFAULT_SHARE = 0.10
+"""The default share of the watcher's own hourly ceiling that extra reads may spend."""
+
+BURST_MINUTES = 5.0
+"""The token bucket holds at most this many minutes' worth of the hourly share."""
+
+
+class Priority(IntEnum):
+    """Which extra reads go first when fewer are allowed than are due (HIGH first)."""
+
+    LOW = 1
+    NORMAL = 2
+    HIGH = 3
+
+
+class Scope(StrEnum):
+    """What one extra read is about: its targets come from the shell per scope."""
+
+    ACCOUNT = "account"  # one target, "" (an account-wide list)
+    KB = "kb"  # each watched knowledge base's uuid
+    AGENT = "agent"  # each agent the account's agent list named
+
+
+class PlanReason(StrEnum):
+    """Why a plan holds what it holds (logged, and in the bench's figures)."""
+
+    NONE_DUE = "none_due"  # nothing is due
+    ALL_DUE = "all_due"  # everything due fits
+    SHARE_SPENT = "share_spent"  # the hourly share or the bucket holds fewer than are due
+    TIGHT = "tight"  # the API says the token runs low: no extra read at all
+    MINUTE_FULL = "minute_full"  # the sliding minute has no room beyond the next poll
+
+
+@dataclass(frozen=True, slots=True)
+class ReadSpec:
+    """One kind of extra read, as registered (`watcher.service.extras.REGISTRY`).
+
+    `every` is its cadence, `cost` the requests one read takes (a paged list: its pages as
+    last seen, at least 1), `on_new_job` re-reads a KB's value when a new job starts.
+    """
+
+    name: str
+    scope: Scope
+    every: timedelta
+    priority: Priority = Priority.NORMAL
+    cost: int = 1
+    on_new_job: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """One extra read that could run: its spec, its target, when it last ran (elapsed
+    seconds of this boot, None when never), whether its trigger fired, and its cost now."""
+
+    spec: ReadSpec
+    target: str
+    last_s: float | None = None
+    triggered: bool = False
+    cost: int | None = None  # None: the spec's
+
+    @property
+    def requests(self) -> int:
+        return max(1, self.cost if self.cost is not None else self.spec.cost)
+
+    def overdue_s(self, now_s: float) -> float | None:
+        """Seconds past due (infinite when never read or triggered), None when not due."""
+        if self.last_s is None or self.triggered:
+            return math.inf
+        late = now_s - self.last_s - self.spec.every.total_seconds()
+        return late if late >= 0 else None
+
+
+@dataclass(frozen=True, slots=True)
+class Bucket:
+    """The token bucket that spreads the share over the hour: `tokens` at elapsed `at_s`."""
+
+    tokens: float = 0.0
+    at_s: float | None = None
+
+    def refilled(self, now_s: float, per_hour: int) -> Bucket:
+        """The bucket at `now_s`: refilled at `per_hour / 3600` a second, capped at
+        `BURST_MINUTES` minutes' worth (a fresh bucket starts full)."""
+        cap = per_hour * BURST_MINUTES / 60
+        if self.at_s is None:
+            return Bucket(cap, now_s)
+        gained = max(0.0, now_s - self.at_s) * per_hour / 3600
+        return Bucket(min(cap, self.tokens + gained), now_s)
+
+
+@dataclass(frozen=True, slots=True)
+class Room:
+    """What the budget leaves for extra reads at this moment (measured by the edge).
+
+    `per_hour` the share (`share_per_hour`); `spent_hour` what extra reads sent in the last
+    sliding hour; `minute_left` the client's room in its sliding minute; `poll_cost` the
+    requests the last poll cycle took (kept free for the next one); `tight` the API's
+    `ratelimit-remaining` is under the configured reserve.
+    """
+
+    per_hour: int
+    spent_hour: int = 0
+    minute_left: int = 1_000_000
+    poll_cost: int = 0
+    tight: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ExtraPlan:
+    """The reads to make this cycle (in order), the bucket after them, and why."""
+
+    reads: tuple[Candidate, ...]
+    bucket: Bucket
+    reason: PlanReason
+    waiting: int = 0  # due reads left for a later cycle
+
+
+def share_per_hour(max_requests_per_minute: int, share: float = DEFAULT_SHARE) -> int:
+    """The extra reads' hourly share: `share` of the watcher's ceiling (`per_minute` × 60)."""
+    return max(0, math.floor(max_requests_per_minute * 60 * share))
+
+
+def due(candidates: Sequence[Candidate], now_s: float) -> list[Candidate]:
+    """The due candidates, the order they go in: priority first, then the longest overdue."""
+    late = [(c, c.overdue_s(now_s)) for c in candidates]
+    ready = [(c, s) for c, s in late if s is not None]
+    ready.sort(key=lambda pair: (-pair[0].spec.priority, -pair[1]))
+    return [c for c, _ in ready]
+
+
+def plan(candidates: Sequence[Candidate], room: Room, bucket: Bucket, now_s: float) -> ExtraPlan:
+    """The extra reads to make now, within the share, the bucket and the minute's room."""
+    bucket = bucket.refilled(now_s, room.per_hour)
+    ready = due(candidates, now_s)
+    if not ready:
+        return ExtraPlan((), bucket, PlanReason.NONE_DUE)
+    if room.tight:
+        return ExtraPlan((), bucket, PlanReason.TIGHT, len(ready))
+    minute = room.minute_left - room.poll_cost
+    allowance = min(bucket.tokens, room.per_hour - room.spent_hour, minute)
+    chosen: list[Candidate] = []
+    for candidate in ready:
+        if candidate.requests > allowance:
+            break  # never let a cheaper, less important read overtake one that waits
+        chosen.append(candidate)
+        allowance -= candidate.requests
+    spent = sum(c.requests for c in chosen)
+    after = replace(bucket, tokens=bucket.tokens - spent)
+    waiting = len(ready) - len(chosen)
+    if not waiting:
+        return ExtraPlan(tuple(chosen), after, PlanReason.ALL_DUE)
+    blocked = minute < min(bucket.tokens, room.per_hour - room.spent_hour)
+    reason = PlanReason.MINUTE_FULL if blocked else PlanReason.SHARE_SPENT
+    return ExtraPlan(tuple(chosen), after, reason, waiting)
