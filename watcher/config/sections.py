@@ -54,6 +54,16 @@ def _not_negative(value: timedelta) -> timedelta:
     return value
 
 
+def _share(value: object) -> object:
+    """`"10%"` as 0.1; a number is taken as a fraction."""
+    if isinstance(value, str) and value.strip().endswith("%"):
+        try:
+            return float(value.strip()[:-1]) / 100
+        except ValueError:
+            raise ValueError('must be a percentage like "10%" or a fraction like 0.1') from None
+    return value
+
+
 Duration = Annotated[timedelta, BeforeValidator(parse_duration), AfterValidator(_positive)]
 DurationOrZero = Annotated[
     timedelta, BeforeValidator(parse_duration), AfterValidator(_not_negative)
@@ -102,6 +112,9 @@ class ApiConfig(Section):
         16 * 1024 * 1024
     )
     max_list_items: int = Field(default=20_000, ge=200, le=1_000_000)
+    # The share of the watcher's own hourly ceiling (max_requests_per_minute × 60) the extra
+    # reads may spend (data sources, database health, agents): "10%" or 0.1; 0 turns them off.
+    extra_reads_share: Annotated[float, BeforeValidator(_share), Field(ge=0.0, le=0.5)] = 0.1
 
     @field_validator("base_url")
     @classmethod

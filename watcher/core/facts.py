@@ -23,6 +23,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, assert_never
 
+from watcher.core.clocks import Elapsed
 from watcher.core.model import EventKind
 from watcher.core.state import Transition
 
@@ -238,3 +239,22 @@ def agents_by_kb(agents: Sequence[Agent]) -> dict[str, tuple[str, ...]]:
         for kb in agent.kb_uuids:
             found.setdefault(kb, set()).add(agent.name)
     return {kb: tuple(sorted(names)) for kb, names in found.items()}
+
+
+@dataclass(frozen=True, slots=True)
+class StoredFact:
+    """One extra read's last result as the store keeps it (table `kb_facts`).
+
+    `subject` the read's target (a KB or agent uuid, "" for the account), `kind` the read's
+    registered name, `value` its JSON text, `read_at` when it was read on the elapsed clock
+    (None: never in a comparable boot), `marker` what its trigger compares (the latest job
+    of the KB when the data sources were read), `episode` the unhealthy spells counted so far
+    (the database events' ids).
+    """
+
+    subject: str
+    kind: str
+    value: str
+    read_at: Elapsed | None = None
+    marker: str | None = None
+    episode: int = 0

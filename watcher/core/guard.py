@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Collection, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from watcher.core.facts import StoredFact
 from watcher.core.inert import inert
 from watcher.core.outbox import Budget, EventBody, Message, OutboxItem, SendResult, Settlement
-from watcher.core.ports import Notifier
+from watcher.core.ports import FactStore, Notifier
 from watcher.core.redact import SECRETS, SecretRegistry
 from watcher.core.state import Change, WatchState
 
@@ -80,18 +82,23 @@ class GuardedStore:
         await self._inner.set_meta(key, self.clean_meta(value) or "")
 
     def clean_meta(self, value: str | None) -> str | None:
-        """A small stored value redacted; JSON is redacted value by value and written again
-        (a secret holding a quote or a backslash is escaped inside JSON text)."""
-        if value is None:
-            return None
-        try:
-            data = json.loads(value)
-        except ValueError:
-            data = None
-        if not isinstance(data, dict | list):  # text, or a JSON scalar ("Infinity" is one)
-            return self._secrets.redact(value)
-        cleaned = self._secrets.scrub(data)
-        return self._secrets.redact(value if cleaned is data else json.dumps(cleaned))
+        """A small stored value redacted (see `clean_value`)."""
+        return clean_value(self._secrets, value)
+
+
+def clean_value(secrets: SecretRegistry, value: str | None) -> str | None:
+    """A small stored value redacted; JSON is redacted value by value and written again
+    (a secret holding a quote or a backslash is escaped inside JSON text)."""
+    if value is None:
+        return None
+    try:
+        data = json.loads(value)
+    except ValueError:
+        data = None
+    if not isinstance(data, dict | list):  # text, or a JSON scalar ("Infinity" is one)
+        return secrets.redact(value)
+    cleaned = secrets.scrub(data)
+    return secrets.redact(value if cleaned is data else json.dumps(cleaned))
 
 
 class GuardedNotifier:
@@ -134,3 +141,18 @@ class GuardedNotifier:
             html=body(message.html),
             document=document,
         )
+
+
+class GuardedFacts:
+    """A fact store whose written values are redacted like the other small stored values."""
+
+    def __init__(self, inner: FactStore, secrets: SecretRegistry = SECRETS) -> None:
+        self._inner = inner
+        self._secrets = secrets
+
+    async def load_facts(self) -> list[StoredFact]:
+        return await self._inner.load_facts()
+
+    async def save_facts(self, facts: Sequence[StoredFact], at: datetime) -> None:
+        clean = [replace(f, value=clean_value(self._secrets, f.value) or "") for f in facts]
+        await self._inner.save_facts(clean, at)

@@ -14,7 +14,8 @@ from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from watcher.core.model import DataSourceJob, Job, KnowledgeBase
+from watcher.core.facts import Agent, DatabaseStatus, DataSource, StoredFact
+from watcher.core.model import DataSourceJob, Job, KnowledgeBase, RateLimit
 from watcher.core.outbox import Budget, Message, OutboxItem, SendResult, Settlement
 from watcher.core.state import Change, WatchState
 
@@ -63,6 +64,57 @@ class Source(Protocol):
     async def list_job_data_sources(self, job_uuid: str) -> list[DataSourceJob]:
         """The per-data-source results of one job, with their item counts and error texts
         (`GET /v2/gen-ai/indexing_jobs/{uuid}/data_sources`); one request."""
+        ...
+
+
+class ExtraSource(Protocol):
+    """The extra reads of the API (`watcher.edges.api.client.ApiClient`), and what the edge
+    counts of the budget for them (`watcher.service.extras`). Errors as for `Source`.
+
+    Each read is one request, but for lists (`list_kb_data_sources`, `list_agents`): one per
+    page of `api.per_page`.
+    """
+
+    @property
+    def requests_sent(self) -> int:
+        """Requests put on the wire so far, retries included (the edge counts with it)."""
+        ...
+
+    @property
+    def rate_limit(self) -> RateLimit | None:
+        """The rate-limit headers of the last answer, if any came."""
+        ...
+
+    def minute_left(self) -> int:
+        """Requests the client's own ceiling still allows in its sliding minute."""
+        ...
+
+    async def list_kb_data_sources(self, kb_uuid: str) -> list[DataSource]:
+        """`GET /v2/gen-ai/knowledge_bases/{uuid}/data_sources`, every page."""
+        ...
+
+    async def get_database_status(self, kb_uuid: str) -> tuple[DatabaseStatus, str | None]:
+        """`database_status` of `GET /v2/gen-ai/knowledge_bases/{uuid}` (raw when unknown)."""
+        ...
+
+    async def list_agents(self) -> list[Agent]:
+        """`GET /v2/gen-ai/agents`, every page: uuids and names."""
+        ...
+
+    async def get_agent(self, agent_uuid: str) -> Agent:
+        """`GET /v2/gen-ai/agents/{uuid}`: the agent's name and its KBs' uuids."""
+        ...
+
+
+class FactStore(Protocol):
+    """Keeps the extra reads' last results (`kb_facts`); errors as for `StateStore`."""
+
+    async def load_facts(self) -> list[StoredFact]:
+        """Every stored fact."""
+        ...
+
+    async def save_facts(self, facts: Sequence[StoredFact], at: datetime) -> None:
+        """Insert or replace each fact by (subject, kind) in one transaction; `at` wall."""
         ...
 
 

@@ -11,6 +11,9 @@ base or one delivery is logged and survived. The steps:
   told as completed: `watcher.core.tolerance`);
 - decide (`watcher.core.decide.route`): which routes get which event;
 - record: states, events and outbox rows in one transaction, with the API's health;
+- extra reads (`watcher.service.extrarun`): what the budget's share allows of the reads beyond
+  the polling (data sources, database health, agents), after the poll was recorded; their
+  facts annotate the next alerts (`watcher.core.facts.annotate`);
 - deliver (`watcher.service.dispatch`): what is due in the outbox goes out.
 
 A cycle has a deadline (`CycleSettings.deadline`, on the event loop's monotonic clock): its
@@ -36,9 +39,18 @@ from watcher.core.clocks import Elapsed, Instant
 from watcher.core.decide import RetryPolicy, RouteRule, route
 from watcher.core.detect import detect
 from watcher.core.errors import ApiStatusError, SourceError
-from watcher.core.model import EventKind, WatchedKb
+from watcher.core.facts import annotate
+from watcher.core.model import EventKind, KnowledgeBase, WatchedKb
 from watcher.core.outbox import SettleReason
-from watcher.core.ports import MetaStore, Notifier, Outbox, Source, StateStore
+from watcher.core.ports import (
+    ExtraSource,
+    FactStore,
+    MetaStore,
+    Notifier,
+    Outbox,
+    Source,
+    StateStore,
+)
 from watcher.core.present import Presentation
 from watcher.core.render import DASHBOARD
 from watcher.core.state import Change, Observation, Policy, Transition, WatchState, changed
@@ -46,6 +58,7 @@ from watcher.core.tolerance import Tolerances, tolerate
 from watcher.edges.hostclock import elapsed_now
 from watcher.service.accountcheck import AccountCheck
 from watcher.service.dispatch import Dispatcher, DispatchSettings
+from watcher.service.extrarun import ExtraReads, ExtrasSettings
 from watcher.service.observe import BASELINE_KEY, Observer, Sight
 
 log = structlog.get_logger(__name__)
@@ -73,6 +86,7 @@ class CycleSettings:
     delivery_failing_after: timedelta = timedelta(minutes=10)
     tolerances: Tolerances = field(default_factory=Tolerances)  # error budgets per KB
     presentations: Mapping[str, Presentation] = field(default_factory=dict)  # per route
+    extras: ExtrasSettings | None = None  # the extra reads' share (None: no extra reads)
 
     def dispatch(self) -> DispatchSettings:
         """The deliver stage's slice."""
@@ -100,6 +114,7 @@ class CycleReport:
     events: tuple[EventKind, ...] = ()
     deliveries: tuple[tuple[str, SettleReason], ...] = ()
     error: str | None = None
+    extra_requests: int = 0  # what the extra reads sent (not the poll's cost)
 
 
 class Cycle:
@@ -118,6 +133,8 @@ class Cycle:
         *,
         monotonic: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        extra_source: ExtraSource | None = None,
+        facts: FactStore | None = None,
     ) -> None:
         self.source, self.store, self.meta = source, store, meta
         self.settings, self.clock, self.elapsed = settings, clock, elapsed
@@ -134,13 +151,20 @@ class Cycle:
             sleep=sleep,
         )
         self.current_id: str | None = None  # the id of the cycle running (or last run)
+        self.extras: ExtraReads | None = None
+        if settings.extras is not None and extra_source is not None and facts is not None:
+            self.extras = ExtraReads(extra_source, facts, settings.extras, self._record_events)
+        self._seen: tuple[KnowledgeBase, ...] = ()
+        self._sent_before = 0
 
     async def run(self) -> CycleReport:
         """Poll once, record what changed, deliver what is due; raises only on store failure."""
         cycle_id = self.current_id = uuid.uuid4().hex[:12]
         structlog.contextvars.bind_contextvars(cycle_id=cycle_id)
         try:
+            self._sent_before = self.extras.source.requests_sent if self.extras else 0
             report = await self._poll(cycle_id)
+            report = await self._extra_reads(report)
             delivered = await self.deliver()
             return replace(report, deliveries=delivered)
         finally:
@@ -162,8 +186,12 @@ class Cycle:
             async with asyncio.timeout_at(until):
                 transitions = await self.observer.with_details(transitions)
             transitions = tolerate(transitions, self.settings.tolerances)  # needs the details
+            if self.extras is not None:
+                await self.extras.load()
+                transitions = tuple(annotate(transitions, self.extras.kb_facts()))
         except (SourceError, TimeoutError) as exc:
             return await self._fetch_failed(cycle_id, exc)
+        self._seen = sight.kbs
         deliveries = route(transitions, self.settings.rules)
         # `api_recovered` first, so that its alert comes before the news it lets through.
         await self._api_outcome(cycle_id, now, None)
@@ -232,6 +260,33 @@ class Cycle:
         await self.store.record(change, meta={_API_HEALTH_KEY: health.encode()})
         for t in transitions:
             log.warning(t.kind.value, event_id=t.event_id, detail=t.detail)
+
+    async def _extra_reads(self, report: CycleReport) -> CycleReport:
+        """The extra reads the share allows now (after a poll that read the API), within the
+        cycle's deadline of their own; their failures are logged, never the cycle's."""
+        if self.extras is None or not report.ok:
+            return report
+        before = self.extras.source.requests_sent
+        try:
+            async with asyncio.timeout(self.settings.deadline.total_seconds()):
+                await self.extras.run(
+                    self._seen, before - self._sent_before, self.elapsed(), self.clock()
+                )
+        except (SourceError, TimeoutError) as exc:
+            log.warning("extra_reads_stopped", error=str(exc) or type(exc).__name__)
+        return replace(report, extra_requests=self.extras.source.requests_sent - before)
+
+    async def _record_events(self, transitions: tuple[Transition, ...]) -> None:
+        """Record events the extra reads found (database health), routed like any other."""
+        change = Change(
+            cycle_id=self.current_id or "",
+            at=self.clock(),
+            transitions=transitions,
+            deliveries=route(transitions, self.settings.rules),
+        )
+        await self.store.record(change)
+        for t in transitions:
+            log.warning(t.kind.value, kb=t.kb_uuid, status=t.database_status, event_id=t.event_id)
 
     async def deliver(self) -> tuple[tuple[str, SettleReason], ...]:
         """Send what is due from the outbox (see `watcher.service.dispatch`); routes in parallel."""

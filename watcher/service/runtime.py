@@ -19,7 +19,8 @@ from watcher.core.account import RouteRefs
 from watcher.core.clocks import Elapsed
 from watcher.core.decide import RetryPolicy, RouteRule
 from watcher.core.errors import ConfigError, ConfigProblem
-from watcher.core.guard import GuardedNotifier, GuardedStore
+from watcher.core.extras import share_per_hour
+from watcher.core.guard import GuardedFacts, GuardedNotifier, GuardedStore
 from watcher.core.outbox import Budget, Message, SendResult
 from watcher.core.pace import PaceSettings
 from watcher.core.ports import Notifier
@@ -34,6 +35,7 @@ from watcher.edges.notify.webhook import SignedWebhookNotifier
 from watcher.edges.store.files import file_id
 from watcher.edges.store.sqlite import SqliteStore
 from watcher.service.cycle import Cycle, CycleSettings
+from watcher.service.extrarun import ExtrasSettings
 from watcher.service.lease_keeper import LeaseKeeper
 
 
@@ -67,7 +69,14 @@ def cycle_settings(config: Config) -> CycleSettings:
         delivery_failing_after=config.alerts.delivery_failing_after,
         tolerances=tolerances(config),
         presentations=presentations(config),
+        extras=extras_settings(config),
     )
+
+
+def extras_settings(config: Config) -> ExtrasSettings | None:
+    """The extra reads' share of the hourly ceiling (None when `extra_reads_share` is 0)."""
+    per_hour = share_per_hour(config.api.max_requests_per_minute, config.api.extra_reads_share)
+    return ExtrasSettings(per_hour, config.api.reserve) if per_hour > 0 else None
 
 
 def tolerances(config: Config) -> Tolerances:
@@ -297,6 +306,8 @@ async def open_runtime(
         settings=cycle_settings(config),
         clock=clock,
         elapsed=elapsed,
+        extra_source=client,
+        facts=GuardedFacts(store),
     )
     return Runtime(
         config=config, client=client, store=store, cycle=cycle, metrics=metrics, keeper=keeper

@@ -88,7 +88,9 @@ class Upkeep:
         """The next pace from the cycle's cost and the API's rate limit; saved when it changed."""
         client, config = self.runtime.client, self.runtime.config
         sent = client.requests_sent
-        self.last_cost, self._requests_before = max(sent - self._requests_before, 0), sent
+        # the extra reads plan around the poll: only the poll's own cost sets its pace
+        polled = sent - self._requests_before - report.extra_requests
+        self.last_cost, self._requests_before = max(polled, 0), sent
         rate = client.rate_limit
         pace = next_pace(
             pace_settings(config),

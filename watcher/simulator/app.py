@@ -1,6 +1,8 @@
 """The routes of the simulated API: a Starlette app behind the `Gate` (auth, limits, faults).
 
-Shapes follow `apiListKnowledgeBasesOutput`, `apiGetKnowledgeBaseOutput`,
+Shapes follow `apiListKnowledgeBasesOutput`, `apiGetKnowledgeBaseOutput` (its
+`database_status` as the timeline sets it), `apiListKnowledgeBaseDataSourcesOutput`,
+`apiListAgentsOutputPublic`, `apiGetAgentOutput` (see `watcher.simulator.extras`),
 `apiListKnowledgeBaseIndexingJobsOutput`, `apiGetKnowledgeBaseIndexingJobOutput`,
 `apiListIndexingJobDataSourcesOutput`, `apiStartKnowledgeBaseIndexingJobOutput` and
 `apiCancelKnowledgeBaseIndexingJobOutput`. Choices where DigitalOcean documents nothing:
@@ -154,7 +156,25 @@ class Api:
     async def get_kb(self, request: Request) -> Response:
         uuid = request.path_params["uuid"]
         kb = self._read(lambda world, now: world.knowledge_base(uuid, now))
-        return JSONResponse({"knowledge_base": kb, "database_status": "ONLINE"})
+        status = self._read(lambda world, now: world.database_status(uuid, now))
+        return JSONResponse({"knowledge_base": kb, "database_status": status})
+
+    async def kb_sources(self, request: Request) -> Response:
+        page, uuid = Page.of(request), request.path_params["uuid"]
+        sources = self._read(lambda world, now: world.kb_sources(uuid, now))
+        body = paginate(
+            request, page, len(sources), sources[page.window], "knowledge_base_data_sources"
+        )
+        return JSONResponse(body)
+
+    async def list_agents(self, request: Request) -> Response:
+        page = Page.of(request)
+        agents = self._read(lambda world, now: world.agent_list())
+        return JSONResponse(paginate(request, page, len(agents), agents[page.window], "agents"))
+
+    async def get_agent(self, request: Request) -> Response:
+        uuid = request.path_params["uuid"]
+        return JSONResponse({"agent": self._read(lambda world, now: world.agent(uuid, now))})
 
     async def kb_jobs(self, request: Request) -> Response:
         uuid = request.path_params["uuid"]
@@ -230,6 +250,9 @@ def build_app(sim: Backend) -> ASGIApp:
         Route(f"{prefix}/knowledge_bases", api.list_kbs, methods=["GET"]),
         Route(f"{prefix}/knowledge_bases/{{uuid}}", api.get_kb, methods=["GET"]),
         Route(f"{prefix}/knowledge_bases/{{uuid}}/indexing_jobs", api.kb_jobs, methods=["GET"]),
+        Route(f"{prefix}/knowledge_bases/{{uuid}}/data_sources", api.kb_sources, methods=["GET"]),
+        Route(f"{prefix}/agents", api.list_agents, methods=["GET"]),
+        Route(f"{prefix}/agents/{{uuid}}", api.get_agent, methods=["GET"]),
         Route(f"{prefix}/indexing_jobs", api.list_jobs, methods=["GET"]),
         Route(f"{prefix}/indexing_jobs", api.start_job, methods=["POST"]),
         Route(f"{prefix}/indexing_jobs/{{uuid}}", api.get_job, methods=["GET"]),

@@ -7,10 +7,12 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from watcher.simulator.extras import KINDS
 from watcher.simulator.faults import fault_from_json
 from watcher.simulator.lifecycle import Outcome, Stall
 from watcher.simulator.scenario import (
     MONTH,
+    AgentSpec,
     CancelJob,
     ClearFaults,
     DataSourceSpec,
@@ -22,6 +24,7 @@ from watcher.simulator.scenario import (
     KbSpec,
     Scenario,
     ScenarioError,
+    SetDatabase,
     StartDefaults,
     StartJob,
 )
@@ -61,7 +64,8 @@ def _read_json(text: str, source: str) -> dict[str, Any]:
 
 def parse_scenario(data: dict[str, Any], default_name: str) -> Scenario:
     """Turn the JSON form (see the module docstring) into a checked `Scenario`."""
-    _only(data, {"name", "description", "on_start", "knowledge_bases", "timeline"}, "scenario")
+    allowed = {"name", "description", "on_start", "knowledge_bases", "timeline", "agents"}
+    _only(data, allowed, "scenario")
     name = str(data.get("name", default_name))
     try:
         kbs = tuple(_kb(item) for item in data.get("knowledge_bases", []))
@@ -69,12 +73,18 @@ def parse_scenario(data: dict[str, Any], default_name: str) -> Scenario:
         for item in data.get("knowledge_bases", []):
             events += [_history(item["key"], entry) for entry in item.get("history", [])]
         on_start = StartDefaults(**_job_timing(data.get("on_start", {}), "on_start"))
+        agents = tuple(
+            AgentSpec(
+                str(a["key"]), str(a.get("name", a["key"])), tuple(a.get("knowledge_bases", ()))
+            )
+            for a in data.get("agents", [])
+        )
     except (KeyError, TypeError, ValueError) as exc:
         if isinstance(exc, ScenarioError):
             raise
         raise ScenarioError(f"scenario {name!r}: {exc}") from exc
     timeline = tuple(sorted(events, key=lambda e: e.at))
-    return Scenario(name, kbs, timeline, str(data.get("description", "")), on_start)
+    return Scenario(name, kbs, timeline, str(data.get("description", "")), on_start, agents)
 
 
 def _only(data: dict[str, Any], allowed: set[str], where: str) -> None:
@@ -86,9 +96,17 @@ def _kb(item: dict[str, Any]) -> KbSpec:
     allowed = {"key", "name", "uuid", "region", "created", "data_sources", "history"}
     _only(item, allowed, f"knowledge base {item.get('key')!r}")
     sources = tuple(
-        DataSourceSpec(str(ds["key"]), int(ds.get("items", 100)), ds.get("uuid"))
+        DataSourceSpec(
+            str(ds["key"]),
+            int(ds.get("items", 100)),
+            ds.get("uuid"),
+            str(ds.get("kind", "web")),
+            ds.get("where"),
+        )
         for ds in item["data_sources"]
     )
+    if bad := [ds.kind for ds in sources if ds.kind not in KINDS]:
+        raise ScenarioError(f"knowledge base {item['key']!r}: unknown source kinds {bad}")
     if any(ds.items < 1 for ds in sources):
         raise ScenarioError(f"knowledge base {item['key']!r}: items must be >= 1")
     return KbSpec(
@@ -122,6 +140,9 @@ def _event(item: dict[str, Any]) -> Event:
             return Event(at, HideJob(str(hide["job"]), duration))
         case "delete_kb":
             return Event(at, DeleteKb(str(item["delete_kb"])))
+        case "database":
+            database = item["database"]
+            return Event(at, SetDatabase(str(database["kb"]), str(database["status"])))
         case other:
             raise ScenarioError(f"unknown timeline action {other!r}")
 

@@ -76,6 +76,8 @@ class DataSourceSpec:
     key: str
     items: int = 100
     uuid: str | None = None
+    kind: str = "web"  # where it reads: see `watcher.simulator.extras`
+    where: str | None = None  # default: https://<key>.example.com
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,7 +149,24 @@ class DeleteKb:
     kb: str
 
 
-Action = StartJob | CancelJob | InjectFault | ClearFaults | HideJob | DeleteKb
+@dataclass(frozen=True, slots=True)
+class SetDatabase:
+    """The KB's `database_status` from then on (any word: unknown ones test the client)."""
+
+    kb: str
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
+class AgentSpec:
+    """An agent of the account and the keys of the knowledge bases it uses."""
+
+    key: str
+    name: str
+    knowledge_bases: tuple[str, ...] = ()
+
+
+Action = StartJob | CancelJob | InjectFault | ClearFaults | HideJob | DeleteKb | SetDatabase
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +186,7 @@ class Scenario:
     timeline: tuple[Event, ...] = ()
     description: str = ""
     on_start: StartDefaults = StartDefaults()
+    agents: tuple[AgentSpec, ...] = ()
 
     def __post_init__(self) -> None:
         _check(self)
@@ -176,6 +196,9 @@ def _check(scenario: Scenario) -> None:
     kbs = {kb.key: kb for kb in scenario.knowledge_bases}
     if len(kbs) != len(scenario.knowledge_bases):
         raise ScenarioError(f"{scenario.name}: knowledge base keys must be unique")
+    for agent in scenario.agents:
+        if unknown := set(agent.knowledge_bases) - set(kbs):
+            raise ScenarioError(f"{scenario.name}: agent {agent.key!r} names {sorted(unknown)}")
     job_ids: set[str] = set()
     for event in sorted(scenario.timeline, key=lambda e: e.at):
         match event.action:
@@ -183,8 +206,8 @@ def _check(scenario: Scenario) -> None:
                 _check_job(scenario.name, job, kbs, job_ids)
             case CancelJob(job_id=job_id) | HideJob(job_id=job_id) if job_id not in job_ids:
                 raise ScenarioError(f"{scenario.name}: timeline names no earlier job {job_id!r}")
-            case DeleteKb(kb=key) if key not in kbs:
-                raise ScenarioError(f"{scenario.name}: delete_kb names no knowledge base {key!r}")
+            case DeleteKb(kb=key) | SetDatabase(kb=key) if key not in kbs:
+                raise ScenarioError(f"{scenario.name}: timeline names no knowledge base {key!r}")
             case _:
                 pass
 

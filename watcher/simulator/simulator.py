@@ -33,6 +33,7 @@ from watcher.simulator.scenario import (
     HideJob,
     InjectFault,
     Scenario,
+    SetDatabase,
     StartJob,
 )
 from watcher.simulator.world import KbBusy, NotCancellable, World
@@ -135,6 +136,8 @@ class Simulator:
                     self._skipped.append(SkippedAction(at, f"hide_job {job_id}", "not started"))
             case DeleteKb(kb=key):
                 self.world.delete_kb(key, at)
+            case SetDatabase(kb=key, status=status):
+                self.world.set_database(key, status, at)
 
     def advance(self, seconds: float) -> None:
         """Move a ManualClock forward; lifecycles and the timeline follow."""

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from watcher.simulator.clock import rfc3339
+from watcher.simulator.extras import agent_body, agent_public, source_body
 from watcher.simulator.lifecycle import JobPlan, Moment, SourcePlan
 from watcher.simulator.scenario import DataSourceSpec, JobSpec, KbSpec, Scenario, StartDefaults
 from watcher.simulator.wire import job_at, sources_at
@@ -82,6 +83,9 @@ class World:
         self._shifts = 0
         self._deleted: dict[str, datetime] = {}
         self._hidden: dict[str, list[tuple[datetime, datetime | None]]] = {}
+        self._places: dict[str, tuple[str, str]] = {}  # data source uuid: (kind, where)
+        self._database: dict[str, list[tuple[datetime, str]]] = {}  # KB uuid: statuses set
+        self.agents = scenario.agents
         for spec in scenario.knowledge_bases:
             self._add_kb(spec)
 
@@ -93,6 +97,9 @@ class World:
             ds.key: SourcePlan(ds.uuid or self._uuid("ds", spec.key, ds.key), ds.items)
             for ds in spec.data_sources
         }
+        for ds in spec.data_sources:
+            where = ds.where or f"https://{ds.key}.example.com"
+            self._places[sources[ds.key].uuid] = (ds.kind, where)
         kb = Kb(
             uuid=spec.uuid or self._uuid("kb", spec.key),
             key=spec.key,
@@ -280,6 +287,40 @@ class World:
     def job_sources(self, job_uuid: str, now: datetime) -> list[JsonObject]:
         plan = self._retained(job_uuid, now)
         return sources_at(plan, now, self._cancels.get(job_uuid))
+
+    # --- the extra reads (`watcher.simulator.extras`) -----------------------------------
+
+    def kb_sources(self, kb_uuid: str, now: datetime) -> list[JsonObject]:
+        """A KB's data sources as `apiKnowledgeBaseDataSource` objects."""
+        self.knowledge_base(kb_uuid, now)
+        kb = self._kbs[kb_uuid]
+        created = rfc3339(kb.created_at)
+        return [
+            source_body(plan.uuid, *self._places[plan.uuid], created)
+            for plan in kb.sources.values()
+        ]
+
+    def set_database(self, key: str, status: str, at: datetime) -> None:
+        """The KB `key`'s database status is `status` from `at` on."""
+        self._database.setdefault(self._kb_keys[key], []).append((at, status))
+
+    def database_status(self, kb_uuid: str, now: datetime) -> str:
+        self.knowledge_base(kb_uuid, now)
+        set_before = [status for at, status in self._database.get(kb_uuid, []) if at <= now]
+        return set_before[-1] if set_before else "ONLINE"
+
+    def agent_list(self) -> list[JsonObject]:
+        return [
+            agent_public(self._uuid("agent", a.key), a.name, rfc3339(self.t0)) for a in self.agents
+        ]
+
+    def agent(self, agent_uuid: str, now: datetime) -> JsonObject:
+        for a in self.agents:
+            if self._uuid("agent", a.key) == agent_uuid:
+                uuids = [self._kb_keys[key] for key in a.knowledge_bases]
+                kbs = [self._render_kb(self._kbs[u], now) for u in uuids if self._exists(u, now)]
+                return agent_body(agent_uuid, a.name, rfc3339(self.t0), kbs)
+        raise NotFound(agent_uuid)
 
     def moments(self, now: datetime) -> list[JobMoment]:
         """Every lifecycle moment reached by `now`, in time order (none after a KB's deletion)."""

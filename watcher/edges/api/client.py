@@ -30,8 +30,9 @@ import httpx
 import structlog
 
 from watcher.core.errors import ConfigError, ConfigProblem, MalformedResponse, SourceError
+from watcher.core.facts import Agent, DatabaseStatus, DataSource
 from watcher.core.model import DataSourceJob, Job, KnowledgeBase, RateLimit
-from watcher.edges.api import copies, wire
+from watcher.edges.api import copies, extra_wire, wire
 from watcher.edges.api.body import ACCEPT_ENCODING
 from watcher.edges.api.caller import Call, HttpCaller, OnceLog, RequestRecord
 from watcher.edges.api.clock import ApiClock
@@ -53,6 +54,9 @@ JOB_DATA_SOURCES = "/v2/gen-ai/indexing_jobs/{uuid}/data_sources"
 KBS = "/v2/gen-ai/knowledge_bases"
 KB = "/v2/gen-ai/knowledge_bases/{uuid}"
 KB_JOBS = "/v2/gen-ai/knowledge_bases/{uuid}/indexing_jobs"
+KB_DATA_SOURCES = "/v2/gen-ai/knowledge_bases/{uuid}/data_sources"
+AGENTS = "/v2/gen-ai/agents"
+AGENT = "/v2/gen-ai/agents/{uuid}"
 
 MAX_SWEEPS = 3
 Settle = Callable[[Sequence[U]], tuple[list[U], copies.Conflicts]]
@@ -209,6 +213,36 @@ class ApiClient:
         call = Call("GET", KB, kb_uuid)
         return await self._read_one(call, "knowledge_base", wire.parse_knowledge_base)
 
+    # --- the extra reads (`watcher.service.extras`): inside their share of the budget -------
+
+    async def list_kb_data_sources(self, kb_uuid: str) -> list[DataSource]:
+        """A KB's data sources by what a person recognises (all pages)."""
+        return await self._read_all(
+            KB_DATA_SOURCES,
+            "knowledge_base_data_sources",
+            extra_wire.parse_kb_data_source,
+            _unique,
+            uuid=kb_uuid,
+        )
+
+    async def get_database_status(self, kb_uuid: str) -> tuple[DatabaseStatus, str | None]:
+        """A KB's `database_status` (`GET /knowledge_bases/{uuid}`), raw text when unknown."""
+        async with _one_read(KB):
+            call = Call("GET", KB, kb_uuid)
+            return await self._caller.call(call, extra_wire.parse_database_status)
+
+    async def list_agents(self) -> list[Agent]:
+        """Every agent of the account, uuid and name only (the list names no KBs)."""
+        return await self._read_all(AGENTS, "agents", extra_wire.parse_agent_ref, _unique)
+
+    async def get_agent(self, agent_uuid: str) -> Agent:
+        """One agent with the uuids of the knowledge bases it uses."""
+        return await self._read_one(Call("GET", AGENT, agent_uuid), "agent", extra_wire.parse_agent)
+
+    def minute_left(self) -> int:
+        """How many requests the client's own ceiling still allows in its sliding minute."""
+        return self._caller.budget.left_in_window()
+
     async def cancel_job(self, job_uuid: str) -> Job:
         """Ask the API to cancel a job; returns the job as the API then reports it."""
         call = Call("PUT", JOB_CANCEL, job_uuid, body={"uuid": job_uuid})
@@ -244,13 +278,18 @@ class ApiClient:
             return kept
 
     async def _read_all(
-        self, endpoint: str, key: str, parse: Callable[[object], T], settle: Settle[T]
+        self,
+        endpoint: str,
+        key: str,
+        parse: Callable[[object], T],
+        settle: Settle[T],
+        uuid: str = "",
     ) -> list[T]:
         """Every page; a pass that saw the list move is followed by another (see `paging`)."""
         async with _one_read(endpoint):
             sweeps: list[Sweep[T]] = []
             for number in range(1, MAX_SWEEPS + 1):
-                sweep = await self._sweep(endpoint, key, parse, settle)
+                sweep = await self._sweep(endpoint, key, parse, settle, uuid)
                 sweeps.append(sweep)
                 if sweep.shift is None:
                     break
@@ -258,7 +297,12 @@ class ApiClient:
             return merge(sweeps)
 
     async def _sweep(
-        self, endpoint: str, key: str, parse: Callable[[object], T], settle: Settle[T]
+        self,
+        endpoint: str,
+        key: str,
+        parse: Callable[[object], T],
+        settle: Settle[T],
+        uuid: str = "",
     ) -> Sweep[T]:
         """One pass from page 1 until the API says there is no more, within the bounds its
         own figures set (`paging`): a loop or a list without end is a failed read."""
@@ -266,7 +310,7 @@ class ApiClient:
         sweep: Sweep[T] = Sweep(lambda item: item.uuid, per_page, self.settings.max_list_items)
         number = 1
         while True:
-            call = Call("GET", endpoint, params={"page": number, "per_page": per_page})
+            call = Call("GET", endpoint, uuid, params={"page": number, "per_page": per_page})
             read = partial(wire.parse_page, key=key, parse=parse, limit=sweep.items_left)
             page = await self._caller.call(call, read)
             kept, conflicts = settle(page.items)
@@ -300,6 +344,14 @@ class ApiClient:
                     copies=copies.states(versions),
                     kept="the last trusted state",
                 )
+
+
+def _unique(items: Sequence[U]) -> tuple[list[U], copies.Conflicts]:
+    """One of each uuid (a list that moved under us shows an item twice); no conflicts."""
+    kept: dict[str, U] = {}
+    for item in items:
+        kept.setdefault(getattr(item, "uuid", ""), item)
+    return list(kept.values()), {}
 
 
 @contextlib.asynccontextmanager

@@ -130,7 +130,22 @@ _V5: Final = (
     "ALTER TABLE outbox ADD COLUMN claim_expires REAL",
 )
 
-MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_V1, _V2, _V3, _V4, _V5)
+# Version 9 (issue-17a; renumbered at merge): what the extra reads learnt of each knowledge base
+# and agent (`watcher.edges.store.facts`): one row per (subject, kind), the value as JSON.
+_V_KB_FACTS: Final = (
+    """CREATE TABLE kb_facts (
+        subject TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        value TEXT NOT NULL,
+        read_at TEXT,
+        marker TEXT,
+        episode INTEGER NOT NULL DEFAULT 0,
+        updated TEXT NOT NULL,
+        PRIMARY KEY (subject, kind)
+    )""",
+)
+
+MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_V1, _V2, _V3, _V4, _V5, _V_KB_FACTS)
 """`MIGRATIONS[n]` takes a store from schema version n to n + 1."""
 
 SCHEMA_VERSION: Final = len(MIGRATIONS)

@@ -16,12 +16,14 @@ from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from watcher.core.facts import StoredFact
 from watcher.core.outbox import DeliveryState, OutboxItem, Settlement
 from watcher.core.snapshot import StoreSnapshot
 from watcher.core.state import Change, WatchState
 from watcher.edges.store import schema
 from watcher.edges.store.browse import StoreReads
 from watcher.edges.store.conn import DEFAULT_LEASE, Fence
+from watcher.edges.store.facts import load_facts, save_facts
 from watcher.edges.store.rows import (
     JobCache,
     claim_rows,
@@ -67,6 +69,17 @@ class SqliteStore(StoreReads):
             self._transaction("recording a cycle", lambda c: write_change(c, rows), Fence.HOLDER)
 
         await self._run("recording a cycle", work)
+
+    # --- FactStore -------------------------------------------------------------------------
+
+    async def load_facts(self) -> list[StoredFact]:
+        """Every fact the extra reads stored."""
+        return await self._run("loading facts", load_facts)
+
+    async def save_facts(self, facts: Sequence[StoredFact], at: datetime) -> None:
+        """Insert or replace each fact, in one transaction (the poller's, like `record`)."""
+        if facts:
+            await self._write("saving facts", lambda conn: save_facts(conn, facts, at))
 
     # --- Outbox -----------------------------------------------------------------------------
 

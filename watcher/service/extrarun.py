@@ -1,0 +1,230 @@
+"""Making the extra reads the planner allows, counting what they spend, keeping what they learn.
+
+Each cycle, after the poll was recorded and its alerts delivered, `ExtraReads.run` builds one
+`Candidate` per registered read and target (`watcher.service.extras.REGISTRY`), asks the pure
+planner (`watcher.core.extras.plan`) which are due within the share, makes them, and counts
+the requests each really sent (retries and pages included) over the sliding hour. A read that
+fails is logged and waits its cadence; nothing here fails the cycle. A database status that
+changes health is recorded as `database_unhealthy` / `database_recovered` first, then the
+facts are stored (a crash between the two replays the same event id: a no-op).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+import structlog
+
+from watcher.core.clocks import Elapsed
+from watcher.core.errors import SourceError
+from watcher.core.extras import Bucket, Candidate, ExtraPlan, Room, Scope, plan
+from watcher.core.facts import (
+    DatabaseStatus,
+    HealthChange,
+    KbFacts,
+    StoredFact,
+    agents_by_kb,
+    decode_agent,
+    decode_sources,
+    decode_uuids,
+    health_change,
+    health_transition,
+)
+from watcher.core.model import KnowledgeBase
+from watcher.core.ports import ExtraSource, FactStore
+from watcher.core.state import Transition
+from watcher.service.extras import AGENT, AGENTS, DATA_SOURCES, DATABASE, REGISTRY, ExtraRead
+
+log = structlog.get_logger(__name__)
+HOUR_S = 3600.0
+
+
+@dataclass(frozen=True, slots=True)
+class ExtrasSettings:
+    """`per_hour`: the extra reads' share (`share_per_hour`); `reserve`: below this
+    `ratelimit-remaining` the budget is tight and no extra read is made."""
+
+    per_hour: int
+    reserve: int = 500
+
+
+class ExtraReads:
+    """Runs the registered extra reads within their share; keeps their facts."""
+
+    def __init__(
+        self,
+        source: ExtraSource,
+        store: FactStore,
+        settings: ExtrasSettings,
+        record: Callable[[tuple[Transition, ...]], Awaitable[None]],
+        registry: Sequence[ExtraRead] = REGISTRY,
+    ) -> None:
+        self.source, self.store, self.settings = source, store, settings
+        self.record, self.registry = record, tuple(registry)
+        self.bucket = Bucket()
+        self.spent: deque[tuple[float, int]] = deque()  # (elapsed s, requests) of extra reads
+        self._facts: dict[tuple[str, str], StoredFact] | None = None
+
+    async def run(
+        self, kbs: Sequence[KnowledgeBase], poll_cost: int, now: Elapsed, wall: datetime
+    ) -> ExtraPlan:
+        """Make the extra reads due now that fit; returns the plan that was followed."""
+        facts = await self._load()
+        chosen = plan(
+            self.candidates(kbs, now), self._room(now, poll_cost), self.bucket, now.seconds
+        )
+        self.bucket = chosen.bucket
+        names = {kb.uuid: kb.name for kb in kbs}
+        latest = {kb.uuid: kb.last_indexing_job.uuid for kb in kbs if kb.last_indexing_job}
+        fresh: list[StoredFact] = []
+        events: list[Transition] = []
+        for candidate in chosen.reads:
+            fact = await self._read(candidate, now, latest.get(candidate.target))
+            if fact is None:
+                continue
+            if fact.kind == DATABASE:
+                fact, event = _health(facts.get((fact.subject, DATABASE)), fact, names, wall)
+                events += [event] if event is not None else []
+            fresh.append(fact)
+        if events:
+            await self.record(tuple(events))
+        await self.store.save_facts(fresh, wall)
+        facts.update({(f.subject, f.kind): f for f in fresh})
+        if chosen.reads or chosen.waiting:
+            log.info("extra_reads_made", made=len(chosen.reads), waiting=chosen.waiting,
+                     reason=chosen.reason.value, spent_hour=self.spent_hour(now))  # fmt: skip
+        return chosen
+
+    def candidates(self, kbs: Sequence[KnowledgeBase], now: Elapsed) -> list[Candidate]:
+        """One candidate per registered read and target of its scope."""
+        facts = self._facts or {}
+        agents = facts.get(("", AGENTS))
+        targets = {
+            Scope.ACCOUNT: [""],
+            Scope.KB: [kb.uuid for kb in kbs],
+            Scope.AGENT: list(decode_uuids(agents.value)) if agents else [],
+        }
+        latest = {kb.uuid: kb.last_indexing_job.uuid for kb in kbs if kb.last_indexing_job}
+        out = []
+        for read in self.registry:
+            for target in targets[read.spec.scope]:
+                stored = facts.get((target, read.spec.name))
+                last = stored.read_at if stored else None
+                since = now.since(last) if last is not None else None
+                moved = read.spec.on_new_job and stored is not None and (
+                    target in latest and stored.marker != latest[target]
+                )  # fmt: skip
+                last_s = None if since is None else now.seconds - since.total_seconds()
+                out.append(Candidate(read.spec, target, last_s, moved))
+        return out
+
+    def spent_hour(self, now: Elapsed) -> int:
+        """Requests the extra reads sent in the last sliding hour."""
+        while self.spent and self.spent[0][0] <= now.seconds - HOUR_S:
+            self.spent.popleft()
+        return sum(n for _, n in self.spent)
+
+    def kb_facts(self) -> dict[str, KbFacts]:
+        """What is known of each KB, for alerts (`watcher.core.facts.annotate`) and status."""
+        facts = self._facts or {}
+        listed = facts.get(("", AGENTS))
+        current = set(decode_uuids(listed.value)) if listed else set()
+        agents = [
+            a for (s, k), f in facts.items()
+            if k == AGENT and s in current and (a := decode_agent(s, f.value)) is not None
+        ]  # fmt: skip
+        feeds = agents_by_kb(agents)
+        out: dict[str, KbFacts] = {}
+        for (subject, kind), fact in facts.items():
+            known = out.get(subject, KbFacts(agents=feeds.get(subject, ())))
+            if kind == DATA_SOURCES:
+                known = replace(known, sources=decode_sources(fact.value))
+            elif kind == DATABASE:
+                status, raw = decode_database(fact.value)
+                known = replace(known, database=status, database_raw=raw)
+            else:
+                continue
+            out[subject] = known
+        for kb, names in feeds.items():
+            out.setdefault(kb, KbFacts(agents=names))
+        return out
+
+    async def load(self) -> None:
+        """Read the stored facts (once; later runs keep them in memory)."""
+        await self._load()
+
+    async def _load(self) -> dict[tuple[str, str], StoredFact]:
+        if self._facts is None:
+            self._facts = {(f.subject, f.kind): f for f in await self.store.load_facts()}
+        return self._facts
+
+    def _room(self, now: Elapsed, poll_cost: int) -> Room:
+        rate = self.source.rate_limit
+        remaining = rate.remaining if rate is not None else None
+        return Room(
+            per_hour=self.settings.per_hour,
+            spent_hour=self.spent_hour(now),
+            minute_left=self.source.minute_left(),
+            poll_cost=poll_cost,
+            tight=remaining is not None and remaining < self.settings.reserve,
+        )
+
+    async def _read(
+        self, candidate: Candidate, now: Elapsed, marker: str | None
+    ) -> StoredFact | None:
+        """Make one read and count its requests; None (logged) when it failed."""
+        read = next(r for r in self.registry if r.spec is candidate.spec)
+        before = self.source.requests_sent
+        try:
+            value = await read.fetch(self.source, candidate.target)
+        except SourceError as exc:
+            log.warning("extra_read_failed", read=read.spec.name, target=candidate.target,
+                        error=str(exc))  # fmt: skip
+            value = None
+        finally:
+            sent = self.source.requests_sent - before
+            self.spent.append((now.seconds, sent))
+            extra = sent - candidate.requests
+            self.bucket = replace(self.bucket, tokens=self.bucket.tokens - extra)
+        if value is None:
+            stored = (self._facts or {}).get((candidate.target, read.spec.name))
+            return replace(stored, read_at=now) if stored is not None else None
+        return StoredFact(candidate.target, read.spec.name, value, now, marker)
+
+
+def decode_database(text: str) -> tuple[DatabaseStatus | None, str | None]:
+    """A stored database status: the member and the raw word (when the enum lacked it)."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None, None
+    if not isinstance(data, dict) or data.get("status") not in DatabaseStatus.__members__:
+        return None, None
+    raw = data.get("raw")
+    return DatabaseStatus[data["status"]], raw if isinstance(raw, str) else None
+
+
+def _health(
+    before: StoredFact | None, after: StoredFact, names: dict[str, str | None], wall: datetime
+) -> tuple[StoredFact, Transition | None]:
+    """The new database fact with its spell count, and the event its change makes, if any."""
+    old = decode_database(before.value)[0] if before is not None else None
+    new, raw = decode_database(after.value)
+    episode = before.episode if before is not None else 0
+    if new is None:
+        return replace(after, episode=episode), None
+    if new is DatabaseStatus.UNKNOWN:
+        log.warning("api_unknown_value", value=raw, kb=after.subject, field="database_status")
+        # an unknown word changes nothing: keep what was known, read again at the cadence
+        kept = before.value if before is not None else after.value
+        return replace(after, value=kept, episode=episode), None
+    change = health_change(old, new)
+    if change is HealthChange.UNHEALTHY:
+        episode += 1
+    text = raw or new.value
+    event = health_transition(after.subject, names.get(after.subject), change, text, wall, episode)
+    return replace(after, episode=episode), event
