@@ -42,8 +42,12 @@ pytestmark = pytest.mark.skipif(
 
 KBS = "/v2/gen-ai/knowledge_bases"
 JOBS = "/v2/gen-ai/indexing_jobs"
+AGENTS = "/v2/gen-ai/agents"
 _TEMPLATES = [
     ("GET", re.compile(r"^/v2/gen-ai/knowledge_bases/[^/]+/indexing_jobs$"), "kb indexing_jobs"),
+    ("GET", re.compile(r"^/v2/gen-ai/knowledge_bases/[^/]+/data_sources$"), "kb data_sources"),
+    ("GET", re.compile(r"^/v2/gen-ai/agents/[^/]+$"), "agent"),
+    ("GET", re.compile(r"^/v2/gen-ai/agents$"), "agents"),
     ("GET", re.compile(r"^/v2/gen-ai/knowledge_bases/[^/]+$"), "kb"),
     ("GET", re.compile(r"^/v2/gen-ai/knowledge_bases$"), "kbs"),
     ("GET", re.compile(r"^/v2/gen-ai/indexing_jobs/[^/]+/data_sources$"), "job data_sources"),
@@ -112,6 +116,11 @@ async def _walk(http: httpx.AsyncClient, checker: SpecChecker) -> int:
     for kb in kbs:
         checker.check(await http.get(f"{KBS}/{kb['uuid']}"))
         checker.check(await http.get(f"{KBS}/{kb['uuid']}/indexing_jobs"))
+        await _pages(
+            http, checker, f"{KBS}/{kb['uuid']}/data_sources", "knowledge_base_data_sources"
+        )
+    for agent in await _pages(http, checker, AGENTS, "agents"):
+        checker.check(await http.get(f"{AGENTS}/{agent['uuid']}"))
     jobs = await _pages(http, checker, JOBS, "jobs")
     for job in jobs:
         checker.check(await http.get(f"{JOBS}/{job['uuid']}"))
@@ -173,7 +182,9 @@ async def _provoke_errors(http: httpx.AsyncClient, sim: Simulator, checker: Spec
         checker.check(await http.get(path))  # 404
     checker.check(await http.get(KBS, params={"page": "x"}))  # 400
     checker.check(await http.get(KBS, headers={"Authorization": "Bearer wrong"}))  # 401
-    checker.check(await http.get("/v2/gen-ai/agents"))  # 404, not in the spec
+    checker.check(await http.get(f"{AGENTS}/nope"))  # 404
+    checker.check(await http.get(f"{KBS}/nope/data_sources"))  # 404
+    checker.check(await http.get("/v2/gen-ai/agents/x/y"))  # 404, not in the spec
     checker.check(await http.delete(JOBS))  # 405, not in the spec
     sim.inject(Fault(FaultKind.RATE_LIMITED, retry_after=3))
     sim.inject(Fault(FaultKind.SERVER_ERROR, status=500))
@@ -204,3 +215,11 @@ async def test_the_validator_rejects_an_unknown_enum_value(checker: SpecChecker)
         response = await http.get(JOBS)
     with pytest.raises(Exception, match="BATCH_JOB_PHASE_COMPLETED"):
         checker.check(response)
+
+
+async def test_every_answer_of_the_extra_reads_matches_the_spec(checker: SpecChecker) -> None:
+    """The facts scenario: data sources of each kind, agents with their KBs, and a database
+    powered off and back (`database_status` is a `dbaasClusterStatus`)."""
+    await _run(load_scenario("facts"), [0, 5, 12, 31], checker)
+    operations = {op for op, status in checker.seen if status == 200}
+    assert operations >= {"GET kb data_sources", "GET agents", "GET agent", "GET kb"}

@@ -68,6 +68,7 @@ class ExtraReads:
         self.bucket = Bucket()
         self.spent: deque[tuple[float, int]] = deque()  # (elapsed s, requests) of extra reads
         self._facts: dict[tuple[str, str], StoredFact] | None = None
+        self._unknown: set[str] = set()
 
     async def run(
         self, kbs: Sequence[KnowledgeBase], poll_cost: int, now: Elapsed, wall: datetime
@@ -87,6 +88,7 @@ class ExtraReads:
             if fact is None:
                 continue
             if fact.kind == DATABASE:
+                self._log_unknown(fact)
                 fact, event = _health(facts.get((fact.subject, DATABASE)), fact, names, wall)
                 events += [event] if event is not None else []
             fresh.append(fact)
@@ -162,6 +164,13 @@ class ExtraReads:
             self._facts = {(f.subject, f.kind): f for f in await self.store.load_facts()}
         return self._facts
 
+    def _log_unknown(self, fact: StoredFact) -> None:
+        """A database word the enum does not know: kept, never alerted, logged once each."""
+        status, raw = decode_database(fact.value)
+        if status is DatabaseStatus.UNKNOWN and raw is not None and raw not in self._unknown:
+            self._unknown.add(raw)
+            log.warning("api_unknown_value", value=raw, kb=fact.subject, field="database_status")
+
     def _room(self, now: Elapsed, poll_cost: int) -> Room:
         rate = self.source.rate_limit
         remaining = rate.remaining if rate is not None else None
@@ -218,7 +227,6 @@ def _health(
     if new is None:
         return replace(after, episode=episode), None
     if new is DatabaseStatus.UNKNOWN:
-        log.warning("api_unknown_value", value=raw, kb=after.subject, field="database_status")
         # an unknown word changes nothing: keep what was known, read again at the cadence
         kept = before.value if before is not None else after.value
         return replace(after, value=kept, episode=episode), None
