@@ -103,7 +103,7 @@ PLAN_CASES = [
         Bucket(1.0, NOW),
         ["data_sources:kb-1"],
         PlanReason.SHARE_SPENT,
-    ),  # noqa: E501
+    ),
     # a cheaper, less important read never overtakes a waiting more important one
     ([c(DB), c(REPORT)], Room(360, spent_hour=359), FULL, [], PlanReason.SHARE_SPENT),
 ]

@@ -67,7 +67,7 @@ def test_a_health_event_has_a_deterministic_id_per_spell() -> None:
     assert (first.kind, first.event_id) == (
         E.DATABASE_UNHEALTHY,
         f"database/{KB}/database_unhealthy/3",
-    )  # noqa: E501
+    )
     assert health_transition(KB, "docs", HealthChange.NONE, "ONLINE", NOW, 3) is None
 
 
@@ -80,7 +80,7 @@ FACTS = KbFacts(sources=(SITE, PDFS), database=D.POWEROFF, agents=("sales-bot", 
 BOTH = (
     ("ds-site", "web crawler https://docs.example.com"),
     ("ds-pdfs", "Spaces docs-bucket/manuals"),
-)  # noqa: E501
+)
 ANNOTATE_CASES = [
     # a failure names every source, the database that is off, the agents it feeds
     (event(E.FAILED), FACTS, BOTH, "POWEROFF", ("sales-bot", "support-bot")),

@@ -32,7 +32,7 @@ SCENARIO: dict[str, Any] = {
             "name": "archive",
             "data_sources": [
                 {"key": "handbook", "items": 3, "kind": "file", "where": "handbook.pdf"}
-            ],  # noqa: E501
+            ],
             "history": [{"ago": 7200, "run": 120, "outcome": "completed"}],
         },
     ],
