@@ -111,6 +111,8 @@ def test_a_minimal_file_gets_every_documented_default(tmp_path: Path) -> None:
         EventKind.KNOWLEDGE_BASE_FOUND,
         EventKind.DELIVERY_FAILING,
         EventKind.DELIVERY_RECOVERED,
+        EventKind.DATABASE_UNHEALTHY,
+        EventKind.DATABASE_RECOVERED,
     }
     assert config.source == str(tmp_path / "watcher.toml")
 

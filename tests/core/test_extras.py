@@ -67,6 +67,10 @@ DUE_CASES = [
     ([c(DB), c(SOURCES)], ["data_sources:kb-1", "database:kb-1"]),
     # within a priority, the longest overdue first
     ([c(DB, "a", ago=1_900), c(DB, "b", ago=7_200)], ["database:b", "database:a"]),
+    # a LOW read that waited five cadences beats a NORMAL one just due (nothing starves)
+    ([c(DB, "a", ago=1_860), c(AGENTS, "", ago=6 * 3_600)], ["agents:", "database:a"]),
+    # but a NORMAL read overdue by one cadence beats a LOW one overdue by one of its own
+    ([c(DB, "a", ago=3_600), c(AGENTS, "", ago=2 * 3_600)], ["database:a", "agents:"]),
 ]
 
 

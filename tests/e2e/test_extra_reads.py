@@ -135,3 +135,23 @@ async def test_a_share_of_zero_makes_no_extra_read_and_alerts_stay_as_before(
     assert not [p for p in paths if "/agents" in p or p.endswith(KB_DATA_SOURCES)]
     (failed,) = [a for a in receivers.alerts(CHAT) if a.kind == "failed"]
     assert "Feeds agents" not in failed.body and "Database:" not in failed.body
+
+
+async def test_status_shows_each_kbs_sources_by_name_and_an_unhealthy_database(
+    make_harness: HarnessFactory, receivers: Receivers
+) -> None:
+    sim = simulator(SCENARIO)
+    harness = await make_harness(sim, [route(HOOK, receivers.urls()[HOOK], EVENTS)])
+
+    await harness.cycle()
+    status = await harness.status_json()
+
+    by_name = {kb["name"]: kb for kb in status["knowledge_bases"]}
+    assert by_name["product-docs"]["sources"] == [
+        {"uuid": sim.world.kb_sources(sim.kb_uuid("docs"), sim.now())[0]["uuid"],
+         "type": "web crawler", "where": "https://docs.example.com"},
+        {"uuid": sim.world.kb_sources(sim.kb_uuid("docs"), sim.now())[1]["uuid"],
+         "type": "Spaces", "where": "docs-bucket/manuals"},
+    ]  # fmt: skip
+    assert by_name["product-docs"]["database_status"] == "POWEROFF"
+    assert [s["where"] for s in by_name["archive"]["sources"]] == ["handbook.pdf"]

@@ -246,7 +246,7 @@ async def test_put_cancel_cancels_a_running_job_and_refuses_a_finished_one() -> 
 async def test_unknown_path_and_wrong_method_answer_in_do_error_shape() -> None:
     sim = manual(load_scenario("quiet"))
     async with client(sim) as http:
-        missing = await http.get("/v2/gen-ai/agents")
+        missing = await http.get("/v2/gen-ai/nothing-here")
         wrong = await http.delete(JOBS)
     assert (missing.status_code, missing.json()["id"]) == (404, "not_found")
     assert (wrong.status_code, wrong.json()["id"]) == (405, "method_not_allowed")

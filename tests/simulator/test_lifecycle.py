@@ -295,7 +295,7 @@ def test_every_bundled_scenario_loads() -> None:
 
 
 def test_unknown_scenario_name_lists_the_bundled_ones() -> None:
-    with pytest.raises(ScenarioError, match="demo, flaky, quiet"):
+    with pytest.raises(ScenarioError, match="demo, facts, flaky, quiet"):
         load_scenario("nope")
 
 

@@ -12,8 +12,10 @@ with the polling and never delay it:
   holds at most `BURST_MINUTES` minutes' worth, so an hour's share is never spent in one go.
 - **First to go when the budget is tight**: no extra read while the API says the token runs
   low (`tight`), nor when the client's sliding minute has no room left beyond the next poll's
-  own cost (`minute_left - poll_cost`). When fewer are allowed than are due, the higher
-  `Priority` goes first, and within one priority the longest overdue.
+  own cost (`minute_left - poll_cost`). When fewer are allowed than are due, the most urgent
+  go first: a read never made (or triggered) before any other, by `Priority`; the others by
+  priority × (1 + overdue / cadence), so a low-priority read that waited many cadences is
+  made before a high one just due (none starves when the share cannot keep every cadence).
 
 A read is *due* when it was never made (in this boot), when its `every` has passed since the
 last one, or when its trigger fired (`Candidate.triggered`: a KB's data sources are read
@@ -150,11 +152,16 @@ def share_per_hour(max_requests_per_minute: int, share: float = DEFAULT_SHARE) -
 
 
 def due(candidates: Sequence[Candidate], now_s: float) -> list[Candidate]:
-    """The due candidates, the order they go in: priority first, then the longest overdue."""
+    """The due candidates in the order they go: the most urgent first (see the module)."""
     late = [(c, c.overdue_s(now_s)) for c in candidates]
     ready = [(c, s) for c, s in late if s is not None]
-    ready.sort(key=lambda pair: (-pair[0].spec.priority, -pair[1]))
+    ready.sort(key=lambda pair: (-_urgency(*pair), -pair[0].spec.priority, -pair[1]))
     return [c for c, _ in ready]
+
+
+def _urgency(candidate: Candidate, overdue_s: float) -> float:
+    every = max(candidate.spec.every.total_seconds(), 1.0)
+    return candidate.spec.priority * (1 + overdue_s / every)
 
 
 def plan(candidates: Sequence[Candidate], room: Room, bucket: Bucket, now_s: float) -> ExtraPlan:

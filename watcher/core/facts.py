@@ -201,6 +201,18 @@ def decode_sources(text: str) -> tuple[DataSource, ...]:
     return tuple(out)
 
 
+def decode_database(text: str) -> tuple[DatabaseStatus | None, str | None]:
+    """A stored database status: the member and the raw word (when the enum lacked it)."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None, None
+    if not isinstance(data, dict) or data.get("status") not in DatabaseStatus.__members__:
+        return None, None
+    raw = data.get("raw")
+    return DatabaseStatus[data["status"]], raw if isinstance(raw, str) else None
+
+
 def encode_agent(agent: Agent) -> str:
     return json.dumps({"name": agent.name, "kbs": list(agent.kb_uuids)})
 

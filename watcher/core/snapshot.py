@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
+from watcher.core.facts import DataSource
 from watcher.core.model import EventKind
 from watcher.core.outbox import DeliveryState
 from watcher.core.state import JobCondition, StallReason
@@ -43,6 +44,8 @@ class KbSnapshot:
     stalled: StallReason | None = None
     done: bool = False
     condition: JobCondition | None = None  # None: no job yet
+    sources: tuple[DataSource, ...] = ()  # its data sources by name (the extra reads')
+    database: str | None = None  # its database status as the API wrote it, when known
 
 
 @dataclass(frozen=True, slots=True)

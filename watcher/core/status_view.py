@@ -90,6 +90,7 @@ def table(
     ]
     if len(rows) == 1:
         lines.append("(no knowledge base seen yet: run `watcher once` or `watcher run`)")
+    lines += _fact_lines(snapshot)
     lines += setup_lines(setup, now)
     lines.append("")
     lines.append(_deliveries(snapshot, now))
@@ -107,6 +108,18 @@ def table(
     last = snapshot.last_cycle_at
     lines.append(f"Last successful cycle: {_when(last, now)}")
     return "\n".join(lines)
+
+
+def _fact_lines(snapshot: StoreSnapshot) -> list[str]:
+    """Each KB's data sources by name, and its database when it is not ONLINE."""
+    lines = []
+    for kb in snapshot.kbs:
+        name = kb.name or kb.uuid
+        if kb.sources:
+            lines.append(inert(f"  {name}: " + "; ".join(source.label for source in kb.sources)))
+        if kb.database is not None and kb.database != "ONLINE":
+            lines.append(inert(f"  {name}: database {kb.database} (not online)"))
+    return ["", "Data sources and databases:", *lines] if lines else []
 
 
 def setup_lines(setup: SetupFindings, now: datetime) -> list[str]:
@@ -172,6 +185,8 @@ def _kb_json(kb: KbSnapshot) -> dict[str, Any]:
         "stalled": kb.stalled.value if kb.stalled else None,
         "updated_at": _iso(kb.updated_at),
         "finished_at": _iso(kb.finished_at),
+        "sources": [{"uuid": s.uuid, "type": s.type.value, "where": s.where} for s in kb.sources],
+        "database_status": kb.database,
     }
 
 

@@ -11,7 +11,6 @@ facts are stored (a crash between the two replays the same event id: a no-op).
 
 from __future__ import annotations
 
-import json
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
@@ -29,6 +28,7 @@ from watcher.core.facts import (
     StoredFact,
     agents_by_kb,
     decode_agent,
+    decode_database,
     decode_sources,
     decode_uuids,
     health_change,
@@ -203,18 +203,6 @@ class ExtraReads:
             stored = (self._facts or {}).get((candidate.target, read.spec.name))
             return replace(stored, read_at=now) if stored is not None else None
         return StoredFact(candidate.target, read.spec.name, value, now, marker)
-
-
-def decode_database(text: str) -> tuple[DatabaseStatus | None, str | None]:
-    """A stored database status: the member and the raw word (when the enum lacked it)."""
-    try:
-        data = json.loads(text)
-    except ValueError:
-        return None, None
-    if not isinstance(data, dict) or data.get("status") not in DatabaseStatus.__members__:
-        return None, None
-    raw = data.get("raw")
-    return DatabaseStatus[data["status"]], raw if isinstance(raw, str) else None
 
 
 def _health(

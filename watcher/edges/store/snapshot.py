@@ -6,10 +6,12 @@
 from __future__ import annotations
 
 import sqlite3
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
+from watcher.core.facts import decode_database, decode_sources
 from watcher.core.outbox import DeliveryState
 from watcher.core.snapshot import DeadLetter, KbSnapshot, RouteBacklog, StoreSnapshot
 from watcher.core.state import JobCondition, JobState, job_condition
@@ -72,6 +74,24 @@ def _kb(row: tuple[Any, ...], path: Path) -> KbSnapshot:
     )
 
 
+_FACTS: Final = (
+    "SELECT subject, kind, value FROM kb_facts WHERE kind IN ('data_sources', 'database')"
+)
+
+
+def _with_facts(conn: sqlite3.Connection, kbs: list[KbSnapshot]) -> tuple[KbSnapshot, ...]:
+    """The KBs with their data sources by name and their database status (`kb_facts`)."""
+    found: dict[str, dict[str, Any]] = {}
+    for subject, kind, value in conn.execute(_FACTS):
+        if kind == "data_sources":
+            found.setdefault(subject, {})["sources"] = decode_sources(value)
+        else:
+            status, raw = decode_database(value)
+            if status is not None:
+                found.setdefault(subject, {})["database"] = raw or status.value
+    return tuple(replace(kb, **found.get(kb.uuid, {})) for kb in kbs)
+
+
 def _dead(row: tuple[Any, ...]) -> DeadLetter:
     return DeadLetter(
         id=int(row[0]),
@@ -128,7 +148,7 @@ def read_snapshot(
         events = "SELECT kind, COUNT(*) FROM events GROUP BY kind ORDER BY kind"
         return StoreSnapshot(
             at=now,
-            kbs=tuple(_kb(row, path) for row in conn.execute(_KBS)) if detail else (),
+            kbs=_with_facts(conn, [_kb(row, path) for row in conn.execute(_KBS)]) if detail else (),
             outbox_by_state={state: by_state.get(state.value, 0) for state in DeliveryState},
             routes=tuple(
                 RouteBacklog(route, int(p), int(s), int(d))
