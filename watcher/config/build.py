@@ -18,6 +18,7 @@ from pydantic_core import ErrorDetails
 from watcher.config import checks
 from watcher.config.checks import Issue, Loc
 from watcher.config.heartbeat import HeartbeatConfig
+from watcher.config.intervals import TimeIntervalsConfig
 from watcher.config.preflight import Preflight
 from watcher.config.routes import RouteConfig
 from watcher.config.sections import (
@@ -48,6 +49,7 @@ SECTIONS: dict[str, type[Section]] = {
 TABLE_ARRAYS: dict[str, type[Section]] = {
     "knowledge_bases": KnowledgeBaseConfig,
     "routes": RouteConfig,
+    "time_intervals": TimeIntervalsConfig,
 }
 S = TypeVar("S", bound=Section)
 
@@ -128,6 +130,9 @@ def _cross_checks(parts: Parts) -> list[Issue]:
     issues += checks.kb_issues(kbs)
     watched = None if "knowledge_bases" in parts.broken else [kb for _, kb in kbs]
     issues += checks.route_issues(routes, watched)
+    if "time_intervals" not in parts.broken:
+        windows = parts.entries("time_intervals", TimeIntervalsConfig)
+        issues += checks.window_issues(windows, routes)
     if not routes and "routes" not in parts.broken:
         issues.append(Issue(("routes",), "no [[routes]] defined: alerts would reach nobody"))
     return issues

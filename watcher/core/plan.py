@@ -18,7 +18,9 @@ from functools import partial
 
 from watcher.core.decide import budget_caps
 from watcher.core.outbox import Budget, Message, OutboxItem, Send
+from watcher.core.model import EventKind
 from watcher.core.present import Presentation, RouteFormat, render_templated, with_event
+from watcher.core.quiet import render_released
 from watcher.core.render import render, render_group
 
 
@@ -33,14 +35,31 @@ def plan(
     its route's `Presentation` says (`watcher.core.present`).
 
     Only rows that reached the same URLs so far are grouped, so each send can skip exactly
-    the URLs that already have all of its rows. A route that posts events gets one send per
+    the URLs that already have all of its rows. Rows held by quiet hours go out as one message
+    per route and window (`watcher.core.quiet.render_released`); a digest always alone. A route that posts events gets one send per
     event, never a grouped one; a route with templates gets them on each single alert (a
     grouped alert keeps the built-in text).
     """
     groups: dict[tuple[str, frozenset[int]], list[OutboxItem]] = {}
-    for item in items:
-        groups.setdefault((item.route, item.delivered), []).append(item)
     sends: list[Send] = []
+    released: dict[tuple[str, str, frozenset[int]], list[OutboxItem]] = {}
+    for item in items:
+        posts_events = (presentations or {}).get(item.route, _BUILT_IN).format is RouteFormat.EVENT
+        if posts_events:
+            groups.setdefault((item.route, item.delivered), []).append(item)
+        elif item.transition.kind is EventKind.DIGEST:  # a digest is always its own message
+            single = partial(render, item.transition, dashboard)
+            limits = tuple((budgets or {}).get(item.route, ()))
+            sends.append(_fitted(item.route, [item], item.delivered, limits, single))
+        elif item.held_by is not None:
+            released.setdefault((item.route, item.held_by, item.delivered), []).append(item)
+        else:
+            groups.setdefault((item.route, item.delivered), []).append(item)
+    for (route_name, window, skip), group in released.items():
+        transitions = [item.transition for item in group]
+        limits = tuple((budgets or {}).get(route_name, ()))
+        draw = partial(render_released, transitions, window, dashboard)
+        sends.append(_fitted(route_name, group, skip, limits, draw))
     for (route_name, skip), group in groups.items():
         limits = tuple((budgets or {}).get(route_name, ()))
         shown = (presentations or {}).get(route_name, _BUILT_IN)

@@ -131,6 +131,12 @@ def _to_utc(day: date, minutes: int, zone: tzinfo, after: datetime) -> datetime:
     return high.replace(microsecond=0)
 
 
+def first_instant(day: date, minutes: int, zone: tzinfo) -> datetime:
+    """The first instant (UTC) whose wall clock in `zone` reaches `day` at `minutes` (a
+    skipped time: the DST change; a repeated one: its first occurrence)."""
+    return _to_utc(day, minutes, zone, datetime.min.replace(tzinfo=UTC))
+
+
 def muting(windows: Sequence[TimeWindow], at: datetime) -> TimeWindow | None:
     """The first of `windows` holding the instant `at`, if any."""
     return next(
