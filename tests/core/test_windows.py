@@ -137,8 +137,10 @@ def window(*intervals: TimeInterval, name: str = "w") -> TimeWindow:
         ((window(EARLY_NEW_YORK),), utc(2026, 11, 1, 5, 30), utc(2026, 11, 1, 7, 30)),
         # Two windows that follow each other: the quiet lasts through both.
         (
-            (window(TimeInterval(times=times("08:00", "09:00"))),
-             window(TimeInterval(times=times("09:00", "10:00")))),
+            (
+                window(TimeInterval(times=times("08:00", "09:00"))),
+                window(TimeInterval(times=times("09:00", "10:00"))),
+            ),
             utc(2026, 12, 1, 8, 30),
             utc(2026, 12, 1, 10, 0),
         ),

@@ -40,8 +40,7 @@ def zone(name: str) -> ZoneInfo:
         return ZoneInfo(name.strip())
     except (ZoneInfoNotFoundError, ValueError):
         raise ValueError(
-            f"{name!r} is not an IANA timezone (e.g. \"Europe/Berlin\", \"America/New_York\", "
-            '"UTC")'
+            f'{name!r} is not an IANA timezone (e.g. "Europe/Berlin", "America/New_York", "UTC")'
         ) from None
 
 
@@ -77,7 +76,7 @@ def _one(part: str, names: tuple[str, ...], low: int, high: int, what: str) -> i
         value = int(part)
     except ValueError:
         raise ValueError(f"{part!r} is not a {what}, e.g. {_example(what)}") from None
-    if not low <= value <= high or value == 0 and what == "day of month":
+    if not low <= value <= high or (value == 0 and what == "day of month"):
         raise ValueError(f"{part!r} is not a {what} ({low} to {high})")
     return value
 

@@ -23,7 +23,7 @@ from datetime import UTC, date, datetime, timedelta, tzinfo
 from enum import StrEnum
 
 from watcher.core.durations import format_elapsed
-from watcher.core.model import EventKind, TERMINAL_EVENTS
+from watcher.core.model import TERMINAL_EVENTS, EventKind
 from watcher.core.state import Transition
 from watcher.core.windows import first_instant
 
@@ -190,9 +190,10 @@ def digest_text(digest: Digest, schedule: DigestSchedule) -> str:
             text = (error or "no error given")[:_ERROR_CHARS]
             lines.append(f"{kb.name}: job {job} {kind.value}: {text}")
     if digest.problems:
-        for kb in digest.problems:
-            standing = kb.standing.value if kb.standing else "unknown"
-            lines.append(f"Needs attention: {kb.kb_name or kb.kb_uuid}, latest job {standing}")
+        for problem in digest.problems:
+            standing = problem.standing.value if problem.standing else "unknown"
+            who = problem.kb_name or problem.kb_uuid
+            lines.append(f"Needs attention: {who}, latest job {standing}")
     else:
         lines.append("Needs attention: nothing (every KB's latest job went well or is running).")
     return "\n".join(lines)
@@ -208,4 +209,3 @@ def digest_transition(route: str, due_at: DigestDue, text: str, now: datetime) -
         at=now,
         detail=text,
     )
-

@@ -17,8 +17,8 @@ from dataclasses import replace
 from functools import partial
 
 from watcher.core.decide import budget_caps
-from watcher.core.outbox import Budget, Message, OutboxItem, Send
 from watcher.core.model import EventKind
+from watcher.core.outbox import Budget, Message, OutboxItem, Send
 from watcher.core.present import Presentation, RouteFormat, render_templated, with_event
 from watcher.core.quiet import render_released
 from watcher.core.render import render, render_group
@@ -36,9 +36,9 @@ def plan(
 
     Only rows that reached the same URLs so far are grouped, so each send can skip exactly
     the URLs that already have all of its rows. Rows held by quiet hours go out as one message
-    per route and window (`watcher.core.quiet.render_released`); a digest always alone. A route that posts events gets one send per
-    event, never a grouped one; a route with templates gets them on each single alert (a
-    grouped alert keeps the built-in text).
+    per route and window (`watcher.core.quiet.render_released`); a digest always alone. A
+    route that posts events gets one send per event, never a grouped one; a route with
+    templates gets them on each single alert (a grouped alert keeps the built-in text).
     """
     groups: dict[tuple[str, frozenset[int]], list[OutboxItem]] = {}
     sends: list[Send] = []

@@ -133,7 +133,7 @@ _ORDER = ["info", "success", "warning", "failure"]
 
 
 def _resolved_line(first: Transition, then: Transition) -> tuple[Span, ...]:
-    who = first.route and f"route {first.route}" or first.kb_name or first.job_uuid
+    who = (first.route and f"route {first.route}") or first.kb_name or first.job_uuid
     subject = who or "DigitalOcean API"
     at = f"{first.at:%H:%M} UTC"
     return (plain(f"{subject}: {first.kind.value} at {at}, then {then.kind.value}"),)

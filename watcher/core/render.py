@@ -110,8 +110,8 @@ def render(
     kind = transition.kind
     if kind is EventKind.DIGEST:  # its text was written when it was due (`core.digest`)
         lead, *lines = (transition.detail or "Indexing digest").split("\n")
-        rows = [(plain(line),) for line in lines]
-        return render_list("gradient-watcher: indexing digest", lead, rows, Severity.INFO, budget)
+        spans = [(plain(line),) for line in lines]
+        return render_list("gradient-watcher: indexing digest", lead, spans, Severity.INFO, budget)
     severity = _severity(transition)
     title = _fit_title(f"{_ICON[severity]} {_subject(transition)}: {_headline(transition)}", budget)
     head: list[Block] = [

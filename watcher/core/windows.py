@@ -71,8 +71,7 @@ def day_matches(interval: TimeInterval, day: date) -> bool:
     if interval.days_of_month:
         last = calendar.monthrange(day.year, day.month)[1]
         return any(
-            _day(start, last) <= day.day <= _day(end, last)
-            for start, end in interval.days_of_month
+            _day(start, last) <= day.day <= _day(end, last) for start, end in interval.days_of_month
         )
     return True
 
@@ -92,9 +91,11 @@ def _occurrence(interval: TimeInterval, at: datetime) -> datetime | None:
     local = at.astimezone(zone)
     today = local.date()
     if not interval.times:
-        return _to_utc(today + timedelta(days=1), 0, zone, at) if day_matches(
-            interval, today
-        ) else None
+        return (
+            _to_utc(today + timedelta(days=1), 0, zone, at)
+            if day_matches(interval, today)
+            else None
+        )
     minute = local.hour * 60 + local.minute
     for span in interval.times:
         if not span.crosses_midnight:
