@@ -23,7 +23,7 @@ from watcher.core.decide import settlement
 from watcher.core.markup import Span, plain
 from watcher.core.model import EventKind
 from watcher.core.outbox import Budget, DeliveryState, Message, OutboxItem, Settlement
-from watcher.core.render import DASHBOARD, group_line, render_list, worst
+from watcher.core.render import DASHBOARD, group_line, headline, render_list, worst
 from watcher.core.state import Transition
 from watcher.core.windows import TimeWindow, muting, window_end
 
@@ -133,7 +133,8 @@ _ORDER = ["info", "success", "warning", "failure"]
 
 
 def _resolved_line(first: Transition, then: Transition) -> tuple[Span, ...]:
-    who = (first.route and f"route {first.route}") or first.kb_name or first.job_uuid
-    subject = who or "DigitalOcean API"
-    at = f"{first.at:%H:%M} UTC"
-    return (plain(f"{subject}: {first.kind.value} at {at}, then {then.kind.value}"),)
+    """`wiki: indexing stalled at 02:10 UTC, then indexing moving again at 02:40 UTC`."""
+    subject = (f"route {first.route}" if first.route else first.kb_name) or "gradient-watcher"
+    opened, closed = f"{first.at:%H:%M} UTC", f"{then.at:%H:%M} UTC"
+    text = f"{subject}: {headline(first)} at {opened}, then {headline(then)} at {closed}"
+    return (plain(text),)
