@@ -164,7 +164,11 @@ CASES["released"] = render_released(
         replace(transition(EventKind.API_UNREACHABLE), at=NOW - timedelta(hours=5)),
         replace(transition(EventKind.API_RECOVERED), at=NOW - timedelta(hours=4)),
         transition(EventKind.COMPLETED, stall_reason=StallReason.NO_PROGRESS),
-        transition(EventKind.FAILED, kb_name="wiki (EU)"),
+        transition(
+            EventKind.FAILED,
+            kb_name="wiki (EU)",
+            job=replace(job_for(EventKind.FAILED), uuid="9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d"),
+        ),
     ],
     "weekday-nights",
 )

@@ -6,9 +6,9 @@
   `status` shows). They are never lost: they are outbox rows like any other.
 - `settle_held`: when the quiet ends the held rows of a route come due together and go out
   as one message, minus what resolved meanwhile: a stalled job that then ended is told by
-  its outcome alone (which says it had stalled), a `recovered` by the outcome it led to, and
-  pairs that cancel out (the API unreachable then reachable again, a KB missing then found,
-  a route failing then recovering) are one line under "Resolved while held".
+  its outcome alone (which says it had stalled), a `started` or `recovered` by the outcome it
+  led to, and pairs that cancel out (the API unreachable then reachable again, a KB missing
+  then found, a route failing then recovering) are one line under "Resolved while held".
 
 Pure: `now` is the wall clock, the windows carry their timezones.
 """
@@ -77,12 +77,15 @@ def settle_held(transitions: Sequence[Transition]) -> Released:
     """Drop what resolved meanwhile (see the module's rules); keep the order of the rest."""
     ordered = sorted(transitions, key=lambda t: t.at)
     ended = {t.job_uuid for t in ordered if t.kind.is_terminal and t.job_uuid}
+    stalls = {t.job_uuid: t.stall_reason for t in ordered if t.kind is EventKind.STALLED}
     told: list[Transition] = []
     resolved: list[tuple[Transition, Transition]] = []
     open_: dict[tuple[EventKind, str | None, str | None], Transition] = {}
     for t in ordered:
-        if t.job_uuid in ended and t.kind in (EventKind.STALLED, EventKind.RECOVERED):
-            continue  # the outcome's line says the job had stalled
+        if t.job_uuid in ended and t.kind in _TOLD_BY_OUTCOME:
+            continue  # the outcome's line tells it (and says the job had stalled)
+        if t.kind.is_terminal and t.job_uuid in stalls and t.stall_reason is None:
+            t = replace(t, stall_reason=stalls[t.job_uuid])
         if t.kind in _PAIRS:
             open_[(t.kind, *_about(t))] = t
             told.append(t)
@@ -95,6 +98,9 @@ def settle_held(transitions: Sequence[Transition]) -> Released:
             continue
         told.append(t)
     return Released(tuple(told), tuple(resolved))
+
+
+_TOLD_BY_OUTCOME = frozenset({EventKind.STARTED, EventKind.STALLED, EventKind.RECOVERED})
 
 
 def _about(t: Transition) -> tuple[str | None, str | None]:
