@@ -13,7 +13,6 @@ import os
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-
 from zoneinfo import ZoneInfo
 
 import pytest
