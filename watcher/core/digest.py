@@ -167,7 +167,7 @@ def _job_error(t: Transition) -> str | None:
     job = t.job
     if job is None:
         return None
-    errors = [ds.error_msg for ds in job.data_source_jobs if ds.error_msg]
+    errors = dict.fromkeys(ds.error_msg for ds in job.data_source_jobs if ds.error_msg)
     return "; ".join(errors) or None
 
 
