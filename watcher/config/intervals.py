@@ -29,6 +29,7 @@ from watcher.core.windows import DAY_MINUTES, TimeInterval, TimeRange, TimeWindo
 
 WEEKDAYS = tuple(day.lower() for day in calendar.day_name)  # monday first
 MONTHS = tuple(month.lower() for month in calendar.month_name[1:])
+Ranges = tuple[tuple[int, int], ...]
 _CLOCK = re.compile(r"^([01]\d|2[0-4]):([0-5]\d)$")
 
 
@@ -64,7 +65,8 @@ def _range(text: object, names: tuple[str, ...], low: int, high: int, what: str)
     if len(parts) > 2 or not all(parts):
         raise ValueError(f"{text!r} is not a {what} or range of them, e.g. {_example(what)}")
     values = [_one(part, names, low, high, what) for part in parts]
-    if values[0] > values[-1] and not values[0] > 0 > values[-1]:
+    wraps = what in ("weekday", "month")  # "saturday:monday", "november:february"
+    if values[0] > values[-1] and not wraps and not values[0] > 0 > values[-1]:
         raise ValueError(f"{text!r}: the range starts after it ends")
     return [values[0], values[-1]]
 
@@ -90,8 +92,15 @@ def _example(what: str) -> str:
     }[what]
 
 
-def _spread(ranges: list[list[int]]) -> frozenset[int]:
-    return frozenset(value for start, end in ranges for value in range(start, end + 1))
+def _spread(ranges: Ranges, low: int, high: int) -> frozenset[int]:
+    """Every value of the inclusive ranges; a range that starts after it ends wraps around."""
+    values: set[int] = set()
+    for start, end in ranges:
+        if start <= end:
+            values.update(range(start, end + 1))
+        else:
+            values.update(range(start, high + 1), range(low, end + 1))
+    return frozenset(values)
 
 
 class TimeRangeConfig(Section):
@@ -128,9 +137,6 @@ def _ranges_of(names: tuple[str, ...], low: int, high: int, what: str) -> Before
     return BeforeValidator(check)
 
 
-Ranges = tuple[tuple[int, int], ...]
-
-
 class IntervalConfig(Section):
     """One interval: every field it sets must match (Alertmanager's `time_interval`)."""
 
@@ -151,10 +157,10 @@ class IntervalConfig(Section):
         return TimeInterval(
             location=zone(self.location),
             times=tuple(t.as_range() for t in self.times),
-            weekdays=_spread([list(r) for r in self.weekdays]),
+            weekdays=_spread(self.weekdays, 0, 6),
             days_of_month=tuple((start, end) for start, end in self.days_of_month),
-            months=_spread([list(r) for r in self.months]),
-            years=_spread([list(r) for r in self.years]),
+            months=_spread(self.months, 1, 12),
+            years=_spread(self.years, 1970, 9999),
         )
 
 
