@@ -37,7 +37,7 @@ def test_a_route_muted_by_a_window_with_a_digest_is_valid(tmp_path: Path) -> Non
     route = (
         ROUTE + 'mute_during = ["weekday-nights"]\ndigest = "weekly monday 09:00 Europe/Berlin"\n'
     )
-    code, _, err, path = check(tmp_path, NIGHTS + route)
+    code, _, err, _ = check(tmp_path, NIGHTS + route)
     assert code == 0, err
     loaded = Config.from_mapping(
         {
