@@ -3,12 +3,14 @@ what a released batch still tells."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from watcher.core.decide import RetryPolicy, settle
 from watcher.core.model import EventKind, Job
-from watcher.core.outbox import DeliveryState, OutboxItem
+from watcher.core.outbox import DeliveryState, FailureKind, OutboxItem, Send, SendResult
 from watcher.core.quiet import hold, render_released, settle_held
 from watcher.core.state import StallReason, Transition
 from watcher.core.windows import TimeInterval, TimeRange, TimeWindow
@@ -112,3 +114,22 @@ def test_the_outcome_of_a_job_that_stalled_while_held_says_so_in_the_released_me
     assert message.title == "✅ Quiet hours nights over: 1 indexing event"
     assert "completed after a stall" in message.body
     assert "stalled" not in message.body.replace("after a stall", "")
+
+
+@pytest.mark.parametrize(
+    ("held_until", "state"),
+    [
+        # held over a weekend, failing at its first try after: retried, not given up
+        (NOW - timedelta(minutes=1), DeliveryState.PENDING),
+        # never held, two days old: given up after delivery.dead_after (a day)
+        (None, DeliveryState.DEAD),
+    ],
+)
+def test_dead_after_counts_from_the_end_of_the_quiet_hours_that_held_a_row(
+    held_until: datetime | None, state: DeliveryState
+) -> None:
+    old = replace(item("ops"), created_at=NOW - timedelta(days=2), held_until=held_until)
+    send = Send("ops", (old,), render_released([old.transition], "weekends"))
+    failed = SendResult(ok=False, error="HTTP 503", failure=FailureKind.RETRYABLE)
+    ((settled, _),) = settle(send, failed, NOW, RetryPolicy(dead_after=timedelta(days=1)))
+    assert settled.state is state

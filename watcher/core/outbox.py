@@ -47,6 +47,7 @@ class OutboxItem:
     delivered: frozenset[int] = frozenset()  # the route's URLs (by index) that already have it
     last_targets: tuple[TargetResult, ...] = ()  # what each URL answered the last attempt
     held_by: str | None = None  # the quiet-hours window that held it (`watcher.core.quiet`)
+    held_until: datetime | None = None  # when that hold ended: `dead_after` counts from here
 
 
 class SettleReason(StrEnum):

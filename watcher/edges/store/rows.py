@@ -46,7 +46,7 @@ _CLAIM: Final = """
     WHERE id = ? AND state = 'pending'"""
 _CLAIMED: Final = """
     SELECT o.id, o.route, o.created_at, o.attempts, o.last_error, e.cycle_id, e.payload,
-        o.targets, o.held_by
+        o.targets, o.held_by, o.held_until
     FROM outbox o JOIN events e ON e.event_id = o.event_id
     WHERE o.claim_token = ? AND o.state = 'sending'
     ORDER BY o.id"""
@@ -59,7 +59,7 @@ _SETTLE: Final = """
         sent_at = COALESCE(?, sent_at), settled_at = ?,
         next_attempt_at = COALESCE(?, next_attempt_at), claimed_at = NULL, claim_token = NULL,
         claim_epoch = NULL, claim_clock = NULL, claim_expires = NULL,
-        held_by = COALESCE(?, held_by)
+        held_by = COALESCE(?, held_by), held_until = COALESCE(?, held_until)
     WHERE id = ? AND state = 'sending'"""
 _UPSERT_KB: Final = """
     INSERT INTO knowledge_bases (uuid, name, first_seen_at, last_job_uuid, updated, news_since)
@@ -350,6 +350,7 @@ def _outbox_item(row: tuple[Any, ...]) -> OutboxItem:
         delivered=frozenset(t.index for t in targets if t.ok and t.index is not None),
         last_targets=targets,
         held_by=row[8],
+        held_until=schema.from_db_or_none(row[9]),
     )
 
 
@@ -379,6 +380,9 @@ def settle_row(settlement: Settlement, token: str | None) -> tuple[str, tuple[An
         at if state in (DeliveryState.SENT, DeliveryState.DEAD) else None,
         next_at,
         settlement.held_by,
+        schema.to_db(settlement.next_attempt_at)
+        if settlement.held_by is not None and settlement.next_attempt_at is not None
+        else None,
         settlement.outbox_id,
     )
     if token is None:
