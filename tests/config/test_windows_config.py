@@ -37,8 +37,10 @@ def test_a_route_muted_by_a_window_with_a_digest_is_valid(tmp_path: Path) -> Non
     route = (
         ROUTE + 'mute_during = ["weekday-nights"]\ndigest = "weekly monday 09:00 Europe/Berlin"\n'
     )
-    code, _, err, _ = check(tmp_path, NIGHTS + route)
+    code, out, err, _ = check(tmp_path, NIGHTS + route)
     assert code == 0, err
+    assert "quiet during weekday-nights (held, then one message)" in out
+    assert "digest weekly monday 09:00 Europe/Berlin" in out
     loaded = Config.from_mapping(
         {
             "time_intervals": [
