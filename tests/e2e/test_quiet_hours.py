@@ -14,6 +14,7 @@ from typing import Any
 
 from tests.harness import GROUP, Harness, job_scenario, open_harness, route
 from tests.receivers import WebhookReceiver
+from watcher.core import status_view
 from watcher.core.model import EventKind
 
 JOBS = [
@@ -52,6 +53,10 @@ async def test_a_muted_route_holds_alerts_and_sends_one_message_when_the_window_
         status = await h.status_json()
         (quiet,) = [r for r in status["deliveries"]["routes"] if r["route"] == "quiet"]
         assert quiet["held"] == quiet["pending"] >= 5 and quiet["held_by"] == "maintenance"
+        assert h.runtime is not None
+        text = status_view.table(await h.runtime.store.snapshot(h.now()), h.now())
+        until = quiet["held_until"][:16]  # to the minute, as the text shows it
+        assert f"held by quiet hours maintenance until {until}" in text
 
         await h.restart()  # the held rows are in the store, not in memory
         await h.step(60)
