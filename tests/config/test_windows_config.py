@@ -116,3 +116,16 @@ def test_a_bad_window_or_schedule_is_an_error_naming_the_key_and_the_source(
     assert code == 2
     lines = [line for line in err.splitlines() if line.startswith(f"{path}: {key}: ")]
     assert lines and message in lines[0], err
+
+
+def test_an_unknown_window_set_from_the_environment_is_blamed_on_the_variable(
+    tmp_path: Path,
+) -> None:
+    path = config(tmp_path, NIGHTS + ROUTE)
+    routes = '[{"name": "ops", "urls": ["json://127.0.0.1:9/x"], "mute_during": ["weekend"]}]'
+    code, _, err = run(
+        ["check-config", "--config", path],
+        {"DIGITALOCEAN_ACCESS_TOKEN": TOKEN, "WATCHER_ROUTES": routes},
+    )
+    assert code == 2
+    assert "WATCHER_ROUTES: routes[0].mute_during[0]: route 'ops': 'weekend' names no" in err
