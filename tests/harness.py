@@ -71,6 +71,7 @@ HEADLINES: dict[EventKind, str] = {
     EventKind.CORRECTED: "indexing outcome corrected",
     EventKind.DATABASE_UNHEALTHY: "knowledge base database not online",
     EventKind.DATABASE_RECOVERED: "knowledge base database online again",
+    EventKind.DIGEST: "indexing digest",
 }
 # `recovered` of a job that ended, sent alone to a route that did not ask for the outcome.
 RECOVERED_BY_ENDING = "indexing finished after a stall"

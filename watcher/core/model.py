@@ -85,6 +85,7 @@ class EventKind(StrEnum):
     KNOWLEDGE_BASE_FOUND = "knowledge_base_found"
     DATABASE_UNHEALTHY = "database_unhealthy"  # a KB's database is not ONLINE
     DATABASE_RECOVERED = "database_recovered"  # it is ONLINE again
+    DIGEST = "digest"  # a route's scheduled summary (`digest =`), never asked for in `events`
 
     @property
     def is_terminal(self) -> bool:
@@ -121,6 +122,7 @@ _WATCHER_EVENTS = frozenset(
         EventKind.DELIVERY_RECOVERED,
         EventKind.DATABASE_UNHEALTHY,
         EventKind.DATABASE_RECOVERED,
+        EventKind.DIGEST,
     }
 )
 
@@ -152,6 +154,7 @@ _SEVERITY = {
     EventKind.KNOWLEDGE_BASE_FOUND: Severity.SUCCESS,
     EventKind.DATABASE_UNHEALTHY: Severity.FAILURE,
     EventKind.DATABASE_RECOVERED: Severity.SUCCESS,
+    EventKind.DIGEST: Severity.INFO,
 }
 
 

@@ -70,6 +70,8 @@ def cycle_settings(config: Config) -> CycleSettings:
         tolerances=tolerances(config),
         presentations=presentations(config),
         extras=extras_settings(config),
+        mutes=config.mutes(),
+        digests=config.digests(),
     )
 
 
@@ -308,6 +310,7 @@ async def open_runtime(
         elapsed=elapsed,
         extra_source=client,
         facts=GuardedFacts(store),
+        digest_reads=store,
     )
     return Runtime(
         config=config, client=client, store=store, cycle=cycle, metrics=metrics, keeper=keeper

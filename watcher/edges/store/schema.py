@@ -130,6 +130,16 @@ _V5: Final = (
     "ALTER TABLE outbox ADD COLUMN claim_expires REAL",
 )
 
+# Version 6: quiet hours (issue 16, `watcher.core.quiet`): the `[[time_intervals]]` window that
+# holds a pending row until it ends (its `next_attempt_at`); NULL for a row never held. Rows
+# held by a window are released together as one message.
+_V6: Final = (
+    "ALTER TABLE outbox ADD COLUMN held_by TEXT",
+    # When that window ended (its release): `delivery.dead_after` counts from here, not from
+    # `created_at`, so a weekend's hold never dead-letters an alert at its first failure.
+    "ALTER TABLE outbox ADD COLUMN held_until TEXT",
+)
+
 # Version 9 (issue-17a; renumbered at merge): what the extra reads learnt of each knowledge base
 # and agent (`watcher.edges.store.facts`): one row per (subject, kind), the value as JSON.
 _V_KB_FACTS: Final = (
@@ -145,7 +155,15 @@ _V_KB_FACTS: Final = (
     )""",
 )
 
-MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_V1, _V2, _V3, _V4, _V5, _V_KB_FACTS)
+MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
+    _V1,
+    _V2,
+    _V3,
+    _V4,
+    _V5,
+    _V6,
+    _V_KB_FACTS,
+)
 """`MIGRATIONS[n]` takes a store from schema version n to n + 1."""
 
 SCHEMA_VERSION: Final = len(MIGRATIONS)
