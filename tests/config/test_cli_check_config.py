@@ -51,6 +51,32 @@ def test_a_valid_config_exits_0_and_describes_it_with_secrets_masked(tmp_path: P
     assert SECRET not in out + err and TOKEN not in out + err
 
 
+@pytest.mark.parametrize(
+    ("api", "line"),
+    [
+        ("", "Extras:     at most 360 requests/hour (10% of the ceiling)"),
+        (
+            '[api]\nmax_requests_per_minute = 120\nextra_reads_share = "5%"\n',
+            "at most 360 requests/hour (5% of",
+        ),
+        ("[api]\nextra_reads_share = 0\n", "Extras:     off (api.extra_reads_share = 0)"),
+    ],
+)
+def test_check_config_shows_the_extra_reads_share_in_requests_an_hour(
+    tmp_path: Path, api: str, line: str
+) -> None:
+    path = config(tmp_path, api + VALID)
+    code, out, err = run(["check-config", "--config", path], {"DIGITALOCEAN_ACCESS_TOKEN": TOKEN})
+    assert code == 0, err
+    assert line in out
+
+
+def test_an_extra_reads_share_over_half_is_refused_naming_the_key(tmp_path: Path) -> None:
+    path = config(tmp_path, '[api]\nextra_reads_share = "60%"\n' + VALID)
+    code, _, err = run(["check-config", "--config", path], {"DIGITALOCEAN_ACCESS_TOKEN": TOKEN})
+    assert code == 2 and "api.extra_reads_share" in err
+
+
 def test_check_config_shows_the_cycle_deadline_and_the_health_limit_it_makes(
     tmp_path: Path,
 ) -> None:

@@ -52,6 +52,7 @@ def describe(config: Config, *, listen_note: str | None = None) -> str:
         f"{api.per_page} per page; answers up to {api.max_response_size.human_readable()}, "
         f"lists up to {api.max_list_items:,} items)",
         f"  Token:      {_token_line(config)}",
+        f"  Extras:     {_extras_line(config)}",
         f"  Polling:    every {fmt(poll.interval)}, every {fmt(poll.active_interval)} while a "
         f"job is pending or running, jitter up to {fmt(poll.jitter)}; a cycle reads the API "
         f"for at most {fmt(poll.cycle_deadline)}",
@@ -193,3 +194,15 @@ def _route_lines(route: RouteConfig) -> list[str]:
         # apprise is loaded already (the URLs were just checked), so this costs nothing more
         lines.append(f"        {url_secrets(text).masked(text)}")
     return lines
+
+
+def _extras_line(config: Config) -> str:
+    """The extra reads' share of the hourly ceiling, in requests an hour."""
+    api = config.api
+    per_hour = int(api.max_requests_per_minute * 60 * api.extra_reads_share)
+    if per_hour <= 0:
+        return "off (api.extra_reads_share = 0): alerts name data sources by uuid only"
+    return (
+        f"at most {per_hour:,} requests/hour ({api.extra_reads_share:.0%} of the ceiling) for "
+        "data source names, database health and agents"
+    )
