@@ -130,6 +130,7 @@ class Cycle:
             notifier,
             settings.dispatch(),
             clock,
+            elapsed=elapsed,
             monotonic=monotonic,
             sleep=sleep,
         )
