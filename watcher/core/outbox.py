@@ -20,6 +20,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import assert_never
 
+from watcher.core.clocks import Elapsed
 from watcher.core.model import Severity
 from watcher.core.state import Transition
 
@@ -46,6 +47,10 @@ class OutboxItem:
     last_error: str | None = None
     delivered: frozenset[int] = frozenset()  # the route's URLs (by index) that already have it
     last_targets: tuple[TargetResult, ...] = ()  # what each URL answered the last attempt
+    # the elapsed-clock reading of its first failed attempt (None: none yet, or not measurable
+    # here: taken in another boot, or lost with a claim whose sender stopped); `dead_after`
+    # is measured from it
+    failing_for: Elapsed | None = None
 
 
 class SettleReason(StrEnum):
@@ -95,6 +100,7 @@ class Settlement:
     next_attempt_at: datetime | None = None
     error: str | None = None
     targets: tuple[TargetResult, ...] = ()
+    failing_for: Elapsed | None = None  # kept while pending: the first failure's reading
 
 
 class FailureKind(StrEnum):

@@ -234,7 +234,7 @@ class Dispatcher:
             waited += wait
         self._sent_now(send, urls)
         result = await self._send(send)
-        return Sent(send, result, self.clock()), waited
+        return Sent(send, result, self.clock(), self.elapsed()), waited
 
     def _budgets(self, route_name: str) -> tuple[Budget, ...]:
         try:
