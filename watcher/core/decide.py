@@ -8,7 +8,8 @@
 - `settle` turns a send's result into settlements, each carrying the reason for its new state:
   delivered; retried with backoff; re-rendered shorter at once when a target refused the
   message for its size (never final while the message can still shrink); dead-lettered after
-  repeated permanent refusals or once it has been failing for `dead_after`. `hold`,
+  repeated permanent refusals or once it has been failing for `dead_after` (a row held by
+  quiet hours starts that count again after the hold: `watcher.core.quiet.hold`). `hold`,
   `postpone` and `release` settle rows without an attempt of their own (no attempt spent).
   `settlement` is the one maker of a `Settlement`: what a URL reached stays reached,
   whatever becomes of the row.

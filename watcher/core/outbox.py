@@ -47,6 +47,8 @@ class OutboxItem:
     last_error: str | None = None
     delivered: frozenset[int] = frozenset()  # the route's URLs (by index) that already have it
     last_targets: tuple[TargetResult, ...] = ()  # what each URL answered the last attempt
+    held_by: str | None = None  # the quiet-hours window that held it (`watcher.core.quiet`)
+    held_until: datetime | None = None  # when that hold ended (the hold restarts `dead_after`)
     # the elapsed-clock reading of its first failed attempt (None: none yet, or not measurable
     # here: taken in another boot, or lost with a claim whose sender stopped); `dead_after`
     # is measured from it
@@ -101,6 +103,7 @@ class Settlement:
     error: str | None = None
     targets: tuple[TargetResult, ...] = ()
     failing_for: Elapsed | None = None  # kept while pending: the first failure's reading
+    held_by: str | None = None  # set: held by this quiet-hours window until `next_attempt_at`
 
 
 class FailureKind(StrEnum):

@@ -67,6 +67,8 @@ def cycle_settings(config: Config) -> CycleSettings:
         delivery_failing_after=config.alerts.delivery_failing_after,
         tolerances=tolerances(config),
         presentations=presentations(config),
+        mutes=config.mutes(),
+        digests=config.digests(),
     )
 
 
@@ -297,6 +299,7 @@ async def open_runtime(
         settings=cycle_settings(config),
         clock=clock,
         elapsed=elapsed,
+        digest_reads=store,
     )
     return Runtime(
         config=config, client=client, store=store, cycle=cycle, metrics=metrics, keeper=keeper
