@@ -19,6 +19,7 @@ from watcher.config import checks
 from watcher.config.checks import Issue, Loc
 from watcher.config.heartbeat import HeartbeatConfig
 from watcher.config.preflight import Preflight
+from watcher.config.remediation import CostConfig, RemediationConfig
 from watcher.config.routes import RouteConfig
 from watcher.config.sections import (
     AlertsConfig,
@@ -44,6 +45,8 @@ SECTIONS: dict[str, type[Section]] = {
     "log": LogConfig,
     "http": HttpConfig,
     "heartbeat": HeartbeatConfig,
+    "cost": CostConfig,
+    "remediation": RemediationConfig,
 }
 TABLE_ARRAYS: dict[str, type[Section]] = {
     "knowledge_bases": KnowledgeBaseConfig,

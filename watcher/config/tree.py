@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, SecretStr
 from watcher.config.build import TABLE_ARRAYS, Parts, collect, to_problems
 from watcher.config.checks import Loc
 from watcher.config.heartbeat import HeartbeatConfig
+from watcher.config.remediation import CostConfig, RemediationConfig
 from watcher.config.routes import RouteConfig
 from watcher.config.sections import (
     AlertsConfig,
@@ -47,6 +48,8 @@ class Config(BaseModel):
     log: LogConfig = LogConfig()
     http: HttpConfig = HttpConfig()
     heartbeat: HeartbeatConfig = HeartbeatConfig()
+    cost: CostConfig = CostConfig()
+    remediation: RemediationConfig = RemediationConfig()
     token: SecretStr | None = None
     token_source: str | None = None
     ca_bundle: Path | None = None  # resolved from http.ca_bundle or the environment

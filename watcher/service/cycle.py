@@ -10,7 +10,10 @@ base or one delivery is logged and survived. The steps:
   details of failed and partial jobs (a partial job within its KB's error budget is then
   told as completed: `watcher.core.tolerance`);
 - decide (`watcher.core.decide.route`): which routes get which event;
-- record: states, events and outbox rows in one transaction, with the API's health;
+- cost (`watcher.core.costing`): each outcome's cost from its KB's model price
+  (`watcher.service.costs`, read about hourly), and `cost_spike`;
+- record: states, events and outbox rows in one transaction, with the API's health (and the
+  intents of remediation, `watcher.service.remedies`, which acts after it);
 - deliver (`watcher.service.dispatch`): what is due in the outbox goes out.
 
 A cycle has a deadline (`CycleSettings.deadline`, on the event loop's monotonic clock): its
@@ -24,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
@@ -33,10 +36,12 @@ import structlog
 from watcher.core.account import RouteRefs
 from watcher.core.apihealth import ApiHealth, api_health
 from watcher.core.clocks import Elapsed, Instant
+from watcher.core.cost import SpikeRule
+from watcher.core.costing import COSTS_KEY, annotate, decode_recent, encode_recent
 from watcher.core.decide import RetryPolicy, RouteRule, route
 from watcher.core.detect import detect
 from watcher.core.errors import ApiStatusError, SourceError
-from watcher.core.model import EventKind, WatchedKb
+from watcher.core.model import EventKind, KnowledgeBase, WatchedKb
 from watcher.core.outbox import SettleReason
 from watcher.core.ports import MetaStore, Notifier, Outbox, Source, StateStore
 from watcher.core.present import Presentation
@@ -45,8 +50,10 @@ from watcher.core.state import Change, Observation, Policy, Transition, WatchSta
 from watcher.core.tolerance import Tolerances, tolerate
 from watcher.edges.hostclock import elapsed_now
 from watcher.service.accountcheck import AccountCheck
+from watcher.service.costs import PRICES_KEY, PriceBook, encode_prices
 from watcher.service.dispatch import Dispatcher, DispatchSettings
 from watcher.service.observe import BASELINE_KEY, Observer, Sight
+from watcher.service.remedies import Remedies
 
 log = structlog.get_logger(__name__)
 
@@ -73,6 +80,7 @@ class CycleSettings:
     delivery_failing_after: timedelta = timedelta(minutes=10)
     tolerances: Tolerances = field(default_factory=Tolerances)  # error budgets per KB
     presentations: Mapping[str, Presentation] = field(default_factory=dict)  # per route
+    spike_rule: SpikeRule = field(default_factory=SpikeRule)  # `cost_spike` (off by default)
 
     def dispatch(self) -> DispatchSettings:
         """The deliver stage's slice."""
@@ -118,8 +126,12 @@ class Cycle:
         *,
         monotonic: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        prices: PriceBook | None = None,
+        remedies: Remedies | None = None,
     ) -> None:
         self.source, self.store, self.meta = source, store, meta
+        self.prices, self.remedies = prices, remedies
+        self._prices_written: str | None = None
         self.settings, self.clock, self.elapsed = settings, clock, elapsed
         self.observer = Observer(source, store, meta, settings.watched, settings.per_page)
         self.account_check = AccountCheck(meta, settings.watched, settings.route_refs)
@@ -164,12 +176,17 @@ class Cycle:
             transitions = tolerate(transitions, self.settings.tolerances)  # needs the details
         except (SourceError, TimeoutError) as exc:
             return await self._fetch_failed(cycle_id, exc)
+        transitions, cost_meta = await self._costs(sight.kbs, transitions, until)
+        if self.remedies is not None:  # the intents go with the stall, before any write call
+            cost_meta |= await self.remedies.plan(transitions)
         deliveries = route(transitions, self.settings.rules)
         # `api_recovered` first, so that its alert comes before the news it lets through.
         await self._api_outcome(cycle_id, now, None)
         kbs, jobs = changed(sight.previous, state)
         change = Change(cycle_id, now.wall, kbs, jobs, transitions, deliveries)
-        await self._record(change, sight.previous, state, meta)
+        await self._record(change, sight.previous, state, meta | cost_meta)
+        if self.remedies is not None:
+            await self.remedies.act(cycle_id, now.wall, now.api)
         for t in transitions:
             log.info(f"job_{t.kind.value}", kb=t.kb_uuid, job=t.job_uuid, event_id=t.event_id)
         return CycleReport(
@@ -193,6 +210,30 @@ class Cycle:
         )
         state, transitions = detect(sight.previous, observation, now, self.settings.policy)
         return state, setup + transitions, routes_meta | setup_meta
+
+    async def _costs(
+        self, kbs: Sequence[KnowledgeBase], transitions: tuple[Transition, ...], until: float
+    ) -> tuple[tuple[Transition, ...], dict[str, str | None]]:
+        """The transitions with their jobs' costs (and any `cost_spike`), and the meta values
+        to record with them: the KBs' recent costs and, when they changed, their prices."""
+        if self.prices is None:
+            return transitions, {}
+        try:
+            async with asyncio.timeout_at(until):
+                await self.prices.refresh_if_due()
+        except TimeoutError:
+            log.warning("model_prices_unread", error="the cycle's deadline passed")
+        prices = self.prices.prices(kbs)
+        meta: dict[str, str | None] = {}
+        if prices and (encoded := encode_prices(prices)) != self._prices_written:
+            meta[PRICES_KEY] = self._prices_written = encoded
+        if not any(t.kind.is_terminal for t in transitions):
+            return transitions, meta
+        recent = decode_recent(await self.meta.get_meta(COSTS_KEY))
+        priced, costs = annotate(transitions, prices, recent, self.settings.spike_rule)
+        if costs != recent:
+            meta[COSTS_KEY] = encode_recent(costs)
+        return priced, meta
 
     async def _fetch_failed(self, cycle_id: str, exc: SourceError | TimeoutError) -> CycleReport:
         """The API could not be read (or not within the deadline): a failed API read."""

@@ -25,6 +25,7 @@ from watcher.core.pace import PaceSettings
 from watcher.core.ports import Notifier
 from watcher.core.present import Presentation, RouteFormat
 from watcher.core.redact import SECRETS
+from watcher.core.remedy import OnStalled
 from watcher.core.tolerance import Tolerances
 from watcher.edges import host
 from watcher.edges.api.client import ApiClient, ApiSettings, RequestRecord, RequestRetry
@@ -33,8 +34,10 @@ from watcher.edges.metrics import Metrics
 from watcher.edges.notify.webhook import SignedWebhookNotifier
 from watcher.edges.store.files import file_id
 from watcher.edges.store.sqlite import SqliteStore
+from watcher.service.costs import PriceBook
 from watcher.service.cycle import Cycle, CycleSettings
 from watcher.service.lease_keeper import LeaseKeeper
+from watcher.service.remedies import Remedies
 
 
 def utcnow() -> datetime:
@@ -67,7 +70,17 @@ def cycle_settings(config: Config) -> CycleSettings:
         delivery_failing_after=config.alerts.delivery_failing_after,
         tolerances=tolerances(config),
         presentations=presentations(config),
+        spike_rule=config.cost.spike_rule(),
     )
+
+
+def remedies(config: Config, client: ApiClient, store: GuardedStore) -> Remedies | None:
+    """Remediation of stalled jobs, when `[remediation] on_stalled` asks for it."""
+    policy = config.remediation.policy()
+    if policy.on_stalled is OnStalled.NOTHING:
+        return None
+    rules = cycle_settings(config).rules
+    return Remedies(client, store, store, policy, rules)
 
 
 def tolerances(config: Config) -> Tolerances:
@@ -297,6 +310,8 @@ async def open_runtime(
         settings=cycle_settings(config),
         clock=clock,
         elapsed=elapsed,
+        prices=PriceBook(client, config.cost.prices_every),
+        remedies=remedies(config, client, guarded),
     )
     return Runtime(
         config=config, client=client, store=store, cycle=cycle, metrics=metrics, keeper=keeper

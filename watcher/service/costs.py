@@ -1,0 +1,103 @@
+"""The models list and catalog, read about hourly for the price of each KB's embedding model.
+
+`PriceBook.read_prices` is the one function that reads them (two GETs at most: the catalog
+only when a listed embedding model carries no price). Until the shared budget for extra reads
+lands (issue 17a), it runs at its own cadence (`[cost] prices_every`, one hour by default; ten
+minutes after a failed read) from `refresh_if_due`, which the cycle calls within its deadline.
+A failed or slow read never fails the cycle: the last prices are kept (and nothing is priced
+before the first read succeeds).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict
+from datetime import timedelta
+from typing import Protocol
+
+import structlog
+
+from watcher.core.cost import CatalogModel, ListedModel, ModelPrice, resolve_price
+from watcher.core.errors import SourceError
+from watcher.core.model import KnowledgeBase
+
+log = structlog.get_logger(__name__)
+
+PRICES_KEY = "kb_prices"  # meta: KB uuid -> its model's price, for `watcher status`
+RETRY_AFTER_FAILURE = timedelta(minutes=10)
+
+
+class PriceSource(Protocol):
+    """The two reads of prices (`watcher.edges.api.client.ApiClient`); `SourceError` on failure."""
+
+    async def list_embedding_models(self) -> list[ListedModel]:
+        """`GET /v2/gen-ai/models?usecases=MODEL_USECASE_KNOWLEDGEBASE`, every page."""
+        ...
+
+    async def list_model_catalog(self) -> list[CatalogModel]:
+        """`GET /v2/gen-ai/models/catalog`, every page."""
+        ...
+
+
+class PriceBook:
+    """The latest prices read, and when to read them again (monotonic clock, seconds)."""
+
+    def __init__(
+        self,
+        source: PriceSource,
+        every: timedelta = timedelta(hours=1),
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.source, self.every, self.monotonic = source, every, monotonic
+        self.models: tuple[ListedModel, ...] = ()
+        self.catalog: tuple[CatalogModel, ...] = ()
+        self._due: float | None = None  # None: never read
+
+    async def refresh_if_due(self) -> None:
+        """Read the prices when due (first call, then every `every`); never raises a
+        `SourceError` (logged, retried in `RETRY_AFTER_FAILURE`)."""
+        now = self.monotonic()
+        if self._due is not None and now < self._due:
+            return
+        try:
+            await self.read_prices()
+        except SourceError as exc:
+            self._due = now + RETRY_AFTER_FAILURE.total_seconds()
+            log.warning("model_prices_unread", error=str(exc))
+            return
+        self._due = now + self.every.total_seconds()
+
+    async def read_prices(self) -> None:
+        """Read the embedding models (and the catalog when one of them has no price).
+
+        THE one place the extra reads of cost happen: the shared reads budget (issue 17a)
+        should call this at its own cadence instead of `refresh_if_due`."""
+        models = tuple(await self.source.list_embedding_models())
+        catalog: tuple[CatalogModel, ...] = ()
+        if any(m.input_price_per_million is None for m in models):
+            catalog = tuple(await self.source.list_model_catalog())
+        self.models, self.catalog = models, catalog
+        log.info("model_prices_read", models=len(models), catalog=len(catalog))
+
+    def prices(self, kbs: Iterable[KnowledgeBase]) -> dict[str, ModelPrice]:
+        """Each KB's embedding-model price, for the KBs whose model has one."""
+        found = {
+            kb.uuid: resolve_price(kb.embedding_model_uuid, self.models, self.catalog) for kb in kbs
+        }
+        return {kb: price for kb, price in found.items() if price is not None}
+
+
+def encode_prices(prices: Mapping[str, ModelPrice]) -> str:
+    """The meta value under `PRICES_KEY`."""
+    return json.dumps({kb: asdict(price) for kb, price in prices.items()}, sort_keys=True)
+
+
+def decode_prices(value: str | None) -> dict[str, ModelPrice]:
+    """The prices from the meta value (an unreadable value reads as none)."""
+    try:
+        data = json.loads(value) if value else {}
+        return {str(kb): ModelPrice(**fields) for kb, fields in data.items()}
+    except (ValueError, TypeError, AttributeError):
+        return {}
