@@ -4,10 +4,10 @@ Order for each request: apply the due timeline events; a `connection_reset` faul
 socket at once; the sliding-window limiter counts the request (429 when over a limit); the
 bearer token is checked (401) and its scope for the method (403, `scoped_tokens`); `slow`,
 `rate_limited`, `server_error`, `html_error`, `echo_headers` and `page_shift` faults act; the
-routes answer; `unknown_enum`, `missing_fields`, `counters_backwards` and `truncated_json` faults rewrite a 200 JSON body; a
-`dribble` fault sends the body a byte at a time. Every answer carries the `ratelimit-*`
-headers, an `x-request-id` and a `Date` on the simulated API's own clock (whole seconds, as
-HTTP dates are), and is appended to the simulator's request log.
+routes answer; `unknown_enum`, `missing_fields`, `counters_backwards` and `truncated_json`
+faults rewrite a 200 JSON body; a `dribble` fault sends the body a byte at a time. Every
+answer carries the `ratelimit-*` headers, an `x-request-id` and a `Date` on the simulated
+API's own clock (whole seconds, as HTTP dates are), and is appended to the simulator's request log.
 """
 
 from __future__ import annotations
