@@ -40,8 +40,6 @@ DEFAULT_EVENTS = (
     EventKind.KNOWLEDGE_BASE_FOUND,
     EventKind.DELIVERY_FAILING,
     EventKind.DELIVERY_RECOVERED,
-    EventKind.COST_SPIKE,  # only when [cost] spike_factor is set
-    EventKind.REMEDIATED,  # only when [remediation] on_stalled acts
 )
 ALL_KBS = "*"
 
