@@ -11,6 +11,7 @@ from typing import Any
 
 from tests.e2e.conftest import HarnessFactory
 from tests.harness import HOOK, Receivers, route, simulator
+from watcher.service.commands import read_status
 from watcher.simulator.models import EMBEDDING_PRICE
 
 # One KB whose job freezes for good 5 s into its run; jobs started through the API run 30 s.
@@ -125,3 +126,9 @@ async def test_finished_jobs_carry_their_cost_and_an_expensive_one_is_a_cost_spi
     assert "the API names no currency" in alerts[0].body
     assert "10.0 times the median" in alerts[-1].body
     assert sim.job_uuid("j3") in alerts[-1].body
+    await harness.stop()  # `watcher status` opens the store the watcher closed
+    printed: list[str] = []
+    assert await read_status(harness.config(), as_json=False, echo=printed.append) == 0
+    text = "\n".join(printed)
+    assert "Cost and time (latest jobs):" in text
+    assert "engineering-wiki: 0.0036 (40,000 tokens at 0.09 per million" in text
