@@ -19,8 +19,9 @@ Rules, in short:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from statistics import median
@@ -28,6 +29,7 @@ from statistics import median
 from watcher.core.durations import format_elapsed
 from watcher.core.model import Job
 
+PRICES_KEY = "kb_prices"  # meta: KB uuid -> its model's price (status, the page's history)
 TOKENS_PER_PRICE_UNIT = 1_000_000
 MIN_ETA_RUNTIME = timedelta(minutes=1)
 NO_CURRENCY = "the API names no currency"
@@ -224,3 +226,17 @@ def spike(amount: float, recent: Sequence[float], rule: SpikeRule) -> Spike | No
     if middle <= 0 or amount <= rule.factor * middle:
         return None
     return Spike(amount, middle, amount / middle, rule.factor)
+
+
+def encode_prices(prices: Mapping[str, ModelPrice]) -> str:
+    """The meta value under `PRICES_KEY`: each KB's price as last read."""
+    return json.dumps({kb: asdict(price) for kb, price in prices.items()}, sort_keys=True)
+
+
+def decode_prices(value: str | None) -> dict[str, ModelPrice]:
+    """The prices from the meta value (an unreadable value reads as none)."""
+    try:
+        data = json.loads(value) if value else {}
+        return {str(kb): ModelPrice(**fields) for kb, fields in data.items()}
+    except (ValueError, TypeError, AttributeError):
+        return {}

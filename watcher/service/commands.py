@@ -14,6 +14,7 @@ from watcher.config.preflight import listen_note
 from watcher.core import costview
 from watcher.core import status_view as status
 from watcher.core.account import unmatched_refs
+from watcher.core.cost import PRICES_KEY, decode_prices
 from watcher.core.errors import (
     ConfigError,
     ConfigProblem,
@@ -43,7 +44,6 @@ from watcher.service.accountcheck import (
     decode_missing,
     decode_unmatched,
 )
-from watcher.service.costs import PRICES_KEY, decode_prices
 from watcher.service.cycle import CycleReport
 from watcher.service.heartbeat import HeartbeatSender
 from watcher.service.runtime import api_client, build_notifier, cycle_settings, open_runtime, utcnow

@@ -10,10 +10,8 @@ before the first read succeeds).
 
 from __future__ import annotations
 
-import json
 import time
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict
+from collections.abc import Callable, Iterable
 from datetime import timedelta
 from typing import Protocol
 
@@ -25,7 +23,6 @@ from watcher.core.model import KnowledgeBase
 
 log = structlog.get_logger(__name__)
 
-PRICES_KEY = "kb_prices"  # meta: KB uuid -> its model's price, for `watcher status`
 RETRY_AFTER_FAILURE = timedelta(minutes=10)
 
 
@@ -87,17 +84,3 @@ class PriceBook:
             kb.uuid: resolve_price(kb.embedding_model_uuid, self.models, self.catalog) for kb in kbs
         }
         return {kb: price for kb, price in found.items() if price is not None}
-
-
-def encode_prices(prices: Mapping[str, ModelPrice]) -> str:
-    """The meta value under `PRICES_KEY`."""
-    return json.dumps({kb: asdict(price) for kb, price in prices.items()}, sort_keys=True)
-
-
-def decode_prices(value: str | None) -> dict[str, ModelPrice]:
-    """The prices from the meta value (an unreadable value reads as none)."""
-    try:
-        data = json.loads(value) if value else {}
-        return {str(kb): ModelPrice(**fields) for kb, fields in data.items()}
-    except (ValueError, TypeError, AttributeError):
-        return {}

@@ -36,7 +36,7 @@ import structlog
 from watcher.core.account import RouteRefs
 from watcher.core.apihealth import ApiHealth, api_health
 from watcher.core.clocks import Elapsed, Instant
-from watcher.core.cost import SpikeRule
+from watcher.core.cost import PRICES_KEY, SpikeRule, encode_prices
 from watcher.core.costing import COSTS_KEY, annotate, decode_recent, encode_recent
 from watcher.core.decide import RetryPolicy, RouteRule, route
 from watcher.core.detect import detect
@@ -50,7 +50,7 @@ from watcher.core.state import Change, Observation, Policy, Transition, WatchSta
 from watcher.core.tolerance import Tolerances, tolerate
 from watcher.edges.hostclock import elapsed_now
 from watcher.service.accountcheck import AccountCheck
-from watcher.service.costs import PRICES_KEY, PriceBook, encode_prices
+from watcher.service.costs import PriceBook
 from watcher.service.dispatch import Dispatcher, DispatchSettings
 from watcher.service.observe import BASELINE_KEY, Observer, Sight
 from watcher.service.remedies import Remedies
