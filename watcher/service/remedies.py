@@ -124,7 +124,11 @@ class Remedies:
         change = Change(
             cycle_id, at, transitions=transitions, deliveries=route(transitions, self.rules)
         )
-        await self.store.record(change, meta={remedy.REMEDIES_KEY: remedy.encode(records)})
+        try:
+            await self.store.record(change, meta={remedy.REMEDIES_KEY: remedy.encode(records)})
+        except BaseException:
+            self._checked = False  # the intents stay open: the next cycle reports them unknown
+            raise
         for r in done:
             log.warning("job_remediated", kb=r.kb_uuid, job=r.stalled_job, step=r.step.value)
         return len(transitions)
