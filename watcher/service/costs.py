@@ -10,16 +10,17 @@ before the first read succeeds).
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterable
 from datetime import timedelta
 from typing import Protocol
 
 import structlog
 
+from watcher.core.clocks import Elapsed
 from watcher.core.cost import CatalogModel, ListedModel, ModelPrice, resolve_price
 from watcher.core.errors import SourceError
 from watcher.core.model import KnowledgeBase
+from watcher.edges.hostclock import elapsed_now
 
 log = structlog.get_logger(__name__)
 
@@ -39,32 +40,35 @@ class PriceSource(Protocol):
 
 
 class PriceBook:
-    """The latest prices read, and when to read them again (monotonic clock, seconds)."""
+    """The latest prices read, and when to read them again (on the elapsed clock: a read
+    from another boot, or none yet, makes one due)."""
 
     def __init__(
         self,
         source: PriceSource,
         every: timedelta = timedelta(hours=1),
-        monotonic: Callable[[], float] = time.monotonic,
+        elapsed: Callable[[], Elapsed] = elapsed_now,
     ) -> None:
-        self.source, self.every, self.monotonic = source, every, monotonic
+        self.source, self.every, self.elapsed = source, every, elapsed
         self.models: tuple[ListedModel, ...] = ()
         self.catalog: tuple[CatalogModel, ...] = ()
-        self._due: float | None = None  # None: never read
+        self._last: tuple[Elapsed, timedelta] | None = None  # the last try, and the wait after it
 
     async def refresh_if_due(self) -> None:
         """Read the prices when due (first call, then every `every`); never raises a
-        `SourceError` (logged, retried in `RETRY_AFTER_FAILURE`)."""
-        now = self.monotonic()
-        if self._due is not None and now < self._due:
-            return
+        `SourceError` (logged, retried after `RETRY_AFTER_FAILURE`)."""
+        now = self.elapsed()
+        if self._last is not None:
+            waited = now.since(self._last[0])
+            if waited is not None and waited < self._last[1]:
+                return
         try:
             await self.read_prices()
         except SourceError as exc:
-            self._due = now + RETRY_AFTER_FAILURE.total_seconds()
+            self._last = (now, RETRY_AFTER_FAILURE)
             log.warning("model_prices_unread", error=str(exc))
             return
-        self._due = now + self.every.total_seconds()
+        self._last = (now, self.every)
 
     async def read_prices(self) -> None:
         """Read the embedding models (and the catalog when one of them has no price).

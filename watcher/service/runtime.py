@@ -310,7 +310,7 @@ async def open_runtime(
         settings=cycle_settings(config),
         clock=clock,
         elapsed=elapsed,
-        prices=PriceBook(client, config.cost.prices_every),
+        prices=PriceBook(client, config.cost.prices_every, elapsed),
         remedies=remedies(config, client, guarded),
     )
     return Runtime(
