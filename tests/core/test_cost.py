@@ -19,9 +19,9 @@ from watcher.core.cost import (
     resolve_price,
     spike,
 )
-from watcher.core.costing import annotate
+from watcher.core.costing import annotate, keep_spikes, lowest_factor
 from watcher.core.model import DataSourceJob, EventKind, Job, Phase, Status
-from watcher.core.state import Transition
+from watcher.core.state import Delivery, Transition
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)  # the API's clock
 MODEL = "22653204-79ed-11ef-bf8f-4e013e2ddde4"
@@ -225,3 +225,47 @@ def test_an_outcome_of_a_kb_without_a_price_is_left_as_it_is() -> None:
     out, costs = annotate([outcome], {}, {}, ON)
     assert out == (outcome,)
     assert costs == {}
+
+
+SPIKE = Transition("d/cost_spike", EventKind.COST_SPIKE, NOW, "kb-1", spike_ratio=10.0)
+OUTCOME = Transition("d/completed", EventKind.COMPLETED, NOW, "kb-1")
+
+
+@pytest.mark.parametrize(
+    ("route", "factors", "kept"),
+    [
+        # a route without its own factor hears every spike detected
+        ("ops", {}, True),
+        # a route whose own factor (20) the ratio (10) does not exceed does not
+        ("ops", {"ops": 20.0}, False),
+        # one whose factor (5) it exceeds does
+        ("ops", {"ops": 5.0}, True),
+        # another route's factor changes nothing for this one
+        ("ops", {"finance": 20.0}, True),
+    ],
+)
+def test_a_routes_own_cost_spike_factor_filters_its_spikes(
+    route: str, factors: dict[str, float], kept: bool
+) -> None:
+    deliveries = (Delivery("d/cost_spike", route), Delivery("d/completed", route))
+    left = keep_spikes(deliveries, [OUTCOME, SPIKE], factors)
+    assert left == (deliveries if kept else deliveries[1:])
+
+
+@pytest.mark.parametrize(
+    ("default", "by_route", "expected"),
+    [
+        # off everywhere: no spike is detected
+        (None, {}, None),
+        # [cost] alone
+        (3.0, {}, 3.0),
+        # a route's own factor alone turns detection on
+        (None, {"ops": 5.0}, 5.0),
+        # the lowest wins: every route can then filter on its own
+        (3.0, {"ops": 2.0, "finance": 10.0}, 2.0),
+    ],
+)
+def test_spikes_are_detected_at_the_lowest_factor_configured(
+    default: float | None, by_route: dict[str, float], expected: float | None
+) -> None:
+    assert lowest_factor(default, by_route) == expected

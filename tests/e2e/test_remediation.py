@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from tests.e2e.conftest import HarnessFactory
-from tests.harness import HOOK, Receivers, route, simulator
+from tests.harness import CHAT, HOOK, Receivers, route, simulator
 from watcher.service.commands import read_status
 from watcher.simulator.models import EMBEDDING_PRICE
 
@@ -113,8 +113,9 @@ async def test_finished_jobs_carry_their_cost_and_an_expensive_one_is_a_cost_spi
 ) -> None:
     sim = simulator(_costly([40, 40, 40, 400]))
     events = ["completed", "cost_spike"]
+    calm = {**route(CHAT, receivers.chat.url_mattermost, ["cost_spike"]), "cost_spike_factor": 20}
     harness = await make_harness(
-        sim, [route(HOOK, receivers.hook.url_json(), events)], cost={"spike_factor": 3}
+        sim, [route(HOOK, receivers.hook.url_json(), events), calm], cost={"spike_factor": 3}
     )
     await harness.cycle()
     await harness.run(260, every=10)
@@ -126,6 +127,7 @@ async def test_finished_jobs_carry_their_cost_and_an_expensive_one_is_a_cost_spi
     assert "the API names no currency" in alerts[0].body
     assert "10.0 times the median" in alerts[-1].body
     assert sim.job_uuid("j3") in alerts[-1].body
+    assert receivers.alerts(CHAT) == []  # its own factor (20) was not exceeded (10 times)
     await harness.stop()  # `watcher status` opens the store the watcher closed
     printed: list[str] = []
     assert await read_status(harness.config(), as_json=False, echo=printed.append) == 0

@@ -15,7 +15,7 @@ from dataclasses import replace
 
 from watcher.core.cost import ModelPrice, SpikeRule, job_cost, spike
 from watcher.core.model import EventKind
-from watcher.core.state import Transition
+from watcher.core.state import Delivery, Transition
 
 COSTS_KEY = "recent_costs"
 KEEP_COSTS = 20
@@ -45,21 +45,44 @@ def annotate(
             continue  # a corrected outcome: counted once
         found = spike(cost.amount, [amount for _, amount in before], rule)
         if found is not None:
-            out.append(_spike_transition(t, job.uuid, found.text()))
+            out.append(_spike_transition(t, job.uuid, found.text(), found.ratio))
         costs[kb] = (*before, (job.uuid, cost.amount))[-KEEP_COSTS:]
     return tuple(out), costs
 
 
-def _spike_transition(t: Transition, job_uuid: str, detail: str) -> Transition:
+def _spike_transition(t: Transition, job_uuid: str, detail: str, ratio: float) -> Transition:
     """The `cost_spike` of the job of outcome `t`."""
     return replace(
         t,
         event_id=f"{job_uuid}/cost_spike",
         kind=EventKind.COST_SPIKE,
         detail=detail,
+        spike_ratio=ratio,
         stall_reason=None,
         stalled_since=None,
         corrects=None,
+    )
+
+
+def lowest_factor(default: float | None, by_route: Mapping[str, float]) -> float | None:
+    """The factor `cost_spike` is detected at: the lowest of `[cost]`'s and the routes' own
+    (None: no spike detected at all)."""
+    factors = [f for f in (default, *by_route.values()) if f is not None]
+    return min(factors) if factors else None
+
+
+def keep_spikes(
+    deliveries: Sequence[Delivery], transitions: Sequence[Transition], by_route: Mapping[str, float]
+) -> tuple[Delivery, ...]:
+    """`deliveries` without the `cost_spike`s a route's own `cost_spike_factor` is not
+    exceeded for (a route without one hears every spike detected)."""
+    ratios = {t.event_id: t.spike_ratio for t in transitions if t.kind is EventKind.COST_SPIKE}
+    return tuple(
+        d
+        for d in deliveries
+        if d.event_id not in ratios
+        or d.route not in by_route
+        or (ratios[d.event_id] or 0) > by_route[d.route]
     )
 
 

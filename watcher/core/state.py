@@ -169,6 +169,7 @@ class Transition:
     # it alone: a running job's duration in an alert is `api_at - started_at`, never the wall).
     api_at: datetime | None = None
     cost: JobCost | None = None  # a finished job's cost (`watcher.core.cost`), when priced
+    spike_ratio: float | None = None  # `cost_spike`: the cost over its KB's recent median
 
     @property
     def job_uuid(self) -> str | None:

@@ -37,7 +37,13 @@ from watcher.core.account import RouteRefs
 from watcher.core.apihealth import ApiHealth, api_health
 from watcher.core.clocks import Elapsed, Instant
 from watcher.core.cost import PRICES_KEY, SpikeRule, encode_prices
-from watcher.core.costing import COSTS_KEY, annotate, decode_recent, encode_recent
+from watcher.core.costing import (
+    COSTS_KEY,
+    annotate,
+    decode_recent,
+    encode_recent,
+    keep_spikes,
+)
 from watcher.core.decide import RetryPolicy, RouteRule, route
 from watcher.core.detect import detect
 from watcher.core.errors import ApiStatusError, SourceError
@@ -81,6 +87,7 @@ class CycleSettings:
     tolerances: Tolerances = field(default_factory=Tolerances)  # error budgets per KB
     presentations: Mapping[str, Presentation] = field(default_factory=dict)  # per route
     spike_rule: SpikeRule = field(default_factory=SpikeRule)  # `cost_spike` (off by default)
+    route_spike_factors: Mapping[str, float] = field(default_factory=dict)  # routes' own
 
     def dispatch(self) -> DispatchSettings:
         """The deliver stage's slice."""
@@ -180,6 +187,7 @@ class Cycle:
         if self.remedies is not None:  # the intents go with the stall, before any write call
             cost_meta |= await self.remedies.plan(transitions)
         deliveries = route(transitions, self.settings.rules)
+        deliveries = keep_spikes(deliveries, transitions, self.settings.route_spike_factors)
         # `api_recovered` first, so that its alert comes before the news it lets through.
         await self._api_outcome(cycle_id, now, None)
         kbs, jobs = changed(sight.previous, state)

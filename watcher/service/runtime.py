@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -17,6 +17,7 @@ from watcher.config.url_secrets import apprise_loaded, url_secrets
 from watcher.config.urls import candidates
 from watcher.core.account import RouteRefs
 from watcher.core.clocks import Elapsed
+from watcher.core.costing import lowest_factor
 from watcher.core.decide import RetryPolicy, RouteRule
 from watcher.core.errors import ConfigError, ConfigProblem
 from watcher.core.guard import GuardedNotifier, GuardedStore
@@ -47,6 +48,8 @@ def utcnow() -> datetime:
 
 def cycle_settings(config: Config) -> CycleSettings:
     """The cycle's slice of the configuration."""
+    spikes = {r.name: r.cost_spike_factor for r in config.routes if r.cost_spike_factor}
+    spike_at = lowest_factor(config.cost.spike_factor, spikes)
     return CycleSettings(
         watched=config.watched(),
         route_refs=tuple(
@@ -70,7 +73,8 @@ def cycle_settings(config: Config) -> CycleSettings:
         delivery_failing_after=config.alerts.delivery_failing_after,
         tolerances=tolerances(config),
         presentations=presentations(config),
-        spike_rule=config.cost.spike_rule(),
+        spike_rule=replace(config.cost.spike_rule(), factor=spike_at),
+        route_spike_factors=spikes,
     )
 
 
