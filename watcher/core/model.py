@@ -85,6 +85,7 @@ class EventKind(StrEnum):
     KNOWLEDGE_BASE_FOUND = "knowledge_base_found"
     COST_SPIKE = "cost_spike"  # a job cost over N times its KB's recent median
     REMEDIATED = "remediated"  # the watcher cancelled and restarted a stalled job (or would have)
+    DIGEST = "digest"  # a route's scheduled summary (`digest =`), never asked for in `events`
 
     @property
     def is_terminal(self) -> bool:
@@ -119,6 +120,7 @@ _WATCHER_EVENTS = frozenset(
         EventKind.KNOWLEDGE_BASE_FOUND,
         EventKind.DELIVERY_FAILING,
         EventKind.DELIVERY_RECOVERED,
+        EventKind.DIGEST,
     }
 )
 
@@ -150,6 +152,7 @@ _SEVERITY = {
     EventKind.KNOWLEDGE_BASE_FOUND: Severity.SUCCESS,
     EventKind.COST_SPIKE: Severity.WARNING,
     EventKind.REMEDIATED: Severity.WARNING,
+    EventKind.DIGEST: Severity.INFO,
 }
 
 

@@ -75,6 +75,8 @@ def cycle_settings(config: Config) -> CycleSettings:
         presentations=presentations(config),
         spike_rule=replace(config.cost.spike_rule(), factor=spike_at),
         route_spike_factors=spikes,
+        mutes=config.mutes(),
+        digests=config.digests(),
     )
 
 
@@ -316,6 +318,7 @@ async def open_runtime(
         elapsed=elapsed,
         prices=PriceBook(client, config.cost.prices_every, elapsed),
         remedies=remedies(config, client, guarded),
+        digest_reads=store,
     )
     return Runtime(
         config=config, client=client, store=store, cycle=cycle, metrics=metrics, keeper=keeper
