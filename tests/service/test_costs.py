@@ -67,3 +67,30 @@ async def test_the_catalog_is_read_only_when_the_list_lacks_a_price() -> None:
     await book.refresh_if_due()
     assert source.reads == ["models", "catalog"]
     assert book.prices([KnowledgeBase("kb", embedding_model_uuid=MODEL)])["kb"].source == "catalog"
+
+
+class Meta:
+    """A fake of the meta store: a dict."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, str] = {}
+
+    async def get_meta(self, key: str) -> str | None:
+        return self.values.get(key)
+
+    async def set_meta(self, key: str, value: str) -> None:
+        self.values[key] = value
+
+
+async def test_a_new_process_within_the_hour_uses_the_prices_the_last_one_read() -> None:
+    """`watcher once` from cron: one read an hour, not one per run."""
+    source, clock, meta = Source(None), Clock(), Meta()
+    await PriceBook(source, timedelta(hours=1), clock, meta).refresh_if_due()
+    clock.seconds += 600
+    later = PriceBook(source, timedelta(hours=1), clock, meta)
+    await later.refresh_if_due()
+    assert source.reads == ["models", "catalog"]
+    assert later.prices([KnowledgeBase("kb", embedding_model_uuid=MODEL)])["kb"].per_million == 0.1
+    clock.seconds += 3000
+    await PriceBook(source, timedelta(hours=1), clock, meta).refresh_if_due()
+    assert source.reads == ["models", "catalog"] * 2

@@ -316,7 +316,7 @@ async def open_runtime(
         settings=cycle_settings(config),
         clock=clock,
         elapsed=elapsed,
-        prices=PriceBook(client, config.cost.prices_every, elapsed),
+        prices=PriceBook(client, config.cost.prices_every, elapsed, guarded),
         remedies=remedies(config, client, guarded),
         digest_reads=store,
     )
