@@ -71,6 +71,8 @@ HEADLINES: dict[EventKind, str] = {
     EventKind.CORRECTED: "indexing outcome corrected",
     EventKind.DATABASE_UNHEALTHY: "knowledge base database not online",
     EventKind.DATABASE_RECOVERED: "knowledge base database online again",
+    EventKind.COST_SPIKE: "indexing cost spike",
+    EventKind.REMEDIATED: "stalled job remediated",
     EventKind.DIGEST: "indexing digest",
 }
 # `recovered` of a job that ended, sent alone to a route that did not ask for the outcome.

@@ -14,11 +14,11 @@ from watcher.core.facts import (
     KbFacts,
     SourceType,
     agents_by_kb,
-    annotate,
     decode_sources,
     encode_sources,
     health_change,
     health_transition,
+    with_facts,
 )
 from watcher.core.model import EventKind, Job
 from watcher.core.state import Transition
@@ -105,7 +105,7 @@ def test_alerts_carry_what_is_known_of_their_knowledge_base(
     database: str | None,
     agents: tuple[str, ...],
 ) -> None:
-    (annotated,) = annotate([t], {KB: facts})
+    (annotated,) = with_facts([t], {KB: facts})
     assert (annotated.source_names, annotated.database_status, annotated.agents) == (
         sources,
         database,
@@ -115,7 +115,7 @@ def test_alerts_carry_what_is_known_of_their_knowledge_base(
 
 def test_an_unknown_database_word_is_shown_as_the_api_wrote_it() -> None:
     facts = KbFacts(database=D.UNKNOWN, database_raw="HIBERNATING")
-    (annotated,) = annotate([event(E.FAILED)], {KB: facts})
+    (annotated,) = with_facts([event(E.FAILED)], {KB: facts})
     assert annotated.database_status == "HIBERNATING"
 
 

@@ -10,7 +10,7 @@
   with a known value (an unknown word never raises an alert).
 - **Impact** (`Agent`): the agents whose knowledge bases include the KB.
 
-`annotate` puts what is known on a cycle's transitions: every job event names its sources,
+`with_facts` puts what is known on a cycle's transitions: every job event names its sources,
 failure and stall events the unhealthy database and the agents the KB feeds.
 """
 
@@ -105,7 +105,7 @@ class KbFacts:
 _FAILURES = frozenset({EventKind.FAILED, EventKind.PARTIAL, EventKind.STALLED})
 
 
-def annotate(transitions: Sequence[Transition], facts: Mapping[str, KbFacts]) -> list[Transition]:
+def with_facts(transitions: Sequence[Transition], facts: Mapping[str, KbFacts]) -> list[Transition]:
     """The transitions with what is known of their KB: sources on every job event; an
     unhealthy database and the agents fed on failed, partial and stalled ones."""
     out = []

@@ -85,6 +85,8 @@ class EventKind(StrEnum):
     KNOWLEDGE_BASE_FOUND = "knowledge_base_found"
     DATABASE_UNHEALTHY = "database_unhealthy"  # a KB's database is not ONLINE
     DATABASE_RECOVERED = "database_recovered"  # it is ONLINE again
+    COST_SPIKE = "cost_spike"  # a job cost over N times its KB's recent median
+    REMEDIATED = "remediated"  # the watcher cancelled and restarted a stalled job (or would have)
     DIGEST = "digest"  # a route's scheduled summary (`digest =`), never asked for in `events`
 
     @property
@@ -154,6 +156,8 @@ _SEVERITY = {
     EventKind.KNOWLEDGE_BASE_FOUND: Severity.SUCCESS,
     EventKind.DATABASE_UNHEALTHY: Severity.FAILURE,
     EventKind.DATABASE_RECOVERED: Severity.SUCCESS,
+    EventKind.COST_SPIKE: Severity.WARNING,
+    EventKind.REMEDIATED: Severity.WARNING,
     EventKind.DIGEST: Severity.INFO,
 }
 
@@ -305,6 +309,7 @@ class KnowledgeBase:
     created_at: datetime | None = None
     updated_at: datetime | None = None
     last_indexing_job: Job | None = None
+    embedding_model_uuid: str | None = None  # the model its cost is priced by
 
 
 @dataclass(frozen=True, slots=True)

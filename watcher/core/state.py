@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from watcher.core.clocks import Elapsed
+from watcher.core.cost import JobCost
 from watcher.core.model import EventKind, Job, KnowledgeBase, Severity
 
 
@@ -167,12 +168,14 @@ class Transition:
     # The API's clock when the transition was seen (DigitalOcean's timestamps are compared with
     # it alone: a running job's duration in an alert is `api_at - started_at`, never the wall).
     api_at: datetime | None = None
-    # What the extra reads know of the KB (`watcher.core.facts.annotate`): each data source of
+    # What the extra reads know of the KB (`watcher.core.facts.with_facts`): each data source of
     # the job as (uuid, what a person recognises), the KB's database status when it is not
     # ONLINE (and on the database events), the names of the agents the KB feeds.
     source_names: tuple[tuple[str, str], ...] = ()
     database_status: str | None = None
     agents: tuple[str, ...] = ()
+    cost: JobCost | None = None  # a finished job's cost (`watcher.core.cost`), when priced
+    spike_ratio: float | None = None  # `cost_spike`: the cost over its KB's recent median
 
     @property
     def job_uuid(self) -> str | None:

@@ -131,7 +131,7 @@ class ExtraReads:
         return sum(n for _, n in self.spent)
 
     def kb_facts(self) -> dict[str, KbFacts]:
-        """What is known of each KB, for alerts (`watcher.core.facts.annotate`) and status."""
+        """What is known of each KB, for alerts (`watcher.core.facts.with_facts`) and status."""
         facts = self._facts or {}
         listed = facts.get(("", AGENTS))
         current = set(decode_uuids(listed.value)) if listed else set()

@@ -45,6 +45,10 @@ class PageStore(Protocol):
         """Every kept job of a knowledge base, oldest first (the whole retention)."""
         ...
 
+    async def get_meta(self, key: str) -> str | None:
+        """A small named value the watcher keeps (the KBs' prices: `cost.PRICES_KEY`)."""
+        ...
+
     async def jobs(self, kb_uuid: str, *, limit: int, after: str | None) -> Page[JobState]:
         """A knowledge base's jobs, newest first."""
         ...
@@ -75,7 +79,8 @@ class PageStore(Protocol):
         ...
 
     async def retry_dead(self, now: datetime, ids: Collection[int] | None = None) -> list[int]:
-        """Queue dead letters again (fresh `dead_after` from `now`); the ids queued."""
+        """Queue dead letters again (a fresh `dead_after`, from their next failure); the ids
+        queued."""
         ...
 
 
