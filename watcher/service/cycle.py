@@ -208,7 +208,7 @@ class Cycle:
         change = Change(cycle_id, now.wall, kbs, jobs, transitions, deliveries)
         await self._record(change, sight.previous, state, meta | cost_meta)
         if self.remedies is not None:
-            await self.remedies.act(cycle_id, now.wall, now.api)
+            await self.remedies.act(cycle_id, now.wall, now.api, until)
         for t in transitions:
             log.info(f"job_{t.kind.value}", kb=t.kb_uuid, job=t.job_uuid, event_id=t.event_id)
         return CycleReport(
