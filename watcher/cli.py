@@ -327,7 +327,17 @@ def demo(duration: float | None, speed: float, port: int | None, log_level: str 
     metavar="DURATION",
     help="The API's clock ahead of this machine's (e.g. 90s, -10m: behind).",
 )
-def simulate(port: int, scenario: str, token: str, speed: float, clock_offset: str) -> None:
+@click.option(
+    "--scoped-token",
+    "scoped",
+    multiple=True,
+    metavar="TOKEN=SCOPE[,SCOPE]",
+    help="Also accept TOKEN with only these scopes (e.g. ro=genai:read: a 403 on cancel and "
+    "reindex); repeatable.",
+)
+def simulate(
+    port: int, scenario: str, token: str, speed: float, clock_offset: str, scoped: tuple[str, ...]
+) -> None:
     """Serve the simulated DigitalOcean API alone, on 127.0.0.1 (for trying configurations)."""
     from watcher.core.durations import parse_duration
     from watcher.simulator import ScenarioError, run_standalone
@@ -336,9 +346,24 @@ def simulate(port: int, scenario: str, token: str, speed: float, clock_offset: s
         offset = parse_duration(clock_offset).total_seconds()
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--clock-offset") from None
+    scoped_tokens = {}
+    for entry in scoped:
+        name, _, scopes = entry.partition("=")
+        if not name or not scopes:
+            raise click.BadParameter(
+                f"{entry!r} is not TOKEN=SCOPE[,SCOPE]", param_hint="--scoped-token"
+            )
+        scoped_tokens[name] = frozenset(s.strip() for s in scopes.split(",") if s.strip())
     configure_logging("info", "auto")
     try:
-        run_standalone(port=port, scenario=scenario, token=token, speed=speed, clock_offset=offset)
+        run_standalone(
+            port=port,
+            scenario=scenario,
+            token=token,
+            speed=speed,
+            clock_offset=offset,
+            scoped_tokens=scoped_tokens,
+        )
     except ScenarioError as exc:
         say(f"watcher simulate: --scenario: {exc}", err=True, one_line=True)
         sys.exit(EXIT_USAGE)
