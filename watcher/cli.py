@@ -421,12 +421,23 @@ def cancel(config_path: str | None, job: str, yes: bool) -> None:
 def reindex(config_path: str | None, kb: str, sources: tuple[str, ...], yes: bool) -> None:
     """Start an indexing job on a knowledge base, by uuid or configured name (needs a token
     with the genai:create scope)."""
-    from watcher.service.writes import reindex_command
+    from watcher.service.writes import find_kb, reindex_command
 
     config = load_or_exit(config_path, exit_code=EX_CONFIG, check_urls=False)
     configure_logging("warning", "auto")
-    named = next((k.uuid for k in config.knowledge_bases if k.name == kb), None)
-    kb_uuid = named or kb.strip().lower()
+    found: list[str] = []
+
+    async def resolve() -> int:
+        kb_uuid, why = await find_kb(config, kb)
+        if kb_uuid is None:
+            say(f"watcher reindex: {why}; nothing done", err=True, one_line=True)
+            return EXIT_USAGE
+        found.append(kb_uuid)
+        return 0
+
+    if (code := _guarded(resolve)) != 0:
+        sys.exit(code)
+    kb_uuid = found[0]
     which = f"{len(sources)} data source(s)" if sources else "all data sources"
     _confirmed(f"Start an indexing job of {which} on knowledge base {kb_uuid}?", yes)
     sys.exit(_guarded(lambda: reindex_command(config, kb_uuid, sources, echo=say)))
