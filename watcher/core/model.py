@@ -83,6 +83,8 @@ class EventKind(StrEnum):
     DELIVERY_RECOVERED = "delivery_recovered"
     KNOWLEDGE_BASE_MISSING = "knowledge_base_missing"
     KNOWLEDGE_BASE_FOUND = "knowledge_base_found"
+    REMINDER = "reminder"  # an open incident, again (a route's `repeat_after`)
+    ESCALATED = "escalated"  # an incident not acknowledged in time (`escalate_after`)
 
     @property
     def is_terminal(self) -> bool:
@@ -90,8 +92,8 @@ class EventKind(StrEnum):
 
     @property
     def is_about_a_job(self) -> bool:
-        """Whether the event is about an indexing job (not the API or the setup)."""
-        return self not in _WATCHER_EVENTS
+        """Whether the event is about an indexing job (not the API, the setup or an incident)."""
+        return self not in _WATCHER_EVENTS and self not in INCIDENT_EVENTS
 
     @property
     def severity(self) -> Severity:
@@ -121,6 +123,11 @@ _WATCHER_EVENTS = frozenset(
 )
 
 
+# Events about a knowledge base's incident (`watcher.core.incidents`), sent to the routes that
+# heard of it (or to the route it escalates to), never chosen by a route's `events =`.
+INCIDENT_EVENTS = frozenset({EventKind.REMINDER, EventKind.ESCALATED})
+
+
 class Severity(Enum):
     """How bad an event is; maps one to one onto apprise's notify types."""
 
@@ -146,6 +153,8 @@ _SEVERITY = {
     EventKind.DELIVERY_RECOVERED: Severity.SUCCESS,
     EventKind.KNOWLEDGE_BASE_MISSING: Severity.WARNING,
     EventKind.KNOWLEDGE_BASE_FOUND: Severity.SUCCESS,
+    EventKind.REMINDER: Severity.WARNING,  # rendered with the severity of the incident's failure
+    EventKind.ESCALATED: Severity.FAILURE,
 }
 
 

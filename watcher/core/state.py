@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from watcher.core.clocks import Elapsed
+from watcher.core.incident import Incident, IncidentNote
 from watcher.core.model import EventKind, Job, KnowledgeBase, Severity
 
 
@@ -123,12 +124,14 @@ class WatchState:
     """The part of the store `detect` needs: known KBs, the jobs in play, and the baseline.
 
     `baseline` is the API's time when the watcher's first run began reading (None before it):
-    a knowledge base created at or after it is new, and all of its jobs are news.
+    a knowledge base created at or after it is new, and all of its jobs are news. `incidents`
+    are the open incidents (`watcher.core.incidents`), by KB uuid.
     """
 
     kbs: Mapping[str, KbState] = field(default_factory=dict)
     jobs: Mapping[str, JobState] = field(default_factory=dict)
     baseline: datetime | None = None
+    incidents: Mapping[str, Incident] = field(default_factory=dict)  # open ones, by KB uuid
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +170,7 @@ class Transition:
     # The API's clock when the transition was seen (DigitalOcean's timestamps are compared with
     # it alone: a running job's duration in an alert is `api_at - started_at`, never the wall).
     api_at: datetime | None = None
+    incident: IncidentNote | None = None  # the KB's incident, as this alert tells it
 
     @property
     def job_uuid(self) -> str | None:
@@ -179,10 +183,15 @@ class Transition:
 
 @dataclass(frozen=True, slots=True)
 class Delivery:
-    """One outbox row to create: an event for one route."""
+    """One outbox row to create: an event for one route.
+
+    With `incident` (a reminder, an escalation) the row is written only while that incident
+    is not acknowledged, checked in the recording transaction (an ack may come in between).
+    """
 
     event_id: str
     route: str
+    incident: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,6 +204,7 @@ class Change:
     jobs: tuple[JobState, ...] = ()
     transitions: tuple[Transition, ...] = ()
     deliveries: tuple[Delivery, ...] = ()
+    incidents: tuple[Incident, ...] = ()  # opened, joined, closed or nudged this cycle
 
 
 def changed(
