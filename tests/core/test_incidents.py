@@ -68,7 +68,9 @@ def incident(
     return replace(base, **fields)  # type: ignore[arg-type]
 
 
-def heard(route: str = "ops", first: timedelta = H, last: timedelta = H, **fields: object) -> Notice:
+def heard(
+    route: str = "ops", first: timedelta = H, last: timedelta = H, **fields: object
+) -> Notice:
     """`route` first heard of the incident `first` ago, last `last` ago (elapsed clock)."""
     return replace(Notice(route, first=ago(first), last=ago(last)), **fields)  # type: ignore[arg-type]
 
@@ -242,7 +244,9 @@ def test_a_reminder_restarts_the_period_and_counts_itself() -> None:
 
 def test_a_reboot_starts_the_period_again_from_the_first_cycle_after_it() -> None:
     rebooted = Instant(NOW, NOW, Elapsed(60.0, "boot-2"))
-    (after,) = track({KB: incident(notices=(heard(last=5 * H),))}, [], [], [REMIND], rebooted).incidents
+    (after,) = track(
+        {KB: incident(notices=(heard(last=5 * H),))}, [], [], [REMIND], rebooted
+    ).incidents
     assert after.notices[0].last == rebooted.elapsed
 
 
@@ -254,7 +258,9 @@ def test_a_new_failure_alert_counts_as_hearing_of_it_and_holds_the_reminder_back
 
 
 def test_a_reminder_says_how_long_the_incident_is_open_and_how_many_failed() -> None:
-    tracked = track({KB: incident(failures=3, notices=(heard(last=4 * H),))}, [], [], [REMIND], NOW_I)
+    tracked = track(
+        {KB: incident(failures=3, notices=(heard(last=4 * H),))}, [], [], [REMIND], NOW_I
+    )
     told = tracked.transitions[0].incident
     assert told is not None
     assert (told.failures, told.duration, told.reminder) == (3, 2 * H + 10 * M, 1)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from watcher.core.incident import IncidentNote
 from watcher.core.model import DataSourceJob, DataSourceStatus, EventKind, Job, Phase, Status
 from watcher.core.outbox import BodyFormat, Budget, Message
 from watcher.core.render import render, render_group, render_test
@@ -75,7 +76,32 @@ def job_for(kind: EventKind) -> Job:
     )
 
 
+def note(kind: EventKind) -> IncidentNote:
+    """The incident a reminder or an escalation tells of: 3 failures since 2h 10m ago."""
+    escalated = kind is EventKind.ESCALATED
+    return IncidentNote(
+        id="incident/5f0e3c2a-9b8d-4e7f-a6b5-c4d3e2f1a0b9/failed",
+        failures=3,
+        since=NOW - timedelta(hours=2, minutes=10),
+        last_kind=EventKind.FAILED,
+        duration=timedelta(hours=2, minutes=10),
+        route="ops" if escalated else None,
+        waited=timedelta(minutes=30) if escalated else None,
+        reminder=None if escalated else 2,
+    )
+
+
 def transition(kind: EventKind, **extra: object) -> Transition:
+    if kind in (EventKind.REMINDER, EventKind.ESCALATED):
+        return Transition(
+            event_id=f"incident/{kind}",
+            kind=kind,
+            at=NOW,
+            kb_uuid=KB,
+            kb_name="product-docs",
+            api_at=NOW,
+            incident=note(kind),
+        )
     if kind in (EventKind.API_UNREACHABLE, EventKind.API_RECOVERED):
         detail = (
             "The API has not answered properly for 12 min: HTTP 503 service_unavailable"
@@ -128,6 +154,13 @@ CASES["group"] = render_group(
     [transition(EventKind.COMPLETED), transition(EventKind.FAILED, kb_name="wiki (EU)")]
 )
 CASES["test_alert"] = render_test(NOW)
+# the 3rd failure in a row, and the completed job that resolves the incident
+CASES["failed_third_in_a_row"] = render(
+    transition(EventKind.FAILED, incident=replace(note(EventKind.FAILED), duration=None))
+)
+CASES["completed_resolved"] = render(
+    transition(EventKind.COMPLETED, incident=replace(note(EventKind.COMPLETED), closed=True))
+)
 _MANY = replace(
     job_for(EventKind.PARTIAL),
     data_source_jobs=tuple(

@@ -127,7 +127,7 @@ def _cross_checks(parts: Parts) -> list[Issue]:
     routes = parts.entries("routes", RouteConfig)
     issues += checks.kb_issues(kbs)
     watched = None if "knowledge_bases" in parts.broken else [kb for _, kb in kbs]
-    issues += checks.route_issues(routes, watched)
+    issues += checks.route_issues(routes, watched, complete="routes" not in parts.broken)
     if not routes and "routes" not in parts.broken:
         issues.append(Issue(("routes",), "no [[routes]] defined: alerts would reach nobody"))
     return issues

@@ -19,10 +19,11 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from watcher.config.sections import DurationOrZero, Section
+from watcher.config.sections import Duration, DurationOrZero, Section
 from watcher.config.templates import Compiled, check_template, compile_template
 from watcher.config.urls import ENCODE_HINT, ambiguity, quoted, scheme_hint, unloadable
 from watcher.config.webhooks import event_url, read_signing_keys
+from watcher.core.incidents import IncidentRule
 from watcher.core.model import EventKind
 from watcher.core.present import RouteFormat, TemplateFailed
 from watcher.core.signing import MAKE_SECRET
@@ -105,6 +106,9 @@ class RouteConfig(Section):
     secret_file: Path | None = None  # format = "event": the whsec_ signing secret(s)
     title_template: str | None = None
     body_template: str | None = None
+    repeat_after: Duration | None = None  # remind of an open, unacknowledged incident
+    escalate_after: Duration | None = None  # an incident not acknowledged this long ...
+    escalate_to: str | None = None  # ... goes on to this route, once
     _signing_keys: tuple[bytes, ...] = PrivateAttr(default=())
     _templates: tuple[Compiled | None, Compiled | None] = PrivateAttr(default=(None, None))
 
@@ -174,6 +178,16 @@ class RouteConfig(Section):
             )
         if not event and self.secret_file is not None:
             raise ValueError('secret_file is for format = "event" routes only')
+        if (self.escalate_after is None) != (self.escalate_to is None):
+            given, missing = (
+                ("escalate_to", "escalate_after")
+                if self.escalate_after is None
+                else ("escalate_after", "escalate_to")
+            )
+            raise ValueError(
+                f'route {self.name!r}: {given} needs {missing} too (escalate_after = "30m", '
+                'escalate_to = "<another route\'s name>")'
+            )
         if event and (self.title_template or self.body_template):
             raise ValueError('templates are for alerts: a format = "event" route sends JSON')
         self._templates = (self._checked("title_template"), self._checked("body_template"))
@@ -206,6 +220,10 @@ class RouteConfig(Section):
     def event_kinds(self) -> frozenset[EventKind]:
         """The events this route asked for."""
         return frozenset(self.events)
+
+    def incident_rule(self) -> IncidentRule:
+        """This route's reminders and escalation, for the core."""
+        return IncidentRule(self.name, self.repeat_after, self.escalate_after, self.escalate_to)
 
     @property
     def all_kbs(self) -> bool:

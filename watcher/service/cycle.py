@@ -9,8 +9,10 @@ base or one delivery is logged and survived. The steps:
 - detect (`watcher.core.detect`, `watcher.service.accountcheck`): the transitions, and the
   details of failed and partial jobs (a partial job within its KB's error budget is then
   told as completed: `watcher.core.tolerance`);
-- decide (`watcher.core.decide.route`): which routes get which event;
-- record: states, events and outbox rows in one transaction, with the API's health;
+- decide (`watcher.core.decide.route`): which routes get which event; then the KBs' incidents
+  (`watcher.core.incidents.track`): the alerts say which failure in a row they are, and the
+  reminders and escalations due join the cycle's events;
+- record: states, incidents, events and outbox rows in one transaction, with the API's health;
 - deliver (`watcher.service.dispatch`): what is due in the outbox goes out.
 
 A cycle has a deadline (`CycleSettings.deadline`, on the event loop's monotonic clock): its
@@ -36,7 +38,8 @@ from watcher.core.clocks import Elapsed, Instant
 from watcher.core.decide import RetryPolicy, RouteRule, route
 from watcher.core.detect import detect
 from watcher.core.errors import ApiStatusError, SourceError
-from watcher.core.model import EventKind, WatchedKb
+from watcher.core.incidents import IncidentRule, track
+from watcher.core.model import INCIDENT_EVENTS, EventKind, WatchedKb
 from watcher.core.outbox import SettleReason
 from watcher.core.ports import MetaStore, Notifier, Outbox, Source, StateStore
 from watcher.core.present import Presentation
@@ -73,6 +76,7 @@ class CycleSettings:
     delivery_failing_after: timedelta = timedelta(minutes=10)
     tolerances: Tolerances = field(default_factory=Tolerances)  # error budgets per KB
     presentations: Mapping[str, Presentation] = field(default_factory=dict)  # per route
+    incident_rules: tuple[IncidentRule, ...] = ()  # per route: repeat_after, escalate_*
 
     def dispatch(self) -> DispatchSettings:
         """The deliver stage's slice."""
@@ -165,19 +169,32 @@ class Cycle:
         except (SourceError, TimeoutError) as exc:
             return await self._fetch_failed(cycle_id, exc)
         deliveries = route(transitions, self.settings.rules)
+        rules, opened = self.settings.incident_rules, sight.previous.incidents
+        tracked = track(opened, transitions, deliveries, rules, now)
         # `api_recovered` first, so that its alert comes before the news it lets through.
         await self._api_outcome(cycle_id, now, None)
         kbs, jobs = changed(sight.previous, state)
-        change = Change(cycle_id, now.wall, kbs, jobs, transitions, deliveries)
+        change = Change(
+            cycle_id,
+            now.wall,
+            kbs,
+            jobs,
+            tracked.transitions,
+            tracked.deliveries,
+            incidents=tracked.incidents,
+        )
         await self._record(change, sight.previous, state, meta)
-        for t in transitions:
-            log.info(f"job_{t.kind.value}", kb=t.kb_uuid, job=t.job_uuid, event_id=t.event_id)
+        for t in tracked.transitions:
+            name = (
+                f"incident_{t.kind.value}" if t.kind in INCIDENT_EVENTS else f"job_{t.kind.value}"
+            )
+            log.info(name, kb=t.kb_uuid, job=t.job_uuid, event_id=t.event_id)
         return CycleReport(
             cycle_id=cycle_id,
             ok=True,
             knowledge_bases=len(sight.kbs),
             active_jobs=sum(1 for s in state.jobs.values() if not s.done),
-            events=tuple(t.kind for t in transitions),
+            events=tuple(t.kind for t in tracked.transitions),
         )
 
     async def _detect(
