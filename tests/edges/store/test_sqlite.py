@@ -29,6 +29,7 @@ from watcher.core.state import (
 )
 from watcher.edges import host
 from watcher.edges.store.sqlite import SqliteStore
+from watcher.edges.store.schema import SCHEMA_VERSION
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 LEASE = timedelta(minutes=1)
@@ -437,7 +438,7 @@ async def test_snapshot_shows_each_kb_latest_job_and_the_outbox(store: SqliteSto
         "done": 1,
     }
     assert snap.events_by_kind == {"failed": 1}
-    assert (snap.last_cycle_at, snap.created_at, snap.schema_version) == (NOW, NOW, 5)
+    assert (snap.last_cycle_at, snap.created_at, snap.schema_version) == (NOW, NOW, SCHEMA_VERSION)
 
 
 async def test_meta_values_are_kept_until_deleted(store: SqliteStore) -> None:
