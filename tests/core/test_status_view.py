@@ -204,8 +204,7 @@ def test_status_says_who_acknowledged_an_incident_and_when() -> None:
     acked = replace(OPEN, ack=Ack("ana", NOW - timedelta(minutes=5), "reindexing by hand"))
     text = status_view.table(snapshot(KB, incidents=(acked,)), NOW)
     assert (
-        "acknowledged by ana at 2026-12-01T11:55:00+00:00 (5m 00s ago): reindexing by hand"
-        in text
+        "acknowledged by ana at 2026-12-01T11:55:00+00:00 (5m 00s ago): reindexing by hand" in text
     )
     [listed] = status_view.as_json(snapshot(KB, incidents=(acked,)), NOW)["incidents"]
     assert listed["acknowledged"] == {
