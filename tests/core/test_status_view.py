@@ -10,9 +10,9 @@ import pytest
 
 from watcher.core import status_view
 from watcher.core.account import MissingKb, UnmatchedRef
+from watcher.core.incident import Ack, Incident
 from watcher.core.model import EventKind
 from watcher.core.outbox import DeliveryState
-from watcher.core.incident import Ack, Incident
 from watcher.core.snapshot import DeadLetter, KbSnapshot, RouteBacklog, StoreSnapshot
 from watcher.core.state import JobCondition, StallReason
 

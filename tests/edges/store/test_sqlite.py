@@ -28,8 +28,8 @@ from watcher.core.state import (
     WatchState,
 )
 from watcher.edges import host
-from watcher.edges.store.sqlite import SqliteStore
 from watcher.edges.store.schema import SCHEMA_VERSION
+from watcher.edges.store.sqlite import SqliteStore
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 LEASE = timedelta(minutes=1)
