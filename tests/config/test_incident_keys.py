@@ -52,6 +52,12 @@ def test_check_config_describes_reminders_and_escalation(tmp_path: Path) -> None
         (OPS + 'repeat_after = "often"\n', "routes[0].repeat_after"),
         # nor zero
         (OPS + 'repeat_after = "0s"\n', "routes[0].repeat_after: must be longer than zero"),
+        # reminders are not chosen in events
+        (
+            OPS + 'events = ["failed", "reminder"]\n',
+            "routes[0].events[1]: 'reminder' is not chosen in events: set this route's "
+            "repeat_after",
+        ),
     ],
 )
 def test_a_bad_incident_key_exits_2_naming_the_route_key_and_source(

@@ -24,7 +24,7 @@ from watcher.config.templates import Compiled, check_template, compile_template
 from watcher.config.urls import ENCODE_HINT, ambiguity, quoted, scheme_hint, unloadable
 from watcher.config.webhooks import event_url, read_signing_keys
 from watcher.core.incidents import IncidentRule
-from watcher.core.model import EventKind
+from watcher.core.model import INCIDENT_EVENTS, EventKind
 from watcher.core.present import RouteFormat, TemplateFailed
 from watcher.core.signing import MAKE_SECRET
 
@@ -43,6 +43,9 @@ DEFAULT_EVENTS = (
     EventKind.DELIVERY_RECOVERED,
 )
 ALL_KBS = "*"
+# The words `events =` takes ("*" is all of them): `reminder` and `escalated` are sent by a
+# route's `repeat_after` and `escalate_to`, never chosen.
+ROUTABLE = tuple(kind for kind in EventKind if kind not in INCIDENT_EVENTS)
 
 
 def _events(value: object) -> object:
@@ -50,7 +53,7 @@ def _events(value: object) -> object:
     if not isinstance(value, Sequence) or isinstance(value, str):
         return value
     words = [item.strip().lower() if isinstance(item, str) else item for item in value]
-    known = [kind.value for kind in EventKind]
+    known = [kind.value for kind in ROUTABLE]
     errors = [
         InitErrorDetails(
             type=PydanticCustomError("event_word", "{why}", {"why": _unknown_event(item, known)}),
@@ -63,13 +66,16 @@ def _events(value: object) -> object:
     if errors:
         raise ValidationError.from_exception_data("events", errors)
     if "*" in words:
-        return tuple(EventKind)
+        return ROUTABLE
     return tuple(dict.fromkeys(words))
 
 
 def _unknown_event(word: object, known: list[str]) -> str:
     if not isinstance(word, str):
         return 'must be an event word in quotes, e.g. "failed"'
+    if word in (EventKind.REMINDER, EventKind.ESCALATED):
+        key = "repeat_after" if word == EventKind.REMINDER else "escalate_after and escalate_to"
+        return f"{quoted(word)} is not chosen in events: set this route's {key}"
     close = difflib.get_close_matches(word, known, n=1)
     hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(known)}, or *"
     return f"{quoted(word)} is not an event; {hint}"
