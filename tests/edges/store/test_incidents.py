@@ -151,3 +151,13 @@ async def test_a_reminder_due_is_queued_once_however_often_it_is_recorded(
     assert tracked.deliveries == (
         Delivery("incident/job-1/failed/1/reminder/ops/1", "ops", incident=opened().id),
     )
+
+
+async def test_prune_forgets_closed_incidents_older_than_retention_and_keeps_open_ones(
+    store: SqliteStore,
+) -> None:
+    await _record_incident(store, opened(closed_at=NOW - 100 * H))
+    await _record_incident(store, opened(id="incident/job-2/failed/1"))
+    await store.prune(NOW - 50 * H)
+    assert await store.open_incidents() == (opened(id="incident/job-2/failed/1"),)
+    assert await store.prune(NOW - 50 * H) == 0  # the closed one went the first time
