@@ -10,8 +10,9 @@ import pytest
 
 from watcher.core.clocks import Elapsed, Instant
 from watcher.core.incident import Ack, Incident, Notice
-from watcher.core.incidents import IncidentRule, Step, step_of, track
+from watcher.core.incidents import Step, step_of, track
 from watcher.core.model import EventKind, Job, Phase, Status
+from watcher.core.reminders import IncidentRule
 from watcher.core.state import Delivery, Transition
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)

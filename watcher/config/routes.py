@@ -23,9 +23,9 @@ from watcher.config.sections import Duration, DurationOrZero, Section
 from watcher.config.templates import Compiled, check_template, compile_template
 from watcher.config.urls import ENCODE_HINT, ambiguity, quoted, scheme_hint, unloadable
 from watcher.config.webhooks import event_url, read_signing_keys
-from watcher.core.incidents import IncidentRule
 from watcher.core.model import INCIDENT_EVENTS, EventKind
 from watcher.core.present import RouteFormat, TemplateFailed
+from watcher.core.reminders import IncidentRule
 from watcher.core.signing import MAKE_SECRET
 
 DEFAULT_EVENTS = (

@@ -75,6 +75,13 @@ class Incident:
         """When it began, for people: the API's time of the first failure, else the wall's."""
         return self.api_since or self.opened_at
 
+    def lasted(self, api_at: datetime | None, wall: datetime) -> timedelta:
+        """How long it has lasted at a moment read on the API's clock (`api_at`) and the
+        wall's: on the API's clock when both ends are on it, else the wall's; never negative."""
+        if self.api_since is not None and api_at is not None:
+            return max(api_at - self.api_since, timedelta(0))
+        return max(wall - self.opened_at, timedelta(0))
+
     def notice(self, route: str) -> Notice | None:
         """What `route` heard of it, if anything."""
         return next((n for n in self.notices if n.route == route), None)

@@ -9,7 +9,8 @@ Rules (`track` applies them to one cycle's transitions, in order):
 - Every alert of an incident says so: "3rd failure in a row since <time>", and on the one that
   closes it "resolved after 2h 10m". Durations are on the API's clock (`Transition.api_at`
   against the API's time of the first failure), the wall clock only where either is missing.
-- The routes that got an alert of an incident are its `notices`. A route with `repeat_after`
+- The routes that got an alert of an incident are its `notices` (`watcher.core.reminders`
+  decides what is due of the next two rules). A route with `repeat_after`
   gets a `reminder` while the incident is open and not acknowledged, one per period after
   the route last heard of it (a new failure alert counts); after a pause of any length, one
   reminder, never one per missed period. A route with `escalate_after` sends the incident on
@@ -28,26 +29,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
 from enum import StrEnum
 
-from watcher.core.clocks import Elapsed, Instant
+from watcher.core.clocks import Instant
 from watcher.core.incident import Incident, IncidentNote, Notice
 from watcher.core.model import EventKind
+from watcher.core.reminders import IncidentRule, nudge
 from watcher.core.state import Delivery, Transition
 
 OPENS = frozenset({EventKind.FAILED, EventKind.PARTIAL, EventKind.STALLED})
 CLOSES = frozenset({EventKind.COMPLETED, EventKind.NO_CHANGES})
-
-
-@dataclass(frozen=True, slots=True)
-class IncidentRule:
-    """One route's incident settings: `repeat_after`, `escalate_after` and `escalate_to`."""
-
-    route: str
-    repeat_after: timedelta | None = None
-    escalate_after: timedelta | None = None
-    escalate_to: str | None = None
 
 
 class Step(StrEnum):
@@ -174,14 +165,6 @@ def _heard(incident: Incident, routes: Iterable[str], now: Instant) -> Incident:
     return replace(incident, notices=tuple(notices.values()))
 
 
-def lasted(incident: Incident, api_at: datetime | None, wall: datetime) -> timedelta:
-    """How long the incident has lasted at a moment read on the API's clock (`api_at`) and the
-    wall's: on the API's clock when both ends are on it, else on the wall's; never negative."""
-    if incident.api_since is not None and api_at is not None:
-        return max(api_at - incident.api_since, timedelta(0))
-    return max(wall - incident.opened_at, timedelta(0))
-
-
 def note(incident: Incident, t: Transition, step: Step) -> IncidentNote:
     """What `t`'s alert tells of the incident."""
     closed = step is Step.CLOSED
@@ -190,130 +173,6 @@ def note(incident: Incident, t: Transition, step: Step) -> IncidentNote:
         failures=incident.failures,
         since=incident.since,
         last_kind=incident.last_kind,
-        duration=lasted(incident, t.api_at, t.at) if closed else None,
+        duration=incident.lasted(t.api_at, t.at) if closed else None,
         closed=closed,
     )
-
-
-def nudge(
-    incidents: Iterable[Incident], rules: Mapping[str, IncidentRule], now: Instant
-) -> tuple[tuple[Transition, ...], tuple[Delivery, ...], tuple[Incident, ...]]:
-    """The reminders and escalations due now for open, unacknowledged incidents, their
-    deliveries, and the incidents whose notices changed (a reminder or escalation recorded,
-    or a period started again after a reboot)."""
-    transitions: list[Transition] = []
-    deliveries: list[Delivery] = []
-    changed: list[Incident] = []
-    for incident in incidents:
-        if not incident.is_open or incident.ack is not None:
-            continue
-        notices = []
-        for notice in incident.notices:
-            rule = rules.get(notice.route)
-            if rule is not None:
-                notice = _remind(incident, notice, rule, now, transitions, deliveries)
-                notice = _escalate(incident, notice, rule, now, transitions, deliveries)
-            notices.append(notice)
-        if tuple(notices) != incident.notices:
-            changed.append(replace(incident, notices=tuple(notices)))
-    return tuple(transitions), tuple(deliveries), tuple(changed)
-
-
-class Due(StrEnum):
-    """Whether a period measured on the elapsed clock has passed."""
-
-    DUE = "due"
-    WAITING = "waiting"
-    OTHER_BOOT = "other_boot"  # the reading cannot be compared: start the period again
-
-
-def due(since: Elapsed, period: timedelta, now: Instant) -> Due:
-    """Whether `period` has passed since the elapsed-clock reading `since`."""
-    waited = now.elapsed.since(since)
-    if waited is None:
-        return Due.OTHER_BOOT
-    return Due.DUE if waited >= period else Due.WAITING
-
-
-def _remind(
-    incident: Incident,
-    notice: Notice,
-    rule: IncidentRule,
-    now: Instant,
-    transitions: list[Transition],
-    deliveries: list[Delivery],
-) -> Notice:
-    if rule.repeat_after is None:
-        return notice
-    match due(notice.last, rule.repeat_after, now):
-        case Due.OTHER_BOOT:
-            return replace(notice, last=now.elapsed)
-        case Due.WAITING:
-            return notice
-        case Due.DUE:
-            number = notice.reminders + 1
-            event_id = f"{incident.id}/reminder/{notice.route}/{number}"
-            transitions.append(_event(incident, EventKind.REMINDER, event_id, now, number=number))
-            deliveries.append(Delivery(event_id, notice.route, incident=incident.id))
-            return replace(notice, last=now.elapsed, reminders=number)
-
-
-def _escalate(
-    incident: Incident,
-    notice: Notice,
-    rule: IncidentRule,
-    now: Instant,
-    transitions: list[Transition],
-    deliveries: list[Delivery],
-) -> Notice:
-    if rule.escalate_after is None or rule.escalate_to is None or notice.escalated:
-        return notice
-    match due(notice.first, rule.escalate_after, now):
-        case Due.OTHER_BOOT:
-            return replace(notice, first=now.elapsed)
-        case Due.WAITING:
-            return notice
-        case Due.DUE:
-            event_id = f"{incident.id}/escalated/{notice.route}"
-            event = _event(
-                incident, EventKind.ESCALATED, event_id, now, route=notice.route, waited=rule
-            )
-            transitions.append(event)
-            deliveries.append(Delivery(event_id, rule.escalate_to, incident=incident.id))
-            return replace(notice, escalated=True)
-
-
-def _event(
-    incident: Incident,
-    kind: EventKind,
-    event_id: str,
-    now: Instant,
-    *,
-    number: int | None = None,
-    route: str | None = None,
-    waited: IncidentRule | None = None,
-) -> Transition:
-    told = IncidentNote(
-        id=incident.id,
-        failures=incident.failures,
-        since=incident.since,
-        last_kind=incident.last_kind,
-        duration=lasted(incident, now.api, now.wall),
-        route=route,
-        waited=waited.escalate_after if waited is not None else None,
-        reminder=number,
-    )
-    return Transition(
-        event_id=event_id,
-        kind=kind,
-        at=now.wall,
-        kb_uuid=incident.kb_uuid,
-        kb_name=incident.kb_name,
-        api_at=now.api,
-        incident=told,
-    )
-
-
-def open_incidents(incidents: Iterable[Incident]) -> tuple[Incident, ...]:
-    """The open ones, oldest first (what `status`, the page and silences list)."""
-    return tuple(sorted((i for i in incidents if i.is_open), key=lambda i: (i.opened_at, i.id)))

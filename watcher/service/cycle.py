@@ -38,11 +38,12 @@ from watcher.core.clocks import Elapsed, Instant
 from watcher.core.decide import RetryPolicy, RouteRule, route
 from watcher.core.detect import detect
 from watcher.core.errors import ApiStatusError, SourceError
-from watcher.core.incidents import IncidentRule, track
+from watcher.core.incidents import track
 from watcher.core.model import INCIDENT_EVENTS, EventKind, WatchedKb
 from watcher.core.outbox import SettleReason
 from watcher.core.ports import MetaStore, Notifier, Outbox, Source, StateStore
 from watcher.core.present import Presentation
+from watcher.core.reminders import IncidentRule
 from watcher.core.render import DASHBOARD
 from watcher.core.state import Change, Observation, Policy, Transition, WatchState, changed
 from watcher.core.tolerance import Tolerances, tolerate

@@ -15,8 +15,9 @@ from tests.stores import open_held
 from watcher.core.clocks import Instant
 from watcher.core.errors import AckRefused, StoreError
 from watcher.core.incident import Ack, Incident, Notice
-from watcher.core.incidents import IncidentRule, track
+from watcher.core.incidents import track
 from watcher.core.model import EventKind
+from watcher.core.reminders import IncidentRule
 from watcher.core.state import Change, Delivery, KbState
 from watcher.edges.store.sqlite import SqliteStore
 
