@@ -71,6 +71,7 @@ HEADLINES: dict[EventKind, str] = {
     EventKind.CORRECTED: "indexing outcome corrected",
     EventKind.REMINDER: "incident still open (reminder)",
     EventKind.ESCALATED: "incident not acknowledged (escalated)",
+    EventKind.DIGEST: "indexing digest",
 }
 # `recovered` of a job that ended, sent alone to a route that did not ask for the outcome.
 RECOVERED_BY_ENDING = "indexing finished after a stall"

@@ -194,6 +194,12 @@ def _route_lines(route: RouteConfig) -> list[str]:
     ]
     if incidents := _incident_text(route):
         lines.append(f"        incidents: {incidents}")
+    if route.mute_during:
+        lines.append(
+            f"        quiet during {', '.join(route.mute_during)} (held, then one message)"
+        )
+    if route.digest_schedule is not None:
+        lines.append(f"        digest {route.digest_schedule.describe()}")
     for url in route.urls:
         text = url.get_secret_value()
         if route.format == "event":  # a webhook's path is often its secret

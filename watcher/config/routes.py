@@ -19,10 +19,12 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from watcher.config.intervals import digest_schedule
 from watcher.config.sections import Duration, DurationOrZero, Section
 from watcher.config.templates import Compiled, check_template, compile_template
 from watcher.config.urls import ENCODE_HINT, ambiguity, quoted, scheme_hint, unloadable
 from watcher.config.webhooks import event_url, read_signing_keys
+from watcher.core.digest import DigestSchedule
 from watcher.core.model import INCIDENT_EVENTS, EventKind
 from watcher.core.present import RouteFormat, TemplateFailed
 from watcher.core.reminders import IncidentRule
@@ -43,9 +45,6 @@ DEFAULT_EVENTS = (
     EventKind.DELIVERY_RECOVERED,
 )
 ALL_KBS = "*"
-# The words `events =` takes ("*" is all of them): `reminder` and `escalated` are sent by a
-# route's `repeat_after` and `escalate_to`, never chosen.
-ROUTABLE = tuple(kind for kind in EventKind if kind not in INCIDENT_EVENTS)
 
 
 def _events(value: object) -> object:
@@ -53,7 +52,7 @@ def _events(value: object) -> object:
     if not isinstance(value, Sequence) or isinstance(value, str):
         return value
     words = [item.strip().lower() if isinstance(item, str) else item for item in value]
-    known = [kind.value for kind in ROUTABLE]
+    known = [kind.value for kind in ASKABLE]
     errors = [
         InitErrorDetails(
             type=PydanticCustomError("event_word", "{why}", {"why": _unknown_event(item, known)}),
@@ -66,8 +65,15 @@ def _events(value: object) -> object:
     if errors:
         raise ValidationError.from_exception_data("events", errors)
     if "*" in words:
-        return ROUTABLE
+        return ASKABLE
     return tuple(dict.fromkeys(words))
+
+
+# A digest comes by its route's schedule (`digest = ...`), a `reminder` and an `escalated` by
+# its `repeat_after` and `escalate_to`: none is asked for by `events =` ("*" is the rest).
+ASKABLE = tuple(
+    kind for kind in EventKind if kind is not EventKind.DIGEST and kind not in INCIDENT_EVENTS
+)
 
 
 def _unknown_event(word: object, known: list[str]) -> str:
@@ -76,6 +82,8 @@ def _unknown_event(word: object, known: list[str]) -> str:
     if word in (EventKind.REMINDER, EventKind.ESCALATED):
         key = "repeat_after" if word == EventKind.REMINDER else "escalate_after and escalate_to"
         return f"{quoted(word)} is not chosen in events: set this route's {key}"
+    if word == EventKind.DIGEST.value:
+        return 'a digest is not asked for in events: set digest = "daily 09:00 UTC" on the route'
     close = difflib.get_close_matches(word, known, n=1)
     hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(known)}, or *"
     return f"{quoted(word)} is not an event; {hint}"
@@ -115,6 +123,8 @@ class RouteConfig(Section):
     repeat_after: Duration | None = None  # remind of an open, unacknowledged incident
     escalate_after: Duration | None = None  # an incident not acknowledged this long ...
     escalate_to: str | None = None  # ... goes on to this route, once
+    mute_during: tuple[str, ...] = ()  # names of [[time_intervals]]: alerts wait out the quiet
+    digest: str | None = None  # "daily 09:00 Europe/Berlin" / "weekly monday 09:00 UTC"
     _signing_keys: tuple[bytes, ...] = PrivateAttr(default=())
     _templates: tuple[Compiled | None, Compiled | None] = PrivateAttr(default=(None, None))
 
@@ -157,6 +167,18 @@ class RouteConfig(Section):
                 "it needs: https://github.com/caronc/apprise/wiki"
             )
         return tuple(SecretStr(text) for text in texts)
+
+    @field_validator("digest")
+    @classmethod
+    def _schedule(cls, value: str | None) -> str | None:
+        if value is not None:
+            digest_schedule(value)
+        return value
+
+    @property
+    def digest_schedule(self) -> DigestSchedule | None:
+        """The route's digest schedule, if it has one."""
+        return digest_schedule(self.digest) if self.digest is not None else None
 
     @field_validator("title_template", "body_template")
     @classmethod

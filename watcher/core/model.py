@@ -85,6 +85,7 @@ class EventKind(StrEnum):
     KNOWLEDGE_BASE_FOUND = "knowledge_base_found"
     REMINDER = "reminder"  # an open incident, again (a route's `repeat_after`)
     ESCALATED = "escalated"  # an incident not acknowledged in time (`escalate_after`)
+    DIGEST = "digest"  # a route's scheduled summary (`digest =`), never asked for in `events`
 
     @property
     def is_terminal(self) -> bool:
@@ -119,6 +120,7 @@ _WATCHER_EVENTS = frozenset(
         EventKind.KNOWLEDGE_BASE_FOUND,
         EventKind.DELIVERY_FAILING,
         EventKind.DELIVERY_RECOVERED,
+        EventKind.DIGEST,
     }
 )
 
@@ -155,6 +157,7 @@ _SEVERITY = {
     EventKind.KNOWLEDGE_BASE_FOUND: Severity.SUCCESS,
     EventKind.REMINDER: Severity.WARNING,  # rendered with the severity of the incident's failure
     EventKind.ESCALATED: Severity.FAILURE,
+    EventKind.DIGEST: Severity.INFO,
 }
 
 

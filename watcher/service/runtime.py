@@ -68,6 +68,8 @@ def cycle_settings(config: Config) -> CycleSettings:
         tolerances=tolerances(config),
         presentations=presentations(config),
         incident_rules=tuple(r.incident_rule() for r in config.routes),
+        mutes=config.mutes(),
+        digests=config.digests(),
     )
 
 
@@ -298,6 +300,7 @@ async def open_runtime(
         settings=cycle_settings(config),
         clock=clock,
         elapsed=elapsed,
+        digest_reads=store,
     )
     return Runtime(
         config=config, client=client, store=store, cycle=cycle, metrics=metrics, keeper=keeper

@@ -130,6 +130,16 @@ _V5: Final = (
     "ALTER TABLE outbox ADD COLUMN claim_expires REAL",
 )
 
+# Version 6: quiet hours (issue 16, `watcher.core.quiet`): the `[[time_intervals]]` window that
+# holds a pending row until it ends (its `next_attempt_at`); NULL for a row never held. Rows
+# held by a window are released together as one message.
+_V6: Final = (
+    "ALTER TABLE outbox ADD COLUMN held_by TEXT",
+    # When that window ended (its release): `delivery.dead_after` counts from here, not from
+    # `created_at`, so a weekend's hold never dead-letters an alert at its first failure.
+    "ALTER TABLE outbox ADD COLUMN held_until TEXT",
+)
+
 # Incidents (issue 16, see `watcher.core.incidents`): one row per incident of a knowledge base,
 # at most one open per KB (the partial unique index). `notices` is JSON (per route: the
 # elapsed-clock readings reminders and escalation are measured on); the acknowledgement
@@ -154,7 +164,7 @@ _V_INCIDENTS: Final = (
     "CREATE UNIQUE INDEX incidents_open_kb ON incidents (kb_uuid) WHERE closed_at IS NULL",
 )
 
-MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_V1, _V2, _V3, _V4, _V5, _V_INCIDENTS)
+MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_V1, _V2, _V3, _V4, _V5, _V6, _V_INCIDENTS)
 """`MIGRATIONS[n]` takes a store from schema version n to n + 1."""
 
 SCHEMA_VERSION: Final = len(MIGRATIONS)
