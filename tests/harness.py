@@ -71,6 +71,8 @@ HEADLINES: dict[EventKind, str] = {
     EventKind.CORRECTED: "indexing outcome corrected",
     EventKind.REMINDER: "incident still open (reminder)",
     EventKind.ESCALATED: "incident not acknowledged (escalated)",
+    EventKind.COST_SPIKE: "indexing cost spike",
+    EventKind.REMEDIATED: "stalled job remediated",
     EventKind.DIGEST: "indexing digest",
 }
 # `recovered` of a job that ended, sent alone to a route that did not ask for the outcome.

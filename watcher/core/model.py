@@ -85,6 +85,8 @@ class EventKind(StrEnum):
     KNOWLEDGE_BASE_FOUND = "knowledge_base_found"
     REMINDER = "reminder"  # an open incident, again (a route's `repeat_after`)
     ESCALATED = "escalated"  # an incident not acknowledged in time (`escalate_after`)
+    COST_SPIKE = "cost_spike"  # a job cost over N times its KB's recent median
+    REMEDIATED = "remediated"  # the watcher cancelled and restarted a stalled job (or would have)
     DIGEST = "digest"  # a route's scheduled summary (`digest =`), never asked for in `events`
 
     @property
@@ -157,6 +159,8 @@ _SEVERITY = {
     EventKind.KNOWLEDGE_BASE_FOUND: Severity.SUCCESS,
     EventKind.REMINDER: Severity.WARNING,  # rendered with the severity of the incident's failure
     EventKind.ESCALATED: Severity.FAILURE,
+    EventKind.COST_SPIKE: Severity.WARNING,
+    EventKind.REMEDIATED: Severity.WARNING,
     EventKind.DIGEST: Severity.INFO,
 }
 
@@ -308,6 +312,7 @@ class KnowledgeBase:
     created_at: datetime | None = None
     updated_at: datetime | None = None
     last_indexing_job: Job | None = None
+    embedding_model_uuid: str | None = None  # the model its cost is priced by
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,7 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from watcher.core.clocks import Elapsed
+from watcher.core.cost import JobCost
 from watcher.core.incident import IncidentNote, Notice
 from watcher.core.model import DataSourceJob, DataSourceStatus, EventKind, Job, Phase, Status
 from watcher.core.outbox import FailureCause, TargetResult
@@ -54,6 +55,8 @@ def _encode_value(value: Any) -> Any:
     if isinstance(value, timedelta):
         return value.total_seconds()
     if isinstance(value, IncidentNote):
+        return _encode(value)
+    if isinstance(value, JobCost):
         return _encode(value)
     if isinstance(value, Sighting):
         return {"first": value.first.encode(), "moved": value.moved.encode()}
@@ -191,6 +194,7 @@ _TRANSITION_DECODERS: Mapping[str, _Decoder] = {
     "stalled_since": _datetime,
     "corrects": _strict_enum(EventKind),
     "api_at": _datetime,
+    "cost": lambda data: _decode(JobCost, data, {}),
 }
 
 
