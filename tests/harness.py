@@ -71,6 +71,8 @@ HEADLINES: dict[EventKind, str] = {
     EventKind.CORRECTED: "indexing outcome corrected",
     EventKind.DATABASE_UNHEALTHY: "knowledge base database not online",
     EventKind.DATABASE_RECOVERED: "knowledge base database online again",
+    EventKind.REMINDER: "incident still open (reminder)",
+    EventKind.ESCALATED: "incident not acknowledged (escalated)",
     EventKind.COST_SPIKE: "indexing cost spike",
     EventKind.REMEDIATED: "stalled job remediated",
     EventKind.DIGEST: "indexing digest",
