@@ -124,6 +124,10 @@ class ExtraReads:
                 out.append(Candidate(read.spec, target, last_s, moved))
         return out
 
+    def fact(self, target: str, name: str) -> StoredFact | None:
+        """The last result of the read `name` for `target` (None before it was ever made)."""
+        return (self._facts or {}).get((target, name))
+
     def spent_hour(self, now: Elapsed) -> int:
         """Requests the extra reads sent in the last sliding hour."""
         while self.spent and self.spent[0][0] <= now.seconds - HOUR_S:
