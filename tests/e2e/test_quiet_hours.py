@@ -83,3 +83,53 @@ async def _past_the_window(h: Harness) -> None:
         await h.step(60)
         if h.alerts("/quiet"):
             return
+
+
+async def test_alerts_held_by_a_window_removed_from_the_config_go_out_at_once(
+    tmp_path: Path, webhook_receiver: WebhookReceiver
+) -> None:
+    scenario = job_scenario(["docs", "wiki"], JOBS)
+    async with open_harness(
+        scenario, tmp_path, webhook_receiver, routes=routes(webhook_receiver), start=False
+    ) as h:
+        h.overrides["time_intervals"] = [window(h.now().replace(second=0), 60)]
+        await h.start()
+        await h.run(240, every=10)
+        assert h.alerts("/quiet") == []  # held for the hour
+
+        # The window is removed (a restart or a reload builds a new runtime): nothing holds
+        # these alerts any more, so they go now, not at the end of a window that is gone.
+        del h.overrides["time_intervals"]
+        h.routes = [route("quiet", webhook_receiver.url_json("/quiet")), h.routes[1]]
+        await h.restart()
+        await h.step(10)
+        (released,) = h.alerts("/quiet")
+        assert released.title.startswith("❌ Quiet hours maintenance over: ")
+        assert sorted(released.events()) == [("completed", "docs-kb"), ("failed", "wiki-kb")]
+        status = await h.status_json()
+        assert all(r["held"] == 0 and r["pending"] == 0 for r in status["deliveries"]["routes"])
+
+
+async def test_alerts_held_past_a_shortened_window_go_out_at_its_new_end(
+    tmp_path: Path, webhook_receiver: WebhookReceiver
+) -> None:
+    scenario = job_scenario(["docs", "wiki"], JOBS)
+    async with open_harness(
+        scenario, tmp_path, webhook_receiver, routes=routes(webhook_receiver), start=False
+    ) as h:
+        start = h.now().replace(second=0)
+        h.overrides["time_intervals"] = [window(start, 60)]
+        await h.start()
+        await h.run(240, every=10)
+        assert h.alerts("/quiet") == []
+
+        h.overrides["time_intervals"] = [window(start, 10)]  # ends 10 minutes after it began
+        await h.restart()
+        await h.step(10)
+        assert h.alerts("/quiet") == []  # still inside the shortened window
+        status = await h.status_json()
+        (quiet,) = [r for r in status["deliveries"]["routes"] if r["route"] == "quiet"]
+        assert quiet["held_until"].startswith(f"{start + timedelta(minutes=10):%Y-%m-%dT%H:%M}")
+        await _past_the_window(h)
+        assert h.now() < start + timedelta(minutes=15)  # at the new end, not the old one
+        assert len(h.alerts("/quiet")) == 1

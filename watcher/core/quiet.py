@@ -64,6 +64,15 @@ def hold(
     return free, held
 
 
+def quiet_ends(mutes: Mapping[str, Sequence[TimeWindow]], now: datetime) -> dict[str, datetime]:
+    """Each route in its quiet hours at `now` and when they end (UTC). A row held for any other
+    route, or held past its route's end, is due then: the configuration that held it changed
+    (a window removed or shortened, `mute_during` edited, the route gone) or the wall clock
+    stepped back; an alert is never kept waiting for a window that no longer exists."""
+    ends = {name: window_end(windows, now) for name, windows in mutes.items() if windows}
+    return {name: end for name, end in ends.items() if end is not None}
+
+
 @dataclass(frozen=True, slots=True)
 class Released:
     """What a route's held rows tell when the quiet ends: the events still worth telling,
