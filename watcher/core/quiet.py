@@ -43,10 +43,13 @@ def hold(
     until their route's quiet ends (`now` and the ends: wall clock, UTC)."""
     free: list[OutboxItem] = []
     held: list[Settlement] = []
+    quiet: dict[str, tuple[datetime | None, TimeWindow | None]] = {}  # per route, once
     for item in items:
-        windows = mutes.get(item.route, ())
-        end = window_end(windows, now) if windows else None
-        window = muting(windows, now) if end is not None else None
+        if item.route not in quiet:
+            windows = mutes.get(item.route, ())
+            end = window_end(windows, now) if windows else None
+            quiet[item.route] = (end, muting(windows, now) if end is not None else None)
+        end, window = quiet[item.route]
         if end is None or window is None:
             free.append(item)
             continue
