@@ -80,6 +80,24 @@ async def test_a_digest_missed_while_the_watcher_was_down_is_sent_once_on_start(
         assert "wiki-kb: 1 job (1 failed)" in digest.body.replace("\\", "")
 
 
+async def test_a_route_for_some_knowledge_bases_gets_a_digest_of_those_alone(
+    tmp_path: Path, webhook_receiver: WebhookReceiver
+) -> None:
+    scenario = job_scenario(["docs", "wiki"], JOBS)
+    async with open_harness(scenario, tmp_path, webhook_receiver, routes=[], start=False) as h:
+        slot = h.now().replace(second=0, microsecond=0) + timedelta(minutes=10)
+        docs_only = digest_route(webhook_receiver, slot)
+        docs_only["knowledge_bases"] = ["docs-kb"]
+        h.routes = [docs_only]
+        await _harness_until_jobs_end(h)
+        while h.now() < slot:
+            await h.step(60)
+        (digest,) = digests(h)
+        body = digest.body.replace("\\", "")
+        assert "docs-kb: 2 jobs (1 completed, 1 no_changes)" in body
+        assert "wiki" not in body  # neither its failure nor that it needs attention
+
+
 async def test_a_digest_of_hundreds_of_kilobytes_refused_for_its_size_arrives_shortened(
     tmp_path: Path, webhook_receiver: WebhookReceiver
 ) -> None:

@@ -131,15 +131,30 @@ def summarize(
     latest: Sequence[KbLatest],
     since: datetime | None,
     until: datetime,
+    knowledge_bases: frozenset[str] = frozenset({"*"}),
 ) -> Digest:
-    """The digest of the terminal events recorded in the period and each KB's latest job."""
-    by_kb: dict[str, list[Transition]] = {}
+    """The digest of the terminal events recorded in the period (oldest first) and each KB's
+    latest job, for the route's `knowledge_bases` (uuids or names; "*": all). A job counts
+    once, by the last outcome recorded for it (an outcome corrected later is not a 2nd job)."""
+    last: dict[str, Transition] = {}
     for t in outcomes:
-        if t.kind in TERMINAL_EVENTS and t.kb_uuid is not None:
-            by_kb.setdefault(t.kb_uuid, []).append(t)
+        if t.kind not in TERMINAL_EVENTS or t.kb_uuid is None:
+            continue
+        if _in_scope(knowledge_bases, t.kb_uuid, t.kb_name):
+            last.pop(t.job_uuid or t.event_id, None)
+            last[t.job_uuid or t.event_id] = t
+    by_kb: dict[str, list[Transition]] = {}
+    for t in last.values():
+        by_kb.setdefault(t.kb_uuid or "", []).append(t)
+    latest = [kb for kb in latest if _in_scope(knowledge_bases, kb.kb_uuid, kb.kb_name)]
     names = {kb.kb_uuid: kb.kb_name for kb in latest}
     kbs = [_kb_summary(names.get(uuid) or ts[-1].kb_name or uuid, ts) for uuid, ts in by_kb.items()]
     return Digest(since, until, tuple(sorted(kbs, key=lambda s: s.name)), open_problems(latest))
+
+
+def _in_scope(knowledge_bases: frozenset[str], kb_uuid: str, name: str | None) -> bool:
+    """Whether a route with these `knowledge_bases` hears of this KB (as `RouteRule.wants`)."""
+    return "*" in knowledge_bases or bool({kb_uuid, name} & knowledge_bases)
 
 
 def _kb_summary(name: str, events: Sequence[Transition]) -> KbSummary:
