@@ -32,13 +32,15 @@ _EXPIRE: Final = """
     WHERE state = 'sending' AND (claim_clock IS NULL OR claim_clock <> ?
         OR claim_expires IS NULL OR claim_expires <= ? OR claim_expires > ?)"""
 # Due: the retry time has come, or lies further ahead than any backoff allows (only a step of
-# the wall clock puts it there; a row held by quiet hours waits for the window's end, however
-# far). Rows go out in the order they were written (`id`), never by a wall-clock time a step
+# the wall clock puts it there; a row still held by quiet hours, `next_attempt_at` its
+# `held_until`, waits for the window's end, however far; once released, its retries are any
+# row's). Rows go out in the order they were written (`id`), never by a wall-clock time a step
 # may have skewed.
 _CANDIDATES: Final = """
     SELECT id FROM outbox
     WHERE state = 'pending'
-        AND (next_attempt_at <= ? OR (next_attempt_at > ? AND held_by IS NULL))
+        AND (next_attempt_at <= ? OR (next_attempt_at > ?
+            AND (held_by IS NULL OR held_until IS NULL OR next_attempt_at <> held_until)))
     ORDER BY id LIMIT ?"""
 _CLAIM: Final = """
     UPDATE outbox SET state = 'sending', claimed_at = ?, claim_token = ?, claim_epoch = ?,
