@@ -8,7 +8,7 @@ that clock (the harness's seam) past its end rather than waiting.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -133,3 +133,28 @@ async def test_alerts_held_past_a_shortened_window_go_out_at_its_new_end(
         await _past_the_window(h)
         assert h.now() < start + timedelta(minutes=15)  # at the new end, not the old one
         assert len(h.alerts("/quiet")) == 1
+
+
+async def test_a_window_ending_in_the_hour_daylight_saving_skips_releases_at_the_jump(
+    tmp_path: Path, webhook_receiver: WebhookReceiver
+) -> None:
+    """Berlin, 2026-03-29: clocks jump from 02:00 CET to 03:00 CEST (01:00 UTC). A window
+    01:00-02:30 has no 02:30 that night: it ends at the jump, 10 minutes after 01:50 CET."""
+    scenario = job_scenario(["docs", "wiki"], JOBS)
+    async with open_harness(
+        scenario, tmp_path, webhook_receiver, routes=routes(webhook_receiver), start=False
+    ) as h:
+        h.offset = datetime(2026, 3, 29, 0, 46, tzinfo=UTC) - h.sim.clock.now()  # 01:46 CET
+        times = [{"start_time": "01:00", "end_time": "02:30"}]
+        nightly = {"times": times, "location": "Europe/Berlin"}
+        h.overrides["time_intervals"] = [{"name": "maintenance", "time_intervals": [nightly]}]
+        await h.start()
+        await h.run(240, every=10)  # until 01:50 CET: both jobs ended, held
+        assert h.alerts("/quiet") == []
+        status = await h.status_json()
+        (quiet,) = [r for r in status["deliveries"]["routes"] if r["route"] == "quiet"]
+        assert quiet["held_until"] == "2026-03-29T01:00:00+00:00"  # 03:00 CEST, the jump
+        await _past_the_window(h)
+        assert h.now() < datetime(2026, 3, 29, 1, 2, tzinfo=UTC)
+        (released,) = h.alerts("/quiet")
+        assert released.title.startswith("❌ Quiet hours maintenance over: ")
