@@ -86,6 +86,15 @@ YESTERDAY_9 = TODAY_9 - timedelta(days=1)
         ),
         # the wall clock stepped back before the last slot: nothing, never a repeat
         (TODAY_9 - timedelta(hours=2), TODAY_9, None),
+        # a slot marked while the wall clock was a year ahead (then set right): marked again
+        # at the last real slot, silently; else no digest would come for a year
+        (
+            TODAY_9 + timedelta(hours=1),
+            TODAY_9 + timedelta(days=365),
+            DigestDue(TODAY_9, None, send=False),
+        ),
+        # a mark less than a period ahead: waited for, as after a small step (never a repeat)
+        (TODAY_9 + timedelta(hours=1), TODAY_9 + timedelta(hours=23), None),
     ],
 )
 def test_a_digest_is_due_once_per_slot_and_once_for_slots_missed_while_down(

@@ -8,7 +8,8 @@
   `[mark, slot)`: a watcher down over several slots sends one digest on start, covering all
   of them, never one per missed slot. Without a mark (the first run) the slot is only
   recorded (`send` false): the first digest comes at the next slot, as nothing before the
-  first run is news.
+  first run is news. A mark more than a period ahead of `now` was made while the wall clock
+  was stepped far ahead: it is marked again at the last real slot (else no digest for a year).
 - `summarize` turns the outcomes recorded in the period (terminal events) and each KB's
   latest job into `Digest`; `digest_text` writes it as the lines a `digest` event carries.
 - `open_problems` says which KBs need attention: the KBs whose latest job failed, was
@@ -51,6 +52,7 @@ class DigestSchedule:
         return f"{self.period.value}{day} {clock} {self.location}"
 
 
+_PERIOD = {Period.DAILY: timedelta(days=1, hours=1), Period.WEEKLY: timedelta(days=7, hours=1)}
 _WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
 
@@ -79,7 +81,9 @@ class DigestDue:
 def due(schedule: DigestSchedule, now: datetime, mark: datetime | None) -> DigestDue | None:
     """What to do about a route's digest now, given the slot of its last one (see the module)."""
     slot = latest_slot(schedule, now)
-    if mark is None:
+    if mark is None or mark > now + _PERIOD[schedule.period]:
+        # No mark (the first run), or one further ahead than any slot can be: the wall clock
+        # was stepped far ahead when it was made. Mark the last real slot, send nothing.
         return DigestDue(until=slot, send=False)
     if slot <= mark:
         return None
