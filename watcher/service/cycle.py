@@ -232,7 +232,7 @@ class Cycle:
         )
         await self._record(change, sight.previous, state, meta | cost_meta)
         if self.remedies is not None:
-            await self.remedies.act(cycle_id, now.wall, now.api)
+            await self.remedies.act(cycle_id, now.wall, now.api, until)
         for t in tracked.transitions:
             about = "incident" if t.kind in INCIDENT_EVENTS else "job"
             log.info(f"{about}_{t.kind.value}", kb=t.kb_uuid, job=t.job_uuid, event_id=t.event_id)
