@@ -69,6 +69,10 @@ HEADLINES: dict[EventKind, str] = {
     EventKind.KNOWLEDGE_BASE_MISSING: "knowledge base not found in the account",
     EventKind.KNOWLEDGE_BASE_FOUND: "knowledge base found again",
     EventKind.CORRECTED: "indexing outcome corrected",
+    EventKind.SCHEDULE_MISSED: "scheduled indexing did not run",
+    EventKind.SCHEDULE_DISABLED: "scheduled indexing turned off",
+    EventKind.STALE: "knowledge base stale (no successful indexing lately)",
+    EventKind.FRESH: "knowledge base fresh again",
 }
 # `recovered` of a job that ended, sent alone to a route that did not ask for the outcome.
 RECOVERED_BY_ENDING = "indexing finished after a stall"

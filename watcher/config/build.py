@@ -24,10 +24,12 @@ from watcher.config.sections import (
     AlertsConfig,
     ApiConfig,
     DeliveryConfig,
+    FreshnessConfig,
     HttpConfig,
     KnowledgeBaseConfig,
     LogConfig,
     PollConfig,
+    SchedulesConfig,
     Section,
     StallConfig,
     StateConfig,
@@ -44,6 +46,8 @@ SECTIONS: dict[str, type[Section]] = {
     "log": LogConfig,
     "http": HttpConfig,
     "heartbeat": HeartbeatConfig,
+    "schedules": SchedulesConfig,
+    "freshness": FreshnessConfig,
 }
 TABLE_ARRAYS: dict[str, type[Section]] = {
     "knowledge_bases": KnowledgeBaseConfig,

@@ -17,10 +17,12 @@ from watcher.config.sections import (
     AlertsConfig,
     ApiConfig,
     DeliveryConfig,
+    FreshnessConfig,
     HttpConfig,
     KnowledgeBaseConfig,
     LogConfig,
     PollConfig,
+    SchedulesConfig,
     StallConfig,
     StateConfig,
     is_uuid,
@@ -47,6 +49,8 @@ class Config(BaseModel):
     log: LogConfig = LogConfig()
     http: HttpConfig = HttpConfig()
     heartbeat: HeartbeatConfig = HeartbeatConfig()
+    schedules: SchedulesConfig = SchedulesConfig()
+    freshness: FreshnessConfig = FreshnessConfig()
     token: SecretStr | None = None
     token_source: str | None = None
     ca_bundle: Path | None = None  # resolved from http.ca_bundle or the environment

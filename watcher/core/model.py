@@ -83,6 +83,10 @@ class EventKind(StrEnum):
     DELIVERY_RECOVERED = "delivery_recovered"
     KNOWLEDGE_BASE_MISSING = "knowledge_base_missing"
     KNOWLEDGE_BASE_FOUND = "knowledge_base_found"
+    SCHEDULE_MISSED = "schedule_missed"  # a scheduled run passed its grace with no new job
+    SCHEDULE_DISABLED = "schedule_disabled"  # a KB's indexing schedule was turned off
+    STALE = "stale"  # no completed or no_changes job finished within `fresh_within`
+    FRESH = "fresh"  # a stale KB has a completed or no_changes job again
 
     @property
     def is_terminal(self) -> bool:
@@ -117,6 +121,10 @@ _WATCHER_EVENTS = frozenset(
         EventKind.KNOWLEDGE_BASE_FOUND,
         EventKind.DELIVERY_FAILING,
         EventKind.DELIVERY_RECOVERED,
+        EventKind.SCHEDULE_MISSED,
+        EventKind.SCHEDULE_DISABLED,
+        EventKind.STALE,
+        EventKind.FRESH,
     }
 )
 
@@ -146,6 +154,10 @@ _SEVERITY = {
     EventKind.DELIVERY_RECOVERED: Severity.SUCCESS,
     EventKind.KNOWLEDGE_BASE_MISSING: Severity.WARNING,
     EventKind.KNOWLEDGE_BASE_FOUND: Severity.SUCCESS,
+    EventKind.SCHEDULE_MISSED: Severity.WARNING,
+    EventKind.SCHEDULE_DISABLED: Severity.WARNING,
+    EventKind.STALE: Severity.WARNING,
+    EventKind.FRESH: Severity.SUCCESS,
 }
 
 

@@ -57,6 +57,10 @@ _HEADLINE = {
     EventKind.DELIVERY_RECOVERED: "alerts getting through again",
     EventKind.KNOWLEDGE_BASE_MISSING: "knowledge base not found in the account",
     EventKind.KNOWLEDGE_BASE_FOUND: "knowledge base found again",
+    EventKind.SCHEDULE_MISSED: "scheduled indexing did not run",
+    EventKind.SCHEDULE_DISABLED: "scheduled indexing turned off",
+    EventKind.STALE: "knowledge base stale (no successful indexing lately)",
+    EventKind.FRESH: "knowledge base fresh again",
 }
 # `recovered` for a job that ended (sent alone to a route that did not ask for the outcome).
 RECOVERED_BY_ENDING = "indexing finished after a stall"
@@ -117,6 +121,8 @@ def render(
         head.append(Bullets(facts))
     if transition.detail:
         head.append(Para((plain(transition.detail),)))
+    if transition.report:
+        head += [Para((plain(line),)) for line in transition.report.splitlines()]
     job = transition.job
     rows = _sources(job) if job is not None and kind is not EventKind.STARTED else []
     heading = Para((strong("Data sources"),))

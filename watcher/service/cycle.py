@@ -36,9 +36,9 @@ from watcher.core.clocks import Elapsed, Instant
 from watcher.core.decide import RetryPolicy, RouteRule, route
 from watcher.core.detect import detect
 from watcher.core.errors import ApiStatusError, SourceError
-from watcher.core.model import EventKind, WatchedKb
+from watcher.core.model import EventKind, Job, WatchedKb
 from watcher.core.outbox import SettleReason
-from watcher.core.ports import MetaStore, Notifier, Outbox, Source, StateStore
+from watcher.core.ports import ExtraSource, MetaStore, Notifier, Outbox, Source, StateStore
 from watcher.core.present import Presentation
 from watcher.core.render import DASHBOARD
 from watcher.core.state import Change, Observation, Policy, Transition, WatchState, changed
@@ -46,6 +46,7 @@ from watcher.core.tolerance import Tolerances, tolerate
 from watcher.edges.hostclock import elapsed_now
 from watcher.service.accountcheck import AccountCheck
 from watcher.service.dispatch import Dispatcher, DispatchSettings
+from watcher.service.kbwatch import KbWatcher, KbWatchSettings
 from watcher.service.observe import BASELINE_KEY, Observer, Sight
 
 log = structlog.get_logger(__name__)
@@ -73,6 +74,7 @@ class CycleSettings:
     delivery_failing_after: timedelta = timedelta(minutes=10)
     tolerances: Tolerances = field(default_factory=Tolerances)  # error budgets per KB
     presentations: Mapping[str, Presentation] = field(default_factory=dict)  # per route
+    kb_watch: KbWatchSettings = field(default_factory=KbWatchSettings)  # schedules, reports
 
     def dispatch(self) -> DispatchSettings:
         """The deliver stage's slice."""
@@ -118,11 +120,13 @@ class Cycle:
         *,
         monotonic: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        extra: ExtraSource | None = None,
     ) -> None:
         self.source, self.store, self.meta = source, store, meta
         self.settings, self.clock, self.elapsed = settings, clock, elapsed
         self.observer = Observer(source, store, meta, settings.watched, settings.per_page)
         self.account_check = AccountCheck(meta, settings.watched, settings.route_refs)
+        self.kb_watch = KbWatcher(extra, meta, settings.kb_watch, settings.watched)
         self.dispatcher = Dispatcher(
             outbox,
             store,
@@ -161,15 +165,21 @@ class Cycle:
             state, transitions, meta = await self._detect(sight, now, began)
             async with asyncio.timeout_at(until):
                 transitions = await self.observer.with_details(transitions)
+            # Extra reads end at the deadline on their own: they never fail the cycle.
+            transitions = await self.kb_watch.with_reports(transitions, until)
+            judged = await self.kb_watch.judge(sight.kbs, _by_kb(sight), now, until)
             transitions = tolerate(transitions, self.settings.tolerances)  # needs the details
         except (SourceError, TimeoutError) as exc:
             return await self._fetch_failed(cycle_id, exc)
+        transitions += judged.transitions
+        meta = {**meta, **judged.meta}
         deliveries = route(transitions, self.settings.rules)
         # `api_recovered` first, so that its alert comes before the news it lets through.
         await self._api_outcome(cycle_id, now, None)
         kbs, jobs = changed(sight.previous, state)
         change = Change(cycle_id, now.wall, kbs, jobs, transitions, deliveries)
         await self._record(change, sight.previous, state, meta)
+        self.kb_watch.committed(judged)
         for t in transitions:
             log.info(f"job_{t.kind.value}", kb=t.kb_uuid, job=t.job_uuid, event_id=t.event_id)
         return CycleReport(
@@ -236,6 +246,15 @@ class Cycle:
     async def deliver(self) -> tuple[tuple[str, SettleReason], ...]:
         """Send what is due from the outbox (see `watcher.service.dispatch`); routes in parallel."""
         return await self.dispatcher.deliver()
+
+
+def _by_kb(sight: Sight) -> dict[str, list[Job]]:
+    """The jobs seen this cycle, by their KB."""
+    found: dict[str, list[Job]] = {}
+    for job in sight.jobs:
+        if job.knowledge_base_uuid is not None:
+            found.setdefault(job.knowledge_base_uuid, []).append(job)
+    return found
 
 
 def _describe(exc: SourceError) -> str:
