@@ -27,6 +27,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp
 
 from watcher.simulator.backend import Backend
+from watcher.simulator.extras import SPACES, Extras
 from watcher.simulator.gate import Gate, error_body
 from watcher.simulator.world import KbBusy, NotCancellable, NotFound, World
 
@@ -235,6 +236,12 @@ def build_app(sim: Backend) -> ASGIApp:
         Route(f"{prefix}/indexing_jobs/{{uuid}}", api.get_job, methods=["GET"]),
         Route(f"{prefix}/indexing_jobs/{{uuid}}/data_sources", api.job_sources, methods=["GET"]),
         Route(f"{prefix}/indexing_jobs/{{uuid}}/cancel", api.cancel_job, methods=["PUT"]),
+    ]
+    extras = Extras(sim, ApiFailure)
+    routes += [
+        Route(f"{prefix}/scheduled-indexing/knowledge-base/{{uuid}}", extras.get_schedule),
+        Route(f"{prefix}/indexing_jobs/{{uuid}}/details_signed_url", extras.signed_url),
+        Route(f"{SPACES}{{uuid}}.csv", extras.report, methods=["GET"]),
     ]
     handlers = {ApiFailure: _on_failure, HTTPException: _on_http_exception}
     inner = Starlette(routes=routes, exception_handlers=handlers)
