@@ -30,7 +30,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from watcher.core.clocks import Instant
-from watcher.core.durations import format_elapsed
 from watcher.core.model import EventKind, Job
 from watcher.core.state import Transition
 
@@ -232,7 +231,7 @@ def _judge_run(
         return settled, ()
     text = (
         f"The run scheduled for {run.isoformat(timespec='minutes')} (DigitalOcean's time) "
-        f"started no indexing job within {format_elapsed(grace)}."
+        f"started no indexing job within {_span(grace)}."
     )
     event = _event(EventKind.SCHEDULE_MISSED, watch.kb_uuid, kb_name, run, now, text)
     return settled, (event,)
@@ -263,13 +262,22 @@ def _judge_freshness(
     if watch.last_success is None:
         what = f"since the watcher began watching it ({_iso(since)})"
     else:
-        what = f"since {_iso(since)}, {format_elapsed(now.api - since)} ago"
+        what = f"since {_iso(since)}, {_span(now.api - since)} ago"
     text = (
         f"No completed or no_changes indexing job finished {what}; "
-        f"it should be fresh within {format_elapsed(window)}."
+        f"it should be fresh within {_span(window)}."
     )
     event = _event(EventKind.STALE, watch.kb_uuid, kb_name, since, now, text)
     return replace(watch, stale_from=since), (event,)
+
+
+def _span(delta: timedelta) -> str:
+    """A duration for people, to the minute: `26 h`, `30 min`, `1 h 5 min`."""
+    minutes = max(int(delta.total_seconds() // 60), 0)
+    hours, minutes = divmod(minutes, 60)
+    parts = [f"{hours} h"] if hours else []
+    parts += [f"{minutes} min"] if minutes or not hours else []
+    return " ".join(parts)
 
 
 def _iso(moment: datetime) -> str:
