@@ -251,7 +251,7 @@ def _judge_freshness(
     since = watch.last_success or watch.since
     if watch.stale_from is not None:
         if watch.last_success is not None and watch.last_success > watch.stale_from:
-            text = f"A job finished successfully at {_iso(watch.last_success)}."
+            text = f"A completed or no_changes job finished at {_iso(watch.last_success)}."
             event = _event(EventKind.FRESH, watch.kb_uuid, kb_name, watch.stale_from, now, text)
             return replace(watch, stale_from=None), (event,)
         if window is None:  # no longer judged (the schedule went, the config changed)
