@@ -52,6 +52,8 @@ from watcher.service.observe import BASELINE_KEY, Observer, Sight
 log = structlog.get_logger(__name__)
 
 _API_HEALTH_KEY = "api_health"
+EXTRA_READS_SHARE = 0.1
+"""The share of a cycle's deadline that reads beyond the polling (reports, schedules) may use."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,9 +167,13 @@ class Cycle:
             state, transitions, meta = await self._detect(sight, now, began)
             async with asyncio.timeout_at(until):
                 transitions = await self.observer.with_details(transitions)
-            # Extra reads end at the deadline on their own: they never fail the cycle.
-            transitions = await self.kb_watch.with_reports(transitions, until)
-            judged = await self.kb_watch.judge(sight.kbs, _by_kb(sight), now, until)
+            # Extra reads (reports, schedules) have a share of the deadline and end there on
+            # their own: they never fail the cycle, nor hold its alerts back for long.
+            loop = asyncio.get_running_loop()
+            share = self.settings.deadline.total_seconds() * EXTRA_READS_SHARE
+            extra_until = min(until, loop.time() + share)
+            transitions = await self.kb_watch.with_reports(transitions, extra_until)
+            judged = await self.kb_watch.judge(sight.kbs, _by_kb(sight), now, extra_until)
             transitions = tolerate(transitions, self.settings.tolerances)  # needs the details
         except (SourceError, TimeoutError) as exc:
             return await self._fetch_failed(cycle_id, exc)

@@ -27,7 +27,7 @@ from watcher.core.errors import SourceError, StoreError
 from watcher.core.model import EventKind, Job, KnowledgeBase, WatchedKb
 from watcher.core.ports import ExtraSource, MetaStore
 from watcher.core.report import ErrorSummary, ReportFate, report_note, summarise
-from watcher.core.schedules import KbWatch, ScheduleRules, judge, read_schedule
+from watcher.core.schedules import KbWatch, Schedule, ScheduleRules, judge, read_schedule
 from watcher.core.state import Transition
 from watcher.edges.reports import ReportShelf
 from watcher.service.extra_reads import schedule_reads_due
@@ -99,7 +99,8 @@ class KbWatcher:
                 data = await self.extra.get_report(job_uuid)
             await shelf.keep(job_uuid, data)
         except TimeoutError:
-            log.warning("job_report_not_kept", kb=kb_uuid, job=job_uuid, error="cycle deadline")
+            error = "time for extra reads over"
+            log.warning("job_report_not_kept", kb=kb_uuid, job=job_uuid, error=error)
             return ReportFate.NOT_KEPT, None
         except (SourceError, StoreError, ValueError) as exc:
             log.warning("job_report_not_kept", kb=kb_uuid, job=job_uuid, error=str(exc))
@@ -119,13 +120,13 @@ class KbWatcher:
         transitions: list[Transition] = []
         meta: dict[str, str | None] = {}
         watches: dict[str, KbWatch] = {}
-        due = set(await self._due(kbs, now))
+        read = await self._read_due(kbs, now, until)
         for kb in kbs:
             name = kb.name or self.names.get(kb.uuid)
             before = await self._watch(kb.uuid, now)
             watch = before
-            if kb.uuid in due:
-                watch, found = await self._read(watch, kb.uuid, name, now, until)
+            if kb.uuid in read:
+                watch, found = read_schedule(watch, read[kb.uuid], now, name)
                 transitions += found
             jobs = jobs_by_kb.get(kb.uuid, ())
             watch, found = judge(watch, jobs, now, self.settings.rules, name)
@@ -145,21 +146,29 @@ class KbWatcher:
         uuids = [kb.uuid for kb in kbs]
         return schedule_reads_due(uuids, self._read_at, now.elapsed, self.settings.read_every)
 
-    async def _read(
-        self, watch: KbWatch, kb_uuid: str, name: str | None, now: Instant, until: float
-    ) -> tuple[KbWatch, tuple[Transition, ...]]:
-        assert self.extra is not None
-        self._read_at[kb_uuid] = now.elapsed  # failed or not: tried again at the next due time
-        try:
-            async with asyncio.timeout_at(until):
-                schedule = await self.extra.get_schedule(kb_uuid)
-        except TimeoutError:
-            log.warning("schedule_read_failed", kb=kb_uuid, error="cycle deadline")
-            return watch, ()
-        except SourceError as exc:
-            log.warning("schedule_read_failed", kb=kb_uuid, error=str(exc))
-            return watch, ()
-        return read_schedule(watch, schedule, now, name)
+    async def _read_due(
+        self, kbs: Sequence[KnowledgeBase], now: Instant, until: float
+    ) -> dict[str, Schedule | None]:
+        """The schedules due, read one by one until `until` (the event loop's clock); the
+        first read that fails ends this cycle's reads (the API is struggling: the polling
+        comes first). A KB not reached is due again next cycle; one tried is due again at
+        its next turn, failed or not."""
+        found: dict[str, Schedule | None] = {}
+        loop = asyncio.get_running_loop()
+        for kb_uuid in await self._due(kbs, now):
+            if loop.time() >= until or self.extra is None:
+                break
+            self._read_at[kb_uuid] = now.elapsed
+            try:
+                async with asyncio.timeout_at(until):
+                    found[kb_uuid] = await self.extra.get_schedule(kb_uuid)
+            except TimeoutError:
+                log.warning("schedule_read_failed", kb=kb_uuid, error="time for extra reads over")
+                break
+            except SourceError as exc:
+                log.warning("schedule_read_failed", kb=kb_uuid, error=str(exc))
+                break
+        return found
 
     async def _watch(self, kb_uuid: str, now: Instant) -> KbWatch:
         """What is remembered of the KB: memory, else the store, else a fresh start now."""
