@@ -73,6 +73,7 @@ HEADLINES: dict[EventKind, str] = {
     EventKind.SCHEDULE_DISABLED: "scheduled indexing turned off",
     EventKind.STALE: "knowledge base stale (no successful indexing lately)",
     EventKind.FRESH: "knowledge base fresh again",
+    EventKind.DIGEST: "indexing digest",
 }
 # `recovered` of a job that ended, sent alone to a route that did not ask for the outcome.
 RECOVERED_BY_ENDING = "indexing finished after a stall"

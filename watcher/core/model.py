@@ -87,6 +87,7 @@ class EventKind(StrEnum):
     SCHEDULE_DISABLED = "schedule_disabled"  # a KB's indexing schedule was turned off
     STALE = "stale"  # no completed or no_changes job finished within `fresh_within`
     FRESH = "fresh"  # a stale KB has a completed or no_changes job again
+    DIGEST = "digest"  # a route's scheduled summary (`digest =`), never asked for in `events`
 
     @property
     def is_terminal(self) -> bool:
@@ -125,6 +126,7 @@ _WATCHER_EVENTS = frozenset(
         EventKind.SCHEDULE_DISABLED,
         EventKind.STALE,
         EventKind.FRESH,
+        EventKind.DIGEST,
     }
 )
 
@@ -158,6 +160,7 @@ _SEVERITY = {
     EventKind.SCHEDULE_DISABLED: Severity.WARNING,
     EventKind.STALE: Severity.WARNING,
     EventKind.FRESH: Severity.SUCCESS,
+    EventKind.DIGEST: Severity.INFO,
 }
 
 

@@ -14,10 +14,11 @@ from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from watcher.core.digest import KbLatest
 from watcher.core.model import DataSourceJob, Job, KnowledgeBase
 from watcher.core.outbox import Budget, Message, OutboxItem, SendResult, Settlement
 from watcher.core.schedules import Schedule
-from watcher.core.state import Change, WatchState
+from watcher.core.state import Change, Transition, WatchState
 
 
 class Source(Protocol):
@@ -183,4 +184,15 @@ class ExtraSource(Protocol):
         """A finished job's per-file report: one request for its signed URL
         (`GET /v2/gen-ai/indexing_jobs/{uuid}/details_signed_url`), then the bytes behind it
         (another host, without the token). The URL never leaves the adapter."""
+        ...
+
+
+class DigestReads(Protocol):
+    """The store's reads for a digest (`watcher.edges.store.digests`). Raises `StoreError`."""
+
+    async def digest_facts(
+        self, since: datetime | None, until: datetime
+    ) -> tuple[tuple[Transition, ...], tuple[KbLatest, ...]]:
+        """The terminal events recorded in `[since, until)` (wall clock, UTC; None: since the
+        start), oldest first, and where each known KB's latest job stands."""
         ...

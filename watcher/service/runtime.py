@@ -70,6 +70,8 @@ def cycle_settings(config: Config) -> CycleSettings:
         delivery_failing_after=config.alerts.delivery_failing_after,
         tolerances=tolerances(config),
         presentations=presentations(config),
+        mutes=config.mutes(),
+        digests=config.digests(),
         kb_watch=kb_watch_settings(config),
     )
 
@@ -317,6 +319,7 @@ async def open_runtime(
         clock=clock,
         elapsed=elapsed,
         extra=client,
+        digest_reads=store,
     )
     return Runtime(
         config=config, client=client, store=store, cycle=cycle, metrics=metrics, keeper=keeper
