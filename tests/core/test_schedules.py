@@ -218,9 +218,10 @@ READ_CASES = [
 def test_a_schedule_turned_off_is_alerted_once(
     before: Schedule | None, read: Schedule | None, expected: list[EventKind], due: datetime | None
 ) -> None:
-    after, events = read_schedule(watch(schedule=before), read, at(), "docs")
+    after, events = read_schedule(watch(schedule=before), read, at(SKEW), "docs")
     assert [e.kind for e in events] == expected
     assert after.due_run == due
+    assert after.read_at == NOW + SKEW  # the API's clock: another process reads at its turn
 
 
 def test_a_read_after_the_run_passed_does_not_hide_the_run_waited_for() -> None:
@@ -414,5 +415,6 @@ def test_what_is_remembered_survives_its_json() -> None:
         last_created=NOW,
         last_success=NOW,
         stale_from=NOW,
+        read_at=NOW,
     )
     assert KbWatch.decode(remembered.encode()) == remembered

@@ -51,11 +51,15 @@ async def test_a_scheduled_run_without_a_job_is_missed_once_and_one_that_ran_is_
 
     await harness.cycle()  # reads both schedules: each waits for its run at t=20
     await harness.run(100, every=10)  # t=100: past 20 + 60 s of grace
-    await harness.restart()  # a restart neither forgets the run nor alerts it again
+    await harness.restart()  # a restart neither forgets the run nor alerts it again,
+    mark = len(sim.requests)
+    await harness.step(10)  # nor reads the schedules again before their turn (5 min)
+    reads_after_restart = [r for r in harness.requests_since(mark) if "scheduled-indexing" in r]
     await harness.run(600, every=60)
 
     alerts = [a for a in receivers.alerts(HOOK) if a.kind == "schedule_missed"]
     assert [a.subject for a in alerts] == ["skipped-kb"]
+    assert reads_after_restart == []
     assert "started no indexing job within 1 min" in alerts[0].body
     assert alerts[0].mentions(sim.kb_uuid("skipped"))
 

@@ -97,7 +97,8 @@ class KbWatch:
     scheduled run waited for; `settled_run` the last run judged (kept or missed);
     `last_created` the newest job creation seen; `last_success` the newest finish of a
     completed or no_changes job seen; `since` when the watcher began watching the KB;
-    `stale_from` the moment the KB counted stale from, while it is stale and alerted.
+    `stale_from` the moment the KB counted stale from, while it is stale and alerted;
+    `read_at` when its schedule was last read (so another process reads it at its turn).
     """
 
     kb_uuid: str
@@ -108,6 +109,7 @@ class KbWatch:
     last_created: datetime | None = None
     last_success: datetime | None = None
     stale_from: datetime | None = None
+    read_at: datetime | None = None
 
     def encode(self) -> str:
         """JSON, for the store's meta table."""
@@ -139,7 +141,15 @@ def _decode_schedule(data: dict[str, Any]) -> Schedule:
     )
 
 
-_TIMES = ("since", "due_run", "settled_run", "last_created", "last_success", "stale_from")
+_TIMES = (
+    "since",
+    "due_run",
+    "settled_run",
+    "last_created",
+    "last_success",
+    "stale_from",
+    "read_at",
+)
 
 
 def _time(value: Any) -> datetime | None:
@@ -170,7 +180,7 @@ def read_schedule(
     """Fold one read of the KB's schedule (None: it has none) into `watch`."""
     was_on = watch.schedule is not None and watch.schedule.active
     is_on = schedule is not None and schedule.active
-    after = replace(watch, schedule=schedule)
+    after = replace(watch, schedule=schedule, read_at=whole(now.api))
     if is_on and schedule is not None and schedule.next_run_at is not None:
         run = schedule.next_run_at
         waiting = watch.due_run is not None

@@ -59,7 +59,7 @@ from watcher.edges.hostclock import elapsed_now
 from watcher.service.accountcheck import AccountCheck
 from watcher.service.digests import Digests
 from watcher.service.dispatch import Dispatcher, DispatchSettings
-from watcher.service.kbwatch import KbWatcher, KbWatchSettings
+from watcher.service.kbwatch import KB_EVENTS, KbWatcher, KbWatchSettings
 from watcher.service.observe import BASELINE_KEY, Observer, Sight
 
 log = structlog.get_logger(__name__)
@@ -209,7 +209,8 @@ class Cycle:
         await self._record(change, sight.previous, state, meta)
         self.kb_watch.committed(judged)
         for t in transitions:
-            log.info(f"job_{t.kind.value}", kb=t.kb_uuid, job=t.job_uuid, event_id=t.event_id)
+            name = t.kind.value if t.kind in KB_EVENTS else f"job_{t.kind.value}"
+            log.info(name, kb=t.kb_uuid, job=t.job_uuid, event_id=t.event_id)
         return CycleReport(
             cycle_id=cycle_id,
             ok=True,

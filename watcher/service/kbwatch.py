@@ -36,6 +36,10 @@ log = structlog.get_logger(__name__)
 
 WATCH_KEY = "kb_watch/{uuid}"
 _NOTED = frozenset({EventKind.FAILED, EventKind.PARTIAL})
+KB_EVENTS = frozenset(
+    {EventKind.SCHEDULE_MISSED, EventKind.SCHEDULE_DISABLED, EventKind.STALE, EventKind.FRESH}
+)
+"""The events this module adds: about a knowledge base, logged under their own names."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,11 +124,11 @@ class KbWatcher:
         transitions: list[Transition] = []
         meta: dict[str, str | None] = {}
         watches: dict[str, KbWatch] = {}
+        befores = {kb.uuid: await self._watch(kb.uuid, now) for kb in kbs}
         read = await self._read_due(kbs, now, until)
         for kb in kbs:
             name = kb.name or self.names.get(kb.uuid)
-            before = await self._watch(kb.uuid, now)
-            watch = before
+            before = watch = befores[kb.uuid]
             if kb.uuid in read:
                 watch, found = read_schedule(watch, read[kb.uuid], now, name)
                 transitions += found
@@ -170,6 +174,15 @@ class KbWatcher:
                 break
         return found
 
+    def _seed_read_at(self, stored: KbWatch, now: Instant) -> None:
+        """A schedule another process (or boot) read is due at its turn, not at once: its
+        read time (the API's clock) becomes a reading of this process's elapsed clock."""
+        if stored.read_at is None or stored.kb_uuid in self._read_at:
+            return
+        age = now.api - stored.read_at
+        if age >= timedelta(0):
+            self._read_at[stored.kb_uuid] = now.elapsed.minus(age)
+
     async def _watch(self, kb_uuid: str, now: Instant) -> KbWatch:
         """What is remembered of the KB: memory, else the store, else a fresh start now."""
         known = self._watches.get(kb_uuid)
@@ -178,7 +191,10 @@ class KbWatcher:
         raw = await self.meta.get_meta(WATCH_KEY.format(uuid=kb_uuid))
         if raw:
             try:
-                return KbWatch.decode(raw)
+                stored = KbWatch.decode(raw)
             except ValueError as exc:
                 log.warning("kb_watch_unreadable", kb=kb_uuid, error=str(exc))
+            else:
+                self._seed_read_at(stored, now)
+                return stored
         return KbWatch(kb_uuid=kb_uuid, since=now.api.replace(microsecond=0))
