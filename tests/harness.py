@@ -73,6 +73,8 @@ HEADLINES: dict[EventKind, str] = {
     EventKind.SCHEDULE_DISABLED: "scheduled indexing turned off",
     EventKind.STALE: "knowledge base stale (no successful indexing lately)",
     EventKind.FRESH: "knowledge base fresh again",
+    EventKind.COST_SPIKE: "indexing cost spike",
+    EventKind.REMEDIATED: "stalled job remediated",
     EventKind.DIGEST: "indexing digest",
 }
 # `recovered` of a job that ended, sent alone to a route that did not ask for the outcome.

@@ -20,6 +20,7 @@ from watcher.config.checks import Issue, Loc
 from watcher.config.heartbeat import HeartbeatConfig
 from watcher.config.intervals import TimeIntervalsConfig
 from watcher.config.preflight import Preflight
+from watcher.config.remediation import CostConfig, RemediationConfig
 from watcher.config.routes import RouteConfig
 from watcher.config.sections import (
     AlertsConfig,
@@ -49,6 +50,8 @@ SECTIONS: dict[str, type[Section]] = {
     "heartbeat": HeartbeatConfig,
     "schedules": SchedulesConfig,
     "freshness": FreshnessConfig,
+    "cost": CostConfig,
+    "remediation": RemediationConfig,
 }
 TABLE_ARRAYS: dict[str, type[Section]] = {
     "knowledge_bases": KnowledgeBaseConfig,

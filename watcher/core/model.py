@@ -87,6 +87,8 @@ class EventKind(StrEnum):
     SCHEDULE_DISABLED = "schedule_disabled"  # a KB's indexing schedule was turned off
     STALE = "stale"  # no completed or no_changes job finished within `fresh_within`
     FRESH = "fresh"  # a stale KB has a completed or no_changes job again
+    COST_SPIKE = "cost_spike"  # a job cost over N times its KB's recent median
+    REMEDIATED = "remediated"  # the watcher cancelled and restarted a stalled job (or would have)
     DIGEST = "digest"  # a route's scheduled summary (`digest =`), never asked for in `events`
 
     @property
@@ -160,6 +162,8 @@ _SEVERITY = {
     EventKind.SCHEDULE_DISABLED: Severity.WARNING,
     EventKind.STALE: Severity.WARNING,
     EventKind.FRESH: Severity.SUCCESS,
+    EventKind.COST_SPIKE: Severity.WARNING,
+    EventKind.REMEDIATED: Severity.WARNING,
     EventKind.DIGEST: Severity.INFO,
 }
 
@@ -311,6 +315,7 @@ class KnowledgeBase:
     created_at: datetime | None = None
     updated_at: datetime | None = None
     last_indexing_job: Job | None = None
+    embedding_model_uuid: str | None = None  # the model its cost is priced by
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from watcher.core.clocks import Elapsed
+from watcher.core.cost import JobCost
 from watcher.core.model import EventKind, Job, KnowledgeBase, Severity
 
 
@@ -170,6 +171,8 @@ class Transition:
     # A finished job's per-file report: whether it was kept, and its most frequent errors
     # (lines of plain text, `watcher.core.report.report_note`); None when it has none.
     report: str | None = None
+    cost: JobCost | None = None  # a finished job's cost (`watcher.core.cost`), when priced
+    spike_ratio: float | None = None  # `cost_spike`: the cost over its KB's recent median
 
     @property
     def job_uuid(self) -> str | None:

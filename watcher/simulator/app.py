@@ -26,6 +26,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
+from watcher.simulator import models
 from watcher.simulator.backend import Backend
 from watcher.simulator.extras import SPACES, Extras
 from watcher.simulator.gate import Gate, error_body
@@ -236,6 +237,8 @@ def build_app(sim: Backend) -> ASGIApp:
         Route(f"{prefix}/indexing_jobs/{{uuid}}", api.get_job, methods=["GET"]),
         Route(f"{prefix}/indexing_jobs/{{uuid}}/data_sources", api.job_sources, methods=["GET"]),
         Route(f"{prefix}/indexing_jobs/{{uuid}}/cancel", api.cancel_job, methods=["PUT"]),
+        Route(f"{prefix}/models", models.list_models, methods=["GET"]),
+        Route(f"{prefix}/models/catalog", models.list_catalog, methods=["GET"]),
     ]
     extras = Extras(sim, ApiFailure)
     routes += [
