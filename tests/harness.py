@@ -73,6 +73,8 @@ HEADLINES: dict[EventKind, str] = {
     EventKind.SCHEDULE_DISABLED: "scheduled indexing turned off",
     EventKind.STALE: "knowledge base stale (no successful indexing lately)",
     EventKind.FRESH: "knowledge base fresh again",
+    EventKind.REMINDER: "incident still open (reminder)",
+    EventKind.ESCALATED: "incident not acknowledged (escalated)",
     EventKind.COST_SPIKE: "indexing cost spike",
     EventKind.REMEDIATED: "stalled job remediated",
     EventKind.DIGEST: "indexing digest",

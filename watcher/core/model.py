@@ -87,6 +87,8 @@ class EventKind(StrEnum):
     SCHEDULE_DISABLED = "schedule_disabled"  # a KB's indexing schedule was turned off
     STALE = "stale"  # no completed or no_changes job finished within `fresh_within`
     FRESH = "fresh"  # a stale KB has a completed or no_changes job again
+    REMINDER = "reminder"  # an open incident, again (a route's `repeat_after`)
+    ESCALATED = "escalated"  # an incident not acknowledged in time (`escalate_after`)
     COST_SPIKE = "cost_spike"  # a job cost over N times its KB's recent median
     REMEDIATED = "remediated"  # the watcher cancelled and restarted a stalled job (or would have)
     DIGEST = "digest"  # a route's scheduled summary (`digest =`), never asked for in `events`
@@ -97,8 +99,8 @@ class EventKind(StrEnum):
 
     @property
     def is_about_a_job(self) -> bool:
-        """Whether the event is about an indexing job (not the API or the setup)."""
-        return self not in _WATCHER_EVENTS
+        """Whether the event is about an indexing job (not the API, the setup or an incident)."""
+        return self not in _WATCHER_EVENTS and self not in INCIDENT_EVENTS
 
     @property
     def severity(self) -> Severity:
@@ -133,6 +135,11 @@ _WATCHER_EVENTS = frozenset(
 )
 
 
+# Events about a knowledge base's incident (`watcher.core.incidents`), sent to the routes that
+# heard of it (or to the route it escalates to), never chosen by a route's `events =`.
+INCIDENT_EVENTS = frozenset({EventKind.REMINDER, EventKind.ESCALATED})
+
+
 class Severity(Enum):
     """How bad an event is; maps one to one onto apprise's notify types."""
 
@@ -162,6 +169,8 @@ _SEVERITY = {
     EventKind.SCHEDULE_DISABLED: Severity.WARNING,
     EventKind.STALE: Severity.WARNING,
     EventKind.FRESH: Severity.SUCCESS,
+    EventKind.REMINDER: Severity.WARNING,  # rendered with the severity of the incident's failure
+    EventKind.ESCALATED: Severity.FAILURE,
     EventKind.COST_SPIKE: Severity.WARNING,
     EventKind.REMEDIATED: Severity.WARNING,
     EventKind.DIGEST: Severity.INFO,

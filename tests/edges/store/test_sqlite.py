@@ -28,6 +28,7 @@ from watcher.core.state import (
     WatchState,
 )
 from watcher.edges import host
+from watcher.edges.store.schema import SCHEMA_VERSION
 from watcher.edges.store.sqlite import SqliteStore
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
@@ -460,7 +461,7 @@ async def test_snapshot_shows_each_kb_latest_job_and_the_outbox(store: SqliteSto
         "done": 1,
     }
     assert snap.events_by_kind == {"failed": 1}
-    assert (snap.last_cycle_at, snap.created_at, snap.schema_version) == (NOW, NOW, 6)
+    assert (snap.last_cycle_at, snap.created_at, snap.schema_version) == (NOW, NOW, SCHEMA_VERSION)
 
 
 async def test_meta_values_are_kept_until_deleted(store: SqliteStore) -> None:

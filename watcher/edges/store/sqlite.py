@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from watcher.core.digest import KbLatest
+from watcher.core.incident import Ack, Incident
 from watcher.core.outbox import DeliveryState, OutboxItem, Settlement
 from watcher.core.snapshot import StoreSnapshot
 from watcher.core.state import Change, Transition, WatchState
@@ -24,6 +25,7 @@ from watcher.edges.store import schema
 from watcher.edges.store.browse import StoreReads
 from watcher.edges.store.conn import DEFAULT_LEASE, Fence
 from watcher.edges.store.digests import read_digest_facts
+from watcher.edges.store.incidents import acknowledge, open_incidents
 from watcher.edges.store.rows import (
     JobCache,
     claim_rows,
@@ -166,6 +168,20 @@ class SqliteStore(StoreReads):
             return [i for i in wanted if conn.execute(sql, (at, at, i)).rowcount]
 
         return await self._write("retrying dead letters", write, Fence.NONE)
+
+    async def open_incidents(self) -> tuple[Incident, ...]:
+        """Every open incident, oldest first, with its acknowledgement if any."""
+        return await self._run("reading incidents", lambda conn: open_incidents(conn, self.path))
+
+    async def acknowledge(self, ref: str, ack: Ack) -> Incident:
+        """Acknowledge the open incident of the KB `ref` names (name, uuid, or a job's uuid):
+        no more reminders or escalation for it. `AckRefused` when there is none to ack.
+        Like `retry_dead`, an operator's write beside a running daemon (no lease needed)."""
+        return await self._write(
+            "acknowledging an incident",
+            lambda conn: acknowledge(conn, self.path, ref, ack),
+            Fence.NONE,
+        )
 
     async def dead_letter_count(self) -> int:
         """How many outbox rows gave up (state dead)."""
