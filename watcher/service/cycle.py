@@ -255,7 +255,7 @@ class Cycle:
         await self._record(change, sight.previous, state, meta | cost_meta)
         self.kb_watch.committed(judged)
         if self.remedies is not None:
-            await self.remedies.act(cycle_id, now.wall, now.api)
+            await self.remedies.act(cycle_id, now.wall, now.api, until)
         for t in tracked.transitions:
             about = "incident" if t.kind in INCIDENT_EVENTS else "job"
             name = t.kind.value if t.kind in KB_EVENTS else f"{about}_{t.kind.value}"
