@@ -173,7 +173,8 @@ class Cycle:
         self._prices_written: str | None = None
         self.digests = None
         if digest_reads is not None and settings.digests:
-            self.digests = Digests(digest_reads, store, meta, settings.digests, clock)
+            scopes = {rule.name: rule.knowledge_bases for rule in settings.rules}
+            self.digests = Digests(digest_reads, store, meta, settings.digests, clock, scopes)
         self.settings, self.clock, self.elapsed = settings, clock, elapsed
         self.observer = Observer(source, store, meta, settings.watched, settings.per_page)
         self.account_check = AccountCheck(meta, settings.watched, settings.route_refs)
