@@ -46,6 +46,10 @@ DEFAULT_EVENTS = (
     EventKind.DELIVERY_RECOVERED,
     EventKind.DATABASE_UNHEALTHY,
     EventKind.DATABASE_RECOVERED,
+    EventKind.SCHEDULE_MISSED,
+    EventKind.SCHEDULE_DISABLED,
+    EventKind.STALE,
+    EventKind.FRESH,
 )
 ALL_KBS = "*"
 

@@ -18,6 +18,7 @@ from watcher.core.digest import KbLatest
 from watcher.core.facts import Agent, DatabaseStatus, DataSource, StoredFact
 from watcher.core.model import DataSourceJob, Job, KnowledgeBase, RateLimit
 from watcher.core.outbox import Budget, Message, OutboxItem, SendResult, Settlement
+from watcher.core.schedules import Schedule
 from watcher.core.state import Change, Transition, WatchState
 
 
@@ -70,10 +71,11 @@ class Source(Protocol):
 
 class ExtraSource(Protocol):
     """The extra reads of the API (`watcher.edges.api.client.ApiClient`), and what the edge
-    counts of the budget for them (`watcher.service.extras`). Errors as for `Source`.
+    counts of the budget for them (`watcher.service.extras`): a KB's data sources, database,
+    agents, its schedule and a finished job's per-file report. Errors as for `Source`.
 
     Each read is one request, but for lists (`list_kb_data_sources`, `list_agents`): one per
-    page of `api.per_page`.
+    page of `api.per_page`; a report is one request plus the download from another host.
     """
 
     @property
@@ -104,6 +106,17 @@ class ExtraSource(Protocol):
 
     async def get_agent(self, agent_uuid: str) -> Agent:
         """`GET /v2/gen-ai/agents/{uuid}`: the agent's name and its KBs' uuids."""
+        ...
+
+    async def get_schedule(self, kb_uuid: str) -> Schedule | None:
+        """The KB's indexing schedule (`GET /v2/gen-ai/scheduled-indexing/knowledge-base/
+        {uuid}`), None when it has none; one request."""
+        ...
+
+    async def get_report(self, job_uuid: str) -> bytes:
+        """A finished job's per-file report: one request for its signed URL
+        (`GET /v2/gen-ai/indexing_jobs/{uuid}/details_signed_url`), then the bytes behind it
+        (another host, without the token). The URL never leaves the adapter."""
         ...
 
 

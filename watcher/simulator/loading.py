@@ -7,8 +7,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from watcher.simulator.extras import KINDS
 from watcher.simulator.faults import fault_from_json
+from watcher.simulator.kbfacts import KINDS
 from watcher.simulator.lifecycle import Outcome, Stall
 from watcher.simulator.scenario import (
     MONTH,
@@ -17,6 +17,7 @@ from watcher.simulator.scenario import (
     ClearFaults,
     DataSourceSpec,
     DeleteKb,
+    DisableSchedule,
     Event,
     HideJob,
     InjectFault,
@@ -24,6 +25,7 @@ from watcher.simulator.scenario import (
     KbSpec,
     Scenario,
     ScenarioError,
+    ScheduleSpec,
     SetDatabase,
     StartDefaults,
     StartJob,
@@ -93,7 +95,7 @@ def _only(data: dict[str, Any], allowed: set[str], where: str) -> None:
 
 
 def _kb(item: dict[str, Any]) -> KbSpec:
-    allowed = {"key", "name", "uuid", "region", "created", "data_sources", "history"}
+    allowed = {"key", "name", "uuid", "region", "created", "data_sources", "history", "schedule"}
     _only(item, allowed, f"knowledge base {item.get('key')!r}")
     sources = tuple(
         DataSourceSpec(
@@ -116,7 +118,18 @@ def _kb(item: dict[str, Any]) -> KbSpec:
         uuid=item.get("uuid"),
         region=str(item.get("region", "tor1")),
         created=float(item.get("created", -MONTH)),
+        schedule=_schedule(item["schedule"]) if item.get("schedule") else None,
     )
+
+
+def _schedule(item: dict[str, Any]) -> ScheduleSpec:
+    _only(item, {"next_run", "every", "days", "time"}, "schedule")
+    spec = ScheduleSpec(float(item["next_run"]), float(item.get("every", 86400.0)))
+    if "days" in item:
+        spec = ScheduleSpec(spec.next_run, spec.every, tuple(int(d) for d in item["days"]))
+    if spec.every <= 0:
+        raise ScenarioError("schedule: every must be > 0")
+    return spec
 
 
 def _event(item: dict[str, Any]) -> Event:
@@ -143,6 +156,8 @@ def _event(item: dict[str, Any]) -> Event:
         case "database":
             database = item["database"]
             return Event(at, SetDatabase(str(database["kb"]), str(database["status"])))
+        case "disable_schedule":
+            return Event(at, DisableSchedule(str(item["disable_schedule"])))
         case other:
             raise ScenarioError(f"unknown timeline action {other!r}")
 

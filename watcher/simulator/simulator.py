@@ -29,6 +29,7 @@ from watcher.simulator.scenario import (
     CancelJob,
     ClearFaults,
     DeleteKb,
+    DisableSchedule,
     Event,
     HideJob,
     InjectFault,
@@ -140,6 +141,8 @@ class Simulator:
                 self.world.delete_kb(key, at)
             case SetDatabase(kb=key, status=status):
                 self.world.set_database(key, status, at)
+            case DisableSchedule(kb=key):
+                self.world.disable_schedule(key, at)
 
     def advance(self, seconds: float) -> None:
         """Move a ManualClock forward; lifecycles and the timeline follow."""
@@ -166,6 +169,11 @@ class Simulator:
         """Delete the scenario's knowledge base `key` now: it and its jobs answer 404 from now."""
         with self.lock:
             self.world.delete_kb(key, self.sync())
+
+    def disable_schedule(self, key: str) -> None:
+        """Turn the schedule of the scenario's knowledge base `key` off now."""
+        with self.lock:
+            self.world.disable_schedule(key, self.sync())
 
     def clear_faults(self) -> None:
         with self.lock:
