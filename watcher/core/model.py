@@ -83,6 +83,7 @@ class EventKind(StrEnum):
     DELIVERY_RECOVERED = "delivery_recovered"
     KNOWLEDGE_BASE_MISSING = "knowledge_base_missing"
     KNOWLEDGE_BASE_FOUND = "knowledge_base_found"
+    SILENCE_ENDED = "silence_ended"  # a silence ended: the problems it hid that are still open
 
     @property
     def is_terminal(self) -> bool:
@@ -117,6 +118,7 @@ _WATCHER_EVENTS = frozenset(
         EventKind.KNOWLEDGE_BASE_FOUND,
         EventKind.DELIVERY_FAILING,
         EventKind.DELIVERY_RECOVERED,
+        EventKind.SILENCE_ENDED,
     }
 )
 
@@ -146,6 +148,7 @@ _SEVERITY = {
     EventKind.DELIVERY_RECOVERED: Severity.SUCCESS,
     EventKind.KNOWLEDGE_BASE_MISSING: Severity.WARNING,
     EventKind.KNOWLEDGE_BASE_FOUND: Severity.SUCCESS,
+    EventKind.SILENCE_ENDED: Severity.WARNING,
 }
 
 

@@ -11,7 +11,9 @@ base or one delivery is logged and survived. The steps:
   told as completed: `watcher.core.tolerance`);
 - decide (`watcher.core.decide.route`): which routes get which event;
 - record: states, events and outbox rows in one transaction, with the API's health;
-- deliver (`watcher.service.dispatch`): what is due in the outbox goes out.
+- silences (`watcher.service.silencing`): the end of each silence that ended is announced;
+- deliver (`watcher.service.dispatch`): what is due in the outbox goes out, but what a
+  silence holds (recorded as silenced).
 
 A cycle has a deadline (`CycleSettings.deadline`, on the event loop's monotonic clock): its
 API reads end there and the cycle counts as a failed API read (towards `api_unreachable`).
@@ -38,7 +40,7 @@ from watcher.core.detect import detect
 from watcher.core.errors import ApiStatusError, SourceError
 from watcher.core.model import EventKind, WatchedKb
 from watcher.core.outbox import SettleReason
-from watcher.core.ports import MetaStore, Notifier, Outbox, Source, StateStore
+from watcher.core.ports import MetaStore, Notifier, Outbox, SilenceBook, Source, StateStore
 from watcher.core.present import Presentation
 from watcher.core.render import DASHBOARD
 from watcher.core.state import Change, Observation, Policy, Transition, WatchState, changed
@@ -47,6 +49,7 @@ from watcher.edges.hostclock import elapsed_now
 from watcher.service.accountcheck import AccountCheck
 from watcher.service.dispatch import Dispatcher, DispatchSettings
 from watcher.service.observe import BASELINE_KEY, Observer, Sight
+from watcher.service.silencing import Silencer
 
 log = structlog.get_logger(__name__)
 
@@ -118,6 +121,7 @@ class Cycle:
         *,
         monotonic: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        silences: SilenceBook | None = None,
     ) -> None:
         self.source, self.store, self.meta = source, store, meta
         self.settings, self.clock, self.elapsed = settings, clock, elapsed
@@ -132,7 +136,10 @@ class Cycle:
             clock,
             monotonic=monotonic,
             sleep=sleep,
+            silences=silences,
         )
+        routes = [rule.name for rule in settings.rules]
+        self.silencer = Silencer(silences, routes, clock) if silences is not None else None
         self.current_id: str | None = None  # the id of the cycle running (or last run)
 
     async def run(self) -> CycleReport:
@@ -141,6 +148,8 @@ class Cycle:
         structlog.contextvars.bind_contextvars(cycle_id=cycle_id)
         try:
             report = await self._poll(cycle_id)
+            if self.silencer is not None:  # silences that ended: what they hid, still open
+                await self.silencer.end_silences()
             delivered = await self.deliver()
             return replace(report, deliveries=delivered)
         finally:

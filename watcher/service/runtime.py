@@ -297,6 +297,7 @@ async def open_runtime(
         settings=cycle_settings(config),
         clock=clock,
         elapsed=elapsed,
+        silences=store,
     )
     return Runtime(
         config=config, client=client, store=store, cycle=cycle, metrics=metrics, keeper=keeper

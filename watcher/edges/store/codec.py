@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from watcher.core.clocks import Elapsed
 from watcher.core.model import DataSourceJob, DataSourceStatus, EventKind, Job, Phase, Status
 from watcher.core.outbox import FailureCause, TargetResult
-from watcher.core.state import JobState, Sighting, StallReason, Transition
+from watcher.core.state import JobState, OpenProblem, Sighting, StallReason, Transition
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -50,6 +50,8 @@ def _encode_value(value: Any) -> Any:
         return encode_data_source_job(value)
     if isinstance(value, Job):
         return encode_job(value)
+    if isinstance(value, OpenProblem):
+        return _encode(value)
     if isinstance(value, Sighting):
         return {"first": value.first.encode(), "moved": value.moved.encode()}
     if isinstance(value, tuple):
@@ -164,6 +166,9 @@ _TRANSITION_DECODERS: Mapping[str, _Decoder] = {
     "stalled_since": _datetime,
     "corrects": _strict_enum(EventKind),
     "api_at": _datetime,
+    "open_problems": lambda items: tuple(
+        _decode(OpenProblem, item, {"problem": _strict_enum(EventKind)}) for item in items
+    ),
 }
 
 

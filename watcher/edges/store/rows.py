@@ -56,7 +56,7 @@ _SETTLE: Final = """
     UPDATE outbox SET state = ?, attempts = ?, last_error = ?, targets = ?,
         sent_at = COALESCE(?, sent_at), settled_at = ?,
         next_attempt_at = COALESCE(?, next_attempt_at), claimed_at = NULL, claim_token = NULL,
-        claim_epoch = NULL, claim_clock = NULL, claim_expires = NULL
+        claim_epoch = NULL, claim_clock = NULL, claim_expires = NULL, silence_id = ?
     WHERE id = ? AND state = 'sending'"""
 _UPSERT_KB: Final = """
     INSERT INTO knowledge_bases (uuid, name, first_seen_at, last_job_uuid, updated, news_since)
@@ -108,7 +108,9 @@ _JOBS_BY_UUID: Final = (
     f"SELECT {_JOB_COLUMNS} FROM jobs INDEXED BY sqlite_autoindex_jobs_1 WHERE uuid IN"
 )
 _PRUNE_OUTBOX: Final = """
-    DELETE FROM outbox WHERE state IN ('sent', 'dead') AND COALESCE(settled_at, created_at) < ?"""
+    DELETE FROM outbox WHERE COALESCE(settled_at, created_at) < ? AND (state IN ('sent', 'dead')
+        OR (state = 'silenced' AND silence_id IN (
+            SELECT id FROM silences WHERE announced_at IS NOT NULL)))"""
 _PRUNE_EVENTS: Final = """
     DELETE FROM events WHERE at < ?
         AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.event_id = events.event_id)
@@ -356,6 +358,9 @@ def _targets(targets: str | None) -> tuple[TargetResult, ...]:
     return codec.decode_target_results(codec.loads(targets))
 
 
+_SETTLED: Final = (DeliveryState.SENT, DeliveryState.DEAD, DeliveryState.SILENCED)
+
+
 def settle_row(settlement: Settlement, token: str | None) -> tuple[str, tuple[Any, ...]]:
     """The conditional UPDATE for one settlement; with a token, only that claim is settled."""
     state = settlement.state
@@ -372,8 +377,9 @@ def settle_row(settlement: Settlement, token: str | None) -> tuple[str, tuple[An
         settlement.error,
         codec.dumps(codec.encode_target_results(targets)) if targets else None,
         at if state is DeliveryState.SENT else None,
-        at if state in (DeliveryState.SENT, DeliveryState.DEAD) else None,
+        at if state in _SETTLED else None,
         next_at,
+        settlement.silence_id if state is DeliveryState.SILENCED else None,
         settlement.outbox_id,
     )
     if token is None:
