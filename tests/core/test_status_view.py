@@ -163,6 +163,7 @@ def test_json_has_the_same_facts_under_stable_keys() -> None:
         "deliveries",
         "jobs_by_state",
         "events_by_kind",
+        "silences",
     }
     [kb] = data["knowledge_bases"]
     assert kb["state"] == "stalled (max_runtime)" and kb["stalled"] == "max_runtime"

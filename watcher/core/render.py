@@ -165,7 +165,7 @@ def _render_silence_end(t: Transition, dashboard: str, budget: Budget) -> Messag
     noun = "problem it held is" if count == 1 else "problems it held are"
     head: list[Block] = [
         Para((strong(_sentence(_headline(t))),)),
-        Para((*said, plain(noun + " still open:"))),
+        Para((*said, plain(noun + " still open."))),
     ]
     if t.detail:
         head.append(Para((plain(f"Its comment: {t.detail}"),)))

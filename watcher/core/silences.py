@@ -91,6 +91,7 @@ class Held:
             state=DeliveryState.SILENCED,
             at=now,
             attempts=self.item.attempts,
+            error=f"held by silence {self.silence_id}",
             silence_id=self.silence_id,
         )
 
