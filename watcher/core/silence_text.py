@@ -34,7 +34,7 @@ class KbMatcher:
 
 def quoted(text: str) -> str:
     short = text if len(text) <= _SHOWN else text[: _SHOWN - 1] + "…"
-    return repr(inert(short))
+    return f"'{inert(short)}'"
 
 
 def parse_event(word: str) -> EventKind | None:
