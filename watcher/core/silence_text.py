@@ -91,8 +91,9 @@ def added_line(silence: Silence, tz: tzinfo | None) -> str:
 
 
 def state_of(silence: Silence, now: datetime) -> str:
-    """`active`, `expired` (ended by hand) or `ended` (its time ran out)."""
-    if silence.active(now):
+    """`active`, `expired` (ended by hand) or `ended` (its time ran out, or the watcher
+    announced its end: by its own clock, which may run ahead of this one)."""
+    if silence.active(now) and silence.announced_at is None:
         return "active"
     return "expired" if silence.expired_by_hand else "ended"
 
