@@ -24,6 +24,7 @@ from watcher.edges.store import schema
 from watcher.edges.store import silences as silence_rows
 from watcher.edges.store.browse import StoreReads
 from watcher.edges.store.conn import DEFAULT_LEASE, Fence
+from watcher.edges.store.deliveries import read as in_read
 from watcher.edges.store.rows import (
     JobCache,
     claim_rows,
@@ -148,7 +149,7 @@ class SqliteStore(StoreReads):
             kbs = [row.kb_uuid for row in held if row.kb_uuid is not None]
             return held, silence_rows.latest_jobs(conn, self.path, kbs)
 
-        return await self._run("reading what a silence held", read)
+        return await self._run("reading what a silence held", lambda c: in_read(c, lambda: read(c)))
 
     async def announce_silence_end(self, silence_id: str, change: Change) -> bool:
         """Mark the silence announced and record its announcement (events, outbox rows) in
