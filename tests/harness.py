@@ -70,6 +70,7 @@ HEADLINES: dict[EventKind, str] = {
     EventKind.KNOWLEDGE_BASE_FOUND: "knowledge base found again",
     EventKind.CORRECTED: "indexing outcome corrected",
     EventKind.SILENCE_ENDED: "silence ended, problems still open",
+    EventKind.DIGEST: "indexing digest",
 }
 # `recovered` of a job that ended, sent alone to a route that did not ask for the outcome.
 RECOVERED_BY_ENDING = "indexing finished after a stall"

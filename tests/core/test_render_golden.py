@@ -13,11 +13,22 @@ import os
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
+from watcher.core.digest import (
+    DigestDue,
+    DigestSchedule,
+    KbLatest,
+    Period,
+    digest_text,
+    digest_transition,
+    summarize,
+)
 from watcher.core.model import DataSourceJob, DataSourceStatus, EventKind, Job, Phase, Status
 from watcher.core.outbox import BodyFormat, Budget, Message
+from watcher.core.quiet import render_released
 from watcher.core.render import render, render_group, render_test
 from watcher.core.state import OpenProblem, StallReason, Transition
 
@@ -38,6 +49,7 @@ _STATUS = {
     EventKind.STALLED: (Phase.RUNNING, Status.IN_PROGRESS),
     EventKind.RECOVERED: (Phase.RUNNING, Status.IN_PROGRESS),
     EventKind.CORRECTED: (Phase.RUNNING, Status.IN_PROGRESS),
+    EventKind.DIGEST: (Phase.RUNNING, Status.IN_PROGRESS),
 }
 
 
@@ -92,6 +104,8 @@ def transition(kind: EventKind, **extra: object) -> Transition:
             "open_problems": problems,
         }
         return Transition(**{**fields, **extra})  # type: ignore[arg-type]
+    if kind is EventKind.DIGEST:
+        return digest_transition("ops", DigestDue(NOW, NOW - timedelta(days=1)), DIGEST_TEXT, NOW)
     if kind in (EventKind.API_UNREACHABLE, EventKind.API_RECOVERED):
         detail = (
             "The API has not answered properly for 12 min: HTTP 503 service_unavailable"
@@ -139,11 +153,40 @@ def transition(kind: EventKind, **extra: object) -> Transition:
     return Transition(**{**fields, **extra})  # type: ignore[arg-type]
 
 
+BERLIN_NINE = DigestSchedule(Period.DAILY, 9 * 60, ZoneInfo("Europe/Berlin"))
+DIGEST_TEXT = digest_text(
+    summarize(
+        [
+            replace(transition(EventKind.COMPLETED), event_id="a"),
+            replace(transition(EventKind.FAILED), event_id="b", detail="FILE_PARSE_ERROR"),
+        ],
+        [KbLatest(KB, "product-docs", "5f0e3c2a-9b8d-4e7f-a6b5-c4d3e2f1a0b9", EventKind.FAILED)],
+        NOW - timedelta(days=1),
+        NOW,
+    ),
+    BERLIN_NINE,
+)
 CASES: dict[str, Message] = {kind.value: render(transition(kind)) for kind in EventKind}
 CASES["group"] = render_group(
     [transition(EventKind.COMPLETED), transition(EventKind.FAILED, kb_name="wiki (EU)")]
 )
 CASES["test_alert"] = render_test(NOW)
+# Held during quiet hours: a job that stalled then completed (one line), a failure, and the
+# API unreachable then reachable again (resolved while held).
+CASES["released"] = render_released(
+    [
+        transition(EventKind.STALLED, at=NOW - timedelta(hours=6)),
+        replace(transition(EventKind.API_UNREACHABLE), at=NOW - timedelta(hours=5)),
+        replace(transition(EventKind.API_RECOVERED), at=NOW - timedelta(hours=4)),
+        transition(EventKind.COMPLETED, stall_reason=StallReason.NO_PROGRESS),
+        transition(
+            EventKind.FAILED,
+            kb_name="wiki (EU)",
+            job=replace(job_for(EventKind.FAILED), uuid="9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d"),
+        ),
+    ],
+    "weekday-nights",
+)
 _MANY = replace(
     job_for(EventKind.PARTIAL),
     data_source_jobs=tuple(

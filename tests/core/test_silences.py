@@ -7,11 +7,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from watcher.core.digest import KbLatest
 from watcher.core.model import EventKind, Job
 from watcher.core.outbox import DeliveryState, OutboxItem
 from watcher.core.silences import (
     HeldRow,
-    LatestJob,
     Silence,
     announcement,
     due_announcements,
@@ -160,26 +160,26 @@ def test_a_silence_is_announced_once_after_it_ended(
 
 OPEN = [
     # the latest job failed: open
-    (LatestJob(KB1, "docs", "j", E.FAILED), E.FAILED),
+    (KbLatest(KB1, "docs", "j", E.FAILED), E.FAILED),
     # partial: open
-    (LatestJob(KB1, "docs", "j", E.PARTIAL), E.PARTIAL),
-    # running and stalled: open
-    (LatestJob(KB1, "docs", "j", None, stalled=True), E.STALLED),
+    (KbLatest(KB1, "docs", "j", E.PARTIAL), E.PARTIAL),
+    # stalled now (the job is not over): open
+    (KbLatest(KB1, "docs", "j", E.STALLED), E.STALLED),
     # a later job completed (or found no changes): resolved
-    (LatestJob(KB1, "docs", "j", E.COMPLETED), None),
-    (LatestJob(KB1, "docs", "j", E.NO_CHANGES), None),
+    (KbLatest(KB1, "docs", "j", E.COMPLETED), None),
+    (KbLatest(KB1, "docs", "j", E.NO_CHANGES), None),
     # cancelled by someone: not a problem to announce
-    (LatestJob(KB1, "docs", "j", E.CANCELLED), None),
+    (KbLatest(KB1, "docs", "j", E.CANCELLED), None),
     # running again and moving: resolved for now
-    (LatestJob(KB1, "docs", "j", None), None),
+    (KbLatest(KB1, "docs", "j", None), None),
     # no job at all
-    (LatestJob(KB1, "docs"), None),
+    (KbLatest(KB1, "docs", None, None), None),
 ]
 
 
 @pytest.mark.parametrize(("latest", "problem"), OPEN)
 def test_a_kb_is_still_open_while_its_latest_job_failed_is_partial_or_stalled(
-    latest: LatestJob, problem: EventKind | None
+    latest: KbLatest, problem: EventKind | None
 ) -> None:
     found = still_open(latest)
     assert (found.problem if found else None) == problem
@@ -187,9 +187,9 @@ def test_a_kb_is_still_open_while_its_latest_job_failed_is_partial_or_stalled(
 
 # --- the announcement -------------------------------------------------------------------------
 
-FAILED1 = LatestJob(KB1, "docs", "j1", E.FAILED)
-STALLED2 = LatestJob(KB2, "wiki", "j2", None, stalled=True)
-DONE3 = LatestJob(KB3, "faq", "j3", E.COMPLETED)
+FAILED1 = KbLatest(KB1, "docs", "j1", E.FAILED)
+STALLED2 = KbLatest(KB2, "wiki", "j2", E.STALLED)
+DONE3 = KbLatest(KB3, "faq", "j3", E.COMPLETED)
 LATEST = {j.kb_uuid: j for j in (FAILED1, STALLED2, DONE3)}
 
 ANNOUNCE = [
@@ -241,7 +241,7 @@ def test_the_announcement_carries_the_comment_and_each_problem_with_its_job() ->
 def test_what_is_still_open_is_one_rule_that_can_be_swapped() -> None:
     """The lead switches "still open" to incidents by passing another rule."""
 
-    def every_kb(latest: LatestJob) -> OpenProblem:
+    def every_kb(latest: KbLatest) -> OpenProblem:
         return OpenProblem(latest.kb_uuid, E.FAILED)
 
     _, deliveries = announcement(silence(ends_in=-1), [HeldRow("ops", KB3)], LATEST, NOW, every_kb)

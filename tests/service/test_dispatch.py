@@ -12,6 +12,7 @@ from structlog.testing import capture_logs
 
 from tests.service.test_cycle import T0, FakeStore, job
 from watcher.core.decide import RetryPolicy, RouteRule
+from watcher.core.digest import KbLatest
 from watcher.core.model import EventKind
 from watcher.core.outbox import (
     Budget,
@@ -21,7 +22,7 @@ from watcher.core.outbox import (
     SendResult,
     TargetResult,
 )
-from watcher.core.silences import HeldRow, LatestJob, Silence
+from watcher.core.silences import HeldRow, Silence
 from watcher.core.state import Change, Transition
 from watcher.service.dispatch import Dispatcher, DispatchSettings
 
@@ -211,7 +212,7 @@ class Silences:
     async def current_silences(self, now: datetime) -> list[Silence]:
         return list(self.book)
 
-    async def silence_end(self, silence_id: str) -> tuple[list[HeldRow], list[LatestJob]]:
+    async def silence_end(self, silence_id: str) -> tuple[list[HeldRow], list[KbLatest]]:
         return [], []
 
     async def announce_silence_end(self, silence_id: str, change: Change) -> bool:

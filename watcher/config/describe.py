@@ -179,6 +179,12 @@ def _route_lines(route: RouteConfig) -> list[str]:
     lines = [
         f"    - {route.name}: events {', '.join(route.events)}; knowledge bases {kbs}{pace}{shown}",
     ]
+    if route.mute_during:
+        lines.append(
+            f"        quiet during {', '.join(route.mute_during)} (held, then one message)"
+        )
+    if route.digest_schedule is not None:
+        lines.append(f"        digest {route.digest_schedule.describe()}")
     for url in route.urls:
         text = url.get_secret_value()
         if route.format == "event":  # a webhook's path is often its secret

@@ -84,6 +84,7 @@ class EventKind(StrEnum):
     KNOWLEDGE_BASE_MISSING = "knowledge_base_missing"
     KNOWLEDGE_BASE_FOUND = "knowledge_base_found"
     SILENCE_ENDED = "silence_ended"  # a silence ended: the problems it hid that are still open
+    DIGEST = "digest"  # a route's scheduled summary (`digest =`), never asked for in `events`
 
     @property
     def is_terminal(self) -> bool:
@@ -119,6 +120,7 @@ _WATCHER_EVENTS = frozenset(
         EventKind.DELIVERY_FAILING,
         EventKind.DELIVERY_RECOVERED,
         EventKind.SILENCE_ENDED,
+        EventKind.DIGEST,
     }
 )
 
@@ -149,6 +151,7 @@ _SEVERITY = {
     EventKind.KNOWLEDGE_BASE_MISSING: Severity.WARNING,
     EventKind.KNOWLEDGE_BASE_FOUND: Severity.SUCCESS,
     EventKind.SILENCE_ENDED: Severity.WARNING,
+    EventKind.DIGEST: Severity.INFO,
 }
 
 

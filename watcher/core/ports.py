@@ -14,10 +14,11 @@ from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from watcher.core.digest import KbLatest
 from watcher.core.model import DataSourceJob, Job, KnowledgeBase
 from watcher.core.outbox import Budget, Message, OutboxItem, SendResult, Settlement
-from watcher.core.silences import HeldRow, LatestJob, Silence
-from watcher.core.state import Change, WatchState
+from watcher.core.silences import HeldRow, Silence
+from watcher.core.state import Change, Transition, WatchState
 
 
 class Source(Protocol):
@@ -182,7 +183,7 @@ class SilenceBook(Protocol):
         """The silences active at `now` (wall clock, UTC) and those ended but not announced."""
         ...
 
-    async def silence_end(self, silence_id: str) -> tuple[list[HeldRow], list[LatestJob]]:
+    async def silence_end(self, silence_id: str) -> tuple[list[HeldRow], list[KbLatest]]:
         """What the silence held (per row: route, KBs hidden) and each hidden KB's latest job
         (a KB the store no longer knows is absent)."""
         ...
@@ -191,4 +192,15 @@ class SilenceBook(Protocol):
         """Mark the silence announced and record `change` (its `silence_ended` events and
         outbox rows) in one transaction, once: False, and nothing written, when it was
         announced already. Only the holder of the store's lease may (`StoreHeld`)."""
+        ...
+
+
+class DigestReads(Protocol):
+    """The store's reads for a digest (`watcher.edges.store.digests`). Raises `StoreError`."""
+
+    async def digest_facts(
+        self, since: datetime | None, until: datetime
+    ) -> tuple[tuple[Transition, ...], tuple[KbLatest, ...]]:
+        """The terminal events recorded in `[since, until)` (wall clock, UTC; None: since the
+        start), oldest first, and where each known KB's latest job stands."""
         ...

@@ -58,6 +58,7 @@ _HEADLINE = {
     EventKind.KNOWLEDGE_BASE_MISSING: "knowledge base not found in the account",
     EventKind.KNOWLEDGE_BASE_FOUND: "knowledge base found again",
     EventKind.SILENCE_ENDED: "silence ended, problems still open",
+    EventKind.DIGEST: "indexing digest",
 }
 # `recovered` for a job that ended (sent alone to a route that did not ask for the outcome).
 RECOVERED_BY_ENDING = "indexing finished after a stall"
@@ -110,6 +111,10 @@ def render(
     kind = transition.kind
     if kind is EventKind.SILENCE_ENDED:
         return _render_silence_end(transition, dashboard, budget)
+    if kind is EventKind.DIGEST:  # its text was written when it was due (`core.digest`)
+        lead, *lines = (transition.detail or "Indexing digest").split("\n")
+        spans = [(plain(line),) for line in lines]
+        return render_list("gradient-watcher: indexing digest", lead, spans, Severity.INFO, budget)
     severity = _severity(transition)
     title = _fit_title(f"{_ICON[severity]} {_subject(transition)}: {_headline(transition)}", budget)
     head: list[Block] = [
@@ -140,6 +145,40 @@ def render_group(
     rows = [_Row(_group_line(t, dashboard), None, t.kind.value) for t in ordered]
     fitted = _fitted(head, rows, "events", None, budget.body_room(title), budget.lines)
     return _message(title, fitted, worst)
+
+
+def render_list(
+    title: str,
+    lead: str,
+    lines: Sequence[tuple[Span, ...]],
+    severity: Severity,
+    budget: Budget | None = None,
+    *,
+    tail: Sequence[tuple[Span, ...]] = (),
+    tail_heading: str | None = None,
+) -> Message:
+    """A message of a bold `lead` and a list of `lines` (then, under `tail_heading`, the
+    `tail` lines), cut with a count of what was left out to fit `budget` (a held-then-released
+    batch, a digest)."""
+    budget = budget or Budget()
+    title = _fit_title(f"{_ICON[severity]} {title}", budget)
+    head: list[Block] = [Para((strong(lead),))]
+    spans = list(lines)
+    if tail:
+        spans += [(strong(tail_heading or "Also"),), *tail]
+    rows = [_Row(line, None, "line") for line in spans]
+    fitted = _fitted(head, rows, "lines", None, budget.body_room(title), budget.lines)
+    return _message(title, fitted, severity)
+
+
+def group_line(t: Transition, dashboard: str = DASHBOARD) -> tuple[Span, ...]:
+    """One transition as a line of a grouped alert (`- ❌ kb job `x`: failed (open)`)."""
+    return _group_line(t, dashboard)
+
+
+def worst(severities: Sequence[Severity]) -> Severity:
+    """The worst of `severities` (INFO when there are none)."""
+    return max(severities, key=_SEVERITY_ORDER.index, default=Severity.INFO)
 
 
 def render_test(now: datetime) -> Message:
@@ -239,6 +278,8 @@ def _group_line(t: Transition, dashboard: str) -> tuple[Span, ...]:
     if t.job_uuid:
         spans += [plain(" job "), code(t.job_uuid)]
     spans.append(plain(f": {t.kind.value}"))
+    if t.kind.is_terminal and t.stall_reason is not None:
+        spans.append(plain(" after a stall"))
     if t.kb_uuid:
         spans += [plain(" ("), link("open", kb_link(dashboard, t.kb_uuid)), plain(")")]
     return tuple(spans)

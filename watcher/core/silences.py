@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from watcher.core.digest import KbLatest, open_problems
 from watcher.core.model import EventKind
 from watcher.core.outbox import DeliveryState, OutboxItem, Settlement
 from watcher.core.state import Delivery, OpenProblem, Transition
@@ -143,42 +144,24 @@ def held_rows(route: str, transition: Transition) -> list[HeldRow]:
     return [HeldRow(route, transition.kb_uuid, transition.kb_name)]
 
 
-@dataclass(frozen=True, slots=True)
-class LatestJob:
-    """A knowledge base's latest job as the store knows it: its outcome (None while it is not
-    over) and whether it is stalled now."""
+def still_open(latest: KbLatest) -> OpenProblem | None:
+    """The problem a knowledge base still has, judged by where its latest job stands (failed,
+    partial, or stalled now); None when it has none.
 
-    kb_uuid: str
-    kb_name: str | None = None
-    job_uuid: str | None = None
-    outcome: EventKind | None = None
-    stalled: bool = False
-
-
-_PROBLEMS = (EventKind.FAILED, EventKind.PARTIAL)
-
-
-def still_open(latest: LatestJob) -> OpenProblem | None:
-    """The problem a knowledge base still has, judged by its latest job: failed or partial
-    (its outcome), stalled (not over, and stalled now); None when it has none.
-
-    The one rule of "what is still open" for announcements: switch it to incidents here.
+    The rule of "what is still open" is the digest's `open_problems` (one rule for both, which
+    the lead switches to open incidents); this only turns its answer into an `OpenProblem`.
     """
-    if latest.outcome in _PROBLEMS:
-        problem = latest.outcome
-    elif latest.outcome is None and latest.stalled:
-        problem = EventKind.STALLED
-    else:
+    if not open_problems((latest,)) or latest.standing is None:
         return None
-    return OpenProblem(latest.kb_uuid, problem, latest.kb_name, latest.job_uuid)
+    return OpenProblem(latest.kb_uuid, latest.standing, latest.kb_name, latest.job_uuid)
 
 
 def announcement(
     silence: Silence,
     held: Iterable[HeldRow],
-    latest: Mapping[str, LatestJob],
+    latest: Mapping[str, KbLatest],
     now: datetime,
-    is_open: Callable[[LatestJob], OpenProblem | None] = still_open,
+    is_open: Callable[[KbLatest], OpenProblem | None] = still_open,
 ) -> tuple[tuple[Transition, ...], tuple[Delivery, ...]]:
     """The `silence_ended` events of a silence that ended at `now`, one per route that had
     rows held, each listing the held KBs still open (by name, then uuid); a route whose KBs

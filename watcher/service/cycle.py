@@ -12,8 +12,10 @@ base or one delivery is logged and survived. The steps:
 - decide (`watcher.core.decide.route`): which routes get which event;
 - record: states, events and outbox rows in one transaction, with the API's health;
 - silences (`watcher.service.silencing`): the end of each silence that ended is announced;
+- digests (`watcher.service.digests`): each route's digest whose slot passed is recorded;
 - deliver (`watcher.service.dispatch`): what is due in the outbox goes out, but what a
-  silence holds (recorded as silenced).
+  silence holds (recorded as silenced); a route in its quiet hours holds it until they end
+  (`watcher.core.quiet`).
 
 A cycle has a deadline (`CycleSettings.deadline`, on the event loop's monotonic clock): its
 API reads end there and the cycle counts as a failed API read (towards `api_unreachable`).
@@ -37,16 +39,27 @@ from watcher.core.apihealth import ApiHealth, api_health
 from watcher.core.clocks import Elapsed, Instant
 from watcher.core.decide import RetryPolicy, RouteRule, route
 from watcher.core.detect import detect
+from watcher.core.digest import DigestSchedule
 from watcher.core.errors import ApiStatusError, SourceError
 from watcher.core.model import EventKind, WatchedKb
 from watcher.core.outbox import SettleReason
-from watcher.core.ports import MetaStore, Notifier, Outbox, SilenceBook, Source, StateStore
+from watcher.core.ports import (
+    DigestReads,
+    MetaStore,
+    Notifier,
+    Outbox,
+    SilenceBook,
+    Source,
+    StateStore,
+)
 from watcher.core.present import Presentation
 from watcher.core.render import DASHBOARD
 from watcher.core.state import Change, Observation, Policy, Transition, WatchState, changed
 from watcher.core.tolerance import Tolerances, tolerate
+from watcher.core.windows import TimeWindow
 from watcher.edges.hostclock import elapsed_now
 from watcher.service.accountcheck import AccountCheck
+from watcher.service.digests import Digests
 from watcher.service.dispatch import Dispatcher, DispatchSettings
 from watcher.service.observe import BASELINE_KEY, Observer, Sight
 from watcher.service.silencing import Silencer
@@ -76,6 +89,8 @@ class CycleSettings:
     delivery_failing_after: timedelta = timedelta(minutes=10)
     tolerances: Tolerances = field(default_factory=Tolerances)  # error budgets per KB
     presentations: Mapping[str, Presentation] = field(default_factory=dict)  # per route
+    mutes: Mapping[str, tuple[TimeWindow, ...]] = field(default_factory=dict)  # mute_during
+    digests: Mapping[str, DigestSchedule] = field(default_factory=dict)  # per route
 
     def dispatch(self) -> DispatchSettings:
         """The deliver stage's slice."""
@@ -89,6 +104,7 @@ class CycleSettings:
             route_send_intervals=self.route_send_intervals,
             failing_after=self.delivery_failing_after,
             presentations=self.presentations,
+            mutes=self.mutes,
         )
 
 
@@ -122,8 +138,12 @@ class Cycle:
         monotonic: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         silences: SilenceBook | None = None,
+        digest_reads: DigestReads | None = None,
     ) -> None:
         self.source, self.store, self.meta = source, store, meta
+        self.digests = None
+        if digest_reads is not None and settings.digests:
+            self.digests = Digests(digest_reads, store, meta, settings.digests, clock)
         self.settings, self.clock, self.elapsed = settings, clock, elapsed
         self.observer = Observer(source, store, meta, settings.watched, settings.per_page)
         self.account_check = AccountCheck(meta, settings.watched, settings.route_refs)
@@ -150,6 +170,8 @@ class Cycle:
             report = await self._poll(cycle_id)
             if self.silencer is not None:  # silences that ended: what they hid, still open
                 await self.silencer.end_silences()
+            if self.digests is not None:  # due on the wall clock, whatever the API did
+                await self.digests.record_due()
             delivered = await self.deliver()
             return replace(report, deliveries=delivered)
         finally:

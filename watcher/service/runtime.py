@@ -67,6 +67,8 @@ def cycle_settings(config: Config) -> CycleSettings:
         delivery_failing_after=config.alerts.delivery_failing_after,
         tolerances=tolerances(config),
         presentations=presentations(config),
+        mutes=config.mutes(),
+        digests=config.digests(),
     )
 
 
@@ -298,6 +300,7 @@ async def open_runtime(
         clock=clock,
         elapsed=elapsed,
         silences=store,
+        digest_reads=store,
     )
     return Runtime(
         config=config, client=client, store=store, cycle=cycle, metrics=metrics, keeper=keeper

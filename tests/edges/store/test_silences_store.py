@@ -108,7 +108,7 @@ async def test_a_held_row_is_recorded_silenced_counted_and_its_end_announced_onc
     [ended] = await store.current_silences(later)  # ended, not announced yet
     rows, latest = await store.silence_end("s1")
     assert rows == [HeldRow("ops", KB, "docs")]
-    assert [(j.kb_uuid, j.outcome) for j in latest] == [(KB, EventKind.FAILED)]
+    assert [(j.kb_uuid, j.standing) for j in latest] == [(KB, EventKind.FAILED)]
     transitions, deliveries = announcement(ended, rows, {j.kb_uuid: j for j in latest}, later)
     said = Change("c-end", later, transitions=transitions, deliveries=deliveries)
     assert await store.announce_silence_end("s1", said)

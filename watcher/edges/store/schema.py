@@ -130,6 +130,16 @@ _V5: Final = (
     "ALTER TABLE outbox ADD COLUMN claim_expires REAL",
 )
 
+# Version 6: quiet hours (issue 16, `watcher.core.quiet`): the `[[time_intervals]]` window that
+# holds a pending row until it ends (its `next_attempt_at`); NULL for a row never held. Rows
+# held by a window are released together as one message.
+_V6: Final = (
+    "ALTER TABLE outbox ADD COLUMN held_by TEXT",
+    # When that window ended (its release): `delivery.dead_after` counts from here, not from
+    # `created_at`, so a weekend's hold never dead-letters an alert at its first failure.
+    "ALTER TABLE outbox ADD COLUMN held_until TEXT",
+)
+
 # Version 8 (issue 16, silences; the lead renumbers at merge): the silences people add with
 # `watcher silence add` (`watcher.core.silences`; NULL matchers mean every KB / every event),
 # and the outbox's new state `silenced` with the silence that held the row. A CHECK cannot be
@@ -137,7 +147,8 @@ _V5: Final = (
 # (standard statements; a PostgreSQL schema would `ALTER TABLE ... DROP/ADD CONSTRAINT`).
 _OUTBOX_COLUMNS: Final = (
     "id, event_id, route, state, attempts, created_at, next_attempt_at, claimed_at, claim_token,"
-    " sent_at, settled_at, last_error, targets, claim_epoch, claim_clock, claim_expires"
+    " sent_at, settled_at, last_error, targets, claim_epoch, claim_clock, claim_expires,"
+    " held_by, held_until"
 )
 _V_SILENCES: Final = (
     """CREATE TABLE silences (
@@ -171,6 +182,8 @@ _V_SILENCES: Final = (
         claim_epoch INTEGER,
         claim_clock TEXT,
         claim_expires REAL,
+        held_by TEXT,
+        held_until TEXT,
         silence_id TEXT,
         UNIQUE (event_id, route)
     )""",
@@ -182,7 +195,15 @@ _V_SILENCES: Final = (
     "CREATE INDEX outbox_silence ON outbox (silence_id)",
 )
 
-MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_V1, _V2, _V3, _V4, _V5, _V_SILENCES)
+MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
+    _V1,
+    _V2,
+    _V3,
+    _V4,
+    _V5,
+    _V6,
+    _V_SILENCES,
+)
 """`MIGRATIONS[n]` takes a store from schema version n to n + 1."""
 
 SCHEMA_VERSION: Final = len(MIGRATIONS)

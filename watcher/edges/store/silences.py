@@ -13,8 +13,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
+from watcher.core.digest import KbLatest
 from watcher.core.model import EventKind
-from watcher.core.silences import HeldRow, LatestJob, Silence, held_rows
+from watcher.core.silences import HeldRow, Silence, held_rows
 from watcher.core.state import JobCondition, job_condition
 from watcher.edges.store import codec, schema
 from watcher.edges.store.rows import ChangeRows, job_state_from_row, write_change
@@ -120,7 +121,7 @@ def held(conn: sqlite3.Connection, silence_id: str) -> list[HeldRow]:
     return found
 
 
-def latest_jobs(conn: sqlite3.Connection, path: Path, kb_uuids: Sequence[str]) -> list[LatestJob]:
+def latest_jobs(conn: sqlite3.Connection, path: Path, kb_uuids: Sequence[str]) -> list[KbLatest]:
     """The latest job of each knowledge base named (a KB the store does not know is absent)."""
     wanted = sorted(set(kb_uuids))
     if not wanted:
@@ -129,18 +130,12 @@ def latest_jobs(conn: sqlite3.Connection, path: Path, kb_uuids: Sequence[str]) -
     found = []
     for row in conn.execute(f"{_LATEST} ({marks})", wanted):
         if row[2] is None:
-            found.append(LatestJob(kb_uuid=row[0], kb_name=row[1]))
+            found.append(KbLatest(row[0], row[1], None, None))
             continue
         state = job_state_from_row(row[2:12], path)
-        found.append(
-            LatestJob(
-                kb_uuid=row[0],
-                kb_name=row[1],
-                job_uuid=state.job.uuid,
-                outcome=state.job.outcome,
-                stalled=job_condition(state) is JobCondition.STALLED,
-            )
-        )
+        stalled = job_condition(state) is JobCondition.STALLED
+        standing = EventKind.STALLED if stalled else state.job.outcome
+        found.append(KbLatest(row[0], row[1], state.job.uuid, standing))
     return found
 
 

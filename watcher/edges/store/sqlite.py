@@ -16,15 +16,17 @@ from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from watcher.core.digest import KbLatest
 from watcher.core.outbox import DeliveryState, OutboxItem, Settlement
-from watcher.core.silences import HeldRow, LatestJob, Silence
+from watcher.core.silences import HeldRow, Silence
 from watcher.core.snapshot import StoreSnapshot
-from watcher.core.state import Change, WatchState
+from watcher.core.state import Change, Transition, WatchState
 from watcher.edges.store import schema
 from watcher.edges.store import silences as silence_rows
 from watcher.edges.store.browse import StoreReads
 from watcher.edges.store.conn import DEFAULT_LEASE, Fence
 from watcher.edges.store.deliveries import read as in_read
+from watcher.edges.store.digests import read_digest_facts
 from watcher.edges.store.rows import (
     JobCache,
     claim_rows,
@@ -141,10 +143,10 @@ class SqliteStore(StoreReads):
         """(uuid, name) of every knowledge base the store knows (to resolve `--kb NAME`)."""
         return await self._run("reading knowledge bases", silence_rows.known_kbs)
 
-    async def silence_end(self, silence_id: str) -> tuple[list[HeldRow], list[LatestJob]]:
+    async def silence_end(self, silence_id: str) -> tuple[list[HeldRow], list[KbLatest]]:
         """What a silence held, and the latest job of each KB it hid, in one read."""
 
-        def read(conn: sqlite3.Connection) -> tuple[list[HeldRow], list[LatestJob]]:
+        def read(conn: sqlite3.Connection) -> tuple[list[HeldRow], list[KbLatest]]:
             held = silence_rows.held(conn, silence_id)
             kbs = [row.kb_uuid for row in held if row.kb_uuid is not None]
             return held, silence_rows.latest_jobs(conn, self.path, kbs)
@@ -159,6 +161,14 @@ class SqliteStore(StoreReads):
             "announcing the end of a silence",
             lambda c: silence_rows.announce(c, silence_id, change.at, rows),
             Fence.HOLDER,
+        )
+
+    async def digest_facts(
+        self, since: datetime | None, until: datetime
+    ) -> tuple[tuple[Transition, ...], tuple[KbLatest, ...]]:
+        """What a digest of `[since, until)` reads (`watcher.edges.store.digests`)."""
+        return await self._run(
+            "reading a digest's facts", lambda conn: read_digest_facts(conn, since, until)
         )
 
     # --- operations, status, health -------------------------------------------------------
