@@ -70,6 +70,8 @@ HEADLINES: dict[EventKind, str] = {
     EventKind.KNOWLEDGE_BASE_FOUND: "knowledge base found again",
     EventKind.CORRECTED: "indexing outcome corrected",
     EventKind.SILENCE_ENDED: "silence ended, problems still open",
+    EventKind.COST_SPIKE: "indexing cost spike",
+    EventKind.REMEDIATED: "stalled job remediated",
     EventKind.DIGEST: "indexing digest",
 }
 # `recovered` of a job that ended, sent alone to a route that did not ask for the outcome.

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from watcher.core.cost import JobCost, Spike
 from watcher.core.digest import (
     DigestDue,
     DigestSchedule,
@@ -49,8 +50,11 @@ _STATUS = {
     EventKind.STALLED: (Phase.RUNNING, Status.IN_PROGRESS),
     EventKind.RECOVERED: (Phase.RUNNING, Status.IN_PROGRESS),
     EventKind.CORRECTED: (Phase.RUNNING, Status.IN_PROGRESS),
+    EventKind.COST_SPIKE: (Phase.SUCCEEDED, Status.COMPLETED),
+    EventKind.REMEDIATED: (Phase.RUNNING, Status.IN_PROGRESS),
     EventKind.DIGEST: (Phase.RUNNING, Status.IN_PROGRESS),
 }
+COST = JobCost(tokens=48_210, per_million=0.09, amount=0.0043389, model="GTE Large EN v1.5")
 
 
 def job_for(kind: EventKind) -> Job:
@@ -132,6 +136,24 @@ def transition(kind: EventKind, **extra: object) -> Transition:
             kb_name="product-docs",
             detail=detail if kind is EventKind.KNOWLEDGE_BASE_MISSING else "Listed again.",
         )
+    if kind is EventKind.COST_SPIKE:
+        spike = Spike(amount=0.0043389, median=0.0009, ratio=4.821, factor=3.0)
+        extra = {"cost": COST, "detail": spike.text(), **extra}
+    if kind is EventKind.REMEDIATED:
+        done = (
+            "Cancelled the stalled job. Started a new indexing job "
+            "7a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d. (attempt 1 for this incident)"
+        )
+        return Transition(
+            event_id=f"job/{kind}/1",
+            kind=kind,
+            at=NOW,
+            kb_uuid=KB,
+            kb_name="product-docs",
+            job=Job(uuid="5f0e3c2a-9b8d-4e7f-a6b5-c4d3e2f1a0b9", knowledge_base_uuid=KB),
+            detail=done,
+            api_at=NOW,
+        )
     if kind is EventKind.CORRECTED:
         extra = {
             "detail": "This job was reported completed; the API now reports it running "
@@ -171,6 +193,17 @@ CASES["group"] = render_group(
     [transition(EventKind.COMPLETED), transition(EventKind.FAILED, kb_name="wiki (EU)")]
 )
 CASES["test_alert"] = render_test(NOW)
+CASES["completed_priced"] = render(transition(EventKind.COMPLETED, cost=COST))
+# a running job seen stalled at `api_at` (DigitalOcean's clock): the ETA from its progress
+_RUNNING = replace(
+    job_for(EventKind.STALLED),
+    completed_datasources=1,
+    data_source_jobs=tuple(
+        replace(ds, status=DataSourceStatus.IN_PROGRESS, indexed_file_count=n, total_file_count=60)
+        for ds, n in zip(job_for(EventKind.STALLED).data_source_jobs, (30, 0), strict=True)
+    ),
+)
+CASES["stalled_eta"] = render(transition(EventKind.STALLED, job=_RUNNING, api_at=NOW))
 # Held during quiet hours: a job that stalled then completed (one line), a failure, and the
 # API unreachable then reachable again (resolved while held).
 CASES["released"] = render_released(

@@ -20,6 +20,7 @@ from watcher.config.checks import Issue, Loc
 from watcher.config.heartbeat import HeartbeatConfig
 from watcher.config.intervals import TimeIntervalsConfig
 from watcher.config.preflight import Preflight
+from watcher.config.remediation import CostConfig, RemediationConfig
 from watcher.config.routes import RouteConfig
 from watcher.config.sections import (
     AlertsConfig,
@@ -45,6 +46,8 @@ SECTIONS: dict[str, type[Section]] = {
     "log": LogConfig,
     "http": HttpConfig,
     "heartbeat": HeartbeatConfig,
+    "cost": CostConfig,
+    "remediation": RemediationConfig,
 }
 TABLE_ARRAYS: dict[str, type[Section]] = {
     "knowledge_bases": KnowledgeBaseConfig,

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 from pydantic import (
     AfterValidator,
     BeforeValidator,
+    Field,
     PrivateAttr,
     SecretStr,
     ValidationError,
@@ -110,6 +111,9 @@ class RouteConfig(Section):
     ] = DEFAULT_EVENTS
     knowledge_bases: Annotated[tuple[str, ...], AfterValidator(_not_empty)] = (ALL_KBS,)
     send_interval: DurationOrZero | None = None  # overrides delivery.send_interval
+    # cost_spike for this route: only a job costing more than this many times its KB's median
+    # (overrides [cost] spike_factor for this route; either one turns cost_spike on)
+    cost_spike_factor: float | None = Field(default=None, gt=1.0, le=1000.0)
     secret_file: Path | None = None  # format = "event": the whsec_ signing secret(s)
     title_template: str | None = None
     body_template: str | None = None

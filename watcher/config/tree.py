@@ -13,6 +13,7 @@ from watcher.config.build import TABLE_ARRAYS, Parts, collect, to_problems
 from watcher.config.checks import Loc
 from watcher.config.heartbeat import HeartbeatConfig
 from watcher.config.intervals import TimeIntervalsConfig
+from watcher.config.remediation import CostConfig, RemediationConfig
 from watcher.config.routes import RouteConfig
 from watcher.config.sections import (
     AlertsConfig,
@@ -50,6 +51,8 @@ class Config(BaseModel):
     log: LogConfig = LogConfig()
     http: HttpConfig = HttpConfig()
     heartbeat: HeartbeatConfig = HeartbeatConfig()
+    cost: CostConfig = CostConfig()
+    remediation: RemediationConfig = RemediationConfig()
     time_intervals: tuple[TimeIntervalsConfig, ...] = ()
     token: SecretStr | None = None
     token_source: str | None = None

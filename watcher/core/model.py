@@ -84,6 +84,8 @@ class EventKind(StrEnum):
     KNOWLEDGE_BASE_MISSING = "knowledge_base_missing"
     KNOWLEDGE_BASE_FOUND = "knowledge_base_found"
     SILENCE_ENDED = "silence_ended"  # a silence ended: the problems it hid that are still open
+    COST_SPIKE = "cost_spike"  # a job cost over N times its KB's recent median
+    REMEDIATED = "remediated"  # the watcher cancelled and restarted a stalled job (or would have)
     DIGEST = "digest"  # a route's scheduled summary (`digest =`), never asked for in `events`
 
     @property
@@ -151,6 +153,8 @@ _SEVERITY = {
     EventKind.KNOWLEDGE_BASE_MISSING: Severity.WARNING,
     EventKind.KNOWLEDGE_BASE_FOUND: Severity.SUCCESS,
     EventKind.SILENCE_ENDED: Severity.WARNING,
+    EventKind.COST_SPIKE: Severity.WARNING,
+    EventKind.REMEDIATED: Severity.WARNING,
     EventKind.DIGEST: Severity.INFO,
 }
 
@@ -302,6 +306,7 @@ class KnowledgeBase:
     created_at: datetime | None = None
     updated_at: datetime | None = None
     last_indexing_job: Job | None = None
+    embedding_model_uuid: str | None = None  # the model its cost is priced by
 
 
 @dataclass(frozen=True, slots=True)

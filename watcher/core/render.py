@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import quote
 
+from watcher.core.cost import eta
 from watcher.core.durations import format_elapsed
 from watcher.core.fit import Entry, clip, fit, more_text
 from watcher.core.inert import inert
@@ -58,8 +59,11 @@ _HEADLINE = {
     EventKind.KNOWLEDGE_BASE_MISSING: "knowledge base not found in the account",
     EventKind.KNOWLEDGE_BASE_FOUND: "knowledge base found again",
     EventKind.SILENCE_ENDED: "silence ended, problems still open",
+    EventKind.COST_SPIKE: "indexing cost spike",
+    EventKind.REMEDIATED: "stalled job remediated",
     EventKind.DIGEST: "indexing digest",
 }
+_ETA_KINDS = frozenset({EventKind.STALLED, EventKind.RECOVERED})  # a running job's alerts
 # `recovered` for a job that ended (sent alone to a route that did not ask for the outcome).
 RECOVERED_BY_ENDING = "indexing finished after a stall"
 
@@ -359,7 +363,8 @@ def _facts(t: Transition, dashboard: str) -> tuple[Item, ...]:
     job = t.job
     if job is not None:
         lines.append((plain("Job: "), code(job.uuid)))
-        lines.append((plain(f"Outcome: {_state_text(job)}"),))
+        if t.kind is not EventKind.REMEDIATED:  # it names the stalled job, not its state
+            lines.append((plain(f"Outcome: {_state_text(job)}"),))
         duration = _duration(job, t.api_at)
         if duration is not None:
             lines.append((plain(f"Duration: {format_elapsed(duration)}"),))
@@ -369,6 +374,10 @@ def _facts(t: Transition, dashboard: str) -> tuple[Item, ...]:
         tokens = job.total_tokens if job.total_tokens is not None else job.tokens
         if tokens is not None:
             lines.append((plain(f"Tokens: {tokens:,}"),))
+        if t.cost is not None:
+            lines.append((plain(f"Cost: {t.cost.text()}"),))
+        if t.api_at is not None and t.kind in _ETA_KINDS and not job.is_terminal:
+            lines.append((plain(eta(job, t.api_at).text()),))
         if job.data_source_jobs or job.total_items_indexed is not None:
             items = (
                 f"Items: {job.items_indexed:,} indexed, {job.items_failed:,} failed, "

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from watcher.core.clocks import Elapsed
+from watcher.core.cost import JobCost
 from watcher.core.model import EventKind, Job, KnowledgeBase, Severity
 
 
@@ -180,6 +181,8 @@ class Transition:
     api_at: datetime | None = None
     silence_id: str | None = None  # `silence_ended`: the silence that ended
     open_problems: tuple[OpenProblem, ...] = ()  # `silence_ended`: what it hid, still open
+    cost: JobCost | None = None  # a finished job's cost (`watcher.core.cost`), when priced
+    spike_ratio: float | None = None  # `cost_spike`: the cost over its KB's recent median
 
     @property
     def job_uuid(self) -> str | None:

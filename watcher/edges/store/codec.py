@@ -17,6 +17,7 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from watcher.core.clocks import Elapsed
+from watcher.core.cost import JobCost
 from watcher.core.model import DataSourceJob, DataSourceStatus, EventKind, Job, Phase, Status
 from watcher.core.outbox import FailureCause, TargetResult
 from watcher.core.state import JobState, OpenProblem, Sighting, StallReason, Transition
@@ -50,7 +51,7 @@ def _encode_value(value: Any) -> Any:
         return encode_data_source_job(value)
     if isinstance(value, Job):
         return encode_job(value)
-    if isinstance(value, OpenProblem):
+    if isinstance(value, OpenProblem | JobCost):
         return _encode(value)
     if isinstance(value, Sighting):
         return {"first": value.first.encode(), "moved": value.moved.encode()}
@@ -169,6 +170,7 @@ _TRANSITION_DECODERS: Mapping[str, _Decoder] = {
     "open_problems": lambda items: tuple(
         _decode(OpenProblem, item, {"problem": _strict_enum(EventKind)}) for item in items
     ),
+    "cost": lambda data: _decode(JobCost, data, {}),
 }
 
 
