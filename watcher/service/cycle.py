@@ -22,6 +22,10 @@ base or one delivery is logged and survived. The steps:
 
 A cycle has a deadline (`CycleSettings.deadline`, on the event loop's monotonic clock): its
 API reads end there and the cycle counts as a failed API read (towards `api_unreachable`).
+Only the KB list is mandatory: each optional read (job lists, followed jobs, a failed job's
+details) ends within its own share of what is left (`watcher.core.reads.read_share`), the
+lists a quarter of the deadline before its end, so an endpoint that never answers costs
+that read alone: the other KBs' jobs are still alerted in that cycle, on time.
 Delivery waits for its rounds a bounded time too (a slow route goes on in the background).
 So a cycle always ends, and the daemon's next one starts on time.
 """
@@ -64,6 +68,7 @@ from watcher.core.ports import (
     StateStore,
 )
 from watcher.core.present import Presentation
+from watcher.core.reads import DETAILS_RESERVE
 from watcher.core.render import DASHBOARD
 from watcher.core.state import Change, Observation, Policy, Transition, WatchState, changed
 from watcher.core.tolerance import Tolerances, tolerate
@@ -73,7 +78,7 @@ from watcher.service.accountcheck import AccountCheck
 from watcher.service.costs import PriceBook
 from watcher.service.digests import Digests
 from watcher.service.dispatch import Dispatcher, DispatchSettings
-from watcher.service.observe import BASELINE_KEY, Observer, Sight
+from watcher.service.observe import BASELINE_KEY, Observer, ReadDeadline, Sight
 from watcher.service.remedies import Remedies
 from watcher.service.silencing import Silencer
 
@@ -173,6 +178,7 @@ class Cycle:
             notifier,
             settings.dispatch(),
             clock,
+            elapsed=elapsed,
             monotonic=monotonic,
             sleep=sleep,
             silences=silences,
@@ -202,15 +208,17 @@ class Cycle:
 
     async def _poll(self, cycle_id: str) -> CycleReport:
         """Fetch, detect, decide and record; the API's reads end at the cycle's deadline."""
-        until = asyncio.get_running_loop().time() + self.settings.deadline.total_seconds()
+        seconds = self.settings.deadline.total_seconds()
+        until = asyncio.get_running_loop().time() + seconds
+        reads = ReadDeadline(until, reserve=seconds * DETAILS_RESERVE)
         began = self.elapsed()
         try:
             async with asyncio.timeout_at(until):
-                sight = await self.observer.observe()
+                sight = await self.observer.observe(reads)
             now = self.now()
             state, transitions, meta = await self._detect(sight, now, began)
-            async with asyncio.timeout_at(until):
-                transitions = await self.observer.with_details(transitions)
+            # optional reads only, each within its share of what is left: ends by `until`
+            transitions = await self.observer.with_details(transitions, reads)
             transitions = tolerate(transitions, self.settings.tolerances)  # needs the details
         except (SourceError, TimeoutError) as exc:
             return await self._fetch_failed(cycle_id, exc)

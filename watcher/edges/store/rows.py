@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
 
+from watcher.core.clocks import Elapsed
 from watcher.core.lease import LeaseTime
 from watcher.core.model import Phase, Status
 from watcher.core.outbox import DeliveryState, OutboxItem, Settlement, TargetResult
@@ -36,10 +37,17 @@ _EXPIRE: Final = """
 # far). Rows go out in the order they were written (`id`), never by a wall-clock time a step
 # may have skewed.
 _CANDIDATES: Final = """
-    SELECT id FROM outbox
+    SELECT id, claim_clock, claim_expires FROM outbox
     WHERE state = 'pending'
         AND (next_attempt_at <= ? OR (next_attempt_at > ? AND held_by IS NULL))
     ORDER BY id LIMIT ?"""
+# While a row is pending after a failed attempt, the claim columns hold the elapsed-clock
+# reading of its first failure, which `delivery.dead_after` is measured from
+# (`watcher.core.decide`): `claim_clock` is `failing:<boot id>` and `claim_expires` the seconds
+# since that boot (CLOCK_BOOTTIME, the lease clock's clock). A claim overwrites them, so the
+# claimer reads them first and writes them back with the row's settlement; a claim that
+# expires (its sender stopped) loses them, and the row is measured again from its next failure.
+FAILING: Final = "failing:"
 _CLAIM: Final = """
     UPDATE outbox SET state = 'sending', claimed_at = ?, claim_token = ?, claim_epoch = ?,
         claim_clock = ?, claim_expires = ?
@@ -58,7 +66,7 @@ _SETTLE: Final = """
     UPDATE outbox SET state = ?, attempts = ?, last_error = ?, targets = ?,
         sent_at = COALESCE(?, sent_at), settled_at = ?,
         next_attempt_at = COALESCE(?, next_attempt_at), claimed_at = NULL, claim_token = NULL,
-        claim_epoch = NULL, claim_clock = NULL, claim_expires = NULL,
+        claim_epoch = NULL, claim_clock = ?, claim_expires = ?,
         held_by = COALESCE(?, held_by), held_until = COALESCE(?, held_until), silence_id = ?
     WHERE id = ? AND state = 'sending'"""
 _UPSERT_KB: Final = """
@@ -327,19 +335,33 @@ def claim_rows(
     seconds = lease.total_seconds()
     conn.execute(_EXPIRE, (clock.clock, clock.seconds, clock.seconds + seconds))
     expires = clock.seconds + seconds
-    for (row_id,) in conn.execute(_CANDIDATES, (at, horizon, limit)).fetchall():
+    failing: dict[int, Elapsed | None] = {}
+    for row_id, failing_clock, failing_at in conn.execute(
+        _CANDIDATES, (at, horizon, limit)
+    ).fetchall():
+        failing[int(row_id)] = decode_failing(failing_clock, failing_at)
         # rowcount 0: another store claimed it
         conn.execute(_CLAIM, (at, token, epoch, clock.clock, expires, row_id))
     items = []
     for row in conn.execute(_CLAIMED, (token,)).fetchall():
         try:
-            items.append(_outbox_item(row))
+            items.append(_outbox_item(row, failing.get(int(row[0]))))
         except (ValueError, TypeError) as exc:
             conn.execute(_BURY, (at, f"undecodable event payload: {exc}", row[0]))
     return items
 
 
-def _outbox_item(row: tuple[Any, ...]) -> OutboxItem:
+def decode_failing(clock: object, seconds: object) -> Elapsed | None:
+    """The first failure's elapsed-clock reading kept in a pending row's claim columns (None
+    for anything else: no failure yet, or an older version's values)."""
+    if not isinstance(clock, str) or not clock.startswith(FAILING):
+        return None
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float):
+        return None
+    return Elapsed(float(seconds), clock.removeprefix(FAILING))
+
+
+def _outbox_item(row: tuple[Any, ...], failing: Elapsed | None = None) -> OutboxItem:
     targets = _targets(row[7])
     return OutboxItem(
         id=int(row[0]),
@@ -351,6 +373,7 @@ def _outbox_item(row: tuple[Any, ...]) -> OutboxItem:
         last_error=row[4],
         delivered=frozenset(t.index for t in targets if t.ok and t.index is not None),
         last_targets=targets,
+        failing_for=failing,
         held_by=row[8],
         held_until=schema.from_db_or_none(row[9]),
     )
@@ -376,6 +399,7 @@ def settle_row(settlement: Settlement, token: str | None) -> tuple[str, tuple[An
     if state is DeliveryState.PENDING:
         next_at = schema.to_db(settlement.next_attempt_at or settlement.at)
     targets = settlement.targets
+    failing = settlement.failing_for if state is DeliveryState.PENDING else None
     params: tuple[Any, ...] = (
         state.value,
         settlement.attempts,
@@ -384,6 +408,8 @@ def settle_row(settlement: Settlement, token: str | None) -> tuple[str, tuple[An
         at if state is DeliveryState.SENT else None,
         at if state in _SETTLED else None,
         next_at,
+        f"{FAILING}{failing.boot}" if failing is not None else None,
+        failing.seconds if failing is not None else None,
         settlement.held_by,
         schema.to_db(settlement.next_attempt_at)
         if settlement.held_by is not None and settlement.next_attempt_at is not None

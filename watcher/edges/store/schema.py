@@ -124,7 +124,10 @@ _V4: Final = ("ALTER TABLE jobs ADD COLUMN corrections INTEGER NOT NULL DEFAULT 
 # Version 5: when each outbox claim expires, on the store's lease clock (`claim_clock` names it:
 # the boot-time clock and boot id, `watcher.edges.host.lease_time`; `claim_expires` is seconds
 # on it), never on the wall clock a step moves. Claims made before (NULL clock) are on no
-# known clock: the next claimer returns them to the queue at once.
+# known clock: the next claimer returns them to the queue at once. While a row is pending
+# after a failure, the same two columns keep the elapsed-clock reading of its first failure
+# (`claim_clock` `failing:<boot id>`, `claim_expires` seconds since boot), which
+# `delivery.dead_after` is measured from (issue 9; no migration: see `rows.FAILING`).
 _V5: Final = (
     "ALTER TABLE outbox ADD COLUMN claim_clock TEXT",
     "ALTER TABLE outbox ADD COLUMN claim_expires REAL",

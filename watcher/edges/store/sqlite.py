@@ -200,12 +200,13 @@ class SqliteStore(StoreReads):
 
     async def retry_dead(self, now: datetime, ids: Collection[int] | None = None) -> list[int]:
         """Put dead-letter rows (all, or the ids given) back in the queue with 0 attempts and
-        a fresh `dead_after` window (counted from `now`); return the ids queued again. The
-        URLs a row already reached stay remembered, so they do not hear it twice."""
+        a fresh `dead_after` window (counted from their next failure); return the ids queued
+        again. The URLs a row already reached stay remembered, so they do not hear it twice."""
         at = schema.to_db(now)
         sql = (
             "UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_at = ?,"
-            " created_at = ?, settled_at = NULL WHERE state = 'dead' AND id = ?"
+            " created_at = ?, settled_at = NULL, claim_clock = NULL, claim_expires = NULL"
+            " WHERE state = 'dead' AND id = ?"
         )
 
         def write(conn: sqlite3.Connection) -> list[int]:
