@@ -9,11 +9,13 @@ base or one delivery is logged and survived. The steps:
 - detect (`watcher.core.detect`, `watcher.service.accountcheck`): the transitions, and the
   details of failed and partial jobs (a partial job within its KB's error budget is then
   told as completed: `watcher.core.tolerance`);
-- decide (`watcher.core.decide.route`): which routes get which event;
+- decide (`watcher.core.decide.route`): which routes get which event; then the KBs' incidents
+  (`watcher.core.incidents.track`): the alerts say which failure in a row they are, and the
+  reminders and escalations due join the cycle's events;
 - cost (`watcher.core.costing`): each outcome's cost from its KB's model price
   (`watcher.service.costs`, read about hourly), and `cost_spike`;
-- record: states, events and outbox rows in one transaction, with the API's health (and the
-  intents of remediation, `watcher.service.remedies`, which acts after it);
+- record: states, incidents, events and outbox rows in one transaction, with the API's health
+  (and the intents of remediation, `watcher.service.remedies`, which acts after it);
 - silences (`watcher.service.silencing`): the end of each silence that ended is announced;
 - digests (`watcher.service.digests`): each route's digest whose slot passed is recorded;
 - deliver (`watcher.service.dispatch`): what is due in the outbox goes out, but what a
@@ -56,7 +58,8 @@ from watcher.core.decide import RetryPolicy, RouteRule, route
 from watcher.core.detect import detect
 from watcher.core.digest import DigestSchedule
 from watcher.core.errors import ApiStatusError, SourceError
-from watcher.core.model import EventKind, KnowledgeBase, WatchedKb
+from watcher.core.incidents import track
+from watcher.core.model import INCIDENT_EVENTS, EventKind, KnowledgeBase, WatchedKb
 from watcher.core.outbox import SettleReason
 from watcher.core.ports import (
     DigestReads,
@@ -69,6 +72,7 @@ from watcher.core.ports import (
 )
 from watcher.core.present import Presentation
 from watcher.core.reads import DETAILS_RESERVE
+from watcher.core.reminders import IncidentRule
 from watcher.core.render import DASHBOARD
 from watcher.core.state import Change, Observation, Policy, Transition, WatchState, changed
 from watcher.core.tolerance import Tolerances, tolerate
@@ -107,6 +111,7 @@ class CycleSettings:
     delivery_failing_after: timedelta = timedelta(minutes=10)
     tolerances: Tolerances = field(default_factory=Tolerances)  # error budgets per KB
     presentations: Mapping[str, Presentation] = field(default_factory=dict)  # per route
+    incident_rules: tuple[IncidentRule, ...] = ()  # per route: repeat_after, escalate_*
     spike_rule: SpikeRule = field(default_factory=SpikeRule)  # `cost_spike` (off by default)
     route_spike_factors: Mapping[str, float] = field(default_factory=dict)  # routes' own
     mutes: Mapping[str, tuple[TimeWindow, ...]] = field(default_factory=dict)  # mute_during
@@ -167,7 +172,8 @@ class Cycle:
         self._prices_written: str | None = None
         self.digests = None
         if digest_reads is not None and settings.digests:
-            self.digests = Digests(digest_reads, store, meta, settings.digests, clock)
+            scopes = {rule.name: rule.knowledge_bases for rule in settings.rules}
+            self.digests = Digests(digest_reads, store, meta, settings.digests, clock, scopes)
         self.settings, self.clock, self.elapsed = settings, clock, elapsed
         self.observer = Observer(source, store, meta, settings.watched, settings.per_page)
         self.account_check = AccountCheck(meta, settings.watched, settings.route_refs)
@@ -227,21 +233,32 @@ class Cycle:
             cost_meta |= await self.remedies.plan(transitions)
         deliveries = route(transitions, self.settings.rules)
         deliveries = keep_spikes(deliveries, transitions, self.settings.route_spike_factors)
+        rules, opened = self.settings.incident_rules, sight.previous.incidents
+        tracked = track(opened, transitions, deliveries, rules, now)
         # `api_recovered` first, so that its alert comes before the news it lets through.
         await self._api_outcome(cycle_id, now, None)
         kbs, jobs = changed(sight.previous, state)
-        change = Change(cycle_id, now.wall, kbs, jobs, transitions, deliveries)
+        change = Change(
+            cycle_id,
+            now.wall,
+            kbs,
+            jobs,
+            tracked.transitions,
+            tracked.deliveries,
+            incidents=tracked.incidents,
+        )
         await self._record(change, sight.previous, state, meta | cost_meta)
         if self.remedies is not None:
-            await self.remedies.act(cycle_id, now.wall, now.api)
-        for t in transitions:
-            log.info(f"job_{t.kind.value}", kb=t.kb_uuid, job=t.job_uuid, event_id=t.event_id)
+            await self.remedies.act(cycle_id, now.wall, now.api, until)
+        for t in tracked.transitions:
+            about = "incident" if t.kind in INCIDENT_EVENTS else "job"
+            log.info(f"{about}_{t.kind.value}", kb=t.kb_uuid, job=t.job_uuid, event_id=t.event_id)
         return CycleReport(
             cycle_id=cycle_id,
             ok=True,
             knowledge_bases=len(sight.kbs),
             active_jobs=sum(1 for s in state.jobs.values() if not s.done),
-            events=tuple(t.kind for t in transitions),
+            events=tuple(t.kind for t in tracked.transitions),
         )
 
     async def _detect(

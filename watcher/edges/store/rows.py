@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
@@ -20,6 +20,7 @@ from watcher.core.model import Phase, Status
 from watcher.core.outbox import DeliveryState, OutboxItem, Settlement, TargetResult
 from watcher.core.state import Change, JobState, KbState, StallReason, WatchState
 from watcher.edges.store import codec, schema
+from watcher.edges.store import incidents as incident_rows
 
 # A claim lasts until `claim_expires` on the lease clock named `claim_clock` (CLOCK_BOOTTIME and
 # the boot id: it never steps). A claim on another clock (another boot, or made before claims
@@ -33,13 +34,15 @@ _EXPIRE: Final = """
     WHERE state = 'sending' AND (claim_clock IS NULL OR claim_clock <> ?
         OR claim_expires IS NULL OR claim_expires <= ? OR claim_expires > ?)"""
 # Due: the retry time has come, or lies further ahead than any backoff allows (only a step of
-# the wall clock puts it there; a row held by quiet hours waits for the window's end, however
-# far). Rows go out in the order they were written (`id`), never by a wall-clock time a step
+# the wall clock puts it there; a row still held by quiet hours, `next_attempt_at` its
+# `held_until`, waits for the window's end, however far; once released, its retries are any
+# row's). Rows go out in the order they were written (`id`), never by a wall-clock time a step
 # may have skewed.
 _CANDIDATES: Final = """
     SELECT id, claim_clock, claim_expires FROM outbox
     WHERE state = 'pending'
-        AND (next_attempt_at <= ? OR (next_attempt_at > ? AND held_by IS NULL))
+        AND (next_attempt_at <= ? OR (next_attempt_at > ?
+            AND (held_by IS NULL OR held_until IS NULL OR next_attempt_at <> held_until)))
     ORDER BY id LIMIT ?"""
 # While a row is pending after a failed attempt, the claim columns hold the elapsed-clock
 # reading of its first failure, which `delivery.dead_after` is measured from
@@ -148,6 +151,8 @@ class ChangeRows:
     events: list[tuple[Any, ...]]
     outbox: list[tuple[Any, ...]]
     meta: list[tuple[str, str | None]]
+    incidents: list[tuple[Any, ...]] = field(default_factory=list)
+    guarded: list[tuple[Any, ...]] = field(default_factory=list)  # reminders, escalations
 
 
 def render_change(change: Change, meta: Mapping[str, str | None]) -> ChangeRows:
@@ -169,8 +174,14 @@ def render_change(change: Change, meta: Mapping[str, str | None]) -> ChangeRows:
             )
             for t in change.transitions
         ],
-        outbox=[(d.event_id, d.route, at, at) for d in change.deliveries],
+        outbox=[(d.event_id, d.route, at, at) for d in change.deliveries if d.incident is None],
         meta=list(meta.items()),
+        incidents=[incident_rows.incident_row(i, at) for i in change.incidents],
+        guarded=[
+            (d.event_id, d.route, at, at, d.incident)
+            for d in change.deliveries
+            if d.incident is not None
+        ],
     )
 
 
@@ -180,11 +191,14 @@ def _kb_row(kb: KbState, at: str) -> tuple[Any, ...]:
 
 
 def write_change(conn: sqlite3.Connection, rows: ChangeRows) -> None:
-    """Upsert KBs and jobs, add new events and outbox rows, write meta (inside a transaction)."""
+    """Upsert KBs, jobs and incidents, add new events and outbox rows (a reminder's or an
+    escalation's only while its incident is unacknowledged), write meta (inside a transaction)."""
     conn.executemany(_UPSERT_KB, rows.kbs)
     conn.executemany(_UPSERT_JOB, rows.jobs)
+    conn.executemany(incident_rows.UPSERT, rows.incidents)
     conn.executemany(_INSERT_EVENT, rows.events)
     conn.executemany(_INSERT_OUTBOX, rows.outbox)
+    conn.executemany(incident_rows.GUARDED_OUTBOX, rows.guarded)
     write_meta(conn, rows.meta)
 
 
@@ -295,11 +309,12 @@ def load_rows(
             marks = ", ".join("?" * len(chunk))
             sql = f"{_JOBS_BY_UUID} ({marks}) AND done = 1"
             rows.extend(conn.execute(sql, chunk))
+        opened = {i.kb_uuid: i for i in incident_rows.open_incidents(conn, path)}
     finally:
         conn.execute("COMMIT")
     decode = cache.decode if cache is not None else job_state_from_row
     states = (decode(tuple(row), path) for row in rows)
-    return WatchState(kbs=kbs, jobs={state.uuid: state for state in states})
+    return WatchState(kbs=kbs, jobs={state.uuid: state for state in states}, incidents=opened)
 
 
 def claim_rows(
@@ -427,4 +442,5 @@ def prune_rows(conn: sqlite3.Connection, cutoff: str, keep_per_kb: int) -> int:
     deleted = conn.execute(_PRUNE_OUTBOX, (cutoff,)).rowcount
     deleted += conn.execute(_PRUNE_EVENTS, (cutoff,)).rowcount
     deleted += conn.execute(_PRUNE_JOBS, (cutoff, keep_per_kb)).rowcount
+    deleted += conn.execute(incident_rows.PRUNE, (cutoff,)).rowcount
     return int(deleted)

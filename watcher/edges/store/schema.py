@@ -143,6 +143,30 @@ _V6: Final = (
     "ALTER TABLE outbox ADD COLUMN held_until TEXT",
 )
 
+# Incidents (issue 16, see `watcher.core.incidents`): one row per incident of a knowledge base,
+# at most one open per KB (the partial unique index). `notices` is JSON (per route: the
+# elapsed-clock readings reminders and escalation are measured on); the acknowledgement
+# columns are written by `watcher ack` alone, never by the daemon's upsert.
+_V_INCIDENTS: Final = (
+    """CREATE TABLE incidents (
+        id TEXT PRIMARY KEY,
+        kb_uuid TEXT NOT NULL,
+        kb_name TEXT,
+        opened_at TEXT NOT NULL,
+        api_since TEXT,
+        failures INTEGER NOT NULL,
+        last_kind TEXT NOT NULL,
+        last_job_uuid TEXT,
+        notices TEXT NOT NULL,
+        closed_at TEXT,
+        acked_by TEXT,
+        acked_at TEXT,
+        ack_comment TEXT,
+        updated TEXT NOT NULL
+    )""",
+    "CREATE UNIQUE INDEX incidents_open_kb ON incidents (kb_uuid) WHERE closed_at IS NULL",
+)
+
 # Version 8 (issue 16, silences; the lead renumbers at merge): the silences people add with
 # `watcher silence add` (`watcher.core.silences`; NULL matchers mean every KB / every event),
 # and the outbox's new state `silenced` with the silence that held the row. A CHECK cannot be
@@ -205,6 +229,7 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
     _V4,
     _V5,
     _V6,
+    _V_INCIDENTS,
     _V_SILENCES,
 )
 """`MIGRATIONS[n]` takes a store from schema version n to n + 1."""

@@ -14,6 +14,7 @@ from watcher.core.outbox import DeliveryState
 from watcher.core.snapshot import DeadLetter, KbSnapshot, RouteBacklog, StoreSnapshot
 from watcher.core.state import JobCondition, JobState, job_condition
 from watcher.edges.store import schema
+from watcher.edges.store.incidents import open_incidents
 from watcher.edges.store.rows import job_state_from_row, open_job_states
 
 _KBS: Final = """
@@ -29,10 +30,13 @@ _KBS: Final = """
 _ROUTES: Final = """
     SELECT route, SUM(state = 'pending'), SUM(state = 'sending'), SUM(state = 'dead'),
         SUM(CASE WHEN state = 'pending' AND held_by IS NOT NULL AND next_attempt_at > ?
+            AND next_attempt_at = held_until
             THEN 1 ELSE 0 END),
         MAX(CASE WHEN state = 'pending' AND held_by IS NOT NULL AND next_attempt_at > ?
+            AND next_attempt_at = held_until
             THEN held_by END),
         MAX(CASE WHEN state = 'pending' AND held_by IS NOT NULL AND next_attempt_at > ?
+            AND next_attempt_at = held_until
             THEN next_attempt_at END)
     FROM outbox WHERE state IN ('pending', 'sending', 'dead')
     GROUP BY route ORDER BY route"""
@@ -147,6 +151,7 @@ def read_snapshot(
             last_cycle_at=_meta_time(conn, schema.META_LAST_CYCLE),
             created_at=_meta_time(conn, schema.META_CREATED),
             schema_version=schema.schema_version(conn),
+            incidents=open_incidents(conn, path) if detail else (),
         )
     finally:
         conn.execute("COMMIT")

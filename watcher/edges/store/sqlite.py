@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from watcher.core.digest import KbLatest
+from watcher.core.incident import Ack, Incident
 from watcher.core.outbox import DeliveryState, OutboxItem, Settlement
 from watcher.core.silences import HeldRow, Silence
 from watcher.core.snapshot import StoreSnapshot
@@ -27,6 +28,8 @@ from watcher.edges.store.browse import StoreReads
 from watcher.edges.store.conn import DEFAULT_LEASE, Fence
 from watcher.edges.store.deliveries import read as in_read
 from watcher.edges.store.digests import read_digest_facts
+from watcher.edges.store.held import release_held_rows
+from watcher.edges.store.incidents import acknowledge, open_incidents
 from watcher.edges.store.rows import (
     JobCache,
     claim_rows,
@@ -163,6 +166,15 @@ class SqliteStore(StoreReads):
             Fence.HOLDER,
         )
 
+    async def release_held(self, ends: Mapping[str, datetime], now: datetime) -> int:
+        """Rows held by quiet hours the configuration no longer backs: due at their route's
+        current quiet's end (`ends`) or `now` (`watcher.edges.store.held`); the count."""
+        return await self._write(
+            "releasing held deliveries",
+            lambda conn: release_held_rows(conn, ends, now),
+            Fence.IF_HELD,
+        )
+
     async def digest_facts(
         self, since: datetime | None, until: datetime
     ) -> tuple[tuple[Transition, ...], tuple[KbLatest, ...]]:
@@ -217,6 +229,20 @@ class SqliteStore(StoreReads):
             return [i for i in wanted if conn.execute(sql, (at, at, i)).rowcount]
 
         return await self._write("retrying dead letters", write, Fence.NONE)
+
+    async def open_incidents(self) -> tuple[Incident, ...]:
+        """Every open incident, oldest first, with its acknowledgement if any."""
+        return await self._run("reading incidents", lambda conn: open_incidents(conn, self.path))
+
+    async def acknowledge(self, ref: str, ack: Ack) -> Incident:
+        """Acknowledge the open incident of the KB `ref` names (name, uuid, or a job's uuid):
+        no more reminders or escalation for it. `AckRefused` when there is none to ack.
+        Like `retry_dead`, an operator's write beside a running daemon (no lease needed)."""
+        return await self._write(
+            "acknowledging an incident",
+            lambda conn: acknowledge(conn, self.path, ref, ack),
+            Fence.NONE,
+        )
 
     async def dead_letter_count(self) -> int:
         """How many outbox rows gave up (state dead)."""
