@@ -184,6 +184,9 @@ class Transition:
     api_at: datetime | None = None
     silence_id: str | None = None  # `silence_ended`: the silence that ended
     open_problems: tuple[OpenProblem, ...] = ()  # `silence_ended`: what it hid, still open
+    # A finished job's per-file report: whether it was kept, and its most frequent errors
+    # (lines of plain text, `watcher.core.report.report_note`); None when it has none.
+    report: str | None = None
     incident: IncidentNote | None = None  # the KB's incident, as this alert tells it
     cost: JobCost | None = None  # a finished job's cost (`watcher.core.cost`), when priced
     spike_ratio: float | None = None  # `cost_spike`: the cost over its KB's recent median
