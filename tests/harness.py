@@ -71,6 +71,7 @@ HEADLINES: dict[EventKind, str] = {
     EventKind.CORRECTED: "indexing outcome corrected",
     EventKind.DATABASE_UNHEALTHY: "knowledge base database not online",
     EventKind.DATABASE_RECOVERED: "knowledge base database online again",
+    EventKind.SILENCE_ENDED: "silence ended, problems still open",
     EventKind.SCHEDULE_MISSED: "scheduled indexing did not run",
     EventKind.SCHEDULE_DISABLED: "scheduled indexing turned off",
     EventKind.STALE: "knowledge base stale (no successful indexing lately)",

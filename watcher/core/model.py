@@ -85,6 +85,7 @@ class EventKind(StrEnum):
     KNOWLEDGE_BASE_FOUND = "knowledge_base_found"
     DATABASE_UNHEALTHY = "database_unhealthy"  # a KB's database is not ONLINE
     DATABASE_RECOVERED = "database_recovered"  # it is ONLINE again
+    SILENCE_ENDED = "silence_ended"  # a silence ended: the problems it hid that are still open
     SCHEDULE_MISSED = "schedule_missed"  # a scheduled run passed its grace with no new job
     SCHEDULE_DISABLED = "schedule_disabled"  # a KB's indexing schedule was turned off
     STALE = "stale"  # no completed or no_changes job finished within `fresh_within`
@@ -130,6 +131,7 @@ _WATCHER_EVENTS = frozenset(
         EventKind.DELIVERY_RECOVERED,
         EventKind.DATABASE_UNHEALTHY,
         EventKind.DATABASE_RECOVERED,
+        EventKind.SILENCE_ENDED,
         EventKind.SCHEDULE_MISSED,
         EventKind.SCHEDULE_DISABLED,
         EventKind.STALE,
@@ -171,6 +173,7 @@ _SEVERITY = {
     EventKind.KNOWLEDGE_BASE_FOUND: Severity.SUCCESS,
     EventKind.DATABASE_UNHEALTHY: Severity.FAILURE,
     EventKind.DATABASE_RECOVERED: Severity.SUCCESS,
+    EventKind.SILENCE_ENDED: Severity.WARNING,
     EventKind.SCHEDULE_MISSED: Severity.WARNING,
     EventKind.SCHEDULE_DISABLED: Severity.WARNING,
     EventKind.STALE: Severity.WARNING,

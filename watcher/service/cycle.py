@@ -19,9 +19,11 @@ base or one delivery is logged and survived. The steps:
 - extra reads (`watcher.service.extrarun`): what the budget's share allows of the reads beyond
   the polling (data sources, database health, agents), after the poll was recorded; their
   facts annotate the next alerts (`watcher.core.facts.with_facts`);
+- silences (`watcher.service.silencing`): the end of each silence that ended is announced;
 - digests (`watcher.service.digests`): each route's digest whose slot passed is recorded;
-- deliver (`watcher.service.dispatch`): what is due in the outbox goes out (a route in its
-  quiet hours holds it until they end, `watcher.core.quiet`).
+- deliver (`watcher.service.dispatch`): what is due in the outbox goes out, but what a
+  silence holds (recorded as silenced); a route in its quiet hours holds it until they end
+  (`watcher.core.quiet`).
 
 A cycle has a deadline (`CycleSettings.deadline`, on the event loop's monotonic clock): its
 API reads end there and the cycle counts as a failed API read (towards `api_unreachable`).
@@ -70,6 +72,7 @@ from watcher.core.ports import (
     MetaStore,
     Notifier,
     Outbox,
+    SilenceBook,
     Source,
     StateStore,
 )
@@ -89,6 +92,7 @@ from watcher.service.extrarun import ExtraReads, ExtrasSettings
 from watcher.service.kbwatch import KB_EVENTS, KbWatcher, KbWatchSettings
 from watcher.service.observe import BASELINE_KEY, Observer, ReadDeadline, Sight
 from watcher.service.remedies import Remedies
+from watcher.service.silencing import Silencer
 
 log = structlog.get_logger(__name__)
 
@@ -173,6 +177,7 @@ class Cycle:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         extra_source: ExtraSource | None = None,
         facts: FactStore | None = None,
+        silences: SilenceBook | None = None,
         extra: ExtraSource | None = None,
         digest_reads: DigestReads | None = None,
         prices: PriceBook | None = None,
@@ -199,7 +204,10 @@ class Cycle:
             elapsed=elapsed,
             monotonic=monotonic,
             sleep=sleep,
+            silences=silences,
         )
+        routes = [rule.name for rule in settings.rules]
+        self.silencer = Silencer(silences, routes, clock) if silences is not None else None
         self.current_id: str | None = None  # the id of the cycle running (or last run)
         self.extras: ExtraReads | None = None
         if settings.extras is not None and extra_source is not None and facts is not None:
@@ -215,6 +223,8 @@ class Cycle:
             self._sent_before = self.extras.source.requests_sent if self.extras else 0
             report = await self._poll(cycle_id)
             report = await self._extra_reads(report)
+            if self.silencer is not None:  # silences that ended: what they hid, still open
+                await self.silencer.end_silences()
             if self.digests is not None:  # due on the wall clock, whatever the API did
                 await self.digests.record_due()
             delivered = await self.deliver()

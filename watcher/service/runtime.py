@@ -347,6 +347,7 @@ async def open_runtime(
         elapsed=elapsed,
         extra_source=client,
         facts=GuardedFacts(store),
+        silences=store,
         extra=client,
         prices=PriceBook(client, config.cost.prices_every, elapsed, guarded),
         remedies=remedies(config, client, guarded),

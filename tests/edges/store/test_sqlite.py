@@ -487,7 +487,13 @@ async def test_snapshot_shows_each_kb_latest_job_and_the_outbox(store: SqliteSto
         False,
         latest.started_at,
     )
-    assert snap.outbox_by_state == {"pending": 0, "sending": 1, "sent": 0, "dead": 1}
+    assert snap.outbox_by_state == {
+        "pending": 0,
+        "sending": 1,
+        "sent": 0,
+        "dead": 1,
+        "silenced": 0,
+    }
     routes = [(r.route, r.pending, r.sending, r.dead) for r in snap.routes]
     assert routes == [("email", 0, 1, 0), ("ops", 0, 0, 1)]
     assert (snap.undelivered, snap.dead) == (1, 1)
