@@ -80,9 +80,13 @@ def _holder(holder_id: str | None, info: str | None) -> Holder | None:
         return Holder(holder_id, "a watcher", "an unknown host", 0, "an unknown time")
 
 
-def read_lease(conn: sqlite3.Connection, name: str = STORE_LEASE) -> Lease | None:
-    """The lease row, or None when the store was never held."""
-    row = conn.execute(_READ, (name,)).fetchone()
+def read_lease(
+    conn: sqlite3.Connection, name: str = STORE_LEASE, *, lock: bool = False
+) -> Lease | None:
+    """The lease row, or None when the store was never held. `lock` (inside a write): the
+    row is locked until the transaction ends (PostgreSQL `FOR SHARE`; SQLite's write lock
+    already covers it), so a takeover waits for this write and the next write sees it."""
+    row = conn.execute(_READ + (" /*pg: FOR SHARE*/" if lock else ""), (name,)).fetchone()
     if row is None:
         return None
     return Lease(_holder(row[0], row[5]), int(row[1]), str(row[2]), float(row[3]), float(row[4]))
@@ -120,7 +124,7 @@ def fence(
     conn: sqlite3.Connection, path: Path, holder: Holder, epoch: int, name: str = STORE_LEASE
 ) -> None:
     """Raise `StoreHeld` unless `holder` still holds `epoch` (inside the write's transaction)."""
-    lease = read_lease(conn, name)
+    lease = read_lease(conn, name, lock=True)
     mine = lease is not None and lease.holder is not None and lease.holder.id == holder.id
     if mine and lease is not None and lease.epoch == epoch:
         return

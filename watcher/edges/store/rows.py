@@ -33,11 +33,12 @@ _EXPIRE: Final = """
         OR claim_expires IS NULL OR claim_expires <= ? OR claim_expires > ?)"""
 # Due: the retry time has come, or lies further ahead than any backoff allows (only a step of
 # the wall clock puts it there). Rows go out in the order they were written (`id`), never by
-# a wall-clock time a step may have skewed.
+# a wall-clock time a step may have skewed. On PostgreSQL, rows another replica is claiming
+# right now are skipped rather than waited for.
 _CANDIDATES: Final = """
     SELECT id FROM outbox
     WHERE state = 'pending' AND (next_attempt_at <= ? OR next_attempt_at > ?)
-    ORDER BY id LIMIT ?"""
+    ORDER BY id LIMIT ? /*pg: FOR UPDATE SKIP LOCKED*/"""
 _CLAIM: Final = """
     UPDATE outbox SET state = 'sending', claimed_at = ?, claim_token = ?, claim_epoch = ?,
         claim_clock = ?, claim_expires = ?

@@ -92,7 +92,7 @@ class SqliteStore(StoreReads):
                 limit=limit,
                 token=token,
                 longest_wait=longest_wait,
-                epoch=self._epoch,
+                epoch=None if self.shared_claims else self._epoch,
             ),
             Fence.IF_HELD,
         )
