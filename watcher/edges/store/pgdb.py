@@ -5,7 +5,7 @@ in the portable subset both engines speak (`ON CONFLICT`, conditional `UPDATE`, 
 functions, `COALESCE`, `CASE`) with `?` placeholders, and run it on "a connection": SQLite's
 own, or a `PgDb` wrapping a psycopg connection. `translate` is the whole difference:
 
-- `?` placeholders become `%s` (and a literal `%` becomes `%%`);
+- `?` placeholders become `%s` (outside string literals), every `%` becomes `%%`;
 - `INDEXED BY name` (an SQLite planner hint) is dropped;
 - `json_extract(col, '$.key')` becomes `(col::jsonb ->> 'key')` (text, read back by the callers);
 - `/*pg: ...*/` comments are unwrapped: PostgreSQL-only clauses such as `FOR UPDATE SKIP
@@ -49,9 +49,9 @@ def translate(sql: str) -> str:
     text = _PG_ONLY.sub(lambda m: m.group(1), sql)
     text = _INDEXED_BY.sub("", text)
     text = _JSON_EXTRACT.sub(lambda m: f"({m.group(1)}::jsonb ->> '{m.group(2)}')", text)
-    parts = _LITERAL.split(text)  # odd indexes are string literals: left as they are
+    parts = _LITERAL.split(text.replace("%", "%%"))  # odd indexes: string literals, kept
     for i in range(0, len(parts), 2):
-        parts[i] = parts[i].replace("%", "%%").replace("?", "%s")
+        parts[i] = parts[i].replace("?", "%s")
     return "".join(parts)
 
 
