@@ -24,8 +24,16 @@ _VERSION_TABLE: Final = """CREATE TABLE IF NOT EXISTS watcher_schema (
 
 
 def schema_version(db: PgDb) -> int:
-    """The schema version of the current schema (search_path), 0 when there is none yet."""
-    row = db.execute("SELECT to_regclass('watcher_schema') IS NOT NULL").fetchone()
+    """The schema version of the current schema (search_path), 0 when there is none yet.
+
+    Whether the table exists is read from `pg_tables` (a plain read, on the statement's
+    snapshot) rather than `to_regclass`, whose name cache may still miss a table another
+    replica created while this one waited for the migration lock.
+    """
+    row = db.execute(
+        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_tables"
+        " WHERE schemaname = current_schema() AND tablename = 'watcher_schema')"
+    ).fetchone()
     if not row[0]:
         return 0
     found = db.execute("SELECT version FROM watcher_schema WHERE id = 1").fetchone()

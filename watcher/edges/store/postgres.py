@@ -37,7 +37,7 @@ import psycopg_pool
 from psycopg.conninfo import conninfo_to_dict
 
 from watcher.core.errors import StoreError
-from watcher.core.lease import Holder, LeaseTime, Liveness
+from watcher.core.lease import Holder, Lease, LeaseTime, Liveness
 from watcher.edges import host
 from watcher.edges.store import lease as store_lease
 from watcher.edges.store.conn import DEFAULT_LEASE
@@ -193,9 +193,11 @@ class PostgresStore(SqliteStore):
 
     def _db_clock(self) -> LeaseTime:
         """The database server's clock now, in seconds (the lease clock of every replica)."""
-        row = cast(PgDb, self._conn).execute(
-            "SELECT extract(epoch FROM clock_timestamp())::float8"
-        ).fetchone()
+        row = (
+            cast(PgDb, self._conn)
+            .execute("SELECT extract(epoch FROM clock_timestamp())::float8")
+            .fetchone()
+        )
         return LeaseTime(DB_CLOCK, float(row[0]))
 
     async def check_writable(self) -> None:
@@ -211,10 +213,10 @@ class PostgresStore(SqliteStore):
 
         await self._run("checking that the store is writable", probe)
 
-    async def lease_holders(self) -> list[tuple[str, store_lease.Lease | None]]:
+    async def lease_holders(self) -> list[tuple[str, Lease | None]]:
         """Every poller lease row (name, lease), for `watcher status` and the metrics."""
 
-        def read(conn: Any) -> list[tuple[str, store_lease.Lease | None]]:
+        def read(conn: Any) -> list[tuple[str, Lease | None]]:
             names = [str(r[0]) for r in conn.execute("SELECT name FROM lease ORDER BY name")]
             return [(n, store_lease.read_lease(conn, n)) for n in names]
 
@@ -244,4 +246,3 @@ def _open_pool(url: str, now: datetime) -> psycopg_pool.ConnectionPool:
     )
     pool.open(wait=True, timeout=CONNECT_TIMEOUT)
     return pool
-
