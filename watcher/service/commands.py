@@ -35,7 +35,6 @@ from watcher.core.render import render_test
 from watcher.edges import host
 from watcher.edges.hostclock import monotonic_now
 from watcher.edges.store.files import rescued_copies
-from watcher.edges.store.sqlite import SqliteStore
 from watcher.service.accountcheck import (
     MISSING_KEY,
     UNMATCHED_KEY,
@@ -45,6 +44,7 @@ from watcher.service.accountcheck import (
 from watcher.service.cycle import CycleReport
 from watcher.service.heartbeat import HeartbeatSender
 from watcher.service.runtime import api_client, build_notifier, cycle_settings, open_runtime, utcnow
+from watcher.service.stores import open_store, store_absent
 
 log = structlog.get_logger(__name__)
 
@@ -159,11 +159,11 @@ async def retry_dead(
     config: Config, ids: Sequence[int] | None, *, echo: Callable[[str], None]
 ) -> int:
     """Queue dead letters again (`watcher retry ID...|--all`); 1 when none could be."""
-    if not config.state.path.exists():
+    if store_absent(config):
         echo(f"no state file at {config.state.path}: the watcher has not run yet")
         return 1
     now = utcnow()
-    store = await SqliteStore.open(config.state.path, now=now)
+    store = await open_store(config, now)
     try:
         queued = await store.retry_dead(now, list(ids) if ids else None)
     finally:
@@ -189,11 +189,11 @@ async def check_health(config: Config, probe: Probe = Probe.READY) -> Health:
     this process reads the same system-wide clock, so the age is measured without the wall
     clock. Readiness also proves the store takes a write.
     """
-    if not config.state.path.exists():
+    if store_absent(config):
         return Health(False, _no_state(config))
     try:
         # A probe runs every 30 s: no full-file integrity check (the daemon did it at start).
-        store = await SqliteStore.open(config.state.path, now=utcnow(), integrity_check=False)
+        store = await open_store(config, utcnow(), integrity_check=False)
     except StoreError as exc:
         return Health(False, str(exc))
     store_error = None
@@ -214,11 +214,11 @@ async def check_health(config: Config, probe: Probe = Probe.READY) -> Health:
 
 async def read_status(config: Config, *, as_json: bool, echo: Callable[[str], None]) -> int:
     """Print what the store knows (`watcher status`); 1 when there is no state file yet."""
-    if not config.state.path.exists():
+    if store_absent(config):
         echo(_no_state(config))
         return 1
     now = utcnow()
-    store = await SqliteStore.open(config.state.path, now=now)
+    store = await open_store(config, now)
     try:
         snapshot = await store.snapshot(now)
         pace = await store.get_meta(PACE_KEY)
