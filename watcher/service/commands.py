@@ -32,9 +32,11 @@ from watcher.core.pace import PACE_KEY
 from watcher.core.present import with_test_event
 from watcher.core.redact import SECRETS
 from watcher.core.render import render_test
+from watcher.core.replicas import STALE_AFTER, replica_lines, replicas_json
 from watcher.edges import host
 from watcher.edges.hostclock import monotonic_now
 from watcher.edges.store.files import rescued_copies
+from watcher.edges.store.postgres import PostgresStore
 from watcher.service.accountcheck import (
     MISSING_KEY,
     UNMATCHED_KEY,
@@ -204,10 +206,13 @@ async def check_health(config: Config, probe: Probe = Probe.READY) -> Health:
             except StoreError as exc:
                 store_error = str(exc)
         beat = Heartbeat.decode(await store.get_meta(HEARTBEAT_KEY))
+        standing = await _standing_by(store) if isinstance(store, PostgresStore) else None
     except StoreError as exc:
         return Health(False, str(exc))
     finally:
         await store.close()
+    if standing is not None:
+        return standing
     verdict = judge(probe, beat, monotonic_now(), store_error=store_error)  # read after it
     return Health(verdict.ok, f"ok: {verdict.reason}" if verdict.ok else verdict.reason)
 
@@ -224,6 +229,7 @@ async def read_status(config: Config, *, as_json: bool, echo: Callable[[str], No
         pace = await store.get_meta(PACE_KEY)
         beat = Heartbeat.decode(await store.get_meta(HEARTBEAT_KEY))
         lease = await store.read_lease()
+        shared = await store.replicas() if isinstance(store, PostgresStore) else None
         setup = status.SetupFindings(
             missing=tuple(decode_missing(await store.get_meta(MISSING_KEY))),
             unmatched=tuple(decode_unmatched(await store.get_meta(UNMATCHED_KEY))),
@@ -236,6 +242,9 @@ async def read_status(config: Config, *, as_json: bool, echo: Callable[[str], No
         data = status.as_json(snapshot, now, setup, api_now)
         data["poll"] = json.loads(pace) if pace else None
         data["lease"] = _lease_json(lease)
+        if shared is not None:  # several replicas on one database
+            data.update(replicas_json(*shared))
+            data["lease"] = None
         # values redacted before they are JSON-escaped (a secret with a quote in it changes)
         echo(json.dumps(SECRETS.redact_value(data), indent=2))
     else:
@@ -243,8 +252,34 @@ async def read_status(config: Config, *, as_json: bool, echo: Callable[[str], No
         if pace:
             p = json.loads(pace)
             echo(f"Polling every {p['interval_s']:g}s ({p['reason']})")
-        echo(inert(_lease_line(lease)))  # names a host and a command: one line, inert
+        lines = [_lease_line(lease)] if shared is None else replica_lines(*shared)
+        for line in lines:
+            echo(inert(line))  # names a host and a command: one line, inert
     return 0
+
+
+async def _standing_by(store: PostgresStore) -> Health | None:
+    """A shared store's health as this host's replicas tell it: None when one of them polls
+    (its cycles' heartbeat is judged as usual), healthy when they stand by and step their
+    lease (they deliver), unhealthy when none stepped within `STALE_AFTER` lease periods."""
+    me = host.this_process("watcher health", utcnow())
+    replicas, _, now = await store.replicas()
+    mine = [
+        r
+        for r in replicas
+        if (r.holder.host, r.holder.boot, r.holder.pid_ns) == (me.host, me.boot, me.pid_ns)
+        and r.live(now)
+    ]
+    if not mine:
+        return Health(
+            False,
+            f"no watcher replica on {me.host} stepped its lease within {STALE_AFTER:g} lease "
+            "periods (not started, stopped, or cut off from the database)",
+        )
+    if any(r.epoch is not None for r in mine):
+        return None
+    seen = max(now - max(r.seen for r in mine), 0.0)
+    return Health(True, f"ok: standing by and delivering (lease stepped {seen:.0f}s ago)")
 
 
 def _no_state(config: Config) -> str:

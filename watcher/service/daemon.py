@@ -347,6 +347,7 @@ class Daemon:
                 await self.runtime.cycle.deliver()
             except StoreError as exc:
                 log.warning("standby_delivery_failed", error=str(exc))
+            await self.upkeep.update_lease_gauges()
 
     def _keep_watch(self, keeper: LeaseKeeper) -> None:
         keeper.on_change = self._tenure_changed
@@ -391,7 +392,8 @@ class Daemon:
         keeper = self.runtime.keeper
         waiting = not keeper.held and keeper.tenure is not Tenure.STARTING  # not at start
         standby = (keeper.problem or "waiting for the store's lease") if waiting else None
-        return self.vitals.judge(probe, self.limit, store_error, standby)
+        shared = self.runtime.store.shared_claims
+        return self.vitals.judge(probe, self.limit, store_error, standby, delivering=shared)
 
 
 def heartbeat_sender(config: Config, metrics: Metrics | None) -> HeartbeatSender:

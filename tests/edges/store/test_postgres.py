@@ -142,7 +142,7 @@ async def test_each_token_has_its_own_lease(pg: Engine) -> None:
     try:
         assert (await one.lease_step(holder(), D)).decision.held
         assert (await two.lease_step(holder(), D)).decision.held
-        leases = await one.lease_holders()
+        _, leases, _ = await one.replicas()
     finally:
         await two.close()
         await one.close()

@@ -45,19 +45,21 @@ class LeaseOutcome:
     returned: int = 0
 
 
+def holder_json(holder: Holder) -> dict[str, Any]:
+    """A holder's details as a JSON object (never a secret: command, host, pid, start)."""
+    return {
+        "command": holder.command,
+        "host": holder.host,
+        "pid": holder.pid,
+        "since": holder.since,
+        "boot": holder.boot,
+        "pid_ns": holder.pid_ns,
+        "start": holder.start,
+    }
+
+
 def _holder_json(holder: Holder) -> str:
-    return json.dumps(
-        {
-            "command": holder.command,
-            "host": holder.host,
-            "pid": holder.pid,
-            "since": holder.since,
-            "boot": holder.boot,
-            "pid_ns": holder.pid_ns,
-            "start": holder.start,
-        },
-        sort_keys=True,
-    )
+    return json.dumps(holder_json(holder), sort_keys=True)
 
 
 def _holder(holder_id: str | None, info: str | None) -> Holder | None:
@@ -66,6 +68,14 @@ def _holder(holder_id: str | None, info: str | None) -> Holder | None:
         return None
     try:
         data: dict[str, Any] = json.loads(info or "{}")
+    except ValueError:
+        data = {}
+    return holder_of(holder_id, data)
+
+
+def holder_of(holder_id: str, data: Any) -> Holder:
+    """A holder from `holder_json`'s object; unreadable details degrade to "unknown"."""
+    try:
         return Holder(
             id=holder_id,
             command=str(data.get("command", "a watcher")),

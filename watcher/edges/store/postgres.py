@@ -38,9 +38,12 @@ from psycopg.conninfo import conninfo_to_dict
 
 from watcher.core.errors import StoreError
 from watcher.core.lease import Holder, Lease, LeaseTime, Liveness
+from watcher.core.replicas import Replica
 from watcher.edges import host
 from watcher.edges.store import lease as store_lease
-from watcher.edges.store.conn import DEFAULT_LEASE
+from watcher.edges.store import replicas
+from watcher.edges.store.conn import DEFAULT_LEASE, Fence
+from watcher.edges.store.lease import LeaseOutcome
 from watcher.edges.store.pgdb import PgDb
 from watcher.edges.store.pgschema import migrate
 from watcher.edges.store.rows import JobCache
@@ -145,12 +148,53 @@ class PostgresStore(SqliteStore):
         self._executor.shutdown(wait=True)
 
     def _finish(self) -> None:
+        """A graceful stop: the lease goes at once (another replica takes it at its next
+        step), claims not settled go back to the queue, this replica's record goes."""
         try:
-            if self._epoch is not None and self._holder is not None:
-                with contextlib.suppress(StoreError, psycopg.Error):
-                    self._with_connection("releasing the store's lease", lambda _: self._release())
+            with contextlib.suppress(StoreError, psycopg.Error):
+                self._with_connection("stopping", lambda _: self._leave())
         finally:
             self._pool.close()
+
+    def _leave(self) -> None:
+        if self._epoch is not None and self._holder is not None:
+            self._release()
+        holder, tokens = self._holder, set(self._claims.values())
+
+        def write(conn: Any) -> None:
+            replicas.return_claims(conn, tokens)
+            if holder is not None:
+                replicas.forget_replica(conn, holder)
+
+        self._transaction("stopping", write, Fence.NONE)
+
+    async def lease_step(self, holder: Holder, duration: float) -> LeaseOutcome:
+        """One step of `holder`'s poller lease (see `StoreConnection.lease_step`), and this
+        replica's record (`watcher status`, `watcher health`), on the database's clock."""
+        outcome = await super().lease_step(holder, duration)
+
+        def note(_: Any) -> None:
+            epoch = outcome.decision.epoch if outcome.decision.held else None
+            seen = self._db_clock().seconds
+            self._transaction(
+                "recording this replica",
+                lambda c: replicas.note_replica(c, holder, self.lease_name, epoch, seen, duration),
+                Fence.NONE,
+            )
+
+        await self._run("recording this replica", note)
+        return outcome
+
+    async def replicas(self) -> tuple[list[Replica], list[tuple[str, Lease | None]], float]:
+        """Every replica record, every poller lease and the database's clock now (seconds),
+        read together (`watcher status`, the metrics)."""
+
+        def read(conn: Any) -> tuple[list[Replica], list[tuple[str, Lease | None]], float]:
+            names = [str(r[0]) for r in conn.execute("SELECT name FROM lease ORDER BY name")]
+            leases = [(n, store_lease.read_lease(conn, n)) for n in names]
+            return replicas.read_replicas(conn), leases, self._db_clock().seconds
+
+        return await self._run("reading the replicas", read)
 
     async def _run(self, doing: str, work: Callable[[Any], _T]) -> _T:
         """Run `work` with a pooled connection on the store's thread, psycopg errors
@@ -212,15 +256,6 @@ class PostgresStore(SqliteStore):
                 )
 
         await self._run("checking that the store is writable", probe)
-
-    async def lease_holders(self) -> list[tuple[str, Lease | None]]:
-        """Every poller lease row (name, lease), for `watcher status` and the metrics."""
-
-        def read(conn: Any) -> list[tuple[str, Lease | None]]:
-            names = [str(r[0]) for r in conn.execute("SELECT name FROM lease ORDER BY name")]
-            return [(n, store_lease.read_lease(conn, n)) for n in names]
-
-        return await self._run("reading the leases", read)
 
     async def database_now(self) -> LeaseTime:
         """The lease clock now (the database server's)."""
