@@ -53,6 +53,10 @@ _T = TypeVar("_T")
 DB_CLOCK: Final = "postgresql"
 """The name of the lease clock of a PostgreSQL store: the server's `clock_timestamp()`."""
 CONNECT_TIMEOUT: Final = 10.0
+IDLE_IN_TRANSACTION: Final = "5s"
+"""How long the server lets a transaction of this store sit idle before ending the session."""
+LOCK_WAIT: Final = "5s"
+"""How long a statement of this store waits for a row or advisory lock."""
 
 
 def display_url(url: str) -> str:
@@ -230,6 +234,24 @@ class PostgresStore(SqliteStore):
 
     def _check_files(self) -> None:
         """A database has no file at a path to vanish."""
+
+    def _fence(self, conn: Any, doing: str, fence: Fence) -> None:
+        """Bound the transaction's waits, then fence it (`StoreConnection._fence`), and mark
+        a poller write with its epoch (`watcher.epoch`, `watcher.lease`: for audit triggers).
+
+        A replica paused (SIGSTOP, a stalled VM) inside a transaction would hold its row
+        locks, and with them every takeover, for as long as it sleeps: the server ends such
+        a session after `IDLE_IN_TRANSACTION`, and a wait for a lock gives up after
+        `LOCK_WAIT` (the lease step is tried again at its next turn).
+        """
+        conn.execute(f"SET LOCAL idle_in_transaction_session_timeout = '{IDLE_IN_TRANSACTION}'")
+        conn.execute(f"SET LOCAL lock_timeout = '{LOCK_WAIT}'")
+        super()._fence(conn, doing, fence)
+        if fence is Fence.HOLDER and self._epoch is not None:
+            conn.execute(
+                "SELECT set_config('watcher.epoch', ?, true), set_config('watcher.lease', ?, true)",
+                (str(self._epoch), self.lease_name),
+            )
 
     def _lock_lease(self, conn: Any) -> None:
         """Serialize steps of one lease between replicas, for this transaction only."""
