@@ -44,19 +44,17 @@ def _who(holder: Holder) -> dict[str, object]:
 
 def replica_lines(replicas: list[Replica], leases: Leases, now: float) -> list[str]:
     """`watcher status` lines: every live replica and what it does, then every lease."""
-    live = sorted((r for r in replicas if r.live(now)), key=lambda r: (r.epoch is None, r.seen))
+    live = sorted((r for r in replicas if r.live(now)), key=lambda r: (r.epoch is None, -r.seen))
     holders = {name: lease.holder.id for name, lease in leases if lease and lease.holder}
     lines = [f"Replicas: {len(live)} on this store"]
     for r in live:
         if r.epoch is None:
-            doing = "stands by"
+            doing = "stands by, delivers"
         elif holders.get(r.lease) == r.holder.id:
-            doing = f"polls {r.lease} (epoch {r.epoch})"
+            doing = f"polls {r.lease} (epoch {r.epoch}), delivers"
         else:  # killed, paused or cut off since: another replica took the lease over
             doing = f"silent since it polled {r.lease} (epoch {r.epoch}), taken over"
-        lines.append(
-            f"  {r.holder.describe()}: {doing}, delivers; seen {max(now - r.seen, 0):.0f}s ago"
-        )
+        lines.append(f"  {r.holder.describe()}: {doing}; seen {max(now - r.seen, 0):.0f}s ago")
     for name, lease in leases:
         if lease is None or lease.holder is None:
             lines.append(f"Lease {name}: free (epoch {lease.epoch if lease else 0})")
