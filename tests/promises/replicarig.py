@@ -265,8 +265,10 @@ def run_chaos(
             t0 = time.time()
             for slot in range(plan.replicas):
                 replicas.start(slot)
-            up = wait_until(lambda: len(watch.replicas_seen()) >= plan.replicas, timeout=60)
-            assert up and sim.requests, "the replicas never came up"
+            up = wait_until(
+                lambda: len(watch.replicas_seen()) >= plan.replicas and bool(sim.requests), 60
+            )
+            assert up, "the replicas never came up"
             clock.release()
             kills = _chaos(plan, replicas, watch, rng, figures, log) if plan.chaos else []
             if not plan.chaos:
