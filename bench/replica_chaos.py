@@ -5,8 +5,8 @@ loopback; `--replicas` real daemons share a fresh PostgreSQL schema (127.0.0.1:5
 `test`, or `$WATCHER_TEST_PG`) with two webhook routes, and a seeded hand SIGKILLs one (the
 poller more often than not) and restarts it, or pauses one with SIGSTOP and wakes it with
 SIGCONT, every few seconds for `--horizon` seconds. Then every alert drains and the replicas
-stop with SIGTERM. A baseline run with one replica and no chaos gives the API requests per
-hour of a single poller on the same scenario.
+stop with SIGTERM. Two runs without chaos, with one replica and with `--replicas`, give the
+API requests per hour of one poller and of several replicas on the same scenario.
 
 Prints one line per run: kills, pauses, lease epochs, poller writes under a stale epoch (an
 audit trigger in the schema counts them), alerts expected / delivered / duplicated / lost,
@@ -55,8 +55,11 @@ def main() -> int:
     parser.add_argument("--replicas", type=int, default=3)
     parser.add_argument("--lease", type=float, default=3.0, help="state.lease, seconds")
     args = parser.parse_args()
-    base = ChaosPlan(seed=args.seeds[0], replicas=1, horizon=args.horizon, chaos=False)
-    runs = [_run(base)]
+    quiet = [
+        _run(ChaosPlan(seed=args.seeds[0], replicas=n, horizon=args.horizon, chaos=False))
+        for n in (1, args.replicas)
+    ]
+    runs = list(quiet)
     for seed in args.seeds:
         runs.append(
             _run(
@@ -65,11 +68,12 @@ def main() -> int:
         )
     print()
     print(chaos_table(runs))
-    chaos = runs[1:]
+    chaos = runs[2:]
     rate = sum(f.requests for f in chaos) / sum(f.seconds for f in chaos) * 3600
     print(
-        f"API requests per hour: {runs[0].requests_per_hour:.0f} with one replica (no chaos), "
-        f"{rate:.0f} with {args.replicas} under chaos"
+        f"API requests per hour: {quiet[0].requests_per_hour:.0f} with one replica, "
+        f"{quiet[1].requests_per_hour:.0f} with {args.replicas} (no chaos), {rate:.0f} with "
+        f"{args.replicas} under chaos"
     )
     bad = [f for f in runs if f.alerts.lost or f.alerts.unexpected or f.alerts.unexplained]
     return 1 if bad or any(f.stale_writes for f in runs) else 0
