@@ -208,9 +208,12 @@ class LeaseWatch:
 
     def now(self) -> tuple[int, int | None]:
         """The epoch and the holder's pid (None when free or never taken)."""
-        row = self.conn.execute(
-            "SELECT epoch, holder, info FROM lease WHERE name = %s", (self.name,)
-        ).fetchone()
+        try:
+            row = self.conn.execute(
+                "SELECT epoch, holder, info FROM lease WHERE name = %s", (self.name,)
+            ).fetchone()
+        except psycopg.errors.UndefinedTable:  # no replica has created the schema yet
+            return 0, None
         if row is None:
             return 0, None
         pid = json.loads(row[2] or "{}").get("pid") if row[1] else None
@@ -218,7 +221,10 @@ class LeaseWatch:
 
     def replicas_seen(self) -> list[str]:
         """The replica records in the store (each replica writes one at its lease steps)."""
-        rows = self.conn.execute("SELECT key FROM meta WHERE key LIKE 'replica:%%'").fetchall()
+        try:
+            rows = self.conn.execute("SELECT key FROM meta WHERE key LIKE 'replica:%%'").fetchall()
+        except psycopg.errors.UndefinedTable:
+            return []
         return [str(r[0]) for r in rows]
 
     def next_epoch(self, after: int, timeout: float) -> float | None:
