@@ -92,14 +92,18 @@ class ChaosPlan:
     first_job: float = 6.0
     horizon: float = 30.0
     every: tuple[float, float] = (1.5, 3.5)  # seconds between two actions
-    pause: tuple[float, float] = (2.0, 5.0)  # how long a SIGSTOP lasts
+    # How long a SIGSTOP lasts: under the 5 s after which the server ends a transaction left
+    # idle (one that acknowledged a send would be undone, and the alert sent again).
+    pause: tuple[float, float] = (1.5, 4.0)
     kill_chance: float = 0.5  # else a pause
     poller_chance: float = 0.7  # the action hits the poller, else any replica
     lease: float = 3.0
-    claim_lease: float = 10.0  # longer than a pause plus a send: a pause never duplicates
+    # Longer than a pause plus a whole delivery round on a loaded machine: a pause never
+    # duplicates (a killed sender's claims wait this long, so drain_timeout is longer still).
+    claim_lease: float = 30.0
     interval: float = 1.0
     answer_delay: float = 0.3
-    drain_timeout: float = 60.0
+    drain_timeout: float = 90.0
     chaos: bool = True  # False: the replicas only run (the baseline of requests per hour)
 
 

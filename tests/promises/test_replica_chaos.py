@@ -24,7 +24,7 @@ pytestmark = pytest.mark.skipif(pg_available() is not None, reason=str(pg_availa
 def test_three_replicas_killed_and_paused_deliver_every_alert_once_with_one_poller(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    plan = ChaosPlan(seed=20261201, horizon=14.0, first_job=2.0, drain_timeout=45.0)
+    plan = ChaosPlan(seed=20261201, horizon=14.0, first_job=2.0)
     figures = run_chaos(plan, tmp_path)
     with capsys.disabled():
         print("\n" + chaos_table([figures]))
