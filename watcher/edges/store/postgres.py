@@ -46,7 +46,6 @@ from watcher.edges.store.conn import DEFAULT_LEASE, Fence
 from watcher.edges.store.lease import LeaseOutcome
 from watcher.edges.store.pgdb import PgDb
 from watcher.edges.store.pgschema import migrate
-from watcher.edges.store.rows import JobCache
 from watcher.edges.store.sqlite import SqliteStore
 
 _T = TypeVar("_T")
@@ -113,8 +112,7 @@ class PostgresStore(SqliteStore):
         self._wrote = False
         self._rescued = None
         self._retired = None
-        self._claims: dict[int, str] = {}
-        self._jobs = JobCache()
+        self._store_state()
 
     @classmethod
     async def connect(
