@@ -332,19 +332,25 @@ def _chaos(
     figures: ChaosFigures,
     log: Callable[[str], None],
 ) -> list[float]:
-    """Kill or pause replicas until the horizon; the kill times (for the duplicate check)."""
+    """Kill or pause replicas until the horizon; the kill times (for the duplicate check).
+
+    The first two moves are a kill and then a pause of the poller, the pause longer than a
+    lease (every run sees both kinds of failover); the rest are drawn by the seed."""
     assert watch.next_epoch(0, 30) is not None, "no replica ever took the lease"
     kills: list[float] = []
     end = time.time() + plan.horizon
+    moves = 0
     while time.time() < end:
         time.sleep(rng.uniform(*plan.every))
         epoch, holder = watch.now()
         slots = list(range(plan.replicas))
         pids = {replicas.pid(s): s for s in slots}
         poller = pids.get(holder) if holder is not None else None
-        hit_poller = poller is not None and rng.random() < plan.poller_chance
+        hit_poller = poller is not None and (moves < 2 or rng.random() < plan.poller_chance)
         slot = poller if hit_poller and poller is not None else rng.choice(slots)
-        if rng.random() < plan.kill_chance:
+        kill = moves == 0 or (moves > 1 and rng.random() < plan.kill_chance)
+        moves += 1
+        if kill:
             kills.append(replicas.signal(slot, signal.SIGKILL))
             figures.kills += 1
             if slot == poller:
@@ -355,7 +361,7 @@ def _chaos(
             replicas.start(slot)
             log(f"  killed replica {slot}{_POLLER if slot == poller else ''}")
         else:
-            length = rng.uniform(*plan.pause)
+            length = plan.pause[1] if moves == 2 else rng.uniform(*plan.pause)
             at = replicas.signal(slot, signal.SIGSTOP)
             figures.pauses += 1
             if slot == poller:
