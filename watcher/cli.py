@@ -347,6 +347,66 @@ def simulate(port: int, scenario: str, token: str, speed: float, clock_offset: s
         sys.exit(EXIT_USAGE)
 
 
+def _confirmed(question: str, yes: bool) -> None:
+    """Go on with a write when `--yes` was given or a person on a terminal says yes; without
+    either (a script, a pipe) refuse: nothing is written to DigitalOcean unasked."""
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        say(
+            "refusing to write to DigitalOcean without confirmation: stdin is not a terminal; "
+            "pass --yes to confirm from a script",
+            err=True,
+            one_line=True,
+        )
+        sys.exit(EXIT_USAGE)
+    if not click.confirm(question, default=False):
+        say("nothing done", err=True)
+        sys.exit(EXIT_FAULT)
+
+
+yes_option = click.option("--yes", is_flag=True, help="Do it without asking (for scripts).")
+
+
+@main.command()
+@config_option
+@click.argument("job", metavar="JOB")
+@yes_option
+def cancel(config_path: str | None, job: str, yes: bool) -> None:
+    """Cancel an indexing job (needs a token with the genai:update scope)."""
+    from watcher.service.writes import cancel_command
+
+    config = load_or_exit(config_path, exit_code=EX_CONFIG, check_urls=False)
+    configure_logging("warning", "auto")
+    _confirmed(f"Cancel indexing job {job}?", yes)
+    sys.exit(_guarded(lambda: cancel_command(config, job.strip(), echo=say)))
+
+
+@main.command()
+@config_option
+@click.argument("kb", metavar="KB")
+@click.option(
+    "--data-source",
+    "sources",
+    multiple=True,
+    metavar="UUID",
+    help="Index only this data source (repeat for more) [default: all of them].",
+)
+@yes_option
+def reindex(config_path: str | None, kb: str, sources: tuple[str, ...], yes: bool) -> None:
+    """Start an indexing job on a knowledge base, by uuid or configured name (needs a token
+    with the genai:create scope)."""
+    from watcher.service.writes import reindex_command
+
+    config = load_or_exit(config_path, exit_code=EX_CONFIG, check_urls=False)
+    configure_logging("warning", "auto")
+    named = next((k.uuid for k in config.knowledge_bases if k.name == kb), None)
+    kb_uuid = named or kb.strip().lower()
+    which = f"{len(sources)} data source(s)" if sources else "all data sources"
+    _confirmed(f"Start an indexing job of {which} on knowledge base {kb_uuid}?", yes)
+    sys.exit(_guarded(lambda: reindex_command(config, kb_uuid, sources, echo=say)))
+
+
 def _guarded(work: Callable[[], Coroutine[Any, Any, int]], *, config_exit: int = EX_CONFIG) -> int:
     """Run a command's coroutine; a config or watcher error is one clear line, not a trace."""
     try:

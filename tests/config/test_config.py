@@ -321,9 +321,9 @@ def test_unknown_events_are_refused_with_a_suggestion(tmp_path: Path) -> None:
     assert "'stalled'" in problem(tmp_path, text, "routes[0].events[1]")
 
 
-def test_star_subscribes_a_route_to_every_event(tmp_path: Path) -> None:
+def test_star_subscribes_a_route_to_every_event_but_the_scheduled_digest(tmp_path: Path) -> None:
     config = load(tmp_path, ROUTE + 'events = ["*"]\n')
-    assert config.routes[0].event_kinds == frozenset(EventKind)
+    assert config.routes[0].event_kinds == frozenset(EventKind) - {EventKind.DIGEST}
 
 
 @pytest.mark.parametrize("ref", ["docs", KB_UUID, KB_UUID.upper(), "*"])
@@ -551,7 +551,7 @@ def test_a_config_can_be_built_in_code_without_file_or_token_env(tmp_path: Path)
     )
     assert config.api.base_url == "http://127.0.0.1:9999"
     assert config.poll.interval == timedelta(seconds=2) and config.poll.jitter == timedelta(0)
-    assert config.routes[0].event_kinds == frozenset(EventKind)
+    assert config.routes[0].event_kinds == frozenset(EventKind) - {EventKind.DIGEST}
     assert config.token is not None and config.token.get_secret_value() == "demo-token"
 
 

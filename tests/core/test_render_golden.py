@@ -13,11 +13,23 @@ import os
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
+from watcher.core.cost import JobCost, Spike
+from watcher.core.digest import (
+    DigestDue,
+    DigestSchedule,
+    KbLatest,
+    Period,
+    digest_text,
+    digest_transition,
+    summarize,
+)
 from watcher.core.model import DataSourceJob, DataSourceStatus, EventKind, Job, Phase, Status
 from watcher.core.outbox import BodyFormat, Budget, Message
+from watcher.core.quiet import render_released
 from watcher.core.render import render, render_group, render_test
 from watcher.core.state import StallReason, Transition
 
@@ -38,7 +50,11 @@ _STATUS = {
     EventKind.STALLED: (Phase.RUNNING, Status.IN_PROGRESS),
     EventKind.RECOVERED: (Phase.RUNNING, Status.IN_PROGRESS),
     EventKind.CORRECTED: (Phase.RUNNING, Status.IN_PROGRESS),
+    EventKind.COST_SPIKE: (Phase.SUCCEEDED, Status.COMPLETED),
+    EventKind.REMEDIATED: (Phase.RUNNING, Status.IN_PROGRESS),
+    EventKind.DIGEST: (Phase.RUNNING, Status.IN_PROGRESS),
 }
+COST = JobCost(tokens=48_210, per_million=0.09, amount=0.0043389, model="GTE Large EN v1.5")
 
 
 def job_for(kind: EventKind) -> Job:
@@ -76,6 +92,8 @@ def job_for(kind: EventKind) -> Job:
 
 
 def transition(kind: EventKind, **extra: object) -> Transition:
+    if kind is EventKind.DIGEST:
+        return digest_transition("ops", DigestDue(NOW, NOW - timedelta(days=1)), DIGEST_TEXT, NOW)
     if kind in (EventKind.API_UNREACHABLE, EventKind.API_RECOVERED):
         detail = (
             "The API has not answered properly for 12 min: HTTP 503 service_unavailable"
@@ -102,6 +120,24 @@ def transition(kind: EventKind, **extra: object) -> Transition:
             kb_name="product-docs",
             detail=detail if kind is EventKind.KNOWLEDGE_BASE_MISSING else "Listed again.",
         )
+    if kind is EventKind.COST_SPIKE:
+        spike = Spike(amount=0.0043389, median=0.0009, ratio=4.821, factor=3.0)
+        extra = {"cost": COST, "detail": spike.text(), **extra}
+    if kind is EventKind.REMEDIATED:
+        done = (
+            "Cancelled the stalled job. Started a new indexing job "
+            "7a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d. (attempt 1 for this incident)"
+        )
+        return Transition(
+            event_id=f"job/{kind}/1",
+            kind=kind,
+            at=NOW,
+            kb_uuid=KB,
+            kb_name="product-docs",
+            job=Job(uuid="5f0e3c2a-9b8d-4e7f-a6b5-c4d3e2f1a0b9", knowledge_base_uuid=KB),
+            detail=done,
+            api_at=NOW,
+        )
     if kind is EventKind.CORRECTED:
         extra = {
             "detail": "This job was reported completed; the API now reports it running "
@@ -123,11 +159,51 @@ def transition(kind: EventKind, **extra: object) -> Transition:
     return Transition(**{**fields, **extra})  # type: ignore[arg-type]
 
 
+BERLIN_NINE = DigestSchedule(Period.DAILY, 9 * 60, ZoneInfo("Europe/Berlin"))
+DIGEST_TEXT = digest_text(
+    summarize(
+        [
+            replace(transition(EventKind.COMPLETED), event_id="a"),
+            replace(transition(EventKind.FAILED), event_id="b", detail="FILE_PARSE_ERROR"),
+        ],
+        [KbLatest(KB, "product-docs", "5f0e3c2a-9b8d-4e7f-a6b5-c4d3e2f1a0b9", EventKind.FAILED)],
+        NOW - timedelta(days=1),
+        NOW,
+    ),
+    BERLIN_NINE,
+)
 CASES: dict[str, Message] = {kind.value: render(transition(kind)) for kind in EventKind}
 CASES["group"] = render_group(
     [transition(EventKind.COMPLETED), transition(EventKind.FAILED, kb_name="wiki (EU)")]
 )
 CASES["test_alert"] = render_test(NOW)
+CASES["completed_priced"] = render(transition(EventKind.COMPLETED, cost=COST))
+# a running job seen stalled at `api_at` (DigitalOcean's clock): the ETA from its progress
+_RUNNING = replace(
+    job_for(EventKind.STALLED),
+    completed_datasources=1,
+    data_source_jobs=tuple(
+        replace(ds, status=DataSourceStatus.IN_PROGRESS, indexed_file_count=n, total_file_count=60)
+        for ds, n in zip(job_for(EventKind.STALLED).data_source_jobs, (30, 0), strict=True)
+    ),
+)
+CASES["stalled_eta"] = render(transition(EventKind.STALLED, job=_RUNNING, api_at=NOW))
+# Held during quiet hours: a job that stalled then completed (one line), a failure, and the
+# API unreachable then reachable again (resolved while held).
+CASES["released"] = render_released(
+    [
+        transition(EventKind.STALLED, at=NOW - timedelta(hours=6)),
+        replace(transition(EventKind.API_UNREACHABLE), at=NOW - timedelta(hours=5)),
+        replace(transition(EventKind.API_RECOVERED), at=NOW - timedelta(hours=4)),
+        transition(EventKind.COMPLETED, stall_reason=StallReason.NO_PROGRESS),
+        transition(
+            EventKind.FAILED,
+            kb_name="wiki (EU)",
+            job=replace(job_for(EventKind.FAILED), uuid="9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d"),
+        ),
+    ],
+    "weekday-nights",
+)
 _MANY = replace(
     job_for(EventKind.PARTIAL),
     data_source_jobs=tuple(

@@ -51,6 +51,8 @@ _TEMPLATES = [
     ("GET", re.compile(r"^/v2/gen-ai/indexing_jobs/[^/]+$"), "job"),
     ("GET", re.compile(r"^/v2/gen-ai/indexing_jobs$"), "jobs"),
     ("POST", re.compile(r"^/v2/gen-ai/indexing_jobs$"), "start"),
+    ("GET", re.compile(r"^/v2/gen-ai/models/catalog$"), "model catalog"),
+    ("GET", re.compile(r"^/v2/gen-ai/models$"), "models"),
 ]
 
 
@@ -204,3 +206,29 @@ async def test_the_validator_rejects_an_unknown_enum_value(checker: SpecChecker)
         response = await http.get(JOBS)
     with pytest.raises(Exception, match="BATCH_JOB_PHASE_COMPLETED"):
         checker.check(response)
+
+
+async def test_the_models_the_catalog_and_a_403_for_a_missing_scope_match_the_spec(
+    checker: SpecChecker,
+) -> None:
+    read_only = {"read-only": frozenset({"genai:read"})}
+    sim = Simulator(load_scenario("demo"), "sim-token", ManualClock(START), scoped_tokens=read_only)
+    sim.advance(30)
+    async with serve(sim) as base_url, httpx.AsyncClient(base_url=base_url, headers=AUTH) as http:
+        usecase = {"usecases": "MODEL_USECASE_KNOWLEDGEBASE", "per_page": 1}
+        for page in (1, 2):
+            body = checker.check(
+                await http.get("/v2/gen-ai/models", params={**usecase, "page": page})
+            )
+            assert len(body["models"]) == 1
+        catalog = checker.check(await http.get("/v2/gen-ai/models/catalog", params={"limit": 1}))
+        assert "links" not in catalog and catalog["meta"]["pages"] == 2
+        kb = sim.kb_uuid("pricing")
+        ro = {"Authorization": "Bearer read-only"}
+        assert checker.check(await http.get(KBS, headers=ro))["knowledge_bases"]
+        denied = await http.post(JOBS, json={"knowledge_base_uuid": kb}, headers=ro)
+        assert checker.check(denied)["id"] == "forbidden"
+        assert denied.status_code == 403
+        cancel = await http.put(f"{JOBS}/x/cancel", json={"uuid": "x"}, headers=ro)
+        assert cancel.status_code == 403 and "genai:update" in checker.check(cancel)["message"]
+    assert ("GET models", 200) in checker.seen and ("GET model catalog", 200) in checker.seen

@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
@@ -18,7 +18,9 @@ from pydantic_core import ErrorDetails
 from watcher.config import checks
 from watcher.config.checks import Issue, Loc
 from watcher.config.heartbeat import HeartbeatConfig
+from watcher.config.intervals import TimeIntervalsConfig
 from watcher.config.preflight import Preflight
+from watcher.config.remediation import CostConfig, RemediationConfig
 from watcher.config.routes import RouteConfig
 from watcher.config.sections import (
     AlertsConfig,
@@ -44,10 +46,13 @@ SECTIONS: dict[str, type[Section]] = {
     "log": LogConfig,
     "http": HttpConfig,
     "heartbeat": HeartbeatConfig,
+    "cost": CostConfig,
+    "remediation": RemediationConfig,
 }
 TABLE_ARRAYS: dict[str, type[Section]] = {
     "knowledge_bases": KnowledgeBaseConfig,
     "routes": RouteConfig,
+    "time_intervals": TimeIntervalsConfig,
 }
 S = TypeVar("S", bound=Section)
 
@@ -128,6 +133,9 @@ def _cross_checks(parts: Parts) -> list[Issue]:
     issues += checks.kb_issues(kbs)
     watched = None if "knowledge_bases" in parts.broken else [kb for _, kb in kbs]
     issues += checks.route_issues(routes, watched)
+    if "time_intervals" not in parts.broken:
+        windows = parts.entries("time_intervals", TimeIntervalsConfig)
+        issues += checks.window_issues(windows, routes)
     if not routes and "routes" not in parts.broken:
         issues.append(Issue(("routes",), "no [[routes]] defined: alerts would reach nobody"))
     return issues
@@ -136,7 +144,21 @@ def _cross_checks(parts: Parts) -> list[Issue]:
 def _issues(exc: ValidationError, prefix: Loc, model: type[BaseModel]) -> Iterable[Issue]:
     for error in exc.errors(include_input=False, include_url=False, include_context=True):
         loc = prefix + tuple(error["loc"])
-        yield Issue(loc, _message(error, loc, model))
+        yield Issue(loc, _message(error, loc, _model_at(model, tuple(error["loc"]))))
+
+
+def _model_at(model: type[BaseModel], path: Loc) -> type[BaseModel]:
+    """The (nested) model that holds the last key of `path`, for its list of valid keys."""
+    for part in path[:-1]:
+        field = model.model_fields.get(part) if isinstance(part, str) else None
+        if field is None:
+            continue
+        inner = field.annotation
+        if get_origin(inner) is tuple:
+            inner = get_args(inner)[0]
+        if isinstance(inner, type) and issubclass(inner, BaseModel):
+            model = inner
+    return model
 
 
 def _message(error: ErrorDetails, loc: Loc, model: type[BaseModel]) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from watcher.config.intervals import TimeIntervalsConfig
 from watcher.config.routes import ALL_KBS, RouteConfig
 from watcher.config.sections import DeliveryConfig, KnowledgeBaseConfig, PollConfig
 from watcher.config.urls import quoted
@@ -109,4 +110,28 @@ def _unwatched(index: int, route: RouteConfig, kbs: Sequence[KnowledgeBaseConfig
                 f"[[knowledge_bases]]){hint}",
             )
         )
+    return issues
+
+
+def window_issues(
+    windows: Sequence[tuple[int, TimeIntervalsConfig]], routes: Sequence[tuple[int, RouteConfig]]
+) -> list[Issue]:
+    """Window names are unique; every name in a route's `mute_during` is a window's."""
+    issues: list[Issue] = []
+    names: set[str] = set()
+    for index, window in windows:
+        if window.name in names:
+            issues.append(Issue(("time_intervals", index, "name"), f"{window.name!r} is taken"))
+        names.add(window.name)
+    for index, route in routes:
+        for position, name in enumerate(route.mute_during):
+            if name not in names:
+                known = ", ".join(sorted(names)) or "none defined"
+                issues.append(
+                    Issue(
+                        ("routes", index, "mute_during", position),
+                        f"route {route.name!r}: {name!r} names no [[time_intervals]] "
+                        f"(known: {known})",
+                    )
+                )
     return issues

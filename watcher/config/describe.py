@@ -18,6 +18,7 @@ from watcher.config.tree import Config
 from watcher.config.url_secrets import url_secrets
 from watcher.core.durations import format_setting as fmt
 from watcher.core.health import health_limit
+from watcher.core.remedy import OnStalled
 
 _TOKEN_PREFIX = re.compile(r"[a-z]{2,4}_v\d+_")
 
@@ -69,6 +70,8 @@ def describe(config: Config, *, listen_note: str | None = None) -> str:
         f"delivery_failing after {fmt(config.alerts.delivery_failing_after)}",
         f"  Heartbeat:  {_heartbeat(config)}",
         f"  Budgets:    {_budgets(config)}",
+        f"  Cost:       {_cost(config)}",
+        f"  Remediate:  {_remediation(config)}",
         f"  Logging:    level {config.log.level}, format {config.log.format}",
         f"  HTTP:       {_http(config, listen_note)}",
         f"  Trust:      {_trust(config)}",
@@ -112,6 +115,25 @@ def _budgets(config: Config) -> str:
     if default is not None:
         parts.append(f"every other knowledge base: {default.setting}")
     return "a partial job with failed items within this is completed: " + "; ".join(parts)
+
+
+def _cost(config: Config) -> str:
+    cost = config.cost
+    spike = (
+        f"cost_spike over {cost.spike_factor:g} times the median of a KB's last "
+        f"{cost.spike_window} priced jobs (given {cost.spike_min_history})"
+        if cost.spike_factor is not None
+        else "cost_spike off (set [cost] spike_factor)"
+    )
+    return f"prices read every {fmt(cost.prices_every)}; {spike}"
+
+
+def _remediation(config: Config) -> str:
+    r = config.remediation
+    if r.on_stalled is OnStalled.NOTHING:
+        return "off (stalled jobs are only alerted; set [remediation] on_stalled)"
+    dry = ", dry run: nothing is sent" if r.dry_run else " (needs genai:update and genai:create)"
+    return f"{r.on_stalled} a stalled job, at most {r.max_attempts} time(s) per incident{dry}"
 
 
 def _token_line(config: Config) -> str:
@@ -179,6 +201,12 @@ def _route_lines(route: RouteConfig) -> list[str]:
     lines = [
         f"    - {route.name}: events {', '.join(route.events)}; knowledge bases {kbs}{pace}{shown}",
     ]
+    if route.mute_during:
+        lines.append(
+            f"        quiet during {', '.join(route.mute_during)} (held, then one message)"
+        )
+    if route.digest_schedule is not None:
+        lines.append(f"        digest {route.digest_schedule.describe()}")
     for url in route.urls:
         text = url.get_secret_value()
         if route.format == "event":  # a webhook's path is often its secret

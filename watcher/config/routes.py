@@ -10,6 +10,7 @@ from typing import Annotated, Any
 from pydantic import (
     AfterValidator,
     BeforeValidator,
+    Field,
     PrivateAttr,
     SecretStr,
     ValidationError,
@@ -19,10 +20,12 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from watcher.config.intervals import digest_schedule
 from watcher.config.sections import DurationOrZero, Section
 from watcher.config.templates import Compiled, check_template, compile_template
 from watcher.config.urls import ENCODE_HINT, ambiguity, quoted, scheme_hint, unloadable
 from watcher.config.webhooks import event_url, read_signing_keys
+from watcher.core.digest import DigestSchedule
 from watcher.core.model import EventKind
 from watcher.core.present import RouteFormat, TemplateFailed
 from watcher.core.signing import MAKE_SECRET
@@ -49,7 +52,7 @@ def _events(value: object) -> object:
     if not isinstance(value, Sequence) or isinstance(value, str):
         return value
     words = [item.strip().lower() if isinstance(item, str) else item for item in value]
-    known = [kind.value for kind in EventKind]
+    known = [kind.value for kind in ASKABLE]
     errors = [
         InitErrorDetails(
             type=PydanticCustomError("event_word", "{why}", {"why": _unknown_event(item, known)}),
@@ -62,13 +65,19 @@ def _events(value: object) -> object:
     if errors:
         raise ValidationError.from_exception_data("events", errors)
     if "*" in words:
-        return tuple(EventKind)
+        return ASKABLE
     return tuple(dict.fromkeys(words))
+
+
+# A digest comes by its route's schedule (`digest = ...`), never by `events =`.
+ASKABLE = tuple(kind for kind in EventKind if kind is not EventKind.DIGEST)
 
 
 def _unknown_event(word: object, known: list[str]) -> str:
     if not isinstance(word, str):
         return 'must be an event word in quotes, e.g. "failed"'
+    if word == EventKind.DIGEST.value:
+        return 'a digest is not asked for in events: set digest = "daily 09:00 UTC" on the route'
     close = difflib.get_close_matches(word, known, n=1)
     hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(known)}, or *"
     return f"{quoted(word)} is not an event; {hint}"
@@ -102,9 +111,14 @@ class RouteConfig(Section):
     ] = DEFAULT_EVENTS
     knowledge_bases: Annotated[tuple[str, ...], AfterValidator(_not_empty)] = (ALL_KBS,)
     send_interval: DurationOrZero | None = None  # overrides delivery.send_interval
+    # cost_spike for this route: only a job costing more than this many times its KB's median
+    # (overrides [cost] spike_factor for this route; either one turns cost_spike on)
+    cost_spike_factor: float | None = Field(default=None, gt=1.0, le=1000.0)
     secret_file: Path | None = None  # format = "event": the whsec_ signing secret(s)
     title_template: str | None = None
     body_template: str | None = None
+    mute_during: tuple[str, ...] = ()  # names of [[time_intervals]]: alerts wait out the quiet
+    digest: str | None = None  # "daily 09:00 Europe/Berlin" / "weekly monday 09:00 UTC"
     _signing_keys: tuple[bytes, ...] = PrivateAttr(default=())
     _templates: tuple[Compiled | None, Compiled | None] = PrivateAttr(default=(None, None))
 
@@ -147,6 +161,18 @@ class RouteConfig(Section):
                 "it needs: https://github.com/caronc/apprise/wiki"
             )
         return tuple(SecretStr(text) for text in texts)
+
+    @field_validator("digest")
+    @classmethod
+    def _schedule(cls, value: str | None) -> str | None:
+        if value is not None:
+            digest_schedule(value)
+        return value
+
+    @property
+    def digest_schedule(self) -> DigestSchedule | None:
+        """The route's digest schedule, if it has one."""
+        return digest_schedule(self.digest) if self.digest is not None else None
 
     @field_validator("title_template", "body_template")
     @classmethod

@@ -12,6 +12,8 @@ from pydantic import BaseModel, ConfigDict, SecretStr
 from watcher.config.build import TABLE_ARRAYS, Parts, collect, to_problems
 from watcher.config.checks import Loc
 from watcher.config.heartbeat import HeartbeatConfig
+from watcher.config.intervals import TimeIntervalsConfig
+from watcher.config.remediation import CostConfig, RemediationConfig
 from watcher.config.routes import RouteConfig
 from watcher.config.sections import (
     AlertsConfig,
@@ -26,9 +28,11 @@ from watcher.config.sections import (
     is_uuid,
 )
 from watcher.config.trust import resolve_ca_bundle
+from watcher.core.digest import DigestSchedule
 from watcher.core.errors import ConfigError
 from watcher.core.model import WatchedKb
 from watcher.core.state import Policy
+from watcher.core.windows import TimeWindow
 
 
 class Config(BaseModel):
@@ -47,6 +51,9 @@ class Config(BaseModel):
     log: LogConfig = LogConfig()
     http: HttpConfig = HttpConfig()
     heartbeat: HeartbeatConfig = HeartbeatConfig()
+    cost: CostConfig = CostConfig()
+    remediation: RemediationConfig = RemediationConfig()
+    time_intervals: tuple[TimeIntervalsConfig, ...] = ()
     token: SecretStr | None = None
     token_source: str | None = None
     ca_bundle: Path | None = None  # resolved from http.ca_bundle or the environment
@@ -85,6 +92,19 @@ class Config(BaseModel):
         """
         refs = {ref.lower() if is_uuid(ref) else ref for ref in route.knowledge_bases}
         return frozenset(refs | {kb.uuid for kb in self.knowledge_bases if kb.name in refs})
+
+    def mutes(self) -> dict[str, tuple[TimeWindow, ...]]:
+        """Each route's `mute_during` windows (routes without any left out)."""
+        windows = {w.name: w.as_window() for w in self.time_intervals}
+        return {
+            r.name: tuple(windows[n] for n in r.mute_during if n in windows)
+            for r in self.routes
+            if r.mute_during
+        }
+
+    def digests(self) -> dict[str, DigestSchedule]:
+        """Each route's digest schedule (routes without one left out)."""
+        return {r.name: s for r in self.routes if (s := r.digest_schedule) is not None}
 
     def route(self, name: str) -> RouteConfig | None:
         """The route called `name`, if any."""

@@ -8,7 +8,8 @@
 - `settle` turns a send's result into settlements, each carrying the reason for its new state:
   delivered; retried with backoff; re-rendered shorter at once when a target refused the
   message for its size (never final while the message can still shrink); dead-lettered after
-  repeated permanent refusals or after `dead_after`. `hold`, `postpone` and `release` settle
+  repeated permanent refusals or after `dead_after` (counted from the row's creation, or
+  from the end of the quiet hours that held it). `hold`, `postpone` and `release` settle
   rows without an attempt of their own (no attempt spent). `settlement` is the one maker of
   a `Settlement`: what a URL reached stays reached, whatever becomes of the row.
 - `budget_caps` says how short the next message to a URL must be after such a refusal.
@@ -272,7 +273,7 @@ def _settle_one(
             return again, SettleReason.RESIZED
         case Verdict.PERMANENT if attempts >= policy.permanent_attempts:
             return after(DeliveryState.DEAD, attempts=attempts), SettleReason.PERMANENT_FAILURE
-    if now - item.created_at >= policy.dead_after:
+    if now - max(item.created_at, item.held_until or item.created_at) >= policy.dead_after:
         return after(DeliveryState.DEAD, attempts=attempts), SettleReason.EXPIRED
     # A stable per-row spread keeps retries of many rows from moving in lockstep.
     spread = 0.5 + (item.id * 2654435761 % 1000) / 2000

@@ -83,6 +83,9 @@ class EventKind(StrEnum):
     DELIVERY_RECOVERED = "delivery_recovered"
     KNOWLEDGE_BASE_MISSING = "knowledge_base_missing"
     KNOWLEDGE_BASE_FOUND = "knowledge_base_found"
+    COST_SPIKE = "cost_spike"  # a job cost over N times its KB's recent median
+    REMEDIATED = "remediated"  # the watcher cancelled and restarted a stalled job (or would have)
+    DIGEST = "digest"  # a route's scheduled summary (`digest =`), never asked for in `events`
 
     @property
     def is_terminal(self) -> bool:
@@ -117,6 +120,7 @@ _WATCHER_EVENTS = frozenset(
         EventKind.KNOWLEDGE_BASE_FOUND,
         EventKind.DELIVERY_FAILING,
         EventKind.DELIVERY_RECOVERED,
+        EventKind.DIGEST,
     }
 )
 
@@ -146,6 +150,9 @@ _SEVERITY = {
     EventKind.DELIVERY_RECOVERED: Severity.SUCCESS,
     EventKind.KNOWLEDGE_BASE_MISSING: Severity.WARNING,
     EventKind.KNOWLEDGE_BASE_FOUND: Severity.SUCCESS,
+    EventKind.COST_SPIKE: Severity.WARNING,
+    EventKind.REMEDIATED: Severity.WARNING,
+    EventKind.DIGEST: Severity.INFO,
 }
 
 
@@ -296,6 +303,7 @@ class KnowledgeBase:
     created_at: datetime | None = None
     updated_at: datetime | None = None
     last_indexing_job: Job | None = None
+    embedding_model_uuid: str | None = None  # the model its cost is priced by
 
 
 @dataclass(frozen=True, slots=True)

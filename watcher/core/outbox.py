@@ -46,6 +46,8 @@ class OutboxItem:
     last_error: str | None = None
     delivered: frozenset[int] = frozenset()  # the route's URLs (by index) that already have it
     last_targets: tuple[TargetResult, ...] = ()  # what each URL answered the last attempt
+    held_by: str | None = None  # the quiet-hours window that held it (`watcher.core.quiet`)
+    held_until: datetime | None = None  # when that hold ended: `dead_after` counts from here
 
 
 class SettleReason(StrEnum):
@@ -95,6 +97,7 @@ class Settlement:
     next_attempt_at: datetime | None = None
     error: str | None = None
     targets: tuple[TargetResult, ...] = ()
+    held_by: str | None = None  # set: held by this quiet-hours window until `next_attempt_at`
 
 
 class FailureKind(StrEnum):

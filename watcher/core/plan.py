@@ -17,8 +17,10 @@ from dataclasses import replace
 from functools import partial
 
 from watcher.core.decide import budget_caps
+from watcher.core.model import EventKind
 from watcher.core.outbox import Budget, Message, OutboxItem, Send
 from watcher.core.present import Presentation, RouteFormat, render_templated, with_event
+from watcher.core.quiet import render_released
 from watcher.core.render import render, render_group
 
 
@@ -33,17 +35,16 @@ def plan(
     its route's `Presentation` says (`watcher.core.present`).
 
     Only rows that reached the same URLs so far are grouped, so each send can skip exactly
-    the URLs that already have all of its rows. A route that posts events gets one send per
-    event, never a grouped one; a route with templates gets them on each single alert (a
-    grouped alert keeps the built-in text).
+    the URLs that already have all of its rows. Rows held by quiet hours go out as one message
+    per route (`watcher.core.quiet.render_released`); a digest always alone. A
+    route that posts events gets one send per event, never a grouped one; a route with
+    templates gets them on each single alert (a grouped alert keeps the built-in text).
     """
-    groups: dict[tuple[str, frozenset[int]], list[OutboxItem]] = {}
-    for item in items:
-        groups.setdefault((item.route, item.delivered), []).append(item)
-    sends: list[Send] = []
+    budgets, presentations = budgets or {}, presentations or {}
+    sends, groups = _special_sends(items, dashboard, budgets, presentations)
     for (route_name, skip), group in groups.items():
-        limits = tuple((budgets or {}).get(route_name, ()))
-        shown = (presentations or {}).get(route_name, _BUILT_IN)
+        limits = tuple(budgets.get(route_name, ()))
+        shown = presentations.get(route_name, _BUILT_IN)
         if shown.format is RouteFormat.EVENT:
             sends += [_event_send(route_name, item, skip, dashboard) for item in group]
             continue
@@ -62,6 +63,38 @@ def plan(
 
 
 _BUILT_IN = Presentation()
+Groups = dict[tuple[str, frozenset[int]], list[OutboxItem]]
+
+
+def _special_sends(
+    items: Sequence[OutboxItem],
+    dashboard: str,
+    budgets: Mapping[str, Sequence[Budget]],
+    presentations: Mapping[str, Presentation],
+) -> tuple[list[Send], Groups]:
+    """The sends of digests (each alone) and of rows released by quiet hours (one per route);
+    and the other rows grouped by route and the URLs they reached, for `plan`."""
+    sends: list[Send] = []
+    groups: Groups = {}
+    released: Groups = {}
+    for item in items:
+        key = (item.route, item.delivered)
+        if presentations.get(item.route, _BUILT_IN).format is RouteFormat.EVENT:
+            groups.setdefault(key, []).append(item)  # an event route posts each event
+        elif item.transition.kind is EventKind.DIGEST:
+            single = partial(render, item.transition, dashboard)
+            limits = tuple(budgets.get(item.route, ()))
+            sends.append(_fitted(item.route, [item], item.delivered, limits, single))
+        elif item.held_by is not None:
+            released.setdefault(key, []).append(item)
+        else:
+            groups.setdefault(key, []).append(item)
+    for (route_name, skip), group in released.items():
+        windows = " and ".join(dict.fromkeys(item.held_by or "" for item in group))
+        transitions = [item.transition for item in group]
+        draw = partial(render_released, transitions, windows, dashboard)
+        sends.append(_fitted(route_name, group, skip, tuple(budgets.get(route_name, ())), draw))
+    return sends, groups
 
 
 def _event_send(route_name: str, item: OutboxItem, skip: frozenset[int], dashboard: str) -> Send:

@@ -14,9 +14,10 @@ from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from watcher.core.digest import KbLatest
 from watcher.core.model import DataSourceJob, Job, KnowledgeBase
 from watcher.core.outbox import Budget, Message, OutboxItem, SendResult, Settlement
-from watcher.core.state import Change, WatchState
+from watcher.core.state import Change, Transition, WatchState
 
 
 class Source(Protocol):
@@ -166,4 +167,15 @@ class Notifier(Protocol):
         per URL tried (its index, cause, HTTP or SMTP status, characters sent). A route that
         is not configured or has no URL is a failed result with `permanent` set.
         """
+        ...
+
+
+class DigestReads(Protocol):
+    """The store's reads for a digest (`watcher.edges.store.digests`). Raises `StoreError`."""
+
+    async def digest_facts(
+        self, since: datetime | None, until: datetime
+    ) -> tuple[tuple[Transition, ...], tuple[KbLatest, ...]]:
+        """The terminal events recorded in `[since, until)` (wall clock, UTC; None: since the
+        start), oldest first, and where each known KB's latest job stands."""
         ...

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import quote
 
+from watcher.core.cost import eta
 from watcher.core.durations import format_elapsed
 from watcher.core.fit import Entry, clip, fit, more_text
 from watcher.core.inert import inert
@@ -57,7 +58,11 @@ _HEADLINE = {
     EventKind.DELIVERY_RECOVERED: "alerts getting through again",
     EventKind.KNOWLEDGE_BASE_MISSING: "knowledge base not found in the account",
     EventKind.KNOWLEDGE_BASE_FOUND: "knowledge base found again",
+    EventKind.COST_SPIKE: "indexing cost spike",
+    EventKind.REMEDIATED: "stalled job remediated",
+    EventKind.DIGEST: "indexing digest",
 }
+_ETA_KINDS = frozenset({EventKind.STALLED, EventKind.RECOVERED})  # a running job's alerts
 # `recovered` for a job that ended (sent alone to a route that did not ask for the outcome).
 RECOVERED_BY_ENDING = "indexing finished after a stall"
 
@@ -107,6 +112,10 @@ def render(
     """One alert for one transition: title, body in every format, severity; within `budget`."""
     budget = budget or Budget()
     kind = transition.kind
+    if kind is EventKind.DIGEST:  # its text was written when it was due (`core.digest`)
+        lead, *lines = (transition.detail or "Indexing digest").split("\n")
+        spans = [(plain(line),) for line in lines]
+        return render_list("gradient-watcher: indexing digest", lead, spans, Severity.INFO, budget)
     severity = _severity(transition)
     title = _fit_title(f"{_ICON[severity]} {_subject(transition)}: {_headline(transition)}", budget)
     head: list[Block] = [
@@ -137,6 +146,40 @@ def render_group(
     rows = [_Row(_group_line(t, dashboard), None, t.kind.value) for t in ordered]
     fitted = _fitted(head, rows, "events", None, budget.body_room(title), budget.lines)
     return _message(title, fitted, worst)
+
+
+def render_list(
+    title: str,
+    lead: str,
+    lines: Sequence[tuple[Span, ...]],
+    severity: Severity,
+    budget: Budget | None = None,
+    *,
+    tail: Sequence[tuple[Span, ...]] = (),
+    tail_heading: str | None = None,
+) -> Message:
+    """A message of a bold `lead` and a list of `lines` (then, under `tail_heading`, the
+    `tail` lines), cut with a count of what was left out to fit `budget` (a held-then-released
+    batch, a digest)."""
+    budget = budget or Budget()
+    title = _fit_title(f"{_ICON[severity]} {title}", budget)
+    head: list[Block] = [Para((strong(lead),))]
+    spans = list(lines)
+    if tail:
+        spans += [(strong(tail_heading or "Also"),), *tail]
+    rows = [_Row(line, None, "line") for line in spans]
+    fitted = _fitted(head, rows, "lines", None, budget.body_room(title), budget.lines)
+    return _message(title, fitted, severity)
+
+
+def group_line(t: Transition, dashboard: str = DASHBOARD) -> tuple[Span, ...]:
+    """One transition as a line of a grouped alert (`- ❌ kb job `x`: failed (open)`)."""
+    return _group_line(t, dashboard)
+
+
+def worst(severities: Sequence[Severity]) -> Severity:
+    """The worst of `severities` (INFO when there are none)."""
+    return max(severities, key=_SEVERITY_ORDER.index, default=Severity.INFO)
 
 
 def render_test(now: datetime) -> Message:
@@ -202,6 +245,8 @@ def _group_line(t: Transition, dashboard: str) -> tuple[Span, ...]:
     if t.job_uuid:
         spans += [plain(" job "), code(t.job_uuid)]
     spans.append(plain(f": {t.kind.value}"))
+    if t.kind.is_terminal and t.stall_reason is not None:
+        spans.append(plain(" after a stall"))
     if t.kb_uuid:
         spans += [plain(" ("), link("open", kb_link(dashboard, t.kb_uuid)), plain(")")]
     return tuple(spans)
@@ -281,7 +326,8 @@ def _facts(t: Transition, dashboard: str) -> tuple[Item, ...]:
     job = t.job
     if job is not None:
         lines.append((plain("Job: "), code(job.uuid)))
-        lines.append((plain(f"Outcome: {_state_text(job)}"),))
+        if t.kind is not EventKind.REMEDIATED:  # it names the stalled job, not its state
+            lines.append((plain(f"Outcome: {_state_text(job)}"),))
         duration = _duration(job, t.api_at)
         if duration is not None:
             lines.append((plain(f"Duration: {format_elapsed(duration)}"),))
@@ -291,6 +337,10 @@ def _facts(t: Transition, dashboard: str) -> tuple[Item, ...]:
         tokens = job.total_tokens if job.total_tokens is not None else job.tokens
         if tokens is not None:
             lines.append((plain(f"Tokens: {tokens:,}"),))
+        if t.cost is not None:
+            lines.append((plain(f"Cost: {t.cost.text()}"),))
+        if t.api_at is not None and t.kind in _ETA_KINDS and not job.is_terminal:
+            lines.append((plain(eta(job, t.api_at).text()),))
         if job.data_source_jobs or job.total_items_indexed is not None:
             items = (
                 f"Items: {job.items_indexed:,} indexed, {job.items_failed:,} failed, "

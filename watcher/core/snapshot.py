@@ -53,6 +53,9 @@ class RouteBacklog:
     pending: int
     sending: int
     dead: int
+    held: int = 0  # of the pending: held by quiet hours (`held_by`) until `held_until`
+    held_by: str | None = None
+    held_until: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

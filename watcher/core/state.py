@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from watcher.core.clocks import Elapsed
+from watcher.core.cost import JobCost
 from watcher.core.model import EventKind, Job, KnowledgeBase, Severity
 
 
@@ -167,6 +168,8 @@ class Transition:
     # The API's clock when the transition was seen (DigitalOcean's timestamps are compared with
     # it alone: a running job's duration in an alert is `api_at - started_at`, never the wall).
     api_at: datetime | None = None
+    cost: JobCost | None = None  # a finished job's cost (`watcher.core.cost`), when priced
+    spike_ratio: float | None = None  # `cost_spike`: the cost over its KB's recent median
 
     @property
     def job_uuid(self) -> str | None:

@@ -94,8 +94,15 @@ def table(
     lines.append("")
     lines.append(_deliveries(snapshot, now))
     for route in snapshot.routes:
+        held = ""
+        if route.held and route.held_until is not None:
+            until = route.held_until.isoformat(timespec="minutes")
+            held = f" ({route.held} held by quiet hours {route.held_by} until {until})"
         lines.append(
-            inert(f"  {route.route}: {route.pending + route.sending} pending, {route.dead} dead")
+            inert(
+                f"  {route.route}: {route.pending + route.sending} pending, {route.dead} dead"
+                + held
+            )
         )
     for dead in snapshot.dead_letters:
         lines.append(
@@ -180,7 +187,14 @@ def _deliveries_json(snapshot: StoreSnapshot, now: datetime) -> dict[str, Any]:
         "by_state": {state.value: count for state, count in snapshot.outbox_by_state.items()},
         "oldest_undelivered_age_s": snapshot.oldest_undelivered_age(now),
         "routes": [
-            {"route": r.route, "pending": r.pending + r.sending, "dead": r.dead}
+            {
+                "route": r.route,
+                "pending": r.pending + r.sending,
+                "dead": r.dead,
+                "held": r.held,
+                "held_by": r.held_by,
+                "held_until": _iso(r.held_until),
+            }
             for r in snapshot.routes
         ],
         "dead_letters": [

@@ -11,8 +11,10 @@ import structlog
 
 from watcher.config import Config, describe
 from watcher.config.preflight import listen_note
+from watcher.core import costview
 from watcher.core import status_view as status
 from watcher.core.account import unmatched_refs
+from watcher.core.cost import PRICES_KEY, decode_prices
 from watcher.core.errors import (
     ConfigError,
     ConfigProblem,
@@ -230,6 +232,7 @@ async def read_status(config: Config, *, as_json: bool, echo: Callable[[str], No
         beat = Heartbeat.decode(await store.get_meta(HEARTBEAT_KEY))
         lease = await store.read_lease()
         shared = await store.replicas() if isinstance(store, PostgresStore) else None
+        prices = decode_prices(await store.get_meta(PRICES_KEY))
         setup = status.SetupFindings(
             missing=tuple(decode_missing(await store.get_meta(MISSING_KEY))),
             unmatched=tuple(decode_unmatched(await store.get_meta(UNMATCHED_KEY))),
@@ -242,6 +245,7 @@ async def read_status(config: Config, *, as_json: bool, echo: Callable[[str], No
         data = status.as_json(snapshot, now, setup, api_now)
         data["poll"] = json.loads(pace) if pace else None
         data["lease"] = _lease_json(lease)
+        data["cost_and_time"] = costview.as_json(snapshot, prices, api_now)
         if shared is not None:  # several replicas on one database
             data.update(replicas_json(*shared))
             data["lease"] = None
@@ -249,6 +253,8 @@ async def read_status(config: Config, *, as_json: bool, echo: Callable[[str], No
         echo(json.dumps(SECRETS.redact_value(data), indent=2))
     else:
         echo(status.table(snapshot, now, setup, api_now))
+        for line in costview.lines(snapshot, prices, api_now):
+            echo(line)
         if pace:
             p = json.loads(pace)
             echo(f"Polling every {p['interval_s']:g}s ({p['reason']})")

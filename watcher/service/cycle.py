@@ -10,8 +10,13 @@ base or one delivery is logged and survived. The steps:
   details of failed and partial jobs (a partial job within its KB's error budget is then
   told as completed: `watcher.core.tolerance`);
 - decide (`watcher.core.decide.route`): which routes get which event;
-- record: states, events and outbox rows in one transaction, with the API's health;
-- deliver (`watcher.service.dispatch`): what is due in the outbox goes out.
+- cost (`watcher.core.costing`): each outcome's cost from its KB's model price
+  (`watcher.service.costs`, read about hourly), and `cost_spike`;
+- record: states, events and outbox rows in one transaction, with the API's health (and the
+  intents of remediation, `watcher.service.remedies`, which acts after it);
+- digests (`watcher.service.digests`): each route's digest whose slot passed is recorded;
+- deliver (`watcher.service.dispatch`): what is due in the outbox goes out (a route in its
+  quiet hours holds it until they end, `watcher.core.quiet`).
 
 A cycle has a deadline (`CycleSettings.deadline`, on the event loop's monotonic clock): its
 API reads end there and the cycle counts as a failed API read (towards `api_unreachable`).
@@ -24,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
@@ -33,20 +38,33 @@ import structlog
 from watcher.core.account import RouteRefs
 from watcher.core.apihealth import ApiHealth, api_health
 from watcher.core.clocks import Elapsed, Instant
+from watcher.core.cost import PRICES_KEY, SpikeRule, encode_prices
+from watcher.core.costing import (
+    COSTS_KEY,
+    annotate,
+    decode_recent,
+    encode_recent,
+    keep_spikes,
+)
 from watcher.core.decide import RetryPolicy, RouteRule, route
 from watcher.core.detect import detect
+from watcher.core.digest import DigestSchedule
 from watcher.core.errors import ApiStatusError, SourceError
-from watcher.core.model import EventKind, WatchedKb
+from watcher.core.model import EventKind, KnowledgeBase, WatchedKb
 from watcher.core.outbox import SettleReason
-from watcher.core.ports import MetaStore, Notifier, Outbox, Source, StateStore
+from watcher.core.ports import DigestReads, MetaStore, Notifier, Outbox, Source, StateStore
 from watcher.core.present import Presentation
 from watcher.core.render import DASHBOARD
 from watcher.core.state import Change, Observation, Policy, Transition, WatchState, changed
 from watcher.core.tolerance import Tolerances, tolerate
+from watcher.core.windows import TimeWindow
 from watcher.edges.hostclock import elapsed_now
 from watcher.service.accountcheck import AccountCheck
+from watcher.service.costs import PriceBook
+from watcher.service.digests import Digests
 from watcher.service.dispatch import Dispatcher, DispatchSettings
 from watcher.service.observe import BASELINE_KEY, Observer, Sight
+from watcher.service.remedies import Remedies
 
 log = structlog.get_logger(__name__)
 
@@ -73,6 +91,10 @@ class CycleSettings:
     delivery_failing_after: timedelta = timedelta(minutes=10)
     tolerances: Tolerances = field(default_factory=Tolerances)  # error budgets per KB
     presentations: Mapping[str, Presentation] = field(default_factory=dict)  # per route
+    spike_rule: SpikeRule = field(default_factory=SpikeRule)  # `cost_spike` (off by default)
+    route_spike_factors: Mapping[str, float] = field(default_factory=dict)  # routes' own
+    mutes: Mapping[str, tuple[TimeWindow, ...]] = field(default_factory=dict)  # mute_during
+    digests: Mapping[str, DigestSchedule] = field(default_factory=dict)  # per route
 
     def dispatch(self) -> DispatchSettings:
         """The deliver stage's slice."""
@@ -86,6 +108,7 @@ class CycleSettings:
             route_send_intervals=self.route_send_intervals,
             failing_after=self.delivery_failing_after,
             presentations=self.presentations,
+            mutes=self.mutes,
         )
 
 
@@ -118,8 +141,16 @@ class Cycle:
         *,
         monotonic: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        digest_reads: DigestReads | None = None,
+        prices: PriceBook | None = None,
+        remedies: Remedies | None = None,
     ) -> None:
         self.source, self.store, self.meta = source, store, meta
+        self.prices, self.remedies = prices, remedies
+        self._prices_written: str | None = None
+        self.digests = None
+        if digest_reads is not None and settings.digests:
+            self.digests = Digests(digest_reads, store, meta, settings.digests, clock)
         self.settings, self.clock, self.elapsed = settings, clock, elapsed
         self.observer = Observer(source, store, meta, settings.watched, settings.per_page)
         self.account_check = AccountCheck(meta, settings.watched, settings.route_refs)
@@ -141,6 +172,8 @@ class Cycle:
         structlog.contextvars.bind_contextvars(cycle_id=cycle_id)
         try:
             report = await self._poll(cycle_id)
+            if self.digests is not None:  # due on the wall clock, whatever the API did
+                await self.digests.record_due()
             delivered = await self.deliver()
             return replace(report, deliveries=delivered)
         finally:
@@ -164,12 +197,18 @@ class Cycle:
             transitions = tolerate(transitions, self.settings.tolerances)  # needs the details
         except (SourceError, TimeoutError) as exc:
             return await self._fetch_failed(cycle_id, exc)
+        transitions, cost_meta = await self._costs(sight.kbs, transitions, until)
+        if self.remedies is not None:  # the intents go with the stall, before any write call
+            cost_meta |= await self.remedies.plan(transitions)
         deliveries = route(transitions, self.settings.rules)
+        deliveries = keep_spikes(deliveries, transitions, self.settings.route_spike_factors)
         # `api_recovered` first, so that its alert comes before the news it lets through.
         await self._api_outcome(cycle_id, now, None)
         kbs, jobs = changed(sight.previous, state)
         change = Change(cycle_id, now.wall, kbs, jobs, transitions, deliveries)
-        await self._record(change, sight.previous, state, meta)
+        await self._record(change, sight.previous, state, meta | cost_meta)
+        if self.remedies is not None:
+            await self.remedies.act(cycle_id, now.wall, now.api)
         for t in transitions:
             log.info(f"job_{t.kind.value}", kb=t.kb_uuid, job=t.job_uuid, event_id=t.event_id)
         return CycleReport(
@@ -193,6 +232,30 @@ class Cycle:
         )
         state, transitions = detect(sight.previous, observation, now, self.settings.policy)
         return state, setup + transitions, routes_meta | setup_meta
+
+    async def _costs(
+        self, kbs: Sequence[KnowledgeBase], transitions: tuple[Transition, ...], until: float
+    ) -> tuple[tuple[Transition, ...], dict[str, str | None]]:
+        """The transitions with their jobs' costs (and any `cost_spike`), and the meta values
+        to record with them: the KBs' recent costs and, when they changed, their prices."""
+        if self.prices is None:
+            return transitions, {}
+        try:
+            async with asyncio.timeout_at(until):
+                await self.prices.refresh_if_due()
+        except TimeoutError:
+            log.warning("model_prices_unread", error="the cycle's deadline passed")
+        prices = self.prices.prices(kbs)
+        meta: dict[str, str | None] = {}
+        if prices and (encoded := encode_prices(prices)) != self._prices_written:
+            meta[PRICES_KEY] = self._prices_written = encoded
+        if not any(t.kind.is_terminal for t in transitions):
+            return transitions, meta
+        recent = decode_recent(await self.meta.get_meta(COSTS_KEY))
+        priced, costs = annotate(transitions, prices, recent, self.settings.spike_rule)
+        if costs != recent:
+            meta[COSTS_KEY] = encode_recent(costs)
+        return priced, meta
 
     async def _fetch_failed(self, cycle_id: str, exc: SourceError | TimeoutError) -> CycleReport:
         """The API could not be read (or not within the deadline): a failed API read."""

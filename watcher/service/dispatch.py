@@ -45,8 +45,10 @@ from watcher.core.outbox import Budget, Send, SendResult, Settlement, SettleReas
 from watcher.core.plan import pace_wait, plan
 from watcher.core.ports import MetaStore, Notifier, Outbox, StateStore
 from watcher.core.present import Presentation
+from watcher.core.quiet import hold
 from watcher.core.render import DASHBOARD
 from watcher.core.state import Change
+from watcher.core.windows import TimeWindow
 
 log = structlog.get_logger(__name__)
 
@@ -69,6 +71,7 @@ class DispatchSettings:
     max_pace_wait: timedelta = timedelta(seconds=5)  # per route and round; the rest waits
     wait: timedelta = timedelta(seconds=5)  # a cycle's wait for its rounds; longer: background
     presentations: Mapping[str, Presentation] = field(default_factory=dict)  # per route
+    mutes: Mapping[str, tuple[TimeWindow, ...]] = field(default_factory=dict)  # mute_during
 
     @property
     def longest_wait(self) -> timedelta:
@@ -149,6 +152,10 @@ class Dispatcher:
         if busy:
             await self.outbox.settle(release(busy, self.clock()))
         items = [item for item in items if item.route not in self._running]
+        items, held = hold(items, self.settings.mutes, self.clock())
+        if held:  # a route in its quiet hours: back to the queue until they end, unspent
+            await self.outbox.settle(held)
+            log.info("alerts_held", count=len(held), until=[s.error for s in held[:1]])
         if not items:
             return []
         budgets = {item.route: self._budgets(item.route) for item in items}

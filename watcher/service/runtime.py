@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -17,6 +17,7 @@ from watcher.config.url_secrets import apprise_loaded, url_secrets
 from watcher.config.urls import candidates
 from watcher.core.account import RouteRefs
 from watcher.core.clocks import Elapsed
+from watcher.core.costing import lowest_factor
 from watcher.core.decide import RetryPolicy, RouteRule
 from watcher.core.errors import ConfigError, ConfigProblem
 from watcher.core.guard import GuardedNotifier, GuardedStore
@@ -25,6 +26,7 @@ from watcher.core.pace import PaceSettings
 from watcher.core.ports import Notifier
 from watcher.core.present import Presentation, RouteFormat
 from watcher.core.redact import SECRETS
+from watcher.core.remedy import OnStalled
 from watcher.core.tolerance import Tolerances
 from watcher.edges import host
 from watcher.edges.api.client import ApiClient, ApiSettings, RequestRecord, RequestRetry
@@ -33,8 +35,10 @@ from watcher.edges.metrics import Metrics
 from watcher.edges.notify.webhook import SignedWebhookNotifier
 from watcher.edges.store.files import file_id
 from watcher.edges.store.sqlite import SqliteStore
+from watcher.service.costs import PriceBook
 from watcher.service.cycle import Cycle, CycleSettings
 from watcher.service.lease_keeper import LeaseKeeper
+from watcher.service.remedies import Remedies
 from watcher.service.stores import open_store
 
 
@@ -45,6 +49,8 @@ def utcnow() -> datetime:
 
 def cycle_settings(config: Config) -> CycleSettings:
     """The cycle's slice of the configuration."""
+    spikes = {r.name: r.cost_spike_factor for r in config.routes if r.cost_spike_factor}
+    spike_at = lowest_factor(config.cost.spike_factor, spikes)
     return CycleSettings(
         watched=config.watched(),
         route_refs=tuple(
@@ -68,7 +74,20 @@ def cycle_settings(config: Config) -> CycleSettings:
         delivery_failing_after=config.alerts.delivery_failing_after,
         tolerances=tolerances(config),
         presentations=presentations(config),
+        spike_rule=replace(config.cost.spike_rule(), factor=spike_at),
+        route_spike_factors=spikes,
+        mutes=config.mutes(),
+        digests=config.digests(),
     )
+
+
+def remedies(config: Config, client: ApiClient, store: GuardedStore) -> Remedies | None:
+    """Remediation of stalled jobs, when `[remediation] on_stalled` asks for it."""
+    policy = config.remediation.policy()
+    if policy.on_stalled is OnStalled.NOTHING:
+        return None
+    rules = cycle_settings(config).rules
+    return Remedies(client, store, store, policy, rules)
 
 
 def tolerances(config: Config) -> Tolerances:
@@ -303,6 +322,9 @@ async def open_runtime(
         settings=cycle_settings(config),
         clock=clock,
         elapsed=elapsed,
+        prices=PriceBook(client, config.cost.prices_every, elapsed, guarded),
+        remedies=remedies(config, client, guarded),
+        digest_reads=store,
     )
     return Runtime(
         config=config, client=client, store=store, cycle=cycle, metrics=metrics, keeper=keeper

@@ -26,6 +26,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
+from watcher.simulator import models
 from watcher.simulator.backend import Backend
 from watcher.simulator.gate import Gate, error_body
 from watcher.simulator.world import KbBusy, NotCancellable, NotFound, World
@@ -235,6 +236,8 @@ def build_app(sim: Backend) -> ASGIApp:
         Route(f"{prefix}/indexing_jobs/{{uuid}}", api.get_job, methods=["GET"]),
         Route(f"{prefix}/indexing_jobs/{{uuid}}/data_sources", api.job_sources, methods=["GET"]),
         Route(f"{prefix}/indexing_jobs/{{uuid}}/cancel", api.cancel_job, methods=["PUT"]),
+        Route(f"{prefix}/models", models.list_models, methods=["GET"]),
+        Route(f"{prefix}/models/catalog", models.list_catalog, methods=["GET"]),
     ]
     handlers = {ApiFailure: _on_failure, HTTPException: _on_http_exception}
     inner = Starlette(routes=routes, exception_handlers=handlers)

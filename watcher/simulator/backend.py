@@ -6,7 +6,7 @@ so the simulator builds its app without an import circle.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -47,6 +47,11 @@ class Backend(Protocol):
     @property
     def token(self) -> str:
         """The one bearer token the API accepts."""
+        ...
+
+    @property
+    def scoped_tokens(self) -> Mapping[str, frozenset[str]]:
+        """Further tokens the API accepts, each with only its scopes (`genai:read`, ...)."""
         ...
 
     @property

@@ -2,12 +2,12 @@
 
 Order for each request: apply the due timeline events; a `connection_reset` fault closes the
 socket at once; the sliding-window limiter counts the request (429 when over a limit); the
-bearer token is checked (401); `slow`, `rate_limited`, `server_error`, `html_error`,
-`echo_headers` and `page_shift` faults act; the routes answer; `unknown_enum`,
-`missing_fields`, `counters_backwards` and `truncated_json` faults rewrite a 200 JSON body; a
-`dribble` fault sends the body a byte at a time. Every answer carries the `ratelimit-*`
-headers, an `x-request-id` and a `Date` on the simulated API's own clock (whole seconds, as
-HTTP dates are), and is appended to the simulator's request log.
+bearer token is checked (401) and its scope for the method (403, `scoped_tokens`); `slow`,
+`rate_limited`, `server_error`, `html_error`, `echo_headers` and `page_shift` faults act; the
+routes answer; `unknown_enum`, `missing_fields`, `counters_backwards` and `truncated_json`
+faults rewrite a 200 JSON body; a `dribble` fault sends the body a byte at a time. Every
+answer carries the `ratelimit-*` headers, an `x-request-id` and a `Date` on the simulated
+API's own clock (whole seconds, as HTTP dates are), and is appended to the simulator's request log.
 """
 
 from __future__ import annotations
@@ -62,6 +62,16 @@ def _json_reply(status: int, error_id: str, message: str, request_id: str) -> Re
     return Reply(status, body)
 
 
+# The scope each method needs (DigitalOcean's scoped tokens; see ../shared/api/NOTES.md).
+_SCOPE_OF = {
+    "GET": "genai:read",
+    "HEAD": "genai:read",
+    "POST": "genai:create",
+    "PUT": "genai:update",
+}
+ALL_SCOPES = frozenset({"genai:read", "genai:create", "genai:update", "genai:delete"})
+
+
 class Gate:
     """Wraps the route app with everything that is not about knowledge bases and jobs."""
 
@@ -86,8 +96,11 @@ class Gate:
             return
         if not verdict.allowed:
             reply = _json_reply(429, "too_many_requests", "API rate limit exceeded.", request_id)
-        elif not self._authorized(scope):
+        elif (scopes := self._scopes(scope)) is None:
             reply = _json_reply(401, "unauthorized", "Unable to authenticate you.", request_id)
+        elif (needed := _SCOPE_OF.get(method, "genai:read")) not in scopes:
+            text = f"You are not authorized to perform this operation (needs {needed})."
+            reply = _json_reply(403, "forbidden", text, request_id)
         else:
             reply = await self._serve(scope, receive, request_id)
         headers = {**verdict.headers(), **reply.headers}
@@ -103,13 +116,21 @@ class Gate:
             return
         self._log(method, path, query, reply.status, reply.faults)
 
-    def _authorized(self, scope: Scope) -> bool:
+    def _scopes(self, scope: Scope) -> frozenset[str] | None:
+        """The scopes of the request's bearer token (the main token has them all), or None
+        when it carries none the simulator knows (401)."""
         for name, value in scope.get("headers", []):
             if name.lower() == b"authorization":
                 scheme, _, token = value.decode("latin-1").partition(" ")
-                expected = self.sim.token.encode()
-                return scheme.lower() == "bearer" and hmac.compare_digest(token.encode(), expected)
-        return False
+                if scheme.lower() != "bearer":
+                    return None
+                if hmac.compare_digest(token.encode(), self.sim.token.encode()):
+                    return ALL_SCOPES
+                for known, scopes in self.sim.scoped_tokens.items():
+                    if hmac.compare_digest(token.encode(), known.encode()):
+                        return scopes
+                return None
+        return None
 
     def _take(self, kind: FaultKind, scope: Scope) -> Fault | None:
         with self.sim.lock:

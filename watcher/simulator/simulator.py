@@ -13,7 +13,7 @@ API whose clock is off by the offset.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TypeVar
@@ -72,9 +72,11 @@ class Simulator:
         per_hour: int = 5000,
         per_minute: int = 250,
         api_clock_offset: float = 0.0,
+        scoped_tokens: Mapping[str, frozenset[str]] | None = None,
     ) -> None:
         self.scenario = scenario
         self.token = token
+        self.scoped_tokens: Mapping[str, frozenset[str]] = dict(scoped_tokens or {})
         self.clock: Clock = clock if clock is not None else RealClock()
         self.api_clock_offset = timedelta(seconds=api_clock_offset)
         self.lock = threading.RLock()

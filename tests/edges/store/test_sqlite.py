@@ -464,7 +464,7 @@ async def test_snapshot_shows_each_kb_latest_job_and_the_outbox(store: SqliteSto
         "done": 1,
     }
     assert snap.events_by_kind == {"failed": 1}
-    assert (snap.last_cycle_at, snap.created_at, snap.schema_version) == (NOW, NOW, 5)
+    assert (snap.last_cycle_at, snap.created_at, snap.schema_version) == (NOW, NOW, 6)
 
 
 async def test_meta_values_are_kept_until_deleted(store: SqliteStore) -> None:

@@ -54,6 +54,10 @@ T = TypeVar("T")
 log = structlog.get_logger(__name__)
 
 _SCOPES = {"GET": "genai:read", "POST": "genai:create", "PUT": "genai:update"}
+_SCOPE_USE = {
+    "POST": " (needed to start an indexing job)",
+    "PUT": " (needed to cancel an indexing job)",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +79,7 @@ class Call:
     method: str
     endpoint: str
     uuid: str = ""
-    params: Mapping[str, int] = field(default_factory=dict)
+    params: Mapping[str, int | str] = field(default_factory=dict)
     body: Mapping[str, Any] | None = None
 
     @property
@@ -282,7 +286,13 @@ class HttpCaller:
             )
         elif status == 403:
             scope = _SCOPES.get(call.method, "genai:read")
-            kind, hint = Forbidden, f"The token from {self.token_source} lacks the {scope} scope."
+            kind, hint = (
+                Forbidden,
+                (
+                    f"The token from {self.token_source} lacks the {scope} scope"
+                    f"{_SCOPE_USE.get(call.method, '')}."
+                ),
+            )
         elif status == 404:
             kind = NotFound
         elif 300 <= status < 400:

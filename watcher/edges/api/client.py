@@ -29,9 +29,10 @@ from typing import Protocol, TypeVar
 import httpx
 import structlog
 
+from watcher.core.cost import CatalogModel, ListedModel
 from watcher.core.errors import ConfigError, ConfigProblem, MalformedResponse, SourceError
 from watcher.core.model import DataSourceJob, Job, KnowledgeBase, RateLimit
-from watcher.edges.api import copies, wire
+from watcher.edges.api import copies, pricing, wire
 from watcher.edges.api.body import ACCEPT_ENCODING
 from watcher.edges.api.caller import Call, HttpCaller, OnceLog, RequestRecord
 from watcher.edges.api.clock import ApiClock
@@ -55,6 +56,7 @@ KB = "/v2/gen-ai/knowledge_bases/{uuid}"
 KB_JOBS = "/v2/gen-ai/knowledge_bases/{uuid}/indexing_jobs"
 
 MAX_SWEEPS = 3
+MAX_PRICE_PAGES = 20  # the models list and catalog: a few dozen entries today
 Settle = Callable[[Sequence[U]], tuple[list[U], copies.Conflicts]]
 
 
@@ -218,6 +220,42 @@ class ApiClient:
         """Start a job (all data sources when none are named); never sent twice on a retry."""
         body = {"knowledge_base_uuid": kb_uuid, "data_source_uuids": list(data_source_uuids)}
         return await self._read_one(Call("POST", JOBS, body=body), "job", wire.parse_job)
+
+    async def list_embedding_models(self) -> list[ListedModel]:
+        """The embedding models with their prices (`GET /v2/gen-ai/models?usecases=
+        MODEL_USECASE_KNOWLEDGEBASE`, every page, at most `MAX_PRICE_PAGES`)."""
+
+        def params(number: int) -> dict[str, int | str]:
+            return {"usecases": pricing.EMBEDDING_USECASE, "page": number, "per_page": 200}
+
+        return await self._read_pages(pricing.MODELS, "models", pricing.parse_listed_model, params)
+
+    async def list_model_catalog(self) -> list[CatalogModel]:
+        """The model catalog (`GET /v2/gen-ai/models/catalog`, paged with `limit`, no links)."""
+
+        def params(number: int) -> dict[str, int | str]:
+            return {"page": number, "limit": 100}
+
+        return await self._read_pages(pricing.CATALOG, "data", pricing.parse_catalog_model, params)
+
+    async def _read_pages(
+        self,
+        endpoint: str,
+        key: str,
+        parse: Callable[[object], U],
+        params: Callable[[int], Mapping[str, int | str]],
+    ) -> list[U]:
+        """Pages 1.. of a small list until the answer says there is no more."""
+        items: list[U] = []
+        async with _one_read(endpoint):
+            for number in range(1, MAX_PRICE_PAGES + 1):
+                call = Call("GET", endpoint, params=params(number))
+                page = await self._caller.call(call, partial(wire.parse_page, key=key, parse=parse))
+                items.extend(page.items)
+                self._log_skipped(endpoint, page.skipped)
+                if not page.has_next:
+                    break
+        return items
 
     async def _read_one(self, call: Call, key: str, parse: Callable[[object], U]) -> U:
         async with _one_read(call.endpoint):

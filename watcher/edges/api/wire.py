@@ -236,6 +236,7 @@ def parse_knowledge_base(obj: object) -> KnowledgeBase:
         created_at=to_datetime(obj.get("created_at")),
         updated_at=to_datetime(obj.get("updated_at")),
         last_indexing_job=last_job,
+        embedding_model_uuid=to_str(obj.get("embedding_model_uuid")),
     )
 
 

@@ -17,6 +17,7 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from watcher.core.clocks import Elapsed
+from watcher.core.cost import JobCost
 from watcher.core.model import DataSourceJob, DataSourceStatus, EventKind, Job, Phase, Status
 from watcher.core.outbox import FailureCause, TargetResult
 from watcher.core.state import JobState, Sighting, StallReason, Transition
@@ -50,6 +51,8 @@ def _encode_value(value: Any) -> Any:
         return encode_data_source_job(value)
     if isinstance(value, Job):
         return encode_job(value)
+    if isinstance(value, JobCost):
+        return _encode(value)
     if isinstance(value, Sighting):
         return {"first": value.first.encode(), "moved": value.moved.encode()}
     if isinstance(value, tuple):
@@ -164,6 +167,7 @@ _TRANSITION_DECODERS: Mapping[str, _Decoder] = {
     "stalled_since": _datetime,
     "corrects": _strict_enum(EventKind),
     "api_at": _datetime,
+    "cost": lambda data: _decode(JobCost, data, {}),
 }
 
 

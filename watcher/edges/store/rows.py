@@ -32,12 +32,14 @@ _EXPIRE: Final = """
     WHERE state = 'sending' AND (claim_clock IS NULL OR claim_clock <> ?
         OR claim_expires IS NULL OR claim_expires <= ? OR claim_expires > ?)"""
 # Due: the retry time has come, or lies further ahead than any backoff allows (only a step of
-# the wall clock puts it there). Rows go out in the order they were written (`id`), never by
-# a wall-clock time a step may have skewed. On PostgreSQL, rows another replica is claiming
-# right now are skipped rather than waited for.
+# the wall clock puts it there; a row held by quiet hours waits for the window's end, however
+# far). Rows go out in the order they were written (`id`), never by a wall-clock time a step
+# may have skewed. On PostgreSQL, rows another replica is claiming right now are skipped
+# rather than waited for.
 _CANDIDATES: Final = """
     SELECT id FROM outbox
-    WHERE state = 'pending' AND (next_attempt_at <= ? OR next_attempt_at > ?)
+    WHERE state = 'pending'
+        AND (next_attempt_at <= ? OR (next_attempt_at > ? AND held_by IS NULL))
     ORDER BY id LIMIT ? /*pg: FOR UPDATE SKIP LOCKED*/"""
 _CLAIM: Final = """
     UPDATE outbox SET state = 'sending', claimed_at = ?, claim_token = ?, claim_epoch = ?,
@@ -45,7 +47,7 @@ _CLAIM: Final = """
     WHERE id = ? AND state = 'pending'"""
 _CLAIMED: Final = """
     SELECT o.id, o.route, o.created_at, o.attempts, o.last_error, e.cycle_id, e.payload,
-        o.targets
+        o.targets, o.held_by, o.held_until
     FROM outbox o JOIN events e ON e.event_id = o.event_id
     WHERE o.claim_token = ? AND o.state = 'sending'
     ORDER BY o.id"""
@@ -57,7 +59,8 @@ _SETTLE: Final = """
     UPDATE outbox SET state = ?, attempts = ?, last_error = ?, targets = ?,
         sent_at = COALESCE(?, sent_at), settled_at = ?,
         next_attempt_at = COALESCE(?, next_attempt_at), claimed_at = NULL, claim_token = NULL,
-        claim_epoch = NULL, claim_clock = NULL, claim_expires = NULL
+        claim_epoch = NULL, claim_clock = NULL, claim_expires = NULL,
+        held_by = COALESCE(?, held_by), held_until = COALESCE(?, held_until)
     WHERE id = ? AND state = 'sending'"""
 _UPSERT_KB: Final = """
     INSERT INTO knowledge_bases (uuid, name, first_seen_at, last_job_uuid, updated, news_since)
@@ -347,6 +350,8 @@ def _outbox_item(row: tuple[Any, ...]) -> OutboxItem:
         last_error=row[4],
         delivered=frozenset(t.index for t in targets if t.ok and t.index is not None),
         last_targets=targets,
+        held_by=row[8],
+        held_until=schema.from_db_or_none(row[9]),
     )
 
 
@@ -375,6 +380,10 @@ def settle_row(settlement: Settlement, token: str | None) -> tuple[str, tuple[An
         at if state is DeliveryState.SENT else None,
         at if state in (DeliveryState.SENT, DeliveryState.DEAD) else None,
         next_at,
+        settlement.held_by,
+        schema.to_db(settlement.next_attempt_at)
+        if settlement.held_by is not None and settlement.next_attempt_at is not None
+        else None,
         settlement.outbox_id,
     )
     if token is None:

@@ -130,7 +130,17 @@ _V5: Final = (
     "ALTER TABLE outbox ADD COLUMN claim_expires REAL",
 )
 
-MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_V1, _V2, _V3, _V4, _V5)
+# Version 6: quiet hours (issue 16, `watcher.core.quiet`): the `[[time_intervals]]` window that
+# holds a pending row until it ends (its `next_attempt_at`); NULL for a row never held. Rows
+# held by a window are released together as one message.
+_V6: Final = (
+    "ALTER TABLE outbox ADD COLUMN held_by TEXT",
+    # When that window ended (its release): `delivery.dead_after` counts from here, not from
+    # `created_at`, so a weekend's hold never dead-letters an alert at its first failure.
+    "ALTER TABLE outbox ADD COLUMN held_until TEXT",
+)
+
+MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_V1, _V2, _V3, _V4, _V5, _V6)
 """`MIGRATIONS[n]` takes a store from schema version n to n + 1."""
 
 SCHEMA_VERSION: Final = len(MIGRATIONS)

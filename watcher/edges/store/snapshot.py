@@ -29,7 +29,13 @@ _KBS: Final = """
 _ROUTES: Final = """
     SELECT route, SUM(CASE WHEN state = 'pending' THEN 1 ELSE 0 END),
         SUM(CASE WHEN state = 'sending' THEN 1 ELSE 0 END),
-        SUM(CASE WHEN state = 'dead' THEN 1 ELSE 0 END)
+        SUM(CASE WHEN state = 'dead' THEN 1 ELSE 0 END),
+        SUM(CASE WHEN state = 'pending' AND held_by IS NOT NULL AND next_attempt_at > ?
+            THEN 1 ELSE 0 END),
+        MAX(CASE WHEN state = 'pending' AND held_by IS NOT NULL AND next_attempt_at > ?
+            THEN held_by END),
+        MAX(CASE WHEN state = 'pending' AND held_by IS NOT NULL AND next_attempt_at > ?
+            THEN next_attempt_at END)
     FROM outbox WHERE state IN ('pending', 'sending', 'dead')
     GROUP BY route ORDER BY route"""
 _DEAD: Final = """
@@ -133,8 +139,8 @@ def read_snapshot(
             kbs=tuple(_kb(row, path) for row in conn.execute(_KBS)) if detail else (),
             outbox_by_state={state: by_state.get(state.value, 0) for state in DeliveryState},
             routes=tuple(
-                RouteBacklog(route, int(p), int(s), int(d))
-                for route, p, s, d in conn.execute(_ROUTES)
+                RouteBacklog(route, int(p), int(s), int(d), int(h), by, schema.from_db_or_none(u))
+                for route, p, s, d, h, by, u in conn.execute(_ROUTES, (schema.to_db(now),) * 3)
             ),
             oldest_undelivered_at=schema.from_db_or_none(oldest),
             dead_letters=tuple(_dead(row) for row in conn.execute(_DEAD, (dead_letter_limit,))),

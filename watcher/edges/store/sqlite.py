@@ -16,12 +16,14 @@ from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from watcher.core.digest import KbLatest
 from watcher.core.outbox import DeliveryState, OutboxItem, Settlement
 from watcher.core.snapshot import StoreSnapshot
-from watcher.core.state import Change, WatchState
+from watcher.core.state import Change, Transition, WatchState
 from watcher.edges.store import schema
 from watcher.edges.store.browse import StoreReads
 from watcher.edges.store.conn import DEFAULT_LEASE, Fence
+from watcher.edges.store.digests import read_digest_facts
 from watcher.edges.store.rows import (
     JobCache,
     claim_rows,
@@ -114,6 +116,14 @@ class SqliteStore(StoreReads):
                 conn.execute(row[0], row[1])
 
         await self._write("settling deliveries", write, Fence.IF_HELD)
+
+    async def digest_facts(
+        self, since: datetime | None, until: datetime
+    ) -> tuple[tuple[Transition, ...], tuple[KbLatest, ...]]:
+        """What a digest of `[since, until)` reads (`watcher.edges.store.digests`)."""
+        return await self._run(
+            "reading a digest's facts", lambda conn: read_digest_facts(conn, since, until)
+        )
 
     # --- operations, status, health -------------------------------------------------------
 

@@ -45,6 +45,10 @@ class PageStore(Protocol):
         """Every kept job of a knowledge base, oldest first (the whole retention)."""
         ...
 
+    async def get_meta(self, key: str) -> str | None:
+        """A small named value the watcher keeps (the KBs' prices: `cost.PRICES_KEY`)."""
+        ...
+
     async def jobs(self, kb_uuid: str, *, limit: int, after: str | None) -> Page[JobState]:
         """A knowledge base's jobs, newest first."""
         ...

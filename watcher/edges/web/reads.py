@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from watcher.core.browse import Filter, Order, clamp_limit, select_kbs
+from watcher.core.cost import PRICES_KEY, decode_prices
 from watcher.core.outbox import DeliveryState
 from watcher.edges.web import views
 from watcher.edges.web.charts import (
@@ -112,7 +113,8 @@ async def history(host: WatcherHost, uuid: str) -> Json:
     if not await host.store.knowledge_bases([uuid], recent=0):
         raise NotFound(f"no knowledge base {uuid} in the store")
     points = await host.store.job_points(uuid)
-    return {"kb_uuid": uuid, "items": [views.point_view(p) for p in points]}
+    price = decode_prices(await host.store.get_meta(PRICES_KEY)).get(uuid)
+    return {"kb_uuid": uuid, "items": [views.point_view(p, price) for p in points]}
 
 
 async def jobs(host: WatcherHost, uuid: str, query: Mapping[str, str], default_limit: int) -> Json:

@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from watcher.core.browse import Standing, last_moved, point_state, standing
+from watcher.core.cost import TOKENS_PER_PRICE_UNIT, ModelPrice
 from watcher.core.inert import inert
 from watcher.core.model import DataSourceJob, Job
 from watcher.core.outbox import TargetResult
@@ -60,8 +61,12 @@ def job_standing(state: JobState) -> Standing:
     return standing(KbRecord(state.kb_uuid, None, state.first_seen_at, latest=state))
 
 
-def point_view(point: JobPoint) -> Json:
-    """One job of a sparkline or a chart."""
+def point_view(point: JobPoint, price: ModelPrice | None = None) -> Json:
+    """One job of a sparkline or a chart; with its cost at `price` (the KB's model price as
+    last read: a number in the price's unit, the API names no currency) once it finished."""
+    cost = None
+    if price is not None and point.tokens is not None and point.outcome is not None:
+        cost = point.tokens * price.per_million / TOKENS_PER_PRICE_UNIT
     return {
         "uuid": point.uuid,
         "state": point_state(point),
@@ -72,6 +77,7 @@ def point_view(point: JobPoint) -> Json:
         "finished_at": iso(point.finished_at),
         "duration_s": seconds(point.duration),
         "tokens": point.tokens,
+        "cost": cost,
     }
 
 

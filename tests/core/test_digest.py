@@ -1,0 +1,171 @@
+"""Digests, table-driven: when a slot is due (wall clock in the schedule's timezone, DST in
+Berlin and New York), what a missed slot does, and what a digest says."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from watcher.core.digest import (
+    DigestDue,
+    DigestSchedule,
+    KbLatest,
+    Period,
+    digest_text,
+    due,
+    latest_slot,
+    open_problems,
+    summarize,
+)
+from watcher.core.model import EventKind, Job, Phase, Status
+from watcher.core.state import Transition
+
+BERLIN = ZoneInfo("Europe/Berlin")
+NEW_YORK = ZoneInfo("America/New_York")
+DAILY_9_BERLIN = DigestSchedule(Period.DAILY, 9 * 60, BERLIN)
+MONDAY_9_BERLIN = DigestSchedule(Period.WEEKLY, 9 * 60, BERLIN, weekday=0)
+DAILY_0230_BERLIN = DigestSchedule(Period.DAILY, 2 * 60 + 30, BERLIN)  # in the DST hours
+DAILY_0130_NEW_YORK = DigestSchedule(Period.DAILY, 90, NEW_YORK)
+
+
+def utc(*parts: int) -> datetime:
+    return datetime(*parts, tzinfo=UTC)  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("schedule", "now", "slot"),
+    [
+        # Tuesday 2026-12-01 10:00 CET: today's 09:00 CET (08:00 UTC)
+        (DAILY_9_BERLIN, utc(2026, 12, 1, 9, 0), utc(2026, 12, 1, 8, 0)),
+        # 08:59 CET: yesterday's
+        (DAILY_9_BERLIN, utc(2026, 12, 1, 7, 59), utc(2026, 11, 30, 8, 0)),
+        # exactly 09:00 CET: today's
+        (DAILY_9_BERLIN, utc(2026, 12, 1, 8, 0), utc(2026, 12, 1, 8, 0)),
+        # summer: 09:00 CEST is 07:00 UTC
+        (DAILY_9_BERLIN, utc(2026, 7, 1, 12, 0), utc(2026, 7, 1, 7, 0)),
+        # weekly on Mondays, asked on Tuesday: Monday's 09:00
+        (MONDAY_9_BERLIN, utc(2026, 12, 1, 9, 0), utc(2026, 11, 30, 8, 0)),
+        # weekly, asked on Monday 08:00 CET: the Monday before
+        (MONDAY_9_BERLIN, utc(2026, 11, 30, 7, 0), utc(2026, 11, 23, 8, 0)),
+        # Berlin, 2026-03-29: 02:30 does not exist; the slot is the jump (01:00 UTC = 03:00)
+        (DAILY_0230_BERLIN, utc(2026, 3, 29, 2, 0), utc(2026, 3, 29, 1, 0)),
+        # Berlin, 2026-10-25: 02:30 happens twice; the slot is the first (00:30 UTC)
+        (DAILY_0230_BERLIN, utc(2026, 10, 25, 1, 45), utc(2026, 10, 25, 0, 30)),
+        # New York, 2026-11-01: 01:30 happens twice (EDT 05:30 UTC, EST 06:30 UTC): the first
+        (DAILY_0130_NEW_YORK, utc(2026, 11, 1, 7, 0), utc(2026, 11, 1, 5, 30)),
+        # New York, 2026-03-08: 01:30 EST, the day the clocks jump at 02:00: 06:30 UTC
+        (DAILY_0130_NEW_YORK, utc(2026, 3, 8, 8, 0), utc(2026, 3, 8, 6, 30)),
+    ],
+)
+def test_the_latest_slot_is_the_last_scheduled_wall_clock_time_before_now(
+    schedule: DigestSchedule, now: datetime, slot: datetime
+) -> None:
+    assert latest_slot(schedule, now) == slot
+
+
+TODAY_9 = utc(2026, 12, 1, 8, 0)
+YESTERDAY_9 = TODAY_9 - timedelta(days=1)
+
+
+@pytest.mark.parametrize(
+    ("now", "mark", "expected"),
+    [
+        # the first run: only mark the last slot, send nothing
+        (TODAY_9 + timedelta(hours=1), None, DigestDue(TODAY_9, None, send=False)),
+        # the slot passed since the last digest: one digest for [last, slot)
+        (TODAY_9 + timedelta(minutes=1), YESTERDAY_9, DigestDue(TODAY_9, YESTERDAY_9)),
+        # already sent for this slot: nothing
+        (TODAY_9 + timedelta(hours=3), TODAY_9, None),
+        # down for three days: one digest covering them all, not three
+        (
+            TODAY_9 + timedelta(hours=2),
+            TODAY_9 - timedelta(days=3),
+            DigestDue(TODAY_9, TODAY_9 - timedelta(days=3)),
+        ),
+        # the wall clock stepped back before the last slot: nothing, never a repeat
+        (TODAY_9 - timedelta(hours=2), TODAY_9, None),
+    ],
+)
+def test_a_digest_is_due_once_per_slot_and_once_for_slots_missed_while_down(
+    now: datetime, mark: datetime | None, expected: DigestDue | None
+) -> None:
+    assert due(DAILY_9_BERLIN, now, mark) == expected
+
+
+def outcome(
+    kind: EventKind, kb: str, job: str, minutes: int, tokens: int, detail: str = ""
+) -> Transition:
+    status = {EventKind.COMPLETED: Status.COMPLETED, EventKind.FAILED: Status.FAILED}[kind]
+    started = TODAY_9 - timedelta(hours=3)
+    return Transition(
+        event_id=f"{job}/{kind}",
+        kind=kind,
+        at=started + timedelta(minutes=minutes),
+        kb_uuid=kb,
+        kb_name=f"{kb}-name",
+        job=Job(
+            uuid=job,
+            phase=Phase.SUCCEEDED if kind is EventKind.COMPLETED else Phase.FAILED,
+            status=status,
+            started_at=started,
+            finished_at=started + timedelta(minutes=minutes),
+            total_tokens=tokens,
+        ),
+        detail=detail or None,
+    )
+
+
+@pytest.mark.parametrize(
+    ("latest", "problems"),
+    [
+        # a KB whose latest job failed, one partial, one stalled: all need attention
+        (
+            [
+                KbLatest("a", "a", "j", EventKind.FAILED),
+                KbLatest("b", "b", "j", EventKind.PARTIAL),
+                KbLatest("c", "c", "j", EventKind.STALLED),
+            ],
+            ["a", "b", "c"],
+        ),
+        # completed, no_changes, cancelled, running: none does
+        (
+            [
+                KbLatest("a", "a", "j", EventKind.COMPLETED),
+                KbLatest("b", "b", "j", EventKind.NO_CHANGES),
+                KbLatest("c", "c", "j", EventKind.CANCELLED),
+                KbLatest("d", "d", None, None),
+            ],
+            [],
+        ),
+    ],
+)
+def test_the_kbs_that_need_attention_are_those_whose_latest_job_went_wrong(
+    latest: list[KbLatest], problems: list[str]
+) -> None:
+    assert [kb.kb_uuid for kb in open_problems(latest)] == problems
+
+
+def test_a_digest_tells_per_kb_the_outcomes_failures_tokens_and_the_slowest_job() -> None:
+    outcomes = [
+        outcome(EventKind.COMPLETED, "docs", "d1", 10, 1000),
+        outcome(EventKind.COMPLETED, "docs", "d2", 45, 2500),
+        outcome(EventKind.FAILED, "wiki", "w1", 3, 0, "FILE_PARSE_ERROR"),
+    ]
+    latest = [KbLatest("docs", "docs-name", "d2", EventKind.COMPLETED)]
+    latest.append(KbLatest("wiki", "wiki-name", "w1", EventKind.FAILED))
+    text = digest_text(summarize(outcomes, latest, YESTERDAY_9, TODAY_9), DAILY_9_BERLIN)
+    assert text.splitlines() == [
+        "Indexing digest (daily 09:00 Europe/Berlin): Mon 30 Nov 09:00 to Tue 01 Dec 09:00",
+        "docs-name: 2 jobs (2 completed); 3,500 tokens; slowest 45m 00s (job d2)",
+        "wiki-name: 1 job (1 failed); 0 tokens; slowest 3m 00s (job w1)",
+        "wiki-name: job w1 failed: FILE_PARSE_ERROR",
+        "Needs attention: wiki-name, latest job failed",
+    ]
+
+
+def test_a_quiet_period_says_so() -> None:
+    text = digest_text(summarize([], [], YESTERDAY_9, TODAY_9), DAILY_9_BERLIN)
+    assert "No indexing job finished in this period." in text
+    assert "Needs attention: nothing" in text

@@ -1,0 +1,211 @@
+"""Digests: when a route's summary is due, and what it says. Pure: the wall clock is a parameter.
+
+- `DigestSchedule` is a route's `digest = "daily 09:00 Europe/Berlin"` (or weekly, on a
+  weekday): wall-clock times in a timezone (a time the DST change skips comes at the change,
+  a repeated one the first time). `latest_slot` is the last scheduled instant at or before now.
+- `due(schedule, now, mark)`: `mark` is the slot of the last digest recorded (kept in the
+  store with it). None when no slot passed since; a `DigestDue` otherwise, covering
+  `[mark, slot)`: a watcher down over several slots sends one digest on start, covering all
+  of them, never one per missed slot. Without a mark (the first run) the slot is only
+  recorded (`send` false): the first digest comes at the next slot, as nothing before the
+  first run is news.
+- `summarize` turns the outcomes recorded in the period (terminal events) and each KB's
+  latest job into `Digest`; `digest_text` writes it as the lines a `digest` event carries.
+- `open_problems` says which KBs need attention: the KBs whose latest job failed, was
+  partial, or is stalled (one small function, to become the open incidents).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta, tzinfo
+from enum import StrEnum
+
+from watcher.core.durations import format_elapsed
+from watcher.core.model import TERMINAL_EVENTS, EventKind
+from watcher.core.state import Transition
+from watcher.core.windows import first_instant
+
+_PROBLEMS = (EventKind.FAILED, EventKind.PARTIAL, EventKind.STALLED)
+_ERROR_CHARS = 300
+
+
+class Period(StrEnum):
+    DAILY = "daily"
+    WEEKLY = "weekly"
+
+
+@dataclass(frozen=True, slots=True)
+class DigestSchedule:
+    """Every day (or every `weekday`, 0 = Monday) at `minute` of the day in `location`."""
+
+    period: Period
+    minute: int
+    location: tzinfo = UTC
+    weekday: int = 0
+
+    def describe(self) -> str:
+        day = f" {_WEEKDAYS[self.weekday]}" if self.period is Period.WEEKLY else ""
+        clock = f"{self.minute // 60:02d}:{self.minute % 60:02d}"
+        return f"{self.period.value}{day} {clock} {self.location}"
+
+
+_WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+
+def latest_slot(schedule: DigestSchedule, now: datetime) -> datetime:
+    """The last scheduled instant at or before `now` (UTC)."""
+    today = now.astimezone(schedule.location).date()
+    for back in range(9):
+        day: date = today - timedelta(days=back)
+        if schedule.period is Period.WEEKLY and day.weekday() != schedule.weekday:
+            continue
+        slot = first_instant(day, schedule.minute, schedule.location)
+        if slot <= now:
+            return slot
+    raise AssertionError("a schedule has a slot every week")  # pragma: no cover
+
+
+@dataclass(frozen=True, slots=True)
+class DigestDue:
+    """A digest for `[since, until)` (`until` the slot); `send` false: only record the slot."""
+
+    until: datetime
+    since: datetime | None = None
+    send: bool = True
+
+
+def due(schedule: DigestSchedule, now: datetime, mark: datetime | None) -> DigestDue | None:
+    """What to do about a route's digest now, given the slot of its last one (see the module)."""
+    slot = latest_slot(schedule, now)
+    if mark is None:
+        return DigestDue(until=slot, send=False)
+    if slot <= mark:
+        return None
+    return DigestDue(until=slot, since=mark)
+
+
+@dataclass(frozen=True, slots=True)
+class KbLatest:
+    """A knowledge base and where its latest job stands: its outcome, STALLED, or None
+    (running, or nothing known)."""
+
+    kb_uuid: str
+    kb_name: str | None
+    job_uuid: str | None
+    standing: EventKind | None
+
+
+def open_problems(latest: Sequence[KbLatest]) -> tuple[KbLatest, ...]:
+    """The KBs that need attention: their latest job failed, was partial, or is stalled.
+
+    (The lead turns this into the open incidents of issue 16 item 2 at merge.)
+    """
+    return tuple(kb for kb in latest if kb.standing in _PROBLEMS)
+
+
+@dataclass(frozen=True, slots=True)
+class KbSummary:
+    """One KB's period: its jobs by outcome, failures with their errors, tokens, the slowest."""
+
+    name: str
+    outcomes: tuple[tuple[EventKind, int], ...]
+    failures: tuple[tuple[str, EventKind, str | None], ...]  # (job, outcome, error)
+    tokens: int
+    slowest: tuple[str, timedelta] | None
+
+
+@dataclass(frozen=True, slots=True)
+class Digest:
+    """What a digest tells, for `[since, until)` on the wall clock."""
+
+    since: datetime | None
+    until: datetime
+    kbs: tuple[KbSummary, ...]
+    problems: tuple[KbLatest, ...]
+
+
+def summarize(
+    outcomes: Sequence[Transition],
+    latest: Sequence[KbLatest],
+    since: datetime | None,
+    until: datetime,
+) -> Digest:
+    """The digest of the terminal events recorded in the period and each KB's latest job."""
+    by_kb: dict[str, list[Transition]] = {}
+    for t in outcomes:
+        if t.kind in TERMINAL_EVENTS and t.kb_uuid is not None:
+            by_kb.setdefault(t.kb_uuid, []).append(t)
+    names = {kb.kb_uuid: kb.kb_name for kb in latest}
+    kbs = [_kb_summary(names.get(uuid) or ts[-1].kb_name or uuid, ts) for uuid, ts in by_kb.items()]
+    return Digest(since, until, tuple(sorted(kbs, key=lambda s: s.name)), open_problems(latest))
+
+
+def _kb_summary(name: str, events: Sequence[Transition]) -> KbSummary:
+    counts: dict[EventKind, int] = {}
+    failures: list[tuple[str, EventKind, str | None]] = []
+    tokens = 0
+    slowest: tuple[str, timedelta] | None = None
+    for t in events:
+        counts[t.kind] = counts.get(t.kind, 0) + 1
+        job = t.job
+        if job is None:
+            continue
+        if t.kind in (EventKind.FAILED, EventKind.PARTIAL):
+            failures.append((job.uuid, t.kind, t.detail or _job_error(t)))
+        tokens += (job.total_tokens if job.total_tokens is not None else job.tokens) or 0
+        if job.started_at is not None and job.finished_at is not None:
+            took = job.finished_at - job.started_at
+            if slowest is None or took > slowest[1]:
+                slowest = (job.uuid, took)
+    ordered = tuple(sorted(counts.items(), key=lambda kv: -kv[1]))
+    return KbSummary(name, ordered, tuple(failures), tokens, slowest)
+
+
+def _job_error(t: Transition) -> str | None:
+    job = t.job
+    if job is None:
+        return None
+    errors = dict.fromkeys(ds.error_msg for ds in job.data_source_jobs if ds.error_msg)
+    return "; ".join(errors) or None
+
+
+def digest_text(digest: Digest, schedule: DigestSchedule) -> str:
+    """The digest as lines: a lead line, then one line per fact (see `render` for DIGEST)."""
+    zone = schedule.location
+    since = f"{digest.since.astimezone(zone):%a %d %b %H:%M}" if digest.since else "the start"
+    until = f"{digest.until.astimezone(zone):%a %d %b %H:%M}"
+    lines = [f"Indexing digest ({schedule.describe()}): {since} to {until}"]
+    if not digest.kbs:
+        lines.append("No indexing job finished in this period.")
+    for kb in digest.kbs:
+        jobs = sum(n for _, n in kb.outcomes)
+        tally = ", ".join(f"{n} {kind.value}" for kind, n in kb.outcomes)
+        line = f"{kb.name}: {jobs} job{'s' if jobs != 1 else ''} ({tally}); {kb.tokens:,} tokens"
+        if kb.slowest is not None:
+            line += f"; slowest {format_elapsed(kb.slowest[1])} (job {kb.slowest[0]})"
+        lines.append(line)
+        for job, kind, error in kb.failures:
+            text = (error or "no error given")[:_ERROR_CHARS]
+            lines.append(f"{kb.name}: job {job} {kind.value}: {text}")
+    if digest.problems:
+        for problem in digest.problems:
+            standing = problem.standing.value if problem.standing else "unknown"
+            who = problem.kb_name or problem.kb_uuid
+            lines.append(f"Needs attention: {who}, latest job {standing}")
+    else:
+        lines.append("Needs attention: nothing (every KB's latest job went well or is running).")
+    return "\n".join(lines)
+
+
+def digest_transition(route: str, due_at: DigestDue, text: str, now: datetime) -> Transition:
+    """The `digest` event of `route` for the slot `due_at.until` (its id names both, so
+    recording it twice is a no-op)."""
+    slot = due_at.until.astimezone(UTC).strftime("%Y-%m-%dT%H:%MZ")
+    return Transition(
+        event_id=f"digest/{route}/{slot}",
+        kind=EventKind.DIGEST,
+        at=now,
+        detail=text,
+    )
