@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
@@ -197,3 +197,15 @@ async def test_sslmode_is_passed_to_the_server() -> None:
     """The test server speaks no TLS: `sslmode=require` must reach libpq and be refused."""
     with pytest.raises(StoreError, match="SSL"):
         await PostgresStore.connect(f"{PG_SERVER}?sslmode=require&connect_timeout=3", now=NOW)
+
+
+async def test_the_digest_reads_run_on_postgresql(
+    replicas: tuple[PostgresStore, PostgresStore],
+) -> None:
+    """A read added to the store in portable SQL (the digest's, of quiet hours) runs here too."""
+    first, _ = replicas
+    await first.lease_step(holder(), D)
+    await first.record(change(0))
+    outcomes, latest = await first.digest_facts(None, NOW + timedelta(days=1))
+    assert [t.event_id for t in outcomes] == ["job-0/failed"]
+    assert [kb.kb_uuid for kb in latest] == ["kb-1"]
