@@ -276,7 +276,9 @@ class Daemon:
                 await poller
         async with self.lock:  # the cycle in flight has finished or been cancelled
             try:
-                if self.runtime.keeper.held:  # a process standing by delivers nothing
+                # a process standing by delivers nothing, but a replica of a shared store does:
+                # its rounds in flight end (and are acknowledged) before it goes
+                if self.runtime.keeper.held or self.runtime.store.shared_claims:
                     await asyncio.wait_for(self._final_delivery(), timeout=STOP_GRACE)
             except TimeoutError:  # what is left is due again at the next start
                 log.warning("final_delivery_incomplete", error=f"not done in {STOP_GRACE:g}s")
