@@ -69,6 +69,8 @@ HEADLINES: dict[EventKind, str] = {
     EventKind.KNOWLEDGE_BASE_MISSING: "knowledge base not found in the account",
     EventKind.KNOWLEDGE_BASE_FOUND: "knowledge base found again",
     EventKind.CORRECTED: "indexing outcome corrected",
+    EventKind.REMINDER: "incident still open (reminder)",
+    EventKind.ESCALATED: "incident not acknowledged (escalated)",
     EventKind.COST_SPIKE: "indexing cost spike",
     EventKind.REMEDIATED: "stalled job remediated",
     EventKind.DIGEST: "indexing digest",

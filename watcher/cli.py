@@ -258,6 +258,27 @@ def retry(config_path: str | None, ids: tuple[int, ...], retry_all: bool) -> Non
 
 @main.command()
 @config_option
+@click.argument("target", metavar="KB|JOB")
+@click.option("--comment", default=None, metavar="TEXT", help="Why, for the others.")
+@click.option("--by", default=None, metavar="NAME", help="Who acknowledges (default: login user).")
+def ack(config_path: str | None, target: str, comment: str | None, by: str | None) -> None:
+    """Acknowledge the open incident of a KB (name or uuid) or of a job's KB (job uuid):
+    its reminders and escalation stop; `status` shows who and when."""
+    from watcher.edges.host import login_name
+    from watcher.service.commands import acknowledge_incident
+
+    who = (by if by is not None else login_name()).strip()
+    if not who or not target.strip():
+        click.echo("watcher ack: give a KB or job, and a non-empty --by NAME", err=True)
+        sys.exit(EXIT_USAGE)
+    config = load_or_exit(config_path, require_token=False, exit_code=EX_CONFIG, check_urls=False)
+    configure_logging("warning", "auto")
+    why = comment.strip() if comment else None
+    sys.exit(_guarded(lambda: acknowledge_incident(config, target.strip(), who, why, echo=say)))
+
+
+@main.command()
+@config_option
 @click.option(
     "--live",
     is_flag=True,

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from watcher.core.clocks import Elapsed
 from watcher.core.decide import (
     SHORTEST_BODY,
     RetryPolicy,
@@ -35,6 +36,7 @@ from watcher.core.plan import plan
 from watcher.core.state import Transition
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+ELAPSED = Elapsed(200_000.0, "boot-1")  # NOW on the elapsed clock (two days after boot)
 E = EventKind
 POLICY = RetryPolicy(
     base=timedelta(seconds=30), maximum=timedelta(minutes=30), dead_after=timedelta(hours=24)
@@ -126,25 +128,32 @@ REJECTED = SendResult(ok=False, failure=FailureKind.PERMANENT, error="HTTP 404 f
 
 
 @pytest.mark.parametrize(
-    ("result", "attempts", "age", "state", "reason"),
+    ("result", "attempts", "failing", "state", "reason"),
     [
         # success: sent
-        (OK, 0, timedelta(0), DeliveryState.SENT, SettleReason.DELIVERED),
+        (OK, 0, None, DeliveryState.SENT, SettleReason.DELIVERED),
         # a retryable failure is retried later
-        (DOWN, 0, timedelta(0), DeliveryState.PENDING, SettleReason.RETRY),
-        # after the bound (24 h) the row is dead-lettered
+        (DOWN, 0, None, DeliveryState.PENDING, SettleReason.RETRY),
+        # failing for the bound (24 h since its first failure): the row is dead-lettered
         (DOWN, 40, timedelta(hours=24), DeliveryState.DEAD, SettleReason.EXPIRED),
         (DOWN, 40, timedelta(hours=23, minutes=59), DeliveryState.PENDING, SettleReason.RETRY),
         # a permanent failure dead-letters sooner: after its third attempt
-        (REJECTED, 0, timedelta(0), DeliveryState.PENDING, SettleReason.RETRY),
-        (REJECTED, 2, timedelta(0), DeliveryState.DEAD, SettleReason.PERMANENT_FAILURE),
+        (REJECTED, 0, None, DeliveryState.PENDING, SettleReason.RETRY),
+        (REJECTED, 2, None, DeliveryState.DEAD, SettleReason.PERMANENT_FAILURE),
     ],
 )
 def test_settlement_after_an_attempt(
-    result: SendResult, attempts: int, age: timedelta, state: DeliveryState, reason: SettleReason
+    result: SendResult,
+    attempts: int,
+    failing: timedelta | None,
+    state: DeliveryState,
+    reason: SettleReason,
 ) -> None:
-    row = item(1, attempts=attempts, age=age)
-    [(settlement, why)] = settle(plan([row], 5, "https://x")[0], result, NOW, POLICY)
+    row = item(1, attempts=attempts)
+    if failing is not None:
+        row = replace(row, failing_for=ELAPSED.minus(failing))
+    send = plan([row], 5, "https://x")[0]
+    [(settlement, why)] = settle(send, result, NOW, POLICY, elapsed=ELAPSED)
     assert (settlement.state, why) == (state, reason)
     assert settlement.attempts == attempts + 1
     if state is DeliveryState.PENDING:
@@ -154,10 +163,71 @@ def test_settlement_after_an_attempt(
         assert settlement.next_attempt_at is None
 
 
+STEPS = [
+    timedelta(hours=-1),
+    timedelta(seconds=-60),
+    timedelta(0),
+    timedelta(seconds=60),
+    timedelta(hours=1),
+    timedelta(days=2),
+]
+
+
+@pytest.mark.parametrize("step", STEPS, ids=lambda step: f"wall{step.total_seconds():+g}s")
+@pytest.mark.parametrize(
+    ("failing", "state"),
+    [
+        # first failed a minute ago: retried, however far the wall clock jumped since
+        (timedelta(minutes=1), DeliveryState.PENDING),
+        # failing for a minute short of `dead_after` (24 h): still retried
+        (timedelta(hours=23, minutes=59), DeliveryState.PENDING),
+        # failing for `dead_after`: given up, even when the wall clock went back meanwhile
+        (timedelta(hours=24), DeliveryState.DEAD),
+    ],
+    ids=["1min", "23h59", "24h"],
+)
+def test_dead_after_is_measured_from_the_first_failure_on_the_elapsed_clock_whatever_the_wall_does(
+    step: timedelta, failing: timedelta, state: DeliveryState
+) -> None:
+    # the row was recorded and first failed `failing` ago; the wall clock was stepped by `step`
+    row = replace(item(1, attempts=5, age=failing + step), failing_for=ELAPSED.minus(failing))
+    [(settlement, _)] = settle(plan([row], 5, "https://x")[0], DOWN, NOW, POLICY, elapsed=ELAPSED)
+    assert settlement.state is state
+    if state is DeliveryState.PENDING:  # the first failure is kept for the next attempt
+        assert settlement.failing_for == ELAPSED.minus(failing)
+
+
+@pytest.mark.parametrize(
+    "first",
+    [
+        # the row has not failed before: this failure is its first
+        None,
+        # its first failure was read in another boot (a reboot since): measured again from now
+        Elapsed(90_000.0, "boot-0"),
+    ],
+)
+def test_a_row_whose_first_failure_cannot_be_measured_here_starts_its_dead_after_now(
+    first: Elapsed | None,
+) -> None:
+    # recorded three days ago on the wall clock (or the wall clock stepped three days ahead)
+    row = replace(item(1, attempts=9, age=timedelta(days=3)), failing_for=first)
+    [(settlement, reason)] = settle(
+        plan([row], 5, "https://x")[0], DOWN, NOW, POLICY, elapsed=ELAPSED
+    )
+    assert (settlement.state, reason) == (DeliveryState.PENDING, SettleReason.RETRY)
+    assert settlement.failing_for == ELAPSED
+
+
+def test_a_sent_row_keeps_no_failure_reading() -> None:
+    row = replace(item(1, attempts=3), failing_for=ELAPSED.minus(timedelta(hours=1)))
+    [(settlement, _)] = settle(plan([row], 5, "https://x")[0], OK, NOW, POLICY, elapsed=ELAPSED)
+    assert settlement.state is DeliveryState.SENT and settlement.failing_for is None
+
+
 def test_a_grouped_send_settles_every_row_it_carried() -> None:
     rows = [item(n) for n in range(1, 5)]
     [send] = plan(rows, storm_threshold=2, dashboard="https://x")
-    settlements = settle(send, OK, NOW, POLICY)
+    settlements = settle(send, OK, NOW, POLICY, elapsed=ELAPSED)
     assert sorted(s.outbox_id for s, _ in settlements) == [1, 2, 3, 4]
     assert {s.state for s, _ in settlements} == {DeliveryState.SENT}
 
@@ -185,7 +255,7 @@ def test_a_retry_skips_the_urls_an_earlier_attempt_reached_and_keeps_them_delive
     [send] = plan([row], storm_threshold=5, dashboard="https://x")
     assert send.skip == {0}
     down = SendResult(ok=False, error="refused", targets=(TargetResult("b", "b://", False, "", 1),))
-    [(settlement, _)] = settle(send, down, NOW, POLICY)
+    [(settlement, _)] = settle(send, down, NOW, POLICY, elapsed=ELAPSED)
     assert {(t.index, t.ok) for t in settlement.targets} == {(0, True), (1, False)}
 
 
@@ -339,7 +409,7 @@ def test_a_size_refusal_is_never_final_the_row_goes_again_at_once_unspent() -> N
     row = item(1, attempts=2)
     [send] = plan([row], 5, "https://x")
     too_large = SendResult(ok=False, error="400", targets=(target(FailureCause.TOO_LARGE),))
-    [(settlement, reason)] = settle(send, too_large, NOW, POLICY)
+    [(settlement, reason)] = settle(send, too_large, NOW, POLICY, elapsed=ELAPSED)
     assert reason is SettleReason.RESIZED
     assert settlement.state is DeliveryState.PENDING
     assert settlement.attempts == 2

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from watcher.core.clocks import Elapsed
 from watcher.core.decide import RetryPolicy, settlement
 from watcher.core.delivery import (
     Action,
@@ -40,6 +41,7 @@ from watcher.core.outbox import (
 from watcher.core.state import Transition
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+ELAPSED = Elapsed(5000.0, "boot-1")  # NOW on the elapsed clock
 SLOT = NOW + timedelta(seconds=3)  # a pace slot later than the round may wait
 POLICY = RetryPolicy(base=timedelta(seconds=30))
 RETRY_AT = NOW + timedelta(seconds=20)  # the setback's retry
@@ -79,7 +81,7 @@ TOO_LARGE = failed(0, cause=FailureCause.TOO_LARGE)
 
 
 def sent(n: int, result: SendResult, **changes: object) -> Sent:
-    return Sent(send(n, **changes), result, NOW)  # type: ignore[arg-type]
+    return Sent(send(n, **changes), result, NOW, ELAPSED)  # type: ignore[arg-type]
 
 
 def said(actions: tuple[Action, ...]) -> list[str]:
@@ -288,7 +290,7 @@ def drive(run: RouteRun, results: list[SendResult]) -> tuple[RouteRun, list[str]
                     reasons += [reason.value for _, reason in settled]
                 case SendNow(s):
                     sends += 1
-                    event = Sent(s, results.pop(0), NOW)
+                    event = Sent(s, results.pop(0), NOW, ELAPSED)
                 case Finished():
                     return run, reasons, sends
         assert event is not None

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from watcher.core.clocks import Elapsed
 from watcher.core.decide import RetryPolicy, settle
 from watcher.core.model import EventKind, Job
 from watcher.core.outbox import DeliveryState, FailureKind, OutboxItem, Send, SendResult
@@ -16,6 +17,7 @@ from watcher.core.state import StallReason, Transition
 from watcher.core.windows import TimeInterval, TimeRange, TimeWindow
 
 NOW = datetime(2026, 12, 1, 23, 0, tzinfo=UTC)  # Tuesday
+ELAPSED = Elapsed(400_000.0, "boot-1")  # NOW on the elapsed clock
 E = EventKind
 NIGHTS = TimeWindow("nights", (TimeInterval(times=(TimeRange(22 * 60, 6 * 60),)),))
 LUNCH = TimeWindow("lunch", (TimeInterval(times=(TimeRange(12 * 60, 13 * 60),)),))
@@ -117,19 +119,25 @@ def test_the_outcome_of_a_job_that_stalled_while_held_says_so_in_the_released_me
 
 
 @pytest.mark.parametrize(
-    ("held_until", "state"),
+    ("held", "state"),
     [
-        # held over a weekend, failing at its first try after: retried, not given up
-        (NOW - timedelta(minutes=1), DeliveryState.PENDING),
-        # never held, two days old: given up after delivery.dead_after (a day)
-        (None, DeliveryState.DEAD),
+        # failing before a night's hold, failing again at its first try after: the hold
+        # restarted its count, so it is retried, not given up
+        (True, DeliveryState.PENDING),
+        # never held, failing for two days: given up after delivery.dead_after (a day)
+        (False, DeliveryState.DEAD),
     ],
 )
-def test_dead_after_counts_from_the_end_of_the_quiet_hours_that_held_a_row(
-    held_until: datetime | None, state: DeliveryState
+def test_dead_after_counts_again_from_the_first_failure_after_the_quiet_hours_that_held_a_row(
+    held: bool, state: DeliveryState
 ) -> None:
-    old = replace(item("ops"), created_at=NOW - timedelta(days=2), held_until=held_until)
+    failing_since = ELAPSED.minus(timedelta(days=2))
+    old = replace(item("ops"), created_at=NOW - timedelta(days=2), failing_for=failing_since)
+    if held:  # held by the night's window, then released
+        _, [kept] = hold([old], {"ops": (NIGHTS,)}, NOW - timedelta(hours=1))
+        old = replace(old, failing_for=kept.failing_for, held_by=kept.held_by)
     send = Send("ops", (old,), render_released([old.transition], "weekends"))
     failed = SendResult(ok=False, error="HTTP 503", failure=FailureKind.RETRYABLE)
-    ((settled, _),) = settle(send, failed, NOW, RetryPolicy(dead_after=timedelta(days=1)))
+    policy = RetryPolicy(dead_after=timedelta(days=1))
+    ((settled, _),) = settle(send, failed, NOW, policy, elapsed=ELAPSED)
     assert settled.state is state

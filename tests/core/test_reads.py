@@ -20,6 +20,7 @@ from watcher.core.reads import (
     job_lists,
     needs_details,
     owned,
+    read_share,
     unseen_followed,
     watched,
 )
@@ -165,3 +166,71 @@ def test_a_cycle_writes_only_the_kbs_and_jobs_whose_state_changed() -> None:
     kbs, jobs = changed(before, after)
     assert kbs == (moved,)
     assert [j.uuid for j in jobs] == ["k"]
+
+
+@pytest.mark.parametrize(
+    ("left", "reads", "reserve", "share"),
+    [
+        # one read alone gets all that is left after the reserve
+        (60.0, 1, 15.0, 45.0),
+        # three reads to go: a third each
+        (60.0, 3, 15.0, 15.0),
+        # no reserve (the details, last of the cycle's reads): all that is left, shared
+        (10.0, 4, 0.0, 2.5),
+        # the reserve is already spent: nothing left, the read is not started
+        (10.0, 2, 15.0, 0.0),
+        # the deadline has passed
+        (-1.0, 1, 0.0, 0.0),
+        # no read to make
+        (60.0, 0, 0.0, 0.0),
+    ],
+)
+def test_each_optional_read_gets_an_equal_share_of_what_is_left_after_the_reserve(
+    left: float, reads: int, reserve: float, share: float
+) -> None:
+    assert read_share(left, reads, reserve) == pytest.approx(share)
+
+
+def run_reads(durations: list[float], left: float, reserve: float) -> list[tuple[float, float]]:
+    """Make reads one after another, each cut at its share: (share, time taken) per read.
+    `inf` is a read that never ends (a dribbling endpoint)."""
+    taken = []
+    for n, duration in enumerate(durations):
+        share = read_share(left, len(durations) - n, reserve)
+        took = min(duration, share)
+        taken.append((share, took))
+        left -= took
+    return taken
+
+
+NEVER = float("inf")
+
+
+@pytest.mark.parametrize(
+    "durations",
+    [
+        # the first read never ends: it costs its share, the others still run
+        [NEVER, 0.2, 0.2, 0.2],
+        # one in the middle
+        [0.2, NEVER, 0.2, 0.2],
+        # the last
+        [0.2, 0.2, 0.2, NEVER],
+        # every one of them
+        [NEVER, NEVER, NEVER, NEVER],
+        # one read alone that never ends
+        [NEVER],
+        # none hangs: nobody is cut
+        [0.2, 0.2, 0.2, 0.2],
+    ],
+)
+def test_reads_that_never_end_cost_their_share_only_and_the_reads_end_before_the_reserve(
+    durations: list[float],
+) -> None:
+    left, reserve = 60.0, 15.0
+    taken = run_reads(durations, left, reserve)
+    # every read had at least an equal part of what was left before the first
+    assert all(share >= (left - reserve) / len(durations) - 1e-9 for share, _ in taken)
+    # and the reads, hanging or not, left the reserve for what follows
+    assert sum(took for _, took in taken) <= left - reserve + 1e-9
+    # a read that answers in time is never cut
+    assert all(took == d for (_, took), d in zip(taken, durations, strict=True) if d != NEVER)

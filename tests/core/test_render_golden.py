@@ -27,6 +27,7 @@ from watcher.core.digest import (
     digest_transition,
     summarize,
 )
+from watcher.core.incident import IncidentNote
 from watcher.core.model import DataSourceJob, DataSourceStatus, EventKind, Job, Phase, Status
 from watcher.core.outbox import BodyFormat, Budget, Message
 from watcher.core.quiet import render_released
@@ -91,7 +92,32 @@ def job_for(kind: EventKind) -> Job:
     )
 
 
+def note(kind: EventKind) -> IncidentNote:
+    """The incident a reminder or an escalation tells of: 3 failures since 2h 10m ago."""
+    escalated = kind is EventKind.ESCALATED
+    return IncidentNote(
+        id="incident/5f0e3c2a-9b8d-4e7f-a6b5-c4d3e2f1a0b9/failed",
+        failures=3,
+        since=NOW - timedelta(hours=2, minutes=10),
+        last_kind=EventKind.FAILED,
+        duration=timedelta(hours=2, minutes=10),
+        route="ops" if escalated else None,
+        waited=timedelta(minutes=30) if escalated else None,
+        reminder=None if escalated else 2,
+    )
+
+
 def transition(kind: EventKind, **extra: object) -> Transition:
+    if kind in (EventKind.REMINDER, EventKind.ESCALATED):
+        return Transition(
+            event_id=f"incident/{kind}",
+            kind=kind,
+            at=NOW,
+            kb_uuid=KB,
+            kb_name="product-docs",
+            api_at=NOW,
+            incident=note(kind),
+        )
     if kind is EventKind.DIGEST:
         return digest_transition("ops", DigestDue(NOW, NOW - timedelta(days=1)), DIGEST_TEXT, NOW)
     if kind in (EventKind.API_UNREACHABLE, EventKind.API_RECOVERED):
@@ -177,6 +203,13 @@ CASES["group"] = render_group(
     [transition(EventKind.COMPLETED), transition(EventKind.FAILED, kb_name="wiki (EU)")]
 )
 CASES["test_alert"] = render_test(NOW)
+# the 3rd failure in a row, and the completed job that resolves the incident
+CASES["failed_third_in_a_row"] = render(
+    transition(EventKind.FAILED, incident=replace(note(EventKind.FAILED), duration=None))
+)
+CASES["completed_resolved"] = render(
+    transition(EventKind.COMPLETED, incident=replace(note(EventKind.COMPLETED), closed=True))
+)
 CASES["completed_priced"] = render(transition(EventKind.COMPLETED, cost=COST))
 # a running job seen stalled at `api_at` (DigitalOcean's clock): the ETA from its progress
 _RUNNING = replace(

@@ -10,6 +10,7 @@ import pytest
 
 from watcher.core import status_view
 from watcher.core.account import MissingKb, UnmatchedRef
+from watcher.core.incident import Ack, Incident
 from watcher.core.model import EventKind
 from watcher.core.outbox import DeliveryState
 from watcher.core.snapshot import DeadLetter, KbSnapshot, RouteBacklog, StoreSnapshot
@@ -163,6 +164,7 @@ def test_json_has_the_same_facts_under_stable_keys() -> None:
         "deliveries",
         "jobs_by_state",
         "events_by_kind",
+        "incidents",
     }
     [kb] = data["knowledge_bases"]
     assert kb["state"] == "stalled (max_runtime)" and kb["stalled"] == "max_runtime"
@@ -174,3 +176,44 @@ def test_json_has_the_same_facts_under_stable_keys() -> None:
     assert data["deliveries"]["by_state"] == {"pending": 0, "sending": 0, "sent": 0, "dead": 0}
     assert data["jobs_by_state"] == dict.fromkeys(JobCondition, 0)
     assert data["deliveries"]["oldest_undelivered_age_s"] == 3.0
+
+
+OPEN = Incident(
+    id="incident/job-1/failed",
+    kb_uuid=KB.uuid,
+    kb_name="docs",
+    opened_at=NOW - timedelta(hours=2),
+    api_since=NOW - timedelta(hours=2, minutes=1),
+    failures=3,
+    last_kind=EventKind.FAILED,
+    last_job_uuid="job-3",
+)
+
+
+def test_status_lists_open_incidents_and_says_how_to_acknowledge_them() -> None:
+    lines = status_view.table(snapshot(KB, incidents=(OPEN,)), NOW).splitlines()
+    assert lines[2:5] == [
+        "",
+        "Open incidents: 1",
+        "  docs: 3 failures in a row since 2026-12-01T09:59:00+00:00, latest failed; "
+        f"not acknowledged (watcher ack {KB.uuid})",
+    ]
+
+
+def test_status_says_who_acknowledged_an_incident_and_when() -> None:
+    acked = replace(OPEN, ack=Ack("ana", NOW - timedelta(minutes=5), "reindexing by hand"))
+    text = status_view.table(snapshot(KB, incidents=(acked,)), NOW)
+    assert (
+        "acknowledged by ana at 2026-12-01T11:55:00+00:00 (5m 00s ago): reindexing by hand" in text
+    )
+    [listed] = status_view.as_json(snapshot(KB, incidents=(acked,)), NOW)["incidents"]
+    assert listed["acknowledged"] == {
+        "by": "ana",
+        "at": "2026-12-01T11:55:00+00:00",
+        "comment": "reindexing by hand",
+    }
+    assert (listed["failures"], listed["latest"], listed["since"]) == (
+        3,
+        "failed",
+        "2026-12-01T09:59:00+00:00",
+    )

@@ -343,7 +343,7 @@ def test_every_unknown_event_word_is_reported_in_one_run(service: Service) -> No
         f"{path}: routes[0].events[2]: 'error' is not an event; known: started, completed, "
         "no_changes, partial, failed, cancelled, stalled, recovered, corrected, api_unreachable, "
         "api_recovered, delivery_failing, delivery_recovered, knowledge_base_missing, "
-        "knowledge_base_found, or *",
+        "knowledge_base_found, cost_spike, remediated, or *",
     ]
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.harness import TOKEN, Harness, Key, alerts_of, open_harness
+from tests.harness import TOKEN, Harness, Key, alerts_of, open_harness, route
 from tests.receivers import WebhookReceiver
 from watcher.core.model import EventKind
 
@@ -195,3 +195,54 @@ async def test_a_step_forward_while_a_send_is_in_flight_never_sends_that_alert_t
         assert delivered(rig) == Counter({(a, EventKind.STARTED): 1, (b, EventKind.STARTED): 1})
         status = await rig.status_json()
         assert "claim expired" not in repr(status)
+
+
+@pytest.mark.parametrize("step", [timedelta(hours=-1), timedelta(days=2)], ids=["-1h", "+2d"])
+async def test_a_wall_step_while_a_receiver_fails_gives_no_alert_up_nor_moves_delivery_failing(
+    tmp_path: Path, webhook_receiver: WebhookReceiver, step: timedelta
+) -> None:
+    """`ops`'s receiver refuses every alert (500) from the first one; 10 s into the outage
+    the watcher's wall clock is stepped. `delivery.dead_after` (10 min) and
+    `alerts.delivery_failing_after` (2 min) are measured from the first failure on the
+    elapsed clock: the alert is never given up early (a step two days ahead used to make it a
+    dead letter at the next retry), and the `watch` route hears `delivery_failing` once the
+    outage has lasted 2 minutes, neither early (+2 days) nor an hour late (−1 h)."""
+    jobs = [{"at": 10, "kb": "docs", "id": "a", "pending": 1, "run": 900, "outcome": "failed"}]
+    scenario = skew_scenario() | {
+        "timeline": [{"at": j.pop("at"), "start_job": j} for j in jobs],
+        "knowledge_bases": skew_scenario()["knowledge_bases"][:1],
+    }
+    watcher = WebhookReceiver().start()
+    routes = [
+        route("ops", webhook_receiver.url_json("/ops"), events=["started", "failed"]),
+        route("watch", watcher.url_json("/watch"), events=["delivery_failing"]),
+    ]
+    try:
+        async with open_harness(
+            scenario,
+            tmp_path,
+            webhook_receiver,
+            routes=routes,
+            delivery={"dead_after": "10m"},
+            alerts={"delivery_failing_after": "2m"},
+        ) as rig:
+            assert rig.runtime is not None
+            store = rig.runtime.store
+            webhook_receiver.answer(500)
+            await rig.cycle()
+            await rig.run(15)  # `a` starts: its alert is refused (the outage's first failure)
+            assert webhook_receiver.requests, "the started alert was tried"
+            rig.offset += step  # NTP (or a person) steps the watcher's wall clock
+            await rig.run(90)  # 1 min 45 s into the outage, retried all along
+            assert await store.dead_letter_count() == 0
+            assert alerts_of(watcher.requests) == []  # not news yet, however far the step
+            await rig.run(30)  # 2 min 15 s: the route's failure is news for `watch`
+            [failing] = alerts_of(watcher.requests)
+            assert failing.kind is EventKind.DELIVERY_FAILING and failing.mentions("'ops'")
+            webhook_receiver.answer(200)
+            await rig.run(30)
+            a = rig.sim.job_uuid("a")
+            assert delivered(rig) == Counter({(a, EventKind.STARTED): 1})
+            assert await store.dead_letter_count() == 0
+    finally:
+        watcher.stop()

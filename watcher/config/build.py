@@ -132,7 +132,7 @@ def _cross_checks(parts: Parts) -> list[Issue]:
     routes = parts.entries("routes", RouteConfig)
     issues += checks.kb_issues(kbs)
     watched = None if "knowledge_bases" in parts.broken else [kb for _, kb in kbs]
-    issues += checks.route_issues(routes, watched)
+    issues += checks.route_issues(routes, watched, complete="routes" not in parts.broken)
     if "time_intervals" not in parts.broken:
         windows = parts.entries("time_intervals", TimeIntervalsConfig)
         issues += checks.window_issues(windows, routes)

@@ -81,8 +81,11 @@ def kb_issues(kbs: Sequence[tuple[int, KnowledgeBaseConfig]]) -> list[Issue]:
 def route_issues(
     routes: Sequence[tuple[int, RouteConfig]],
     kbs: Sequence[KnowledgeBaseConfig] | None,
+    *,
+    complete: bool = True,
 ) -> list[Issue]:
-    """Route names are unique, and each names only watched KBs (`kbs` None: cannot tell)."""
+    """Route names are unique, each names only watched KBs (`kbs` None: cannot tell), and
+    escalations name routes (`complete` False: some routes did not validate, cannot tell)."""
     issues: list[Issue] = []
     seen: dict[str, int] = {}
     for index, route in routes:
@@ -92,6 +95,34 @@ def route_issues(
         seen.setdefault(route.name, index)
         if kbs:
             issues.extend(_unwatched(index, route, kbs))
+    return issues + escalation_issues(routes, complete=complete)
+
+
+def escalation_issues(
+    routes: Sequence[tuple[int, RouteConfig]], *, complete: bool = True
+) -> list[Issue]:
+    """Each `escalate_to` names another route (checked when the routes are `complete`), and
+    no chain of them comes back round."""
+    targets = {route.name: route.escalate_to for _, route in routes}
+    issues = []
+    for index, route in routes:
+        target = route.escalate_to
+        if target is None:
+            continue
+        loc: Loc = ("routes", index, "escalate_to")
+        if target not in targets and not complete:
+            continue
+        if target not in targets:
+            known = ", ".join(quoted(name) for name in targets) or "none"
+            issues.append(Issue(loc, f"{quoted(target)} is not a route (routes: {known})"))
+            continue
+        chain = [route.name]
+        while target is not None and target not in chain:
+            chain.append(target)
+            target = targets.get(target)
+        if target == route.name:
+            loop = " -> ".join(quoted(name) for name in [*chain, route.name])
+            issues.append(Issue(loc, f"escalation goes round in a cycle: {loop}"))
     return issues
 
 

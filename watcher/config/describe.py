@@ -180,6 +180,19 @@ def _trust(config: Config) -> str:
     return f"CA bundle {config.ca_bundle} (from {config.ca_bundle_source}), for the API and alerts"
 
 
+def _incident_text(route: RouteConfig) -> str:
+    """What the route does with an open incident: reminders, escalation."""
+    parts = []
+    if route.repeat_after is not None:
+        parts.append(f"reminded every {fmt(route.repeat_after)} until acknowledged")
+    if route.escalate_after is not None and route.escalate_to is not None:
+        parts.append(
+            f"sent on to route {route.escalate_to} when not acknowledged within "
+            f"{fmt(route.escalate_after)}"
+        )
+    return "; ".join(parts)
+
+
 def _route_lines(route: RouteConfig) -> list[str]:
     kbs = "all watched" if route.all_kbs else ", ".join(route.knowledge_bases)
     pace = ""
@@ -201,6 +214,8 @@ def _route_lines(route: RouteConfig) -> list[str]:
     lines = [
         f"    - {route.name}: events {', '.join(route.events)}; knowledge bases {kbs}{pace}{shown}",
     ]
+    if incidents := _incident_text(route):
+        lines.append(f"        incidents: {incidents}")
     if route.mute_during:
         lines.append(
             f"        quiet during {', '.join(route.mute_during)} (held, then one message)"

@@ -21,13 +21,14 @@ from pydantic import (
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from watcher.config.intervals import digest_schedule
-from watcher.config.sections import DurationOrZero, Section
+from watcher.config.sections import Duration, DurationOrZero, Section
 from watcher.config.templates import Compiled, check_template, compile_template
 from watcher.config.urls import ENCODE_HINT, ambiguity, quoted, scheme_hint, unloadable
 from watcher.config.webhooks import event_url, read_signing_keys
 from watcher.core.digest import DigestSchedule
-from watcher.core.model import EventKind
+from watcher.core.model import INCIDENT_EVENTS, EventKind
 from watcher.core.present import RouteFormat, TemplateFailed
+from watcher.core.reminders import IncidentRule
 from watcher.core.signing import MAKE_SECRET
 
 DEFAULT_EVENTS = (
@@ -69,13 +70,19 @@ def _events(value: object) -> object:
     return tuple(dict.fromkeys(words))
 
 
-# A digest comes by its route's schedule (`digest = ...`), never by `events =`.
-ASKABLE = tuple(kind for kind in EventKind if kind is not EventKind.DIGEST)
+# A digest comes by its route's schedule (`digest = ...`), a `reminder` and an `escalated` by
+# its `repeat_after` and `escalate_to`: none is asked for by `events =` ("*" is the rest).
+ASKABLE = tuple(
+    kind for kind in EventKind if kind is not EventKind.DIGEST and kind not in INCIDENT_EVENTS
+)
 
 
 def _unknown_event(word: object, known: list[str]) -> str:
     if not isinstance(word, str):
         return 'must be an event word in quotes, e.g. "failed"'
+    if word in (EventKind.REMINDER, EventKind.ESCALATED):
+        key = "repeat_after" if word == EventKind.REMINDER else "escalate_after and escalate_to"
+        return f"{quoted(word)} is not chosen in events: set this route's {key}"
     if word == EventKind.DIGEST.value:
         return 'a digest is not asked for in events: set digest = "daily 09:00 UTC" on the route'
     close = difflib.get_close_matches(word, known, n=1)
@@ -117,6 +124,9 @@ class RouteConfig(Section):
     secret_file: Path | None = None  # format = "event": the whsec_ signing secret(s)
     title_template: str | None = None
     body_template: str | None = None
+    repeat_after: Duration | None = None  # remind of an open, unacknowledged incident
+    escalate_after: Duration | None = None  # an incident not acknowledged this long ...
+    escalate_to: str | None = None  # ... goes on to this route, once
     mute_during: tuple[str, ...] = ()  # names of [[time_intervals]]: alerts wait out the quiet
     digest: str | None = None  # "daily 09:00 Europe/Berlin" / "weekly monday 09:00 UTC"
     _signing_keys: tuple[bytes, ...] = PrivateAttr(default=())
@@ -200,6 +210,16 @@ class RouteConfig(Section):
             )
         if not event and self.secret_file is not None:
             raise ValueError('secret_file is for format = "event" routes only')
+        if (self.escalate_after is None) != (self.escalate_to is None):
+            given, missing = (
+                ("escalate_to", "escalate_after")
+                if self.escalate_after is None
+                else ("escalate_after", "escalate_to")
+            )
+            raise ValueError(
+                f'route {self.name!r}: {given} needs {missing} too (escalate_after = "30m", '
+                'escalate_to = "<another route\'s name>")'
+            )
         if event and (self.title_template or self.body_template):
             raise ValueError('templates are for alerts: a format = "event" route sends JSON')
         self._templates = (self._checked("title_template"), self._checked("body_template"))
@@ -232,6 +252,10 @@ class RouteConfig(Section):
     def event_kinds(self) -> frozenset[EventKind]:
         """The events this route asked for."""
         return frozenset(self.events)
+
+    def incident_rule(self) -> IncidentRule:
+        """This route's reminders and escalation, for the core."""
+        return IncidentRule(self.name, self.repeat_after, self.escalate_after, self.escalate_to)
 
     @property
     def all_kbs(self) -> bool:

@@ -8,13 +8,21 @@
 - `settle` turns a send's result into settlements, each carrying the reason for its new state:
   delivered; retried with backoff; re-rendered shorter at once when a target refused the
   message for its size (never final while the message can still shrink); dead-lettered after
-  repeated permanent refusals or after `dead_after` (counted from the row's creation, or
-  from the end of the quiet hours that held it). `hold`, `postpone` and `release` settle
-  rows without an attempt of their own (no attempt spent). `settlement` is the one maker of
-  a `Settlement`: what a URL reached stays reached, whatever becomes of the row.
+  repeated permanent refusals or once it has been failing for `dead_after` (a row held by
+  quiet hours starts that count again after the hold: `watcher.core.quiet.hold`). `hold`,
+  `postpone` and `release` settle rows without an attempt of their own (no attempt spent).
+  `settlement` is the one maker of a `Settlement`: what a URL reached stays reached,
+  whatever becomes of the row.
 - `budget_caps` says how short the next message to a URL must be after such a refusal.
 
 The order in which a route's round applies these is `watcher.core.delivery`'s fold.
+
+`dead_after` is measured on the elapsed clock (`Elapsed`: seconds since boot, with the boot
+id) from the row's first failed attempt (`OutboxItem.failing_for`), never on the wall clock:
+a step of the wall clock (a day forward while a receiver is down) gives up no row early. A
+row whose first failure cannot be measured here (read in another boot, kept by an older
+version, or lost with the claim of a sender that stopped mid-send) is measured again from
+its next failure: after a reboot a row is given up later than `dead_after`, never earlier.
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ from enum import StrEnum
 from functools import partial
 from typing import assert_never
 
+from watcher.core.clocks import Elapsed
 from watcher.core.model import EventKind
 from watcher.core.outbox import (
     DeliveryState,
@@ -97,7 +106,9 @@ class Verdict(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
-    """Backoff between attempts and the bound after which a row is dead-lettered."""
+    """Backoff between attempts and the bounds after which a row is dead-lettered: failing
+    for `dead_after` (elapsed clock, from its first failure) or `permanent_attempts`
+    permanent refusals."""
 
     base: timedelta = timedelta(seconds=30)
     maximum: timedelta = timedelta(minutes=30)
@@ -180,12 +191,14 @@ _REJECTED = FailureCause.REJECTED
 
 
 def settle(
-    send: Send, result: SendResult, now: datetime, policy: RetryPolicy
+    send: Send, result: SendResult, now: datetime, policy: RetryPolicy, *, elapsed: Elapsed
 ) -> list[tuple[Settlement, SettleReason]]:
     """What to write back for every row of a send, and why: the rows share the result's
-    `verdict`; a retry is due after `backoff`, a row is dead after `policy`'s bounds."""
+    `verdict`; a retry is due after `backoff` (wall clock `now`), a row is dead after
+    `policy`'s bounds (`dead_after` from its first failure to `elapsed`, the same moment on
+    the elapsed clock; see the module)."""
     judged = verdict(result)
-    return [_settle_one(item, result, judged, now, policy) for item in send.items]
+    return [_settle_one(item, result, judged, now, elapsed, policy) for item in send.items]
 
 
 def hold(
@@ -260,11 +273,17 @@ def failed_targets(result: SendResult) -> frozenset[int]:
 
 
 def _settle_one(
-    item: OutboxItem, result: SendResult, judged: Verdict, now: datetime, policy: RetryPolicy
+    item: OutboxItem,
+    result: SendResult,
+    judged: Verdict,
+    now: datetime,
+    elapsed: Elapsed,
+    policy: RetryPolicy,
 ) -> tuple[Settlement, SettleReason]:
     attempts = item.attempts + 1
     error = None if result.ok else (result.error or "delivery failed")
-    after = partial(settlement, item, at=now, error=error, reached=result.targets)
+    first, failing = failing_since(item.failing_for, elapsed)
+    after = partial(settlement, item, at=now, error=error, reached=result.targets, failing=first)
     match judged:
         case Verdict.DELIVERED:
             return after(DeliveryState.SENT, attempts=attempts), SettleReason.DELIVERED
@@ -273,12 +292,22 @@ def _settle_one(
             return again, SettleReason.RESIZED
         case Verdict.PERMANENT if attempts >= policy.permanent_attempts:
             return after(DeliveryState.DEAD, attempts=attempts), SettleReason.PERMANENT_FAILURE
-    if now - max(item.created_at, item.held_until or item.created_at) >= policy.dead_after:
+    if failing >= policy.dead_after:
         return after(DeliveryState.DEAD, attempts=attempts), SettleReason.EXPIRED
     # A stable per-row spread keeps retries of many rows from moving in lockstep.
     spread = 0.5 + (item.id * 2654435761 % 1000) / 2000
     retry_at = now + backoff(attempts, policy, spread)
     return after(DeliveryState.PENDING, attempts=attempts, due=retry_at), SettleReason.RETRY
+
+
+def failing_since(first: Elapsed | None, elapsed: Elapsed) -> tuple[Elapsed, timedelta]:
+    """A failure at `elapsed` (elapsed clock) of a row first failing at `first`: the reading
+    the row's failing is measured from, and how long it has lasted. A first failure that
+    cannot be measured from here (none, another boot) makes this one the first."""
+    lasted = elapsed.since(first) if first is not None else None
+    if first is None or lasted is None:
+        return elapsed, timedelta(0)
+    return first, lasted
 
 
 def settlement(
@@ -290,11 +319,15 @@ def settlement(
     due: datetime | None = None,
     error: str | None = None,
     reached: tuple[TargetResult, ...] = (),
+    failing: Elapsed | None = None,
 ) -> Settlement:
     """The one maker of a `Settlement`: `item`'s new `state` at `at` (wall clock), with the
     `attempts` spent so far, when it is `due` again (None once sent or dead), the last
     `error`, and what each URL answered: `reached` (this attempt's targets) plus the URLs an
-    earlier attempt reached that this one did not try (they stay delivered)."""
+    earlier attempt reached that this one did not try (they stay delivered). A pending row
+    keeps the elapsed-clock reading of its first failure (`failing`, else the item's own);
+    a sent or dead one has none."""
+    pending = state is DeliveryState.PENDING
     return Settlement(
         outbox_id=item.id,
         state=state,
@@ -303,6 +336,7 @@ def settlement(
         next_attempt_at=due,
         error=error,
         targets=reached + earlier_targets(item, reached),
+        failing_for=(failing or item.failing_for) if pending else None,
     )
 
 

@@ -22,8 +22,9 @@ Every answer ends with exactly one `SendNow` or `Finished`; the `Write`s before 
 - `Deferred`: pacing would hold the round longer than it may wait; that send and the rest
   of the queue wait for their pace slot (`until`), postponed, and go with a later cycle.
 
-All times are the wall clock's (they are written to the store); pacing is measured on the
-monotonic clock by the shell, which says only `until`.
+Times are the wall clock's (they are written to the store for people and backoffs), except
+`Sent.elapsed`, the elapsed-clock reading `dead_after` is measured on; pacing is measured on
+the monotonic clock by the shell, which says only `until`.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import assert_never
 
+from watcher.core.clocks import Elapsed
 from watcher.core.decide import (
     RetryPolicy,
     Verdict,
@@ -59,11 +61,13 @@ class Began:
 @dataclass(frozen=True, slots=True)
 class Sent:
     """Event: the notifier answered `send` (the one `SendNow` asked for) with `result`;
-    `at` is the wall clock when it answered."""
+    `at` is the wall clock when it answered, `elapsed` the same moment on the elapsed clock
+    (how long a row has failed is measured on it: `decide`)."""
 
     send: Send
     result: SendResult
     at: datetime
+    elapsed: Elapsed
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,8 +154,8 @@ def fold(run: RouteRun, event: Event) -> tuple[RouteRun, tuple[Action, ...]]:
     match event:
         case Began():
             return _advance(run, ())
-        case Sent(send, result, at):
-            run, settled = _settle_sent(run, send, result, at)
+        case Sent(send, result, at, elapsed):
+            run, settled = _settle_sent(run, send, result, at, elapsed)
             return _advance(run, (Write(settled, event),))
         case Deferred(send, at, until):
             waiting = tuple(postpone((send, *run.queue), at, until))
@@ -183,13 +187,13 @@ def _advance(run: RouteRun, actions: tuple[Action, ...]) -> tuple[RouteRun, tupl
 
 
 def _settle_sent(
-    run: RouteRun, send: Send, result: SendResult, at: datetime
+    run: RouteRun, send: Send, result: SendResult, at: datetime, elapsed: Elapsed
 ) -> tuple[RouteRun, Settled]:
     """Fold a send's result in: its rows' settlements and what the round learnt."""
     if run.setback is not None and (result.ok or not result.targets):
         settled = tuple(hold(send, result, run.setback))
     else:
-        settled = tuple(settle(send, result, at, run.policy))
+        settled = tuple(settle(send, result, at, run.policy, elapsed=elapsed))
     failed = tuple(t for t in result.targets if not t.ok)
     if not result.ok and not result.targets:
         failed = (_whole_route(send, result),)

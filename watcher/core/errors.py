@@ -11,6 +11,7 @@
     │       ├── Unauthorized             401: the token is wrong or revoked
     │       ├── Forbidden                403: the token lacks a scope
     │       └── NotFound                 404
+    ├── AckRefused               `watcher ack` named nothing known, or nothing open to ack
     └── StoreError               the state store failed (disk full, read-only, corrupt, any
         │                        sqlite3 or OS error on its file); raised by every store method
         ├── StoreCorrupt             the file is not a usable state store; never wiped silently
@@ -124,6 +125,11 @@ class Forbidden(ApiStatusError):
 
 class NotFound(ApiStatusError):
     """404: the knowledge base or job does not exist (any more)."""
+
+
+class AckRefused(WatcherError):
+    """`watcher ack` named no known knowledge base or job, several, or one with no open
+    incident; the message says which and what to do."""
 
 
 class StoreError(WatcherError):

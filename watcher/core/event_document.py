@@ -25,6 +25,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+from watcher.core.incident import IncidentNote
 from watcher.core.model import DataSourceJob, Job
 from watcher.core.render import headline, kb_link
 from watcher.core.state import Transition
@@ -49,9 +50,29 @@ def event_document(transition: Transition, dashboard: str) -> dict[str, Any]:
         "stall": _stall(t),
         "corrects": t.corrects.value if t.corrects is not None else None,
         "route": t.route,
-        "incident": None,  # filled once incidents exist; the key is part of version 1
+        "incident": _incident(t.incident),
     }
     return {"type": TYPE_PREFIX + t.kind.value, "timestamp": _stamp(t.at), "data": data}
+
+
+def _incident(note: IncidentNote | None) -> dict[str, Any] | None:
+    """The KB's incident as this event tells it: `id`, `failures` in a row `since` (RFC 3339,
+    the API's clock when known), the `latest` failure's event word, `closed`, `duration_s`
+    (how long it lasted on a closing event, how long it is open on a reminder or escalation),
+    `reminder` (its number), `escalated_from` and `waited_s` (an escalation's route and wait)."""
+    if note is None:
+        return None
+    return {
+        "id": note.id,
+        "failures": note.failures,
+        "since": _stamp(note.since),
+        "latest": note.last_kind.value,
+        "closed": note.closed,
+        "duration_s": note.duration.total_seconds() if note.duration is not None else None,
+        "reminder": note.reminder,
+        "escalated_from": note.route,
+        "waited_s": note.waited.total_seconds() if note.waited is not None else None,
+    }
 
 
 def notify_test_document(now: datetime) -> dict[str, Any]:

@@ -83,6 +83,8 @@ class EventKind(StrEnum):
     DELIVERY_RECOVERED = "delivery_recovered"
     KNOWLEDGE_BASE_MISSING = "knowledge_base_missing"
     KNOWLEDGE_BASE_FOUND = "knowledge_base_found"
+    REMINDER = "reminder"  # an open incident, again (a route's `repeat_after`)
+    ESCALATED = "escalated"  # an incident not acknowledged in time (`escalate_after`)
     COST_SPIKE = "cost_spike"  # a job cost over N times its KB's recent median
     REMEDIATED = "remediated"  # the watcher cancelled and restarted a stalled job (or would have)
     DIGEST = "digest"  # a route's scheduled summary (`digest =`), never asked for in `events`
@@ -93,8 +95,8 @@ class EventKind(StrEnum):
 
     @property
     def is_about_a_job(self) -> bool:
-        """Whether the event is about an indexing job (not the API or the setup)."""
-        return self not in _WATCHER_EVENTS
+        """Whether the event is about an indexing job (not the API, the setup or an incident)."""
+        return self not in _WATCHER_EVENTS and self not in INCIDENT_EVENTS
 
     @property
     def severity(self) -> Severity:
@@ -125,6 +127,11 @@ _WATCHER_EVENTS = frozenset(
 )
 
 
+# Events about a knowledge base's incident (`watcher.core.incidents`), sent to the routes that
+# heard of it (or to the route it escalates to), never chosen by a route's `events =`.
+INCIDENT_EVENTS = frozenset({EventKind.REMINDER, EventKind.ESCALATED})
+
+
 class Severity(Enum):
     """How bad an event is; maps one to one onto apprise's notify types."""
 
@@ -150,6 +157,8 @@ _SEVERITY = {
     EventKind.DELIVERY_RECOVERED: Severity.SUCCESS,
     EventKind.KNOWLEDGE_BASE_MISSING: Severity.WARNING,
     EventKind.KNOWLEDGE_BASE_FOUND: Severity.SUCCESS,
+    EventKind.REMINDER: Severity.WARNING,  # rendered with the severity of the incident's failure
+    EventKind.ESCALATED: Severity.FAILURE,
     EventKind.COST_SPIKE: Severity.WARNING,
     EventKind.REMEDIATED: Severity.WARNING,
     EventKind.DIGEST: Severity.INFO,

@@ -20,6 +20,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import assert_never
 
+from watcher.core.clocks import Elapsed
 from watcher.core.model import Severity
 from watcher.core.state import Transition
 
@@ -47,7 +48,11 @@ class OutboxItem:
     delivered: frozenset[int] = frozenset()  # the route's URLs (by index) that already have it
     last_targets: tuple[TargetResult, ...] = ()  # what each URL answered the last attempt
     held_by: str | None = None  # the quiet-hours window that held it (`watcher.core.quiet`)
-    held_until: datetime | None = None  # when that hold ended: `dead_after` counts from here
+    held_until: datetime | None = None  # when that hold ended (the hold restarts `dead_after`)
+    # the elapsed-clock reading of its first failed attempt (None: none yet, or not measurable
+    # here: taken in another boot, or lost with a claim whose sender stopped); `dead_after`
+    # is measured from it
+    failing_for: Elapsed | None = None
 
 
 class SettleReason(StrEnum):
@@ -97,6 +102,7 @@ class Settlement:
     next_attempt_at: datetime | None = None
     error: str | None = None
     targets: tuple[TargetResult, ...] = ()
+    failing_for: Elapsed | None = None  # kept while pending: the first failure's reading
     held_by: str | None = None  # set: held by this quiet-hours window until `next_attempt_at`
 
 

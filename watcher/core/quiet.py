@@ -3,7 +3,9 @@
 - `hold`: of the claimed rows, those whose route is in one of its `mute_during` windows now
   (`watcher.core.windows`) go back to the queue, pending until the quiet ends, marked with
   the window's name (`held_by`), no attempt spent, the reason in their last error (which
-  `status` shows). They are never lost: they are outbox rows like any other.
+  `status` shows). They are never lost: they are outbox rows like any other. A held row's
+  `dead_after` count starts again at its first failure after the hold (a weekend's hold
+  never gives an alert up at its next failure).
 - `settle_held`: when the quiet ends the held rows of a route come due together and go out
   as one message, minus what resolved meanwhile: a stalled job that then ended is told by
   its outcome alone (which says it had stalled), a `started` or `recovered` by the outcome it
@@ -60,7 +62,8 @@ def hold(
             error=why,
             reached=item.last_targets,
         )
-        held.append(replace(kept, held_by=window.name))
+        # a hold is no failure: `dead_after` counts again from the first failure after it
+        held.append(replace(kept, held_by=window.name, failing_for=None))
     return free, held
 
 

@@ -11,6 +11,12 @@ A cycle reads the account's KB list (each KB carries its latest job). Then, for 
   for by itself (`unseen_followed`).
 - A failed or partial job whose data sources' errors are not known yet gets them, one
   request each (`needs_details`).
+
+Only the KB list is mandatory; every other read is optional (its failure costs that KB a
+cycle, or that alert its details). The cycle has one deadline; each optional read gets its
+own share of what is left of it (`read_share`), so one read that never ends costs its share
+and never the other reads, the mandatory work, or the cycle. Shares are seconds on the
+monotonic clock: the wall clock never enters them.
 """
 
 from __future__ import annotations
@@ -25,6 +31,10 @@ from watcher.core.state import JobState, Transition, WatchState
 
 KB_JOB_WINDOW = 15
 """DigitalOcean keeps the latest 15 jobs of a KB, in every list (per KB and account-wide)."""
+
+DETAILS_RESERVE = 0.25
+"""The part of a cycle's deadline the job and per-KB lists leave for what follows them: the
+store's load, detection, and the failed jobs' details."""
 
 _NEEDS_DETAILS = frozenset({EventKind.FAILED, EventKind.PARTIAL})
 
@@ -99,3 +109,17 @@ def needs_details(transition: Transition) -> bool:
     if transition.kind not in _NEEDS_DETAILS or job is None:
         return False
     return not any(ds.error_msg or ds.error_details for ds in job.data_source_jobs)
+
+
+def read_share(left: float, reads: int, reserve: float = 0.0) -> float:
+    """Seconds the next optional read may take: an equal part of what is left of the cycle's
+    deadline (`left` seconds, monotonic) after `reserve` seconds kept for what follows, among
+    the `reads` optional reads still to make, this one included; 0 when nothing is left.
+
+    Reads that finish early leave their rest to the later ones; a read that never ends takes
+    its share and no more, so each of N reads gets at least (left − reserve) / N of what was
+    left before the first, and the reads end `reserve` seconds before the deadline.
+    """
+    if reads <= 0:
+        return 0.0
+    return max(left - reserve, 0.0) / reads

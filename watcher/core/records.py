@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Generic, TypeVar
 
+from watcher.core.incident import Incident
 from watcher.core.model import EventKind
 from watcher.core.outbox import DeliveryState, TargetResult
 from watcher.core.state import JobCondition, JobState, StallReason, job_condition
@@ -89,7 +90,8 @@ class KbRecord:
     """A knowledge base the watcher has seen: its latest job and its last jobs, newest first.
 
     `first_seen_at` is the watcher's wall clock. `recent` holds at most the number of jobs
-    asked for (the latest one included), for a sparkline of outcomes.
+    asked for (the latest one included), for a sparkline of outcomes. `incident`: its open
+    incident (`watcher.core.incidents`), with who acknowledged it.
     """
 
     uuid: str
@@ -97,6 +99,7 @@ class KbRecord:
     first_seen_at: datetime
     latest: JobState | None = None
     recent: tuple[JobMark, ...] = ()
+    incident: Incident | None = None  # its open incident, if any
 
     @property
     def label(self) -> str:

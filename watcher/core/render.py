@@ -22,6 +22,7 @@ from urllib.parse import quote
 from watcher.core.cost import eta
 from watcher.core.durations import format_elapsed
 from watcher.core.fit import Entry, clip, fit, more_text
+from watcher.core.incident_text import ESCALATED_HEADLINE, REMINDER_HEADLINE, incident_lines
 from watcher.core.inert import inert
 from watcher.core.markup import (
     Block,
@@ -58,6 +59,8 @@ _HEADLINE = {
     EventKind.DELIVERY_RECOVERED: "alerts getting through again",
     EventKind.KNOWLEDGE_BASE_MISSING: "knowledge base not found in the account",
     EventKind.KNOWLEDGE_BASE_FOUND: "knowledge base found again",
+    EventKind.REMINDER: REMINDER_HEADLINE,
+    EventKind.ESCALATED: ESCALATED_HEADLINE,
     EventKind.COST_SPIKE: "indexing cost spike",
     EventKind.REMEDIATED: "stalled job remediated",
     EventKind.DIGEST: "indexing digest",
@@ -122,6 +125,7 @@ def render(
         Para((strong(_sentence(_headline(transition)) + _stall_suffix(transition)),))
     ]
     head += [Para((plain(line),)) for line in _stall_story(transition)]
+    head += [Para((plain(line),)) for line in incident_lines(transition)]
     if facts := _facts(transition, dashboard):
         head.append(Bullets(facts))
     if transition.detail:
@@ -277,6 +281,8 @@ def _severity(t: Transition) -> Severity:
     """A stall that ended with the job carries the outcome's severity (a failure stays red)."""
     if t.kind is EventKind.RECOVERED and t.job is not None and t.job.outcome is not None:
         return t.job.outcome.severity
+    if t.kind is EventKind.REMINDER and t.incident is not None:  # as bad as what it reminds of
+        return t.incident.last_kind.severity
     return t.kind.severity
 
 

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
+from watcher.core.incident import Incident
 from watcher.core.model import EventKind
 from watcher.core.outbox import DeliveryState
 from watcher.core.state import JobCondition, StallReason
@@ -94,6 +95,7 @@ class StoreSnapshot:
     last_cycle_at: datetime | None
     created_at: datetime | None
     schema_version: int
+    incidents: tuple[Incident, ...] = ()  # the open ones, oldest first
 
     @property
     def undelivered(self) -> int:

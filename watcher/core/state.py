@@ -15,6 +15,7 @@ from enum import StrEnum
 
 from watcher.core.clocks import Elapsed
 from watcher.core.cost import JobCost
+from watcher.core.incident import Incident, IncidentNote
 from watcher.core.model import EventKind, Job, KnowledgeBase, Severity
 
 
@@ -124,12 +125,14 @@ class WatchState:
     """The part of the store `detect` needs: known KBs, the jobs in play, and the baseline.
 
     `baseline` is the API's time when the watcher's first run began reading (None before it):
-    a knowledge base created at or after it is new, and all of its jobs are news.
+    a knowledge base created at or after it is new, and all of its jobs are news. `incidents`
+    are the open incidents (`watcher.core.incidents`), by KB uuid.
     """
 
     kbs: Mapping[str, KbState] = field(default_factory=dict)
     jobs: Mapping[str, JobState] = field(default_factory=dict)
     baseline: datetime | None = None
+    incidents: Mapping[str, Incident] = field(default_factory=dict)  # open ones, by KB uuid
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +171,7 @@ class Transition:
     # The API's clock when the transition was seen (DigitalOcean's timestamps are compared with
     # it alone: a running job's duration in an alert is `api_at - started_at`, never the wall).
     api_at: datetime | None = None
+    incident: IncidentNote | None = None  # the KB's incident, as this alert tells it
     cost: JobCost | None = None  # a finished job's cost (`watcher.core.cost`), when priced
     spike_ratio: float | None = None  # `cost_spike`: the cost over its KB's recent median
 
@@ -182,10 +186,15 @@ class Transition:
 
 @dataclass(frozen=True, slots=True)
 class Delivery:
-    """One outbox row to create: an event for one route."""
+    """One outbox row to create: an event for one route.
+
+    With `incident` (a reminder, an escalation) the row is written only while that incident
+    is not acknowledged, checked in the recording transaction (an ack may come in between).
+    """
 
     event_id: str
     route: str
+    incident: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,6 +207,7 @@ class Change:
     jobs: tuple[JobState, ...] = ()
     transitions: tuple[Transition, ...] = ()
     deliveries: tuple[Delivery, ...] = ()
+    incidents: tuple[Incident, ...] = ()  # opened, joined, closed or nudged this cycle
 
 
 def changed(

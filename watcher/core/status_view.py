@@ -15,6 +15,7 @@ from typing import Any, assert_never
 
 from watcher.core.account import MissingKb, UnmatchedRef
 from watcher.core.durations import format_elapsed
+from watcher.core.incident import Incident
 from watcher.core.inert import inert
 from watcher.core.snapshot import KbSnapshot, StoreSnapshot
 from watcher.core.state import JobCondition
@@ -91,6 +92,7 @@ def table(
     if len(rows) == 1:
         lines.append("(no knowledge base seen yet: run `watcher once` or `watcher run`)")
     lines += setup_lines(setup, now)
+    lines += incident_lines(snapshot.incidents, now)
     lines.append("")
     lines.append(_deliveries(snapshot, now))
     for route in snapshot.routes:
@@ -124,6 +126,29 @@ def setup_lines(setup: SetupFindings, now: datetime) -> list[str]:
     ]
     lines += [inert(f"route {ref.route}: {ref.key}: {ref.reason}") for ref in setup.unmatched]
     return ["", *lines] if lines else []
+
+
+def incident_lines(incidents: tuple[Incident, ...], now: datetime) -> list[str]:
+    """A heading and one line per open incident: its KB, how many failures in a row since
+    when, the latest, and who acknowledged it when (or how to)."""
+    if not incidents:
+        return []
+    lines = ["", f"Open incidents: {len(incidents)}"]
+    for i in incidents:
+        failures = f"{i.failures} failure{'s' if i.failures != 1 else ''} in a row"
+        ack = (
+            f"acknowledged by {i.ack.by} at {_when(i.ack.at, now)}"
+            + (f": {i.ack.comment}" if i.ack.comment else "")
+            if i.ack
+            else f"not acknowledged (watcher ack {i.kb_uuid})"
+        )
+        since = i.since.isoformat(timespec="seconds")
+        lines.append(
+            inert(
+                f"  {i.kb_name or i.kb_uuid}: {failures} since {since}, latest {i.last_kind}; {ack}"
+            )
+        )
+    return lines
 
 
 def _deliveries(snapshot: StoreSnapshot, now: datetime) -> str:
@@ -162,6 +187,25 @@ def as_json(
         "deliveries": _deliveries_json(snapshot, now),
         "jobs_by_state": {state.value: count for state, count in snapshot.jobs_by_state.items()},
         "events_by_kind": dict(snapshot.events_by_kind),
+        "incidents": [incident_json(i) for i in snapshot.incidents],
+    }
+
+
+def incident_json(incident: Incident) -> dict[str, Any]:
+    """An open incident for scripts: `acknowledged` is null until somebody ran `watcher ack`."""
+    ack = incident.ack
+    return {
+        "id": incident.id,
+        "kb_uuid": incident.kb_uuid,
+        "kb_name": incident.kb_name,
+        "failures": incident.failures,
+        "since": incident.since.isoformat(),
+        "opened_at": incident.opened_at.isoformat(),
+        "latest": incident.last_kind.value,
+        "latest_job": incident.last_job_uuid,
+        "acknowledged": (
+            {"by": ack.by, "at": ack.at.isoformat(), "comment": ack.comment} if ack else None
+        ),
     }
 
 

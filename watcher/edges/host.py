@@ -100,3 +100,14 @@ def liveness(holder: Holder) -> Liveness:
     if fields[:1] == ["Z"] or _start_ticks(fields) != holder.start:
         return Liveness.GONE  # a zombie, or the pid now belongs to another process
     return Liveness.RUNNING
+
+
+def login_name() -> str:
+    """Who runs this command, for `watcher ack --by`: the login name (`LOGNAME`, `USER`, the
+    password database), or "unknown" when none can be found (a container without a user)."""
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):
+        return "unknown"

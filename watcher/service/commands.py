@@ -26,6 +26,7 @@ from watcher.core.errors import (
     WatcherError,
 )
 from watcher.core.health import HEARTBEAT_KEY, Health, Heartbeat, Probe, health_limit, judge
+from watcher.core.incident import Ack
 from watcher.core.inert import inert
 from watcher.core.lease import Lease
 from watcher.core.model import KnowledgeBase
@@ -184,6 +185,32 @@ async def retry_dead(
         "cycle of `watcher run`, or now with `watcher once`"
     )
     return 1 if missing else 0
+
+
+async def acknowledge_incident(
+    config: Config, ref: str, by: str, comment: str | None, *, echo: Callable[[str], None]
+) -> int:
+    """`watcher ack KB|JOB`: acknowledge the open incident of that KB (no more reminders or
+    escalation for it); 1 when there is no store yet. `AckRefused` when `ref` names nothing
+    known or its KB has no open incident."""
+    if store_absent(config):
+        echo(_no_state(config))
+        return 1
+    ack = Ack(by=by, at=utcnow(), comment=comment)
+    store = await open_store(config, ack.at)
+    try:
+        incident = await store.acknowledge(ref, ack)
+    finally:
+        await store.close()
+    failures = f"{incident.failures} failure{'s' if incident.failures != 1 else ''} in a row"
+    echo(
+        inert(
+            f"acknowledged the incident of {incident.kb_name or incident.kb_uuid} ({failures} "
+            f"since {incident.since.isoformat(timespec='seconds')}) as {ack.by}: no more "
+            "reminders or escalation for it; it closes with the next successful job"
+        )
+    )
+    return 0
 
 
 async def check_health(config: Config, probe: Probe = Probe.READY) -> Health:

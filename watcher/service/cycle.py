@@ -9,17 +9,23 @@ base or one delivery is logged and survived. The steps:
 - detect (`watcher.core.detect`, `watcher.service.accountcheck`): the transitions, and the
   details of failed and partial jobs (a partial job within its KB's error budget is then
   told as completed: `watcher.core.tolerance`);
-- decide (`watcher.core.decide.route`): which routes get which event;
+- decide (`watcher.core.decide.route`): which routes get which event; then the KBs' incidents
+  (`watcher.core.incidents.track`): the alerts say which failure in a row they are, and the
+  reminders and escalations due join the cycle's events;
 - cost (`watcher.core.costing`): each outcome's cost from its KB's model price
   (`watcher.service.costs`, read about hourly), and `cost_spike`;
-- record: states, events and outbox rows in one transaction, with the API's health (and the
-  intents of remediation, `watcher.service.remedies`, which acts after it);
+- record: states, incidents, events and outbox rows in one transaction, with the API's health
+  (and the intents of remediation, `watcher.service.remedies`, which acts after it);
 - digests (`watcher.service.digests`): each route's digest whose slot passed is recorded;
 - deliver (`watcher.service.dispatch`): what is due in the outbox goes out (a route in its
   quiet hours holds it until they end, `watcher.core.quiet`).
 
 A cycle has a deadline (`CycleSettings.deadline`, on the event loop's monotonic clock): its
 API reads end there and the cycle counts as a failed API read (towards `api_unreachable`).
+Only the KB list is mandatory: each optional read (job lists, followed jobs, a failed job's
+details) ends within its own share of what is left (`watcher.core.reads.read_share`), the
+lists a quarter of the deadline before its end, so an endpoint that never answers costs
+that read alone: the other KBs' jobs are still alerted in that cycle, on time.
 Delivery waits for its rounds a bounded time too (a slow route goes on in the background).
 So a cycle always ends, and the daemon's next one starts on time.
 """
@@ -50,10 +56,13 @@ from watcher.core.decide import RetryPolicy, RouteRule, route
 from watcher.core.detect import detect
 from watcher.core.digest import DigestSchedule
 from watcher.core.errors import ApiStatusError, SourceError
-from watcher.core.model import EventKind, KnowledgeBase, WatchedKb
+from watcher.core.incidents import track
+from watcher.core.model import INCIDENT_EVENTS, EventKind, KnowledgeBase, WatchedKb
 from watcher.core.outbox import SettleReason
 from watcher.core.ports import DigestReads, MetaStore, Notifier, Outbox, Source, StateStore
 from watcher.core.present import Presentation
+from watcher.core.reads import DETAILS_RESERVE
+from watcher.core.reminders import IncidentRule
 from watcher.core.render import DASHBOARD
 from watcher.core.state import Change, Observation, Policy, Transition, WatchState, changed
 from watcher.core.tolerance import Tolerances, tolerate
@@ -63,7 +72,7 @@ from watcher.service.accountcheck import AccountCheck
 from watcher.service.costs import PriceBook
 from watcher.service.digests import Digests
 from watcher.service.dispatch import Dispatcher, DispatchSettings
-from watcher.service.observe import BASELINE_KEY, Observer, Sight
+from watcher.service.observe import BASELINE_KEY, Observer, ReadDeadline, Sight
 from watcher.service.remedies import Remedies
 
 log = structlog.get_logger(__name__)
@@ -91,6 +100,7 @@ class CycleSettings:
     delivery_failing_after: timedelta = timedelta(minutes=10)
     tolerances: Tolerances = field(default_factory=Tolerances)  # error budgets per KB
     presentations: Mapping[str, Presentation] = field(default_factory=dict)  # per route
+    incident_rules: tuple[IncidentRule, ...] = ()  # per route: repeat_after, escalate_*
     spike_rule: SpikeRule = field(default_factory=SpikeRule)  # `cost_spike` (off by default)
     route_spike_factors: Mapping[str, float] = field(default_factory=dict)  # routes' own
     mutes: Mapping[str, tuple[TimeWindow, ...]] = field(default_factory=dict)  # mute_during
@@ -161,6 +171,7 @@ class Cycle:
             notifier,
             settings.dispatch(),
             clock,
+            elapsed=elapsed,
             monotonic=monotonic,
             sleep=sleep,
         )
@@ -185,15 +196,17 @@ class Cycle:
 
     async def _poll(self, cycle_id: str) -> CycleReport:
         """Fetch, detect, decide and record; the API's reads end at the cycle's deadline."""
-        until = asyncio.get_running_loop().time() + self.settings.deadline.total_seconds()
+        seconds = self.settings.deadline.total_seconds()
+        until = asyncio.get_running_loop().time() + seconds
+        reads = ReadDeadline(until, reserve=seconds * DETAILS_RESERVE)
         began = self.elapsed()
         try:
             async with asyncio.timeout_at(until):
-                sight = await self.observer.observe()
+                sight = await self.observer.observe(reads)
             now = self.now()
             state, transitions, meta = await self._detect(sight, now, began)
-            async with asyncio.timeout_at(until):
-                transitions = await self.observer.with_details(transitions)
+            # optional reads only, each within its share of what is left: ends by `until`
+            transitions = await self.observer.with_details(transitions, reads)
             transitions = tolerate(transitions, self.settings.tolerances)  # needs the details
         except (SourceError, TimeoutError) as exc:
             return await self._fetch_failed(cycle_id, exc)
@@ -202,21 +215,32 @@ class Cycle:
             cost_meta |= await self.remedies.plan(transitions)
         deliveries = route(transitions, self.settings.rules)
         deliveries = keep_spikes(deliveries, transitions, self.settings.route_spike_factors)
+        rules, opened = self.settings.incident_rules, sight.previous.incidents
+        tracked = track(opened, transitions, deliveries, rules, now)
         # `api_recovered` first, so that its alert comes before the news it lets through.
         await self._api_outcome(cycle_id, now, None)
         kbs, jobs = changed(sight.previous, state)
-        change = Change(cycle_id, now.wall, kbs, jobs, transitions, deliveries)
+        change = Change(
+            cycle_id,
+            now.wall,
+            kbs,
+            jobs,
+            tracked.transitions,
+            tracked.deliveries,
+            incidents=tracked.incidents,
+        )
         await self._record(change, sight.previous, state, meta | cost_meta)
         if self.remedies is not None:
             await self.remedies.act(cycle_id, now.wall, now.api)
-        for t in transitions:
-            log.info(f"job_{t.kind.value}", kb=t.kb_uuid, job=t.job_uuid, event_id=t.event_id)
+        for t in tracked.transitions:
+            about = "incident" if t.kind in INCIDENT_EVENTS else "job"
+            log.info(f"{about}_{t.kind.value}", kb=t.kb_uuid, job=t.job_uuid, event_id=t.event_id)
         return CycleReport(
             cycle_id=cycle_id,
             ok=True,
             knowledge_bases=len(sight.kbs),
             active_jobs=sum(1 for s in state.jobs.values() if not s.done),
-            events=tuple(t.kind for t in transitions),
+            events=tuple(t.kind for t in tracked.transitions),
         )
 
     async def _detect(

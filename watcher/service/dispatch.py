@@ -26,6 +26,7 @@ from typing import assert_never
 
 import structlog
 
+from watcher.core.clocks import Elapsed
 from watcher.core.decide import RetryPolicy, RouteRule, release, route
 from watcher.core.delivery import (
     Began,
@@ -49,6 +50,7 @@ from watcher.core.quiet import hold
 from watcher.core.render import DASHBOARD
 from watcher.core.state import Change
 from watcher.core.windows import TimeWindow
+from watcher.edges.hostclock import elapsed_now
 
 log = structlog.get_logger(__name__)
 
@@ -98,11 +100,12 @@ class Dispatcher:
         settings: DispatchSettings,
         clock: Callable[[], datetime],
         *,
+        elapsed: Callable[[], Elapsed] = elapsed_now,
         monotonic: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.outbox, self.store, self.meta, self.notifier = outbox, store, meta, notifier
-        self.settings, self.clock = settings, clock
+        self.settings, self.clock, self.elapsed = settings, clock, elapsed
         self.monotonic, self.sleep = monotonic, sleep
         self._last_sent: dict[str, dict[int, float]] = {}
         self._running: dict[str, asyncio.Task[RouteRun]] = {}
@@ -239,7 +242,7 @@ class Dispatcher:
             waited += wait
         self._sent_now(send, urls)
         result = await self._send(send)
-        return Sent(send, result, self.clock()), waited
+        return Sent(send, result, self.clock(), self.elapsed()), waited
 
     def _budgets(self, route_name: str) -> tuple[Budget, ...]:
         try:
@@ -276,8 +279,9 @@ class Dispatcher:
         key = f"{HEALTH_KEY}/{run.route}"
         previous = decode_health(await self.meta.get_meta(key))
         seen = RouteRound(run.route, run.tried, run.delivered, run.dead, run.failures)
-        now = self.clock()
-        health, news = delivery_health(previous, seen, now, self.settings.failing_after)
+        now, elapsed = self.clock(), self.elapsed()
+        after = self.settings.failing_after
+        health, news = delivery_health(previous, seen, now, elapsed, after)
         if health == previous:
             return False
         change = Change(
@@ -298,7 +302,13 @@ class Dispatcher:
 def encode_health(health: DeliveryHealth) -> str:
     """A route's delivery health as the JSON kept in the store's meta table."""
     since = health.failing_since.isoformat() if health.failing_since else None
-    document = {"failing_since": since, "alerted": health.alerted, "error": health.last_error}
+    measured = health.failing_for.encode() if health.failing_for else None
+    document = {
+        "failing_since": since,
+        "alerted": health.alerted,
+        "error": health.last_error,
+        "failing_for": measured,
+    }
     return json.dumps(document)
 
 
@@ -311,6 +321,7 @@ def decode_health(raw: str | None) -> DeliveryHealth:
             failing_since=datetime.fromisoformat(since) if since else None,
             alerted=bool(data.get("alerted")),
             last_error=data.get("error"),
+            failing_for=Elapsed.decode(data.get("failing_for")),
         )
     except (ValueError, TypeError, AttributeError):
         return DeliveryHealth()

@@ -4,18 +4,25 @@ The rules of what to read are pure (`watcher.core.reads`); this module makes the
 and is the boundary where one KB's or one job's failed read is logged and survived: that KB
 sits the cycle out (its new job is still new next cycle), that job is read again next cycle.
 Only the account's KB list is essential: its failure is the cycle's (`SourceError`).
+
+Given the cycle's `ReadDeadline`, each optional read (the job lists, a followed job, a failed
+job's details) must end within its share of what is left of it (`reads.read_share`): one
+endpoint that never answers costs that read, never the cycle. A read cut at its share is a
+failed read like any other (logged with the share, the KB or job read again next cycle).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import assert_never
+from functools import partial
+from typing import TypeVar, assert_never
 
 import structlog
 
-from watcher.core.errors import SourceError
+from watcher.core.errors import RetryableSourceError, SourceError
 from watcher.core.model import Job, KnowledgeBase, WatchedKb
 from watcher.core.ports import MetaStore, Source, StateStore
 from watcher.core.reads import (
@@ -24,6 +31,7 @@ from watcher.core.reads import (
     job_lists,
     needs_details,
     owned,
+    read_share,
     unseen_followed,
     watched,
 )
@@ -33,6 +41,40 @@ log = structlog.get_logger(__name__)
 
 BASELINE_KEY = "api_baseline"
 """The meta key of the first run's baseline (the API's time, ISO 8601): see `history`."""
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class ReadDeadline:
+    """When a cycle's reads must have ended: `until`, on the event loop's (monotonic) clock;
+    `reserve` seconds of it the fetch's optional reads leave for what follows them."""
+
+    until: float
+    reserve: float = 0.0
+
+    def share(self, reads: int, *, reserve: bool = True) -> float:
+        """Seconds the next of `reads` optional reads may take (`reads.read_share`)."""
+        left = self.until - asyncio.get_running_loop().time()
+        return read_share(left, reads, self.reserve if reserve else 0.0)
+
+
+async def within(
+    deadline: ReadDeadline | None, reads: int, read: Callable[[], Awaitable[T]], *, reserve: bool
+) -> T:
+    """`read()` within its share of `deadline` (unbounded without one); a read cut there, or
+    with no time left to start, raises `RetryableSourceError` naming the share."""
+    if deadline is None:
+        return await read()
+    share = deadline.share(reads, reserve=reserve)
+    cut = RetryableSourceError(f"no answer within its share ({share:.1f}s) of the cycle deadline")
+    if share <= 0:
+        raise cut
+    try:
+        async with asyncio.timeout(share):
+            return await read()
+    except TimeoutError:
+        raise cut from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,14 +109,17 @@ class Observer:
         self.wanted, self.per_page = tuple(wanted), per_page
         self.baseline: datetime | None = None  # set once read, or once the cycle records it
         self._unknown_seen: set[str] = set()
+        self._deadline: ReadDeadline | None = None  # the running fetch's
 
-    async def observe(self) -> Sight:
+    async def observe(self, deadline: ReadDeadline | None = None) -> Sight:
         """Read the KB list, the job lists of the KBs with news and the followed jobs no list
-        showed; raises `SourceError` when the KB list itself cannot be read."""
+        showed; raises `SourceError` when the KB list itself cannot be read. The optional
+        reads end within their shares of `deadline`, `deadline.reserve` before its end."""
         account = tuple(await self.source.list_knowledge_bases())
         kbs = watched(account, self.wanted)
         known = replace(await self.store.load(()), baseline=await self._load_baseline())
         fresh = [kb for kb in kbs if has_news(kb, known)]
+        self._deadline = deadline
         listed = await self._listed_jobs(fresh, len(account))
         unread = {kb.uuid for kb in fresh} - listed.keys()
         jobs: list[Job] = []
@@ -91,17 +136,28 @@ class Observer:
         previous = replace(previous, baseline=known.baseline)
         return Sight(tuple(observed), tuple(jobs), previous, account)
 
-    async def with_details(self, transitions: Sequence[Transition]) -> tuple[Transition, ...]:
-        """Failed and partial jobs get their data sources' error details (one request each)."""
+    async def with_details(
+        self, transitions: Sequence[Transition], deadline: ReadDeadline | None = None
+    ) -> tuple[Transition, ...]:
+        """Failed and partial jobs get their data sources' error details (one request each,
+        each within its share of what is left of `deadline`); a job whose details could
+        not be read is alerted without them."""
         enriched = []
+        reads = sum(1 for t in transitions if t.job is not None and needs_details(t))
         for t in transitions:
             job = t.job
             if job is not None and needs_details(t):
                 try:
-                    sources = await self.source.list_job_data_sources(job.uuid)
+                    sources = await within(
+                        deadline,
+                        reads,
+                        partial(self.source.list_job_data_sources, job.uuid),
+                        reserve=False,
+                    )
                     t = replace(t, job=replace(job, data_source_jobs=tuple(sources)))
                 except SourceError as exc:
                     log.warning("job_details_failed", kb=t.kb_uuid, job=job.uuid, error=str(exc))
+                reads -= 1
             enriched.append(t)
         return tuple(enriched)
 
@@ -131,7 +187,7 @@ class Observer:
     async def _account_jobs(self, fresh: Sequence[KnowledgeBase]) -> dict[str, list[Job]]:
         """The account-wide job list once, sorted by KB (none when it cannot be read)."""
         try:
-            everything = await self.source.list_jobs()
+            everything = await within(self._deadline, 1, self.source.list_jobs, reserve=True)
         except SourceError as exc:
             log.warning("account_jobs_fetch_failed", error=str(exc))
             return {}
@@ -144,9 +200,14 @@ class Observer:
     async def _kb_jobs(self, fresh: Sequence[KnowledgeBase]) -> dict[str, list[Job]]:
         """Each KB's latest-15 list (a KB whose list cannot be read is left out)."""
         found: dict[str, list[Job]] = {}
-        for kb in fresh:
+        for n, kb in enumerate(fresh):
             try:
-                listed = await self.source.list_kb_jobs(kb.uuid)
+                listed = await within(
+                    self._deadline,
+                    len(fresh) - n,
+                    partial(self.source.list_kb_jobs, kb.uuid),
+                    reserve=True,
+                )
             except SourceError as exc:
                 log.warning("kb_jobs_fetch_failed", kb=kb.uuid, error=str(exc))
                 continue
@@ -159,9 +220,15 @@ class Observer:
         """Jobs we follow that no list showed this time (pushed out of the window)."""
         missing = unseen_followed(known, {kb.uuid for kb in kbs}, {job.uuid for job in seen})
         found = []
-        for state in missing:
+        for n, state in enumerate(missing):
             try:
-                found.append(owned(await self.source.get_job(state.uuid), state.kb_uuid))
+                read = await within(
+                    self._deadline,
+                    len(missing) - n,
+                    partial(self.source.get_job, state.uuid),
+                    reserve=True,
+                )
+                found.append(owned(read, state.kb_uuid))
             except SourceError as exc:
                 log.warning("job_fetch_failed", kb=state.kb_uuid, job=state.uuid, error=str(exc))
         return found

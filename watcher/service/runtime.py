@@ -74,6 +74,7 @@ def cycle_settings(config: Config) -> CycleSettings:
         delivery_failing_after=config.alerts.delivery_failing_after,
         tolerances=tolerances(config),
         presentations=presentations(config),
+        incident_rules=tuple(r.incident_rule() for r in config.routes),
         spike_rule=replace(config.cost.spike_rule(), factor=spike_at),
         route_spike_factors=spikes,
         mutes=config.mutes(),

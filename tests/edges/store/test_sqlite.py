@@ -30,6 +30,7 @@ from watcher.core.state import (
 )
 from watcher.edges import host
 from watcher.edges.store.postgres import PostgresStore
+from watcher.edges.store.schema import SCHEMA_VERSION
 from watcher.edges.store.sqlite import SqliteStore
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
@@ -378,6 +379,29 @@ async def test_a_retry_comes_back_when_due_with_its_attempts_and_error(store: Sq
     assert (again.id, again.attempts, again.last_error) == (item.id, 1, "503")
 
 
+async def test_a_retry_keeps_its_first_failures_elapsed_reading_through_its_claims(
+    store: SqliteStore,
+) -> None:
+    """`dead_after` is measured from the first failure on the elapsed clock: the reading
+    goes back with the retry and comes out with the next claim, whatever the wall clock did,
+    and a claim kept until its lease ends (its sender stopped) loses it."""
+    await store.record(change(event(job())))
+    (item,) = await store.claim_due(NOW, limit=10)
+    assert item.failing_for is None  # never failed
+    first = Elapsed(1234.5, "boot-1")
+    due = NOW - timedelta(hours=2)
+    retry = Settlement(item.id, DeliveryState.PENDING, NOW, 1, due, "503", failing_for=first)
+    await store.settle([retry])
+    (again,) = await store.claim_due(NOW - timedelta(hours=1), limit=10)  # stepped back 1 h
+    assert again.failing_for == first
+    await store.settle([replace(retry, attempts=2)])
+    (third,) = await store.claim_due(NOW, limit=10)
+    assert third.failing_for == first
+    lease_clock_ahead(store, LEASE.total_seconds() + 1)
+    (expired,) = await store.claim_due(NOW, limit=10)
+    assert expired.failing_for is None  # measured again from its next failure: late, not early
+
+
 async def test_a_dead_row_leaves_the_queue_and_shows_as_a_dead_letter(store: SqliteStore) -> None:
     await store.record(change(event(job())))
     (item,) = await store.claim_due(NOW, limit=10)
@@ -464,7 +488,7 @@ async def test_snapshot_shows_each_kb_latest_job_and_the_outbox(store: SqliteSto
         "done": 1,
     }
     assert snap.events_by_kind == {"failed": 1}
-    assert (snap.last_cycle_at, snap.created_at, snap.schema_version) == (NOW, NOW, 6)
+    assert (snap.last_cycle_at, snap.created_at, snap.schema_version) == (NOW, NOW, SCHEMA_VERSION)
 
 
 async def test_meta_values_are_kept_until_deleted(store: SqliteStore) -> None:

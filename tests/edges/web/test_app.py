@@ -10,7 +10,10 @@ import pytest
 
 from tests.edges.web.conftest import Host, Serve
 from tests.edges.web.history import NOW, KbPlan, job_uuid, settle, write_history
+from watcher.core.incident import Ack, Incident
+from watcher.core.model import EventKind
 from watcher.core.outbox import DeliveryState
+from watcher.core.state import Change
 from watcher.edges.store.sqlite import SqliteStore
 
 A = "aaaaaaaa-0000-4000-8000-000000000001"
@@ -265,3 +268,35 @@ async def test_the_static_files_are_served_from_the_package_and_the_page_is_gzip
     assert (await client.get(base + "/static/../app.py")).status_code == 404
     page = await client.get(base + "/", headers={"accept-encoding": "gzip"})
     assert page.headers["content-encoding"] == "gzip"
+
+
+async def test_a_knowledge_base_shows_its_open_incident_and_who_acknowledged_it(
+    serve: Serve, store: SqliteStore, client: httpx.AsyncClient
+) -> None:
+    await _history(store)
+    incident = Incident(
+        id="incident/c-failed",
+        kb_uuid=C,
+        kb_name="gamma-notes",
+        opened_at=NOW - timedelta(hours=3),
+        api_since=NOW - timedelta(hours=3),
+        failures=2,
+        last_kind=EventKind.STALLED,
+        last_job_uuid=job_uuid(C, 1),
+    )
+    await store.record(Change("c-incident", NOW, incidents=(incident,)))
+    base = await serve()
+    kb = (await client.get(base + f"/api/v1/knowledge_bases/{C}")).json()
+    assert kb["incident"]["failures"] == 2 and kb["incident"]["acknowledged_by"] is None
+    assert "not acknowledged" in (await client.get(base + f"/kb/{C}")).text
+
+    await store.acknowledge("gamma-notes", Ack("ana", NOW, "<b>on it</b>"))
+    kb = (await client.get(base + f"/api/v1/knowledge_bases/{C}")).json()
+    assert (kb["incident"]["acknowledged_by"], kb["incident"]["ack_comment"]) == (
+        "ana",
+        "<b>on it</b>",
+    )
+    page = (await client.get(base + f"/kb/{C}")).text
+    assert "acknowledged by ana" in page and "&lt;b&gt;on it&lt;/b&gt;" in page
+    other = (await client.get(base + f"/api/v1/knowledge_bases/{A}")).json()
+    assert other["incident"] is None

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Collection, Sequence
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Final, TypeVar
@@ -42,6 +43,7 @@ from watcher.edges.store.deliveries import (
     read_events,
     read_outbox_counts,
 )
+from watcher.edges.store.incidents import open_incidents
 from watcher.edges.store.rows import JobCache, job_state_from_row
 
 T = TypeVar("T")
@@ -161,7 +163,11 @@ def read_kbs(
             return tuple(_mark(r, words) for r in conn.execute(_RECENT, (kb_uuid, recent)))
 
         decode = cache.decode if cache is not None else job_state_from_row
-        return [_kb(row, decode, path, marks(row[0])) for row in rows]
+        opened = {i.kb_uuid: i for i in open_incidents(conn, path)}
+        return [
+            replace(_kb(row, decode, path, marks(row[0])), incident=opened.get(row[0]))
+            for row in rows
+        ]
 
     return read(conn, work)
 

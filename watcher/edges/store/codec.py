@@ -12,12 +12,13 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import fields
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import Enum
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from watcher.core.clocks import Elapsed
 from watcher.core.cost import JobCost
+from watcher.core.incident import IncidentNote, Notice
 from watcher.core.model import DataSourceJob, DataSourceStatus, EventKind, Job, Phase, Status
 from watcher.core.outbox import FailureCause, TargetResult
 from watcher.core.state import JobState, Sighting, StallReason, Transition
@@ -51,6 +52,10 @@ def _encode_value(value: Any) -> Any:
         return encode_data_source_job(value)
     if isinstance(value, Job):
         return encode_job(value)
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if isinstance(value, IncidentNote):
+        return _encode(value)
     if isinstance(value, JobCost):
         return _encode(value)
     if isinstance(value, Sighting):
@@ -93,6 +98,12 @@ def _datetime(value: Any) -> datetime:
     if not isinstance(value, str):
         raise ValueError(f"expected an ISO-8601 string, got {value!r}")
     return datetime.fromisoformat(value)
+
+
+def _seconds(value: Any) -> timedelta:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"expected seconds, got {value!r}")
+    return timedelta(seconds=value)
 
 
 def _strings(value: Any) -> tuple[str, ...]:
@@ -159,7 +170,23 @@ def decode_job(data: Any) -> Job:
     return _decode(Job, data, _JOB_DECODERS)
 
 
+_NOTE_DECODERS: Mapping[str, _Decoder] = {
+    "since": _datetime,
+    "last_kind": _strict_enum(EventKind),
+    "duration": _seconds,
+    "waited": _seconds,
+    "failures": int,
+}
+
+
+def decode_incident_note(data: Any) -> IncidentNote:
+    """Decode what an alert tells of its incident; `id`, `failures`, `since`, `last_kind`
+    are required."""
+    return _decode(IncidentNote, data, _NOTE_DECODERS)
+
+
 _TRANSITION_DECODERS: Mapping[str, _Decoder] = {
+    "incident": decode_incident_note,
     "kind": _strict_enum(EventKind),
     "at": _datetime,
     "job": decode_job,
@@ -242,3 +269,36 @@ _TARGET_DECODERS: Mapping[str, _Decoder] = {
     "status": int,
     "sent_chars": int,
 }
+
+
+def encode_notices(notices: tuple[Notice, ...]) -> str:
+    """An incident's notices as JSON text: `[{"route", "first": [s, boot], "last": [s, boot],
+    "reminders", "escalated"}]`."""
+    return dumps(
+        [
+            {
+                "route": n.route,
+                "first": n.first.encode(),
+                "last": n.last.encode(),
+                "reminders": n.reminders,
+                "escalated": n.escalated,
+            }
+            for n in notices
+        ]
+    )
+
+
+def decode_notices(text: str) -> tuple[Notice, ...]:
+    """Read notices back; one with an unreadable reading is dropped (its route is then not
+    reminded of that incident: never a burst from a damaged row)."""
+    items = loads(text)
+    if not isinstance(items, list):
+        raise ValueError(f"notices: expected a list, got {type(items).__name__}")
+    notices = []
+    for item in items:
+        first, last = Elapsed.decode(item.get("first")), Elapsed.decode(item.get("last"))
+        if first is None or last is None or not isinstance(item.get("route"), str):
+            continue
+        reminders = int(item.get("reminders", 0))
+        notices.append(Notice(item["route"], first, last, reminders, bool(item.get("escalated"))))
+    return tuple(notices)

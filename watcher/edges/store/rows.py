@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
 
+from watcher.core.clocks import Elapsed
 from watcher.core.lease import LeaseTime
 from watcher.core.model import Phase, Status
 from watcher.core.outbox import DeliveryState, OutboxItem, Settlement, TargetResult
 from watcher.core.state import Change, JobState, KbState, StallReason, WatchState
 from watcher.edges.store import codec, schema
+from watcher.edges.store import incidents as incident_rows
 
 # A claim lasts until `claim_expires` on the lease clock named `claim_clock` (CLOCK_BOOTTIME and
 # the boot id: it never steps). A claim on another clock (another boot, or made before claims
@@ -37,10 +39,17 @@ _EXPIRE: Final = """
 # may have skewed. On PostgreSQL, rows another replica is claiming right now are skipped
 # rather than waited for.
 _CANDIDATES: Final = """
-    SELECT id FROM outbox
+    SELECT id, claim_clock, claim_expires FROM outbox
     WHERE state = 'pending'
         AND (next_attempt_at <= ? OR (next_attempt_at > ? AND held_by IS NULL))
     ORDER BY id LIMIT ? /*pg: FOR UPDATE SKIP LOCKED*/"""
+# While a row is pending after a failed attempt, the claim columns hold the elapsed-clock
+# reading of its first failure, which `delivery.dead_after` is measured from
+# (`watcher.core.decide`): `claim_clock` is `failing:<boot id>` and `claim_expires` the seconds
+# since that boot (CLOCK_BOOTTIME, the lease clock's clock). A claim overwrites them, so the
+# claimer reads them first and writes them back with the row's settlement; a claim that
+# expires (its sender stopped) loses them, and the row is measured again from its next failure.
+FAILING: Final = "failing:"
 _CLAIM: Final = """
     UPDATE outbox SET state = 'sending', claimed_at = ?, claim_token = ?, claim_epoch = ?,
         claim_clock = ?, claim_expires = ?
@@ -59,7 +68,7 @@ _SETTLE: Final = """
     UPDATE outbox SET state = ?, attempts = ?, last_error = ?, targets = ?,
         sent_at = COALESCE(?, sent_at), settled_at = ?,
         next_attempt_at = COALESCE(?, next_attempt_at), claimed_at = NULL, claim_token = NULL,
-        claim_epoch = NULL, claim_clock = NULL, claim_expires = NULL,
+        claim_epoch = NULL, claim_clock = ?, claim_expires = ?,
         held_by = COALESCE(?, held_by), held_until = COALESCE(?, held_until)
     WHERE id = ? AND state = 'sending'"""
 _UPSERT_KB: Final = """
@@ -139,6 +148,8 @@ class ChangeRows:
     events: list[tuple[Any, ...]]
     outbox: list[tuple[Any, ...]]
     meta: list[tuple[str, str | None]]
+    incidents: list[tuple[Any, ...]] = field(default_factory=list)
+    guarded: list[tuple[Any, ...]] = field(default_factory=list)  # reminders, escalations
 
 
 def render_change(change: Change, meta: Mapping[str, str | None]) -> ChangeRows:
@@ -160,8 +171,14 @@ def render_change(change: Change, meta: Mapping[str, str | None]) -> ChangeRows:
             )
             for t in change.transitions
         ],
-        outbox=[(d.event_id, d.route, at, at) for d in change.deliveries],
+        outbox=[(d.event_id, d.route, at, at) for d in change.deliveries if d.incident is None],
         meta=list(meta.items()),
+        incidents=[incident_rows.incident_row(i, at) for i in change.incidents],
+        guarded=[
+            (d.event_id, d.route, at, at, d.incident)
+            for d in change.deliveries
+            if d.incident is not None
+        ],
     )
 
 
@@ -171,11 +188,14 @@ def _kb_row(kb: KbState, at: str) -> tuple[Any, ...]:
 
 
 def write_change(conn: sqlite3.Connection, rows: ChangeRows) -> None:
-    """Upsert KBs and jobs, add new events and outbox rows, write meta (inside a transaction)."""
+    """Upsert KBs, jobs and incidents, add new events and outbox rows (a reminder's or an
+    escalation's only while its incident is unacknowledged), write meta (inside a transaction)."""
     conn.executemany(_UPSERT_KB, rows.kbs)
     conn.executemany(_UPSERT_JOB, rows.jobs)
+    conn.executemany(incident_rows.UPSERT, rows.incidents)
     conn.executemany(_INSERT_EVENT, rows.events)
     conn.executemany(_INSERT_OUTBOX, rows.outbox)
+    conn.executemany(incident_rows.GUARDED_OUTBOX, rows.guarded)
     write_meta(conn, rows.meta)
 
 
@@ -286,11 +306,12 @@ def load_rows(
             marks = ", ".join("?" * len(chunk))
             sql = f"{_JOBS_BY_UUID} ({marks}) AND done = 1"
             rows.extend(conn.execute(sql, chunk))
+        opened = {i.kb_uuid: i for i in incident_rows.open_incidents(conn, path)}
     finally:
         conn.execute("COMMIT")
     decode = cache.decode if cache is not None else job_state_from_row
     states = (decode(tuple(row), path) for row in rows)
-    return WatchState(kbs=kbs, jobs={state.uuid: state for state in states})
+    return WatchState(kbs=kbs, jobs={state.uuid: state for state in states}, incidents=opened)
 
 
 def claim_rows(
@@ -326,19 +347,33 @@ def claim_rows(
     seconds = lease.total_seconds()
     conn.execute(_EXPIRE, (clock.clock, clock.seconds, clock.seconds + seconds))
     expires = clock.seconds + seconds
-    for (row_id,) in conn.execute(_CANDIDATES, (at, horizon, limit)).fetchall():
+    failing: dict[int, Elapsed | None] = {}
+    for row_id, failing_clock, failing_at in conn.execute(
+        _CANDIDATES, (at, horizon, limit)
+    ).fetchall():
+        failing[int(row_id)] = decode_failing(failing_clock, failing_at)
         # rowcount 0: another store claimed it
         conn.execute(_CLAIM, (at, token, epoch, clock.clock, expires, row_id))
     items = []
     for row in conn.execute(_CLAIMED, (token,)).fetchall():
         try:
-            items.append(_outbox_item(row))
+            items.append(_outbox_item(row, failing.get(int(row[0]))))
         except (ValueError, TypeError) as exc:
             conn.execute(_BURY, (at, f"undecodable event payload: {exc}", row[0]))
     return items
 
 
-def _outbox_item(row: tuple[Any, ...]) -> OutboxItem:
+def decode_failing(clock: object, seconds: object) -> Elapsed | None:
+    """The first failure's elapsed-clock reading kept in a pending row's claim columns (None
+    for anything else: no failure yet, or an older version's values)."""
+    if not isinstance(clock, str) or not clock.startswith(FAILING):
+        return None
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float):
+        return None
+    return Elapsed(float(seconds), clock.removeprefix(FAILING))
+
+
+def _outbox_item(row: tuple[Any, ...], failing: Elapsed | None = None) -> OutboxItem:
     targets = _targets(row[7])
     return OutboxItem(
         id=int(row[0]),
@@ -350,6 +385,7 @@ def _outbox_item(row: tuple[Any, ...]) -> OutboxItem:
         last_error=row[4],
         delivered=frozenset(t.index for t in targets if t.ok and t.index is not None),
         last_targets=targets,
+        failing_for=failing,
         held_by=row[8],
         held_until=schema.from_db_or_none(row[9]),
     )
@@ -372,6 +408,7 @@ def settle_row(settlement: Settlement, token: str | None) -> tuple[str, tuple[An
     if state is DeliveryState.PENDING:
         next_at = schema.to_db(settlement.next_attempt_at or settlement.at)
     targets = settlement.targets
+    failing = settlement.failing_for if state is DeliveryState.PENDING else None
     params: tuple[Any, ...] = (
         state.value,
         settlement.attempts,
@@ -380,6 +417,8 @@ def settle_row(settlement: Settlement, token: str | None) -> tuple[str, tuple[An
         at if state is DeliveryState.SENT else None,
         at if state in (DeliveryState.SENT, DeliveryState.DEAD) else None,
         next_at,
+        f"{FAILING}{failing.boot}" if failing is not None else None,
+        failing.seconds if failing is not None else None,
         settlement.held_by,
         schema.to_db(settlement.next_attempt_at)
         if settlement.held_by is not None and settlement.next_attempt_at is not None
@@ -396,4 +435,5 @@ def prune_rows(conn: sqlite3.Connection, cutoff: str, keep_per_kb: int) -> int:
     deleted = conn.execute(_PRUNE_OUTBOX, (cutoff,)).rowcount
     deleted += conn.execute(_PRUNE_EVENTS, (cutoff,)).rowcount
     deleted += conn.execute(_PRUNE_JOBS, (cutoff, keep_per_kb)).rowcount
+    deleted += conn.execute(incident_rows.PRUNE, (cutoff,)).rowcount
     return int(deleted)

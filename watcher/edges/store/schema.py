@@ -124,7 +124,10 @@ _V4: Final = ("ALTER TABLE jobs ADD COLUMN corrections INTEGER NOT NULL DEFAULT 
 # Version 5: when each outbox claim expires, on the store's lease clock (`claim_clock` names it:
 # the boot-time clock and boot id, `watcher.edges.host.lease_time`; `claim_expires` is seconds
 # on it), never on the wall clock a step moves. Claims made before (NULL clock) are on no
-# known clock: the next claimer returns them to the queue at once.
+# known clock: the next claimer returns them to the queue at once. While a row is pending
+# after a failure, the same two columns keep the elapsed-clock reading of its first failure
+# (`claim_clock` `failing:<boot id>`, `claim_expires` seconds since boot), which
+# `delivery.dead_after` is measured from (issue 9; no migration: see `rows.FAILING`).
 _V5: Final = (
     "ALTER TABLE outbox ADD COLUMN claim_clock TEXT",
     "ALTER TABLE outbox ADD COLUMN claim_expires REAL",
@@ -140,7 +143,31 @@ _V6: Final = (
     "ALTER TABLE outbox ADD COLUMN held_until TEXT",
 )
 
-MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_V1, _V2, _V3, _V4, _V5, _V6)
+# Incidents (issue 16, see `watcher.core.incidents`): one row per incident of a knowledge base,
+# at most one open per KB (the partial unique index). `notices` is JSON (per route: the
+# elapsed-clock readings reminders and escalation are measured on); the acknowledgement
+# columns are written by `watcher ack` alone, never by the daemon's upsert.
+_V_INCIDENTS: Final = (
+    """CREATE TABLE incidents (
+        id TEXT PRIMARY KEY,
+        kb_uuid TEXT NOT NULL,
+        kb_name TEXT,
+        opened_at TEXT NOT NULL,
+        api_since TEXT,
+        failures INTEGER NOT NULL,
+        last_kind TEXT NOT NULL,
+        last_job_uuid TEXT,
+        notices TEXT NOT NULL,
+        closed_at TEXT,
+        acked_by TEXT,
+        acked_at TEXT,
+        ack_comment TEXT,
+        updated TEXT NOT NULL
+    )""",
+    "CREATE UNIQUE INDEX incidents_open_kb ON incidents (kb_uuid) WHERE closed_at IS NULL",
+)
+
+MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_V1, _V2, _V3, _V4, _V5, _V6, _V_INCIDENTS)
 """`MIGRATIONS[n]` takes a store from schema version n to n + 1."""
 
 SCHEMA_VERSION: Final = len(MIGRATIONS)

@@ -14,6 +14,7 @@ from watcher.core.outbox import DeliveryState
 from watcher.core.snapshot import DeadLetter, KbSnapshot, RouteBacklog, StoreSnapshot
 from watcher.core.state import JobCondition, JobState, job_condition
 from watcher.edges.store import schema
+from watcher.edges.store.incidents import open_incidents
 from watcher.edges.store.rows import job_state_from_row, open_job_states
 
 _KBS: Final = """
@@ -149,6 +150,7 @@ def read_snapshot(
             last_cycle_at=_meta_time(conn, schema.META_LAST_CYCLE),
             created_at=_meta_time(conn, schema.META_CREATED),
             schema_version=schema.schema_version(conn),
+            incidents=open_incidents(conn, path) if detail else (),
         )
     finally:
         conn.execute("COMMIT")

@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from watcher.core.digest import KbLatest
+from watcher.core.incident import Ack, Incident
 from watcher.core.outbox import DeliveryState, OutboxItem, Settlement
 from watcher.core.snapshot import StoreSnapshot
 from watcher.core.state import Change, Transition, WatchState
@@ -24,6 +25,7 @@ from watcher.edges.store import schema
 from watcher.edges.store.browse import StoreReads
 from watcher.edges.store.conn import DEFAULT_LEASE, Fence
 from watcher.edges.store.digests import read_digest_facts
+from watcher.edges.store.incidents import acknowledge, open_incidents
 from watcher.edges.store.rows import (
     JobCache,
     claim_rows,
@@ -154,12 +156,13 @@ class SqliteStore(StoreReads):
 
     async def retry_dead(self, now: datetime, ids: Collection[int] | None = None) -> list[int]:
         """Put dead-letter rows (all, or the ids given) back in the queue with 0 attempts and
-        a fresh `dead_after` window (counted from `now`); return the ids queued again. The
-        URLs a row already reached stay remembered, so they do not hear it twice."""
+        a fresh `dead_after` window (counted from their next failure); return the ids queued
+        again. The URLs a row already reached stay remembered, so they do not hear it twice."""
         at = schema.to_db(now)
         sql = (
             "UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_at = ?,"
-            " created_at = ?, settled_at = NULL WHERE state = 'dead' AND id = ?"
+            " created_at = ?, settled_at = NULL, claim_clock = NULL, claim_expires = NULL"
+            " WHERE state = 'dead' AND id = ?"
         )
 
         def write(conn: sqlite3.Connection) -> list[int]:
@@ -170,6 +173,20 @@ class SqliteStore(StoreReads):
             return [i for i in wanted if conn.execute(sql, (at, at, i)).rowcount]
 
         return await self._write("retrying dead letters", write, Fence.NONE)
+
+    async def open_incidents(self) -> tuple[Incident, ...]:
+        """Every open incident, oldest first, with its acknowledgement if any."""
+        return await self._run("reading incidents", lambda conn: open_incidents(conn, self.path))
+
+    async def acknowledge(self, ref: str, ack: Ack) -> Incident:
+        """Acknowledge the open incident of the KB `ref` names (name, uuid, or a job's uuid):
+        no more reminders or escalation for it. `AckRefused` when there is none to ack.
+        Like `retry_dead`, an operator's write beside a running daemon (no lease needed)."""
+        return await self._write(
+            "acknowledging an incident",
+            lambda conn: acknowledge(conn, self.path, ref, ack),
+            Fence.NONE,
+        )
 
     async def dead_letter_count(self) -> int:
         """How many outbox rows gave up (state dead)."""

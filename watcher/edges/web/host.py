@@ -79,7 +79,8 @@ class PageStore(Protocol):
         ...
 
     async def retry_dead(self, now: datetime, ids: Collection[int] | None = None) -> list[int]:
-        """Queue dead letters again (fresh `dead_after` from `now`); the ids queued."""
+        """Queue dead letters again (a fresh `dead_after`, from their next failure); the ids
+        queued."""
         ...
 
 

@@ -20,6 +20,7 @@ from typing import Any
 
 from watcher.core.browse import Standing, last_moved, point_state, standing
 from watcher.core.cost import TOKENS_PER_PRICE_UNIT, ModelPrice
+from watcher.core.incident import Incident
 from watcher.core.inert import inert
 from watcher.core.model import DataSourceJob, Job
 from watcher.core.outbox import TargetResult
@@ -159,8 +160,24 @@ def kb_view(kb: KbRecord, api_now: datetime) -> Json:
         "latest_job": job_view(kb.latest, api_now) if kb.latest else None,
         # the last jobs' states, oldest first as drawn (each job's figures: .../history)
         "recent": [{"uuid": m.uuid, "state": m.state} for m in reversed(kb.recent)],
-        "incident": None,  # an open incident, once the alert lifecycle keeps them
+        "incident": incident_view(kb.incident) if kb.incident else None,
         "links": {"page": f"/kb/{kb.uuid}", "self": f"{API}/knowledge_bases/{kb.uuid}"},
+    }
+
+
+def incident_view(incident: Incident) -> Json:
+    """A KB's open incident: failures in a row since when, the latest, who acknowledged it."""
+    ack = incident.ack
+    return {
+        "id": incident.id,
+        "failures": incident.failures,
+        "since": iso(incident.since),
+        "opened_at": iso(incident.opened_at),
+        "latest": incident.last_kind.value,
+        "latest_job": incident.last_job_uuid,
+        "acknowledged_by": text(ack.by) if ack else None,
+        "acknowledged_at": iso(ack.at) if ack else None,
+        "ack_comment": text(ack.comment) if ack else None,
     }
 
 
