@@ -348,7 +348,17 @@ def demo(duration: float | None, speed: float, port: int | None, log_level: str 
     metavar="DURATION",
     help="The API's clock ahead of this machine's (e.g. 90s, -10m: behind).",
 )
-def simulate(port: int, scenario: str, token: str, speed: float, clock_offset: str) -> None:
+@click.option(
+    "--scoped-token",
+    "scoped",
+    multiple=True,
+    metavar="TOKEN=SCOPE[,SCOPE]",
+    help="Also accept TOKEN with only these scopes (e.g. ro=genai:read: a 403 on cancel and "
+    "reindex); repeatable.",
+)
+def simulate(
+    port: int, scenario: str, token: str, speed: float, clock_offset: str, scoped: tuple[str, ...]
+) -> None:
     """Serve the simulated DigitalOcean API alone, on 127.0.0.1 (for trying configurations)."""
     from watcher.core.durations import parse_duration
     from watcher.simulator import ScenarioError, run_standalone
@@ -357,9 +367,24 @@ def simulate(port: int, scenario: str, token: str, speed: float, clock_offset: s
         offset = parse_duration(clock_offset).total_seconds()
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--clock-offset") from None
+    scoped_tokens = {}
+    for entry in scoped:
+        name, _, scopes = entry.partition("=")
+        if not name or not scopes:
+            raise click.BadParameter(
+                f"{entry!r} is not TOKEN=SCOPE[,SCOPE]", param_hint="--scoped-token"
+            )
+        scoped_tokens[name] = frozenset(s.strip() for s in scopes.split(",") if s.strip())
     configure_logging("info", "auto")
     try:
-        run_standalone(port=port, scenario=scenario, token=token, speed=speed, clock_offset=offset)
+        run_standalone(
+            port=port,
+            scenario=scenario,
+            token=token,
+            speed=speed,
+            clock_offset=offset,
+            scoped_tokens=scoped_tokens,
+        )
     except ScenarioError as exc:
         say(f"watcher simulate: --scenario: {exc}", err=True, one_line=True)
         sys.exit(EXIT_USAGE)
@@ -417,12 +442,23 @@ def cancel(config_path: str | None, job: str, yes: bool) -> None:
 def reindex(config_path: str | None, kb: str, sources: tuple[str, ...], yes: bool) -> None:
     """Start an indexing job on a knowledge base, by uuid or configured name (needs a token
     with the genai:create scope)."""
-    from watcher.service.writes import reindex_command
+    from watcher.service.writes import find_kb, reindex_command
 
     config = load_or_exit(config_path, exit_code=EX_CONFIG, check_urls=False)
     configure_logging("warning", "auto")
-    named = next((k.uuid for k in config.knowledge_bases if k.name == kb), None)
-    kb_uuid = named or kb.strip().lower()
+    found: list[str] = []
+
+    async def resolve() -> int:
+        kb_uuid, why = await find_kb(config, kb)
+        if kb_uuid is None:
+            say(f"watcher reindex: {why}; nothing done", err=True, one_line=True)
+            return EXIT_USAGE
+        found.append(kb_uuid)
+        return 0
+
+    if (code := _guarded(resolve)) != 0:
+        sys.exit(code)
+    kb_uuid = found[0]
     which = f"{len(sources)} data source(s)" if sources else "all data sources"
     _confirmed(f"Start an indexing job of {which} on knowledge base {kb_uuid}?", yes)
     sys.exit(_guarded(lambda: reindex_command(config, kb_uuid, sources, echo=say)))

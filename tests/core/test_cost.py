@@ -104,6 +104,12 @@ def test_a_kbs_price_comes_from_its_model_in_the_list_else_the_catalog(
         (job(), None, None),
         # a running job has no cost yet
         (job(phase=Phase.RUNNING, status=Status.IN_PROGRESS), PRICE, None),
+        # a hostile count no float can hold: no cost (the cycle must not die on it)
+        (job(total_tokens=10**400), PRICE, None),
+        # a count and a price whose product is infinite: no cost
+        (job(total_tokens=10**300), replace(PRICE, per_million=1e300), None),
+        # a negative count: no cost
+        (job(total_tokens=-5), PRICE, None),
     ],
 )
 def test_a_finished_jobs_cost_is_its_tokens_times_the_price_per_million(

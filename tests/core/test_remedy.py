@@ -92,6 +92,21 @@ def record(
             [record("job-1", "job-1", 1, "job-2", Step.DRY_RUN)],
             Decision(Verdict.EXHAUSTED, "job-1", 1),
         ),
+        # the KB's last remediation's new job is unknown (a watcher killed after its calls, or
+        # a call that did not answer): a stall that follows may be of that job, same incident
+        (
+            stalled("job-2"),
+            replace_attempts(ON, 1),
+            [record("job-1", "job-1", 1, step=Step.UNKNOWN)],
+            Decision(Verdict.EXHAUSTED, "job-1", 1),
+        ),
+        # the same in the first cycle of the next process, the intent still open
+        (
+            stalled("job-2"),
+            ON,
+            [record("job-1", "job-1", 1, step=Step.INTENT)],
+            Decision(Verdict.ACT, "job-1", 2),
+        ),
     ],
 )
 def test_a_stall_is_remediated_at_most_max_attempts_times_per_incident(

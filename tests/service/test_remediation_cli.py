@@ -106,3 +106,25 @@ def test_a_reindex_while_a_job_runs_is_reported_as_skipped(
     code, out = run(["reindex", kb, "--yes", "--config", config(tmp_path, url)])
     assert code == 1
     assert "skipped by DigitalOcean, a job is already running on this knowledge base" in out
+
+
+def test_reindex_takes_a_name_of_the_account_when_no_knowledge_base_is_configured(
+    tmp_path: Path, simulator: tuple[Simulator, str]
+) -> None:
+    sim, url = simulator
+    kbs = sim.read(lambda world, now: world.kb_page(now, slice(None))[1])
+    pricing = next(k["uuid"] for k in kbs if k["name"] == "pricing-pages")
+    code, out = run(["reindex", "pricing-pages", "--yes", "--config", config(tmp_path, url)])
+    assert code == 0, out
+    posts = [r for r in sim.requests if r.method == "POST"]
+    assert f"reindex {pricing}: done" in out and len(posts) == 1
+
+
+def test_reindex_of_an_unknown_name_writes_nothing(
+    tmp_path: Path, simulator: tuple[Simulator, str]
+) -> None:
+    sim, url = simulator
+    code, out = run(["reindex", "no-such-kb", "--yes", "--config", config(tmp_path, url)])
+    assert code == 2
+    assert "no knowledge base is named 'no-such-kb'" in out
+    assert [r for r in sim.requests if r.method == "POST"] == []

@@ -82,6 +82,31 @@ def test_manual_clock_refuses_to_go_back() -> None:
         ManualClock(START).advance(-1)
 
 
+def test_watcher_simulate_gives_a_token_lacking_a_scope_that_writes_answer_403() -> None:
+    command = ["watcher", "simulate", "--port", "0", "--scenario", "quiet", "--token", "tok-1"]
+    command[0] = str(Path(sys.executable).parent / "watcher")
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen(
+        [*command, "--scoped-token", "ro-1=genai:read"],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert process.stdout is not None
+        lines = [process.stdout.readline() for _ in range(4)]
+        base_url = lines[1].split("base URL:")[1].strip()
+        assert "ro-1 (only genai:read)" in lines[3]
+        ro = {"Authorization": "Bearer ro-1"}
+        assert httpx.get(f"{base_url}{KBS}", headers=ro).status_code == 200
+        job = f"{base_url}/v2/gen-ai/indexing_jobs/00000000-0000-0000-0000-000000000000/cancel"
+        assert httpx.put(job, headers=ro).status_code == 403
+    finally:
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=10) == 0
+
+
 def test_run_standalone_serves_until_interrupted() -> None:
     code = "from watcher.simulator import run_standalone; run_standalone(0, 'quiet', 'tok-1', 2.0)"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}

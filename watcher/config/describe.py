@@ -217,9 +217,8 @@ def _route_lines(route: RouteConfig) -> list[str]:
     if incidents := _incident_text(route):
         lines.append(f"        incidents: {incidents}")
     if route.mute_during:
-        lines.append(
-            f"        quiet during {', '.join(route.mute_during)} (held, then one message)"
-        )
+        after = "each event" if route.format == "event" else "one message"
+        lines.append(f"        quiet during {', '.join(route.mute_during)} (held, then {after})")
     if route.digest_schedule is not None:
         lines.append(f"        digest {route.digest_schedule.describe()}")
     for url in route.urls:

@@ -9,10 +9,11 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated
 
-from pydantic import BeforeValidator, Field
+from pydantic import BeforeValidator, Field, model_validator
 
 from watcher.config.sections import Duration, Section
 from watcher.core.cost import SpikeRule
+from watcher.core.costing import KEEP_COSTS
 from watcher.core.remedy import OnStalled, RemedyPolicy
 
 
@@ -27,9 +28,20 @@ class CostConfig(Section):
     (`prices_every`, about hourly)."""
 
     spike_factor: float | None = Field(default=None, gt=1.0, le=1000.0)
-    spike_min_history: int = Field(default=3, ge=1, le=100)
-    spike_window: int = Field(default=10, ge=1, le=100)
+    # at most the costs kept per KB (`KEEP_COSTS`): a larger window or history could never fill
+    spike_min_history: int = Field(default=3, ge=1, le=KEEP_COSTS)
+    spike_window: int = Field(default=10, ge=1, le=KEEP_COSTS)
     prices_every: Duration = timedelta(hours=1)
+
+    @model_validator(mode="after")
+    def _history_fits_the_window(self) -> CostConfig:
+        if self.spike_min_history > self.spike_window:
+            raise ValueError(
+                f"spike_min_history ({self.spike_min_history}) is more than spike_window "
+                f"({self.spike_window}): the window could never hold that many jobs, and "
+                "cost_spike would never fire"
+            )
+        return self
 
     def spike_rule(self) -> SpikeRule:
         """The core's rule for `cost_spike`."""

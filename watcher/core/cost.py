@@ -20,6 +20,7 @@ Rules, in short:
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
@@ -118,7 +119,12 @@ def job_cost(job: Job, price: ModelPrice | None) -> JobCost | None:
     tokens = job.total_tokens if job.total_tokens is not None else job.tokens
     if price is None or tokens is None or tokens < 0 or not job.is_terminal:
         return None
-    amount = tokens * price.per_million / TOKENS_PER_PRICE_UNIT
+    try:
+        amount = tokens * price.per_million / TOKENS_PER_PRICE_UNIT
+    except OverflowError:  # a hostile count beyond any float: no cost, never a guess
+        return None
+    if not math.isfinite(amount):
+        return None
     return JobCost(tokens, price.per_million, amount, price.model, price.varies)
 
 

@@ -8,7 +8,8 @@
   `[mark, slot)`: a watcher down over several slots sends one digest on start, covering all
   of them, never one per missed slot. Without a mark (the first run) the slot is only
   recorded (`send` false): the first digest comes at the next slot, as nothing before the
-  first run is news.
+  first run is news. A mark more than a period ahead of `now` was made while the wall clock
+  was stepped far ahead: it is marked again at the last real slot (else no digest for a year).
 - `summarize` turns the outcomes recorded in the period (terminal events) and each KB's
   latest job into `Digest`; `digest_text` writes it as the lines a `digest` event carries.
 - `open_problems` says which KBs need attention: the KBs whose latest job failed, was
@@ -51,6 +52,7 @@ class DigestSchedule:
         return f"{self.period.value}{day} {clock} {self.location}"
 
 
+_PERIOD = {Period.DAILY: timedelta(days=1, hours=1), Period.WEEKLY: timedelta(days=7, hours=1)}
 _WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
 
@@ -79,7 +81,9 @@ class DigestDue:
 def due(schedule: DigestSchedule, now: datetime, mark: datetime | None) -> DigestDue | None:
     """What to do about a route's digest now, given the slot of its last one (see the module)."""
     slot = latest_slot(schedule, now)
-    if mark is None:
+    if mark is None or mark > now + _PERIOD[schedule.period]:
+        # No mark (the first run), or one further ahead than any slot can be: the wall clock
+        # was stepped far ahead when it was made. Mark the last real slot, send nothing.
         return DigestDue(until=slot, send=False)
     if slot <= mark:
         return None
@@ -131,15 +135,30 @@ def summarize(
     latest: Sequence[KbLatest],
     since: datetime | None,
     until: datetime,
+    knowledge_bases: frozenset[str] = frozenset({"*"}),
 ) -> Digest:
-    """The digest of the terminal events recorded in the period and each KB's latest job."""
-    by_kb: dict[str, list[Transition]] = {}
+    """The digest of the terminal events recorded in the period (oldest first) and each KB's
+    latest job, for the route's `knowledge_bases` (uuids or names; "*": all). A job counts
+    once, by the last outcome recorded for it (an outcome corrected later is not a 2nd job)."""
+    last: dict[str, Transition] = {}
     for t in outcomes:
-        if t.kind in TERMINAL_EVENTS and t.kb_uuid is not None:
-            by_kb.setdefault(t.kb_uuid, []).append(t)
+        if t.kind not in TERMINAL_EVENTS or t.kb_uuid is None:
+            continue
+        if _in_scope(knowledge_bases, t.kb_uuid, t.kb_name):
+            last.pop(t.job_uuid or t.event_id, None)
+            last[t.job_uuid or t.event_id] = t
+    by_kb: dict[str, list[Transition]] = {}
+    for t in last.values():
+        by_kb.setdefault(t.kb_uuid or "", []).append(t)
+    latest = [kb for kb in latest if _in_scope(knowledge_bases, kb.kb_uuid, kb.kb_name)]
     names = {kb.kb_uuid: kb.kb_name for kb in latest}
     kbs = [_kb_summary(names.get(uuid) or ts[-1].kb_name or uuid, ts) for uuid, ts in by_kb.items()]
     return Digest(since, until, tuple(sorted(kbs, key=lambda s: s.name)), open_problems(latest))
+
+
+def _in_scope(knowledge_bases: frozenset[str], kb_uuid: str, name: str | None) -> bool:
+    """Whether a route with these `knowledge_bases` hears of this KB (as `RouteRule.wants`)."""
+    return "*" in knowledge_bases or bool({kb_uuid, name} & knowledge_bases)
 
 
 def _kb_summary(name: str, events: Sequence[Transition]) -> KbSummary:

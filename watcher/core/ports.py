@@ -123,6 +123,14 @@ class Outbox(Protocol):
         store no longer holds the claim of (it expired, another process took it) is skipped."""
         ...
 
+    async def release_held(self, ends: Mapping[str, datetime], now: datetime) -> int:
+        """Make due the rows held by quiet hours (`watcher.core.quiet`) whose hold ends later
+        than the configuration now says: at their route's current quiet's end (`ends`, UTC,
+        for the routes in their quiet now) or at `now` for every other route (a window
+        removed, shortened, no longer in `mute_during`, a wall clock stepped back). A row
+        released earlier and waiting for a retry is left alone. Returns how many."""
+        ...
+
 
 class MetaStore(Protocol):
     """Small named values the watcher keeps between cycles (the API's health, the poll pace,

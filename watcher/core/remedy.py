@@ -105,13 +105,23 @@ def decide(t: Transition, policy: RemedyPolicy, history: Sequence[RemedyRecord])
     job = t.job.uuid
     if any(r.stalled_job == job for r in history):
         return Decision(Verdict.ALREADY_TRIED)
-    parent = next((r for r in history if r.new_job == job), None)
+    parent = next((r for r in history if r.new_job == job), None) or _open(history)
     incident = parent.incident if parent is not None else job
     attempts = sum(1 for r in history if r.incident == incident and r.step is not Step.GAVE_UP)
     if attempts >= policy.max_attempts:
         return Decision(Verdict.EXHAUSTED, incident, attempts)
     verdict = Verdict.DRY_RUN if policy.dry_run else Verdict.ACT
     return Decision(verdict, incident, attempts + 1)
+
+
+def _open(history: Sequence[RemedyRecord]) -> RemedyRecord | None:
+    """The KB's latest record when its new job is unknown (a watcher stopped, or a call did not
+    answer, after the calls went out): a stall that follows may be of the job it started, so it
+    belongs to that incident, and `max_attempts` holds across restarts."""
+    last = history[-1] if history else None
+    if last is not None and last.step in (Step.INTENT, Step.UNKNOWN) and last.new_job is None:
+        return last
+    return None
 
 
 def plan(
@@ -168,6 +178,13 @@ def merge(
         rows = merged.setdefault(record.kb_uuid, [])
         rows[:] = [r for r in rows if r.stalled_job != record.stalled_job] + [record]
     return {kb: tuple(rows[-KEEP_PER_KB:]) for kb, rows in merged.items()}
+
+
+LATE = (
+    "The write calls did not answer within the cycle's deadline: whether the cancel and the new "
+    "job reached DigitalOcean is unknown, and they are not repeated. Check the control panel."
+)
+NOT_SENT = "Not sent: the cycle's deadline passed before the calls (not repeated)."
 
 
 def dangling(records: Mapping[str, tuple[RemedyRecord, ...]]) -> tuple[RemedyRecord, ...]:

@@ -171,7 +171,7 @@ def render_list(
     spans = list(lines)
     if tail:
         spans += [(strong(tail_heading or "Also"),), *tail]
-    rows = [_Row(line, None, "line") for line in spans]
+    rows = [_Row(line, None, "") for line in spans]  # "… and 9 more lines", no tally
     fitted = _fitted(head, rows, "lines", None, budget.body_room(title), budget.lines)
     return _message(title, fitted, severity)
 

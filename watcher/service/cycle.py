@@ -160,7 +160,8 @@ class Cycle:
         self._prices_written: str | None = None
         self.digests = None
         if digest_reads is not None and settings.digests:
-            self.digests = Digests(digest_reads, store, meta, settings.digests, clock)
+            scopes = {rule.name: rule.knowledge_bases for rule in settings.rules}
+            self.digests = Digests(digest_reads, store, meta, settings.digests, clock, scopes)
         self.settings, self.clock, self.elapsed = settings, clock, elapsed
         self.observer = Observer(source, store, meta, settings.watched, settings.per_page)
         self.account_check = AccountCheck(meta, settings.watched, settings.route_refs)
@@ -231,7 +232,7 @@ class Cycle:
         )
         await self._record(change, sight.previous, state, meta | cost_meta)
         if self.remedies is not None:
-            await self.remedies.act(cycle_id, now.wall, now.api)
+            await self.remedies.act(cycle_id, now.wall, now.api, until)
         for t in tracked.transitions:
             about = "incident" if t.kind in INCIDENT_EVENTS else "job"
             log.info(f"{about}_{t.kind.value}", kb=t.kb_uuid, job=t.job_uuid, event_id=t.event_id)

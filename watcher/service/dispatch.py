@@ -46,7 +46,7 @@ from watcher.core.outbox import Budget, Send, SendResult, Settlement, SettleReas
 from watcher.core.plan import pace_wait, plan
 from watcher.core.ports import MetaStore, Notifier, Outbox, StateStore
 from watcher.core.present import Presentation
-from watcher.core.quiet import hold
+from watcher.core.quiet import hold, quiet_ends
 from watcher.core.render import DASHBOARD
 from watcher.core.state import Change
 from watcher.core.windows import TimeWindow
@@ -123,6 +123,10 @@ class Dispatcher:
         budget = self.settings.wait.total_seconds() if wait is None else wait
         started = self.monotonic()
         outcomes, self._late = self._late, []
+        now = self.clock()
+        early = await self.outbox.release_held(quiet_ends(self.settings.mutes, now), now)
+        if early:  # held for a window the configuration no longer has: due now, not later
+            log.info("held_alerts_released", count=early)
         for _ in range(_ROUNDS):
             left = max(budget - (self.monotonic() - started), 0.0)
             runs = await self._round(left)

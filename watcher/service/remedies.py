@@ -11,7 +11,9 @@ turn the client's answers into `Call` values, for the CLI too.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Protocol
 
@@ -112,12 +114,15 @@ class Remedies:
             return {}
         return {remedy.REMEDIES_KEY: remedy.encode(remedy.merge(records, added))}
 
-    async def act(self, cycle_id: str, at: datetime, api_at: datetime | None) -> int:
+    async def act(
+        self, cycle_id: str, at: datetime, api_at: datetime | None, until: float | None = None
+    ) -> int:
         """Make the calls of the intents planned, then record the `remediated` events; the
-        number of events recorded."""
+        number of events recorded. `until` (the event loop's clock, the cycle's deadline) ends
+        the calls: one cut short is said unknown, those not yet sent are not sent."""
         if not self._pending:
             return 0
-        done = [await self._settle(record) for record in self._pending]
+        done = [await self._settle(record, until) for record in self._pending]
         self._pending = ()
         records = remedy.merge(remedy.decode(await self.meta.get_meta(remedy.REMEDIES_KEY)), done)
         transitions = tuple(remedy.remediated(r, at, api_at) for r in done)
@@ -133,14 +138,22 @@ class Remedies:
             log.warning("job_remediated", kb=r.kb_uuid, job=r.stalled_job, step=r.step.value)
         return len(transitions)
 
-    async def _settle(self, record: RemedyRecord) -> RemedyRecord:
+    async def _settle(self, record: RemedyRecord, until: float | None) -> RemedyRecord:
         if record.step is not Step.INTENT:
             return record  # dry run, give-up, unknown: said, not done
-        cancel = await cancel_call(self.writer, record.stalled_job)
-        start = None
-        if cancel.result is CallResult.OK:
-            sources = self._sources.get(record.stalled_job, ())
-            start = await start_call(self.writer, record.kb_uuid, sources, record.stalled_job)
+        if until is not None and asyncio.get_running_loop().time() >= until:
+            return replace(record, step=Step.FAILED, detail=remedy.NOT_SENT)
+        try:
+            async with asyncio.timeout_at(until):
+                cancel = await cancel_call(self.writer, record.stalled_job)
+                start = None
+                if cancel.result is CallResult.OK:
+                    sources = self._sources.get(record.stalled_job, ())
+                    start = await start_call(
+                        self.writer, record.kb_uuid, sources, record.stalled_job
+                    )
+        except TimeoutError:
+            return replace(record, step=Step.UNKNOWN, detail=remedy.LATE)
         return remedy.settle(record, cancel, start)
 
 

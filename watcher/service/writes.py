@@ -8,6 +8,7 @@ Returns 0 when the call did its part, 1 otherwise.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 
 from watcher.config import Config
@@ -58,3 +59,27 @@ async def reindex_command(
     text, code = _said(f"reindex {kb_uuid}", call)
     echo(text)
     return code
+
+
+_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+async def find_kb(config: Config, kb: str) -> tuple[str | None, str]:
+    """The uuid of `kb`: a configured name, a uuid as is, else the name of one knowledge base
+    of the account (one read of the list, `genai:read`); (None, why) when there is none or
+    more than one. Raises `SourceError` when the list cannot be read."""
+    named = next((k.uuid for k in config.knowledge_bases if k.name == kb), None)
+    if named is not None:
+        return named, ""
+    if _UUID.match(kb.strip().lower()):
+        return kb.strip().lower(), ""
+    client = api_client(config, max_attempts=2)
+    try:
+        found = [k.uuid for k in await client.list_knowledge_bases() if k.name == kb]
+    finally:
+        await client.aclose()
+    if len(found) == 1:
+        return found[0], ""
+    if found:
+        return None, f"{len(found)} knowledge bases are named {kb!r}: name one by its uuid"
+    return None, f"no knowledge base is named {kb!r} (configured or on the account)"

@@ -8,7 +8,7 @@ import asyncio
 import contextlib
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from pathlib import Path
 
 import uvicorn
@@ -104,19 +104,31 @@ async def _serve_until_stopped(sim: Simulator, port: int, speed: float, scenario
         print(f"  clock:    {sim.api_clock_offset.total_seconds():+g}s off this machine's")
     print(f"  base URL: {url}")
     print(f"  token:    {sim.token}")
+    for name, scopes in sim.scoped_tokens.items():
+        print(f"  token:    {name} (only {', '.join(sorted(scopes)) or 'no scope'})")
     print(f"  try:      curl -H 'Authorization: Bearer {sim.token}' {url}/v2/gen-ai/indexing_jobs")
     print("Press Ctrl-C to stop.", flush=True)
     await task
 
 
 def run_standalone(
-    port: int, scenario: str, token: str, speed: float = 1.0, clock_offset: float = 0.0
+    port: int,
+    scenario: str,
+    token: str,
+    speed: float = 1.0,
+    clock_offset: float = 0.0,
+    scoped_tokens: Mapping[str, frozenset[str]] | None = None,
 ) -> None:
     """Serve a bundled scenario on 127.0.0.1:`port` in real time until Ctrl-C, its clock
-    `clock_offset` seconds ahead of this machine's (behind when negative)."""
+    `clock_offset` seconds ahead of this machine's (behind when negative); `scoped_tokens`
+    are accepted with only their scopes (403 otherwise)."""
     clock = RealClock(speed)
     sim = Simulator(
-        load_scenario(scenario), token=token, clock=clock, api_clock_offset=clock_offset
+        load_scenario(scenario),
+        token=token,
+        clock=clock,
+        api_clock_offset=clock_offset,
+        scoped_tokens=scoped_tokens,
     )
     try:
         asyncio.run(_serve_until_stopped(sim, port, speed, scenario))

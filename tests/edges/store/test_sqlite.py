@@ -544,3 +544,43 @@ async def test_a_closed_store_refuses_work_with_a_store_error(engine: Engine) ->
     await opened.close()
     with pytest.raises(StoreError, match="closed"):
         await opened.load([])
+
+
+async def test_a_held_row_waits_for_its_quiet_hours_and_comes_forward_when_they_no_longer_hold(
+    store: SqliteStore,
+) -> None:
+    """Held until 18:00 by a window; the window is removed: `release_held` makes it due now,
+    while a row released earlier and waiting for a retry keeps its backoff."""
+    await store.record(change(event(job()), routes=("quiet", "other")))
+    quiet, other = await store.claim_due(NOW, limit=10)
+    end = NOW + timedelta(hours=6)
+    held = Settlement(quiet.id, DeliveryState.PENDING, NOW, 0, next_attempt_at=end)
+    retry = NOW + timedelta(minutes=10)
+    await store.settle([replace(held, held_by="nights")])
+    await store.settle([Settlement(other.id, DeliveryState.PENDING, NOW, 1, next_attempt_at=retry)])
+    longest = timedelta(minutes=30)
+    assert await store.claim_due(NOW + timedelta(seconds=5), 10, longest) == []  # held, waiting
+    assert await store.release_held({"quiet": end}, NOW) == 0  # the window still ends then
+    assert await store.release_held({}, NOW + timedelta(seconds=5)) == 1  # no window any more
+    (again,) = await store.claim_due(NOW + timedelta(seconds=5), 10, longest)
+    assert (again.id, again.held_by) == (quiet.id, "nights")
+
+
+async def test_a_released_row_waiting_for_a_retry_is_due_after_a_step_of_the_wall_clock(
+    store: SqliteStore,
+) -> None:
+    """A held row went out at the window's end, failed, and waits for its retry; the wall clock
+    was hours ahead when that retry was set: as for any row, it is due now."""
+    await store.record(change(event(job())))
+    (item,) = await store.claim_due(NOW, limit=10)
+    held = Settlement(item.id, DeliveryState.PENDING, NOW, 0, next_attempt_at=NOW)
+    await store.settle([replace(held, held_by="nights")])
+    (item,) = await store.claim_due(NOW, limit=10)
+    jumped = NOW + timedelta(hours=2)
+    retry = Settlement(item.id, DeliveryState.PENDING, jumped, 1, next_attempt_at=jumped)
+    await store.settle([retry])
+    assert await store.release_held({}, NOW) == 0  # no longer held: its retry is its own
+    (backlog,) = (await store.snapshot(NOW)).routes
+    assert (backlog.pending, backlog.held) == (1, 0)  # waiting for a retry, not quiet hours
+    (again,) = await store.claim_due(NOW + timedelta(seconds=5), 10, timedelta(minutes=30))
+    assert again.id == item.id

@@ -34,14 +34,16 @@ _EXPIRE: Final = """
     WHERE state = 'sending' AND (claim_clock IS NULL OR claim_clock <> ?
         OR claim_expires IS NULL OR claim_expires <= ? OR claim_expires > ?)"""
 # Due: the retry time has come, or lies further ahead than any backoff allows (only a step of
-# the wall clock puts it there; a row held by quiet hours waits for the window's end, however
-# far). Rows go out in the order they were written (`id`), never by a wall-clock time a step
+# the wall clock puts it there; a row still held by quiet hours, `next_attempt_at` its
+# `held_until`, waits for the window's end, however far; once released, its retries are any
+# row's). Rows go out in the order they were written (`id`), never by a wall-clock time a step
 # may have skewed. On PostgreSQL, rows another replica is claiming right now are skipped
 # rather than waited for.
 _CANDIDATES: Final = """
     SELECT id, claim_clock, claim_expires FROM outbox
     WHERE state = 'pending'
-        AND (next_attempt_at <= ? OR (next_attempt_at > ? AND held_by IS NULL))
+        AND (next_attempt_at <= ? OR (next_attempt_at > ?
+            AND (held_by IS NULL OR held_until IS NULL OR next_attempt_at <> held_until)))
     ORDER BY id LIMIT ? /*pg: FOR UPDATE SKIP LOCKED*/"""
 # While a row is pending after a failed attempt, the claim columns hold the elapsed-clock
 # reading of its first failure, which `delivery.dead_after` is measured from

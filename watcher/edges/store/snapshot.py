@@ -32,10 +32,13 @@ _ROUTES: Final = """
         SUM(CASE WHEN state = 'sending' THEN 1 ELSE 0 END),
         SUM(CASE WHEN state = 'dead' THEN 1 ELSE 0 END),
         SUM(CASE WHEN state = 'pending' AND held_by IS NOT NULL AND next_attempt_at > ?
+            AND next_attempt_at = held_until
             THEN 1 ELSE 0 END),
         MAX(CASE WHEN state = 'pending' AND held_by IS NOT NULL AND next_attempt_at > ?
+            AND next_attempt_at = held_until
             THEN held_by END),
         MAX(CASE WHEN state = 'pending' AND held_by IS NOT NULL AND next_attempt_at > ?
+            AND next_attempt_at = held_until
             THEN next_attempt_at END)
     FROM outbox WHERE state IN ('pending', 'sending', 'dead')
     GROUP BY route ORDER BY route"""

@@ -25,6 +25,7 @@ from watcher.edges.store import schema
 from watcher.edges.store.browse import StoreReads
 from watcher.edges.store.conn import DEFAULT_LEASE, Fence
 from watcher.edges.store.digests import read_digest_facts
+from watcher.edges.store.held import release_held_rows
 from watcher.edges.store.incidents import acknowledge, open_incidents
 from watcher.edges.store.rows import (
     JobCache,
@@ -118,6 +119,15 @@ class SqliteStore(StoreReads):
                 conn.execute(row[0], row[1])
 
         await self._write("settling deliveries", write, Fence.IF_HELD)
+
+    async def release_held(self, ends: Mapping[str, datetime], now: datetime) -> int:
+        """Rows held by quiet hours the configuration no longer backs: due at their route's
+        current quiet's end (`ends`) or `now` (`watcher.edges.store.held`); the count."""
+        return await self._write(
+            "releasing held deliveries",
+            lambda conn: release_held_rows(conn, ends, now),
+            Fence.IF_HELD,
+        )
 
     async def digest_facts(
         self, since: datetime | None, until: datetime
