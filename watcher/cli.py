@@ -13,6 +13,7 @@ import asyncio
 import os
 import sys
 from collections.abc import Callable, Coroutine
+from pathlib import Path
 from typing import Any
 
 import click
@@ -234,6 +235,26 @@ def test_notify(config_path: str | None, route: str | None) -> None:
         return 0 if all(r.ok for r in results.values()) else EXIT_FAULT
 
     sys.exit(_guarded(send))
+
+
+@main.command()
+@config_option
+@click.argument("job")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    metavar="FILE",
+    help="Write the report to FILE instead of stdout.",
+)
+def report(config_path: str | None, job: str, output: Path | None) -> None:
+    """A finished job's per-file report (CSV), as the watcher kept it."""
+    from watcher.service.report_command import write_report
+
+    config = load_or_exit(config_path, require_token=False, exit_code=EX_CONFIG, check_urls=False)
+    configure_logging("warning", "auto")
+    sys.exit(_guarded(lambda: write_report(config, job.strip(), output)))
 
 
 @main.command()

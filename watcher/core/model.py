@@ -83,6 +83,10 @@ class EventKind(StrEnum):
     DELIVERY_RECOVERED = "delivery_recovered"
     KNOWLEDGE_BASE_MISSING = "knowledge_base_missing"
     KNOWLEDGE_BASE_FOUND = "knowledge_base_found"
+    SCHEDULE_MISSED = "schedule_missed"  # a scheduled run passed its grace with no new job
+    SCHEDULE_DISABLED = "schedule_disabled"  # a KB's indexing schedule was turned off
+    STALE = "stale"  # no completed or no_changes job finished within `fresh_within`
+    FRESH = "fresh"  # a stale KB has a completed or no_changes job again
     REMINDER = "reminder"  # an open incident, again (a route's `repeat_after`)
     ESCALATED = "escalated"  # an incident not acknowledged in time (`escalate_after`)
     COST_SPIKE = "cost_spike"  # a job cost over N times its KB's recent median
@@ -122,6 +126,10 @@ _WATCHER_EVENTS = frozenset(
         EventKind.KNOWLEDGE_BASE_FOUND,
         EventKind.DELIVERY_FAILING,
         EventKind.DELIVERY_RECOVERED,
+        EventKind.SCHEDULE_MISSED,
+        EventKind.SCHEDULE_DISABLED,
+        EventKind.STALE,
+        EventKind.FRESH,
         EventKind.DIGEST,
     }
 )
@@ -157,6 +165,10 @@ _SEVERITY = {
     EventKind.DELIVERY_RECOVERED: Severity.SUCCESS,
     EventKind.KNOWLEDGE_BASE_MISSING: Severity.WARNING,
     EventKind.KNOWLEDGE_BASE_FOUND: Severity.SUCCESS,
+    EventKind.SCHEDULE_MISSED: Severity.WARNING,
+    EventKind.SCHEDULE_DISABLED: Severity.WARNING,
+    EventKind.STALE: Severity.WARNING,
+    EventKind.FRESH: Severity.SUCCESS,
     EventKind.REMINDER: Severity.WARNING,  # rendered with the severity of the incident's failure
     EventKind.ESCALATED: Severity.FAILURE,
     EventKind.COST_SPIKE: Severity.WARNING,

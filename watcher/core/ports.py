@@ -17,6 +17,7 @@ from typing import Protocol
 from watcher.core.digest import KbLatest
 from watcher.core.model import DataSourceJob, Job, KnowledgeBase
 from watcher.core.outbox import Budget, Message, OutboxItem, SendResult, Settlement
+from watcher.core.schedules import Schedule
 from watcher.core.state import Change, Transition, WatchState
 
 
@@ -175,6 +176,22 @@ class Notifier(Protocol):
         per URL tried (its index, cause, HTTP or SMTP status, characters sent). A route that
         is not configured or has no URL is a failed result with `permanent` set.
         """
+        ...
+
+
+class ExtraSource(Protocol):
+    """The API's reads beyond the polling (`watcher.edges.api.client.ApiClient`): a KB's
+    schedule and a finished job's per-file report. Errors as for `Source`."""
+
+    async def get_schedule(self, kb_uuid: str) -> Schedule | None:
+        """The KB's indexing schedule (`GET /v2/gen-ai/scheduled-indexing/knowledge-base/
+        {uuid}`), None when it has none; one request."""
+        ...
+
+    async def get_report(self, job_uuid: str) -> bytes:
+        """A finished job's per-file report: one request for its signed URL
+        (`GET /v2/gen-ai/indexing_jobs/{uuid}/details_signed_url`), then the bytes behind it
+        (another host, without the token). The URL never leaves the adapter."""
         ...
 
 

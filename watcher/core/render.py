@@ -59,6 +59,10 @@ _HEADLINE = {
     EventKind.DELIVERY_RECOVERED: "alerts getting through again",
     EventKind.KNOWLEDGE_BASE_MISSING: "knowledge base not found in the account",
     EventKind.KNOWLEDGE_BASE_FOUND: "knowledge base found again",
+    EventKind.SCHEDULE_MISSED: "scheduled indexing did not run",
+    EventKind.SCHEDULE_DISABLED: "scheduled indexing turned off",
+    EventKind.STALE: "knowledge base stale (no successful indexing lately)",
+    EventKind.FRESH: "knowledge base fresh again",
     EventKind.REMINDER: REMINDER_HEADLINE,
     EventKind.ESCALATED: ESCALATED_HEADLINE,
     EventKind.COST_SPIKE: "indexing cost spike",
@@ -130,6 +134,7 @@ def render(
         head.append(Bullets(facts))
     if transition.detail:
         head.append(Para((plain(transition.detail),)))
+    head += _report(transition.report)
     job = transition.job
     rows = _sources(job) if job is not None and kind is not EventKind.STARTED else []
     heading = Para((strong("Data sources"),))
@@ -236,6 +241,20 @@ def _fitted(
         return fit(build, len(rows), chars=chars, lines=lines)
 
     return body
+
+
+def _report(note: str | None) -> list[Block]:
+    """A finished job's report note (`watcher.core.report.report_note`): what became of the
+    report, then its most frequent errors as a list."""
+    if not note:
+        return []
+    first, *errors = note.splitlines()
+    blocks: list[Block] = [Para((plain(first),))]
+    if errors:
+        blocks.append(Para((plain(errors[0]),)))
+        if errors[1:]:
+            blocks.append(Bullets(tuple(Item((plain(line),)) for line in errors[1:])))
+    return blocks
 
 
 def _note(note: str | None, limit: int) -> tuple[Item, ...]:

@@ -171,6 +171,9 @@ class Transition:
     # The API's clock when the transition was seen (DigitalOcean's timestamps are compared with
     # it alone: a running job's duration in an alert is `api_at - started_at`, never the wall).
     api_at: datetime | None = None
+    # A finished job's per-file report: whether it was kept, and its most frequent errors
+    # (lines of plain text, `watcher.core.report.report_note`); None when it has none.
+    report: str | None = None
     incident: IncidentNote | None = None  # the KB's incident, as this alert tells it
     cost: JobCost | None = None  # a finished job's cost (`watcher.core.cost`), when priced
     spike_ratio: float | None = None  # `cost_spike`: the cost over its KB's recent median

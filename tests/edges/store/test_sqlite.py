@@ -266,9 +266,10 @@ async def test_due_rows_are_claimed_oldest_first_with_their_transition(store: Sq
     assert await store.claim_due(NOW + timedelta(seconds=1), limit=10) == []
 
 
-async def test_rows_not_yet_due_and_over_the_limit_wait(store: SqliteStore) -> None:
+async def test_rows_over_the_limit_wait(store: SqliteStore) -> None:
+    """(Rows not yet due: `test_a_retry_time_within_the_longest_backoff_waits_...`; a row
+    created after `now` can only come from a step back, and is due at once.)"""
     await store.record(change(event(job()), routes=("a", "b", "c"), at=NOW))
-    assert await store.claim_due(NOW - timedelta(seconds=1), limit=10) == []
     assert len(await store.claim_due(NOW, limit=2)) == 2
     assert len(await store.claim_due(NOW, limit=2)) == 1
 
@@ -283,9 +284,48 @@ async def test_a_retry_time_further_ahead_than_the_longest_backoff_is_due_now(
     retry = Settlement(item.id, DeliveryState.PENDING, jumped, 1, next_attempt_at=jumped)
     await store.settle([retry])
     longest = timedelta(minutes=30)
-    assert await store.claim_due(NOW + timedelta(seconds=5), 10, jumped - NOW) == []
     (again,) = await store.claim_due(NOW + timedelta(seconds=5), 10, longest)
     assert again.id == item.id
+
+
+async def test_a_retry_time_within_the_longest_backoff_waits_while_the_wall_clock_holds(
+    store: SqliteStore,
+) -> None:
+    """Set at NOW for NOW + 20 min: not due at NOW + 5 s, due at NOW + 20 min."""
+    await store.record(change(event(job())))
+    (item,) = await store.claim_due(NOW, limit=10)
+    due = NOW + timedelta(minutes=20)
+    await store.settle([Settlement(item.id, DeliveryState.PENDING, NOW, 1, next_attempt_at=due)])
+    longest = timedelta(minutes=30)
+    assert await store.claim_due(NOW + timedelta(seconds=5), 10, longest) == []
+    (again,) = await store.claim_due(due, 10, longest)
+    assert again.id == item.id
+
+
+@pytest.mark.parametrize("step", [timedelta(seconds=-60), timedelta(minutes=-20)])
+async def test_a_step_back_of_the_wall_clock_never_holds_a_retry_nor_a_new_row_late(
+    store: SqliteStore, step: timedelta
+) -> None:
+    """A backoff is an interval: measured on the wall clock across a step back, a 30 s retry
+    (or a row written just before the step) would wait the step's size on top, up to the
+    longest backoff (30 min by default) after its receiver is back. Written after `now`, it
+    is due at once; its next backoff is measured from that attempt."""
+    longest = timedelta(minutes=30)
+    await store.record(change(event(job())))
+    (item,) = await store.claim_due(NOW, limit=10)
+    retry = NOW + timedelta(seconds=30)
+    await store.settle([Settlement(item.id, DeliveryState.PENDING, NOW, 1, next_attempt_at=retry)])
+    await store.record(change(event(job("job-2"))))  # a new row, created at NOW
+    stepped = NOW + timedelta(seconds=31) + step  # the backoff has passed; the wall went back
+    claimed = await store.claim_due(stepped, 10, longest)
+    assert [c.id for c in claimed] == [item.id, item.id + 1]
+    again = stepped + timedelta(seconds=30)
+    back = [
+        Settlement(c.id, DeliveryState.PENDING, stepped, 2, next_attempt_at=again) for c in claimed
+    ]
+    await store.settle(back)
+    assert await store.claim_due(stepped + timedelta(seconds=5), 10, longest) == []  # backoff kept
+    assert len(await store.claim_due(again, 10, longest)) == 2
 
 
 async def test_rows_go_out_in_the_order_they_were_written_whatever_their_clock_said(

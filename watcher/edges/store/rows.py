@@ -33,17 +33,21 @@ _EXPIRE: Final = """
         last_error = 'claim expired: the sender stopped before settling'
     WHERE state = 'sending' AND (claim_clock IS NULL OR claim_clock <> ?
         OR claim_expires IS NULL OR claim_expires <= ? OR claim_expires > ?)"""
-# Due: the retry time has come, or lies further ahead than any backoff allows (only a step of
-# the wall clock puts it there; a row still held by quiet hours, `next_attempt_at` its
-# `held_until`, waits for the window's end, however far; once released, its retries are any
-# row's). Rows go out in the order they were written (`id`), never by a wall-clock time a step
-# may have skewed. On PostgreSQL, rows another replica is claiming right now are skipped
-# rather than waited for.
+# Due: the retry time has come, or lies further ahead than any backoff allows, or the row was
+# last claimed (a settlement keeps `claimed_at`), else created, at a wall time later than now.
+# The last two only come from a step of the wall clock: a backoff (or a new row's "due now")
+# measured across a step back cannot be trusted, so the row goes at once rather than up to the
+# step's size late (one early attempt; its next backoff is measured from it). A row still held
+# by quiet hours (`next_attempt_at` its `held_until`) waits for the window's end, however far;
+# once released, its retries are any row's. Rows go out in the order they were written (`id`),
+# never by a wall-clock time a step may have skewed. On PostgreSQL, rows another replica is
+# claiming right now are skipped rather than waited for.
 _CANDIDATES: Final = """
     SELECT id, claim_clock, claim_expires FROM outbox
     WHERE state = 'pending'
-        AND (next_attempt_at <= ? OR (next_attempt_at > ?
-            AND (held_by IS NULL OR held_until IS NULL OR next_attempt_at <> held_until)))
+        AND (next_attempt_at <= ? OR (
+            (held_by IS NULL OR held_until IS NULL OR next_attempt_at <> held_until)
+            AND (next_attempt_at > ? OR COALESCE(claimed_at, created_at) > ?)))
     ORDER BY id LIMIT ? /*pg: FOR UPDATE SKIP LOCKED*/"""
 # While a row is pending after a failed attempt, the claim columns hold the elapsed-clock
 # reading of its first failure, which `delivery.dead_after` is measured from
@@ -69,7 +73,7 @@ _BURY: Final = """
 _SETTLE: Final = """
     UPDATE outbox SET state = ?, attempts = ?, last_error = ?, targets = ?,
         sent_at = COALESCE(?, sent_at), settled_at = ?,
-        next_attempt_at = COALESCE(?, next_attempt_at), claimed_at = NULL, claim_token = NULL,
+        next_attempt_at = COALESCE(?, next_attempt_at), claim_token = NULL,
         claim_epoch = NULL, claim_clock = ?, claim_expires = ?,
         held_by = COALESCE(?, held_by), held_until = COALESCE(?, held_until)
     WHERE id = ? AND state = 'sending'"""
@@ -330,12 +334,13 @@ def claim_rows(
     """Return expired claims to the queue, then claim up to `limit` due rows under `token`.
 
     Two clocks, never compared: `now` is the wall clock, for what people and backoffs read
-    (due means a retry time at or before `now`, or more than `longest_wait` after it: a step
-    of the wall clock; `claimed_at` records it for people). `clock` is a reading of the store's
-    lease clock (`watcher.edges.host.lease_time`: seconds since boot, named by the boot id),
-    the only clock a claim's expiry is kept and judged on: each claim lasts `lease` seconds on
-    it, so a step of the wall clock while a send is in flight never returns that send's rows to
-    the queue (it would send them twice). A claim taken on another clock (another boot, or a
+    (due means a retry time at or before `now`, or more than `longest_wait` after it, or a row
+    last claimed or created after `now`: a step of the wall clock; `claimed_at` records it,
+    and a settlement keeps it). `clock` is a reading of the store's lease clock
+    (`watcher.edges.host.lease_time`: seconds since boot, named by the boot id), the only
+    clock a claim's expiry is kept and judged on: each claim lasts `lease` seconds on it, so
+    a step of the wall clock while a send is in flight never returns that send's rows to the
+    queue (it would send them twice). A claim taken on another clock (another boot, or a
     store written before claims had one) is returned at once: its claimer is gone.
 
     `epoch` is the store lease's epoch the claimer holds (None: it holds none); whoever takes
@@ -351,7 +356,7 @@ def claim_rows(
     expires = clock.seconds + seconds
     failing: dict[int, Elapsed | None] = {}
     for row_id, failing_clock, failing_at in conn.execute(
-        _CANDIDATES, (at, horizon, limit)
+        _CANDIDATES, (at, horizon, at, limit)
     ).fetchall():
         failing[int(row_id)] = decode_failing(failing_clock, failing_at)
         # rowcount 0: another store claimed it
