@@ -15,7 +15,9 @@ import psycopg
 import pytest
 
 from tests.stores import PG_SERVER, Engine, pg_available
+from watcher.core.clocks import Elapsed
 from watcher.core.errors import StoreError, StoreHeld
+from watcher.core.facts import StoredFact
 from watcher.core.lease import Holder, LeaseAction, LeaseReason, LeaseTime, Liveness
 from watcher.core.model import EventKind
 from watcher.core.outbox import DeliveryState, Settlement
@@ -209,3 +211,20 @@ async def test_the_digest_reads_run_on_postgresql(
     outcomes, latest = await first.digest_facts(None, NOW + timedelta(days=1))
     assert [t.event_id for t in outcomes] == ["job-0/failed"]
     assert [kb.kb_uuid for kb in latest] == ["kb-1"]
+
+
+async def test_the_extra_reads_facts_are_kept_and_replaced_on_postgresql(
+    replicas: tuple[PostgresStore, PostgresStore],
+) -> None:
+    """`kb_facts` (issue-17a) migrates and upserts on PostgreSQL too: one row per (subject,
+    kind), a second save of the same pair replaces it, another replica reads it back."""
+    first, second = replicas
+    await first.lease_step(holder(), D)
+    read_at = Elapsed(120.0, "boot-1")
+    await first.save_facts([StoredFact("kb-1", "database", '{"status": "ONLINE"}', read_at)], NOW)
+    newer = StoredFact("kb-1", "database", '{"status": "POWEROFF"}', read_at, "job-9", 1)
+    await first.save_facts([newer, StoredFact("", "agents", "[]")], NOW)
+    assert sorted(await second.load_facts(), key=lambda f: f.kind) == [
+        StoredFact("", "agents", "[]"),
+        newer,
+    ]
