@@ -57,7 +57,9 @@ class Digests:
             await self.store.record(Change(cycle_id=_cycle_id(), at=now), meta=slot)
             return 0
         outcomes, latest = await self.reads.digest_facts(found.since, found.until)
-        text = digest_text(summarize(outcomes, latest, found.since, found.until), schedule)
+        incidents = await self.reads.open_incidents()
+        digest = summarize(outcomes, latest, found.since, found.until, incidents)
+        text = digest_text(digest, schedule)
         event = digest_transition(route_name, found, text, now)
         change = Change(
             cycle_id=_cycle_id(),
