@@ -1,8 +1,8 @@
 """End to end: a route with `digest = "daily HH:MM UTC"` gets one summary per day through the
 outbox: per KB the jobs by outcome, failures with their errors, tokens, the slowest job, and
 the open incidents (since when, how many, acknowledged or not); once per slot, and once on
-start for the slots the watcher was down over. The slot is a few minutes ahead of the watcher's wall clock, which the harness
-moves with the simulated world.
+start for the slots the watcher was down over. The slot is a few minutes ahead of the
+watcher's wall clock, which the harness moves with the simulated world.
 """
 
 from __future__ import annotations
