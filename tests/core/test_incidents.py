@@ -319,3 +319,15 @@ def test_an_escalation_is_recorded_so_the_next_cycle_does_not_repeat_it() -> Non
     (after,) = tracked.incidents
     assert after.notices[0].escalated
     assert track({KB: after}, [], [], [ESCALATE], NOW_I).deliveries == ()
+
+
+def test_an_incident_that_closes_when_a_reminder_or_escalation_is_due_closes_without_either() -> (
+    None
+):
+    due = incident(notices=(heard(first=5 * H, last=5 * H),))
+    rules = [IncidentRule("ops", repeat_after=H, escalate_after=H, escalate_to="pager")]
+    tracked = track({KB: due}, [event(E.COMPLETED)], [], rules, NOW_I)
+    (closed,) = tracked.incidents
+    assert not closed.is_open  # written closed, not back open by the reminder's notice
+    assert [t.kind for t in tracked.transitions] == [E.COMPLETED]
+    assert tracked.deliveries == ()

@@ -71,7 +71,8 @@ def track(
     """Follow the cycle's transitions into the open incidents (by KB uuid), then add what is
     due of reminders and escalations under `rules`; see the module's rules."""
     annotated, changed = follow(open_incidents, transitions, deliveries, now)
-    still_open = {i.kb_uuid: i for i in {**open_incidents, **changed}.values() if i.is_open}
+    latest = {i.id: i for i in open_incidents.values()} | changed  # by id: a closed one stays so
+    still_open = {i.kb_uuid: i for i in latest.values() if i.is_open}
     by_route = {rule.route: rule for rule in rules}
     nudges, extra, nudged = nudge(still_open.values(), by_route, now)
     written = {**changed, **{i.id: i for i in nudged}}
