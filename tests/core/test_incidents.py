@@ -321,6 +321,47 @@ def test_an_escalation_is_recorded_so_the_next_cycle_does_not_repeat_it() -> Non
     assert track({KB: after}, [], [], [ESCALATE], NOW_I).deliveries == ()
 
 
+# --- resolved (send_resolved) ----------------------------------------------------------------
+
+OPS, MAIL, PAGER = (
+    IncidentRule("ops", escalate_after=30 * M, escalate_to="pager"),
+    *(IncidentRule(name) for name in ("mail", "pager")),
+)
+DONE = event(E.COMPLETED)
+
+
+@pytest.mark.parametrize(
+    ("open_incident", "routed", "resolved"),
+    [
+        # ops heard the failure and its events leave completed out: it hears it resolved
+        (incident(notices=(heard(),)), [], ["ops"]),
+        # ops asked for completed: one delivery, not two
+        (incident(notices=(heard(),)), ["ops"], ["ops"]),
+        # escalated to the pager: the pager hears it resolved too
+        (incident(notices=(heard(escalated=True),)), [], ["ops", "pager"]),
+        # not escalated: the pager heard nothing, so it is told nothing
+        (incident(notices=(heard(),)), [], ["ops"]),
+        # a route that never heard of it is not told (mail asked for nothing)
+        (incident(notices=(heard("ops"),)), [], ["ops"]),
+        # a route since removed from the config is not delivered to
+        (incident(notices=(heard("gone"), heard("mail"))), [], ["mail"]),
+    ],
+)
+def test_the_alert_that_closes_an_incident_goes_to_every_route_that_heard_of_it(
+    open_incident: Incident, routed: list[str], resolved: list[str]
+) -> None:
+    deliveries = [Delivery(DONE.event_id, name) for name in routed]
+    tracked = track({KB: open_incident}, [DONE], deliveries, [OPS, MAIL, PAGER], NOW_I)
+    assert sorted(d.route for d in tracked.deliveries if d.event_id == DONE.event_id) == resolved
+    assert all(d.incident is None for d in tracked.deliveries)  # an ack does not hold it back
+
+
+def test_an_incident_that_stays_open_tells_no_one_it_resolved() -> None:
+    failed = event(E.FAILED, "job-3")
+    tracked = track({KB: incident(notices=(heard(),))}, [failed], [], [MAIL, PAGER], NOW_I)
+    assert tracked.deliveries == ()
+
+
 def test_an_incident_that_closes_when_a_reminder_or_escalation_is_due_closes_without_either() -> (
     None
 ):
@@ -330,4 +371,4 @@ def test_an_incident_that_closes_when_a_reminder_or_escalation_is_due_closes_wit
     (closed,) = tracked.incidents
     assert not closed.is_open  # written closed, not back open by the reminder's notice
     assert [t.kind for t in tracked.transitions] == [E.COMPLETED]
-    assert tracked.deliveries == ()
+    assert tracked.deliveries == (Delivery(event(E.COMPLETED).event_id, "ops"),)  # resolved
