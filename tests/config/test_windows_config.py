@@ -129,3 +129,15 @@ def test_an_unknown_window_set_from_the_environment_is_blamed_on_the_variable(
     )
     assert code == 2
     assert "WATCHER_ROUTES: routes[0].mute_during[0]: route 'ops': 'weekend' names no" in err
+
+
+def test_a_muted_event_route_is_described_as_getting_each_held_event(tmp_path: Path) -> None:
+    secret = tmp_path / "secret"
+    secret.write_text("whsec_" + "A" * 43 + "=\n")
+    route = (
+        '[[routes]]\nname = "ci"\nformat = "event"\nurls = ["https://ci.example.com/hook"]\n'
+        f'secret_file = "{secret}"\nmute_during = ["weekday-nights"]\n'
+    )
+    code, out, err, _ = check(tmp_path, NIGHTS + route)
+    assert code == 0, err
+    assert "quiet during weekday-nights (held, then each event)" in out

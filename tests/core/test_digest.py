@@ -86,6 +86,15 @@ YESTERDAY_9 = TODAY_9 - timedelta(days=1)
         ),
         # the wall clock stepped back before the last slot: nothing, never a repeat
         (TODAY_9 - timedelta(hours=2), TODAY_9, None),
+        # a slot marked while the wall clock was a year ahead (then set right): marked again
+        # at the last real slot, silently; else no digest would come for a year
+        (
+            TODAY_9 + timedelta(hours=1),
+            TODAY_9 + timedelta(days=365),
+            DigestDue(TODAY_9, None, send=False),
+        ),
+        # a mark less than a period ahead: waited for, as after a small step (never a repeat)
+        (TODAY_9 + timedelta(hours=1), TODAY_9 + timedelta(hours=23), None),
     ],
 )
 def test_a_digest_is_due_once_per_slot_and_once_for_slots_missed_while_down(
@@ -196,3 +205,50 @@ def test_a_quiet_period_says_so() -> None:
     text = digest_text(summarize([], [], YESTERDAY_9, TODAY_9), DAILY_9_BERLIN)
     assert "No indexing job finished in this period." in text
     assert "Open incidents: none." in text
+
+
+def corrected(first: Transition, kind: EventKind, minutes: int, tokens: int) -> Transition:
+    """The job's real outcome after `first` was corrected (`job/failed/2`)."""
+    again = outcome(kind, first.kb_uuid or "", first.job_uuid or "", minutes, tokens)
+    return Transition(**{**_fields(again), "event_id": f"{again.event_id}/2"})
+
+
+def _fields(t: Transition) -> dict[str, object]:
+    return {name: getattr(t, name) for name in Transition.__dataclass_fields__}
+
+
+@pytest.mark.parametrize(
+    ("outcomes", "scope", "lines"),
+    [
+        # a job told completed, then corrected and failed: ONE job, its last outcome, its tokens
+        (
+            [
+                outcome(EventKind.COMPLETED, "docs", "d1", 10, 1000),
+                corrected(
+                    outcome(EventKind.COMPLETED, "docs", "d1", 10, 1000), EventKind.FAILED, 30, 1500
+                ),
+            ],
+            frozenset({"*"}),
+            ["docs-name: 1 job (1 failed); 1,500 tokens; slowest 30m 00s (job d1)"],
+        ),
+        # a route for docs alone hears of docs alone (not of wiki, nor that wiki needs attention)
+        (
+            [
+                outcome(EventKind.COMPLETED, "docs", "d1", 10, 1000),
+                outcome(EventKind.FAILED, "wiki", "w1", 3, 0, "FILE_PARSE_ERROR"),
+            ],
+            frozenset({"docs-name"}),
+            ["docs-name: 1 job (1 completed); 1,000 tokens; slowest 10m 00s (job d1)"],
+        ),
+    ],
+)
+def test_a_digest_counts_each_job_once_and_only_the_routes_knowledge_bases(
+    outcomes: list[Transition], scope: frozenset[str], lines: list[str]
+) -> None:
+    latest = [KbLatest("docs", "docs-name", "d1", EventKind.COMPLETED)]
+    latest.append(KbLatest("wiki", "wiki-name", "w1", EventKind.FAILED))
+    wiki = [incident("wiki", 1)]  # wiki's open incident is no news to a route for docs alone
+    digest = summarize(outcomes, latest, YESTERDAY_9, TODAY_9, wiki, knowledge_bases=scope)
+    text = digest_text(digest, DAILY_9_BERLIN).splitlines()
+    assert [line for line in text if line.startswith(("docs", "wiki"))][: len(lines)] == lines
+    assert all("wiki" not in line for line in text) or "*" in scope

@@ -149,6 +149,9 @@ class DiesBeforeClaiming:
     ) -> list[OutboxItem]:
         raise Crash
 
+    async def release_held(self, ends: Mapping[str, datetime], now: datetime) -> int:
+        return 0  # nothing is held: it dies at the claim
+
     async def settle(self, settlements: Sequence[Settlement]) -> None:
         raise AssertionError("nothing was claimed")
 

@@ -13,7 +13,9 @@ from typing import Any
 
 from tests.harness import Alert, Harness, job_scenario, open_harness, route
 from tests.receivers import WebhookReceiver
+from watcher.core.digest import DigestDue, digest_transition
 from watcher.core.model import EventKind
+from watcher.core.state import Change, Delivery
 
 JOBS = [
     {"kb": "docs", "id": "fine", "pending": 1, "run": 20, "outcome": "completed"},
@@ -77,3 +79,48 @@ async def test_a_digest_missed_while_the_watcher_was_down_is_sent_once_on_start(
         await h.step(60)
         (digest,) = digests(h)
         assert "wiki-kb: 1 job (1 failed)" in digest.body.replace("\\", "")
+
+
+async def test_a_route_for_some_knowledge_bases_gets_a_digest_of_those_alone(
+    tmp_path: Path, webhook_receiver: WebhookReceiver
+) -> None:
+    scenario = job_scenario(["docs", "wiki"], JOBS)
+    async with open_harness(scenario, tmp_path, webhook_receiver, routes=[], start=False) as h:
+        slot = h.now().replace(second=0, microsecond=0) + timedelta(minutes=10)
+        docs_only = digest_route(webhook_receiver, slot)
+        docs_only["knowledge_bases"] = ["docs-kb"]
+        h.routes = [docs_only]
+        await _harness_until_jobs_end(h)
+        while h.now() < slot:
+            await h.step(60)
+        (digest,) = digests(h)
+        body = digest.body.replace("\\", "")
+        assert "docs-kb: 2 jobs (1 completed, 1 no_changes)" in body
+        assert "wiki" not in body  # neither its failure nor that it needs attention
+
+
+async def test_a_digest_of_hundreds_of_kilobytes_refused_for_its_size_arrives_shortened(
+    tmp_path: Path, webhook_receiver: WebhookReceiver
+) -> None:
+    scenario = job_scenario(["docs", "wiki"], JOBS)
+    async with open_harness(scenario, tmp_path, webhook_receiver, routes=[], start=False) as h:
+        slot = h.now().replace(second=0, microsecond=0)
+        h.routes = [digest_route(webhook_receiver, slot)]
+        runtime = await h.start()
+        failures = [f"kb-{n:04d}: job {n:08d} failed: {'E' * 300}" for n in range(1000)]
+        text = "\n".join(["Indexing digest (daily 00:00 UTC): Mon to Tue", *failures])
+        due = DigestDue(until=slot, since=slot - timedelta(days=1))
+        event = digest_transition("daily", due, text, h.now())
+        change = Change(
+            "c-big", h.now(), transitions=(event,), deliveries=(Delivery(event.event_id, "daily"),)
+        )
+        await runtime.store.record(change)
+        webhook_receiver.limit("message", 20_000)  # the receiver refuses longer ones (400)
+        await h.run(60, every=10)
+        *refused, digest = digests(h)  # refused for its size, then sent shorter: never dropped
+        assert len(refused) == 1 and len(refused[0].body) > 20_000  # apprise json: 32 KiB at most
+        assert len(digest.body) <= 20_000
+        assert "kb-0000: job 00000000 failed" in digest.body
+        assert digest.body.rstrip().endswith(" more lines")  # not "...: 902 line"
+        status = await h.status_json()
+        assert status["deliveries"]["dead_letters"] == []

@@ -8,7 +8,7 @@ that clock (the harness's seam) past its end rather than waiting.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -83,3 +83,78 @@ async def _past_the_window(h: Harness) -> None:
         await h.step(60)
         if h.alerts("/quiet"):
             return
+
+
+async def test_alerts_held_by_a_window_removed_from_the_config_go_out_at_once(
+    tmp_path: Path, webhook_receiver: WebhookReceiver
+) -> None:
+    scenario = job_scenario(["docs", "wiki"], JOBS)
+    async with open_harness(
+        scenario, tmp_path, webhook_receiver, routes=routes(webhook_receiver), start=False
+    ) as h:
+        h.overrides["time_intervals"] = [window(h.now().replace(second=0), 60)]
+        await h.start()
+        await h.run(240, every=10)
+        assert h.alerts("/quiet") == []  # held for the hour
+
+        # The window is removed (a restart or a reload builds a new runtime): nothing holds
+        # these alerts any more, so they go now, not at the end of a window that is gone.
+        del h.overrides["time_intervals"]
+        h.routes = [route("quiet", webhook_receiver.url_json("/quiet")), h.routes[1]]
+        await h.restart()
+        await h.step(10)
+        (released,) = h.alerts("/quiet")
+        assert released.title.startswith("❌ Quiet hours maintenance over: ")
+        assert sorted(released.events()) == [("completed", "docs-kb"), ("failed", "wiki-kb")]
+        status = await h.status_json()
+        assert all(r["held"] == 0 and r["pending"] == 0 for r in status["deliveries"]["routes"])
+
+
+async def test_alerts_held_past_a_shortened_window_go_out_at_its_new_end(
+    tmp_path: Path, webhook_receiver: WebhookReceiver
+) -> None:
+    scenario = job_scenario(["docs", "wiki"], JOBS)
+    async with open_harness(
+        scenario, tmp_path, webhook_receiver, routes=routes(webhook_receiver), start=False
+    ) as h:
+        start = h.now().replace(second=0)
+        h.overrides["time_intervals"] = [window(start, 60)]
+        await h.start()
+        await h.run(240, every=10)
+        assert h.alerts("/quiet") == []
+
+        h.overrides["time_intervals"] = [window(start, 10)]  # ends 10 minutes after it began
+        await h.restart()
+        await h.step(10)
+        assert h.alerts("/quiet") == []  # still inside the shortened window
+        status = await h.status_json()
+        (quiet,) = [r for r in status["deliveries"]["routes"] if r["route"] == "quiet"]
+        assert quiet["held_until"].startswith(f"{start + timedelta(minutes=10):%Y-%m-%dT%H:%M}")
+        await _past_the_window(h)
+        assert h.now() < start + timedelta(minutes=15)  # at the new end, not the old one
+        assert len(h.alerts("/quiet")) == 1
+
+
+async def test_a_window_ending_in_the_hour_daylight_saving_skips_releases_at_the_jump(
+    tmp_path: Path, webhook_receiver: WebhookReceiver
+) -> None:
+    """Berlin, 2026-03-29: clocks jump from 02:00 CET to 03:00 CEST (01:00 UTC). A window
+    01:00-02:30 has no 02:30 that night: it ends at the jump, 10 minutes after 01:50 CET."""
+    scenario = job_scenario(["docs", "wiki"], JOBS)
+    async with open_harness(
+        scenario, tmp_path, webhook_receiver, routes=routes(webhook_receiver), start=False
+    ) as h:
+        h.offset = datetime(2026, 3, 29, 0, 46, tzinfo=UTC) - h.sim.clock.now()  # 01:46 CET
+        times = [{"start_time": "01:00", "end_time": "02:30"}]
+        nightly = {"times": times, "location": "Europe/Berlin"}
+        h.overrides["time_intervals"] = [{"name": "maintenance", "time_intervals": [nightly]}]
+        await h.start()
+        await h.run(240, every=10)  # until 01:50 CET: both jobs ended, held
+        assert h.alerts("/quiet") == []
+        status = await h.status_json()
+        (quiet,) = [r for r in status["deliveries"]["routes"] if r["route"] == "quiet"]
+        assert quiet["held_until"] == "2026-03-29T01:00:00+00:00"  # 03:00 CEST, the jump
+        await _past_the_window(h)
+        assert h.now() < datetime(2026, 3, 29, 1, 2, tzinfo=UTC)
+        (released,) = h.alerts("/quiet")
+        assert released.title.startswith("❌ Quiet hours maintenance over: ")

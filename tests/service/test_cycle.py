@@ -168,6 +168,9 @@ class FakeStore:
             row.state, row.attempts, row.error = s.state, s.attempts, s.error
             row.due, row.targets = s.next_attempt_at or s.at, s.targets
 
+    async def release_held(self, ends: Mapping[str, datetime], now: datetime) -> int:
+        return 0  # nothing is held here (no quiet hours in these tests)
+
     async def get_meta(self, key: str) -> str | None:
         return self.meta.get(key)
 

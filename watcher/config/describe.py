@@ -69,6 +69,7 @@ def describe(config: Config, *, listen_note: str | None = None) -> str:
         f"  Own alerts: api_unreachable after {fmt(config.alerts.api_unreachable_after)}, "
         f"delivery_failing after {fmt(config.alerts.delivery_failing_after)}",
         f"  Heartbeat:  {_heartbeat(config)}",
+        f"  Schedules:  {_schedules(config)}",
         f"  Budgets:    {_budgets(config)}",
         f"  Cost:       {_cost(config)}",
         f"  Remediate:  {_remediation(config)}",
@@ -81,6 +82,21 @@ def describe(config: Config, *, listen_note: str | None = None) -> str:
     if config.overrides:
         lines.append(f"  Overridden by the environment: {', '.join(config.overrides)}")
     return "\n".join(lines)
+
+
+def _schedules(config: Config) -> str:
+    """Schedules (`schedule_missed` after the grace) and freshness (`stale`)."""
+    default = config.freshness.fresh_within
+    own = [kb for kb in config.knowledge_bases if kb.fresh_within is not None]
+    fresh = f"fresh within {fmt(default)}" if default else "fresh within the schedule's gap + 2h"
+    if own:
+        fresh += "; " + ", ".join(
+            f"{kb.name or kb.uuid}: {fmt(kb.fresh_within)}" for kb in own if kb.fresh_within
+        )
+    return (
+        f"read every {fmt(config.schedules.read_every)}, a run is missed "
+        f"{fmt(config.schedules.grace)} after its time; {fresh}"
+    )
 
 
 def _heartbeat(config: Config) -> str:
@@ -217,9 +233,8 @@ def _route_lines(route: RouteConfig) -> list[str]:
     if incidents := _incident_text(route):
         lines.append(f"        incidents: {incidents}")
     if route.mute_during:
-        lines.append(
-            f"        quiet during {', '.join(route.mute_during)} (held, then one message)"
-        )
+        after = "each event" if route.format == "event" else "one message"
+        lines.append(f"        quiet during {', '.join(route.mute_during)} (held, then {after})")
     if route.digest_schedule is not None:
         lines.append(f"        digest {route.digest_schedule.describe()}")
     for url in route.urls:

@@ -165,6 +165,7 @@ class KnowledgeBaseConfig(Section):
     uuid: str
     name: str | None = None
     tolerate_failed_items: Tolerance | None = None
+    fresh_within: Duration | None = None  # over `[freshness] fresh_within`
 
     @field_validator("uuid")
     @classmethod
@@ -241,6 +242,28 @@ class AlertsConfig(Section):
     api_unreachable_after: DurationOrZero = timedelta(minutes=10)
     delivery_failing_after: DurationOrZero = timedelta(minutes=10)
     tolerate_failed_items: Tolerance | None = None
+
+
+class SchedulesConfig(Section):
+    """`[schedules]`: how long after a KB's scheduled run (`next_run_at`, DigitalOcean's clock)
+    a new job may take before `schedule_missed`, and how often each schedule is read."""
+
+    grace: Duration = timedelta(minutes=30)
+    read_every: Duration = timedelta(hours=1)
+
+    @field_validator("read_every")
+    @classmethod
+    def _not_too_often(cls, value: timedelta) -> timedelta:
+        if value < timedelta(minutes=5):
+            raise ValueError("must be at least 5m (each read is a request to the API)")
+        return value
+
+
+class FreshnessConfig(Section):
+    """`[freshness]`: `fresh_within` for every knowledge base without its own; unset, each KB
+    with an active schedule gets its longest gap between runs plus 2h, and others none."""
+
+    fresh_within: Duration | None = None
 
 
 class LogLevel(StrEnum):

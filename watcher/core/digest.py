@@ -8,7 +8,8 @@
   `[mark, slot)`: a watcher down over several slots sends one digest on start, covering all
   of them, never one per missed slot. Without a mark (the first run) the slot is only
   recorded (`send` false): the first digest comes at the next slot, as nothing before the
-  first run is news.
+  first run is news. A mark more than a period ahead of `now` was made while the wall clock
+  was stepped far ahead: it is marked again at the last real slot (else no digest for a year).
 - `summarize` turns the outcomes recorded in the period (terminal events) and each KB's
   latest job into `Digest`; `digest_text` writes it as the lines a `digest` event carries.
 - The digest's "open incidents" are the store's open incidents (`watcher.core.incident`):
@@ -51,6 +52,7 @@ class DigestSchedule:
         return f"{self.period.value}{day} {clock} {self.location}"
 
 
+_PERIOD = {Period.DAILY: timedelta(days=1, hours=1), Period.WEEKLY: timedelta(days=7, hours=1)}
 _WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
 
@@ -79,7 +81,9 @@ class DigestDue:
 def due(schedule: DigestSchedule, now: datetime, mark: datetime | None) -> DigestDue | None:
     """What to do about a route's digest now, given the slot of its last one (see the module)."""
     slot = latest_slot(schedule, now)
-    if mark is None:
+    if mark is None or mark > now + _PERIOD[schedule.period]:
+        # No mark (the first run), or one further ahead than any slot can be: the wall clock
+        # was stepped far ahead when it was made. Mark the last real slot, send nothing.
         return DigestDue(until=slot, send=False)
     if slot <= mark:
         return None
@@ -95,6 +99,15 @@ class KbLatest:
     kb_name: str | None
     job_uuid: str | None
     standing: EventKind | None
+
+
+_PROBLEMS = (EventKind.FAILED, EventKind.PARTIAL, EventKind.STALLED)
+
+
+def open_problems(latest: Sequence[KbLatest]) -> tuple[KbLatest, ...]:
+    """The KBs whose latest job failed, was partial, or is stalled (the digest lists the open
+    incidents instead; `watcher.core.silences` still uses this for `silence_ended`)."""
+    return tuple(kb for kb in latest if kb.standing in _PROBLEMS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,21 +137,36 @@ def summarize(
     since: datetime | None,
     until: datetime,
     incidents: Sequence[Incident] = (),
+    knowledge_bases: frozenset[str] = frozenset({"*"}),
 ) -> Digest:
-    """The digest of the terminal events recorded in the period, each KB's latest job (for
-    its name) and the incidents open now (closed ones are left out)."""
-    by_kb: dict[str, list[Transition]] = {}
+    """The digest of the terminal events recorded in the period (oldest first), each KB's
+    latest job and the incidents open now (closed ones left out), for the route's
+    `knowledge_bases` (uuids or names; "*": all). A job counts once, by the last outcome
+    recorded for it (an outcome corrected later is not a 2nd job)."""
+    last: dict[str, Transition] = {}
     for t in outcomes:
-        if t.kind in TERMINAL_EVENTS and t.kb_uuid is not None:
-            by_kb.setdefault(t.kb_uuid, []).append(t)
+        if t.kind not in TERMINAL_EVENTS or t.kb_uuid is None:
+            continue
+        if _in_scope(knowledge_bases, t.kb_uuid, t.kb_name):
+            last.pop(t.job_uuid or t.event_id, None)
+            last[t.job_uuid or t.event_id] = t
+    by_kb: dict[str, list[Transition]] = {}
+    for t in last.values():
+        by_kb.setdefault(t.kb_uuid or "", []).append(t)
+    latest = [kb for kb in latest if _in_scope(knowledge_bases, kb.kb_uuid, kb.kb_name)]
     names = {kb.kb_uuid: kb.kb_name for kb in latest}
     kbs = [_kb_summary(names.get(uuid) or ts[-1].kb_name or uuid, ts) for uuid, ts in by_kb.items()]
     named = tuple(
         replace(i, kb_name=i.kb_name or names.get(i.kb_uuid))
         for i in sorted(incidents, key=lambda i: (i.since, i.kb_uuid))
-        if i.is_open
+        if i.is_open and _in_scope(knowledge_bases, i.kb_uuid, i.kb_name or names.get(i.kb_uuid))
     )
     return Digest(since, until, tuple(sorted(kbs, key=lambda s: s.name)), named)
+
+
+def _in_scope(knowledge_bases: frozenset[str], kb_uuid: str, name: str | None) -> bool:
+    """Whether a route with these `knowledge_bases` hears of this KB (as `RouteRule.wants`)."""
+    return "*" in knowledge_bases or bool({kb_uuid, name} & knowledge_bases)
 
 
 def _kb_summary(name: str, events: Sequence[Transition]) -> KbSummary:

@@ -45,6 +45,8 @@ class Store(Protocol):
 
     async def settle(self, settlements: Sequence[Settlement]) -> None: ...
 
+    async def release_held(self, ends: Mapping[str, datetime], now: datetime) -> int: ...
+
     async def get_meta(self, key: str) -> str | None: ...
 
     async def set_meta(self, key: str, value: str) -> None: ...
@@ -72,6 +74,9 @@ class GuardedStore:
 
     async def settle(self, settlements: Sequence[Settlement]) -> None:
         await self._inner.settle([self._secrets.scrub(s) for s in settlements])
+
+    async def release_held(self, ends: Mapping[str, datetime], now: datetime) -> int:
+        return await self._inner.release_held(ends, now)
 
     async def get_meta(self, key: str) -> str | None:
         return await self._inner.get_meta(key)

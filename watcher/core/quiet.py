@@ -45,10 +45,13 @@ def hold(
     until their route's quiet ends (`now` and the ends: wall clock, UTC)."""
     free: list[OutboxItem] = []
     held: list[Settlement] = []
+    quiet: dict[str, tuple[datetime | None, TimeWindow | None]] = {}  # per route, once
     for item in items:
-        windows = mutes.get(item.route, ())
-        end = window_end(windows, now) if windows else None
-        window = muting(windows, now) if end is not None else None
+        if item.route not in quiet:
+            windows = mutes.get(item.route, ())
+            end = window_end(windows, now) if windows else None
+            quiet[item.route] = (end, muting(windows, now) if end is not None else None)
+        end, window = quiet[item.route]
         if end is None or window is None:
             free.append(item)
             continue
@@ -65,6 +68,15 @@ def hold(
         # a hold is no failure: `dead_after` counts again from the first failure after it
         held.append(replace(kept, held_by=window.name, failing_for=None))
     return free, held
+
+
+def quiet_ends(mutes: Mapping[str, Sequence[TimeWindow]], now: datetime) -> dict[str, datetime]:
+    """Each route in its quiet hours at `now` and when they end (UTC). A row held for any other
+    route, or held past its route's end, is due then: the configuration that held it changed
+    (a window removed or shortened, `mute_during` edited, the route gone) or the wall clock
+    stepped back; an alert is never kept waiting for a window that no longer exists."""
+    ends = {name: window_end(windows, now) for name, windows in mutes.items() if windows}
+    return {name: end for name, end in ends.items() if end is not None}
 
 
 @dataclass(frozen=True, slots=True)

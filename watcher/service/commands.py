@@ -48,6 +48,7 @@ from watcher.service.accountcheck import (
 from watcher.service.cycle import CycleReport
 from watcher.service.heartbeat import HeartbeatSender
 from watcher.service.runtime import api_client, build_notifier, cycle_settings, open_runtime, utcnow
+from watcher.service.silence_commands import local_zone
 
 log = structlog.get_logger(__name__)
 
@@ -253,6 +254,7 @@ async def read_status(config: Config, *, as_json: bool, echo: Callable[[str], No
         pace = await store.get_meta(PACE_KEY)
         beat = Heartbeat.decode(await store.get_meta(HEARTBEAT_KEY))
         lease = await store.read_lease()
+        silences = await store.silences(now)
         prices = decode_prices(await store.get_meta(PRICES_KEY))
         setup = status.SetupFindings(
             missing=tuple(decode_missing(await store.get_meta(MISSING_KEY))),
@@ -263,14 +265,14 @@ async def read_status(config: Config, *, as_json: bool, echo: Callable[[str], No
     # Ages of the API's timestamps are told on the API's clock, as the daemon last read it.
     api_now = beat.api_now(monotonic_now()) if beat else None  # None: never recorded
     if as_json:
-        data = status.as_json(snapshot, now, setup, api_now)
+        data = status.as_json(snapshot, now, setup, api_now, silences)
         data["poll"] = json.loads(pace) if pace else None
         data["lease"] = _lease_json(lease)
         data["cost_and_time"] = costview.as_json(snapshot, prices, api_now)
         # values redacted before they are JSON-escaped (a secret with a quote in it changes)
         echo(json.dumps(SECRETS.redact_value(data), indent=2))
     else:
-        echo(status.table(snapshot, now, setup, api_now))
+        echo(status.table(snapshot, now, setup, api_now, silences, local_zone()))
         for line in costview.lines(snapshot, prices, api_now):
             echo(line)
         if pace:

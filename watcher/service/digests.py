@@ -26,7 +26,8 @@ MARK_KEY = "digest"  # meta key prefix: `digest/<route>` holds the slot of its l
 
 
 class Digests:
-    """Records the digests that are due; `schedules` is each route's `digest =`."""
+    """Records the digests that are due; `schedules` is each route's `digest =`, `scopes` its
+    `knowledge_bases` (a route hears of its own knowledge bases only)."""
 
     def __init__(
         self,
@@ -35,9 +36,11 @@ class Digests:
         meta: MetaStore,
         schedules: Mapping[str, DigestSchedule],
         clock: Callable[[], datetime],
+        scopes: Mapping[str, frozenset[str]] | None = None,
     ) -> None:
         self.reads, self.store, self.meta = reads, store, meta
         self.schedules, self.clock = schedules, clock
+        self.scopes = scopes or {}  # each route's `knowledge_bases` (absent: all)
 
     async def record_due(self) -> int:
         """Record every digest due now (its event and outbox row with its slot); the count."""
@@ -58,7 +61,10 @@ class Digests:
             return 0
         outcomes, latest = await self.reads.digest_facts(found.since, found.until)
         incidents = await self.reads.open_incidents()
-        digest = summarize(outcomes, latest, found.since, found.until, incidents)
+        scope = self.scopes.get(route_name, frozenset({"*"}))
+        digest = summarize(
+            outcomes, latest, found.since, found.until, incidents, knowledge_bases=scope
+        )
         text = digest_text(digest, schedule)
         event = digest_transition(route_name, found, text, now)
         change = Change(

@@ -27,16 +27,19 @@ from watcher.core.ports import Notifier
 from watcher.core.present import Presentation, RouteFormat
 from watcher.core.redact import SECRETS
 from watcher.core.remedy import OnStalled
+from watcher.core.schedules import Freshness, ScheduleRules
 from watcher.core.tolerance import Tolerances
 from watcher.edges import host
 from watcher.edges.api.client import ApiClient, ApiSettings, RequestRecord, RequestRetry
 from watcher.edges.hostclock import elapsed_now
 from watcher.edges.metrics import Metrics
 from watcher.edges.notify.webhook import SignedWebhookNotifier
+from watcher.edges.reports import ReportShelf, reports_dir
 from watcher.edges.store.files import file_id
 from watcher.edges.store.sqlite import SqliteStore
 from watcher.service.costs import PriceBook
 from watcher.service.cycle import Cycle, CycleSettings
+from watcher.service.kbwatch import KbWatchSettings
 from watcher.service.lease_keeper import LeaseKeeper
 from watcher.service.remedies import Remedies
 
@@ -78,6 +81,22 @@ def cycle_settings(config: Config) -> CycleSettings:
         route_spike_factors=spikes,
         mutes=config.mutes(),
         digests=config.digests(),
+        kb_watch=kb_watch_settings(config),
+    )
+
+
+def kb_watch_settings(config: Config) -> KbWatchSettings:
+    """Schedules, freshness and where reports are kept (beside the store)."""
+    freshness = Freshness(
+        default=config.freshness.fresh_within,
+        by_kb={
+            kb.uuid: kb.fresh_within for kb in config.knowledge_bases if kb.fresh_within is not None
+        },
+    )
+    return KbWatchSettings(
+        rules=ScheduleRules(grace=config.schedules.grace, freshness=freshness),
+        read_every=config.schedules.read_every,
+        reports=ReportShelf(reports_dir(config.state.path)),
     )
 
 
@@ -317,6 +336,8 @@ async def open_runtime(
         settings=cycle_settings(config),
         clock=clock,
         elapsed=elapsed,
+        silences=store,
+        extra=client,
         prices=PriceBook(client, config.cost.prices_every, elapsed, guarded),
         remedies=remedies(config, client, guarded),
         digest_reads=store,

@@ -5,7 +5,7 @@ After each cycle (`after_cycle`): count the cycle, its events and its delivery a
 the next poll interval (`watcher.core.pace`) from the cycle's API cost and the rate limit the
 API reported; the pace is saved in the store's meta table for `watcher status` when it
 changes (and once at start). Hourly, on the wall clock (`prune`): forget finished history
-older than `state.retention`.
+older than `state.retention`, per-file reports with it.
 
 None of it is essential to watching: a store that fails here (`StoreError`) is logged and
 the daemon goes on; the next cycle, or the next hour, tries again.
@@ -73,6 +73,9 @@ class Upkeep:
             return
         if deleted:
             log.info("history_pruned", rows=deleted, before=before.isoformat())
+        shelf = self.runtime.cycle.kb_watch.settings.reports
+        if shelf is not None and (reports := await shelf.prune(before)):
+            log.info("reports_pruned", files=reports, before=before.isoformat())
 
     async def _update_store_gauges(self, now: datetime) -> None:
         try:

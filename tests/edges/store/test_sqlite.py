@@ -238,9 +238,10 @@ async def test_due_rows_are_claimed_oldest_first_with_their_transition(store: Sq
     assert await store.claim_due(NOW + timedelta(seconds=1), limit=10) == []
 
 
-async def test_rows_not_yet_due_and_over_the_limit_wait(store: SqliteStore) -> None:
+async def test_rows_over_the_limit_wait(store: SqliteStore) -> None:
+    """(Rows not yet due: `test_a_retry_time_within_the_longest_backoff_waits_...`; a row
+    created after `now` can only come from a step back, and is due at once.)"""
     await store.record(change(event(job()), routes=("a", "b", "c"), at=NOW))
-    assert await store.claim_due(NOW - timedelta(seconds=1), limit=10) == []
     assert len(await store.claim_due(NOW, limit=2)) == 2
     assert len(await store.claim_due(NOW, limit=2)) == 1
 
@@ -255,9 +256,48 @@ async def test_a_retry_time_further_ahead_than_the_longest_backoff_is_due_now(
     retry = Settlement(item.id, DeliveryState.PENDING, jumped, 1, next_attempt_at=jumped)
     await store.settle([retry])
     longest = timedelta(minutes=30)
-    assert await store.claim_due(NOW + timedelta(seconds=5), 10, jumped - NOW) == []
     (again,) = await store.claim_due(NOW + timedelta(seconds=5), 10, longest)
     assert again.id == item.id
+
+
+async def test_a_retry_time_within_the_longest_backoff_waits_while_the_wall_clock_holds(
+    store: SqliteStore,
+) -> None:
+    """Set at NOW for NOW + 20 min: not due at NOW + 5 s, due at NOW + 20 min."""
+    await store.record(change(event(job())))
+    (item,) = await store.claim_due(NOW, limit=10)
+    due = NOW + timedelta(minutes=20)
+    await store.settle([Settlement(item.id, DeliveryState.PENDING, NOW, 1, next_attempt_at=due)])
+    longest = timedelta(minutes=30)
+    assert await store.claim_due(NOW + timedelta(seconds=5), 10, longest) == []
+    (again,) = await store.claim_due(due, 10, longest)
+    assert again.id == item.id
+
+
+@pytest.mark.parametrize("step", [timedelta(seconds=-60), timedelta(minutes=-20)])
+async def test_a_step_back_of_the_wall_clock_never_holds_a_retry_nor_a_new_row_late(
+    store: SqliteStore, step: timedelta
+) -> None:
+    """A backoff is an interval: measured on the wall clock across a step back, a 30 s retry
+    (or a row written just before the step) would wait the step's size on top, up to the
+    longest backoff (30 min by default) after its receiver is back. Written after `now`, it
+    is due at once; its next backoff is measured from that attempt."""
+    longest = timedelta(minutes=30)
+    await store.record(change(event(job())))
+    (item,) = await store.claim_due(NOW, limit=10)
+    retry = NOW + timedelta(seconds=30)
+    await store.settle([Settlement(item.id, DeliveryState.PENDING, NOW, 1, next_attempt_at=retry)])
+    await store.record(change(event(job("job-2"))))  # a new row, created at NOW
+    stepped = NOW + timedelta(seconds=31) + step  # the backoff has passed; the wall went back
+    claimed = await store.claim_due(stepped, 10, longest)
+    assert [c.id for c in claimed] == [item.id, item.id + 1]
+    again = stepped + timedelta(seconds=30)
+    back = [
+        Settlement(c.id, DeliveryState.PENDING, stepped, 2, next_attempt_at=again) for c in claimed
+    ]
+    await store.settle(back)
+    assert await store.claim_due(stepped + timedelta(seconds=5), 10, longest) == []  # backoff kept
+    assert len(await store.claim_due(again, 10, longest)) == 2
 
 
 async def test_rows_go_out_in_the_order_they_were_written_whatever_their_clock_said(
@@ -447,7 +487,13 @@ async def test_snapshot_shows_each_kb_latest_job_and_the_outbox(store: SqliteSto
         False,
         latest.started_at,
     )
-    assert snap.outbox_by_state == {"pending": 0, "sending": 1, "sent": 0, "dead": 1}
+    assert snap.outbox_by_state == {
+        "pending": 0,
+        "sending": 1,
+        "sent": 0,
+        "dead": 1,
+        "silenced": 0,
+    }
     routes = [(r.route, r.pending, r.sending, r.dead) for r in snap.routes]
     assert routes == [("email", 0, 1, 0), ("ops", 0, 0, 1)]
     assert (snap.undelivered, snap.dead) == (1, 1)
@@ -515,3 +561,43 @@ async def test_a_closed_store_refuses_work_with_a_store_error(tmp_path: Path) ->
     await opened.close()
     with pytest.raises(StoreError, match="closed"):
         await opened.load([])
+
+
+async def test_a_held_row_waits_for_its_quiet_hours_and_comes_forward_when_they_no_longer_hold(
+    store: SqliteStore,
+) -> None:
+    """Held until 18:00 by a window; the window is removed: `release_held` makes it due now,
+    while a row released earlier and waiting for a retry keeps its backoff."""
+    await store.record(change(event(job()), routes=("quiet", "other")))
+    quiet, other = await store.claim_due(NOW, limit=10)
+    end = NOW + timedelta(hours=6)
+    held = Settlement(quiet.id, DeliveryState.PENDING, NOW, 0, next_attempt_at=end)
+    retry = NOW + timedelta(minutes=10)
+    await store.settle([replace(held, held_by="nights")])
+    await store.settle([Settlement(other.id, DeliveryState.PENDING, NOW, 1, next_attempt_at=retry)])
+    longest = timedelta(minutes=30)
+    assert await store.claim_due(NOW + timedelta(seconds=5), 10, longest) == []  # held, waiting
+    assert await store.release_held({"quiet": end}, NOW) == 0  # the window still ends then
+    assert await store.release_held({}, NOW + timedelta(seconds=5)) == 1  # no window any more
+    (again,) = await store.claim_due(NOW + timedelta(seconds=5), 10, longest)
+    assert (again.id, again.held_by) == (quiet.id, "nights")
+
+
+async def test_a_released_row_waiting_for_a_retry_is_due_after_a_step_of_the_wall_clock(
+    store: SqliteStore,
+) -> None:
+    """A held row went out at the window's end, failed, and waits for its retry; the wall clock
+    was hours ahead when that retry was set: as for any row, it is due now."""
+    await store.record(change(event(job())))
+    (item,) = await store.claim_due(NOW, limit=10)
+    held = Settlement(item.id, DeliveryState.PENDING, NOW, 0, next_attempt_at=NOW)
+    await store.settle([replace(held, held_by="nights")])
+    (item,) = await store.claim_due(NOW, limit=10)
+    jumped = NOW + timedelta(hours=2)
+    retry = Settlement(item.id, DeliveryState.PENDING, jumped, 1, next_attempt_at=jumped)
+    await store.settle([retry])
+    assert await store.release_held({}, NOW) == 0  # no longer held: its retry is its own
+    (backlog,) = (await store.snapshot(NOW)).routes
+    assert (backlog.pending, backlog.held) == (1, 0)  # waiting for a retry, not quiet hours
+    (again,) = await store.claim_due(NOW + timedelta(seconds=5), 10, timedelta(minutes=30))
+    assert again.id == item.id

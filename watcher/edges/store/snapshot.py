@@ -30,10 +30,13 @@ _KBS: Final = """
 _ROUTES: Final = """
     SELECT route, SUM(state = 'pending'), SUM(state = 'sending'), SUM(state = 'dead'),
         SUM(CASE WHEN state = 'pending' AND held_by IS NOT NULL AND next_attempt_at > ?
+            AND next_attempt_at = held_until
             THEN 1 ELSE 0 END),
         MAX(CASE WHEN state = 'pending' AND held_by IS NOT NULL AND next_attempt_at > ?
+            AND next_attempt_at = held_until
             THEN held_by END),
         MAX(CASE WHEN state = 'pending' AND held_by IS NOT NULL AND next_attempt_at > ?
+            AND next_attempt_at = held_until
             THEN next_attempt_at END)
     FROM outbox WHERE state IN ('pending', 'sending', 'dead')
     GROUP BY route ORDER BY route"""
