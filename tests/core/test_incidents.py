@@ -372,3 +372,11 @@ def test_an_incident_that_closes_when_a_reminder_or_escalation_is_due_closes_wit
     assert not closed.is_open  # written closed, not back open by the reminder's notice
     assert [t.kind for t in tracked.transitions] == [E.COMPLETED]
     assert tracked.deliveries == (Delivery(event(E.COMPLETED).event_id, "ops"),)  # resolved
+
+
+def test_a_route_told_of_the_closing_jobs_ending_by_recovered_is_not_sent_the_outcome_too() -> None:
+    moved = event(E.RECOVERED)  # the same job (job-2) moved and ended: `recovered` as an ending
+    deliveries = [Delivery(moved.event_id, "mail")]
+    open_incident = incident(notices=(heard("mail"), heard("ops")))
+    tracked = track({KB: open_incident}, [moved, DONE], deliveries, [OPS, MAIL, PAGER], NOW_I)
+    assert [d.route for d in tracked.deliveries if d.event_id == DONE.event_id] == ["ops"]

@@ -92,18 +92,24 @@ def tell_resolved(
 ) -> tuple[Delivery, ...]:
     """Alertmanager's `send_resolved`: the alert that closes an incident also goes to every
     configured route that heard of it (its failures, reminders, or the escalation sent to its
-    `escalate_to`), even when that route's `events` leave completed/no_changes out."""
-    closing = {t.incident.id: t.event_id for t in annotated if t.incident and t.incident.closed}
+    `escalate_to`), even when that route's `events` leave completed/no_changes out; not a
+    route that gets another alert of the closing job this cycle (one message per ending)."""
+    closing = {t.incident.id: t for t in annotated if t.incident and t.incident.closed}
+    job_of = {t.event_id: t.job_uuid for t in annotated if t.job_uuid is not None}
+    told = {(job_of.get(d.event_id), d.route) for d in deliveries}  # this cycle, per job
     sent = {(d.event_id, d.route) for d in deliveries}
     extra = []
     for incident in changed:
-        event_id = closing.get(incident.id)
-        if event_id is None:
+        t = closing.get(incident.id)
+        if t is None:
             continue
         for name in _told(incident, by_route):
-            if name in by_route and (event_id, name) not in sent:
-                sent.add((event_id, name))
-                extra.append(Delivery(event_id, name))
+            if name not in by_route or (t.event_id, name) in sent:
+                continue
+            if t.job_uuid is not None and (t.job_uuid, name) in told:
+                continue  # it hears of that job's ending already (`recovered` as an ending)
+            sent.add((t.event_id, name))
+            extra.append(Delivery(t.event_id, name))
     return tuple(extra)
 
 
