@@ -41,6 +41,7 @@ from watcher.core.delivery import (
     start,
 )
 from watcher.core.deliveryhealth import DeliveryHealth, RouteRound, delivery_health
+from watcher.core.errors import StoreHeld
 from watcher.core.outbox import Budget, OutboxItem, Send, SendResult, Settlement, SettleReason
 from watcher.core.plan import pace_wait, plan
 from watcher.core.ports import MetaStore, Notifier, Outbox, SilenceBook, StateStore
@@ -312,7 +313,10 @@ class Dispatcher:
             transitions=news,
             deliveries=route(news, self.settings.rules),
         )
-        await self.store.record(change, meta={key: encode_health(health)})
+        try:
+            await self.store.record(change, meta={key: encode_health(health)})
+        except StoreHeld:  # a replica standing by delivers; the one polling keeps the health
+            return False
         for t in news:
             log.warning(t.kind.value, route=run.route, event_id=t.event_id, detail=t.detail)
         return bool(news)

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.edges.store.test_sqlite import KB, LEASE, NOW, change, count, event, job, state
-from tests.stores import open_held
+from tests.edges.store.test_sqlite import ENGINES, KB, LEASE, NOW, change, count, event, job, state
+from tests.stores import Engine
 from watcher.core.model import EventKind, Phase, Status
 from watcher.core.outbox import DeliveryState
 from watcher.core.silences import HeldRow, Silence, announcement, hold
@@ -33,11 +33,14 @@ def silence(sid: str = "s1", hours: float = 2, **matchers: object) -> Silence:
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    opened = await open_held(tmp_path / "watcher.db", NOW, lease=LEASE)
+async def store(engine: Engine) -> AsyncIterator[SqliteStore]:
+    """A store on each engine (SQLite, PostgreSQL): silences are part of the store contract."""
+    opened = await engine.open_held(NOW, lease=LEASE)
+    ENGINES[id(opened)] = engine
     try:
         yield opened
     finally:
+        ENGINES.pop(id(opened), None)
         await opened.close()
 
 

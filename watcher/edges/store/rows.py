@@ -40,14 +40,15 @@ _EXPIRE: Final = """
 # step's size late (one early attempt; its next backoff is measured from it). A row still held
 # by quiet hours (`next_attempt_at` its `held_until`) waits for the window's end, however far;
 # once released, its retries are any row's. Rows go out in the order they were written (`id`),
-# never by a wall-clock time a step may have skewed.
+# never by a wall-clock time a step may have skewed. On PostgreSQL, rows another replica is
+# claiming right now are skipped rather than waited for.
 _CANDIDATES: Final = """
     SELECT id, claim_clock, claim_expires FROM outbox
     WHERE state = 'pending'
         AND (next_attempt_at <= ? OR (
             (held_by IS NULL OR held_until IS NULL OR next_attempt_at <> held_until)
             AND (next_attempt_at > ? OR COALESCE(claimed_at, created_at) > ?)))
-    ORDER BY id LIMIT ?"""
+    ORDER BY id LIMIT ? /*pg: FOR UPDATE SKIP LOCKED*/"""
 # While a row is pending after a failed attempt, the claim columns hold the elapsed-clock
 # reading of its first failure, which `delivery.dead_after` is measured from
 # (`watcher.core.decide`): `claim_clock` is `failing:<boot id>` and `claim_expires` the seconds

@@ -51,6 +51,11 @@ class SqliteStore(StoreReads):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         """Use `SqliteStore.open`; this only wires an already opened connection."""
         super().__init__(*args, **kwargs)
+        self._store_state()
+
+    def _store_state(self) -> None:
+        """The store's own state beside its connection; the PostgreSQL store's constructor
+        sets it too (`watcher.edges.store.postgres`), so an attribute added here serves both."""
         self._claims: dict[int, str] = {}
         self._jobs = JobCache()
 
@@ -100,7 +105,7 @@ class SqliteStore(StoreReads):
                 limit=limit,
                 token=token,
                 longest_wait=longest_wait,
-                epoch=self._epoch,
+                epoch=None if self.shared_claims else self._epoch,
             ),
             Fence.IF_HELD,
         )
