@@ -16,6 +16,7 @@ from typing import Protocol
 
 from watcher.core.digest import KbLatest
 from watcher.core.facts import Agent, DatabaseStatus, DataSource, StoredFact
+from watcher.core.incident import Incident
 from watcher.core.model import DataSourceJob, Job, KnowledgeBase, RateLimit
 from watcher.core.outbox import Budget, Message, OutboxItem, SendResult, Settlement
 from watcher.core.schedules import Schedule
@@ -276,4 +277,8 @@ class DigestReads(Protocol):
     ) -> tuple[tuple[Transition, ...], tuple[KbLatest, ...]]:
         """The terminal events recorded in `[since, until)` (wall clock, UTC; None: since the
         start), oldest first, and where each known KB's latest job stands."""
+        ...
+
+    async def open_incidents(self) -> tuple[Incident, ...]:
+        """The incidents open now, with their acknowledgements (`watcher.core.incident`)."""
         ...
