@@ -69,6 +69,7 @@ HEADLINES: dict[EventKind, str] = {
     EventKind.KNOWLEDGE_BASE_MISSING: "knowledge base not found in the account",
     EventKind.KNOWLEDGE_BASE_FOUND: "knowledge base found again",
     EventKind.CORRECTED: "indexing outcome corrected",
+    EventKind.SILENCE_ENDED: "silence ended, problems still open",
     EventKind.SCHEDULE_MISSED: "scheduled indexing did not run",
     EventKind.SCHEDULE_DISABLED: "scheduled indexing turned off",
     EventKind.STALE: "knowledge base stale (no successful indexing lately)",

@@ -42,7 +42,7 @@ from watcher.core.schedules import (
     judge,
     read_schedule,
 )
-from watcher.core.state import StallReason, Transition
+from watcher.core.state import OpenProblem, StallReason, Transition
 
 GOLDEN = Path(__file__).parent / "golden"
 UPDATE = os.environ.get("WATCHER_UPDATE_GOLDEN") == "1"
@@ -141,6 +141,22 @@ def note(kind: EventKind) -> IncidentNote:
 
 
 def transition(kind: EventKind, **extra: object) -> Transition:
+    if kind is EventKind.SILENCE_ENDED:
+        problems = (
+            OpenProblem(
+                KB, EventKind.FAILED, "product-docs", "5f0e3c2a-9b8d-4e7f-a6b5-c4d3e2f1a0b9"
+            ),
+            OpenProblem("7a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d", EventKind.STALLED, "wiki (EU)"),
+        )
+        fields = {
+            "event_id": "silence/4f2a9c01d3/ended/ops",
+            "kind": kind,
+            "at": NOW,
+            "detail": "DO maintenance window, ticket OPS-112",
+            "silence_id": "4f2a9c01d3",
+            "open_problems": problems,
+        }
+        return Transition(**{**fields, **extra})  # type: ignore[arg-type]
     if kind in (EventKind.REMINDER, EventKind.ESCALATED):
         return Transition(
             event_id=f"incident/{kind}",
@@ -301,6 +317,10 @@ _MANY = replace(
 CASES["partial_fitted"] = render(
     transition(EventKind.PARTIAL, job=_MANY),
     budget=Budget(body=1000, title=250, title_in_body=True),
+)
+# a silence's id and comment are typed by people: made inert and escaped like any outside text
+CASES["silence_hostile"] = render(
+    transition(EventKind.SILENCE_ENDED, silence_id=HOSTILE, detail=HOSTILE)
 )
 CASES["partial_report"] = render(
     transition(

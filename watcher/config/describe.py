@@ -60,7 +60,7 @@ def describe(config: Config, *, listen_note: str | None = None) -> str:
         f"  Watching:   {_watching(config.knowledge_bases)}",
         f"  Stalled:    pending over {fmt(stall.pending_after)}, no progress for "
         f"{fmt(stall.no_progress_after)}, or running over {fmt(stall.max_runtime)}",
-        f"  State:      {config.state.path} (history kept {fmt(config.state.retention)})",
+        f"  State:      {_state(config)}",
         f"  Delivery:   retry after {fmt(delivery.retry_base)} doubling to "
         f"{fmt(delivery.retry_max)}, give up after {fmt(delivery.dead_after)}, group more than "
         f"{delivery.storm_threshold} alerts due at once per route, "
@@ -245,3 +245,15 @@ def _route_lines(route: RouteConfig) -> list[str]:
         # apprise is loaded already (the URLs were just checked), so this costs nothing more
         lines.append(f"        {url_secrets(text).masked(text)}")
     return lines
+
+
+def _state(config: Config) -> str:
+    """The store, and on a shared one its leases (`[state]`)."""
+    state = config.state
+    kept = f"history kept {fmt(state.retention)}"
+    if not state.shared:
+        return f"{state.path} ({kept})"
+    return (
+        f"{state.where()}, shared by replicas: one polls each token under a {fmt(state.lease)} "
+        f"lease, every one delivers (claims last {fmt(state.claim_lease)}); {kept}"
+    )

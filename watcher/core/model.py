@@ -83,6 +83,7 @@ class EventKind(StrEnum):
     DELIVERY_RECOVERED = "delivery_recovered"
     KNOWLEDGE_BASE_MISSING = "knowledge_base_missing"
     KNOWLEDGE_BASE_FOUND = "knowledge_base_found"
+    SILENCE_ENDED = "silence_ended"  # a silence ended: the problems it hid that are still open
     SCHEDULE_MISSED = "schedule_missed"  # a scheduled run passed its grace with no new job
     SCHEDULE_DISABLED = "schedule_disabled"  # a KB's indexing schedule was turned off
     STALE = "stale"  # no completed or no_changes job finished within `fresh_within`
@@ -126,6 +127,7 @@ _WATCHER_EVENTS = frozenset(
         EventKind.KNOWLEDGE_BASE_FOUND,
         EventKind.DELIVERY_FAILING,
         EventKind.DELIVERY_RECOVERED,
+        EventKind.SILENCE_ENDED,
         EventKind.SCHEDULE_MISSED,
         EventKind.SCHEDULE_DISABLED,
         EventKind.STALE,
@@ -165,6 +167,7 @@ _SEVERITY = {
     EventKind.DELIVERY_RECOVERED: Severity.SUCCESS,
     EventKind.KNOWLEDGE_BASE_MISSING: Severity.WARNING,
     EventKind.KNOWLEDGE_BASE_FOUND: Severity.SUCCESS,
+    EventKind.SILENCE_ENDED: Severity.WARNING,
     EventKind.SCHEDULE_MISSED: Severity.WARNING,
     EventKind.SCHEDULE_DISABLED: Severity.WARNING,
     EventKind.STALE: Severity.WARNING,

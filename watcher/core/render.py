@@ -59,6 +59,7 @@ _HEADLINE = {
     EventKind.DELIVERY_RECOVERED: "alerts getting through again",
     EventKind.KNOWLEDGE_BASE_MISSING: "knowledge base not found in the account",
     EventKind.KNOWLEDGE_BASE_FOUND: "knowledge base found again",
+    EventKind.SILENCE_ENDED: "silence ended, problems still open",
     EventKind.SCHEDULE_MISSED: "scheduled indexing did not run",
     EventKind.SCHEDULE_DISABLED: "scheduled indexing turned off",
     EventKind.STALE: "knowledge base stale (no successful indexing lately)",
@@ -119,6 +120,8 @@ def render(
     """One alert for one transition: title, body in every format, severity; within `budget`."""
     budget = budget or Budget()
     kind = transition.kind
+    if kind is EventKind.SILENCE_ENDED:
+        return _render_silence_end(transition, dashboard, budget)
     if kind is EventKind.DIGEST:  # its text was written when it was due (`core.digest`)
         lead, *lines = (transition.detail or "Indexing digest").split("\n")
         spans = [(plain(line),) for line in lines]
@@ -204,6 +207,40 @@ def render_test(now: datetime) -> Message:
         Para((plain("If you can read this, the route works."),)),
     )
     return message("🧪 gradient-watcher test alert", doc, Severity.INFO)
+
+
+def _render_silence_end(t: Transition, dashboard: str, budget: Budget) -> Message:
+    """What a silence hid and is still open: one line per knowledge base, worst first."""
+    count = len(t.open_problems)
+    title = _fit_title(f"{_ICON[t.severity]} {_subject(t)}: {_headline(t)}", budget)
+    said = (plain("Silence "), code(t.silence_id or "?"), plain(f" ended; {count} "))
+    noun = "problem it held is" if count == 1 else "problems it held are"
+    head: list[Block] = [
+        Para((strong(_sentence(_headline(t))),)),
+        Para((*said, plain(noun + " still open."))),
+    ]
+    if t.detail:
+        head.append(Para((plain(f"Its comment: {t.detail}"),)))
+    ordered = sorted(t.open_problems, key=lambda p: -_SEVERITY_ORDER.index(p.problem.severity))
+    rows = [
+        _Row(
+            (
+                plain(f"{_ICON[p.problem.severity]} {p.kb_name or '(unnamed)'} ("),
+                code(p.kb_uuid),
+                plain(f"): {p.problem.value}"),
+                *((plain(", job "), code(p.job_uuid)) if p.job_uuid else ()),
+                plain(" ("),
+                link("open", kb_link(dashboard, p.kb_uuid)),
+                plain(")"),
+            ),
+            None,
+            p.problem.value,
+        )
+        for p in ordered
+    ]
+    heading = Para((strong("Still open"),))
+    fitted = _fitted(head, rows, "knowledge bases", heading, budget.body_room(title), budget.lines)
+    return _message(title, fitted, t.severity)
 
 
 @dataclass(frozen=True, slots=True)

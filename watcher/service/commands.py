@@ -35,10 +35,11 @@ from watcher.core.pace import PACE_KEY
 from watcher.core.present import with_test_event
 from watcher.core.redact import SECRETS
 from watcher.core.render import render_test
+from watcher.core.replicas import STALE_AFTER, replica_lines, replicas_json
 from watcher.edges import host
 from watcher.edges.hostclock import monotonic_now
 from watcher.edges.store.files import rescued_copies
-from watcher.edges.store.sqlite import SqliteStore
+from watcher.edges.store.postgres import PostgresStore
 from watcher.service.accountcheck import (
     MISSING_KEY,
     UNMATCHED_KEY,
@@ -48,6 +49,8 @@ from watcher.service.accountcheck import (
 from watcher.service.cycle import CycleReport
 from watcher.service.heartbeat import HeartbeatSender
 from watcher.service.runtime import api_client, build_notifier, cycle_settings, open_runtime, utcnow
+from watcher.service.silence_commands import local_zone
+from watcher.service.stores import open_store, store_absent
 
 log = structlog.get_logger(__name__)
 
@@ -162,11 +165,11 @@ async def retry_dead(
     config: Config, ids: Sequence[int] | None, *, echo: Callable[[str], None]
 ) -> int:
     """Queue dead letters again (`watcher retry ID...|--all`); 1 when none could be."""
-    if not config.state.path.exists():
+    if store_absent(config):
         echo(f"no state file at {config.state.path}: the watcher has not run yet")
         return 1
     now = utcnow()
-    store = await SqliteStore.open(config.state.path, now=now)
+    store = await open_store(config, now)
     try:
         queued = await store.retry_dead(now, list(ids) if ids else None)
     finally:
@@ -191,11 +194,11 @@ async def acknowledge_incident(
     """`watcher ack KB|JOB`: acknowledge the open incident of that KB (no more reminders or
     escalation for it); 1 when there is no store yet. `AckRefused` when `ref` names nothing
     known or its KB has no open incident."""
-    if not config.state.path.exists():
+    if store_absent(config):
         echo(_no_state(config))
         return 1
     ack = Ack(by=by, at=utcnow(), comment=comment)
-    store = await SqliteStore.open(config.state.path, now=ack.at)
+    store = await open_store(config, ack.at)
     try:
         incident = await store.acknowledge(ref, ack)
     finally:
@@ -218,11 +221,11 @@ async def check_health(config: Config, probe: Probe = Probe.READY) -> Health:
     this process reads the same system-wide clock, so the age is measured without the wall
     clock. Readiness also proves the store takes a write.
     """
-    if not config.state.path.exists():
+    if store_absent(config):
         return Health(False, _no_state(config))
     try:
         # A probe runs every 30 s: no full-file integrity check (the daemon did it at start).
-        store = await SqliteStore.open(config.state.path, now=utcnow(), integrity_check=False)
+        store = await open_store(config, utcnow(), integrity_check=False)
     except StoreError as exc:
         return Health(False, str(exc))
     store_error = None
@@ -233,26 +236,31 @@ async def check_health(config: Config, probe: Probe = Probe.READY) -> Health:
             except StoreError as exc:
                 store_error = str(exc)
         beat = Heartbeat.decode(await store.get_meta(HEARTBEAT_KEY))
+        standing = await _standing_by(store) if isinstance(store, PostgresStore) else None
     except StoreError as exc:
         return Health(False, str(exc))
     finally:
         await store.close()
+    if standing is not None:
+        return standing
     verdict = judge(probe, beat, monotonic_now(), store_error=store_error)  # read after it
     return Health(verdict.ok, f"ok: {verdict.reason}" if verdict.ok else verdict.reason)
 
 
 async def read_status(config: Config, *, as_json: bool, echo: Callable[[str], None]) -> int:
     """Print what the store knows (`watcher status`); 1 when there is no state file yet."""
-    if not config.state.path.exists():
+    if store_absent(config):
         echo(_no_state(config))
         return 1
     now = utcnow()
-    store = await SqliteStore.open(config.state.path, now=now)
+    store = await open_store(config, now)
     try:
         snapshot = await store.snapshot(now)
         pace = await store.get_meta(PACE_KEY)
         beat = Heartbeat.decode(await store.get_meta(HEARTBEAT_KEY))
         lease = await store.read_lease()
+        silences = await store.silences(now)
+        shared = await store.replicas() if isinstance(store, PostgresStore) else None
         prices = decode_prices(await store.get_meta(PRICES_KEY))
         setup = status.SetupFindings(
             missing=tuple(decode_missing(await store.get_meta(MISSING_KEY))),
@@ -263,21 +271,50 @@ async def read_status(config: Config, *, as_json: bool, echo: Callable[[str], No
     # Ages of the API's timestamps are told on the API's clock, as the daemon last read it.
     api_now = beat.api_now(monotonic_now()) if beat else None  # None: never recorded
     if as_json:
-        data = status.as_json(snapshot, now, setup, api_now)
+        data = status.as_json(snapshot, now, setup, api_now, silences)
         data["poll"] = json.loads(pace) if pace else None
         data["lease"] = _lease_json(lease)
         data["cost_and_time"] = costview.as_json(snapshot, prices, api_now)
+        if shared is not None:  # several replicas on one database
+            data.update(replicas_json(*shared))
+            data["lease"] = None
         # values redacted before they are JSON-escaped (a secret with a quote in it changes)
         echo(json.dumps(SECRETS.redact_value(data), indent=2))
     else:
-        echo(status.table(snapshot, now, setup, api_now))
+        echo(status.table(snapshot, now, setup, api_now, silences, local_zone()))
         for line in costview.lines(snapshot, prices, api_now):
             echo(line)
         if pace:
             p = json.loads(pace)
             echo(f"Polling every {p['interval_s']:g}s ({p['reason']})")
-        echo(inert(_lease_line(lease)))  # names a host and a command: one line, inert
+        lines = [_lease_line(lease)] if shared is None else replica_lines(*shared)
+        for line in lines:
+            echo(inert(line))  # names a host and a command: one line, inert
     return 0
+
+
+async def _standing_by(store: PostgresStore) -> Health | None:
+    """A shared store's health as this host's replicas tell it: None when one of them polls
+    (its cycles' heartbeat is judged as usual), healthy when they stand by and step their
+    lease (they deliver), unhealthy when none stepped within `STALE_AFTER` lease periods."""
+    me = host.this_process("watcher health", utcnow())
+    replicas, _, now = await store.replicas()
+    mine = [
+        r
+        for r in replicas
+        if (r.holder.host, r.holder.boot, r.holder.pid_ns) == (me.host, me.boot, me.pid_ns)
+        and r.live(now)
+    ]
+    if not mine:
+        return Health(
+            False,
+            f"no watcher replica on {me.host} stepped its lease within {STALE_AFTER:g} lease "
+            "periods (not started, stopped, or cut off from the database)",
+        )
+    if any(r.epoch is not None for r in mine):
+        return None
+    seen = max(now - max(r.seen for r in mine), 0.0)
+    return Health(True, f"ok: standing by and delivering (lease stepped {seen:.0f}s ago)")
 
 
 def _no_state(config: Config) -> str:

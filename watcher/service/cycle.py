@@ -16,9 +16,11 @@ base or one delivery is logged and survived. The steps:
   (`watcher.service.costs`, read about hourly), and `cost_spike`;
 - record: states, incidents, events and outbox rows in one transaction, with the API's health
   (and the intents of remediation, `watcher.service.remedies`, which acts after it);
+- silences (`watcher.service.silencing`): the end of each silence that ended is announced;
 - digests (`watcher.service.digests`): each route's digest whose slot passed is recorded;
-- deliver (`watcher.service.dispatch`): what is due in the outbox goes out (a route in its
-  quiet hours holds it until they end, `watcher.core.quiet`).
+- deliver (`watcher.service.dispatch`): what is due in the outbox goes out, but what a
+  silence holds (recorded as silenced); a route in its quiet hours holds it until they end
+  (`watcher.core.quiet`).
 
 A cycle has a deadline (`CycleSettings.deadline`, on the event loop's monotonic clock): its
 API reads end there and the cycle counts as a failed API read (towards `api_unreachable`).
@@ -65,6 +67,7 @@ from watcher.core.ports import (
     MetaStore,
     Notifier,
     Outbox,
+    SilenceBook,
     Source,
     StateStore,
 )
@@ -83,6 +86,7 @@ from watcher.service.dispatch import Dispatcher, DispatchSettings
 from watcher.service.kbwatch import KB_EVENTS, KbWatcher, KbWatchSettings
 from watcher.service.observe import BASELINE_KEY, Observer, ReadDeadline, Sight
 from watcher.service.remedies import Remedies
+from watcher.service.silencing import Silencer
 
 log = structlog.get_logger(__name__)
 
@@ -163,6 +167,7 @@ class Cycle:
         *,
         monotonic: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        silences: SilenceBook | None = None,
         extra: ExtraSource | None = None,
         digest_reads: DigestReads | None = None,
         prices: PriceBook | None = None,
@@ -189,7 +194,10 @@ class Cycle:
             elapsed=elapsed,
             monotonic=monotonic,
             sleep=sleep,
+            silences=silences,
         )
+        routes = [rule.name for rule in settings.rules]
+        self.silencer = Silencer(silences, routes, clock) if silences is not None else None
         self.current_id: str | None = None  # the id of the cycle running (or last run)
 
     async def run(self) -> CycleReport:
@@ -198,6 +206,8 @@ class Cycle:
         structlog.contextvars.bind_contextvars(cycle_id=cycle_id)
         try:
             report = await self._poll(cycle_id)
+            if self.silencer is not None:  # silences that ended: what they hid, still open
+                await self.silencer.end_silences()
             if self.digests is not None:  # due on the wall clock, whatever the API did
                 await self.digests.record_due()
             delivered = await self.deliver()

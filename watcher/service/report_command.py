@@ -20,8 +20,8 @@ from watcher.config import Config
 from watcher.core.errors import WatcherError
 from watcher.core.inert import inert
 from watcher.edges.reports import ReportShelf, reports_dir
-from watcher.edges.store.sqlite import SqliteStore
 from watcher.service.runtime import utcnow
+from watcher.service.stores import open_store, store_absent
 
 
 class NoReport(WatcherError):
@@ -37,9 +37,9 @@ async def kept_report(config: Config, job_uuid: str) -> bytes:
         raise NoReport(f"{job_uuid!r} is not a job uuid ({exc})") from None
     if data is not None:
         return data
-    if not config.state.path.exists():
+    if store_absent(config):
         raise NoReport(f"no state store at {config.state.path}: the watcher has not run there")
-    store = await SqliteStore.open(config.state.path, now=utcnow(), integrity_check=False)
+    store = await open_store(config, utcnow(), integrity_check=False)
     try:
         known = await store.job(job_uuid)
     finally:

@@ -21,6 +21,7 @@ import structlog
 from watcher.core.errors import StoreError
 from watcher.core.pace import PACE_KEY, Pace, PaceReason, next_pace
 from watcher.edges.metrics import Metrics
+from watcher.edges.store.postgres import PostgresStore
 from watcher.service.cycle import CycleReport
 from watcher.service.runtime import Runtime, pace_settings
 
@@ -58,6 +59,7 @@ class Upkeep:
             if reason.outcome is not None:  # postponed rows were not tried
                 metrics.count_delivery(route, reason.outcome)
         await self._update_store_gauges(now)
+        await self.update_lease_gauges()
         await self._repace(report)
 
     async def prune(self, now: datetime) -> None:
@@ -76,6 +78,19 @@ class Upkeep:
         shelf = self.runtime.cycle.kb_watch.settings.reports
         if shelf is not None and (reports := await shelf.prune(before)):
             log.info("reports_pruned", files=reports, before=before.isoformat())
+
+    async def update_lease_gauges(self) -> None:
+        """The lease gauges: held, epoch, and on a shared store the live replicas."""
+        store = self.runtime.store
+        count = 1
+        if isinstance(store, PostgresStore):
+            try:
+                replicas, _, now = await store.replicas()
+            except StoreError as exc:
+                log.error("store_snapshot_failed", error=str(exc))
+                return
+            count = sum(1 for r in replicas if r.live(now))
+        self.metrics.set_lease(self.runtime.keeper.held, store.epoch, count)
 
     async def _update_store_gauges(self, now: datetime) -> None:
         try:

@@ -40,14 +40,15 @@ _EXPIRE: Final = """
 # step's size late (one early attempt; its next backoff is measured from it). A row still held
 # by quiet hours (`next_attempt_at` its `held_until`) waits for the window's end, however far;
 # once released, its retries are any row's. Rows go out in the order they were written (`id`),
-# never by a wall-clock time a step may have skewed.
+# never by a wall-clock time a step may have skewed. On PostgreSQL, rows another replica is
+# claiming right now are skipped rather than waited for.
 _CANDIDATES: Final = """
     SELECT id, claim_clock, claim_expires FROM outbox
     WHERE state = 'pending'
         AND (next_attempt_at <= ? OR (
             (held_by IS NULL OR held_until IS NULL OR next_attempt_at <> held_until)
             AND (next_attempt_at > ? OR COALESCE(claimed_at, created_at) > ?)))
-    ORDER BY id LIMIT ?"""
+    ORDER BY id LIMIT ? /*pg: FOR UPDATE SKIP LOCKED*/"""
 # While a row is pending after a failed attempt, the claim columns hold the elapsed-clock
 # reading of its first failure, which `delivery.dead_after` is measured from
 # (`watcher.core.decide`): `claim_clock` is `failing:<boot id>` and `claim_expires` the seconds
@@ -74,7 +75,7 @@ _SETTLE: Final = """
         sent_at = COALESCE(?, sent_at), settled_at = ?,
         next_attempt_at = COALESCE(?, next_attempt_at), claim_token = NULL,
         claim_epoch = NULL, claim_clock = ?, claim_expires = ?,
-        held_by = COALESCE(?, held_by), held_until = COALESCE(?, held_until)
+        held_by = COALESCE(?, held_by), held_until = COALESCE(?, held_until), silence_id = ?
     WHERE id = ? AND state = 'sending'"""
 _UPSERT_KB: Final = """
     INSERT INTO knowledge_bases (uuid, name, first_seen_at, last_job_uuid, updated, news_since)
@@ -126,7 +127,9 @@ _JOBS_BY_UUID: Final = (
     f"SELECT {_JOB_COLUMNS} FROM jobs INDEXED BY sqlite_autoindex_jobs_1 WHERE uuid IN"
 )
 _PRUNE_OUTBOX: Final = """
-    DELETE FROM outbox WHERE state IN ('sent', 'dead') AND COALESCE(settled_at, created_at) < ?"""
+    DELETE FROM outbox WHERE COALESCE(settled_at, created_at) < ? AND (state IN ('sent', 'dead')
+        OR (state = 'silenced' AND silence_id IN (
+            SELECT id FROM silences WHERE announced_at IS NOT NULL)))"""
 _PRUNE_EVENTS: Final = """
     DELETE FROM events WHERE at < ?
         AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.event_id = events.event_id)
@@ -404,6 +407,9 @@ def _targets(targets: str | None) -> tuple[TargetResult, ...]:
     return codec.decode_target_results(codec.loads(targets))
 
 
+_SETTLED: Final = (DeliveryState.SENT, DeliveryState.DEAD, DeliveryState.SILENCED)
+
+
 def settle_row(settlement: Settlement, token: str | None) -> tuple[str, tuple[Any, ...]]:
     """The conditional UPDATE for one settlement; with a token, only that claim is settled."""
     state = settlement.state
@@ -421,7 +427,7 @@ def settle_row(settlement: Settlement, token: str | None) -> tuple[str, tuple[An
         settlement.error,
         codec.dumps(codec.encode_target_results(targets)) if targets else None,
         at if state is DeliveryState.SENT else None,
-        at if state in (DeliveryState.SENT, DeliveryState.DEAD) else None,
+        at if state in _SETTLED else None,
         next_at,
         f"{FAILING}{failing.boot}" if failing is not None else None,
         failing.seconds if failing is not None else None,
@@ -429,6 +435,7 @@ def settle_row(settlement: Settlement, token: str | None) -> tuple[str, tuple[An
         schema.to_db(settlement.next_attempt_at)
         if settlement.held_by is not None and settlement.next_attempt_at is not None
         else None,
+        settlement.silence_id if state is DeliveryState.SILENCED else None,
         settlement.outbox_id,
     )
     if token is None:
