@@ -191,6 +191,7 @@ async def test_an_unreachable_server_is_a_store_error_without_the_password() -> 
         await PostgresStore.connect(url, now=NOW)
     assert "s3cr3t-pass" not in str(raised.value)
     assert "watcher@127.0.0.1:1/alerts" in str(raised.value)
+    assert "state.url" in str(raised.value)  # the key to correct
 
 
 async def test_sslmode_is_passed_to_the_server() -> None:

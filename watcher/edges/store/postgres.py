@@ -294,7 +294,9 @@ def _open_pool(url: str, now: datetime) -> psycopg_pool.ConnectionPool:
     except psycopg.Error as exc:
         name = display_url(url)
         text = _secret_free(str(exc).strip(), url)
-        raise StoreError(f"state store {name} (PostgreSQL): cannot be opened: {text}") from exc
+        raise StoreError(
+            f"state store {name} (PostgreSQL, state.url): cannot be opened: {text}"
+        ) from exc
     pool = psycopg_pool.ConnectionPool(
         url,
         min_size=1,
