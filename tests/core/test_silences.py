@@ -15,6 +15,7 @@ from watcher.core.silences import (
     Silence,
     announcement,
     due_announcements,
+    held_opener,
     held_rows,
     hold,
     holding,
@@ -70,6 +71,14 @@ MATCHING = [
     # an event about no KB (the API, a route) is held by a silence of every KB
     (silence(event=E.API_UNREACHABLE), event(E.API_UNREACHABLE, None), "s1"),
     (silence(event=E.DELIVERY_FAILING), event(E.DELIVERY_FAILING, None), "s1"),
+    # a silence of an event also holds the event that closes it (nobody hears a lone closer)
+    (silence(event=E.API_UNREACHABLE), event(E.API_RECOVERED, None), "s1"),
+    (silence(event=E.STALLED, kb=KB1), event(E.RECOVERED, KB1), "s1"),
+    (silence(event=E.KNOWLEDGE_BASE_MISSING), event(E.KNOWLEDGE_BASE_FOUND), "s1"),
+    (silence(event=E.DELIVERY_FAILING), event(E.DELIVERY_RECOVERED, None), "s1"),
+    # ... and never the other way round, nor another closer
+    (silence(event=E.API_RECOVERED), event(E.API_UNREACHABLE, None), None),
+    (silence(event=E.API_UNREACHABLE), event(E.KNOWLEDGE_BASE_FOUND), None),
     # ... never by a silence of one KB
     (silence(kb=KB1), event(E.API_UNREACHABLE, None), None),
     # a silence that ended holds nothing (its end is exclusive)
@@ -88,6 +97,36 @@ def test_a_silence_holds_the_events_both_its_matchers_match_until_its_end(
 ) -> None:
     found = holding(the_event, [the_silence], NOW)
     assert (found.id if found else None) == held_by
+
+
+ROUTE_A = replace(event(E.DELIVERY_FAILING, None), route="a")
+HELD_OPENER = [
+    # the latest outage was held by s1: its recovery is held by s1 too
+    (event(E.API_RECOVERED, None), [(event(E.API_UNREACHABLE, None), "s1")], "s1"),
+    # the latest outage was sent: its recovery goes out (an older held one does not count)
+    (
+        event(E.API_RECOVERED, None),
+        [(event(E.API_UNREACHABLE, None), None), (event(E.API_UNREACHABLE, None), "s1")],
+        None,
+    ),
+    # no opener on the route (it was not routed there): the closer goes out
+    (event(E.API_RECOVERED, None), [], None),
+    # a stall held on another KB's job says nothing about this job's recovery
+    (event(E.RECOVERED, KB1), [(event(E.STALLED, KB2), "s1")], None),
+    (event(E.RECOVERED, KB1), [(event(E.STALLED, KB2), "s2"), (event(E.STALLED, KB1), "s1")], "s1"),
+    # a route's failing held: its own recovery is held, another route's is not
+    (replace(event(E.DELIVERY_RECOVERED, None), route="a"), [(ROUTE_A, "s1")], "s1"),
+    (replace(event(E.DELIVERY_RECOVERED, None), route="b"), [(ROUTE_A, "s1")], None),
+    # an event that closes nothing is never held this way
+    (event(E.COMPLETED), [(event(E.FAILED), "s1")], None),
+]
+
+
+@pytest.mark.parametrize(("closer", "earlier", "held_by"), HELD_OPENER)
+def test_a_closer_is_held_by_the_silence_that_held_the_latest_opener_it_closes(
+    closer: Transition, earlier: list[tuple[Transition, str | None]], held_by: str | None
+) -> None:
+    assert held_opener(closer, earlier) == held_by
 
 
 OVERLAPS = [

@@ -16,7 +16,7 @@ from typing import Any, Final
 from watcher.core.digest import KbLatest
 from watcher.core.model import EventKind
 from watcher.core.silences import HeldRow, Silence, held_rows
-from watcher.core.state import JobCondition, job_condition
+from watcher.core.state import JobCondition, Transition, job_condition
 from watcher.edges.store import codec, schema
 from watcher.edges.store.rows import ChangeRows, job_state_from_row, write_change
 
@@ -41,6 +41,10 @@ _ANNOUNCE: Final = """
 _HELD: Final = """
     SELECT o.route, e.payload FROM outbox o JOIN events e ON e.event_id = o.event_id
     WHERE o.silence_id = ? AND o.state = 'silenced' ORDER BY o.id"""
+# The route's rows of one event kind before a row, newest first (few: openers of a closer).
+_OPENERS: Final = """
+    SELECT o.state, o.silence_id, e.payload FROM outbox o JOIN events e ON e.event_id = o.event_id
+    WHERE o.route = ? AND e.kind = ? AND o.id < ? ORDER BY o.id DESC LIMIT 50"""
 _KNOWN_KBS: Final = "SELECT uuid, name FROM knowledge_bases ORDER BY COALESCE(name, uuid), uuid"
 _LATEST: Final = """
     SELECT k.uuid, k.name, j.uuid, j.kb_uuid, j.observation, j.first_seen_at, j.progress_at,
@@ -118,6 +122,21 @@ def held(conn: sqlite3.Connection, silence_id: str) -> list[HeldRow]:
         except (ValueError, TypeError):
             continue  # an unreadable event names no KB to announce
         found += held_rows(str(route), transition)
+    return found
+
+
+def openers(
+    conn: sqlite3.Connection, route: str, kind: EventKind, before: int
+) -> list[tuple[Transition, str | None]]:
+    """The route's events of `kind` whose rows precede outbox row `before`, newest first, each
+    with the silence that held its row (None when it was not held)."""
+    found: list[tuple[Transition, str | None]] = []
+    for state, silence_id, payload in conn.execute(_OPENERS, (route, kind.value, before)):
+        try:
+            transition = codec.decode_transition(codec.loads(payload))
+        except (ValueError, TypeError):
+            continue  # an unreadable event is about nothing to compare
+        found.append((transition, silence_id if state == "silenced" else None))
     return found
 
 
