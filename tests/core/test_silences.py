@@ -20,6 +20,7 @@ from watcher.core.silences import (
     hold,
     holding,
     still_open,
+    unclosed_openers,
 )
 from watcher.core.state import OpenProblem, Transition
 
@@ -127,6 +128,35 @@ def test_a_closer_is_held_by_the_silence_that_held_the_latest_opener_it_closes(
     closer: Transition, earlier: list[tuple[Transition, str | None]], held_by: str | None
 ) -> None:
     assert held_opener(closer, earlier) == held_by
+
+
+UNCLOSED = [
+    # an outage held and not over: sent when the silence ends
+    ([(1, "ops", event(E.API_UNREACHABLE, None))], [1]),
+    # held and over within the silence: neither is sent
+    ([(1, "ops", event(E.API_UNREACHABLE, None)), (2, "ops", event(E.API_RECOVERED, None))], []),
+    # over on one route only: the other route still hears of it
+    ([(1, "a", event(E.API_UNREACHABLE, None)), (2, "b", event(E.API_UNREACHABLE, None)),
+      (3, "a", event(E.API_RECOVERED, None))], [2]),
+    # a second outage after the first was over: the second is sent
+    ([(1, "ops", event(E.API_UNREACHABLE, None)), (2, "ops", event(E.API_RECOVERED, None)),
+      (3, "ops", event(E.API_UNREACHABLE, None))], [3]),
+    # a KB still missing is sent; another KB found closes nothing of it
+    ([(1, "ops", event(E.KNOWLEDGE_BASE_MISSING, KB1)),
+      (2, "ops", event(E.KNOWLEDGE_BASE_FOUND, KB2))], [1]),
+    # a route's failing, closed by that route's recovery only
+    ([(1, "ops", ROUTE_A), (2, "ops", replace(event(E.DELIVERY_RECOVERED, None), route="b"))],
+     [1]),
+    # a job's problems are the announcement's (its latest job), never released
+    ([(1, "ops", event(E.STALLED)), (2, "ops", event(E.FAILED))], []),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("held", "released"), UNCLOSED)
+def test_the_end_of_a_silence_sends_the_outages_it_held_that_nothing_held_closed(
+    held: list[tuple[int, str, Transition]], released: list[int]
+) -> None:
+    assert unclosed_openers(held) == released
 
 
 OVERLAPS = [

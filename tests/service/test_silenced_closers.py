@@ -17,6 +17,7 @@ from watcher.core.silences import Silence
 from watcher.core.state import Transition
 from watcher.edges.store.sqlite import SqliteStore
 from watcher.service.dispatch import Dispatcher, DispatchSettings
+from watcher.service.silencing import Silencer
 
 
 @pytest.fixture
@@ -54,7 +55,7 @@ def api_silence(sid: str, event: EventKind | None, hours: float) -> Silence:
     return Silence(sid, None, event, NOW, end, "alice", "maintenance")
 
 
-async def test_a_recovery_after_its_silence_ended_is_held_when_the_outage_was_silenced(
+async def test_an_outage_that_outlives_its_silence_is_sent_at_its_end_then_its_recovery(
     store: SqliteStore,
 ) -> None:
     at, receiver = [NOW], Receiver()
@@ -63,22 +64,53 @@ async def test_a_recovery_after_its_silence_ended_is_held_when_the_outage_was_si
     await store.record(change(api(EventKind.API_UNREACHABLE, 1, NOW)))
     await deliver.deliver()
     assert receiver.sent == [] and count(store, "outbox", "silence_id = 's1'") == 1
-    assert await store.expire_silence("s1", NOW + timedelta(minutes=10))
-    later = NOW + timedelta(minutes=20)  # the silence is over; the API comes back
+    end = NOW + timedelta(minutes=10)
+    assert await store.expire_silence("s1", end)
+    at[0] = end  # the silence is over, the API still unreachable: now they hear it
+    assert await Silencer(store, {"ops"}, lambda: at[0]).end_silences() == 1
+    await deliver.deliver()
+    titles = [message.title for _, _, message in receiver.sent]
+    assert len(titles) == 1 and "unreachable" in titles[0]
+    later = NOW + timedelta(minutes=20)  # the API comes back: they hear that too
     at[0] = later
     await store.record(change(api(EventKind.API_RECOVERED, 1, later), at=later))
     await deliver.deliver()
-    assert receiver.sent == []  # no "reachable again" to someone never told "unreachable"
+    titles = [message.title for _, _, message in receiver.sent]
+    assert len(titles) == 2 and "reachable again" in titles[1]
+
+
+async def test_an_outage_held_and_over_within_its_silence_is_never_heard_of(
+    store: SqliteStore,
+) -> None:
+    at, receiver = [NOW], Receiver()
+    deliver = dispatcher(store, receiver, at)
+    await store.add_silence(api_silence("s1", None, 1))
+    await store.record(change(api(EventKind.API_UNREACHABLE, 1, NOW)))
+    await store.record(change(api(EventKind.API_RECOVERED, 1, NOW)))
+    await deliver.deliver()
+    at[0] = NOW + timedelta(hours=2)  # it timed out
+    assert await Silencer(store, {"ops"}, lambda: at[0]).end_silences() == 1
+    await deliver.deliver()
+    assert receiver.sent == []
     assert count(store, "outbox", "state = 'silenced' AND silence_id = 's1'") == 2
 
-    # the next outage was heard: its recovery is heard too
-    await store.record(change(api(EventKind.API_UNREACHABLE, 2, later), at=later))
+
+async def test_a_recovery_after_its_silence_ended_unannounced_is_held_with_its_outage(
+    store: SqliteStore,
+) -> None:
+    """Between the end and its announcement (another process's cycle), the closer waits with
+    its opener: held by the silence, never a lone "reachable again"."""
+    at, receiver = [NOW], Receiver()
+    deliver = dispatcher(store, receiver, at)
+    await store.add_silence(api_silence("s1", None, 1))
+    await store.record(change(api(EventKind.API_UNREACHABLE, 1, NOW)))
     await deliver.deliver()
-    await store.record(change(api(EventKind.API_RECOVERED, 2, later), at=later))
+    later = NOW + timedelta(hours=2)
+    at[0] = later
+    await store.record(change(api(EventKind.API_RECOVERED, 1, later), at=later))
     await deliver.deliver()
-    titles = [message.title for _, _, message in receiver.sent]
-    assert len(titles) == 2
-    assert "unreachable" in titles[0] and "reachable again" in titles[1]
+    assert receiver.sent == []
+    assert count(store, "outbox", "state = 'silenced' AND silence_id = 's1'") == 2
 
 
 async def test_a_silence_of_an_event_also_holds_the_event_that_closes_it(

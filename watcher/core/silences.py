@@ -153,6 +153,31 @@ def held_opener(closer: Transition, earlier: Iterable[tuple[Transition, str | No
     return None
 
 
+# Openers a silence's announcement does not tell (they are not about a KB's latest job).
+_RELEASED_AT_END = frozenset(
+    (EventKind.API_UNREACHABLE, EventKind.KNOWLEDGE_BASE_MISSING, EventKind.DELIVERY_FAILING)
+)
+
+
+def unclosed_openers(held: Iterable[tuple[int, str, Transition]]) -> list[int]:
+    """The outbox ids, among the rows (id, route, event) a silence held in id order, of the
+    openers (`api_unreachable`, `knowledge_base_missing`, `delivery_failing`) that no later
+    held row on their route closed: still open when the silence ends, they are sent then (as
+    Alertmanager notifies a still-firing alert once its silence expires)."""
+    open_rows: dict[tuple[str, EventKind, str | None, str | None], int] = {}
+    for row_id, route, transition in held:
+        kind = transition.kind
+        opener = OPENED_BY.get(kind, kind)
+        if opener not in _RELEASED_AT_END:
+            continue
+        key = (route, opener, transition.kb_uuid, transition.route)
+        if kind is opener:
+            open_rows[key] = row_id
+        else:
+            open_rows.pop(key, None)
+    return sorted(open_rows.values())
+
+
 def due_announcements(silences: Iterable[Silence], now: datetime) -> list[Silence]:
     """The silences that have ended at `now` and were not announced yet, oldest end first."""
     ended = [s for s in silences if not s.active(now) and s.announced_at is None]

@@ -15,7 +15,7 @@ from typing import Any, Final
 
 from watcher.core.digest import KbLatest
 from watcher.core.model import EventKind
-from watcher.core.silences import HeldRow, Silence, held_rows
+from watcher.core.silences import HeldRow, Silence, held_rows, unclosed_openers
 from watcher.core.state import JobCondition, Transition, job_condition
 from watcher.edges.store import codec, schema
 from watcher.edges.store.rows import ChangeRows, job_state_from_row, write_change
@@ -45,6 +45,12 @@ _HELD: Final = """
 _OPENERS: Final = """
     SELECT o.state, o.silence_id, e.payload FROM outbox o JOIN events e ON e.event_id = o.event_id
     WHERE o.route = ? AND e.kind = ? AND o.id < ? ORDER BY o.id DESC LIMIT 50"""
+_HELD_ROWS: Final = """
+    SELECT o.id, o.route, e.payload FROM outbox o JOIN events e ON e.event_id = o.event_id
+    WHERE o.silence_id = ? AND o.state = 'silenced' ORDER BY o.id"""
+_RELEASE: Final = """
+    UPDATE outbox SET state = 'pending', silence_id = NULL, next_attempt_at = ?, last_error = NULL
+    WHERE id = ? AND state = 'silenced'"""
 _KNOWN_KBS: Final = "SELECT uuid, name FROM knowledge_bases ORDER BY COALESCE(name, uuid), uuid"
 _LATEST: Final = """
     SELECT k.uuid, k.name, j.uuid, j.kb_uuid, j.observation, j.first_seen_at, j.progress_at,
@@ -165,4 +171,12 @@ def announce(conn: sqlite3.Connection, silence_id: str, now: datetime, rows: Cha
     if not conn.execute(_ANNOUNCE, (at, silence_id, at)).rowcount:
         return False
     write_change(conn, rows)
+    held: list[tuple[int, str, Transition]] = []
+    for row_id, route, payload in conn.execute(_HELD_ROWS, (silence_id,)).fetchall():
+        try:
+            held.append((int(row_id), str(route), codec.decode_transition(codec.loads(payload))))
+        except (ValueError, TypeError):
+            continue
+    for row_id in unclosed_openers(held):  # still open: sent now, as the silence ends
+        conn.execute(_RELEASE, (at, row_id))
     return True
