@@ -21,11 +21,10 @@ from watcher.core.errors import (
     Forbidden,
     NotFound,
     SourceError,
-    StoreError,
     Unauthorized,
     WatcherError,
 )
-from watcher.core.health import HEARTBEAT_KEY, Health, Heartbeat, Probe, health_limit, judge
+from watcher.core.health import HEARTBEAT_KEY, Heartbeat, health_limit
 from watcher.core.incident import Ack
 from watcher.core.inert import inert
 from watcher.core.lease import Lease
@@ -37,7 +36,6 @@ from watcher.core.redact import SECRETS
 from watcher.core.render import render_test
 from watcher.edges import host
 from watcher.edges.hostclock import monotonic_now
-from watcher.edges.store.files import rescued_copies
 from watcher.edges.store.sqlite import SqliteStore
 from watcher.service.accountcheck import (
     MISSING_KEY,
@@ -46,6 +44,7 @@ from watcher.service.accountcheck import (
     decode_unmatched,
 )
 from watcher.service.cycle import CycleReport
+from watcher.service.healthcheck import no_state
 from watcher.service.heartbeat import HeartbeatSender
 from watcher.service.runtime import api_client, build_notifier, cycle_settings, open_runtime, utcnow
 
@@ -192,7 +191,7 @@ async def acknowledge_incident(
     escalation for it); 1 when there is no store yet. `AckRefused` when `ref` names nothing
     known or its KB has no open incident."""
     if not config.state.path.exists():
-        echo(_no_state(config))
+        echo(no_state(config))
         return 1
     ack = Ack(by=by, at=utcnow(), comment=comment)
     store = await SqliteStore.open(config.state.path, now=ack.at)
@@ -211,40 +210,10 @@ async def acknowledge_incident(
     return 0
 
 
-async def check_health(config: Config, probe: Probe = Probe.READY) -> Health:
-    """The health rule (`watcher.core.health`) judged from the store by another process.
-
-    The daemon records a heartbeat (monotonic readings with the boot id) after each cycle;
-    this process reads the same system-wide clock, so the age is measured without the wall
-    clock. Readiness also proves the store takes a write.
-    """
-    if not config.state.path.exists():
-        return Health(False, _no_state(config))
-    try:
-        # A probe runs every 30 s: no full-file integrity check (the daemon did it at start).
-        store = await SqliteStore.open(config.state.path, now=utcnow(), integrity_check=False)
-    except StoreError as exc:
-        return Health(False, str(exc))
-    store_error = None
-    try:
-        if probe is Probe.READY:
-            try:
-                await store.check_writable()
-            except StoreError as exc:
-                store_error = str(exc)
-        beat = Heartbeat.decode(await store.get_meta(HEARTBEAT_KEY))
-    except StoreError as exc:
-        return Health(False, str(exc))
-    finally:
-        await store.close()
-    verdict = judge(probe, beat, monotonic_now(), store_error=store_error)  # read after it
-    return Health(verdict.ok, f"ok: {verdict.reason}" if verdict.ok else verdict.reason)
-
-
 async def read_status(config: Config, *, as_json: bool, echo: Callable[[str], None]) -> int:
     """Print what the store knows (`watcher status`); 1 when there is no state file yet."""
     if not config.state.path.exists():
-        echo(_no_state(config))
+        echo(no_state(config))
         return 1
     now = utcnow()
     store = await SqliteStore.open(config.state.path, now=now)
@@ -278,17 +247,6 @@ async def read_status(config: Config, *, as_json: bool, echo: Callable[[str], No
             echo(f"Polling every {p['interval_s']:g}s ({p['reason']})")
         echo(inert(_lease_line(lease)))  # names a host and a command: one line, inert
     return 0
-
-
-def _no_state(config: Config) -> str:
-    path = config.state.path
-    rescued = rescued_copies(path)
-    if rescued:
-        return (
-            f"no state file at {path}, but {rescued[-1]} is the copy a watcher saved when the "
-            f"file vanished from under it: move it to {path} to go on with it"
-        )
-    return f"no state file at {path}: the watcher has not run yet"
 
 
 def _lease_json(lease: Lease | None) -> dict[str, object] | None:
