@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import structlog
 
 from tests import storeguard
 from tests.receivers import SmtpReceiver, WebhookReceiver
+from tests.stores import Engine, pg_available
 from watcher.core.redact import SECRETS
 
 
@@ -61,3 +63,18 @@ def smtp_receiver() -> Iterator[SmtpReceiver]:
         yield receiver
     finally:
         receiver.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    """Each store engine in turn: a SQLite file in `tmp_path`, or a fresh PostgreSQL schema
+    (at `tests.stores.PG_SERVER`, dropped after the test; skipped when no server answers)."""
+    if request.param == "postgresql":
+        missing = pg_available()
+        if missing is not None:
+            pytest.skip(missing)
+    place = Engine(request.param, tmp_path)
+    try:
+        yield place
+    finally:
+        place.drop()

@@ -13,6 +13,8 @@ import asyncio
 import os
 import sys
 from collections.abc import Callable, Coroutine
+from functools import partial
+from pathlib import Path
 from typing import Any
 
 import click
@@ -238,6 +240,26 @@ def test_notify(config_path: str | None, route: str | None) -> None:
 
 @main.command()
 @config_option
+@click.argument("job")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    metavar="FILE",
+    help="Write the report to FILE instead of stdout.",
+)
+def report(config_path: str | None, job: str, output: Path | None) -> None:
+    """A finished job's per-file report (CSV), as the watcher kept it."""
+    from watcher.service.report_command import write_report
+
+    config = load_or_exit(config_path, require_token=False, exit_code=EX_CONFIG, check_urls=False)
+    configure_logging("warning", "auto")
+    sys.exit(_guarded(lambda: write_report(config, job.strip(), output)))
+
+
+@main.command()
+@config_option
 @click.argument("ids", nargs=-1, type=click.IntRange(min=1), metavar="[ID]...")
 @click.option("--all", "retry_all", is_flag=True, help="Every dead letter.")
 def retry(config_path: str | None, ids: tuple[int, ...], retry_all: bool) -> None:
@@ -294,6 +316,89 @@ def health(config_path: str | None, live: bool) -> None:
     verdict = asyncio.run(check_health(config, Probe.LIVE if live else Probe.READY))
     say(verdict.reason, err=not verdict.ok, one_line=True)
     sys.exit(0 if verdict.ok else 1)
+
+
+@main.group(cls=click.Group)
+def silence() -> None:
+    """Silence alerts for a while: add, list, expire (kept in the store, shared by every
+    process using it; a running daemon honours a new silence at its next delivery)."""
+
+
+def _duration(_: click.Context, __: click.Parameter, value: str) -> object:
+    from watcher.core.durations import parse_duration
+
+    try:
+        duration = parse_duration(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    if duration.total_seconds() <= 0:
+        raise click.BadParameter("must be longer than 0s (e.g. 30m, 2h, 1d)")
+    return duration
+
+
+@silence.command("add")
+@config_option
+@click.option("--kb", required=True, metavar="NAME|UUID|*", help="The knowledge base, or *.")
+@click.option("--event", required=True, metavar="KIND|*", help="An event word, or *.")
+@click.option(
+    "--for",
+    "duration",
+    required=True,
+    metavar="DURATION",
+    callback=_duration,
+    help="How long from now (e.g. 30m, 2h, 1d).",
+)
+@click.option("--comment", required=True, metavar="TEXT", help="Why (shown with the silence).")
+@click.option("--by", default=None, metavar="NAME", help="Who [default: the login name].")
+def silence_add(
+    config_path: str | None, kb: str, event: str, duration: Any, comment: str, by: str | None
+) -> None:
+    """Hold the matching alerts (recorded as silenced, not sent) until the silence ends;
+    print its id. What it held and is still open is announced once when it ends."""
+    from watcher.service.silence_commands import add_silence
+
+    if not comment.strip():
+        raise click.BadParameter("must say why", param_hint="--comment")
+    config = load_or_exit(config_path, require_token=False, exit_code=EX_CONFIG, check_urls=False)
+    configure_logging("warning", "auto")
+    work = partial(
+        add_silence,
+        config,
+        kb=kb,
+        event=event,
+        duration=duration,
+        comment=comment,
+        by=by,
+        echo=partial(say, one_line=True),
+        note=partial(say, err=True, one_line=True),
+    )
+    sys.exit(_guarded(work))
+
+
+@silence.command("list")
+@config_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.option("--all", "every", is_flag=True, help="Ended and expired silences too.")
+def silence_list(config_path: str | None, as_json: bool, every: bool) -> None:
+    """The active silences (or --all): id, matchers, who, comment, start, end, alerts held."""
+    from watcher.service.silence_commands import list_silences
+
+    config = load_or_exit(config_path, require_token=False, exit_code=EX_CONFIG, check_urls=False)
+    configure_logging("warning", "auto")
+    sys.exit(_guarded(lambda: list_silences(config, every=every, as_json=as_json, echo=say)))
+
+
+@silence.command("expire")
+@config_option
+@click.argument("silence_id", metavar="ID")
+def silence_expire(config_path: str | None, silence_id: str) -> None:
+    """End a silence now; what it held and is still open is announced at the next cycle."""
+    from watcher.service.silence_commands import expire_silence
+
+    config = load_or_exit(config_path, require_token=False, exit_code=EX_CONFIG, check_urls=False)
+    configure_logging("warning", "auto")
+    echo = partial(say, one_line=True)
+    sys.exit(_guarded(lambda: expire_silence(config, silence_id, echo=echo)))
 
 
 POSITIVE = click.FloatRange(min=0, min_open=True)

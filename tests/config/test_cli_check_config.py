@@ -180,3 +180,42 @@ def test_a_ca_bundle_that_is_not_pem_fails_check_config_naming_the_variable(
     code, _, err = run(["check-config", "--config", config(tmp_path, VALID)], env)
     assert code == 2
     assert err.startswith("environment variable SSL_CERT_FILE: http.ca_bundle: CA bundle ")
+
+
+def test_check_config_shows_schedules_and_freshness(tmp_path: Path) -> None:
+    kb = '[[knowledge_bases]]\nuuid = "9f3c1b2a-4d5e-11ef-8a1b-0242ac120002"\nname = "docs"\n'
+    text = (
+        '[schedules]\ngrace = "45m"\n[freshness]\nfresh_within = "30h"\n'
+        + kb
+        + 'fresh_within = "8h"\n'
+        + VALID
+    )
+    code, out, err = run(
+        ["check-config", "--config", config(tmp_path, text)], {"DIGITALOCEAN_ACCESS_TOKEN": TOKEN}
+    )
+    assert code == 0, err
+    assert "Schedules:  read every 1h, a run is missed 45m after its time; " in out
+    assert "fresh within 1d6h; docs: 8h" in out
+
+
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [
+        ('[schedules]\ngrace = "soon"\n', "schedules.grace"),
+        ('[schedules]\nread_every = "1m"\n', "schedules.read_every: must be at least 5m"),
+        ('[freshness]\nfresh_within = "0s"\n', "freshness.fresh_within"),
+        ('[freshness]\nstale_after = "1h"\n', "freshness.stale_after"),
+        (
+            '[[knowledge_bases]]\nuuid = "9f3c1b2a-4d5e-11ef-8a1b-0242ac120002"\n'
+            'fresh_within = "-1h"\n',
+            "knowledge_bases[0].fresh_within",
+        ),
+    ],
+)
+def test_a_bad_schedule_or_freshness_key_is_named_with_its_source(
+    tmp_path: Path, text: str, named: str
+) -> None:
+    path = config(tmp_path, text + VALID)
+    code, _, err = run(["check-config", "--config", path], {"DIGITALOCEAN_ACCESS_TOKEN": TOKEN})
+    assert code == 2
+    assert f"{path}: {named}" in err, err

@@ -98,6 +98,11 @@ def test_a_minimal_file_gets_every_documented_default(tmp_path: Path) -> None:
     )
     assert (config.log.level, config.log.format, config.http.address) == ("info", "auto", None)
     assert config.knowledge_bases == () and config.watched() == ()
+    assert (config.schedules.grace, config.schedules.read_every) == (
+        timedelta(minutes=30),
+        timedelta(hours=1),
+    )
+    assert config.freshness.fresh_within is None
     assert config.routes[0].event_kinds == {
         EventKind.FAILED,
         EventKind.PARTIAL,
@@ -111,6 +116,10 @@ def test_a_minimal_file_gets_every_documented_default(tmp_path: Path) -> None:
         EventKind.KNOWLEDGE_BASE_FOUND,
         EventKind.DELIVERY_FAILING,
         EventKind.DELIVERY_RECOVERED,
+        EventKind.SCHEDULE_MISSED,
+        EventKind.SCHEDULE_DISABLED,
+        EventKind.STALE,
+        EventKind.FRESH,
     }
     assert config.source == str(tmp_path / "watcher.toml")
 

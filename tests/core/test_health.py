@@ -143,3 +143,23 @@ def test_after_a_cycle_the_heartbeat_keeps_the_last_success_until_a_new_one() ->
     assert (failed.ok, failed.last_ok, failed.error) == (False, first.last_ok, "HTTP 503")
     good = failed.after(True, ago(1), LIMIT, None)
     assert (good.ok, good.last_ok, good.error) == (True, ago(1), None)
+
+
+@pytest.mark.parametrize(
+    ("probe", "delivering", "expected"),
+    [
+        # a process standing by on an SQLite file delivers nothing: up, not ready
+        (Probe.LIVE, False, True),
+        (Probe.READY, False, False),
+        # a replica standing by on a shared store delivers: up and ready
+        (Probe.LIVE, True, True),
+        (Probe.READY, True, True),
+    ],
+)
+def test_a_replica_standing_by_and_delivering_is_ready(
+    probe: Probe, delivering: bool, expected: bool
+) -> None:
+    """The last lease step stands for the last cycle; it was 5 s ago."""
+    steps = Heartbeat(ago(5), False, timedelta(minutes=3))
+    verdict = judge(probe, steps, NOW, standby="another replica polls", delivering=delivering)
+    assert verdict.ok is expected

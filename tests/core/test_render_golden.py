@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from watcher.core.clocks import Instant
 from watcher.core.cost import JobCost, Spike
 from watcher.core.digest import (
     DigestDue,
@@ -32,7 +33,16 @@ from watcher.core.model import DataSourceJob, DataSourceStatus, EventKind, Job, 
 from watcher.core.outbox import BodyFormat, Budget, Message
 from watcher.core.quiet import render_released
 from watcher.core.render import render, render_group, render_test
-from watcher.core.state import StallReason, Transition
+from watcher.core.report import ErrorSummary, ReportFate, report_note
+from watcher.core.schedules import (
+    Freshness,
+    KbWatch,
+    Schedule,
+    ScheduleRules,
+    judge,
+    read_schedule,
+)
+from watcher.core.state import OpenProblem, StallReason, Transition
 
 GOLDEN = Path(__file__).parent / "golden"
 UPDATE = os.environ.get("WATCHER_UPDATE_GOLDEN") == "1"
@@ -92,6 +102,29 @@ def job_for(kind: EventKind) -> Job:
     )
 
 
+def kb_event(kind: EventKind) -> Transition:
+    """A schedule or freshness event, made by the rules themselves (`core/schedules.py`)."""
+    now = Instant.aligned(NOW)
+    run = NOW - timedelta(minutes=42)
+    daily = Schedule(uuid="s", is_active=True, next_run_at=run, updated_at=NOW)
+    rules = ScheduleRules(freshness=Freshness(default=timedelta(hours=26)))
+    watch = KbWatch(kb_uuid=KB, since=NOW - timedelta(days=30), schedule=daily)
+    last = NOW - timedelta(hours=27, minutes=5)
+    match kind:
+        case EventKind.SCHEDULE_MISSED:
+            events = judge(replace(watch, due_run=run, last_success=NOW), [], now, rules)[1]
+        case EventKind.SCHEDULE_DISABLED:
+            events = read_schedule(watch, replace(daily, is_active=False), now)[1]
+        case EventKind.STALE:
+            events = judge(replace(watch, last_success=last), [], now, rules)[1]
+        case _:
+            stale = replace(watch, last_success=last, stale_from=last)
+            done = replace(job_for(EventKind.COMPLETED), finished_at=NOW - timedelta(minutes=3))
+            events = judge(stale, [done], now, rules)[1]
+    (event,) = [e for e in events if e.kind is kind]
+    return replace(event, kb_name="product-docs")
+
+
 def note(kind: EventKind) -> IncidentNote:
     """The incident a reminder or an escalation tells of: 3 failures since 2h 10m ago."""
     escalated = kind is EventKind.ESCALATED
@@ -108,6 +141,22 @@ def note(kind: EventKind) -> IncidentNote:
 
 
 def transition(kind: EventKind, **extra: object) -> Transition:
+    if kind is EventKind.SILENCE_ENDED:
+        problems = (
+            OpenProblem(
+                KB, EventKind.FAILED, "product-docs", "5f0e3c2a-9b8d-4e7f-a6b5-c4d3e2f1a0b9"
+            ),
+            OpenProblem("7a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d", EventKind.STALLED, "wiki (EU)"),
+        )
+        fields = {
+            "event_id": "silence/4f2a9c01d3/ended/ops",
+            "kind": kind,
+            "at": NOW,
+            "detail": "DO maintenance window, ticket OPS-112",
+            "silence_id": "4f2a9c01d3",
+            "open_problems": problems,
+        }
+        return Transition(**{**fields, **extra})  # type: ignore[arg-type]
     if kind in (EventKind.REMINDER, EventKind.ESCALATED):
         return Transition(
             event_id=f"incident/{kind}",
@@ -120,6 +169,13 @@ def transition(kind: EventKind, **extra: object) -> Transition:
         )
     if kind is EventKind.DIGEST:
         return digest_transition("ops", DigestDue(NOW, NOW - timedelta(days=1)), DIGEST_TEXT, NOW)
+    if kind in (
+        EventKind.SCHEDULE_MISSED,
+        EventKind.SCHEDULE_DISABLED,
+        EventKind.STALE,
+        EventKind.FRESH,
+    ):
+        return kb_event(kind)
     if kind in (EventKind.API_UNREACHABLE, EventKind.API_RECOVERED):
         detail = (
             "The API has not answered properly for 12 min: HTTP 503 service_unavailable"
@@ -261,6 +317,27 @@ _MANY = replace(
 CASES["partial_fitted"] = render(
     transition(EventKind.PARTIAL, job=_MANY),
     budget=Budget(body=1000, title=250, title_in_body=True),
+)
+# a silence's id and comment are typed by people: made inert and escaped like any outside text
+CASES["silence_hostile"] = render(
+    transition(EventKind.SILENCE_ENDED, silence_id=HOSTILE, detail=HOSTILE)
+)
+CASES["partial_report"] = render(
+    transition(
+        EventKind.PARTIAL,
+        report=report_note(
+            "5f0e3c2a-9b8d-4e7f-a6b5-c4d3e2f1a0b9",
+            ReportFate.KEPT,
+            ErrorSummary(
+                (("unsupported file type", 17), ("could not extract text", 9), ("timeout", 2)),
+                28,
+                220,
+            ),
+        ),
+    )
+)
+CASES["failed_report_not_kept"] = render(
+    transition(EventKind.FAILED, report=report_note("x", ReportFate.NOT_KEPT, None))
 )
 CASES["hostile"] = render(
     transition(EventKind.FAILED, kb_name=HOSTILE, detail=HOSTILE),

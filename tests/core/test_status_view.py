@@ -164,6 +164,7 @@ def test_json_has_the_same_facts_under_stable_keys() -> None:
         "deliveries",
         "jobs_by_state",
         "events_by_kind",
+        "silences",
         "incidents",
     }
     [kb] = data["knowledge_bases"]
@@ -173,7 +174,13 @@ def test_json_has_the_same_facts_under_stable_keys() -> None:
         {"uuid": KB.uuid, "name": None, "since": "2026-12-01T12:00:00+00:00"}
     ]
     # every state of the closed sets is a key, at 0 when nothing is in it
-    assert data["deliveries"]["by_state"] == {"pending": 0, "sending": 0, "sent": 0, "dead": 0}
+    assert data["deliveries"]["by_state"] == {
+        "pending": 0,
+        "sending": 0,
+        "sent": 0,
+        "dead": 0,
+        "silenced": 0,
+    }
     assert data["jobs_by_state"] == dict.fromkeys(JobCondition, 0)
     assert data["deliveries"]["oldest_undelivered_age_s"] == 3.0
 

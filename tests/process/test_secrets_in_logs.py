@@ -128,6 +128,20 @@ def test_no_secret_appears_in_logs_commands_metrics_alerts_or_the_state_file(
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
 
 
+def test_no_per_file_report_url_appears_anywhere(full_run: FullRun) -> None:
+    """The daemon kept the demo's reports, fetched through signed URLs (a credential): no
+    signature or signing key of one shows in its debug logs, commands, alerts or state."""
+    service, proc, shown = full_run.service, full_run.proc, full_run.shown
+    assert proc.records("job_report_kept")
+    assert "/_spaces/reports/" in proc.output  # httpx's request lines name them, masked
+    stored = [
+        path.read_bytes().decode("latin-1") for path in service.dir.rglob("*") if path.is_file()
+    ]
+    everything = "\n".join([proc.output, *shown, *stored])
+    assert "X-Amz-Signature=" not in everything.replace("X-Amz-Signature=***", "")
+    assert "SIMKEY" not in everything
+
+
 def test_the_echoed_authorization_header_reached_the_alert_masked(full_run: FullRun) -> None:
     """The gateway's words arrive (they say what went wrong), the token in them does not."""
     echoed = [text for text in full_run.shown if "request headers" in text]

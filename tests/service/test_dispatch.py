@@ -6,12 +6,13 @@ from __future__ import annotations
 import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from structlog.testing import capture_logs
 
 from tests.service.test_cycle import T0, FakeStore, job
 from watcher.core.decide import RetryPolicy, RouteRule
+from watcher.core.digest import KbLatest
 from watcher.core.model import EventKind
 from watcher.core.outbox import (
     Budget,
@@ -21,6 +22,7 @@ from watcher.core.outbox import (
     SendResult,
     TargetResult,
 )
+from watcher.core.silences import HeldRow, Silence
 from watcher.core.state import Change, Transition
 from watcher.service.dispatch import Dispatcher, DispatchSettings
 
@@ -199,3 +201,42 @@ async def test_each_send_is_logged_under_the_event_named_for_what_became_of_its_
 
     said = {(line["event"], line["route"]) for line in logs if "events" in line}
     assert said == {("alert_delivered", "up"), ("alert_failed", "down")}
+
+
+@dataclass
+class Silences:
+    """The silences in the store: a list a test appends to, as the CLI would beside it."""
+
+    book: list[Silence] = field(default_factory=list)
+
+    async def current_silences(self, now: datetime) -> list[Silence]:
+        return list(self.book)
+
+    async def silence_end(self, silence_id: str) -> tuple[list[HeldRow], list[KbLatest]]:
+        return [], []
+
+    async def announce_silence_end(self, silence_id: str, change: Change) -> bool:
+        return False
+
+
+async def test_a_silence_added_between_rounds_holds_a_retrying_alert_at_the_next_delivery() -> None:
+    """Read each round: no restart; the held row is recorded silenced, never sent."""
+    clocks, silences = Clocks(), Silences()
+    store, receiver = FakeStore(), Receiver(clocks=clocks, causes={"ops": FailureCause.TIMEOUT})
+    rules = (RouteRule("ops", ALL), RouteRule("mail", ALL))
+    await record(store, rules, started(1))
+    deliver = dispatcher(store, receiver, rules, clocks)
+    deliver.silences = silences
+    await deliver.deliver()
+    assert store.states("ops") == [("job-1/started", DeliveryState.PENDING, 1)]  # retrying
+    assert len(receiver.to("mail")) == 1
+    silences.book.append(
+        Silence("s1", "kb-1", None, T0, T0 + timedelta(hours=2), "alice", "maintenance")
+    )
+    receiver.causes.clear()
+    deliver.clock = lambda: T0 + timedelta(minutes=5)  # the retry is due
+    with capture_logs() as logs:
+        await deliver.deliver()
+    assert store.states("ops") == [("job-1/started", DeliveryState.SILENCED, 1)]
+    assert receiver.to("ops") == []
+    assert [e["silence"] for e in logs if e["event"] == "alert_silenced"] == ["s1"]

@@ -48,9 +48,11 @@ _TEMPLATES = [
     ("GET", re.compile(r"^/v2/gen-ai/knowledge_bases$"), "kbs"),
     ("GET", re.compile(r"^/v2/gen-ai/indexing_jobs/[^/]+/data_sources$"), "job data_sources"),
     ("PUT", re.compile(r"^/v2/gen-ai/indexing_jobs/[^/]+/cancel$"), "cancel"),
+    ("GET", re.compile(r"^/v2/gen-ai/indexing_jobs/[^/]+/details_signed_url$"), "report url"),
     ("GET", re.compile(r"^/v2/gen-ai/indexing_jobs/[^/]+$"), "job"),
     ("GET", re.compile(r"^/v2/gen-ai/indexing_jobs$"), "jobs"),
     ("POST", re.compile(r"^/v2/gen-ai/indexing_jobs$"), "start"),
+    ("GET", re.compile(r"^/v2/gen-ai/scheduled-indexing/knowledge-base/[^/]+$"), "schedule"),
     ("GET", re.compile(r"^/v2/gen-ai/models/catalog$"), "model catalog"),
     ("GET", re.compile(r"^/v2/gen-ai/models$"), "models"),
 ]
@@ -206,6 +208,43 @@ async def test_the_validator_rejects_an_unknown_enum_value(checker: SpecChecker)
         response = await http.get(JOBS)
     with pytest.raises(Exception, match="BATCH_JOB_PHASE_COMPLETED"):
         checker.check(response)
+
+
+async def test_schedules_and_report_urls_match_the_spec_and_the_reports_download(
+    checker: SpecChecker,
+) -> None:
+    """Every KB's schedule (404 without one), every finished job's signed URL, before and
+    after runs and a schedule turned off; each report downloads without the token, and a
+    wrong signature is refused."""
+    sim = Simulator(
+        load_scenario("schedules"),
+        "sim-token",
+        ManualClock(START),
+        per_hour=10**6,
+        per_minute=10**6,
+    )
+    reports = 0
+    async with serve(sim) as base_url, httpx.AsyncClient(base_url=base_url, headers=AUTH) as http:
+        for point in (0, 15, 40):
+            sim.advance(point - (sim.now() - START).total_seconds())
+            for kb in await _pages(http, checker, KBS, "knowledge_bases"):
+                checker.check(
+                    await http.get(f"/v2/gen-ai/scheduled-indexing/knowledge-base/{kb['uuid']}")
+                )
+            for job in await _pages(http, checker, JOBS, "jobs"):
+                answer = checker.check(await http.get(f"{JOBS}/{job['uuid']}/details_signed_url"))
+                if "signed_url" in answer:
+                    async with httpx.AsyncClient() as bare:  # no token: a signed URL needs none
+                        report = await bare.get(answer["signed_url"])
+                        assert report.status_code == 200
+                        assert report.text.startswith("file,data_source_uuid,status,error")
+                        forged = answer["signed_url"].rsplit("=", 1)[0] + "=0000"
+                        assert (await bare.get(forged)).status_code == 403
+                    reports += 1
+    assert reports > 0
+    assert {("GET schedule", 200), ("GET schedule", 404), ("GET report url", 200)} <= set(
+        checker.seen
+    )
 
 
 async def test_the_models_the_catalog_and_a_403_for_a_missing_scope_match_the_spec(

@@ -60,7 +60,7 @@ def describe(config: Config, *, listen_note: str | None = None) -> str:
         f"  Watching:   {_watching(config.knowledge_bases)}",
         f"  Stalled:    pending over {fmt(stall.pending_after)}, no progress for "
         f"{fmt(stall.no_progress_after)}, or running over {fmt(stall.max_runtime)}",
-        f"  State:      {config.state.path} (history kept {fmt(config.state.retention)})",
+        f"  State:      {_state(config)}",
         f"  Delivery:   retry after {fmt(delivery.retry_base)} doubling to "
         f"{fmt(delivery.retry_max)}, give up after {fmt(delivery.dead_after)}, group more than "
         f"{delivery.storm_threshold} alerts due at once per route, "
@@ -69,6 +69,7 @@ def describe(config: Config, *, listen_note: str | None = None) -> str:
         f"  Own alerts: api_unreachable after {fmt(config.alerts.api_unreachable_after)}, "
         f"delivery_failing after {fmt(config.alerts.delivery_failing_after)}",
         f"  Heartbeat:  {_heartbeat(config)}",
+        f"  Schedules:  {_schedules(config)}",
         f"  Budgets:    {_budgets(config)}",
         f"  Cost:       {_cost(config)}",
         f"  Remediate:  {_remediation(config)}",
@@ -81,6 +82,21 @@ def describe(config: Config, *, listen_note: str | None = None) -> str:
     if config.overrides:
         lines.append(f"  Overridden by the environment: {', '.join(config.overrides)}")
     return "\n".join(lines)
+
+
+def _schedules(config: Config) -> str:
+    """Schedules (`schedule_missed` after the grace) and freshness (`stale`)."""
+    default = config.freshness.fresh_within
+    own = [kb for kb in config.knowledge_bases if kb.fresh_within is not None]
+    fresh = f"fresh within {fmt(default)}" if default else "fresh within the schedule's gap + 2h"
+    if own:
+        fresh += "; " + ", ".join(
+            f"{kb.name or kb.uuid}: {fmt(kb.fresh_within)}" for kb in own if kb.fresh_within
+        )
+    return (
+        f"read every {fmt(config.schedules.read_every)}, a run is missed "
+        f"{fmt(config.schedules.grace)} after its time; {fresh}"
+    )
 
 
 def _heartbeat(config: Config) -> str:
@@ -229,3 +245,15 @@ def _route_lines(route: RouteConfig) -> list[str]:
         # apprise is loaded already (the URLs were just checked), so this costs nothing more
         lines.append(f"        {url_secrets(text).masked(text)}")
     return lines
+
+
+def _state(config: Config) -> str:
+    """The store, and on a shared one its leases (`[state]`)."""
+    state = config.state
+    kept = f"history kept {fmt(state.retention)}"
+    if not state.shared:
+        return f"{state.path} ({kept})"
+    return (
+        f"{state.where()}, shared by replicas: one polls each token under a {fmt(state.lease)} "
+        f"lease, every one delivers (claims last {fmt(state.claim_lease)}); {kept}"
+    )

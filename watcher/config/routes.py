@@ -44,6 +44,10 @@ DEFAULT_EVENTS = (
     EventKind.KNOWLEDGE_BASE_FOUND,
     EventKind.DELIVERY_FAILING,
     EventKind.DELIVERY_RECOVERED,
+    EventKind.SCHEDULE_MISSED,
+    EventKind.SCHEDULE_DISABLED,
+    EventKind.STALE,
+    EventKind.FRESH,
 )
 ALL_KBS = "*"
 

@@ -23,6 +23,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainValidator,
+    SecretStr,
     ValidationInfo,
     field_validator,
     model_validator,
@@ -165,6 +166,7 @@ class KnowledgeBaseConfig(Section):
     uuid: str
     name: str | None = None
     tolerate_failed_items: Tolerance | None = None
+    fresh_within: Duration | None = None  # over `[freshness] fresh_within`
 
     @field_validator("uuid")
     @classmethod
@@ -195,10 +197,48 @@ class StallConfig(Section):
 
 
 class StateConfig(Section):
-    """`[state]`: the SQLite file and how long finished history is kept."""
+    """`[state]`: the store (the SQLite file `path`, or the PostgreSQL database `url` shared by
+    several replicas), how long finished history is kept, and the leases on a shared store:
+    `lease` is how long a replica polls a token unrenewed (failover time after a kill),
+    `claim_lease` how long an outbox claim lasts before another replica may send it (longer
+    than a whole send: `delivery.timeout`)."""
 
+    url: SecretStr | None = None  # before `path`: the path is not checked when a URL is set
     path: Path = Path("watcher.db")
     retention: Duration = timedelta(days=90)
+    lease: Duration = timedelta(seconds=30)
+    claim_lease: Duration = timedelta(minutes=5)
+
+    @field_validator("url")
+    @classmethod
+    def _postgres(cls, value: SecretStr | None) -> SecretStr | None:
+        """A libpq URL (`postgresql://user:password@host:port/dbname?sslmode=require`)."""
+        if value is None:
+            return None
+        parts = urlsplit(value.get_secret_value().strip())
+        if parts.scheme not in ("postgresql", "postgres"):
+            raise ValueError(
+                "must be a PostgreSQL URL, postgresql://USER@HOST:PORT/DATABASE with the "
+                "password after the user (leave it out to keep the SQLite file state.path)"
+            )
+        if not parts.hostname or not parts.path.strip("/"):
+            raise ValueError("must name a host and a database: postgresql://USER@HOST/DATABASE")
+        return SecretStr(value.get_secret_value().strip())
+
+    def where(self) -> str:
+        """The store for people: the file, or `user@host:port/dbname (PostgreSQL)`; never a
+        password."""
+        if self.url is None:
+            return str(self.path)
+        parts = urlsplit(self.url.get_secret_value())
+        user = f"{parts.username}@" if parts.username else ""
+        port = f":{parts.port}" if parts.port else ""
+        return f"{user}{parts.hostname}{port}{parts.path} (PostgreSQL)"
+
+    @property
+    def shared(self) -> bool:
+        """Whether the store is a database several replicas share (`url` set)."""
+        return self.url is not None
 
     @field_validator("path", mode="before")
     @classmethod
@@ -211,7 +251,7 @@ class StateConfig(Section):
     @classmethod
     def _usable(cls, value: Path, info: ValidationInfo) -> Path:
         """When asked (`Preflight.STATE_PATH`): the store can be created or opened there."""
-        if Preflight.STATE_PATH in Preflight.of(info.context):
+        if Preflight.STATE_PATH in Preflight.of(info.context) and not info.data.get("url"):
             problem = state_path_problem(value)
             if problem is not None:
                 raise ValueError(problem)
@@ -241,6 +281,28 @@ class AlertsConfig(Section):
     api_unreachable_after: DurationOrZero = timedelta(minutes=10)
     delivery_failing_after: DurationOrZero = timedelta(minutes=10)
     tolerate_failed_items: Tolerance | None = None
+
+
+class SchedulesConfig(Section):
+    """`[schedules]`: how long after a KB's scheduled run (`next_run_at`, DigitalOcean's clock)
+    a new job may take before `schedule_missed`, and how often each schedule is read."""
+
+    grace: Duration = timedelta(minutes=30)
+    read_every: Duration = timedelta(hours=1)
+
+    @field_validator("read_every")
+    @classmethod
+    def _not_too_often(cls, value: timedelta) -> timedelta:
+        if value < timedelta(minutes=5):
+            raise ValueError("must be at least 5m (each read is a request to the API)")
+        return value
+
+
+class FreshnessConfig(Section):
+    """`[freshness]`: `fresh_within` for every knowledge base without its own; unset, each KB
+    with an active schedule gets its longest gap between runs plus 2h, and others none."""
+
+    fresh_within: Duration | None = None
 
 
 class LogLevel(StrEnum):

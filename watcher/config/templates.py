@@ -110,12 +110,22 @@ def _line(trace: TracebackType | None) -> int | None:
 
 _SAMPLE_AT = datetime(2026, 1, 1, tzinfo=UTC)
 _SAMPLE_KB = "00000000-0000-4000-8000-000000000000"
+_KB_EVENTS = frozenset(
+    {
+        EventKind.KNOWLEDGE_BASE_MISSING,
+        EventKind.KNOWLEDGE_BASE_FOUND,
+        EventKind.SCHEDULE_MISSED,
+        EventKind.SCHEDULE_DISABLED,
+        EventKind.STALE,
+        EventKind.FRESH,
+    }
+)
 
 
 def sample_transition(kind: EventKind) -> Transition:
     """An event of `kind` with every field an event of that kind carries."""
     if not kind.is_about_a_job:
-        kb = kind in (EventKind.KNOWLEDGE_BASE_MISSING, EventKind.KNOWLEDGE_BASE_FOUND)
+        kb = kind in _KB_EVENTS
         delivery = kind in (EventKind.DELIVERY_FAILING, EventKind.DELIVERY_RECOVERED)
         return Transition(
             event_id=f"sample/{kind.value}",

@@ -19,10 +19,12 @@ from watcher.config.sections import (
     AlertsConfig,
     ApiConfig,
     DeliveryConfig,
+    FreshnessConfig,
     HttpConfig,
     KnowledgeBaseConfig,
     LogConfig,
     PollConfig,
+    SchedulesConfig,
     StallConfig,
     StateConfig,
     is_uuid,
@@ -51,6 +53,8 @@ class Config(BaseModel):
     log: LogConfig = LogConfig()
     http: HttpConfig = HttpConfig()
     heartbeat: HeartbeatConfig = HeartbeatConfig()
+    schedules: SchedulesConfig = SchedulesConfig()
+    freshness: FreshnessConfig = FreshnessConfig()
     cost: CostConfig = CostConfig()
     remediation: RemediationConfig = RemediationConfig()
     time_intervals: tuple[TimeIntervalsConfig, ...] = ()

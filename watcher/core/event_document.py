@@ -52,6 +52,19 @@ def event_document(transition: Transition, dashboard: str) -> dict[str, Any]:
         "route": t.route,
         "incident": _incident(t.incident),
     }
+    if t.silence_id is not None:  # `silence_ended`: the silence, and what it hid still open
+        data["silence"] = {
+            "id": t.silence_id,
+            "still_open": [
+                {
+                    "uuid": p.kb_uuid,
+                    "name": p.kb_name,
+                    "problem": p.problem.value,
+                    "job": p.job_uuid,
+                }
+                for p in t.open_problems
+            ],
+        }
     return {"type": TYPE_PREFIX + t.kind.value, "timestamp": _stamp(t.at), "data": data}
 
 

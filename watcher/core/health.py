@@ -137,18 +137,22 @@ def judge(
     limit: timedelta | None = None,
     store_error: str | None = None,
     standby: str | None = None,
+    delivering: bool = False,
 ) -> Health:
     """The verdict for `probe` at `now` (monotonic).
 
     `started` is when the daemon started (it alone knows: a probe from outside passes None);
     `limit` overrides the heartbeat's (the daemon's current one); `store_error` is why the
     store is not writable, None when it is (readiness only); `standby` is why this daemon
-    does not poll (another holds the store's lease), and then `beat` is its last lease check.
+    does not poll (another holds the store's lease), and then `beat` is its last lease check;
+    `delivering`: such a process still delivers (a replica of a shared store), so it is ready.
     """
     limit = limit if limit is not None else (beat.limit if beat else None)
     live = _liveness(beat, now, started, limit, "lease check" if standby else "cycle")
     if probe is Probe.LIVE or not live.ok:
         return live
+    if standby is not None and delivering:  # a replica of a shared store: it delivers
+        return Health(True, f"ok: standing by and delivering: {standby}")
     if standby is not None:
         return Health(False, f"standing by: {standby}")
     if store_error is not None:

@@ -83,6 +83,11 @@ class EventKind(StrEnum):
     DELIVERY_RECOVERED = "delivery_recovered"
     KNOWLEDGE_BASE_MISSING = "knowledge_base_missing"
     KNOWLEDGE_BASE_FOUND = "knowledge_base_found"
+    SILENCE_ENDED = "silence_ended"  # a silence ended: the problems it hid that are still open
+    SCHEDULE_MISSED = "schedule_missed"  # a scheduled run passed its grace with no new job
+    SCHEDULE_DISABLED = "schedule_disabled"  # a KB's indexing schedule was turned off
+    STALE = "stale"  # no completed or no_changes job finished within `fresh_within`
+    FRESH = "fresh"  # a stale KB has a completed or no_changes job again
     REMINDER = "reminder"  # an open incident, again (a route's `repeat_after`)
     ESCALATED = "escalated"  # an incident not acknowledged in time (`escalate_after`)
     COST_SPIKE = "cost_spike"  # a job cost over N times its KB's recent median
@@ -122,6 +127,11 @@ _WATCHER_EVENTS = frozenset(
         EventKind.KNOWLEDGE_BASE_FOUND,
         EventKind.DELIVERY_FAILING,
         EventKind.DELIVERY_RECOVERED,
+        EventKind.SILENCE_ENDED,
+        EventKind.SCHEDULE_MISSED,
+        EventKind.SCHEDULE_DISABLED,
+        EventKind.STALE,
+        EventKind.FRESH,
         EventKind.DIGEST,
     }
 )
@@ -157,6 +167,11 @@ _SEVERITY = {
     EventKind.DELIVERY_RECOVERED: Severity.SUCCESS,
     EventKind.KNOWLEDGE_BASE_MISSING: Severity.WARNING,
     EventKind.KNOWLEDGE_BASE_FOUND: Severity.SUCCESS,
+    EventKind.SILENCE_ENDED: Severity.WARNING,
+    EventKind.SCHEDULE_MISSED: Severity.WARNING,
+    EventKind.SCHEDULE_DISABLED: Severity.WARNING,
+    EventKind.STALE: Severity.WARNING,
+    EventKind.FRESH: Severity.SUCCESS,
     EventKind.REMINDER: Severity.WARNING,  # rendered with the severity of the incident's failure
     EventKind.ESCALATED: Severity.FAILURE,
     EventKind.COST_SPIKE: Severity.WARNING,

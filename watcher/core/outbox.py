@@ -9,8 +9,8 @@ The shapes, in the order of a row's life:
     SendResult      what the notifier reported: per URL a `TargetResult` with its `FailureCause`
     Settlement      what to write back for one row, with a `SettleReason` for the new state
 
-`DeliveryState` is where a row is in its life (pending, sending, sent, dead). Pure values: no
-I/O, times are parameters.
+`DeliveryState` is where a row is in its life (pending, sending, sent, dead, or silenced).
+Pure values: no I/O, times are parameters.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ class DeliveryState(StrEnum):
     SENDING = "sending"
     SENT = "sent"
     DEAD = "dead"
+    SILENCED = "silenced"  # held by a silence (`watcher.core.silences`): recorded, never sent
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +103,7 @@ class Settlement:
     next_attempt_at: datetime | None = None
     error: str | None = None
     targets: tuple[TargetResult, ...] = ()
+    silence_id: str | None = None  # state SILENCED: the silence that held the row
     failing_for: Elapsed | None = None  # kept while pending: the first failure's reading
     held_by: str | None = None  # set: held by this quiet-hours window until `next_attempt_at`
 

@@ -17,6 +17,8 @@ from typing import Protocol
 from watcher.core.digest import KbLatest
 from watcher.core.model import DataSourceJob, Job, KnowledgeBase
 from watcher.core.outbox import Budget, Message, OutboxItem, SendResult, Settlement
+from watcher.core.schedules import Schedule
+from watcher.core.silences import HeldRow, Silence
 from watcher.core.state import Change, Transition, WatchState
 
 
@@ -175,6 +177,46 @@ class Notifier(Protocol):
         per URL tried (its index, cause, HTTP or SMTP status, characters sent). A route that
         is not configured or has no URL is a failed result with `permanent` set.
         """
+        ...
+
+
+class SilenceBook(Protocol):
+    """The silences in the store, as the cycle reads and ends them
+    (`watcher.edges.store.sqlite.SqliteStore`; the rules are `watcher.core.silences`).
+
+    Read each round, so a silence added by another process takes effect at the next
+    delivery. Errors as for `StateStore`.
+    """
+
+    async def current_silences(self, now: datetime) -> list[Silence]:
+        """The silences active at `now` (wall clock, UTC) and those ended but not announced."""
+        ...
+
+    async def silence_end(self, silence_id: str) -> tuple[list[HeldRow], list[KbLatest]]:
+        """What the silence held (per row: route, KBs hidden) and each hidden KB's latest job
+        (a KB the store no longer knows is absent)."""
+        ...
+
+    async def announce_silence_end(self, silence_id: str, change: Change) -> bool:
+        """Mark the silence announced and record `change` (its `silence_ended` events and
+        outbox rows) in one transaction, once: False, and nothing written, when it was
+        announced already. Only the holder of the store's lease may (`StoreHeld`)."""
+        ...
+
+
+class ExtraSource(Protocol):
+    """The API's reads beyond the polling (`watcher.edges.api.client.ApiClient`): a KB's
+    schedule and a finished job's per-file report. Errors as for `Source`."""
+
+    async def get_schedule(self, kb_uuid: str) -> Schedule | None:
+        """The KB's indexing schedule (`GET /v2/gen-ai/scheduled-indexing/knowledge-base/
+        {uuid}`), None when it has none; one request."""
+        ...
+
+    async def get_report(self, job_uuid: str) -> bytes:
+        """A finished job's per-file report: one request for its signed URL
+        (`GET /v2/gen-ai/indexing_jobs/{uuid}/details_signed_url`), then the bytes behind it
+        (another host, without the token). The URL never leaves the adapter."""
         ...
 
 

@@ -5,9 +5,10 @@ route URL whole, and each URL's secret parts as apprise classifies them (see
 `watcher.config.url_secrets`). Each secret is masked in every form it may take in a text: as
 is, percent-encoded (three ways), percent-decoded, JSON- and repr-escaped, and escaped for
 markdown and HTML (an alert body). Secret shapes are masked too, registered or not:
-DigitalOcean tokens, `Bearer …`, `Authorization: …`, `user:pass@` in URLs and secret-named
-query parameters. Values shorter than `MIN_SECRET_LENGTH` are not searched for in free text
-(they would mask ordinary words); URLs mask them by position.
+DigitalOcean tokens, `Bearer …`, `Authorization: …`, `user:pass@` in URLs, secret-named
+query parameters, and the whole query of a signed URL (a per-file report's). Values shorter
+than `MIN_SECRET_LENGTH` are not searched for in free text (they would mask ordinary words);
+URLs mask them by position.
 
 The process-wide `SECRETS` registry is applied at each output boundary: the log chain
 (`watcher.service.logs`), the store (`watcher.core.guard.GuardedStore`), alerts (`GuardedNotifier`)
@@ -69,8 +70,24 @@ _SHAPES: tuple[re.Pattern[str], ...] = (
         r"(?i)([?&;][\w.\-]*(?:pass|pwd|token|secret|key|auth|signature|sig|credential)[\w.\-]*=)"
         r"[^&#\s'\"]*"
     ),
+    # A signed URL (a per-file report's `details_signed_url`: S3/Spaces `X-Amz-Signature`,
+    # Google `X-Goog-Signature` / `Signature`, Azure `sig`): whoever holds it reads the file,
+    # so its whole query goes (the credential, the expiry, the signing key's id), not only
+    # the parameters whose names say so.
+    re.compile(
+        r"(?i)(\b[a-z][a-z0-9+.\-]*://[^\s?#'\"<>]*\?)"
+        r"(?=[^\s#'\"<>]*(?:signature|credential)|(?:[^\s#'\"<>]*[&;])?sig=)"
+        r"[^\s#'\"<>]+"
+    ),
 )
-_SHAPE_MASKS = (r"\1" + MASK, r"\1" + MASK, r"\1" + MASK, r"\1" + MASK + "@", r"\1" + MASK)
+_SHAPE_MASKS = (
+    r"\1" + MASK,
+    r"\1" + MASK,
+    r"\1" + MASK,
+    r"\1" + MASK + "@",
+    r"\1" + MASK,
+    r"\1" + MASK,
+)
 # What each shape cannot match without, tested on the raw text and on the text folded the way
 # `re`'s IGNORECASE folds it (lower case, and the four non-ASCII letters it equates with ASCII
 # ones): a text that lacks them is not scanned. A large text (the page: a megabyte for 1,000
@@ -83,6 +100,7 @@ _SHAPE_NEEDS: tuple[Callable[[str, str], bool], ...] = (
     lambda raw, folded: "bearer" in folded,
     lambda raw, folded: "://" in raw and "@" in raw,
     lambda raw, folded: "=" in raw and any(name in folded for name in _SECRET_NAMES),
+    lambda raw, folded: "://" in raw and "?" in raw and ("sig" in folded or "cred" in folded),
 )
 
 T = TypeVar("T")

@@ -59,6 +59,11 @@ _HEADLINE = {
     EventKind.DELIVERY_RECOVERED: "alerts getting through again",
     EventKind.KNOWLEDGE_BASE_MISSING: "knowledge base not found in the account",
     EventKind.KNOWLEDGE_BASE_FOUND: "knowledge base found again",
+    EventKind.SILENCE_ENDED: "silence ended, problems still open",
+    EventKind.SCHEDULE_MISSED: "scheduled indexing did not run",
+    EventKind.SCHEDULE_DISABLED: "scheduled indexing turned off",
+    EventKind.STALE: "knowledge base stale (no successful indexing lately)",
+    EventKind.FRESH: "knowledge base fresh again",
     EventKind.REMINDER: REMINDER_HEADLINE,
     EventKind.ESCALATED: ESCALATED_HEADLINE,
     EventKind.COST_SPIKE: "indexing cost spike",
@@ -115,6 +120,8 @@ def render(
     """One alert for one transition: title, body in every format, severity; within `budget`."""
     budget = budget or Budget()
     kind = transition.kind
+    if kind is EventKind.SILENCE_ENDED:
+        return _render_silence_end(transition, dashboard, budget)
     if kind is EventKind.DIGEST:  # its text was written when it was due (`core.digest`)
         lead, *lines = (transition.detail or "Indexing digest").split("\n")
         spans = [(plain(line),) for line in lines]
@@ -130,6 +137,7 @@ def render(
         head.append(Bullets(facts))
     if transition.detail:
         head.append(Para((plain(transition.detail),)))
+    head += _report(transition.report)
     job = transition.job
     rows = _sources(job) if job is not None and kind is not EventKind.STARTED else []
     heading = Para((strong("Data sources"),))
@@ -201,6 +209,40 @@ def render_test(now: datetime) -> Message:
     return message("🧪 gradient-watcher test alert", doc, Severity.INFO)
 
 
+def _render_silence_end(t: Transition, dashboard: str, budget: Budget) -> Message:
+    """What a silence hid and is still open: one line per knowledge base, worst first."""
+    count = len(t.open_problems)
+    title = _fit_title(f"{_ICON[t.severity]} {_subject(t)}: {_headline(t)}", budget)
+    said = (plain("Silence "), code(t.silence_id or "?"), plain(f" ended; {count} "))
+    noun = "problem it held is" if count == 1 else "problems it held are"
+    head: list[Block] = [
+        Para((strong(_sentence(_headline(t))),)),
+        Para((*said, plain(noun + " still open."))),
+    ]
+    if t.detail:
+        head.append(Para((plain(f"Its comment: {t.detail}"),)))
+    ordered = sorted(t.open_problems, key=lambda p: -_SEVERITY_ORDER.index(p.problem.severity))
+    rows = [
+        _Row(
+            (
+                plain(f"{_ICON[p.problem.severity]} {p.kb_name or '(unnamed)'} ("),
+                code(p.kb_uuid),
+                plain(f"): {p.problem.value}"),
+                *((plain(", job "), code(p.job_uuid)) if p.job_uuid else ()),
+                plain(" ("),
+                link("open", kb_link(dashboard, p.kb_uuid)),
+                plain(")"),
+            ),
+            None,
+            p.problem.value,
+        )
+        for p in ordered
+    ]
+    heading = Para((strong("Still open"),))
+    fitted = _fitted(head, rows, "knowledge bases", heading, budget.body_room(title), budget.lines)
+    return _message(title, fitted, t.severity)
+
+
 @dataclass(frozen=True, slots=True)
 class _Row:
     """A list entry as spans (a data source, an event of a group), its note, its tally."""
@@ -236,6 +278,20 @@ def _fitted(
         return fit(build, len(rows), chars=chars, lines=lines)
 
     return body
+
+
+def _report(note: str | None) -> list[Block]:
+    """A finished job's report note (`watcher.core.report.report_note`): what became of the
+    report, then its most frequent errors as a list."""
+    if not note:
+        return []
+    first, *errors = note.splitlines()
+    blocks: list[Block] = [Para((plain(first),))]
+    if errors:
+        blocks.append(Para((plain(errors[0]),)))
+        if errors[1:]:
+            blocks.append(Bullets(tuple(Item((plain(line),)) for line in errors[1:])))
+    return blocks
 
 
 def _note(note: str | None, limit: int) -> tuple[Item, ...]:

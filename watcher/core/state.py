@@ -150,6 +150,17 @@ class Observation:
 
 
 @dataclass(frozen=True, slots=True)
+class OpenProblem:
+    """A knowledge base whose latest job is still a problem (`silence_ended` lists them):
+    `problem` is `failed`, `partial` or `stalled`."""
+
+    kb_uuid: str
+    problem: EventKind
+    kb_name: str | None = None
+    job_uuid: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Transition:
     """One event of the contract, about one job (or about the API itself).
 
@@ -171,6 +182,11 @@ class Transition:
     # The API's clock when the transition was seen (DigitalOcean's timestamps are compared with
     # it alone: a running job's duration in an alert is `api_at - started_at`, never the wall).
     api_at: datetime | None = None
+    silence_id: str | None = None  # `silence_ended`: the silence that ended
+    open_problems: tuple[OpenProblem, ...] = ()  # `silence_ended`: what it hid, still open
+    # A finished job's per-file report: whether it was kept, and its most frequent errors
+    # (lines of plain text, `watcher.core.report.report_note`); None when it has none.
+    report: str | None = None
     incident: IncidentNote | None = None  # the KB's incident, as this alert tells it
     cost: JobCost | None = None  # a finished job's cost (`watcher.core.cost`), when priced
     spike_ratio: float | None = None  # `cost_spike`: the cost over its KB's recent median

@@ -9,14 +9,19 @@ more on the way out (`watcher.cli.say`).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, tzinfo
 from typing import Any, assert_never
 
 from watcher.core.account import MissingKb, UnmatchedRef
 from watcher.core.durations import format_elapsed
 from watcher.core.incident import Incident
 from watcher.core.inert import inert
+from watcher.core.outbox import DeliveryState
+from watcher.core.silence_text import as_json as silence_json
+from watcher.core.silence_text import status_lines
+from watcher.core.silences import Silence
 from watcher.core.snapshot import KbSnapshot, StoreSnapshot
 from watcher.core.state import JobCondition
 
@@ -68,8 +73,11 @@ def table(
     now: datetime,
     setup: SetupFindings = SetupFindings(),
     api_now: datetime | None = None,
+    silences: Sequence[Silence] = (),
+    tz: tzinfo | None = None,
 ) -> str:
-    """A plain-text table of KBs, what is wrong with the setup, the backlog and dead letters.
+    """A plain-text table of KBs, what is wrong with the setup, the backlog and dead letters,
+    and the active silences (their ends shown in `tz`).
 
     `now` is the wall clock; `api_now` the API's (ages of API timestamps), `now` if unknown.
     """
@@ -113,6 +121,7 @@ def table(
                 f"{dead.attempts} attempts: {dead.last_error or 'unknown error'}"
             )
         )
+    lines += status_lines(silences, now, tz)
     last = snapshot.last_cycle_at
     lines.append(f"Last successful cycle: {_when(last, now)}")
     return "\n".join(lines)
@@ -154,7 +163,9 @@ def incident_lines(incidents: tuple[Incident, ...], now: datetime) -> list[str]:
 def _deliveries(snapshot: StoreSnapshot, now: datetime) -> str:
     oldest = snapshot.oldest_undelivered_age(now)
     wait = f", oldest waiting {format_elapsed(timedelta(seconds=oldest))}" if oldest else ""
-    return f"Deliveries: {snapshot.undelivered} pending, {snapshot.dead} dead{wait}"
+    silenced = snapshot.outbox_by_state.get(DeliveryState.SILENCED, 0)
+    shown = f", {silenced} silenced" if silenced else ""
+    return f"Deliveries: {snapshot.undelivered} pending, {snapshot.dead} dead{shown}{wait}"
 
 
 def _when(moment: datetime | None, now: datetime) -> str:
@@ -168,9 +179,10 @@ def as_json(
     now: datetime,
     setup: SetupFindings = SetupFindings(),
     api_now: datetime | None = None,
+    silences: Sequence[Silence] = (),
 ) -> dict[str, Any]:
     """The same facts as a JSON-ready dict (stable keys for scripts); `api_now`: the API's
-    clock as the daemon last read it."""
+    clock as the daemon last read it; `silences`: the active ones."""
     return {
         "at": now.isoformat(),
         "api_clock_at": _iso(api_now),
@@ -187,6 +199,7 @@ def as_json(
         "deliveries": _deliveries_json(snapshot, now),
         "jobs_by_state": {state.value: count for state, count in snapshot.jobs_by_state.items()},
         "events_by_kind": dict(snapshot.events_by_kind),
+        "silences": [silence_json(s, now) for s in silences if s.active(now)],
         "incidents": [incident_json(i) for i in snapshot.incidents],
     }
 

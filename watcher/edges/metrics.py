@@ -117,6 +117,21 @@ class Metrics:
         self.dead_letters = Gauge(
             f"{PREFIX}dead_letters", "Alerts given up on after the retry window.", registry=r
         )
+        self.lease_held = Gauge(
+            f"{PREFIX}lease_held",
+            "1 while this process polls (holds its poller lease), else 0.",
+            registry=r,
+        )
+        self.lease_epoch = Gauge(
+            f"{PREFIX}lease_epoch",
+            "The poller lease epoch this process holds (0: none).",
+            registry=r,
+        )
+        self.replicas = Gauge(
+            f"{PREFIX}replicas",
+            "Replicas seen stepping their lease on this store (a shared store; 1 on SQLite).",
+            registry=r,
+        )
         self.heartbeats = Counter(
             f"{PREFIX}heartbeats",
             "Heartbeat pings ([heartbeat]), by kind (success, fail) and outcome.",
@@ -197,6 +212,14 @@ class Metrics:
             self.outbox_depth.labels(state=state.value).set(outbox_by_state.get(state, 0))
         self.oldest_undelivered.set(max(oldest_undelivered_age or 0.0, 0.0))
         self.dead_letters.set(dead)
+
+    def set_lease(self, held: bool, epoch: int | None, replicas: int | None = None) -> None:
+        """Record whether this process holds its poller lease, its epoch, and (when read)
+        how many replicas step theirs on the store."""
+        self.lease_held.set(1 if held else 0)
+        self.lease_epoch.set(epoch or 0)
+        if replicas is not None:
+            self.replicas.set(replicas)
 
     def render(self) -> bytes:
         """Return every metric in the Prometheus text exposition format."""

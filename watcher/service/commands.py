@@ -34,9 +34,10 @@ from watcher.core.pace import PACE_KEY
 from watcher.core.present import with_test_event
 from watcher.core.redact import SECRETS
 from watcher.core.render import render_test
+from watcher.core.replicas import replica_lines, replicas_json
 from watcher.edges import host
 from watcher.edges.hostclock import monotonic_now
-from watcher.edges.store.sqlite import SqliteStore
+from watcher.edges.store.postgres import PostgresStore
 from watcher.service.accountcheck import (
     MISSING_KEY,
     UNMATCHED_KEY,
@@ -47,6 +48,8 @@ from watcher.service.cycle import CycleReport
 from watcher.service.healthcheck import no_state
 from watcher.service.heartbeat import HeartbeatSender
 from watcher.service.runtime import api_client, build_notifier, cycle_settings, open_runtime, utcnow
+from watcher.service.silence_commands import local_zone
+from watcher.service.stores import open_store, store_absent
 
 log = structlog.get_logger(__name__)
 
@@ -161,11 +164,11 @@ async def retry_dead(
     config: Config, ids: Sequence[int] | None, *, echo: Callable[[str], None]
 ) -> int:
     """Queue dead letters again (`watcher retry ID...|--all`); 1 when none could be."""
-    if not config.state.path.exists():
+    if store_absent(config):
         echo(f"no state file at {config.state.path}: the watcher has not run yet")
         return 1
     now = utcnow()
-    store = await SqliteStore.open(config.state.path, now=now)
+    store = await open_store(config, now)
     try:
         queued = await store.retry_dead(now, list(ids) if ids else None)
     finally:
@@ -190,11 +193,11 @@ async def acknowledge_incident(
     """`watcher ack KB|JOB`: acknowledge the open incident of that KB (no more reminders or
     escalation for it); 1 when there is no store yet. `AckRefused` when `ref` names nothing
     known or its KB has no open incident."""
-    if not config.state.path.exists():
+    if store_absent(config):
         echo(no_state(config))
         return 1
     ack = Ack(by=by, at=utcnow(), comment=comment)
-    store = await SqliteStore.open(config.state.path, now=ack.at)
+    store = await open_store(config, ack.at)
     try:
         incident = await store.acknowledge(ref, ack)
     finally:
@@ -212,16 +215,18 @@ async def acknowledge_incident(
 
 async def read_status(config: Config, *, as_json: bool, echo: Callable[[str], None]) -> int:
     """Print what the store knows (`watcher status`); 1 when there is no state file yet."""
-    if not config.state.path.exists():
+    if store_absent(config):
         echo(no_state(config))
         return 1
     now = utcnow()
-    store = await SqliteStore.open(config.state.path, now=now)
+    store = await open_store(config, now)
     try:
         snapshot = await store.snapshot(now)
         pace = await store.get_meta(PACE_KEY)
         beat = Heartbeat.decode(await store.get_meta(HEARTBEAT_KEY))
         lease = await store.read_lease()
+        silences = await store.silences(now)
+        shared = await store.replicas() if isinstance(store, PostgresStore) else None
         prices = decode_prices(await store.get_meta(PRICES_KEY))
         setup = status.SetupFindings(
             missing=tuple(decode_missing(await store.get_meta(MISSING_KEY))),
@@ -232,20 +237,25 @@ async def read_status(config: Config, *, as_json: bool, echo: Callable[[str], No
     # Ages of the API's timestamps are told on the API's clock, as the daemon last read it.
     api_now = beat.api_now(monotonic_now()) if beat else None  # None: never recorded
     if as_json:
-        data = status.as_json(snapshot, now, setup, api_now)
+        data = status.as_json(snapshot, now, setup, api_now, silences)
         data["poll"] = json.loads(pace) if pace else None
         data["lease"] = _lease_json(lease)
         data["cost_and_time"] = costview.as_json(snapshot, prices, api_now)
+        if shared is not None:  # several replicas on one database
+            data.update(replicas_json(*shared))
+            data["lease"] = None
         # values redacted before they are JSON-escaped (a secret with a quote in it changes)
         echo(json.dumps(SECRETS.redact_value(data), indent=2))
     else:
-        echo(status.table(snapshot, now, setup, api_now))
+        echo(status.table(snapshot, now, setup, api_now, silences, local_zone()))
         for line in costview.lines(snapshot, prices, api_now):
             echo(line)
         if pace:
             p = json.loads(pace)
             echo(f"Polling every {p['interval_s']:g}s ({p['reason']})")
-        echo(inert(_lease_line(lease)))  # names a host and a command: one line, inert
+        lines = [_lease_line(lease)] if shared is None else replica_lines(*shared)
+        for line in lines:
+            echo(inert(line))  # names a host and a command: one line, inert
     return 0
 
 

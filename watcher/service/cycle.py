@@ -16,9 +16,11 @@ base or one delivery is logged and survived. The steps:
   (`watcher.service.costs`, read about hourly), and `cost_spike`;
 - record: states, incidents, events and outbox rows in one transaction, with the API's health
   (and the intents of remediation, `watcher.service.remedies`, which acts after it);
+- silences (`watcher.service.silencing`): the end of each silence that ended is announced;
 - digests (`watcher.service.digests`): each route's digest whose slot passed is recorded;
-- deliver (`watcher.service.dispatch`): what is due in the outbox goes out (a route in its
-  quiet hours holds it until they end, `watcher.core.quiet`).
+- deliver (`watcher.service.dispatch`): what is due in the outbox goes out, but what a
+  silence holds (recorded as silenced); a route in its quiet hours holds it until they end
+  (`watcher.core.quiet`).
 
 A cycle has a deadline (`CycleSettings.deadline`, on the event loop's monotonic clock): its
 API reads end there and the cycle counts as a failed API read (towards `api_unreachable`).
@@ -57,9 +59,18 @@ from watcher.core.detect import detect
 from watcher.core.digest import DigestSchedule
 from watcher.core.errors import ApiStatusError, SourceError
 from watcher.core.incidents import track
-from watcher.core.model import INCIDENT_EVENTS, EventKind, KnowledgeBase, WatchedKb
+from watcher.core.model import INCIDENT_EVENTS, EventKind, Job, KnowledgeBase, WatchedKb
 from watcher.core.outbox import SettleReason
-from watcher.core.ports import DigestReads, MetaStore, Notifier, Outbox, Source, StateStore
+from watcher.core.ports import (
+    DigestReads,
+    ExtraSource,
+    MetaStore,
+    Notifier,
+    Outbox,
+    SilenceBook,
+    Source,
+    StateStore,
+)
 from watcher.core.present import Presentation
 from watcher.core.reads import DETAILS_RESERVE
 from watcher.core.reminders import IncidentRule
@@ -72,12 +83,16 @@ from watcher.service.accountcheck import AccountCheck
 from watcher.service.costs import PriceBook
 from watcher.service.digests import Digests
 from watcher.service.dispatch import Dispatcher, DispatchSettings
+from watcher.service.kbwatch import KB_EVENTS, KbWatcher, KbWatchSettings
 from watcher.service.observe import BASELINE_KEY, Observer, ReadDeadline, Sight
 from watcher.service.remedies import Remedies
+from watcher.service.silencing import Silencer
 
 log = structlog.get_logger(__name__)
 
 _API_HEALTH_KEY = "api_health"
+EXTRA_READS_SHARE = 0.1
+"""The share of a cycle's deadline that reads beyond the polling (reports, schedules) may use."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +115,7 @@ class CycleSettings:
     delivery_failing_after: timedelta = timedelta(minutes=10)
     tolerances: Tolerances = field(default_factory=Tolerances)  # error budgets per KB
     presentations: Mapping[str, Presentation] = field(default_factory=dict)  # per route
+    kb_watch: KbWatchSettings = field(default_factory=KbWatchSettings)  # schedules, reports
     incident_rules: tuple[IncidentRule, ...] = ()  # per route: repeat_after, escalate_*
     spike_rule: SpikeRule = field(default_factory=SpikeRule)  # `cost_spike` (off by default)
     route_spike_factors: Mapping[str, float] = field(default_factory=dict)  # routes' own
@@ -151,6 +167,8 @@ class Cycle:
         *,
         monotonic: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        silences: SilenceBook | None = None,
+        extra: ExtraSource | None = None,
         digest_reads: DigestReads | None = None,
         prices: PriceBook | None = None,
         remedies: Remedies | None = None,
@@ -166,6 +184,7 @@ class Cycle:
         self.settings, self.clock, self.elapsed = settings, clock, elapsed
         self.observer = Observer(source, store, meta, settings.watched, settings.per_page)
         self.account_check = AccountCheck(meta, settings.watched, settings.route_refs)
+        self.kb_watch = KbWatcher(extra, meta, settings.kb_watch, settings.watched)
         self.dispatcher = Dispatcher(
             outbox,
             store,
@@ -176,7 +195,10 @@ class Cycle:
             elapsed=elapsed,
             monotonic=monotonic,
             sleep=sleep,
+            silences=silences,
         )
+        routes = [rule.name for rule in settings.rules]
+        self.silencer = Silencer(silences, routes, clock) if silences is not None else None
         self.current_id: str | None = None  # the id of the cycle running (or last run)
 
     async def run(self) -> CycleReport:
@@ -185,6 +207,8 @@ class Cycle:
         structlog.contextvars.bind_contextvars(cycle_id=cycle_id)
         try:
             report = await self._poll(cycle_id)
+            if self.silencer is not None:  # silences that ended: what they hid, still open
+                await self.silencer.end_silences()
             if self.digests is not None:  # due on the wall clock, whatever the API did
                 await self.digests.record_due()
             delivered = await self.deliver()
@@ -209,12 +233,21 @@ class Cycle:
             state, transitions, meta = await self._detect(sight, now, began)
             # optional reads only, each within its share of what is left: ends by `until`
             transitions = await self.observer.with_details(transitions, reads)
+            # Extra reads (reports, schedules) have a share of the deadline and end there on
+            # their own: they never fail the cycle, nor hold its alerts back for long.
+            loop = asyncio.get_running_loop()
+            share = self.settings.deadline.total_seconds() * EXTRA_READS_SHARE
+            extra_until = min(until, loop.time() + share)
+            transitions = await self.kb_watch.with_reports(transitions, extra_until)
+            judged = await self.kb_watch.judge(sight.kbs, _by_kb(sight), now, extra_until)
             transitions = tolerate(transitions, self.settings.tolerances)  # needs the details
         except (SourceError, TimeoutError) as exc:
             return await self._fetch_failed(cycle_id, exc)
         transitions, cost_meta = await self._costs(sight.kbs, transitions, until)
         if self.remedies is not None:  # the intents go with the stall, before any write call
             cost_meta |= await self.remedies.plan(transitions)
+        transitions += judged.transitions
+        meta = {**meta, **judged.meta}
         deliveries = route(transitions, self.settings.rules)
         deliveries = keep_spikes(deliveries, transitions, self.settings.route_spike_factors)
         rules, opened = self.settings.incident_rules, sight.previous.incidents
@@ -232,11 +265,13 @@ class Cycle:
             incidents=tracked.incidents,
         )
         await self._record(change, sight.previous, state, meta | cost_meta)
+        self.kb_watch.committed(judged)
         if self.remedies is not None:
             await self.remedies.act(cycle_id, now.wall, now.api, until)
         for t in tracked.transitions:
             about = "incident" if t.kind in INCIDENT_EVENTS else "job"
-            log.info(f"{about}_{t.kind.value}", kb=t.kb_uuid, job=t.job_uuid, event_id=t.event_id)
+            name = t.kind.value if t.kind in KB_EVENTS else f"{about}_{t.kind.value}"
+            log.info(name, kb=t.kb_uuid, job=t.job_uuid, event_id=t.event_id)
         return CycleReport(
             cycle_id=cycle_id,
             ok=True,
@@ -329,6 +364,15 @@ class Cycle:
     async def deliver(self) -> tuple[tuple[str, SettleReason], ...]:
         """Send what is due from the outbox (see `watcher.service.dispatch`); routes in parallel."""
         return await self.dispatcher.deliver()
+
+
+def _by_kb(sight: Sight) -> dict[str, list[Job]]:
+    """The jobs seen this cycle, by their KB."""
+    found: dict[str, list[Job]] = {}
+    for job in sight.jobs:
+        if job.knowledge_base_uuid is not None:
+            found.setdefault(job.knowledge_base_uuid, []).append(job)
+    return found
 
 
 def _describe(exc: SourceError) -> str:

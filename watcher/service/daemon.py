@@ -66,6 +66,7 @@ log = structlog.get_logger(__name__)
 
 STOP_GRACE = 10.0  # seconds for the final delivery attempt when stopping
 CYCLE_GRACE = 10.0  # seconds a stop waits for the cycle in flight before cancelling it
+STANDBY_DELIVERY_EVERY = 5.0  # seconds between delivery rounds of a replica standing by
 _COMMAND = "watcher run"
 
 
@@ -140,8 +141,11 @@ class Daemon:
 
     async def tick(self) -> None:
         """One cycle; any failure is logged and the schedule goes on."""
-        if self.stopping.is_set() or not self.runtime.keeper.held:
-            return  # standing by, or the store vanished: nothing may be written
+        if self.stopping.is_set():
+            return
+        if not self.runtime.keeper.held:  # standing by, or the store vanished: no cycle
+            await self._deliver_standing_by()  # on a shared store, its deliveries still
+            return
         async with self.lock:
             loop = asyncio.get_running_loop()
             self.cycle_started = started = loop.time()
@@ -272,7 +276,9 @@ class Daemon:
                 await poller
         async with self.lock:  # the cycle in flight has finished or been cancelled
             try:
-                if self.runtime.keeper.held:  # a process standing by delivers nothing
+                # a process standing by delivers nothing, but a replica of a shared store does:
+                # its rounds in flight end (and are acknowledged) before it goes
+                if self.runtime.keeper.held or self.runtime.store.shared_claims:
                     await asyncio.wait_for(self._final_delivery(), timeout=STOP_GRACE)
             except TimeoutError:  # what is left is due again at the next start
                 log.warning("final_delivery_incomplete", error=f"not done in {STOP_GRACE:g}s")
@@ -317,10 +323,33 @@ class Daemon:
         keeper.start()
         held = asyncio.ensure_future(keeper.holding.wait())
         stop = asyncio.ensure_future(self.stopping.wait())
+        delivering = asyncio.ensure_future(self._deliver_while_standing_by())
         await asyncio.wait({held, stop}, return_when=asyncio.FIRST_COMPLETED)
-        for waiter in (held, stop):
+        for waiter in (held, stop, delivering):
             waiter.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await delivering
         return self.runtime.keeper.held and not self.stopping.is_set()
+
+    async def _deliver_while_standing_by(self) -> None:
+        """Every `STANDBY_DELIVERY_EVERY` seconds, deliver while another replica polls."""
+        while not self.stopping.is_set():
+            await self._deliver_standing_by()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stopping.wait(), STANDBY_DELIVERY_EVERY)
+
+    async def _deliver_standing_by(self) -> None:
+        """A replica of a shared store (PostgreSQL) that does not poll still delivers: outbox
+        claims are exclusive between replicas (`watcher.edges.store.postgres`). On an SQLite
+        store a process standing by delivers nothing."""
+        if not self.runtime.store.shared_claims or self.runtime.keeper.held:
+            return
+        async with self.lock:
+            try:
+                await self.runtime.cycle.deliver()
+            except StoreError as exc:
+                log.warning("standby_delivery_failed", error=str(exc))
+            await self.upkeep.update_lease_gauges()
 
     def _keep_watch(self, keeper: LeaseKeeper) -> None:
         keeper.on_change = self._tenure_changed
@@ -365,7 +394,8 @@ class Daemon:
         keeper = self.runtime.keeper
         waiting = not keeper.held and keeper.tenure is not Tenure.STARTING  # not at start
         standby = (keeper.problem or "waiting for the store's lease") if waiting else None
-        return self.vitals.judge(probe, self.limit, store_error, standby)
+        shared = self.runtime.store.shared_claims
+        return self.vitals.judge(probe, self.limit, store_error, standby, delivering=shared)
 
 
 def heartbeat_sender(config: Config, metrics: Metrics | None) -> HeartbeatSender:

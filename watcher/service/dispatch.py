@@ -41,12 +41,14 @@ from watcher.core.delivery import (
     start,
 )
 from watcher.core.deliveryhealth import DeliveryHealth, RouteRound, delivery_health
-from watcher.core.outbox import Budget, Send, SendResult, Settlement, SettleReason
+from watcher.core.errors import StoreHeld
+from watcher.core.outbox import Budget, OutboxItem, Send, SendResult, Settlement, SettleReason
 from watcher.core.plan import pace_wait, plan
-from watcher.core.ports import MetaStore, Notifier, Outbox, StateStore
+from watcher.core.ports import MetaStore, Notifier, Outbox, SilenceBook, StateStore
 from watcher.core.present import Presentation
 from watcher.core.quiet import hold, quiet_ends
 from watcher.core.render import DASHBOARD
+from watcher.core.silences import hold as hold_silenced
 from watcher.core.state import Change
 from watcher.core.windows import TimeWindow
 from watcher.edges.hostclock import elapsed_now
@@ -102,8 +104,10 @@ class Dispatcher:
         elapsed: Callable[[], Elapsed] = elapsed_now,
         monotonic: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        silences: SilenceBook | None = None,
     ) -> None:
         self.outbox, self.store, self.meta, self.notifier = outbox, store, meta, notifier
+        self.silences = silences  # read each round: a silence added meanwhile holds at once
         self.settings, self.clock, self.elapsed = settings, clock, elapsed
         self.monotonic, self.sleep = monotonic, sleep
         self._last_sent: dict[str, dict[int, float]] = {}
@@ -153,7 +157,9 @@ class Dispatcher:
         go back to the queue, unspent); return the rounds that ended within `wait`."""
         # A retry time further ahead than any wait this stage sets comes from a wall-clock step.
         longest = self.settings.longest_wait
-        items = await self.outbox.claim_due(self.clock(), self.settings.batch, longest)
+        items = await self._unsilenced(
+            await self.outbox.claim_due(self.clock(), self.settings.batch, longest)
+        )
         busy = [item for item in items if item.route in self._running]
         if busy:
             await self.outbox.settle(release(busy, self.clock()))
@@ -192,6 +198,20 @@ class Dispatcher:
             if task not in done:
                 task.add_done_callback(self._count_late)
         return [task.result() for task in ended if task.exception() is None]
+
+    async def _unsilenced(self, items: list[OutboxItem]) -> list[OutboxItem]:
+        """The claimed rows no silence holds; the held ones are settled `silenced` (never
+        sent, never lost: `watcher.core.silences`)."""
+        if self.silences is None or not items:
+            return items
+        now = self.clock()
+        send, held = hold_silenced(items, await self.silences.current_silences(now), now)
+        if held:
+            await self.outbox.settle([h.settlement(now) for h in held])
+            for h in held:
+                event = h.item.transition.event_id
+                log.info("alert_silenced", route=h.item.route, event_id=event, silence=h.silence_id)
+        return send
 
     def _count_late(self, task: asyncio.Task[RouteRun]) -> None:
         if not task.cancelled() and task.exception() is None:
@@ -293,7 +313,10 @@ class Dispatcher:
             transitions=news,
             deliveries=route(news, self.settings.rules),
         )
-        await self.store.record(change, meta={key: encode_health(health)})
+        try:
+            await self.store.record(change, meta={key: encode_health(health)})
+        except StoreHeld:  # a replica standing by delivers; the one polling keeps the health
+            return False
         for t in news:
             log.warning(t.kind.value, route=run.route, event_id=t.event_id, detail=t.detail)
         return bool(news)

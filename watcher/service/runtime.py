@@ -27,18 +27,22 @@ from watcher.core.ports import Notifier
 from watcher.core.present import Presentation, RouteFormat
 from watcher.core.redact import SECRETS
 from watcher.core.remedy import OnStalled
+from watcher.core.schedules import Freshness, ScheduleRules
 from watcher.core.tolerance import Tolerances
 from watcher.edges import host
 from watcher.edges.api.client import ApiClient, ApiSettings, RequestRecord, RequestRetry
 from watcher.edges.hostclock import elapsed_now
 from watcher.edges.metrics import Metrics
 from watcher.edges.notify.webhook import SignedWebhookNotifier
+from watcher.edges.reports import ReportShelf, reports_dir
 from watcher.edges.store.files import file_id
 from watcher.edges.store.sqlite import SqliteStore
 from watcher.service.costs import PriceBook
 from watcher.service.cycle import Cycle, CycleSettings
+from watcher.service.kbwatch import KbWatchSettings
 from watcher.service.lease_keeper import LeaseKeeper
 from watcher.service.remedies import Remedies
+from watcher.service.stores import open_store
 
 
 def utcnow() -> datetime:
@@ -78,6 +82,22 @@ def cycle_settings(config: Config) -> CycleSettings:
         route_spike_factors=spikes,
         mutes=config.mutes(),
         digests=config.digests(),
+        kb_watch=kb_watch_settings(config),
+    )
+
+
+def kb_watch_settings(config: Config) -> KbWatchSettings:
+    """Schedules, freshness and where reports are kept (beside the store)."""
+    freshness = Freshness(
+        default=config.freshness.fresh_within,
+        by_kb={
+            kb.uuid: kb.fresh_within for kb in config.knowledge_bases if kb.fresh_within is not None
+        },
+    )
+    return KbWatchSettings(
+        rules=ScheduleRules(grace=config.schedules.grace, freshness=freshness),
+        read_every=config.schedules.read_every,
+        reports=ReportShelf(reports_dir(config.state.path)),
     )
 
 
@@ -136,6 +156,11 @@ def register_config_secrets(config: Config) -> None:
     """
     if config.token is not None:
         SECRETS.register(config.token.get_secret_value())
+    if config.state.url is not None:
+        state_url = config.state.url.get_secret_value()
+        SECRETS.register(state_url)
+        if urlsplit(state_url).password:
+            SECRETS.register(str(urlsplit(state_url).password))
     for urls in route_urls(config).values():
         for url in urls:
             register_url_secrets(url)
@@ -317,6 +342,8 @@ async def open_runtime(
         settings=cycle_settings(config),
         clock=clock,
         elapsed=elapsed,
+        silences=store,
+        extra=client,
         prices=PriceBook(client, config.cost.prices_every, elapsed, guarded),
         remedies=remedies(config, client, guarded),
         digest_reads=store,
@@ -324,6 +351,14 @@ async def open_runtime(
     return Runtime(
         config=config, client=client, store=store, cycle=cycle, metrics=metrics, keeper=keeper
     )
+
+
+def _same_store(keep: Runtime, config: Config) -> bool:
+    """Whether a reload keeps the store: the same file, or the same database and token."""
+    before, after = keep.config.state, config.state
+    if before.shared or after.shared:
+        return before.url == after.url and keep.config.token == config.token
+    return same_store(before.path, after.path)
 
 
 def same_store(a: Path, b: Path) -> bool:
@@ -338,10 +373,10 @@ async def _store(
     config: Config, now: datetime, command: str, hold: bool, keep: Runtime | None
 ) -> tuple[SqliteStore, LeaseKeeper]:
     """The store and its lease keeper: the kept ones, or freshly opened (and held if asked)."""
-    if keep is not None and same_store(keep.store.path, config.state.path):
+    if keep is not None and _same_store(keep, config):
         return keep.store, keep.keeper
-    store = await SqliteStore.open(config.state.path, now=now)
-    keeper = LeaseKeeper(store, host.this_process(command, now))
+    store = await open_store(config, now)
+    keeper = LeaseKeeper(store, host.this_process(command, now), config.state.lease.total_seconds())
     if not hold:
         return store, keeper
     try:

@@ -5,7 +5,7 @@ After each cycle (`after_cycle`): count the cycle, its events and its delivery a
 the next poll interval (`watcher.core.pace`) from the cycle's API cost and the rate limit the
 API reported; the pace is saved in the store's meta table for `watcher status` when it
 changes (and once at start). Hourly, on the wall clock (`prune`): forget finished history
-older than `state.retention`.
+older than `state.retention`, per-file reports with it.
 
 None of it is essential to watching: a store that fails here (`StoreError`) is logged and
 the daemon goes on; the next cycle, or the next hour, tries again.
@@ -21,6 +21,7 @@ import structlog
 from watcher.core.errors import StoreError
 from watcher.core.pace import PACE_KEY, Pace, PaceReason, next_pace
 from watcher.edges.metrics import Metrics
+from watcher.edges.store.postgres import PostgresStore
 from watcher.service.cycle import CycleReport
 from watcher.service.runtime import Runtime, pace_settings
 
@@ -58,6 +59,7 @@ class Upkeep:
             if reason.outcome is not None:  # postponed rows were not tried
                 metrics.count_delivery(route, reason.outcome)
         await self._update_store_gauges(now)
+        await self.update_lease_gauges()
         await self._repace(report)
 
     async def prune(self, now: datetime) -> None:
@@ -73,6 +75,22 @@ class Upkeep:
             return
         if deleted:
             log.info("history_pruned", rows=deleted, before=before.isoformat())
+        shelf = self.runtime.cycle.kb_watch.settings.reports
+        if shelf is not None and (reports := await shelf.prune(before)):
+            log.info("reports_pruned", files=reports, before=before.isoformat())
+
+    async def update_lease_gauges(self) -> None:
+        """The lease gauges: held, epoch, and on a shared store the live replicas."""
+        store = self.runtime.store
+        count = 1
+        if isinstance(store, PostgresStore):
+            try:
+                replicas, _, now = await store.replicas()
+            except StoreError as exc:
+                log.error("store_snapshot_failed", error=str(exc))
+                return
+            count = sum(1 for r in replicas if r.live(now))
+        self.metrics.set_lease(self.runtime.keeper.held, store.epoch, count)
 
     async def _update_store_gauges(self, now: datetime) -> None:
         try:

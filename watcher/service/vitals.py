@@ -75,9 +75,11 @@ class Vitals:
         limit: timedelta,
         store_error: str | None,
         standby: str | None = None,
+        delivering: bool = False,
     ) -> Health:
         """The health rule's verdict now, with this daemon's limit and start; standing by
-        (`standby` says why), the last lease check stands for the last cycle."""
+        (`standby` says why), the last lease check stands for the last cycle (`delivering`:
+        a replica of a shared store, ready while it stands by)."""
         beat = self.heartbeat
         if standby is not None:
             at = self.standby_at
@@ -90,6 +92,7 @@ class Vitals:
             limit=limit,
             store_error=store_error,
             standby=standby,
+            delivering=delivering,
         )
 
     def standing_by(self, reason: str) -> None:

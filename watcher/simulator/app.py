@@ -28,6 +28,7 @@ from starlette.types import ASGIApp
 
 from watcher.simulator import models
 from watcher.simulator.backend import Backend
+from watcher.simulator.extras import SPACES, Extras
 from watcher.simulator.gate import Gate, error_body
 from watcher.simulator.world import KbBusy, NotCancellable, NotFound, World
 
@@ -238,6 +239,12 @@ def build_app(sim: Backend) -> ASGIApp:
         Route(f"{prefix}/indexing_jobs/{{uuid}}/cancel", api.cancel_job, methods=["PUT"]),
         Route(f"{prefix}/models", models.list_models, methods=["GET"]),
         Route(f"{prefix}/models/catalog", models.list_catalog, methods=["GET"]),
+    ]
+    extras = Extras(sim, ApiFailure)
+    routes += [
+        Route(f"{prefix}/scheduled-indexing/knowledge-base/{{uuid}}", extras.get_schedule),
+        Route(f"{prefix}/indexing_jobs/{{uuid}}/details_signed_url", extras.signed_url),
+        Route(f"{SPACES}{{uuid}}.csv", extras.report, methods=["GET"]),
     ]
     handlers = {ApiFailure: _on_failure, HTTPException: _on_http_exception}
     inner = Starlette(routes=routes, exception_handlers=handlers)

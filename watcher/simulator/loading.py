@@ -15,6 +15,7 @@ from watcher.simulator.scenario import (
     ClearFaults,
     DataSourceSpec,
     DeleteKb,
+    DisableSchedule,
     Event,
     HideJob,
     InjectFault,
@@ -22,6 +23,7 @@ from watcher.simulator.scenario import (
     KbSpec,
     Scenario,
     ScenarioError,
+    ScheduleSpec,
     StartDefaults,
     StartJob,
 )
@@ -83,7 +85,7 @@ def _only(data: dict[str, Any], allowed: set[str], where: str) -> None:
 
 
 def _kb(item: dict[str, Any]) -> KbSpec:
-    allowed = {"key", "name", "uuid", "region", "created", "data_sources", "history"}
+    allowed = {"key", "name", "uuid", "region", "created", "data_sources", "history", "schedule"}
     _only(item, allowed, f"knowledge base {item.get('key')!r}")
     sources = tuple(
         DataSourceSpec(str(ds["key"]), int(ds.get("items", 100)), ds.get("uuid"))
@@ -98,7 +100,18 @@ def _kb(item: dict[str, Any]) -> KbSpec:
         uuid=item.get("uuid"),
         region=str(item.get("region", "tor1")),
         created=float(item.get("created", -MONTH)),
+        schedule=_schedule(item["schedule"]) if item.get("schedule") else None,
     )
+
+
+def _schedule(item: dict[str, Any]) -> ScheduleSpec:
+    _only(item, {"next_run", "every", "days", "time"}, "schedule")
+    spec = ScheduleSpec(float(item["next_run"]), float(item.get("every", 86400.0)))
+    if "days" in item:
+        spec = ScheduleSpec(spec.next_run, spec.every, tuple(int(d) for d in item["days"]))
+    if spec.every <= 0:
+        raise ScenarioError("schedule: every must be > 0")
+    return spec
 
 
 def _event(item: dict[str, Any]) -> Event:
@@ -122,6 +135,8 @@ def _event(item: dict[str, Any]) -> Event:
             return Event(at, HideJob(str(hide["job"]), duration))
         case "delete_kb":
             return Event(at, DeleteKb(str(item["delete_kb"])))
+        case "disable_schedule":
+            return Event(at, DisableSchedule(str(item["disable_schedule"])))
         case other:
             raise ScenarioError(f"unknown timeline action {other!r}")
 

@@ -20,7 +20,8 @@ negative times lie in the past, so history is just events before zero)::
           "region": "tor1",                   # optional
           "created": -2592000,                # optional; when the KB was created
           "data_sources": [{"key": "site", "items": 120}, {"key": "pdfs", "items": 40}],
-          "history": [{"ago": 86400, "run": 240, "outcome": "completed"}]
+          "history": [{"ago": 86400, "run": 240, "outcome": "completed"}],
+          "schedule": {"next_run": 600, "every": 86400}   # optional; see ScheduleSpec
         }
       ],
       "timeline": [
@@ -31,7 +32,8 @@ negative times lie in the past, so history is just events before zero)::
         {"at": 30, "fault": {"kind": "server_error", "status": 503, "count": 3, "for": 10}},
         {"at": 40, "clear_faults": true},
         {"at": 45, "hide_job": {"job": "docs-now", "for": 10}},
-        {"at": 60, "delete_kb": "docs"}
+        {"at": 60, "delete_kb": "docs"},
+        {"at": 70, "disable_schedule": "docs"}
       ]
     }
 
@@ -52,7 +54,9 @@ answer 404 for `for` seconds (or for good without `for`), then come back unchang
 eventually consistent read does. `delete_kb` deletes the knowledge base with that key: it
 and its jobs vanish from every list and answer 404 from then on (a job it was running is
 never seen to end, and `Simulator.transitions()` lists nothing of it after the deletion).
-`on_start` is the plan for jobs started through the API (POST).
+`disable_schedule` turns the KB's schedule off (`is_active` false from then on).
+`on_start` is the plan for jobs started through the API (POST). Every finished job has a
+per-file report (`is_report_available`), served behind a signed URL on the same port.
 """
 
 from __future__ import annotations
@@ -79,6 +83,18 @@ class DataSourceSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class ScheduleSpec:
+    """A KB's indexing schedule: its first run `next_run` seconds from t = 0, then one every
+    `every` seconds. It only announces runs (`next_run_at`): jobs come from the timeline, so a
+    run without a `start_job` near it is a missed run."""
+
+    next_run: float
+    every: float = 86400.0
+    days: tuple[int, ...] = (0, 1, 2, 3, 4, 5, 6)
+    time: str = "03:00:00"
+
+
+@dataclass(frozen=True, slots=True)
 class KbSpec:
     """A knowledge base of the simulated account."""
 
@@ -88,6 +104,7 @@ class KbSpec:
     uuid: str | None = None
     region: str = "tor1"
     created: float = -MONTH
+    schedule: ScheduleSpec | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,7 +164,12 @@ class DeleteKb:
     kb: str
 
 
-Action = StartJob | CancelJob | InjectFault | ClearFaults | HideJob | DeleteKb
+@dataclass(frozen=True, slots=True)
+class DisableSchedule:
+    kb: str
+
+
+Action = StartJob | CancelJob | InjectFault | ClearFaults | HideJob | DeleteKb | DisableSchedule
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,6 +207,8 @@ def _check(scenario: Scenario) -> None:
                 raise ScenarioError(f"{scenario.name}: timeline names no earlier job {job_id!r}")
             case DeleteKb(kb=key) if key not in kbs:
                 raise ScenarioError(f"{scenario.name}: delete_kb names no knowledge base {key!r}")
+            case DisableSchedule(kb=key) if kbs.get(key) is None or kbs[key].schedule is None:
+                raise ScenarioError(f"{scenario.name}: disable_schedule names no scheduled KB")
             case _:
                 pass
 

@@ -29,6 +29,7 @@ from watcher.simulator.scenario import (
     CancelJob,
     ClearFaults,
     DeleteKb,
+    DisableSchedule,
     Event,
     HideJob,
     InjectFault,
@@ -137,6 +138,8 @@ class Simulator:
                     self._skipped.append(SkippedAction(at, f"hide_job {job_id}", "not started"))
             case DeleteKb(kb=key):
                 self.world.delete_kb(key, at)
+            case DisableSchedule(kb=key):
+                self.world.disable_schedule(key, at)
 
     def advance(self, seconds: float) -> None:
         """Move a ManualClock forward; lifecycles and the timeline follow."""
@@ -163,6 +166,11 @@ class Simulator:
         """Delete the scenario's knowledge base `key` now: it and its jobs answer 404 from now."""
         with self.lock:
             self.world.delete_kb(key, self.sync())
+
+    def disable_schedule(self, key: str) -> None:
+        """Turn the schedule of the scenario's knowledge base `key` off now."""
+        with self.lock:
+            self.world.disable_schedule(key, self.sync())
 
     def clear_faults(self) -> None:
         with self.lock:

@@ -17,7 +17,14 @@ from typing import Any
 
 from watcher.simulator.clock import rfc3339
 from watcher.simulator.lifecycle import JobPlan, Moment, SourcePlan
-from watcher.simulator.scenario import DataSourceSpec, JobSpec, KbSpec, Scenario, StartDefaults
+from watcher.simulator.scenario import (
+    DataSourceSpec,
+    JobSpec,
+    KbSpec,
+    Scenario,
+    ScheduleSpec,
+    StartDefaults,
+)
 from watcher.simulator.wire import job_at, sources_at
 
 JsonObject = dict[str, Any]
@@ -82,6 +89,8 @@ class World:
         self._shifts = 0
         self._deleted: dict[str, datetime] = {}
         self._hidden: dict[str, list[tuple[datetime, datetime | None]]] = {}
+        self.schedules: dict[str, ScheduleSpec] = {}  # by KB uuid (see `simulator.extras`)
+        self.schedules_off: dict[str, datetime] = {}
         for spec in scenario.knowledge_bases:
             self._add_kb(spec)
 
@@ -105,6 +114,8 @@ class World:
         )
         self._kbs[kb.uuid] = kb
         self._kb_keys[kb.key] = kb.uuid
+        if spec.schedule is not None:
+            self.schedules[kb.uuid] = spec.schedule
         self._by_kb[kb.uuid] = []
         return kb
 
@@ -175,6 +186,19 @@ class World:
     def delete_kb(self, key: str, at: datetime) -> None:
         """Delete the knowledge base `key` at `at`: it and its jobs are gone from then on."""
         self._deleted.setdefault(self._kb_keys[key], at)
+
+    def disable_schedule(self, key: str, at: datetime) -> None:
+        """Turn the schedule of the knowledge base `key` off at `at`."""
+        self.schedules_off.setdefault(self._kb_keys[key], at)
+
+    def schedule_uuid(self, kb_uuid: str) -> str:
+        """The stable uuid of a knowledge base's schedule."""
+        return self._uuid("schedule", kb_uuid)
+
+    def exists(self, kb_uuid: str, now: datetime) -> bool:
+        """Whether the knowledge base exists at `now` (created, not deleted)."""
+        kb = self._kbs.get(kb_uuid)
+        return kb is not None and kb.created_at <= now and self._exists(kb_uuid, now)
 
     def hide_job(self, job_uuid: str, at: datetime, until: datetime | None) -> None:
         """Make a job vanish from every answer from `at` until `until` (None: for good)."""

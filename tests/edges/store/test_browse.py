@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
 from tests.edges.web.history import NOW, KbPlan, job_uuid, make_job, settle, write_history
-from tests.stores import open_held
+from tests.stores import Engine
 from watcher.core.outbox import DeliveryState
 from watcher.core.records import JobPoint
 from watcher.edges.store.sqlite import SqliteStore
@@ -18,8 +17,8 @@ PLAN = KbPlan(A, "alpha", ["completed", "failed", "partial", "unknown", "running
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    opened = await open_held(tmp_path / "watcher.db", NOW)
+async def store(engine: Engine) -> AsyncIterator[SqliteStore]:
+    opened = await engine.open_held(NOW)
     try:
         yield opened
     finally:

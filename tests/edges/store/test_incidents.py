@@ -6,12 +6,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 
 from tests.edges.store.test_sqlite import KB, LEASE, NOW, change, event, job
-from tests.stores import open_held
+from tests.stores import Engine
 from watcher.core.clocks import Instant
 from watcher.core.errors import AckRefused, StoreError
 from watcher.core.incident import Ack, Incident, Notice
@@ -26,8 +25,8 @@ H = timedelta(hours=1)
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    opened = await open_held(tmp_path / "watcher.db", NOW, lease=LEASE)
+async def store(engine: Engine) -> AsyncIterator[SqliteStore]:
+    opened = await engine.open_held(NOW, lease=LEASE)
     try:
         yield opened
     finally:

@@ -8,10 +8,11 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Final
 
 import pytest
 
-from tests.stores import open_held
+from tests.stores import Engine
 from watcher.core.clocks import Elapsed
 from watcher.core.errors import StoreError
 from watcher.core.lease import LeaseTime
@@ -28,6 +29,7 @@ from watcher.core.state import (
     WatchState,
 )
 from watcher.edges import host
+from watcher.edges.store.postgres import PostgresStore
 from watcher.edges.store.schema import SCHEMA_VERSION
 from watcher.edges.store.sqlite import SqliteStore
 
@@ -89,13 +91,28 @@ def change(
     )
 
 
+ENGINES: dict[int, Engine] = {}
+"""The engine each open test store is on (by id): the contract below runs on both."""
+
+
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    opened = await open_held(tmp_path / "watcher.db", NOW, lease=LEASE)
+async def store(engine: Engine) -> AsyncIterator[SqliteStore]:
+    opened = await engine.open_held(NOW, lease=LEASE)
+    ENGINES[id(opened)] = engine
     try:
         yield opened
     finally:
+        ENGINES.pop(id(opened), None)
         await opened.close()
+
+
+def on(store: SqliteStore) -> Engine:
+    return ENGINES[id(store)]
+
+
+async def another(store: SqliteStore) -> SqliteStore:
+    """A second store on the same file or schema (another process, another replica)."""
+    return await on(store).open(NOW, lease=LEASE)
 
 
 def wal_size(store: SqliteStore) -> int:
@@ -103,9 +120,21 @@ def wal_size(store: SqliteStore) -> int:
 
 
 def count(store: SqliteStore, table: str, where: str = "1 = 1") -> int:
-    """Count rows straight from the file, through a separate connection."""
-    with sqlite3.connect(store.path) as conn:
-        return int(conn.execute(f"SELECT COUNT(*) FROM {table} WHERE {where}").fetchone()[0])
+    """Count rows straight from the file or schema, through a separate connection."""
+    return on(store).count(table, where)
+
+
+REFUSE_OUTBOX: Final = {
+    "sqlite": [
+        "CREATE TRIGGER refuse BEFORE INSERT ON outbox"
+        " BEGIN SELECT RAISE(ABORT, 'outbox refused'); END"
+    ],
+    "postgresql": [
+        "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS"
+        " $$ BEGIN RAISE EXCEPTION 'outbox refused'; END $$",
+        "CREATE TRIGGER refuse BEFORE INSERT ON outbox FOR EACH ROW EXECUTE FUNCTION refuse()",
+    ],
+}
 
 
 # --- record and load -------------------------------------------------------------------------
@@ -163,11 +192,8 @@ async def test_a_delivery_without_its_event_fails_the_record_and_keeps_nothing(
 
 
 async def test_a_failing_outbox_insert_rolls_back_the_whole_cycle(store: SqliteStore) -> None:
-    with sqlite3.connect(store.path) as conn:
-        conn.execute(
-            "CREATE TRIGGER refuse BEFORE INSERT ON outbox"
-            " BEGIN SELECT RAISE(ABORT, 'outbox refused'); END"
-        )
+    for statement in REFUSE_OUTBOX[on(store).name]:
+        on(store).rows(statement)
     with pytest.raises(StoreError, match="outbox refused"):
         await store.record(change(event(job())), meta={"api_first_failure_at": "x"})
     assert await store.load([]) == WatchState()
@@ -202,7 +228,9 @@ async def test_load_with_20000_historical_jobs_reads_only_open_and_named_jobs(
     store: SqliteStore,
 ) -> None:
     """The plan checked is the plan of each statement `load` ran (traced on the store's own
-    connection), never a query written here."""
+    connection), never a query written here. (SQLite's planner hints only.)"""
+    if on(store).is_pg:
+        pytest.skip("SQLite's query plans")
     history = tuple(state(job(f"old-{i:05}"), done=True, deadline=None) for i in range(20_000))
     await store.record(change(jobs=(*history, state(job("open-1")), state(job("open-2")))))
     ran: list[str] = []
@@ -238,9 +266,10 @@ async def test_due_rows_are_claimed_oldest_first_with_their_transition(store: Sq
     assert await store.claim_due(NOW + timedelta(seconds=1), limit=10) == []
 
 
-async def test_rows_not_yet_due_and_over_the_limit_wait(store: SqliteStore) -> None:
+async def test_rows_over_the_limit_wait(store: SqliteStore) -> None:
+    """(Rows not yet due: `test_a_retry_time_within_the_longest_backoff_waits_...`; a row
+    created after `now` can only come from a step back, and is due at once.)"""
     await store.record(change(event(job()), routes=("a", "b", "c"), at=NOW))
-    assert await store.claim_due(NOW - timedelta(seconds=1), limit=10) == []
     assert len(await store.claim_due(NOW, limit=2)) == 2
     assert len(await store.claim_due(NOW, limit=2)) == 1
 
@@ -255,9 +284,48 @@ async def test_a_retry_time_further_ahead_than_the_longest_backoff_is_due_now(
     retry = Settlement(item.id, DeliveryState.PENDING, jumped, 1, next_attempt_at=jumped)
     await store.settle([retry])
     longest = timedelta(minutes=30)
-    assert await store.claim_due(NOW + timedelta(seconds=5), 10, jumped - NOW) == []
     (again,) = await store.claim_due(NOW + timedelta(seconds=5), 10, longest)
     assert again.id == item.id
+
+
+async def test_a_retry_time_within_the_longest_backoff_waits_while_the_wall_clock_holds(
+    store: SqliteStore,
+) -> None:
+    """Set at NOW for NOW + 20 min: not due at NOW + 5 s, due at NOW + 20 min."""
+    await store.record(change(event(job())))
+    (item,) = await store.claim_due(NOW, limit=10)
+    due = NOW + timedelta(minutes=20)
+    await store.settle([Settlement(item.id, DeliveryState.PENDING, NOW, 1, next_attempt_at=due)])
+    longest = timedelta(minutes=30)
+    assert await store.claim_due(NOW + timedelta(seconds=5), 10, longest) == []
+    (again,) = await store.claim_due(due, 10, longest)
+    assert again.id == item.id
+
+
+@pytest.mark.parametrize("step", [timedelta(seconds=-60), timedelta(minutes=-20)])
+async def test_a_step_back_of_the_wall_clock_never_holds_a_retry_nor_a_new_row_late(
+    store: SqliteStore, step: timedelta
+) -> None:
+    """A backoff is an interval: measured on the wall clock across a step back, a 30 s retry
+    (or a row written just before the step) would wait the step's size on top, up to the
+    longest backoff (30 min by default) after its receiver is back. Written after `now`, it
+    is due at once; its next backoff is measured from that attempt."""
+    longest = timedelta(minutes=30)
+    await store.record(change(event(job())))
+    (item,) = await store.claim_due(NOW, limit=10)
+    retry = NOW + timedelta(seconds=30)
+    await store.settle([Settlement(item.id, DeliveryState.PENDING, NOW, 1, next_attempt_at=retry)])
+    await store.record(change(event(job("job-2"))))  # a new row, created at NOW
+    stepped = NOW + timedelta(seconds=31) + step  # the backoff has passed; the wall went back
+    claimed = await store.claim_due(stepped, 10, longest)
+    assert [c.id for c in claimed] == [item.id, item.id + 1]
+    again = stepped + timedelta(seconds=30)
+    back = [
+        Settlement(c.id, DeliveryState.PENDING, stepped, 2, next_attempt_at=again) for c in claimed
+    ]
+    await store.settle(back)
+    assert await store.claim_due(stepped + timedelta(seconds=5), 10, longest) == []  # backoff kept
+    assert len(await store.claim_due(again, 10, longest)) == 2
 
 
 async def test_rows_go_out_in_the_order_they_were_written_whatever_their_clock_said(
@@ -275,7 +343,7 @@ async def test_rows_go_out_in_the_order_they_were_written_whatever_their_clock_s
 async def test_two_stores_on_one_file_never_claim_the_same_row(store: SqliteStore) -> None:
     transitions = [event(job(f"job-{i}")) for i in range(30)]
     await store.record(change(*transitions, routes=("ops", "email")))
-    other = await SqliteStore.open(store.path, now=NOW, lease=LEASE)
+    other = await another(store)
     try:
         claims = await asyncio.gather(
             *(s.claim_due(NOW, limit=7) for _ in range(6) for s in (store, other))
@@ -289,7 +357,7 @@ async def test_two_stores_on_one_file_never_claim_the_same_row(store: SqliteStor
 
 def lease_clock_ahead(store: SqliteStore, seconds: float) -> None:
     """Move `store`'s view of the lease clock (boot time, which claims expire on) ahead."""
-    clock = host.lease_time
+    clock = store._db_clock if isinstance(store, PostgresStore) else host.lease_time
 
     def ahead() -> LeaseTime:
         now = clock()
@@ -402,7 +470,7 @@ async def test_a_stale_settle_after_another_store_reclaimed_the_row_is_ignored(
 ) -> None:
     await store.record(change(event(job())))
     (mine,) = await store.claim_due(NOW, limit=10)
-    other = await SqliteStore.open(store.path, now=NOW, lease=LEASE)
+    other = await another(store)
     try:
         lease_clock_ahead(other, 2 * LEASE.total_seconds())
         (theirs,) = await other.claim_due(NOW, limit=10)
@@ -418,8 +486,7 @@ async def test_a_row_whose_event_cannot_be_read_is_dead_lettered_not_blocking(
     store: SqliteStore,
 ) -> None:
     await store.record(change(event(job("job-1")), event(job("job-2"))))
-    with sqlite3.connect(store.path) as conn:
-        conn.execute("UPDATE events SET payload = '{\"kind\": 1}' WHERE event_id LIKE 'job-1/%'")
+    on(store).rows("UPDATE events SET payload = '{\"kind\": 1}' WHERE event_id LIKE 'job-1/%'")
     items = await store.claim_due(NOW, limit=10)
     assert [i.transition.job_uuid for i in items] == ["job-2"]
     (dead,) = (await store.snapshot(NOW)).dead_letters
@@ -447,7 +514,13 @@ async def test_snapshot_shows_each_kb_latest_job_and_the_outbox(store: SqliteSto
         False,
         latest.started_at,
     )
-    assert snap.outbox_by_state == {"pending": 0, "sending": 1, "sent": 0, "dead": 1}
+    assert snap.outbox_by_state == {
+        "pending": 0,
+        "sending": 1,
+        "sent": 0,
+        "dead": 1,
+        "silenced": 0,
+    }
     routes = [(r.route, r.pending, r.sending, r.dead) for r in snap.routes]
     assert routes == [("email", 0, 1, 0), ("ops", 0, 0, 1)]
     assert (snap.undelivered, snap.dead) == (1, 1)
@@ -475,10 +548,12 @@ async def test_meta_values_are_kept_until_deleted(store: SqliteStore) -> None:
 
 async def test_checking_that_a_store_is_writable_writes_nothing(store: SqliteStore) -> None:
     """`watcher health` probes every 30 s beside the daemon: it takes the write lock, no row."""
-    before = wal_size(store)
+    before = None if on(store).is_pg else wal_size(store)
+    rows = on(store).rows("SELECT key, value FROM meta ORDER BY key")
     await store.check_writable()
     assert await store.get_meta("writable_probe") is None
-    assert wal_size(store) == before
+    assert on(store).rows("SELECT key, value FROM meta ORDER BY key") == rows
+    assert before is None or wal_size(store) == before
 
 
 async def test_prune_removes_old_settled_rows_but_never_undelivered_ones(
@@ -509,8 +584,8 @@ async def test_prune_keeps_the_latest_job_of_each_kb_even_when_old(store: Sqlite
     assert "job-1" in (await store.load(["job-1"])).jobs
 
 
-async def test_a_closed_store_refuses_work_with_a_store_error(tmp_path: Path) -> None:
-    opened = await SqliteStore.open(tmp_path / "watcher.db", now=NOW)
+async def test_a_closed_store_refuses_work_with_a_store_error(engine: Engine) -> None:
+    opened = await engine.open(NOW)
     await opened.close()
     await opened.close()
     with pytest.raises(StoreError, match="closed"):

@@ -89,7 +89,7 @@ async def test_a_new_store_runs_in_wal_mode_with_the_current_schema_version(
     path = tmp_path / "watcher.db"
     await make_store(path)
     with sqlite3.connect(path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 7
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 8
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 

@@ -13,6 +13,7 @@ from tests.edges.web.history import NOW, KbPlan, job_uuid, settle, write_history
 from watcher.core.incident import Ack, Incident
 from watcher.core.model import EventKind
 from watcher.core.outbox import DeliveryState
+from watcher.core.silences import Held
 from watcher.core.state import Change
 from watcher.edges.store.sqlite import SqliteStore
 
@@ -268,6 +269,22 @@ async def test_the_static_files_are_served_from_the_package_and_the_page_is_gzip
     assert (await client.get(base + "/static/../app.py")).status_code == 404
     page = await client.get(base + "/", headers={"accept-encoding": "gzip"})
     assert page.headers["content-encoding"] == "gzip"
+
+
+async def test_deliveries_list_the_rows_a_silence_held_on_their_own_tab(
+    serve: Serve, store: SqliteStore, host: Host, client: httpx.AsyncClient
+) -> None:
+    await _history(store)
+    rows = await store.claim_due(NOW, 2)
+    held = [Held(row, "4f2a9c01d3") for row in rows]
+    await store.settle([h.settlement(NOW) for h in held])
+    base = await serve()
+    body = (await client.get(base + "/api/v1/deliveries?state=silenced")).json()
+    assert sorted(d["id"] for d in body["items"]) == sorted(r.id for r in rows)
+    assert body["items"][0]["last_error"] == "held by silence 4f2a9c01d3"
+    assert body["counts"]["by_state"]["silenced"] == 2
+    page = (await client.get(base + "/deliveries?state=silenced")).text
+    assert "2 silenced" in page and 'aria-current="page">Silenced' in page
 
 
 async def test_a_knowledge_base_shows_its_open_incident_and_who_acknowledged_it(

@@ -30,9 +30,16 @@ import httpx
 import structlog
 
 from watcher.core.cost import CatalogModel, ListedModel
-from watcher.core.errors import ConfigError, ConfigProblem, MalformedResponse, SourceError
+from watcher.core.errors import (
+    ConfigError,
+    ConfigProblem,
+    MalformedResponse,
+    NotFound,
+    SourceError,
+)
 from watcher.core.model import DataSourceJob, Job, KnowledgeBase, RateLimit
-from watcher.edges.api import copies, pricing, wire
+from watcher.core.schedules import Schedule
+from watcher.edges.api import copies, extra, pricing, wire
 from watcher.edges.api.body import ACCEPT_ENCODING
 from watcher.edges.api.caller import Call, HttpCaller, OnceLog, RequestRecord
 from watcher.edges.api.clock import ApiClock
@@ -54,6 +61,8 @@ JOB_DATA_SOURCES = "/v2/gen-ai/indexing_jobs/{uuid}/data_sources"
 KBS = "/v2/gen-ai/knowledge_bases"
 KB = "/v2/gen-ai/knowledge_bases/{uuid}"
 KB_JOBS = "/v2/gen-ai/knowledge_bases/{uuid}/indexing_jobs"
+KB_SCHEDULE = "/v2/gen-ai/scheduled-indexing/knowledge-base/{uuid}"
+JOB_REPORT_URL = "/v2/gen-ai/indexing_jobs/{uuid}/details_signed_url"
 
 MAX_SWEEPS = 3
 MAX_PRICE_PAGES = 20  # the models list and catalog: a few dozen entries today
@@ -210,6 +219,22 @@ class ApiClient:
         """One knowledge base."""
         call = Call("GET", KB, kb_uuid)
         return await self._read_one(call, "knowledge_base", wire.parse_knowledge_base)
+
+    async def get_schedule(self, kb_uuid: str) -> Schedule | None:
+        """The KB's indexing schedule; None when it has none (404, or an empty answer)."""
+        call = Call("GET", KB_SCHEDULE, kb_uuid)
+        try:
+            return await self._read_one(call, "indexing_info", extra.parse_schedule)
+        except NotFound:
+            return None
+
+    async def get_report(self, job_uuid: str) -> bytes:
+        """A finished job's per-file report: its signed URL read from the API (one request),
+        then the bytes behind it (another host, without the token). The URL is never kept."""
+        call = Call("GET", JOB_REPORT_URL, job_uuid)
+        url = await self._read_one(call, "signed_url", extra.parse_signed_url)
+        settings = self.settings
+        return await extra.download(url, seconds=settings.timeout, verify=settings.verify)
 
     async def cancel_job(self, job_uuid: str) -> Job:
         """Ask the API to cancel a job; returns the job as the API then reports it."""

@@ -21,7 +21,7 @@ from watcher.core.cost import JobCost
 from watcher.core.incident import IncidentNote, Notice
 from watcher.core.model import DataSourceJob, DataSourceStatus, EventKind, Job, Phase, Status
 from watcher.core.outbox import FailureCause, TargetResult
-from watcher.core.state import JobState, Sighting, StallReason, Transition
+from watcher.core.state import JobState, OpenProblem, Sighting, StallReason, Transition
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -54,9 +54,7 @@ def _encode_value(value: Any) -> Any:
         return encode_job(value)
     if isinstance(value, timedelta):
         return value.total_seconds()
-    if isinstance(value, IncidentNote):
-        return _encode(value)
-    if isinstance(value, JobCost):
+    if isinstance(value, IncidentNote | OpenProblem | JobCost):
         return _encode(value)
     if isinstance(value, Sighting):
         return {"first": value.first.encode(), "moved": value.moved.encode()}
@@ -194,6 +192,9 @@ _TRANSITION_DECODERS: Mapping[str, _Decoder] = {
     "stalled_since": _datetime,
     "corrects": _strict_enum(EventKind),
     "api_at": _datetime,
+    "open_problems": lambda items: tuple(
+        _decode(OpenProblem, item, {"problem": _strict_enum(EventKind)}) for item in items
+    ),
     "cost": lambda data: _decode(JobCost, data, {}),
 }
 

@@ -50,6 +50,10 @@ class Fence(Enum):
 class StoreConnection:
     """The store's one connection, its thread, its files and its lease (see the module)."""
 
+    shared_claims: bool = False
+    """Whether any process may claim outbox rows, lease or not (PostgreSQL: every replica
+    delivers; its claims are exclusive by row lock and expire on the database's clock)."""
+
     def __init__(
         self,
         path: Path,
@@ -70,6 +74,8 @@ class StoreConnection:
         self._wrote = False
         self._rescued: Path | None = None
         self._retired: str | None = None  # why the connection was closed for good
+        self.lease_name = store_lease.STORE_LEASE
+        """The lease row this store's poller holds (PostgreSQL: one per DigitalOcean token)."""
 
     @classmethod
     async def open(
@@ -175,7 +181,7 @@ class StoreConnection:
         the lease writes only under the epoch it holds, checked against the row."""
         if fence is Fence.NONE:
             return
-        if self._holder is None:
+        if self._holder is None or (fence is Fence.IF_HELD and self.shared_claims):
             if fence is Fence.HOLDER:
                 raise StoreHeld(
                     f"state store {self.path}: {doing} needs the store's lease, and this "
@@ -188,7 +194,7 @@ class StoreConnection:
                 "store's lease (it stands by, or lost it to another process)"
             )
         try:
-            store_lease.fence(conn, self.path, self._holder, self._epoch)
+            store_lease.fence(conn, self.path, self._holder, self._epoch, self.lease_name)
         except StoreHeld:
             self._epoch = None
             raise
@@ -282,17 +288,21 @@ class StoreConnection:
         if decision.held:
 
             def write(conn: sqlite3.Connection) -> tuple[LeaseDecision, int]:
+                self._lock_lease(conn)
                 again = self._decide(conn, holder, duration)  # under the write lock
                 clock = self.lease_clock().clock
-                return again, store_lease.apply(conn, again, clock, duration)
+                return again, store_lease.apply(conn, again, clock, duration, self.lease_name)
 
             decision, returned = self._transaction("taking the store's lease", write, Fence.NONE)
         self._holder = holder
         self._epoch = decision.epoch if decision.held else None
         return store_lease.LeaseOutcome(decision, returned)
 
+    def _lock_lease(self, conn: sqlite3.Connection) -> None:
+        """Serialize lease steps (SQLite: the write lock of `BEGIN IMMEDIATE` already does)."""
+
     def _decide(self, conn: sqlite3.Connection, holder: Holder, duration: float) -> LeaseDecision:
-        current = store_lease.read_lease(conn)
+        current = store_lease.read_lease(conn, self.lease_name)
         other = current.holder if current is not None else None
         alive = Liveness.UNKNOWN
         if other is not None and other.id != holder.id:
@@ -308,7 +318,7 @@ class StoreConnection:
         now = self.lease_clock().seconds
         self._transaction(
             "releasing the store's lease",
-            lambda c: store_lease.release(c, holder, epoch, now),
+            lambda c: store_lease.release(c, holder, epoch, now, self.lease_name),
             Fence.NONE,
         )
         self._epoch = None
@@ -319,4 +329,6 @@ class StoreConnection:
 
     async def read_lease(self) -> Lease | None:
         """The lease row as it is (for `watcher status` and messages)."""
-        return await self._run("reading the store's lease", store_lease.read_lease)
+        return await self._run(
+            "reading the store's lease", lambda conn: store_lease.read_lease(conn, self.lease_name)
+        )

@@ -45,19 +45,21 @@ class LeaseOutcome:
     returned: int = 0
 
 
+def holder_json(holder: Holder) -> dict[str, Any]:
+    """A holder's details as a JSON object (never a secret: command, host, pid, start)."""
+    return {
+        "command": holder.command,
+        "host": holder.host,
+        "pid": holder.pid,
+        "since": holder.since,
+        "boot": holder.boot,
+        "pid_ns": holder.pid_ns,
+        "start": holder.start,
+    }
+
+
 def _holder_json(holder: Holder) -> str:
-    return json.dumps(
-        {
-            "command": holder.command,
-            "host": holder.host,
-            "pid": holder.pid,
-            "since": holder.since,
-            "boot": holder.boot,
-            "pid_ns": holder.pid_ns,
-            "start": holder.start,
-        },
-        sort_keys=True,
-    )
+    return json.dumps(holder_json(holder), sort_keys=True)
 
 
 def _holder(holder_id: str | None, info: str | None) -> Holder | None:
@@ -66,6 +68,14 @@ def _holder(holder_id: str | None, info: str | None) -> Holder | None:
         return None
     try:
         data: dict[str, Any] = json.loads(info or "{}")
+    except ValueError:
+        data = {}
+    return holder_of(holder_id, data)
+
+
+def holder_of(holder_id: str, data: Any) -> Holder:
+    """A holder from `holder_json`'s object; unreadable details degrade to "unknown"."""
+    try:
         return Holder(
             id=holder_id,
             command=str(data.get("command", "a watcher")),
@@ -80,9 +90,13 @@ def _holder(holder_id: str | None, info: str | None) -> Holder | None:
         return Holder(holder_id, "a watcher", "an unknown host", 0, "an unknown time")
 
 
-def read_lease(conn: sqlite3.Connection, name: str = STORE_LEASE) -> Lease | None:
-    """The lease row, or None when the store was never held."""
-    row = conn.execute(_READ, (name,)).fetchone()
+def read_lease(
+    conn: sqlite3.Connection, name: str = STORE_LEASE, *, lock: bool = False
+) -> Lease | None:
+    """The lease row, or None when the store was never held. `lock` (inside a write): the
+    row is locked until the transaction ends (PostgreSQL `FOR SHARE`; SQLite's write lock
+    already covers it), so a takeover waits for this write and the next write sees it."""
+    row = conn.execute(_READ + (" /*pg: FOR SHARE*/" if lock else ""), (name,)).fetchone()
     if row is None:
         return None
     return Lease(_holder(row[0], row[5]), int(row[1]), str(row[2]), float(row[3]), float(row[4]))
@@ -120,7 +134,7 @@ def fence(
     conn: sqlite3.Connection, path: Path, holder: Holder, epoch: int, name: str = STORE_LEASE
 ) -> None:
     """Raise `StoreHeld` unless `holder` still holds `epoch` (inside the write's transaction)."""
-    lease = read_lease(conn, name)
+    lease = read_lease(conn, name, lock=True)
     mine = lease is not None and lease.holder is not None and lease.holder.id == holder.id
     if mine and lease is not None and lease.epoch == epoch:
         return

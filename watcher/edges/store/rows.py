@@ -33,17 +33,22 @@ _EXPIRE: Final = """
         last_error = 'claim expired: the sender stopped before settling'
     WHERE state = 'sending' AND (claim_clock IS NULL OR claim_clock <> ?
         OR claim_expires IS NULL OR claim_expires <= ? OR claim_expires > ?)"""
-# Due: the retry time has come, or lies further ahead than any backoff allows (only a step of
-# the wall clock puts it there; a row still held by quiet hours, `next_attempt_at` its
-# `held_until`, waits for the window's end, however far; once released, its retries are any
-# row's). Rows go out in the order they were written (`id`), never by a wall-clock time a step
-# may have skewed.
+# Due: the retry time has come, or lies further ahead than any backoff allows, or the row was
+# last claimed (a settlement keeps `claimed_at`), else created, at a wall time later than now.
+# The last two only come from a step of the wall clock: a backoff (or a new row's "due now")
+# measured across a step back cannot be trusted, so the row goes at once rather than up to the
+# step's size late (one early attempt; its next backoff is measured from it). A row still held
+# by quiet hours (`next_attempt_at` its `held_until`) waits for the window's end, however far;
+# once released, its retries are any row's. Rows go out in the order they were written (`id`),
+# never by a wall-clock time a step may have skewed. On PostgreSQL, rows another replica is
+# claiming right now are skipped rather than waited for.
 _CANDIDATES: Final = """
     SELECT id, claim_clock, claim_expires FROM outbox
     WHERE state = 'pending'
-        AND (next_attempt_at <= ? OR (next_attempt_at > ?
-            AND (held_by IS NULL OR held_until IS NULL OR next_attempt_at <> held_until)))
-    ORDER BY id LIMIT ?"""
+        AND (next_attempt_at <= ? OR (
+            (held_by IS NULL OR held_until IS NULL OR next_attempt_at <> held_until)
+            AND (next_attempt_at > ? OR COALESCE(claimed_at, created_at) > ?)))
+    ORDER BY id LIMIT ? /*pg: FOR UPDATE SKIP LOCKED*/"""
 # While a row is pending after a failed attempt, the claim columns hold the elapsed-clock
 # reading of its first failure, which `delivery.dead_after` is measured from
 # (`watcher.core.decide`): `claim_clock` is `failing:<boot id>` and `claim_expires` the seconds
@@ -68,9 +73,9 @@ _BURY: Final = """
 _SETTLE: Final = """
     UPDATE outbox SET state = ?, attempts = ?, last_error = ?, targets = ?,
         sent_at = COALESCE(?, sent_at), settled_at = ?,
-        next_attempt_at = COALESCE(?, next_attempt_at), claimed_at = NULL, claim_token = NULL,
+        next_attempt_at = COALESCE(?, next_attempt_at), claim_token = NULL,
         claim_epoch = NULL, claim_clock = ?, claim_expires = ?,
-        held_by = COALESCE(?, held_by), held_until = COALESCE(?, held_until)
+        held_by = COALESCE(?, held_by), held_until = COALESCE(?, held_until), silence_id = ?
     WHERE id = ? AND state = 'sending'"""
 _UPSERT_KB: Final = """
     INSERT INTO knowledge_bases (uuid, name, first_seen_at, last_job_uuid, updated, news_since)
@@ -122,7 +127,9 @@ _JOBS_BY_UUID: Final = (
     f"SELECT {_JOB_COLUMNS} FROM jobs INDEXED BY sqlite_autoindex_jobs_1 WHERE uuid IN"
 )
 _PRUNE_OUTBOX: Final = """
-    DELETE FROM outbox WHERE state IN ('sent', 'dead') AND COALESCE(settled_at, created_at) < ?"""
+    DELETE FROM outbox WHERE COALESCE(settled_at, created_at) < ? AND (state IN ('sent', 'dead')
+        OR (state = 'silenced' AND silence_id IN (
+            SELECT id FROM silences WHERE announced_at IS NOT NULL)))"""
 _PRUNE_EVENTS: Final = """
     DELETE FROM events WHERE at < ?
         AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.event_id = events.event_id)
@@ -329,12 +336,13 @@ def claim_rows(
     """Return expired claims to the queue, then claim up to `limit` due rows under `token`.
 
     Two clocks, never compared: `now` is the wall clock, for what people and backoffs read
-    (due means a retry time at or before `now`, or more than `longest_wait` after it: a step
-    of the wall clock; `claimed_at` records it for people). `clock` is a reading of the store's
-    lease clock (`watcher.edges.host.lease_time`: seconds since boot, named by the boot id),
-    the only clock a claim's expiry is kept and judged on: each claim lasts `lease` seconds on
-    it, so a step of the wall clock while a send is in flight never returns that send's rows to
-    the queue (it would send them twice). A claim taken on another clock (another boot, or a
+    (due means a retry time at or before `now`, or more than `longest_wait` after it, or a row
+    last claimed or created after `now`: a step of the wall clock; `claimed_at` records it,
+    and a settlement keeps it). `clock` is a reading of the store's lease clock
+    (`watcher.edges.host.lease_time`: seconds since boot, named by the boot id), the only
+    clock a claim's expiry is kept and judged on: each claim lasts `lease` seconds on it, so
+    a step of the wall clock while a send is in flight never returns that send's rows to the
+    queue (it would send them twice). A claim taken on another clock (another boot, or a
     store written before claims had one) is returned at once: its claimer is gone.
 
     `epoch` is the store lease's epoch the claimer holds (None: it holds none); whoever takes
@@ -350,7 +358,7 @@ def claim_rows(
     expires = clock.seconds + seconds
     failing: dict[int, Elapsed | None] = {}
     for row_id, failing_clock, failing_at in conn.execute(
-        _CANDIDATES, (at, horizon, limit)
+        _CANDIDATES, (at, horizon, at, limit)
     ).fetchall():
         failing[int(row_id)] = decode_failing(failing_clock, failing_at)
         # rowcount 0: another store claimed it
@@ -399,6 +407,9 @@ def _targets(targets: str | None) -> tuple[TargetResult, ...]:
     return codec.decode_target_results(codec.loads(targets))
 
 
+_SETTLED: Final = (DeliveryState.SENT, DeliveryState.DEAD, DeliveryState.SILENCED)
+
+
 def settle_row(settlement: Settlement, token: str | None) -> tuple[str, tuple[Any, ...]]:
     """The conditional UPDATE for one settlement; with a token, only that claim is settled."""
     state = settlement.state
@@ -416,7 +427,7 @@ def settle_row(settlement: Settlement, token: str | None) -> tuple[str, tuple[An
         settlement.error,
         codec.dumps(codec.encode_target_results(targets)) if targets else None,
         at if state is DeliveryState.SENT else None,
-        at if state in (DeliveryState.SENT, DeliveryState.DEAD) else None,
+        at if state in _SETTLED else None,
         next_at,
         f"{FAILING}{failing.boot}" if failing is not None else None,
         failing.seconds if failing is not None else None,
@@ -424,6 +435,7 @@ def settle_row(settlement: Settlement, token: str | None) -> tuple[str, tuple[An
         schema.to_db(settlement.next_attempt_at)
         if settlement.held_by is not None and settlement.next_attempt_at is not None
         else None,
+        settlement.silence_id if state is DeliveryState.SILENCED else None,
         settlement.outbox_id,
     )
     if token is None:

@@ -167,7 +167,71 @@ _V_INCIDENTS: Final = (
     "CREATE UNIQUE INDEX incidents_open_kb ON incidents (kb_uuid) WHERE closed_at IS NULL",
 )
 
-MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_V1, _V2, _V3, _V4, _V5, _V6, _V_INCIDENTS)
+# Version 8 (issue 16, silences; the lead renumbers at merge): the silences people add with
+# `watcher silence add` (`watcher.core.silences`; NULL matchers mean every KB / every event),
+# and the outbox's new state `silenced` with the silence that held the row. A CHECK cannot be
+# altered in place, so the outbox is rebuilt under the same name with the same rows and ids
+# (standard statements; a PostgreSQL schema would `ALTER TABLE ... DROP/ADD CONSTRAINT`).
+_OUTBOX_COLUMNS: Final = (
+    "id, event_id, route, state, attempts, created_at, next_attempt_at, claimed_at, claim_token,"
+    " sent_at, settled_at, last_error, targets, claim_epoch, claim_clock, claim_expires,"
+    " held_by, held_until"
+)
+_V_SILENCES: Final = (
+    """CREATE TABLE silences (
+        id TEXT PRIMARY KEY,
+        kb_uuid TEXT,
+        kb_label TEXT,
+        event TEXT,
+        created_by TEXT NOT NULL,
+        comment TEXT NOT NULL,
+        starts_at TEXT NOT NULL,
+        ends_at TEXT NOT NULL,
+        expired_by_hand INTEGER NOT NULL DEFAULT 0,
+        announced_at TEXT
+    )""",
+    "CREATE INDEX silences_ends ON silences (announced_at, ends_at)",
+    """CREATE TABLE outbox_v8 (
+        id INTEGER PRIMARY KEY,
+        event_id TEXT NOT NULL REFERENCES events (event_id),
+        route TEXT NOT NULL,
+        state TEXT NOT NULL DEFAULT 'pending'
+            CHECK (state IN ('pending', 'sending', 'sent', 'dead', 'silenced')),
+        attempts INTEGER NOT NULL DEFAULT 0,
+        created_at TEXT NOT NULL,
+        next_attempt_at TEXT NOT NULL,
+        claimed_at TEXT,
+        claim_token TEXT,
+        sent_at TEXT,
+        settled_at TEXT,
+        last_error TEXT,
+        targets TEXT,
+        claim_epoch INTEGER,
+        claim_clock TEXT,
+        claim_expires REAL,
+        held_by TEXT,
+        held_until TEXT,
+        silence_id TEXT,
+        UNIQUE (event_id, route)
+    )""",
+    f"INSERT INTO outbox_v8 ({_OUTBOX_COLUMNS}) SELECT {_OUTBOX_COLUMNS} FROM outbox",
+    "DROP TABLE outbox",
+    "ALTER TABLE outbox_v8 RENAME TO outbox",
+    "CREATE INDEX outbox_due ON outbox (state, next_attempt_at)",
+    "CREATE INDEX outbox_state_created ON outbox (state, created_at)",
+    "CREATE INDEX outbox_silence ON outbox (silence_id)",
+)
+
+MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
+    _V1,
+    _V2,
+    _V3,
+    _V4,
+    _V5,
+    _V6,
+    _V_INCIDENTS,
+    _V_SILENCES,
+)
 """`MIGRATIONS[n]` takes a store from schema version n to n + 1."""
 
 SCHEMA_VERSION: Final = len(MIGRATIONS)

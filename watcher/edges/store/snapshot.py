@@ -28,7 +28,9 @@ _KBS: Final = """
             ORDER BY COALESCE(created_at, first_seen_at) DESC, uuid DESC LIMIT 1))
     ORDER BY COALESCE(k.name, k.uuid), k.uuid"""
 _ROUTES: Final = """
-    SELECT route, SUM(state = 'pending'), SUM(state = 'sending'), SUM(state = 'dead'),
+    SELECT route, SUM(CASE WHEN state = 'pending' THEN 1 ELSE 0 END),
+        SUM(CASE WHEN state = 'sending' THEN 1 ELSE 0 END),
+        SUM(CASE WHEN state = 'dead' THEN 1 ELSE 0 END),
         SUM(CASE WHEN state = 'pending' AND held_by IS NOT NULL AND next_attempt_at > ?
             AND next_attempt_at = held_until
             THEN 1 ELSE 0 END),

@@ -19,11 +19,14 @@ from typing import Any
 from watcher.core.digest import KbLatest
 from watcher.core.incident import Ack, Incident
 from watcher.core.outbox import DeliveryState, OutboxItem, Settlement
+from watcher.core.silences import HeldRow, Silence
 from watcher.core.snapshot import StoreSnapshot
 from watcher.core.state import Change, Transition, WatchState
 from watcher.edges.store import schema
+from watcher.edges.store import silences as silence_rows
 from watcher.edges.store.browse import StoreReads
 from watcher.edges.store.conn import DEFAULT_LEASE, Fence
+from watcher.edges.store.deliveries import read as in_read
 from watcher.edges.store.digests import read_digest_facts
 from watcher.edges.store.held import release_held_rows
 from watcher.edges.store.incidents import acknowledge, open_incidents
@@ -48,6 +51,11 @@ class SqliteStore(StoreReads):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         """Use `SqliteStore.open`; this only wires an already opened connection."""
         super().__init__(*args, **kwargs)
+        self._store_state()
+
+    def _store_state(self) -> None:
+        """The store's own state beside its connection; the PostgreSQL store's constructor
+        sets it too (`watcher.edges.store.postgres`), so an attribute added here serves both."""
         self._claims: dict[int, str] = {}
         self._jobs = JobCache()
 
@@ -97,7 +105,7 @@ class SqliteStore(StoreReads):
                 limit=limit,
                 token=token,
                 longest_wait=longest_wait,
-                epoch=self._epoch,
+                epoch=None if self.shared_claims else self._epoch,
             ),
             Fence.IF_HELD,
         )
@@ -114,6 +122,54 @@ class SqliteStore(StoreReads):
                 conn.execute(row[0], row[1])
 
         await self._write("settling deliveries", write, Fence.IF_HELD)
+
+    # --- silences (`watcher.core.ports.SilenceBook`) ---------------------------------------
+
+    async def add_silence(self, silence: Silence) -> None:
+        """Store a new silence (`watcher silence add`); any process may."""
+        await self._write("adding a silence", lambda c: silence_rows.insert(c, silence), Fence.NONE)
+
+    async def expire_silence(self, silence_id: str, now: datetime) -> bool:
+        """End an active silence at `now`; False when no active silence has that id."""
+        return await self._write(
+            "expiring a silence",
+            lambda c: silence_rows.expire(c, silence_id, now),
+            Fence.NONE,
+        )
+
+    async def silences(self, now: datetime, *, every: bool = False) -> list[Silence]:
+        """The silences active at `now` (or every one stored), each with the rows it held."""
+        return await self._run(
+            "reading silences", lambda c: silence_rows.listed(c, now, every=every)
+        )
+
+    async def current_silences(self, now: datetime) -> list[Silence]:
+        """The silences active at `now` and those ended but not announced yet."""
+        return await self._run("reading silences", lambda c: silence_rows.current(c, now))
+
+    async def known_kbs(self) -> list[tuple[str, str | None]]:
+        """(uuid, name) of every knowledge base the store knows (to resolve `--kb NAME`)."""
+        return await self._run("reading knowledge bases", silence_rows.known_kbs)
+
+    async def silence_end(self, silence_id: str) -> tuple[list[HeldRow], list[KbLatest]]:
+        """What a silence held, and the latest job of each KB it hid, in one read."""
+
+        def read(conn: sqlite3.Connection) -> tuple[list[HeldRow], list[KbLatest]]:
+            held = silence_rows.held(conn, silence_id)
+            kbs = [row.kb_uuid for row in held if row.kb_uuid is not None]
+            return held, silence_rows.latest_jobs(conn, self.path, kbs)
+
+        return await self._run("reading what a silence held", lambda c: in_read(c, lambda: read(c)))
+
+    async def announce_silence_end(self, silence_id: str, change: Change) -> bool:
+        """Mark the silence announced and record its announcement (events, outbox rows) in
+        one transaction, once; False when it was announced already. Poller only."""
+        rows = render_change(change, {})
+        return await self._write(
+            "announcing the end of a silence",
+            lambda c: silence_rows.announce(c, silence_id, change.at, rows),
+            Fence.HOLDER,
+        )
 
     async def release_held(self, ends: Mapping[str, datetime], now: datetime) -> int:
         """Rows held by quiet hours the configuration no longer backs: due at their route's

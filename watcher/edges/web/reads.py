@@ -31,6 +31,7 @@ _DELIVERY_STATES: Final = {
     "pending": (DeliveryState.PENDING, DeliveryState.SENDING),
     "dead": (DeliveryState.DEAD,),
     "sent": (DeliveryState.SENT,),
+    "silenced": (DeliveryState.SILENCED,),  # held by a silence: recorded, not sent
 }
 
 

@@ -1,0 +1,261 @@
+"""Silences, table-driven: which silence holds which delivery, and what the end of one announces."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from watcher.core.digest import KbLatest
+from watcher.core.model import EventKind, Job
+from watcher.core.outbox import DeliveryState, OutboxItem
+from watcher.core.silences import (
+    HeldRow,
+    Silence,
+    announcement,
+    due_announcements,
+    held_rows,
+    hold,
+    holding,
+    still_open,
+)
+from watcher.core.state import OpenProblem, Transition
+
+NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+E = EventKind
+KB1, KB2, KB3 = "kb-1", "kb-2", "kb-3"
+
+
+def silence(
+    sid: str = "s1",
+    kb: str | None = None,
+    event: EventKind | None = None,
+    ends_in: float = 3600,
+    **fields: object,
+) -> Silence:
+    base = Silence(
+        id=sid,
+        kb_uuid=kb,
+        event=event,
+        starts_at=NOW - timedelta(hours=1),
+        ends_at=NOW + timedelta(seconds=ends_in),
+        created_by="alice",
+        comment="maintenance",
+    )
+    return replace(base, **fields)  # type: ignore[arg-type]
+
+
+def event(kind: EventKind = E.FAILED, kb: str | None = KB1) -> Transition:
+    job = Job(uuid=f"job-{kb}", knowledge_base_uuid=kb) if kind.is_about_a_job else None
+    return Transition(event_id=f"{kb}/{kind}", kind=kind, at=NOW, kb_uuid=kb, job=job)
+
+
+# --- matching ---------------------------------------------------------------------------------
+
+MATCHING = [
+    # every KB, every event: holds a job's failure
+    (silence(), event(), "s1"),
+    # the KB's uuid matches its events
+    (silence(kb=KB1), event(), "s1"),
+    # another KB's events are not held
+    (silence(kb=KB2), event(), None),
+    # the event word matches that kind only
+    (silence(event=E.FAILED), event(E.FAILED), "s1"),
+    (silence(event=E.FAILED), event(E.PARTIAL), None),
+    # both matchers must match
+    (silence(kb=KB1, event=E.STALLED), event(E.STALLED, KB1), "s1"),
+    (silence(kb=KB1, event=E.STALLED), event(E.STALLED, KB2), None),
+    (silence(kb=KB1, event=E.STALLED), event(E.FAILED, KB1), None),
+    # an event about no KB (the API, a route) is held by a silence of every KB
+    (silence(event=E.API_UNREACHABLE), event(E.API_UNREACHABLE, None), "s1"),
+    (silence(event=E.DELIVERY_FAILING), event(E.DELIVERY_FAILING, None), "s1"),
+    # ... never by a silence of one KB
+    (silence(kb=KB1), event(E.API_UNREACHABLE, None), None),
+    # a silence that ended holds nothing (its end is exclusive)
+    (silence(ends_in=0), event(), None),
+    (silence(ends_in=-60), event(), None),
+    # one that ends a second from now still holds
+    (silence(ends_in=1), event(), "s1"),
+    # added on a host whose clock is ahead (it starts "later"): holds at once
+    (silence(starts_at=NOW + timedelta(minutes=5)), event(), "s1"),
+]
+
+
+@pytest.mark.parametrize(("the_silence", "the_event", "held_by"), MATCHING)
+def test_a_silence_holds_the_events_both_its_matchers_match_until_its_end(
+    the_silence: Silence, the_event: Transition, held_by: str | None
+) -> None:
+    found = holding(the_event, [the_silence], NOW)
+    assert (found.id if found else None) == held_by
+
+
+OVERLAPS = [
+    # of two matching silences, the one that ends last holds (its end is when it comes back)
+    ([silence("a", ends_in=600), silence("b", kb=KB1, ends_in=7200)], "b"),
+    ([silence("a", ends_in=7200), silence("b", kb=KB1, ends_in=600)], "a"),
+    # the same end: the smaller id, so every process picks the same one
+    ([silence("b", ends_in=600), silence("a", ends_in=600)], "a"),
+    # an ended one never wins over an active one
+    ([silence("a", ends_in=-1), silence("b", ends_in=60)], "b"),
+    # none matches
+    ([silence("a", kb=KB2), silence("b", event=E.PARTIAL)], None),
+]
+
+
+@pytest.mark.parametrize(("silences", "held_by"), OVERLAPS)
+def test_of_several_matching_silences_the_one_that_ends_last_holds(
+    silences: list[Silence], held_by: str | None
+) -> None:
+    found = holding(event(), silences, NOW)
+    assert (found.id if found else None) == held_by
+
+
+def item(n: int, transition: Transition, attempts: int = 0) -> OutboxItem:
+    return OutboxItem(n, "ops", transition, "c", NOW, attempts=attempts)
+
+
+def test_hold_keeps_the_order_of_what_goes_and_settles_what_is_held_as_silenced() -> None:
+    """Held rows are recorded silenced, with the silence, their attempts unspent."""
+    rows = [item(1, event(kb=KB1)), item(2, event(kb=KB2), attempts=3), item(3, event(kb=KB3))]
+    send, held = hold(rows, [silence("s9", kb=KB2)], NOW)
+    assert [r.id for r in send] == [1, 3]
+    [h] = held
+    settled = h.settlement(NOW)
+    assert (settled.outbox_id, settled.state, settled.silence_id) == (
+        2,
+        DeliveryState.SILENCED,
+        "s9",
+    )
+    assert settled.attempts == 3 and settled.at == NOW
+
+
+def test_hold_without_silences_sends_everything() -> None:
+    rows = [item(1, event())]
+    assert hold(rows, [], NOW) == (rows, [])
+
+
+DUE = [
+    # active: not yet
+    ([silence("a")], []),
+    # ended, not announced: due
+    ([silence("a", ends_in=-1)], ["a"]),
+    # ended exactly now: due
+    ([silence("a", ends_in=0)], ["a"]),
+    # ended and announced already: never again
+    ([silence("a", ends_in=-1, announced_at=NOW)], []),
+    # several: the oldest end first
+    ([silence("b", ends_in=-1), silence("a", ends_in=-60)], ["a", "b"]),
+]
+
+
+@pytest.mark.parametrize(("silences", "due"), DUE)
+def test_a_silence_is_announced_once_after_it_ended(
+    silences: list[Silence], due: list[str]
+) -> None:
+    assert [s.id for s in due_announcements(silences, NOW)] == due
+
+
+# --- what is still open -----------------------------------------------------------------------
+
+OPEN = [
+    # the latest job failed: open
+    (KbLatest(KB1, "docs", "j", E.FAILED), E.FAILED),
+    # partial: open
+    (KbLatest(KB1, "docs", "j", E.PARTIAL), E.PARTIAL),
+    # stalled now (the job is not over): open
+    (KbLatest(KB1, "docs", "j", E.STALLED), E.STALLED),
+    # a later job completed (or found no changes): resolved
+    (KbLatest(KB1, "docs", "j", E.COMPLETED), None),
+    (KbLatest(KB1, "docs", "j", E.NO_CHANGES), None),
+    # cancelled by someone: not a problem to announce
+    (KbLatest(KB1, "docs", "j", E.CANCELLED), None),
+    # running again and moving: resolved for now
+    (KbLatest(KB1, "docs", "j", None), None),
+    # no job at all
+    (KbLatest(KB1, "docs", None, None), None),
+]
+
+
+@pytest.mark.parametrize(("latest", "problem"), OPEN)
+def test_a_kb_is_still_open_while_its_latest_job_failed_is_partial_or_stalled(
+    latest: KbLatest, problem: EventKind | None
+) -> None:
+    found = still_open(latest)
+    assert (found.problem if found else None) == problem
+
+
+# --- the announcement -------------------------------------------------------------------------
+
+FAILED1 = KbLatest(KB1, "docs", "j1", E.FAILED)
+STALLED2 = KbLatest(KB2, "wiki", "j2", E.STALLED)
+DONE3 = KbLatest(KB3, "faq", "j3", E.COMPLETED)
+LATEST = {j.kb_uuid: j for j in (FAILED1, STALLED2, DONE3)}
+
+ANNOUNCE = [
+    # one route held one failure still open: one message naming it
+    ([HeldRow("ops", KB1)], {"ops": [KB1]}),
+    # the problem resolved meanwhile: nothing at all
+    ([HeldRow("ops", KB3)], {}),
+    # two alerts of one KB to one route: the KB once
+    ([HeldRow("ops", KB1), HeldRow("ops", KB1)], {"ops": [KB1]}),
+    # one message per route, each listing its own KBs still open (by name)
+    (
+        [HeldRow("ops", KB2), HeldRow("ops", KB1), HeldRow("pager", KB2), HeldRow("ops", KB3)],
+        {"ops": [KB1, KB2], "pager": [KB2]},
+    ),
+    # a route whose KBs all resolved gets nothing, the others theirs
+    ([HeldRow("ops", KB3), HeldRow("pager", KB1)], {"pager": [KB1]}),
+    # events about no KB (api_unreachable) announce nothing: their recovery tells its own
+    ([HeldRow("ops", None)], {}),
+    # a KB the store forgot counts as resolved
+    ([HeldRow("ops", "kb-gone")], {}),
+    # nothing held: nothing to say
+    ([], {}),
+]
+
+
+@pytest.mark.parametrize(("held", "expected"), ANNOUNCE)
+def test_the_end_of_a_silence_announces_per_route_the_held_kbs_still_open(
+    held: list[HeldRow], expected: dict[str, list[str]]
+) -> None:
+    ended = silence("s1", ends_in=-1)
+    transitions, deliveries = announcement(ended, held, LATEST, NOW)
+    assert {d.route: d.event_id for d in deliveries} == {
+        r: f"silence/s1/ended/{r}" for r in expected
+    }
+    by_id = {t.event_id: t for t in transitions}
+    for d in deliveries:
+        t = by_id[d.event_id]
+        assert t.kind is E.SILENCE_ENDED and t.silence_id == "s1" and t.at == NOW
+        assert [p.kb_uuid for p in t.open_problems] == expected[d.route]
+    assert len(transitions) == len(deliveries)
+
+
+def test_the_announcement_carries_the_comment_and_each_problem_with_its_job() -> None:
+    [t], _ = announcement(silence(ends_in=-1), [HeldRow("ops", KB1)], LATEST, NOW)
+    assert t.detail == "maintenance"
+    assert t.open_problems == (OpenProblem(KB1, E.FAILED, "docs", "j1"),)
+
+
+def test_what_is_still_open_is_one_rule_that_can_be_swapped() -> None:
+    """The lead switches "still open" to incidents by passing another rule."""
+
+    def every_kb(latest: KbLatest) -> OpenProblem:
+        return OpenProblem(latest.kb_uuid, E.FAILED)
+
+    _, deliveries = announcement(silence(ends_in=-1), [HeldRow("ops", KB3)], LATEST, NOW, every_kb)
+    assert [d.route for d in deliveries] == ["ops"]
+
+
+def test_an_announcement_another_silence_held_hides_the_kbs_it_listed() -> None:
+    """So when that silence ends, those problems are announced in turn (if still open)."""
+    problems = (OpenProblem(KB1, E.FAILED, "docs"), OpenProblem(KB2, E.STALLED, "wiki"))
+    held_announcement = Transition(
+        "silence/x/ended/ops", E.SILENCE_ENDED, NOW, open_problems=problems
+    )
+    assert held_rows("ops", held_announcement) == [
+        HeldRow("ops", KB1, "docs"),
+        HeldRow("ops", KB2, "wiki"),
+    ]
+    assert held_rows("ops", event(kb=KB3)) == [HeldRow("ops", KB3, None)]

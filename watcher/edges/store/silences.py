@@ -1,0 +1,149 @@
+"""The SQL of silences (`watcher.core.silences`): adding, listing, expiring, and their ends.
+
+Each function runs inside a transaction opened by `watcher.edges.store.sqlite` and never
+commits. Portable SQL only (conditional `UPDATE`, `IN`, `GROUP BY`): the same statements
+serve a PostgreSQL adapter. Times are the store's fixed-width UTC text (`schema.to_db`).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Final
+
+from watcher.core.digest import KbLatest
+from watcher.core.model import EventKind
+from watcher.core.silences import HeldRow, Silence, held_rows
+from watcher.core.state import JobCondition, job_condition
+from watcher.edges.store import codec, schema
+from watcher.edges.store.rows import ChangeRows, job_state_from_row, write_change
+
+_COLUMNS: Final = """
+    s.id, s.kb_uuid, s.event, s.starts_at, s.ends_at, s.created_by, s.comment, s.kb_label,
+    s.expired_by_hand, s.announced_at,
+    (SELECT COUNT(*) FROM outbox o WHERE o.silence_id = s.id AND o.state = 'silenced')"""
+_INSERT: Final = """
+    INSERT INTO silences (id, kb_uuid, kb_label, event, created_by, comment, starts_at, ends_at)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?)"""
+# Active, or ended and not announced yet: what a cycle needs (a handful of rows).
+_CURRENT: Final = f"""
+    SELECT {_COLUMNS} FROM silences s
+    WHERE s.ends_at > ? OR s.announced_at IS NULL ORDER BY s.ends_at, s.id"""
+_ALL: Final = f"SELECT {_COLUMNS} FROM silences s ORDER BY s.starts_at DESC, s.id"
+_ACTIVE: Final = f"""
+    SELECT {_COLUMNS} FROM silences s WHERE s.ends_at > ? ORDER BY s.ends_at, s.id"""
+_EXPIRE: Final = """
+    UPDATE silences SET ends_at = ?, expired_by_hand = 1 WHERE id = ? AND ends_at > ?"""
+_ANNOUNCE: Final = """
+    UPDATE silences SET announced_at = ? WHERE id = ? AND announced_at IS NULL AND ends_at <= ?"""
+_HELD: Final = """
+    SELECT o.route, e.payload FROM outbox o JOIN events e ON e.event_id = o.event_id
+    WHERE o.silence_id = ? AND o.state = 'silenced' ORDER BY o.id"""
+_KNOWN_KBS: Final = "SELECT uuid, name FROM knowledge_bases ORDER BY COALESCE(name, uuid), uuid"
+_LATEST: Final = """
+    SELECT k.uuid, k.name, j.uuid, j.kb_uuid, j.observation, j.first_seen_at, j.progress_at,
+        j.deadline, j.stalled, j.stall_count, j.started_alerted, j.done
+    FROM knowledge_bases k
+    LEFT JOIN jobs j ON j.uuid = COALESCE(
+        (SELECT uuid FROM jobs WHERE uuid = k.last_job_uuid),
+        (SELECT uuid FROM jobs WHERE kb_uuid = k.uuid
+            ORDER BY COALESCE(created_at, first_seen_at) DESC, uuid DESC LIMIT 1))
+    WHERE k.uuid IN"""
+
+
+def _silence(row: Sequence[Any]) -> Silence:
+    return Silence(
+        id=row[0],
+        kb_uuid=row[1],
+        event=EventKind(row[2]) if row[2] is not None else None,
+        starts_at=schema.from_db(row[3]),
+        ends_at=schema.from_db(row[4]),
+        created_by=row[5],
+        comment=row[6],
+        kb_label=row[7],
+        expired_by_hand=bool(row[8]),
+        announced_at=schema.from_db_or_none(row[9]),
+        held=int(row[10]),
+    )
+
+
+def insert(conn: sqlite3.Connection, silence: Silence) -> None:
+    """Store a new silence."""
+    conn.execute(
+        _INSERT,
+        (
+            silence.id,
+            silence.kb_uuid,
+            silence.kb_label,
+            silence.event.value if silence.event is not None else None,
+            silence.created_by,
+            silence.comment,
+            schema.to_db(silence.starts_at),
+            schema.to_db(silence.ends_at),
+        ),
+    )
+
+
+def current(conn: sqlite3.Connection, now: datetime) -> list[Silence]:
+    """The silences active at `now` and those that ended without being announced yet."""
+    return [_silence(row) for row in conn.execute(_CURRENT, (schema.to_db(now),))]
+
+
+def listed(conn: sqlite3.Connection, now: datetime, *, every: bool) -> list[Silence]:
+    """The active silences (soonest end first), or `every` one stored (newest first)."""
+    if every:
+        return [_silence(row) for row in conn.execute(_ALL)]
+    return [_silence(row) for row in conn.execute(_ACTIVE, (schema.to_db(now),))]
+
+
+def expire(conn: sqlite3.Connection, silence_id: str, now: datetime) -> bool:
+    """End an active silence at `now`; False when no active silence has that id."""
+    at = schema.to_db(now)
+    return bool(conn.execute(_EXPIRE, (at, silence_id, at)).rowcount)
+
+
+def known_kbs(conn: sqlite3.Connection) -> list[tuple[str, str | None]]:
+    """(uuid, name) of every knowledge base the store knows."""
+    return [(str(row[0]), row[1]) for row in conn.execute(_KNOWN_KBS)]
+
+
+def held(conn: sqlite3.Connection, silence_id: str) -> list[HeldRow]:
+    """What the silence held: per row, its route and the KBs it hid."""
+    found: list[HeldRow] = []
+    for route, payload in conn.execute(_HELD, (silence_id,)):
+        try:
+            transition = codec.decode_transition(codec.loads(payload))
+        except (ValueError, TypeError):
+            continue  # an unreadable event names no KB to announce
+        found += held_rows(str(route), transition)
+    return found
+
+
+def latest_jobs(conn: sqlite3.Connection, path: Path, kb_uuids: Sequence[str]) -> list[KbLatest]:
+    """The latest job of each knowledge base named (a KB the store does not know is absent)."""
+    wanted = sorted(set(kb_uuids))
+    if not wanted:
+        return []
+    marks = ", ".join("?" * len(wanted))
+    found = []
+    for row in conn.execute(f"{_LATEST} ({marks})", wanted):
+        if row[2] is None:
+            found.append(KbLatest(row[0], row[1], None, None))
+            continue
+        state = job_state_from_row(row[2:12], path)
+        stalled = job_condition(state) is JobCondition.STALLED
+        standing = EventKind.STALLED if stalled else state.job.outcome
+        found.append(KbLatest(row[0], row[1], state.job.uuid, standing))
+    return found
+
+
+def announce(conn: sqlite3.Connection, silence_id: str, now: datetime, rows: ChangeRows) -> bool:
+    """Mark the silence announced and write its announcement's events and outbox rows, once:
+    False (nothing written) when it was announced already (by another process)."""
+    at = schema.to_db(now)
+    if not conn.execute(_ANNOUNCE, (at, silence_id, at)).rowcount:
+        return False
+    write_change(conn, rows)
+    return True

@@ -1,0 +1,200 @@
+"""The cycle's look past the jobs: each KB's schedule and freshness, and finished jobs' reports.
+
+- `with_reports`: a finished job whose `is_report_available` is true gets its per-file report
+  read (`ExtraSource.get_report`) and kept under the state directory (`ReportShelf`); failed
+  and partial alerts carry a note of it (`watcher.core.report`). A report that cannot be read
+  or kept is logged (never its URL) and the alert says so: it never holds the alert back.
+- `judge`: the schedules due a read (`watcher.service.extra_reads`) are read, then every
+  observed KB is judged (`watcher.core.schedules`). What it remembers per KB goes into the
+  store's meta table (`kb_watch/<uuid>`) in the cycle's own transaction, and into this
+  object's memory once the cycle recorded it (`committed`).
+
+A schedule that cannot be read is logged and read again at the next due time; its KB is still
+judged on what was known.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
+
+import structlog
+
+from watcher.core.clocks import Elapsed, Instant
+from watcher.core.errors import SourceError, StoreError
+from watcher.core.model import EventKind, Job, KnowledgeBase, WatchedKb
+from watcher.core.ports import ExtraSource, MetaStore
+from watcher.core.report import ErrorSummary, ReportFate, report_note, summarise
+from watcher.core.schedules import KbWatch, Schedule, ScheduleRules, judge, read_schedule
+from watcher.core.state import Transition
+from watcher.edges.reports import ReportShelf
+from watcher.service.extra_reads import schedule_reads_due
+
+log = structlog.get_logger(__name__)
+
+WATCH_KEY = "kb_watch/{uuid}"
+_NOTED = frozenset({EventKind.FAILED, EventKind.PARTIAL})
+KB_EVENTS = frozenset(
+    {EventKind.SCHEDULE_MISSED, EventKind.SCHEDULE_DISABLED, EventKind.STALE, EventKind.FRESH}
+)
+"""The events this module adds: about a knowledge base, logged under their own names."""
+
+
+@dataclass(frozen=True, slots=True)
+class KbWatchSettings:
+    """Schedules and freshness (`[schedules]`, `fresh_within`), and where reports are kept
+    (None: reports are not fetched)."""
+
+    rules: ScheduleRules = field(default_factory=ScheduleRules)
+    read_every: timedelta = timedelta(hours=1)
+    reports: ReportShelf | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Judged:
+    """One cycle's judgement: its transitions, and the meta values to record with them."""
+
+    transitions: tuple[Transition, ...] = ()
+    meta: Mapping[str, str | None] = field(default_factory=dict)
+    watches: Mapping[str, KbWatch] = field(default_factory=dict)
+
+
+class KbWatcher:
+    """Schedules, freshness and reports of the watched KBs, for one cycle object."""
+
+    def __init__(
+        self,
+        extra: ExtraSource | None,
+        meta: MetaStore,
+        settings: KbWatchSettings,
+        watched: Sequence[WatchedKb] = (),
+    ) -> None:
+        self.extra, self.meta, self.settings = extra, meta, settings
+        self.names = {kb.uuid: kb.name for kb in watched if kb.name}
+        self._watches: dict[str, KbWatch] = {}
+        self._read_at: dict[str, Elapsed] = {}
+
+    async def with_reports(
+        self, transitions: Sequence[Transition], until: float
+    ) -> tuple[Transition, ...]:
+        """Finished jobs with a report get it kept; failed and partial ones say so. Reads
+        end by `until` (the event loop's clock): a report not kept by then is told as such."""
+        shelf = self.settings.reports
+        if self.extra is None or shelf is None:
+            return tuple(transitions)
+        out = []
+        for t in transitions:
+            job = t.job
+            if job is not None and t.kind.is_terminal and job.is_report_available:
+                fate, summary = await self._keep(job.uuid, t.kb_uuid, shelf, until)
+                if t.kind in _NOTED:
+                    t = replace(t, report=report_note(job.uuid, fate, summary))
+            out.append(t)
+        return tuple(out)
+
+    async def _keep(
+        self, job_uuid: str, kb_uuid: str | None, shelf: ReportShelf, until: float
+    ) -> tuple[ReportFate, ErrorSummary | None]:
+        assert self.extra is not None
+        try:
+            async with asyncio.timeout_at(until):
+                data = await self.extra.get_report(job_uuid)
+            await shelf.keep(job_uuid, data)
+        except TimeoutError:
+            error = "time for extra reads over"
+            log.warning("job_report_not_kept", kb=kb_uuid, job=job_uuid, error=error)
+            return ReportFate.NOT_KEPT, None
+        except (SourceError, StoreError, ValueError) as exc:
+            log.warning("job_report_not_kept", kb=kb_uuid, job=job_uuid, error=str(exc))
+            return ReportFate.NOT_KEPT, None
+        log.info("job_report_kept", kb=kb_uuid, job=job_uuid, bytes=len(data))
+        return ReportFate.KEPT, summarise(data)
+
+    async def judge(
+        self,
+        kbs: Sequence[KnowledgeBase],
+        jobs_by_kb: Mapping[str, Sequence[Job]],
+        now: Instant,
+        until: float,
+    ) -> Judged:
+        """Read the schedules due, judge every KB of `kbs`; nothing is remembered until
+        `committed` is called with the result."""
+        transitions: list[Transition] = []
+        meta: dict[str, str | None] = {}
+        watches: dict[str, KbWatch] = {}
+        befores = {kb.uuid: await self._watch(kb.uuid, now) for kb in kbs}
+        read = await self._read_due(kbs, now, until)
+        for kb in kbs:
+            name = kb.name or self.names.get(kb.uuid)
+            before = watch = befores[kb.uuid]
+            if kb.uuid in read:
+                watch, found = read_schedule(watch, read[kb.uuid], now, name)
+                transitions += found
+            jobs = jobs_by_kb.get(kb.uuid, ())
+            watch, found = judge(watch, jobs, now, self.settings.rules, name)
+            transitions += found
+            if watch != before or kb.uuid not in self._watches:
+                meta[WATCH_KEY.format(uuid=kb.uuid)] = watch.encode()
+                watches[kb.uuid] = watch
+        return Judged(tuple(transitions), meta, watches)
+
+    def committed(self, judged: Judged) -> None:
+        """The cycle recorded `judged`: remember its watches."""
+        self._watches.update(judged.watches)
+
+    async def _due(self, kbs: Sequence[KnowledgeBase], now: Instant) -> tuple[str, ...]:
+        if self.extra is None:
+            return ()
+        uuids = [kb.uuid for kb in kbs]
+        return schedule_reads_due(uuids, self._read_at, now.elapsed, self.settings.read_every)
+
+    async def _read_due(
+        self, kbs: Sequence[KnowledgeBase], now: Instant, until: float
+    ) -> dict[str, Schedule | None]:
+        """The schedules due, read one by one until `until` (the event loop's clock); the
+        first read that fails ends this cycle's reads (the API is struggling: the polling
+        comes first). A KB not reached is due again next cycle; one tried is due again at
+        its next turn, failed or not."""
+        found: dict[str, Schedule | None] = {}
+        loop = asyncio.get_running_loop()
+        for kb_uuid in await self._due(kbs, now):
+            if loop.time() >= until or self.extra is None:
+                break
+            self._read_at[kb_uuid] = now.elapsed
+            try:
+                async with asyncio.timeout_at(until):
+                    found[kb_uuid] = await self.extra.get_schedule(kb_uuid)
+            except TimeoutError:
+                log.warning("schedule_read_failed", kb=kb_uuid, error="time for extra reads over")
+                break
+            except SourceError as exc:
+                log.warning("schedule_read_failed", kb=kb_uuid, error=str(exc))
+                break
+        return found
+
+    def _seed_read_at(self, stored: KbWatch, now: Instant) -> None:
+        """A schedule another process (or boot) read is due at its turn, not at once: its
+        read time (the API's clock) becomes a reading of this process's elapsed clock."""
+        if stored.read_at is None or stored.kb_uuid in self._read_at:
+            return
+        age = now.api - stored.read_at
+        if age >= timedelta(0):
+            self._read_at[stored.kb_uuid] = now.elapsed.minus(age)
+
+    async def _watch(self, kb_uuid: str, now: Instant) -> KbWatch:
+        """What is remembered of the KB: memory, else the store, else a fresh start now."""
+        known = self._watches.get(kb_uuid)
+        if known is not None:
+            return known
+        raw = await self.meta.get_meta(WATCH_KEY.format(uuid=kb_uuid))
+        if raw:
+            try:
+                stored = KbWatch.decode(raw)
+            except ValueError as exc:
+                log.warning("kb_watch_unreadable", kb=kb_uuid, error=str(exc))
+            else:
+                self._seed_read_at(stored, now)
+                return stored
+        return KbWatch(kb_uuid=kb_uuid, since=now.api.replace(microsecond=0))
