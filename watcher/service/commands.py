@@ -37,7 +37,6 @@ from watcher.core.render import render_test
 from watcher.core.replicas import replica_lines, replicas_json
 from watcher.edges import host
 from watcher.edges.hostclock import monotonic_now
-from watcher.edges.store.postgres import PostgresStore
 from watcher.service.accountcheck import (
     MISSING_KEY,
     UNMATCHED_KEY,
@@ -45,7 +44,7 @@ from watcher.service.accountcheck import (
     decode_unmatched,
 )
 from watcher.service.cycle import CycleReport
-from watcher.service.healthcheck import no_state
+from watcher.service.healthcheck import no_state, shared_store
 from watcher.service.heartbeat import HeartbeatSender
 from watcher.service.runtime import api_client, build_notifier, cycle_settings, open_runtime, utcnow
 from watcher.service.silence_commands import local_zone
@@ -226,7 +225,7 @@ async def read_status(config: Config, *, as_json: bool, echo: Callable[[str], No
         beat = Heartbeat.decode(await store.get_meta(HEARTBEAT_KEY))
         lease = await store.read_lease()
         silences = await store.silences(now)
-        shared = await store.replicas() if isinstance(store, PostgresStore) else None
+        shared = await store.replicas() if shared_store(store) else None
         prices = decode_prices(await store.get_meta(PRICES_KEY))
         setup = status.SetupFindings(
             missing=tuple(decode_missing(await store.get_meta(MISSING_KEY))),

@@ -23,7 +23,7 @@ from watcher.service.stores import open_store, store_absent
 if TYPE_CHECKING:  # imported by `open_store` only for a shared store (psycopg: 130 modules)
     from watcher.edges.store.postgres import PostgresStore
 
-__all__ = ["check_health", "no_state"]
+__all__ = ["check_health", "no_state", "shared_store"]
 
 
 async def check_health(config: Config, probe: Probe = Probe.READY) -> Health:
@@ -48,7 +48,7 @@ async def check_health(config: Config, probe: Probe = Probe.READY) -> Health:
             except StoreError as exc:
                 store_error = str(exc)
         beat = Heartbeat.decode(await store.get_meta(HEARTBEAT_KEY))
-        standing = await _standing_by(store) if _shared(store) else None
+        standing = await _standing_by(store) if shared_store(store) else None
     except StoreError as exc:
         return Health(False, str(exc))
     finally:
@@ -83,7 +83,7 @@ async def _standing_by(store: PostgresStore) -> Health | None:
     return Health(True, f"ok: standing by and delivering (lease stepped {seen:.0f}s ago)")
 
 
-def _shared(store: object) -> TypeGuard[PostgresStore]:
+def shared_store(store: object) -> TypeGuard[PostgresStore]:
     """Whether `store` is the shared PostgreSQL store (without importing it for SQLite)."""
     module = sys.modules.get("watcher.edges.store.postgres")
     return module is not None and isinstance(store, module.PostgresStore)
