@@ -82,7 +82,7 @@ def load_or_exit(
 
 
 def _register_secrets(config: Config) -> None:
-    from watcher.service.runtime import register_config_secrets
+    from watcher.service.config_secrets import register_config_secrets
 
     register_config_secrets(config)
 
