@@ -247,15 +247,16 @@ def test_notify(config_path: str | None, route: str | None) -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
     metavar="FILE",
-    help="Write the report to FILE instead of stdout.",
+    help="Write the report to FILE instead of stdout (an existing FILE only with --force).",
 )
-def report(config_path: str | None, job: str, output: Path | None) -> None:
+@click.option("--force", is_flag=True, help="Overwrite FILE when it exists.")
+def report(config_path: str | None, job: str, output: Path | None, force: bool) -> None:
     """A finished job's per-file report (CSV), as the watcher kept it."""
     from watcher.service.report_command import write_report
 
     config = load_or_exit(config_path, require_token=False, exit_code=EX_CONFIG, check_urls=False)
     configure_logging("warning", "auto")
-    sys.exit(_guarded(lambda: write_report(config, job.strip(), output)))
+    sys.exit(_guarded(lambda: write_report(config, job.strip(), output, force=force)))
 
 
 @main.command()

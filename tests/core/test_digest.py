@@ -16,9 +16,9 @@ from watcher.core.digest import (
     digest_text,
     due,
     latest_slot,
-    open_problems,
     summarize,
 )
+from watcher.core.incident import Ack, Incident
 from watcher.core.model import EventKind, Job, Phase, Status
 from watcher.core.state import Transition
 
@@ -126,34 +126,59 @@ def outcome(
     )
 
 
+def incident(kb: str, failures: int, *, ack: Ack | None = None, closed: bool = False) -> Incident:
+    return Incident(
+        id=f"incident/{kb}",
+        kb_uuid=kb,
+        kb_name=None,
+        opened_at=utc(2026, 12, 1, 5, 12),
+        api_since=utc(2026, 12, 1, 5, 10),
+        failures=failures,
+        last_kind=EventKind.STALLED,
+        last_job_uuid="j",
+        closed_at=utc(2026, 12, 1, 6) if closed else None,
+        ack=ack,
+    )
+
+
+ANA = Ack("ana", utc(2026, 12, 1, 6, 30), "on it,\nretrying")
+
+
 @pytest.mark.parametrize(
-    ("latest", "problems"),
+    ("latest", "incidents", "lines"),
     [
-        # a KB whose latest job failed, one partial, one stalled: all need attention
+        # the open incidents, not the KBs whose latest job went wrong: wiki's retry is running,
+        # its incident is still open (3 in a row, since 06:10 Berlin, acknowledged by ana)
         (
+            [KbLatest("wiki", "wiki-name", "j2", None)],
+            [incident("wiki", 3, ack=ANA)],
             [
-                KbLatest("a", "a", "j", EventKind.FAILED),
-                KbLatest("b", "b", "j", EventKind.PARTIAL),
-                KbLatest("c", "c", "j", EventKind.STALLED),
+                "Open incident: wiki-name, 3 failures in a row since Tue 01 Dec 06:10"
+                " (latest stalled); acknowledged by ana at Tue 01 Dec 07:30: on it, retrying"
             ],
-            ["a", "b", "c"],
         ),
-        # completed, no_changes, cancelled, running: none does
+        # docs' latest job failed but no incident is open (closed): nothing open
         (
-            [
-                KbLatest("a", "a", "j", EventKind.COMPLETED),
-                KbLatest("b", "b", "j", EventKind.NO_CHANGES),
-                KbLatest("c", "c", "j", EventKind.CANCELLED),
-                KbLatest("d", "d", None, None),
-            ],
+            [KbLatest("docs", "docs-name", "j", EventKind.FAILED)],
+            [incident("docs", 1, closed=True)],
+            ["Open incidents: none."],
+        ),
+        # one not acknowledged, its name from the incident's KB uuid when the KB is unknown
+        (
             [],
+            [incident("gone", 1)],
+            [
+                "Open incident: gone, 1 failure in a row since Tue 01 Dec 06:10"
+                " (latest stalled); not acknowledged"
+            ],
         ),
     ],
 )
-def test_the_kbs_that_need_attention_are_those_whose_latest_job_went_wrong(
-    latest: list[KbLatest], problems: list[str]
+def test_a_digest_lists_the_open_incidents_with_since_when_how_many_and_who_acknowledged(
+    latest: list[KbLatest], incidents: list[Incident], lines: list[str]
 ) -> None:
-    assert [kb.kb_uuid for kb in open_problems(latest)] == problems
+    text = digest_text(summarize([], latest, YESTERDAY_9, TODAY_9, incidents), DAILY_9_BERLIN)
+    assert text.splitlines()[2:] == lines
 
 
 def test_a_digest_tells_per_kb_the_outcomes_failures_tokens_and_the_slowest_job() -> None:
@@ -164,20 +189,22 @@ def test_a_digest_tells_per_kb_the_outcomes_failures_tokens_and_the_slowest_job(
     ]
     latest = [KbLatest("docs", "docs-name", "d2", EventKind.COMPLETED)]
     latest.append(KbLatest("wiki", "wiki-name", "w1", EventKind.FAILED))
-    text = digest_text(summarize(outcomes, latest, YESTERDAY_9, TODAY_9), DAILY_9_BERLIN)
+    wiki = incident("wiki", 1)
+    text = digest_text(summarize(outcomes, latest, YESTERDAY_9, TODAY_9, [wiki]), DAILY_9_BERLIN)
     assert text.splitlines() == [
         "Indexing digest (daily 09:00 Europe/Berlin): Mon 30 Nov 09:00 to Tue 01 Dec 09:00",
         "docs-name: 2 jobs (2 completed); 3,500 tokens; slowest 45m 00s (job d2)",
         "wiki-name: 1 job (1 failed); 0 tokens; slowest 3m 00s (job w1)",
         "wiki-name: job w1 failed: FILE_PARSE_ERROR",
-        "Needs attention: wiki-name, latest job failed",
+        "Open incident: wiki-name, 1 failure in a row since Tue 01 Dec 06:10 (latest stalled);"
+        " not acknowledged",
     ]
 
 
 def test_a_quiet_period_says_so() -> None:
     text = digest_text(summarize([], [], YESTERDAY_9, TODAY_9), DAILY_9_BERLIN)
     assert "No indexing job finished in this period." in text
-    assert "Needs attention: nothing" in text
+    assert "Open incidents: none." in text
 
 
 def corrected(first: Transition, kind: EventKind, minutes: int, tokens: int) -> Transition:
@@ -220,7 +247,8 @@ def test_a_digest_counts_each_job_once_and_only_the_routes_knowledge_bases(
 ) -> None:
     latest = [KbLatest("docs", "docs-name", "d1", EventKind.COMPLETED)]
     latest.append(KbLatest("wiki", "wiki-name", "w1", EventKind.FAILED))
-    digest = summarize(outcomes, latest, YESTERDAY_9, TODAY_9, knowledge_bases=scope)
+    wiki = [incident("wiki", 1)]  # wiki's open incident is no news to a route for docs alone
+    digest = summarize(outcomes, latest, YESTERDAY_9, TODAY_9, wiki, knowledge_bases=scope)
     text = digest_text(digest, DAILY_9_BERLIN).splitlines()
     assert [line for line in text if line.startswith(("docs", "wiki"))][: len(lines)] == lines
     assert all("wiki" not in line for line in text) or "*" in scope

@@ -319,3 +319,64 @@ def test_an_escalation_is_recorded_so_the_next_cycle_does_not_repeat_it() -> Non
     (after,) = tracked.incidents
     assert after.notices[0].escalated
     assert track({KB: after}, [], [], [ESCALATE], NOW_I).deliveries == ()
+
+
+# --- resolved (send_resolved) ----------------------------------------------------------------
+
+OPS, MAIL, PAGER = (
+    IncidentRule("ops", escalate_after=30 * M, escalate_to="pager"),
+    *(IncidentRule(name) for name in ("mail", "pager")),
+)
+DONE = event(E.COMPLETED)
+
+
+@pytest.mark.parametrize(
+    ("open_incident", "routed", "resolved"),
+    [
+        # ops heard the failure and its events leave completed out: it hears it resolved
+        (incident(notices=(heard(),)), [], ["ops"]),
+        # ops asked for completed: one delivery, not two
+        (incident(notices=(heard(),)), ["ops"], ["ops"]),
+        # escalated to the pager: the pager hears it resolved too
+        (incident(notices=(heard(escalated=True),)), [], ["ops", "pager"]),
+        # not escalated: the pager heard nothing, so it is told nothing
+        (incident(notices=(heard(),)), [], ["ops"]),
+        # a route that never heard of it is not told (mail asked for nothing)
+        (incident(notices=(heard("ops"),)), [], ["ops"]),
+        # a route since removed from the config is not delivered to
+        (incident(notices=(heard("gone"), heard("mail"))), [], ["mail"]),
+    ],
+)
+def test_the_alert_that_closes_an_incident_goes_to_every_route_that_heard_of_it(
+    open_incident: Incident, routed: list[str], resolved: list[str]
+) -> None:
+    deliveries = [Delivery(DONE.event_id, name) for name in routed]
+    tracked = track({KB: open_incident}, [DONE], deliveries, [OPS, MAIL, PAGER], NOW_I)
+    assert sorted(d.route for d in tracked.deliveries if d.event_id == DONE.event_id) == resolved
+    assert all(d.incident is None for d in tracked.deliveries)  # an ack does not hold it back
+
+
+def test_an_incident_that_stays_open_tells_no_one_it_resolved() -> None:
+    failed = event(E.FAILED, "job-3")
+    tracked = track({KB: incident(notices=(heard(),))}, [failed], [], [MAIL, PAGER], NOW_I)
+    assert tracked.deliveries == ()
+
+
+def test_an_incident_that_closes_when_a_reminder_or_escalation_is_due_closes_without_either() -> (
+    None
+):
+    due = incident(notices=(heard(first=5 * H, last=5 * H),))
+    rules = [IncidentRule("ops", repeat_after=H, escalate_after=H, escalate_to="pager")]
+    tracked = track({KB: due}, [event(E.COMPLETED)], [], rules, NOW_I)
+    (closed,) = tracked.incidents
+    assert not closed.is_open  # written closed, not back open by the reminder's notice
+    assert [t.kind for t in tracked.transitions] == [E.COMPLETED]
+    assert tracked.deliveries == (Delivery(event(E.COMPLETED).event_id, "ops"),)  # resolved
+
+
+def test_a_route_told_of_the_closing_jobs_ending_by_recovered_is_not_sent_the_outcome_too() -> None:
+    moved = event(E.RECOVERED)  # the same job (job-2) moved and ended: `recovered` as an ending
+    deliveries = [Delivery(moved.event_id, "mail")]
+    open_incident = incident(notices=(heard("mail"), heard("ops")))
+    tracked = track({KB: open_incident}, [moved, DONE], deliveries, [OPS, MAIL, PAGER], NOW_I)
+    assert [d.route for d in tracked.deliveries if d.event_id == DONE.event_id] == ["ops"]

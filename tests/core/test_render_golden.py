@@ -28,7 +28,7 @@ from watcher.core.digest import (
     digest_transition,
     summarize,
 )
-from watcher.core.incident import IncidentNote
+from watcher.core.incident import Ack, Incident, IncidentNote
 from watcher.core.model import DataSourceJob, DataSourceStatus, EventKind, Job, Phase, Status
 from watcher.core.outbox import BodyFormat, Budget, Message
 from watcher.core.quiet import render_released
@@ -257,6 +257,19 @@ DIGEST_TEXT = digest_text(
         [KbLatest(KB, "product-docs", "5f0e3c2a-9b8d-4e7f-a6b5-c4d3e2f1a0b9", EventKind.FAILED)],
         NOW - timedelta(days=1),
         NOW,
+        [
+            Incident(  # the open incident the failure opened, acknowledged
+                id="incident/b",
+                kb_uuid=KB,
+                kb_name="product-docs",
+                opened_at=NOW - timedelta(hours=2),
+                api_since=NOW - timedelta(hours=2, minutes=10),
+                failures=2,
+                last_kind=EventKind.FAILED,
+                last_job_uuid="5f0e3c2a-9b8d-4e7f-a6b5-c4d3e2f1a0b9",
+                ack=Ack("ana", NOW - timedelta(hours=1), "re-uploading the PDFs"),
+            )
+        ],
     ),
     BERLIN_NINE,
 )

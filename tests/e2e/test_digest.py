@@ -1,8 +1,8 @@
 """End to end: a route with `digest = "daily HH:MM UTC"` gets one summary per day through the
 outbox: per KB the jobs by outcome, failures with their errors, tokens, the slowest job, and
-the KBs that need attention; once per slot, and once on start for the slots the watcher was
-down over. The slot is a few minutes ahead of the watcher's wall clock, which the harness
-moves with the simulated world.
+the open incidents (since when, how many, acknowledged or not); once per slot, and once on
+start for the slots the watcher was down over. The slot is a few minutes ahead of the
+watcher's wall clock, which the harness moves with the simulated world.
 """
 
 from __future__ import annotations
@@ -58,7 +58,8 @@ async def test_a_digest_arrives_at_its_slot_with_the_periods_jobs(
         assert "wiki-kb: 1 job (1 failed)" in body
         assert f"wiki-kb: job {h.sim.job_uuid('broken')} failed:" in body
         assert f"slowest 1m 30s (job {h.sim.job_uuid('slower')})" in body
-        assert "Needs attention: wiki-kb, latest job failed" in body
+        assert "Open incident: wiki-kb, 1 failure in a row since" in body
+        assert "(latest failed); not acknowledged" in body
 
         await h.run(600, every=60)  # the next slot is tomorrow
         assert len(digests(h)) == 1

@@ -179,7 +179,24 @@ async def test_an_unacknowledged_incident_is_escalated_once_and_closes_with_its_
     assert "2nd failure in a row" in escalated.body
 
     await h.run(600, every=60)  # job-3 completes at about t=910: the incident closes
-    assert _kinds(h.alerts("/pager")) == [E.ESCALATED]  # once
+    # once; and the pager, which got the escalation, hears it resolved (send_resolved)
+    assert _kinds(h.alerts("/pager")) == [E.ESCALATED, E.COMPLETED]
+    assert "Resolved after" in h.alerts("/pager")[-1].body
     assert _kinds(h.alerts("/ops")) == [E.FAILED, E.FAILED, E.COMPLETED]
     assert "Resolved after" in h.alerts("/ops")[-1].body
     assert (await h.status_json())["incidents"] == []
+
+
+async def test_a_route_that_heard_the_failure_hears_it_resolved_without_asking_for_completed(
+    make_harness: HarnessFactory, receivers: Any
+) -> None:
+    hook = receivers.hook
+    jobs = (("job-1", 10, "failed"), ("job-2", 100, "completed"), ("job-3", 200, "completed"))
+    routes = [route("ops", hook.url_json("/ops"), ["failed"])]  # completed not asked for
+    h = await make_harness(simulator(_scenario(*jobs)), routes)
+    h.receiver = hook
+    await h.cycle()
+    await h.run(300, every=10)
+    ops = h.alerts("/ops")
+    assert _kinds(ops) == [E.FAILED, E.COMPLETED]  # job-3's completed is no news to ops
+    assert "Resolved after" in ops[1].body

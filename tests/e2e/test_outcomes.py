@@ -275,6 +275,8 @@ async def test_a_stalled_job_that_then_finishes_gives_one_message_for_its_outcom
     completed = receivers.alerts(HOOK)[-1]
     assert "It had stalled (no progress); nothing had moved for " in completed.body
     assert completed.body.count("It had stalled") == 1
+    # CHAT heard the stall (an incident) and hears of the job's ending by `recovered`: the
+    # resolving `completed` is not sent to it on top (send_resolved keeps one message)
     assert [alert.title for alert in receivers.alerts(CHAT)] == [
         "⚠️ engineering-wiki: indexing stalled",
         "✅ engineering-wiki: indexing finished after a stall",

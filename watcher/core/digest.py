@@ -12,23 +12,23 @@
   was stepped far ahead: it is marked again at the last real slot (else no digest for a year).
 - `summarize` turns the outcomes recorded in the period (terminal events) and each KB's
   latest job into `Digest`; `digest_text` writes it as the lines a `digest` event carries.
-- `open_problems` says which KBs need attention: the KBs whose latest job failed, was
-  partial, or is stalled (one small function, to become the open incidents).
+- The digest's "open incidents" are the store's open incidents (`watcher.core.incident`):
+  each with its failures in a row, since when, its latest problem, and who acknowledged it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from enum import StrEnum
 
 from watcher.core.durations import format_elapsed
+from watcher.core.incident import Incident
 from watcher.core.model import TERMINAL_EVENTS, EventKind
 from watcher.core.state import Transition
 from watcher.core.windows import first_instant
 
-_PROBLEMS = (EventKind.FAILED, EventKind.PARTIAL, EventKind.STALLED)
 _ERROR_CHARS = 300
 
 
@@ -101,11 +101,12 @@ class KbLatest:
     standing: EventKind | None
 
 
-def open_problems(latest: Sequence[KbLatest]) -> tuple[KbLatest, ...]:
-    """The KBs that need attention: their latest job failed, was partial, or is stalled.
+_PROBLEMS = (EventKind.FAILED, EventKind.PARTIAL, EventKind.STALLED)
 
-    (The lead turns this into the open incidents of issue 16 item 2 at merge.)
-    """
+
+def open_problems(latest: Sequence[KbLatest]) -> tuple[KbLatest, ...]:
+    """The KBs whose latest job failed, was partial, or is stalled (the digest lists the open
+    incidents instead; `watcher.core.silences` still uses this for `silence_ended`)."""
     return tuple(kb for kb in latest if kb.standing in _PROBLEMS)
 
 
@@ -127,7 +128,7 @@ class Digest:
     since: datetime | None
     until: datetime
     kbs: tuple[KbSummary, ...]
-    problems: tuple[KbLatest, ...]
+    incidents: tuple[Incident, ...]  # open when the digest was written, oldest first
 
 
 def summarize(
@@ -135,11 +136,13 @@ def summarize(
     latest: Sequence[KbLatest],
     since: datetime | None,
     until: datetime,
+    incidents: Sequence[Incident] = (),
     knowledge_bases: frozenset[str] = frozenset({"*"}),
 ) -> Digest:
-    """The digest of the terminal events recorded in the period (oldest first) and each KB's
-    latest job, for the route's `knowledge_bases` (uuids or names; "*": all). A job counts
-    once, by the last outcome recorded for it (an outcome corrected later is not a 2nd job)."""
+    """The digest of the terminal events recorded in the period (oldest first), each KB's
+    latest job and the incidents open now (closed ones left out), for the route's
+    `knowledge_bases` (uuids or names; "*": all). A job counts once, by the last outcome
+    recorded for it (an outcome corrected later is not a 2nd job)."""
     last: dict[str, Transition] = {}
     for t in outcomes:
         if t.kind not in TERMINAL_EVENTS or t.kb_uuid is None:
@@ -153,7 +156,12 @@ def summarize(
     latest = [kb for kb in latest if _in_scope(knowledge_bases, kb.kb_uuid, kb.kb_name)]
     names = {kb.kb_uuid: kb.kb_name for kb in latest}
     kbs = [_kb_summary(names.get(uuid) or ts[-1].kb_name or uuid, ts) for uuid, ts in by_kb.items()]
-    return Digest(since, until, tuple(sorted(kbs, key=lambda s: s.name)), open_problems(latest))
+    named = tuple(
+        replace(i, kb_name=i.kb_name or names.get(i.kb_uuid))
+        for i in sorted(incidents, key=lambda i: (i.since, i.kb_uuid))
+        if i.is_open and _in_scope(knowledge_bases, i.kb_uuid, i.kb_name or names.get(i.kb_uuid))
+    )
+    return Digest(since, until, tuple(sorted(kbs, key=lambda s: s.name)), named)
 
 
 def _in_scope(knowledge_bases: frozenset[str], kb_uuid: str, name: str | None) -> bool:
@@ -208,14 +216,26 @@ def digest_text(digest: Digest, schedule: DigestSchedule) -> str:
         for job, kind, error in kb.failures:
             text = (error or "no error given")[:_ERROR_CHARS]
             lines.append(f"{kb.name}: job {job} {kind.value}: {text}")
-    if digest.problems:
-        for problem in digest.problems:
-            standing = problem.standing.value if problem.standing else "unknown"
-            who = problem.kb_name or problem.kb_uuid
-            lines.append(f"Needs attention: {who}, latest job {standing}")
-    else:
-        lines.append("Needs attention: nothing (every KB's latest job went well or is running).")
+    lines.extend(_incident_line(i, zone) for i in digest.incidents)
+    if not digest.incidents:
+        lines.append("Open incidents: none.")
     return "\n".join(lines)
+
+
+def _incident_line(incident: Incident, zone: tzinfo) -> str:
+    """`Open incident: wiki, 3 failures in a row since Tue 01 Dec 06:10 (latest failed);
+    acknowledged by ana at Tue 01 Dec 07:00: on it` (or `; not acknowledged`)."""
+    who = incident.kb_name or incident.kb_uuid
+    n = incident.failures
+    since = f"{incident.since.astimezone(zone):%a %d %b %H:%M}"
+    line = f"Open incident: {who}, {n} failure{'s' if n != 1 else ''} in a row since {since}"
+    line += f" (latest {incident.last_kind.value})"
+    ack = incident.ack
+    if ack is None:
+        return line + "; not acknowledged"
+    line += f"; acknowledged by {ack.by} at {ack.at.astimezone(zone):%a %d %b %H:%M}"
+    comment = " ".join((ack.comment or "").split())[:_ERROR_CHARS]
+    return line + (f": {comment}" if comment else "")
 
 
 def digest_transition(route: str, due_at: DigestDue, text: str, now: datetime) -> Transition:

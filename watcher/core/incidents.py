@@ -7,8 +7,11 @@ Rules (`track` applies them to one cycle's transitions, in order):
   whose stall is the incident's latest problem (another job moving again says nothing of an
   earlier failure, and a `recovered` of a job that ended is told by its outcome).
 - Every alert of an incident says so: "3rd failure in a row since <time>", and on the one that
-  closes it "resolved after 2h 10m". Durations are on the API's clock (`Transition.api_at`
-  against the API's time of the first failure), the wall clock only where either is missing.
+  closes it "resolved after 2h 10m". That closing alert goes to every route that heard of the
+  incident (its failures, reminders, or the escalation to its `escalate_to`), as Alertmanager's
+  `send_resolved` does, whatever the route's `events`. Durations are on the API's clock
+  (`Transition.api_at` against the API's time of the first failure), the wall clock only where
+  either is missing.
 - The routes that got an alert of an incident are its `notices` (`watcher.core.reminders`
   decides what is due of the next two rules). A route with `repeat_after`
   gets a `reminder` while the incident is open and not acknowledged, one per period after
@@ -71,12 +74,53 @@ def track(
     """Follow the cycle's transitions into the open incidents (by KB uuid), then add what is
     due of reminders and escalations under `rules`; see the module's rules."""
     annotated, changed = follow(open_incidents, transitions, deliveries, now)
-    still_open = {i.kb_uuid: i for i in {**open_incidents, **changed}.values() if i.is_open}
+    latest = {i.id: i for i in open_incidents.values()} | changed  # by id: a closed one stays so
+    still_open = {i.kb_uuid: i for i in latest.values() if i.is_open}
     by_route = {rule.route: rule for rule in rules}
+    resolved = tell_resolved(annotated, changed.values(), deliveries, by_route)
     nudges, extra, nudged = nudge(still_open.values(), by_route, now)
     written = {**changed, **{i.id: i for i in nudged}}
     ordered = sorted(written.values(), key=lambda i: (i.is_open, i.id))
-    return Tracked(annotated + nudges, tuple(deliveries) + extra, tuple(ordered))
+    return Tracked(annotated + nudges, tuple(deliveries) + resolved + extra, tuple(ordered))
+
+
+def tell_resolved(
+    annotated: Iterable[Transition],
+    changed: Iterable[Incident],
+    deliveries: Iterable[Delivery],
+    by_route: Mapping[str, IncidentRule],
+) -> tuple[Delivery, ...]:
+    """Alertmanager's `send_resolved`: the alert that closes an incident also goes to every
+    configured route that heard of it (its failures, reminders, or the escalation sent to its
+    `escalate_to`), even when that route's `events` leave completed/no_changes out; not a
+    route that gets another alert of the closing job this cycle (one message per ending)."""
+    closing = {t.incident.id: t for t in annotated if t.incident and t.incident.closed}
+    job_of = {t.event_id: t.job_uuid for t in annotated if t.job_uuid is not None}
+    told = {(job_of.get(d.event_id), d.route) for d in deliveries}  # this cycle, per job
+    sent = {(d.event_id, d.route) for d in deliveries}
+    extra = []
+    for incident in changed:
+        t = closing.get(incident.id)
+        if t is None:
+            continue
+        for name in _told(incident, by_route):
+            if name not in by_route or (t.event_id, name) in sent:
+                continue
+            if t.job_uuid is not None and (t.job_uuid, name) in told:
+                continue  # it hears of that job's ending already (`recovered` as an ending)
+            sent.add((t.event_id, name))
+            extra.append(Delivery(t.event_id, name))
+    return tuple(extra)
+
+
+def _told(incident: Incident, by_route: Mapping[str, IncidentRule]) -> tuple[str, ...]:
+    routes = []
+    for notice in incident.notices:
+        routes.append(notice.route)
+        rule = by_route.get(notice.route)
+        if notice.escalated and rule is not None and rule.escalate_to is not None:
+            routes.append(rule.escalate_to)
+    return tuple(dict.fromkeys(routes))
 
 
 def follow(

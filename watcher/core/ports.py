@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from watcher.core.digest import KbLatest
+from watcher.core.incident import Incident
 from watcher.core.model import DataSourceJob, Job, KnowledgeBase
 from watcher.core.outbox import Budget, Message, OutboxItem, SendResult, Settlement
 from watcher.core.schedules import Schedule
@@ -228,4 +229,8 @@ class DigestReads(Protocol):
     ) -> tuple[tuple[Transition, ...], tuple[KbLatest, ...]]:
         """The terminal events recorded in `[since, until)` (wall clock, UTC; None: since the
         start), oldest first, and where each known KB's latest job stands."""
+        ...
+
+    async def open_incidents(self) -> tuple[Incident, ...]:
+        """The incidents open now, with their acknowledgements (`watcher.core.incident`)."""
         ...

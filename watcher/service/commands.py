@@ -11,7 +11,7 @@ import structlog
 
 from watcher.config import Config, describe
 from watcher.config.preflight import listen_note
-from watcher.core import costview
+from watcher.core import costview, watchview
 from watcher.core import status_view as status
 from watcher.core.account import unmatched_refs
 from watcher.core.cost import PRICES_KEY, decode_prices
@@ -31,10 +31,13 @@ from watcher.core.lease import Lease
 from watcher.core.model import KnowledgeBase
 from watcher.core.outbox import Message, SendResult
 from watcher.core.pace import PACE_KEY
+from watcher.core.ports import MetaStore
 from watcher.core.present import with_test_event
 from watcher.core.redact import SECRETS
 from watcher.core.render import render_test
 from watcher.core.replicas import replica_lines, replicas_json
+from watcher.core.schedules import KbWatch
+from watcher.core.snapshot import StoreSnapshot
 from watcher.edges import host
 from watcher.edges.hostclock import monotonic_now
 from watcher.service.accountcheck import (
@@ -46,6 +49,7 @@ from watcher.service.accountcheck import (
 from watcher.service.cycle import CycleReport
 from watcher.service.healthcheck import no_state, shared_store
 from watcher.service.heartbeat import HeartbeatSender
+from watcher.service.kbwatch import WATCH_KEY
 from watcher.service.runtime import api_client, build_notifier, cycle_settings, open_runtime, utcnow
 from watcher.service.silence_commands import local_zone
 from watcher.service.stores import open_store, store_absent
@@ -227,6 +231,7 @@ async def read_status(config: Config, *, as_json: bool, echo: Callable[[str], No
         silences = await store.silences(now)
         shared = await store.replicas() if shared_store(store) else None
         prices = decode_prices(await store.get_meta(PRICES_KEY))
+        watches = await _watches(store, snapshot)
         setup = status.SetupFindings(
             missing=tuple(decode_missing(await store.get_meta(MISSING_KEY))),
             unmatched=tuple(decode_unmatched(await store.get_meta(UNMATCHED_KEY))),
@@ -240,6 +245,7 @@ async def read_status(config: Config, *, as_json: bool, echo: Callable[[str], No
         data["poll"] = json.loads(pace) if pace else None
         data["lease"] = _lease_json(lease)
         data["cost_and_time"] = costview.as_json(snapshot, prices, api_now)
+        data["schedules_and_freshness"] = watchview.as_json(watches)
         if shared is not None:  # several replicas on one database
             data.update(replicas_json(*shared))
             data["lease"] = None
@@ -249,6 +255,8 @@ async def read_status(config: Config, *, as_json: bool, echo: Callable[[str], No
         echo(status.table(snapshot, now, setup, api_now, silences, local_zone()))
         for line in costview.lines(snapshot, prices, api_now):
             echo(line)
+        for line in watchview.lines(snapshot, watches):
+            echo(line)
         if pace:
             p = json.loads(pace)
             echo(f"Polling every {p['interval_s']:g}s ({p['reason']})")
@@ -256,6 +264,19 @@ async def read_status(config: Config, *, as_json: bool, echo: Callable[[str], No
         for line in lines:
             echo(inert(line))  # names a host and a command: one line, inert
     return 0
+
+
+async def _watches(store: MetaStore, snapshot: StoreSnapshot) -> dict[str, KbWatch]:
+    """What the daemon remembers of each KB's schedule and freshness (unreadable: left out)."""
+    found = {}
+    for kb in snapshot.kbs:
+        raw = await store.get_meta(WATCH_KEY.format(uuid=kb.uuid))
+        if raw:
+            try:
+                found[kb.uuid] = KbWatch.decode(raw)
+            except ValueError:
+                continue
+    return found
 
 
 def _lease_json(lease: Lease | None) -> dict[str, object] | None:

@@ -60,8 +60,11 @@ class Digests:
             await self.store.record(Change(cycle_id=_cycle_id(), at=now), meta=slot)
             return 0
         outcomes, latest = await self.reads.digest_facts(found.since, found.until)
+        incidents = await self.reads.open_incidents()
         scope = self.scopes.get(route_name, frozenset({"*"}))
-        digest = summarize(outcomes, latest, found.since, found.until, knowledge_bases=scope)
+        digest = summarize(
+            outcomes, latest, found.since, found.until, incidents, knowledge_bases=scope
+        )
         text = digest_text(digest, schedule)
         event = digest_transition(route_name, found, text, now)
         change = Change(

@@ -110,7 +110,8 @@ class KbWatcher:
             log.warning("job_report_not_kept", kb=kb_uuid, job=job_uuid, error=str(exc))
             return ReportFate.NOT_KEPT, None
         log.info("job_report_kept", kb=kb_uuid, job=job_uuid, bytes=len(data))
-        return ReportFate.KEPT, summarise(data)
+        # Up to 32 MiB of CSV: seconds of parsing, off the event loop (leases, health, delivery).
+        return ReportFate.KEPT, await asyncio.to_thread(summarise, data)
 
     async def judge(
         self,

@@ -2,18 +2,23 @@
 
 The report comes from the reports directory beside the store (`watcher.edges.reports`); the
 store tells a job it never saw from a job that has no report kept, so each gets its own
-error. The bytes are given back unchanged: to stdout, or written whole to `--output`.
+error. The bytes are given back unchanged when piped or written to `--output`; on a terminal
+the text is made inert first (`watcher.core.inert`): a report's error texts come from outside
+and must not move the cursor, set the title or clear the screen. `--output` never replaces an
+existing file unless `--force` is given, and then writes into it (its mode, owner and links
+stay); a new file that could not be written whole is removed.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-import tempfile
 from pathlib import Path
+from typing import BinaryIO
 
 from watcher.config import Config
 from watcher.core.errors import WatcherError
+from watcher.core.inert import inert
 from watcher.edges.reports import ReportShelf, reports_dir
 from watcher.service.runtime import utcnow
 from watcher.service.stores import open_store, store_absent
@@ -47,24 +52,52 @@ async def kept_report(config: Config, job_uuid: str) -> bytes:
     )
 
 
-async def write_report(config: Config, job_uuid: str, output: Path | None) -> int:
-    """Print or write the report; 0 when given back (errors raise `NoReport`)."""
+async def write_report(
+    config: Config,
+    job_uuid: str,
+    output: Path | None,
+    *,
+    force: bool = False,
+    stdout: BinaryIO | None = None,
+) -> int:
+    """Print or write the report; 0 when given back (errors raise `NoReport`). On a terminal
+    `stdout` gets the text made inert (newlines kept); piped, the bytes unchanged."""
+    if output is not None and not force:
+        _refuse_existing(output)
     data = await kept_report(config, job_uuid)
     if output is None:
-        sys.stdout.buffer.write(data)
-        sys.stdout.buffer.flush()
+        out = sys.stdout.buffer if stdout is None else stdout
+        out.write(_for_terminal(data) if out.isatty() else data)
+        out.flush()
         return 0
-    _write_whole(output, data)
+    _write_whole(output, data, replace=force)
     return 0
 
 
-def _write_whole(output: Path, data: bytes) -> None:
-    """Write `data` to `output` through a temporary file in its directory, renamed into place."""
-    folder = output.absolute().parent
+def _refuse_existing(output: Path) -> None:
+    if os.path.lexists(output):
+        raise NoReport(f"--output {output}: the file exists (remove it, or add --force)")
+
+
+def _for_terminal(data: bytes) -> bytes:
+    """The report as a terminal may show it: no control, bidi or format character."""
+    text = data.decode("utf-8", errors="replace")
+    return inert(text, newlines=True).encode("utf-8")
+
+
+def _write_whole(output: Path, data: bytes, *, replace: bool) -> None:
+    """Write `data` to `output`: a new file (never over one that appeared meanwhile), or with
+    `replace` an existing one overwritten in place (its mode, owner and links stay). A new
+    file that could not be written whole is removed."""
+    existed = output.exists()
     try:
-        fd, temp = tempfile.mkstemp(prefix=".report-", dir=folder)
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-        os.replace(temp, output)
+        out = output.open("wb" if replace else "xb")
     except OSError as exc:
+        raise NoReport(f"--output {output}: {exc.strerror or exc}") from None
+    try:
+        with out:
+            out.write(data)
+    except OSError as exc:
+        if not existed:
+            output.unlink(missing_ok=True)
         raise NoReport(f"--output {output}: {exc.strerror or exc}") from None

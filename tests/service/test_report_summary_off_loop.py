@@ -1,0 +1,60 @@
+"""A kept report is summarised off the event loop: up to 32 MiB of CSV is seconds of parsing,
+during which the loop must keep serving (lease renewal, health, delivery).
+
+Real parts: a real `ReportShelf` on disk and the real summariser. The API side is a minimal
+`ExtraSource` that hands over the bytes at once (the download itself is covered end to end in
+`tests/e2e/test_schedules_reports.py`). No time is asserted: the loop's turns are counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from watcher.core.report import ReportFate
+from watcher.core.schedules import Schedule
+from watcher.edges.reports import ReportShelf
+from watcher.service.kbwatch import KbWatcher, KbWatchSettings
+
+JOB = "4d588143-399c-5617-a9d9-5144e3f48dc6"
+ROW = b"files/item-%d.pdf,failed,could not extract text from page %d\n"
+BIG = b"file,status,error\n" + b"".join(ROW % (n, n % 40) for n in range(60_000))
+
+
+class Handing:
+    """An `ExtraSource` whose report is already downloaded."""
+
+    async def get_schedule(self, kb_uuid: str) -> Schedule | None:
+        return None
+
+    async def get_report(self, job_uuid: str) -> bytes:
+        return BIG
+
+
+class NoMeta:
+    async def get_meta(self, key: str) -> str | None:
+        return None
+
+
+async def test_the_loop_keeps_turning_while_a_big_report_is_summarised(tmp_path: Path) -> None:
+    shelf = ReportShelf(tmp_path / "reports")
+    kept = shelf.path_of(JOB)
+    watcher = KbWatcher(Handing(), NoMeta(), KbWatchSettings(reports=shelf))  # type: ignore[arg-type]
+    turns_after_kept = 0
+    done = False
+
+    async def ticker() -> None:
+        nonlocal turns_after_kept
+        while not done:
+            if kept.exists():  # the report is on disk: what follows is the summary
+                turns_after_kept += 1
+            await asyncio.sleep(0)
+
+    task = asyncio.create_task(ticker())
+    loop = asyncio.get_running_loop()
+    fate, summary = await watcher._keep(JOB, "kb", shelf, loop.time() + 600)
+    done = True
+    await task
+    assert fate is ReportFate.KEPT and summary is not None and summary.rows == 60_000
+    # Summarised inline, the loop would not turn between the file landing and the summary.
+    assert turns_after_kept > 50
