@@ -39,6 +39,10 @@ def test_a_postgresql_url_selects_the_shared_store_and_keeps_the_file_default(
         (f"host=db password={PASSWORD} dbname=alerts", "must be a PostgreSQL URL"),
         # no database named
         (f"postgresql://watcher:{PASSWORD}@db:5432", "must name a host and a database"),
+        # a port libpq cannot read (check-config crashed on it)
+        (f"postgresql://watcher:{PASSWORD}@db:99999/alerts", "port from 1 to 65535"),
+        # a query parameter libpq does not know (every store command crashed on it)
+        (f"postgresql://watcher:{PASSWORD}@db/alerts?bogus=1", 'parameter: "bogus"'),
     ],
 )
 def test_a_url_that_is_not_a_postgresql_database_names_the_key_without_its_password(

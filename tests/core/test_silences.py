@@ -15,10 +15,12 @@ from watcher.core.silences import (
     Silence,
     announcement,
     due_announcements,
+    held_opener,
     held_rows,
     hold,
     holding,
     still_open,
+    unclosed_openers,
 )
 from watcher.core.state import OpenProblem, Transition
 
@@ -70,6 +72,14 @@ MATCHING = [
     # an event about no KB (the API, a route) is held by a silence of every KB
     (silence(event=E.API_UNREACHABLE), event(E.API_UNREACHABLE, None), "s1"),
     (silence(event=E.DELIVERY_FAILING), event(E.DELIVERY_FAILING, None), "s1"),
+    # a silence of an event also holds the event that closes it (nobody hears a lone closer)
+    (silence(event=E.API_UNREACHABLE), event(E.API_RECOVERED, None), "s1"),
+    (silence(event=E.STALLED, kb=KB1), event(E.RECOVERED, KB1), "s1"),
+    (silence(event=E.KNOWLEDGE_BASE_MISSING), event(E.KNOWLEDGE_BASE_FOUND), "s1"),
+    (silence(event=E.DELIVERY_FAILING), event(E.DELIVERY_RECOVERED, None), "s1"),
+    # ... and never the other way round, nor another closer
+    (silence(event=E.API_RECOVERED), event(E.API_UNREACHABLE, None), None),
+    (silence(event=E.API_UNREACHABLE), event(E.KNOWLEDGE_BASE_FOUND), None),
     # ... never by a silence of one KB
     (silence(kb=KB1), event(E.API_UNREACHABLE, None), None),
     # a silence that ended holds nothing (its end is exclusive)
@@ -88,6 +98,65 @@ def test_a_silence_holds_the_events_both_its_matchers_match_until_its_end(
 ) -> None:
     found = holding(the_event, [the_silence], NOW)
     assert (found.id if found else None) == held_by
+
+
+ROUTE_A = replace(event(E.DELIVERY_FAILING, None), route="a")
+HELD_OPENER = [
+    # the latest outage was held by s1: its recovery is held by s1 too
+    (event(E.API_RECOVERED, None), [(event(E.API_UNREACHABLE, None), "s1")], "s1"),
+    # the latest outage was sent: its recovery goes out (an older held one does not count)
+    (
+        event(E.API_RECOVERED, None),
+        [(event(E.API_UNREACHABLE, None), None), (event(E.API_UNREACHABLE, None), "s1")],
+        None,
+    ),
+    # no opener on the route (it was not routed there): the closer goes out
+    (event(E.API_RECOVERED, None), [], None),
+    # a stall held on another KB's job says nothing about this job's recovery
+    (event(E.RECOVERED, KB1), [(event(E.STALLED, KB2), "s1")], None),
+    (event(E.RECOVERED, KB1), [(event(E.STALLED, KB2), "s2"), (event(E.STALLED, KB1), "s1")], "s1"),
+    # a route's failing held: its own recovery is held, another route's is not
+    (replace(event(E.DELIVERY_RECOVERED, None), route="a"), [(ROUTE_A, "s1")], "s1"),
+    (replace(event(E.DELIVERY_RECOVERED, None), route="b"), [(ROUTE_A, "s1")], None),
+    # an event that closes nothing is never held this way
+    (event(E.COMPLETED), [(event(E.FAILED), "s1")], None),
+]
+
+
+@pytest.mark.parametrize(("closer", "earlier", "held_by"), HELD_OPENER)
+def test_a_closer_is_held_by_the_silence_that_held_the_latest_opener_it_closes(
+    closer: Transition, earlier: list[tuple[Transition, str | None]], held_by: str | None
+) -> None:
+    assert held_opener(closer, earlier) == held_by
+
+
+UNCLOSED = [
+    # an outage held and not over: sent when the silence ends
+    ([(1, "ops", event(E.API_UNREACHABLE, None))], [1]),
+    # held and over within the silence: neither is sent
+    ([(1, "ops", event(E.API_UNREACHABLE, None)), (2, "ops", event(E.API_RECOVERED, None))], []),
+    # over on one route only: the other route still hears of it
+    ([(1, "a", event(E.API_UNREACHABLE, None)), (2, "b", event(E.API_UNREACHABLE, None)),
+      (3, "a", event(E.API_RECOVERED, None))], [2]),
+    # a second outage after the first was over: the second is sent
+    ([(1, "ops", event(E.API_UNREACHABLE, None)), (2, "ops", event(E.API_RECOVERED, None)),
+      (3, "ops", event(E.API_UNREACHABLE, None))], [3]),
+    # a KB still missing is sent; another KB found closes nothing of it
+    ([(1, "ops", event(E.KNOWLEDGE_BASE_MISSING, KB1)),
+      (2, "ops", event(E.KNOWLEDGE_BASE_FOUND, KB2))], [1]),
+    # a route's failing, closed by that route's recovery only
+    ([(1, "ops", ROUTE_A), (2, "ops", replace(event(E.DELIVERY_RECOVERED, None), route="b"))],
+     [1]),
+    # a job's problems are the announcement's (its latest job), never released
+    ([(1, "ops", event(E.STALLED)), (2, "ops", event(E.FAILED))], []),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("held", "released"), UNCLOSED)
+def test_the_end_of_a_silence_sends_the_outages_it_held_that_nothing_held_closed(
+    held: list[tuple[int, str, Transition]], released: list[int]
+) -> None:
+    assert unclosed_openers(held) == released
 
 
 OVERLAPS = [

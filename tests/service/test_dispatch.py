@@ -212,6 +212,11 @@ class Silences:
     async def current_silences(self, now: datetime) -> list[Silence]:
         return list(self.book)
 
+    async def silenced_openers(
+        self, route: str, kind: EventKind, before: int
+    ) -> list[tuple[Transition, str | None]]:
+        return []
+
     async def silence_end(self, silence_id: str) -> tuple[list[HeldRow], list[KbLatest]]:
         return [], []
 

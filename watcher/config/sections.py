@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -223,6 +225,7 @@ class StateConfig(Section):
             )
         if not parts.hostname or not parts.path.strip("/"):
             raise ValueError("must name a host and a database: postgresql://USER@HOST/DATABASE")
+        _check_libpq(value.get_secret_value().strip())
         return SecretStr(value.get_secret_value().strip())
 
     def where(self) -> str:
@@ -376,3 +379,19 @@ class HttpConfig(Section):
     def address(self) -> tuple[str, int] | None:
         """(host, port) to listen on, or None when the endpoint is off."""
         return split_host_port(self.listen) if self.listen else None
+
+
+def _check_libpq(url: str) -> None:
+    """Refuse what libpq cannot read (a port out of range, an unknown query parameter) here,
+    by key, instead of as a crash at the first connection; the message never holds the
+    password (libpq's names the parameter alone)."""
+    try:
+        port = urlsplit(url).port
+    except ValueError:
+        raise ValueError("must have a port from 1 to 65535") from None
+    if port == 0:
+        raise ValueError("must have a port from 1 to 65535")
+    try:
+        conninfo_to_dict(url)
+    except psycopg.ProgrammingError as exc:
+        raise ValueError(f"is not a URL libpq reads: {exc}") from None

@@ -16,7 +16,7 @@ from typing import Protocol
 
 from watcher.core.digest import KbLatest
 from watcher.core.incident import Incident
-from watcher.core.model import DataSourceJob, Job, KnowledgeBase
+from watcher.core.model import DataSourceJob, EventKind, Job, KnowledgeBase
 from watcher.core.outbox import Budget, Message, OutboxItem, SendResult, Settlement
 from watcher.core.schedules import Schedule
 from watcher.core.silences import HeldRow, Silence
@@ -191,6 +191,13 @@ class SilenceBook(Protocol):
 
     async def current_silences(self, now: datetime) -> list[Silence]:
         """The silences active at `now` (wall clock, UTC) and those ended but not announced."""
+        ...
+
+    async def silenced_openers(
+        self, route: str, kind: EventKind, before: int
+    ) -> list[tuple[Transition, str | None]]:
+        """The route's events of `kind` whose outbox rows precede row `before`, newest first,
+        each with the silence that held its row (None: not held); `core.silences.held_opener`."""
         ...
 
     async def silence_end(self, silence_id: str) -> tuple[list[HeldRow], list[KbLatest]]:

@@ -36,6 +36,16 @@ from watcher.core.state import Delivery, OpenProblem, Transition
 
 ANY = "*"
 
+# A closing event and the event it closes, about the same subject. Whoever did not hear the
+# opener (a silence held it) must not hear its closer alone ("reachable again" without
+# "unreachable"): as Alertmanager sends no resolved notice for an alert it never sent.
+OPENED_BY: Mapping[EventKind, EventKind] = {
+    EventKind.API_RECOVERED: EventKind.API_UNREACHABLE,
+    EventKind.KNOWLEDGE_BASE_FOUND: EventKind.KNOWLEDGE_BASE_MISSING,
+    EventKind.RECOVERED: EventKind.STALLED,
+    EventKind.DELIVERY_RECOVERED: EventKind.DELIVERY_FAILING,
+}
+
 
 @dataclass(frozen=True, slots=True)
 class Silence:
@@ -64,8 +74,9 @@ class Silence:
 
     def matches(self, transition: Transition) -> bool:
         """Whether its matchers both match the event (time aside)."""
-        if self.event is not None and transition.kind is not self.event:
-            return False
+        kind = transition.kind
+        if self.event is not None and self.event not in (kind, OPENED_BY.get(kind)):
+            return False  # a silence of an event also holds the event that closes it
         return self.kb_uuid is None or transition.kb_uuid == self.kb_uuid
 
     @property
@@ -119,6 +130,52 @@ def hold(
         else:
             held.append(Held(item, silence.id))
     return send, held
+
+
+def same_subject(a: Transition, b: Transition) -> bool:
+    """Whether two events are about the same thing: KB, job and route (the API: all None)."""
+    job_a = a.job.uuid if a.job is not None else None
+    job_b = b.job.uuid if b.job is not None else None
+    return a.kb_uuid == b.kb_uuid and job_a == job_b and a.route == b.route
+
+
+def held_opener(closer: Transition, earlier: Iterable[tuple[Transition, str | None]]) -> str | None:
+    """The silence that held the event `closer` closes, on the same route: `earlier` are the
+    route's events of that opening kind before it, newest first, each with the silence that
+    held its row (None: it was not held). None when the latest such opener was not held (or
+    there is none, or `closer` closes nothing): the closer goes out as usual."""
+    opener = OPENED_BY.get(closer.kind)
+    if opener is None:
+        return None
+    for transition, silence_id in earlier:
+        if transition.kind is opener and same_subject(transition, closer):
+            return silence_id
+    return None
+
+
+# Openers a silence's announcement does not tell (they are not about a KB's latest job).
+_RELEASED_AT_END = frozenset(
+    (EventKind.API_UNREACHABLE, EventKind.KNOWLEDGE_BASE_MISSING, EventKind.DELIVERY_FAILING)
+)
+
+
+def unclosed_openers(held: Iterable[tuple[int, str, Transition]]) -> list[int]:
+    """The outbox ids, among the rows (id, route, event) a silence held in id order, of the
+    openers (`api_unreachable`, `knowledge_base_missing`, `delivery_failing`) that no later
+    held row on their route closed: still open when the silence ends, they are sent then (as
+    Alertmanager notifies a still-firing alert once its silence expires)."""
+    open_rows: dict[tuple[str, EventKind, str | None, str | None], int] = {}
+    for row_id, route, transition in held:
+        kind = transition.kind
+        opener = OPENED_BY.get(kind, kind)
+        if opener not in _RELEASED_AT_END:
+            continue
+        key = (route, opener, transition.kb_uuid, transition.route)
+        if kind is opener:
+            open_rows[key] = row_id
+        else:
+            open_rows.pop(key, None)
+    return sorted(open_rows.values())
 
 
 def due_announcements(silences: Iterable[Silence], now: datetime) -> list[Silence]:

@@ -48,6 +48,7 @@ from watcher.core.ports import MetaStore, Notifier, Outbox, SilenceBook, StateSt
 from watcher.core.present import Presentation
 from watcher.core.quiet import hold, quiet_ends
 from watcher.core.render import DASHBOARD
+from watcher.core.silences import OPENED_BY, Held, held_opener
 from watcher.core.silences import hold as hold_silenced
 from watcher.core.state import Change
 from watcher.core.windows import TimeWindow
@@ -206,12 +207,36 @@ class Dispatcher:
             return items
         now = self.clock()
         send, held = hold_silenced(items, await self.silences.current_silences(now), now)
+        send, closed = await self._closers_of_held(send)
+        held += closed
         if held:
             await self.outbox.settle([h.settlement(now) for h in held])
             for h in held:
                 event = h.item.transition.event_id
                 log.info("alert_silenced", route=h.item.route, event_id=event, silence=h.silence_id)
         return send
+
+    async def _closers_of_held(
+        self, items: list[OutboxItem]
+    ) -> tuple[list[OutboxItem], list[Held]]:
+        """Split off the closers (`api_recovered`, ...) whose opener a silence held on the same
+        route: held by that silence too, even after it ended (nobody heard the opener)."""
+        assert self.silences is not None
+        send: list[OutboxItem] = []
+        held: list[Held] = []
+        for item in items:
+            opener = OPENED_BY.get(item.transition.kind)
+            earlier = (
+                await self.silences.silenced_openers(item.route, opener, item.id)
+                if opener is not None
+                else []
+            )
+            silence_id = held_opener(item.transition, earlier)
+            if silence_id is None:
+                send.append(item)
+            else:
+                held.append(Held(item, silence_id))
+        return send, held
 
     def _count_late(self, task: asyncio.Task[RouteRun]) -> None:
         if not task.cancelled() and task.exception() is None:

@@ -23,7 +23,7 @@ from watcher.core.state import Change, Delivery, KbState, Transition
 from watcher.edges import host
 from watcher.edges.store import schema
 from watcher.edges.store.pgschema import schema_version
-from watcher.edges.store.postgres import PostgresStore, display_url, token_lease
+from watcher.edges.store.postgres import PostgresStore, _secret_free, display_url, token_lease
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 D = 30.0
@@ -191,6 +191,7 @@ async def test_an_unreachable_server_is_a_store_error_without_the_password() -> 
         await PostgresStore.connect(url, now=NOW)
     assert "s3cr3t-pass" not in str(raised.value)
     assert "watcher@127.0.0.1:1/alerts" in str(raised.value)
+    assert "state.url" in str(raised.value)  # the key to correct
 
 
 async def test_sslmode_is_passed_to_the_server() -> None:
@@ -209,3 +210,8 @@ async def test_the_digest_reads_run_on_postgresql(
     outcomes, latest = await first.digest_facts(None, NOW + timedelta(days=1))
     assert [t.event_id for t in outcomes] == ["job-0/failed"]
     assert [kb.kb_uuid for kb in latest] == ["kb-1"]
+
+
+def test_an_error_about_a_url_libpq_cannot_read_still_hides_the_password() -> None:
+    url = "postgresql://watcher:pw-unread-9f2@127.0.0.1:5432/test?bogus=1"
+    assert "pw-unread-9f2" not in _secret_free("failed for pw-unread-9f2", url)

@@ -31,6 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Final, Self, TypeVar, cast
+from urllib.parse import urlsplit
 
 import psycopg
 import psycopg_pool
@@ -77,7 +78,10 @@ def token_lease(token: str | None) -> str:
 
 
 def _secret_free(text: str, url: str) -> str:
-    password = conninfo_to_dict(url).get("password") if url else None
+    try:
+        password = conninfo_to_dict(url).get("password") if url else None
+    except psycopg.ProgrammingError:  # unreadable to libpq: the URL's own password, if any
+        password = urlsplit(url).password
     return text.replace(str(password), "***") if password else text
 
 
@@ -290,7 +294,9 @@ def _open_pool(url: str, now: datetime) -> psycopg_pool.ConnectionPool:
     except psycopg.Error as exc:
         name = display_url(url)
         text = _secret_free(str(exc).strip(), url)
-        raise StoreError(f"state store {name} (PostgreSQL): cannot be opened: {text}") from exc
+        raise StoreError(
+            f"state store {name} (PostgreSQL, state.url): cannot be opened: {text}"
+        ) from exc
     pool = psycopg_pool.ConnectionPool(
         url,
         min_size=1,

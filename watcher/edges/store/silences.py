@@ -15,8 +15,8 @@ from typing import Any, Final
 
 from watcher.core.digest import KbLatest
 from watcher.core.model import EventKind
-from watcher.core.silences import HeldRow, Silence, held_rows
-from watcher.core.state import JobCondition, job_condition
+from watcher.core.silences import HeldRow, Silence, held_rows, unclosed_openers
+from watcher.core.state import JobCondition, Transition, job_condition
 from watcher.edges.store import codec, schema
 from watcher.edges.store.rows import ChangeRows, job_state_from_row, write_change
 
@@ -41,6 +41,16 @@ _ANNOUNCE: Final = """
 _HELD: Final = """
     SELECT o.route, e.payload FROM outbox o JOIN events e ON e.event_id = o.event_id
     WHERE o.silence_id = ? AND o.state = 'silenced' ORDER BY o.id"""
+# The route's rows of one event kind before a row, newest first (few: openers of a closer).
+_OPENERS: Final = """
+    SELECT o.state, o.silence_id, e.payload FROM outbox o JOIN events e ON e.event_id = o.event_id
+    WHERE o.route = ? AND e.kind = ? AND o.id < ? ORDER BY o.id DESC LIMIT 50"""
+_HELD_ROWS: Final = """
+    SELECT o.id, o.route, e.payload FROM outbox o JOIN events e ON e.event_id = o.event_id
+    WHERE o.silence_id = ? AND o.state = 'silenced' ORDER BY o.id"""
+_RELEASE: Final = """
+    UPDATE outbox SET state = 'pending', silence_id = NULL, next_attempt_at = ?, last_error = NULL
+    WHERE id = ? AND state = 'silenced'"""
 _KNOWN_KBS: Final = "SELECT uuid, name FROM knowledge_bases ORDER BY COALESCE(name, uuid), uuid"
 _LATEST: Final = """
     SELECT k.uuid, k.name, j.uuid, j.kb_uuid, j.observation, j.first_seen_at, j.progress_at,
@@ -121,6 +131,21 @@ def held(conn: sqlite3.Connection, silence_id: str) -> list[HeldRow]:
     return found
 
 
+def openers(
+    conn: sqlite3.Connection, route: str, kind: EventKind, before: int
+) -> list[tuple[Transition, str | None]]:
+    """The route's events of `kind` whose rows precede outbox row `before`, newest first, each
+    with the silence that held its row (None when it was not held)."""
+    found: list[tuple[Transition, str | None]] = []
+    for state, silence_id, payload in conn.execute(_OPENERS, (route, kind.value, before)):
+        try:
+            transition = codec.decode_transition(codec.loads(payload))
+        except (ValueError, TypeError):
+            continue  # an unreadable event is about nothing to compare
+        found.append((transition, silence_id if state == "silenced" else None))
+    return found
+
+
 def latest_jobs(conn: sqlite3.Connection, path: Path, kb_uuids: Sequence[str]) -> list[KbLatest]:
     """The latest job of each knowledge base named (a KB the store does not know is absent)."""
     wanted = sorted(set(kb_uuids))
@@ -146,4 +171,12 @@ def announce(conn: sqlite3.Connection, silence_id: str, now: datetime, rows: Cha
     if not conn.execute(_ANNOUNCE, (at, silence_id, at)).rowcount:
         return False
     write_change(conn, rows)
+    held: list[tuple[int, str, Transition]] = []
+    for row_id, route, payload in conn.execute(_HELD_ROWS, (silence_id,)).fetchall():
+        try:
+            held.append((int(row_id), str(route), codec.decode_transition(codec.loads(payload))))
+        except (ValueError, TypeError):
+            continue
+    for row_id in unclosed_openers(held):  # still open: sent now, as the silence ends
+        conn.execute(_RELEASE, (at, row_id))
     return True

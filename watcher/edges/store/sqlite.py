@@ -18,6 +18,7 @@ from typing import Any
 
 from watcher.core.digest import KbLatest
 from watcher.core.incident import Ack, Incident
+from watcher.core.model import EventKind
 from watcher.core.outbox import DeliveryState, OutboxItem, Settlement
 from watcher.core.silences import HeldRow, Silence
 from watcher.core.snapshot import StoreSnapshot
@@ -146,6 +147,15 @@ class SqliteStore(StoreReads):
     async def current_silences(self, now: datetime) -> list[Silence]:
         """The silences active at `now` and those ended but not announced yet."""
         return await self._run("reading silences", lambda c: silence_rows.current(c, now))
+
+    async def silenced_openers(
+        self, route: str, kind: EventKind, before: int
+    ) -> list[tuple[Transition, str | None]]:
+        """The route's events of `kind` before outbox row `before`, newest first, each with
+        the silence that held its row (None when none did)."""
+        return await self._run(
+            "reading what a silence held", lambda c: silence_rows.openers(c, route, kind, before)
+        )
 
     async def known_kbs(self) -> list[tuple[str, str | None]]:
         """(uuid, name) of every knowledge base the store knows (to resolve `--kb NAME`)."""
