@@ -86,7 +86,7 @@ def in_process(urls: list[str], kbs: int) -> list[str]:
     from watcher.core.model import Job
     from watcher.core.redact import SECRETS
     from watcher.core.state import Change, JobState, KbState
-    from watcher.service.runtime import register_url_secrets
+    from watcher.service.config_secrets import register_url_secrets
 
     line = "alert_failed route=ops target=json://127.0.0.1:9/**** detail=retryable: HTTP 500"
     secret_line = line + " while posting hooks/Wq7TzXk2pLm0"

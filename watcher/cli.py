@@ -82,7 +82,7 @@ def load_or_exit(
 
 
 def _register_secrets(config: Config) -> None:
-    from watcher.service.runtime import register_config_secrets
+    from watcher.service.config_secrets import register_config_secrets
 
     register_config_secrets(config)
 
@@ -310,7 +310,7 @@ def ack(config_path: str | None, target: str, comment: str | None, by: str | Non
 def health(config_path: str | None, live: bool) -> None:
     """Exit 0 when the daemon is healthy (recent successful cycle, store writable), else 1."""
     from watcher.core.health import Probe
-    from watcher.service.commands import check_health
+    from watcher.service.healthcheck import check_health
 
     config = load_or_exit(config_path, require_token=False, exit_code=1, check_urls=False)
     configure_logging("error", "auto")

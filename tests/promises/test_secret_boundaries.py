@@ -61,8 +61,8 @@ from watcher.core.plan import plan
 from watcher.core.redact import SECRETS as REGISTRY
 from watcher.core.render import DASHBOARD, render
 from watcher.core.state import Change, Delivery, JobState, KbState, Transition
+from watcher.service.config_secrets import register_url_secrets
 from watcher.service.logs import TRACEBACK_MARK, configure_logging
-from watcher.service.runtime import register_url_secrets
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 LOG_LINE = re.compile(r"^<time> +\[", re.MULTILINE)  # a console log line, its time masked

@@ -17,7 +17,7 @@ from tests.receivers import WebhookReceiver
 from watcher.cli import main
 from watcher.core.clocks import Elapsed
 from watcher.edges.hostclock import monotonic_now
-from watcher.service import commands
+from watcher.service import healthcheck
 from watcher.simulator import ManualClock, Simulator, load_scenario, serve_in_thread
 
 TOKEN = "dop_v1_" + "feedc0de" * 8
@@ -178,7 +178,7 @@ def test_health_measures_the_age_of_the_last_cycle_on_the_monotonic_clock_not_th
     recorded = monotonic_now()
     for later, healthy in ((150.0, True), (184.0, False)):
         reading = Elapsed(recorded.seconds + later, recorded.boot)
-        monkeypatch.setattr(commands, "monotonic_now", lambda reading=reading: reading)
+        monkeypatch.setattr(healthcheck, "monotonic_now", lambda reading=reading: reading)
         assert run(["health", "--config", path])[0] == (0 if healthy else 1)
         assert run(["health", "--live", "--config", path])[0] == (0 if healthy else 1)
     code, _, err = run(["health", "--config", path])
@@ -186,7 +186,7 @@ def test_health_measures_the_age_of_the_last_cycle_on_the_monotonic_clock_not_th
     assert stuck and 184 <= int(stuck[1]) < 200, err
 
     rebooted = Elapsed(5.0, "another-boot")
-    monkeypatch.setattr(commands, "monotonic_now", lambda: rebooted)
+    monkeypatch.setattr(healthcheck, "monotonic_now", lambda: rebooted)
     code, _, err = run(["health", "--config", path])
     assert code == 1 and "recorded before this boot" in err
 

@@ -21,11 +21,10 @@ from watcher.core.errors import (
     Forbidden,
     NotFound,
     SourceError,
-    StoreError,
     Unauthorized,
     WatcherError,
 )
-from watcher.core.health import HEARTBEAT_KEY, Health, Heartbeat, Probe, health_limit, judge
+from watcher.core.health import HEARTBEAT_KEY, Heartbeat, health_limit
 from watcher.core.incident import Ack
 from watcher.core.inert import inert
 from watcher.core.lease import Lease
@@ -36,13 +35,11 @@ from watcher.core.ports import MetaStore
 from watcher.core.present import with_test_event
 from watcher.core.redact import SECRETS
 from watcher.core.render import render_test
-from watcher.core.replicas import STALE_AFTER, replica_lines, replicas_json
+from watcher.core.replicas import replica_lines, replicas_json
 from watcher.core.schedules import KbWatch
 from watcher.core.snapshot import StoreSnapshot
 from watcher.edges import host
 from watcher.edges.hostclock import monotonic_now
-from watcher.edges.store.files import rescued_copies
-from watcher.edges.store.postgres import PostgresStore
 from watcher.service.accountcheck import (
     MISSING_KEY,
     UNMATCHED_KEY,
@@ -50,6 +47,7 @@ from watcher.service.accountcheck import (
     decode_unmatched,
 )
 from watcher.service.cycle import CycleReport
+from watcher.service.healthcheck import no_state, shared_store
 from watcher.service.heartbeat import HeartbeatSender
 from watcher.service.kbwatch import WATCH_KEY
 from watcher.service.runtime import api_client, build_notifier, cycle_settings, open_runtime, utcnow
@@ -199,7 +197,7 @@ async def acknowledge_incident(
     escalation for it); 1 when there is no store yet. `AckRefused` when `ref` names nothing
     known or its KB has no open incident."""
     if store_absent(config):
-        echo(_no_state(config))
+        echo(no_state(config))
         return 1
     ack = Ack(by=by, at=utcnow(), comment=comment)
     store = await open_store(config, ack.at)
@@ -218,43 +216,10 @@ async def acknowledge_incident(
     return 0
 
 
-async def check_health(config: Config, probe: Probe = Probe.READY) -> Health:
-    """The health rule (`watcher.core.health`) judged from the store by another process.
-
-    The daemon records a heartbeat (monotonic readings with the boot id) after each cycle;
-    this process reads the same system-wide clock, so the age is measured without the wall
-    clock. Readiness also proves the store takes a write.
-    """
-    if store_absent(config):
-        return Health(False, _no_state(config))
-    try:
-        # A probe runs every 30 s: no full-file integrity check (the daemon did it at start).
-        store = await open_store(config, utcnow(), integrity_check=False)
-    except StoreError as exc:
-        return Health(False, str(exc))
-    store_error = None
-    try:
-        if probe is Probe.READY:
-            try:
-                await store.check_writable()
-            except StoreError as exc:
-                store_error = str(exc)
-        beat = Heartbeat.decode(await store.get_meta(HEARTBEAT_KEY))
-        standing = await _standing_by(store) if isinstance(store, PostgresStore) else None
-    except StoreError as exc:
-        return Health(False, str(exc))
-    finally:
-        await store.close()
-    if standing is not None:
-        return standing
-    verdict = judge(probe, beat, monotonic_now(), store_error=store_error)  # read after it
-    return Health(verdict.ok, f"ok: {verdict.reason}" if verdict.ok else verdict.reason)
-
-
 async def read_status(config: Config, *, as_json: bool, echo: Callable[[str], None]) -> int:
     """Print what the store knows (`watcher status`); 1 when there is no state file yet."""
     if store_absent(config):
-        echo(_no_state(config))
+        echo(no_state(config))
         return 1
     now = utcnow()
     store = await open_store(config, now)
@@ -264,7 +229,7 @@ async def read_status(config: Config, *, as_json: bool, echo: Callable[[str], No
         beat = Heartbeat.decode(await store.get_meta(HEARTBEAT_KEY))
         lease = await store.read_lease()
         silences = await store.silences(now)
-        shared = await store.replicas() if isinstance(store, PostgresStore) else None
+        shared = await store.replicas() if shared_store(store) else None
         prices = decode_prices(await store.get_meta(PRICES_KEY))
         watches = await _watches(store, snapshot)
         setup = status.SetupFindings(
@@ -312,41 +277,6 @@ async def _watches(store: MetaStore, snapshot: StoreSnapshot) -> dict[str, KbWat
             except ValueError:
                 continue
     return found
-
-
-async def _standing_by(store: PostgresStore) -> Health | None:
-    """A shared store's health as this host's replicas tell it: None when one of them polls
-    (its cycles' heartbeat is judged as usual), healthy when they stand by and step their
-    lease (they deliver), unhealthy when none stepped within `STALE_AFTER` lease periods."""
-    me = host.this_process("watcher health", utcnow())
-    replicas, _, now = await store.replicas()
-    mine = [
-        r
-        for r in replicas
-        if (r.holder.host, r.holder.boot, r.holder.pid_ns) == (me.host, me.boot, me.pid_ns)
-        and r.live(now)
-    ]
-    if not mine:
-        return Health(
-            False,
-            f"no watcher replica on {me.host} stepped its lease within {STALE_AFTER:g} lease "
-            "periods (not started, stopped, or cut off from the database)",
-        )
-    if any(r.epoch is not None for r in mine):
-        return None
-    seen = max(now - max(r.seen for r in mine), 0.0)
-    return Health(True, f"ok: standing by and delivering (lease stepped {seen:.0f}s ago)")
-
-
-def _no_state(config: Config) -> str:
-    path = config.state.path
-    rescued = rescued_copies(path)
-    if rescued:
-        return (
-            f"no state file at {path}, but {rescued[-1]} is the copy a watcher saved when the "
-            f"file vanished from under it: move it to {path} to go on with it"
-        )
-    return f"no state file at {path}: the watcher has not run yet"
 
 
 def _lease_json(lease: Lease | None) -> dict[str, object] | None:

@@ -49,7 +49,7 @@ import structlog
 from watcher.core.account import RouteRefs
 from watcher.core.apihealth import ApiHealth, api_health
 from watcher.core.clocks import Elapsed, Instant
-from watcher.core.cost import PRICES_KEY, SpikeRule, encode_prices
+from watcher.core.cost import PRICES_KEY, ModelPrice, SpikeRule, encode_prices
 from watcher.core.costing import (
     COSTS_KEY,
     annotate,
@@ -186,6 +186,7 @@ class Cycle:
         self.source, self.store, self.meta = source, store, meta
         self.prices, self.remedies = prices, remedies
         self._prices_written: str | None = None
+        self._prices_seen: Mapping[str, ModelPrice] = {}  # encoded into _prices_written
         self.digests = None
         if digest_reads is not None and settings.digests:
             scopes = {rule.name: rule.knowledge_bases for rule in settings.rules}
@@ -328,8 +329,12 @@ class Cycle:
             log.warning("model_prices_unread", error="the cycle's deadline passed")
         prices = self.prices.prices(kbs)
         meta: dict[str, str | None] = {}
-        if prices and (encoded := encode_prices(prices)) != self._prices_written:
-            meta[PRICES_KEY] = self._prices_written = encoded
+        # Encoding 1,000 prices (asdict + JSON) costs more than comparing them: only encode
+        # what differs from the prices last encoded (equal prices encode equally).
+        if prices and prices != self._prices_seen:
+            self._prices_seen = prices
+            if (encoded := encode_prices(prices)) != self._prices_written:
+                meta[PRICES_KEY] = self._prices_written = encoded
         if not any(t.kind.is_terminal for t in transitions):
             return transitions, meta
         recent = decode_recent(await self.meta.get_meta(COSTS_KEY))

@@ -54,11 +54,12 @@ from watcher.edges.metrics import Metrics
 from watcher.edges.systemd import SystemdNotifier
 from watcher.edges.web.server import WebServer
 from watcher.service.calendar import Calendar
+from watcher.service.config_secrets import register_config_secrets
 from watcher.service.cycle import CycleReport
 from watcher.service.heartbeat import HeartbeatSender
 from watcher.service.lease_keeper import LeaseKeeper, Tenure
 from watcher.service.page import web_server
-from watcher.service.runtime import Runtime, open_runtime, register_config_secrets, utcnow
+from watcher.service.runtime import Runtime, open_runtime, utcnow
 from watcher.service.upkeep import Upkeep
 from watcher.service.vitals import Vitals
 

@@ -3,18 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from functools import partial
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from watcher.config import Config
 from watcher.config.trust import verify_context
-from watcher.config.url_secrets import apprise_loaded, url_secrets
-from watcher.config.urls import candidates
 from watcher.core.account import RouteRefs
 from watcher.core.clocks import Elapsed
 from watcher.core.costing import lowest_factor
@@ -38,6 +33,10 @@ from watcher.edges.notify.webhook import SignedWebhookNotifier
 from watcher.edges.reports import ReportShelf, reports_dir
 from watcher.edges.store.files import file_id
 from watcher.edges.store.sqlite import SqliteStore
+from watcher.service.config_secrets import (
+    register_config_secrets,
+    route_urls,
+)
 from watcher.service.costs import PriceBook
 from watcher.service.cycle import Cycle, CycleSettings
 from watcher.service.extrarun import ExtrasSettings
@@ -141,11 +140,6 @@ def pace_settings(config: Config) -> PaceSettings:
     )
 
 
-def route_urls(config: Config) -> dict[str, list[str]]:
-    """Route name to its URLs, unwrapped: only the notifier may hold them."""
-    return {r.name: [u.get_secret_value() for u in r.urls] for r in config.routes}
-
-
 def presentations(config: Config) -> dict[str, Presentation]:
     """How each route shows its events: events, templated alerts, or (left out) built-in."""
     shown = {}
@@ -154,54 +148,6 @@ def presentations(config: Config) -> dict[str, Presentation]:
         if r.format is RouteFormat.EVENT or title is not None or body is not None:
             shown[r.name] = Presentation(r.format, title, body)
     return shown
-
-
-def register_config_secrets(config: Config) -> None:
-    """Register the token and every route URL with `SECRETS`, and each URL's secret parts.
-
-    A URL's parts are classified by apprise: at once when apprise is loaded anyway (`run`,
-    `check-config`, `test-notify`), else only when a text to redact holds one of the URL's
-    candidate pieces (`status`, `health` and `once` then stay free of apprise).
-    """
-    if config.token is not None:
-        SECRETS.register(config.token.get_secret_value())
-    if config.state.url is not None:
-        state_url = config.state.url.get_secret_value()
-        SECRETS.register(state_url)
-        if urlsplit(state_url).password:
-            SECRETS.register(str(urlsplit(state_url).password))
-    for urls in route_urls(config).values():
-        for url in urls:
-            register_url_secrets(url)
-    register_ping_urls(config)
-    for r in config.routes:
-        for key in r.signing_keys:
-            SECRETS.register(base64.b64encode(key).decode("ascii"))
-
-
-def register_ping_urls(config: Config) -> None:
-    """Register the heartbeat's URLs whole and their paths (a healthchecks.io uuid, a push
-    token): whoever holds one can ping the check, or keep it quiet."""
-    plan = config.heartbeat.plan()
-    if plan is None:
-        return
-    for url in (plan.url, plan.failure_url):
-        if url:
-            SECRETS.register(url)
-            SECRETS.register(urlsplit(url).path.strip("/"))
-
-
-def register_url_secrets(url: str) -> None:
-    """Register one apprise URL whole, and its secret parts (classified now if apprise is
-    loaded, else once a text holds one of its candidate pieces)."""
-    SECRETS.register_exact(url)  # masked whole where it appears as written
-    SECRETS.register_lazy(url, candidates(url), partial(_secret_values, url))
-    if apprise_loaded():
-        SECRETS.resolve_pending()
-
-
-def _secret_values(url: str) -> frozenset[str]:
-    return url_secrets(url).values
 
 
 def build_notifier(config: Config) -> Notifier:

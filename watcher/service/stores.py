@@ -10,7 +10,6 @@ from __future__ import annotations
 from datetime import datetime
 
 from watcher.config import Config
-from watcher.edges.store.postgres import PostgresStore, token_lease
 from watcher.edges.store.sqlite import SqliteStore
 
 
@@ -20,6 +19,9 @@ async def open_store(config: Config, now: datetime, *, integrity_check: bool = T
     fingerprint of it) and outbox claims last `state.claim_lease` on the database's clock."""
     state = config.state
     if state.url is not None:
+        # imported here: psycopg is 130 modules a SQLite user (and `watcher health`) never needs
+        from watcher.edges.store.postgres import PostgresStore, token_lease
+
         token = config.token.get_secret_value() if config.token is not None else None
         return await PostgresStore.connect(
             state.url.get_secret_value(),
