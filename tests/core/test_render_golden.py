@@ -144,9 +144,22 @@ def transition(kind: EventKind, **extra: object) -> Transition:
     if kind is EventKind.SILENCE_ENDED:
         problems = (
             OpenProblem(
-                KB, EventKind.FAILED, "product-docs", "5f0e3c2a-9b8d-4e7f-a6b5-c4d3e2f1a0b9"
+                KB,
+                EventKind.FAILED,
+                "product-docs",
+                "5f0e3c2a-9b8d-4e7f-a6b5-c4d3e2f1a0b9",
+                failures=3,
+                since=NOW - timedelta(hours=5, minutes=10),
             ),
-            OpenProblem("7a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d", EventKind.STALLED, "wiki (EU)"),
+            OpenProblem(
+                "7a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d",
+                EventKind.STALLED,
+                "wiki (EU)",
+                failures=1,
+                since=NOW - timedelta(hours=2),
+                acked_by="ana",
+                acked_at=NOW - timedelta(hours=1, minutes=30),
+            ),
         )
         fields = {
             "event_id": "silence/4f2a9c01d3/ended/ops",

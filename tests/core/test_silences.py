@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from watcher.core.digest import KbLatest
+from watcher.core.incident import Ack, Incident
 from watcher.core.model import EventKind, Job
 from watcher.core.outbox import DeliveryState, OutboxItem
 from watcher.core.silences import (
@@ -19,7 +19,6 @@ from watcher.core.silences import (
     held_rows,
     hold,
     holding,
-    still_open,
     unclosed_openers,
 )
 from watcher.core.state import OpenProblem, Transition
@@ -225,46 +224,76 @@ def test_a_silence_is_announced_once_after_it_ended(
     assert [s.id for s in due_announcements(silences, NOW)] == due
 
 
-# --- what is still open -----------------------------------------------------------------------
+# --- what is still open: the KB's open incident ----------------------------------------------
+
+SINCE = NOW - timedelta(hours=5)
+
+
+def incident(kb: str, name: str, kind: EventKind = E.FAILED, **fields: object) -> Incident:
+    base = Incident(
+        id=f"incident/{kb}",
+        kb_uuid=kb,
+        kb_name=name,
+        opened_at=SINCE + timedelta(minutes=1),
+        api_since=SINCE,
+        failures=3,
+        last_kind=kind,
+        last_job_uuid=f"job-{kb}",
+    )
+    return replace(base, **fields)  # type: ignore[arg-type]
+
+
+ACKED = Ack("ana", NOW - timedelta(hours=1), "on it")
 
 OPEN = [
-    # the latest job failed: open
-    (KbLatest(KB1, "docs", "j", E.FAILED), E.FAILED),
-    # partial: open
-    (KbLatest(KB1, "docs", "j", E.PARTIAL), E.PARTIAL),
-    # stalled now (the job is not over): open
-    (KbLatest(KB1, "docs", "j", E.STALLED), E.STALLED),
-    # a later job completed (or found no changes): resolved
-    (KbLatest(KB1, "docs", "j", E.COMPLETED), None),
-    (KbLatest(KB1, "docs", "j", E.NO_CHANGES), None),
-    # cancelled by someone: not a problem to announce
-    (KbLatest(KB1, "docs", "j", E.CANCELLED), None),
-    # running again and moving: resolved for now
-    (KbLatest(KB1, "docs", "j", None), None),
-    # no job at all
-    (KbLatest(KB1, "docs", None, None), None),
+    # its latest job failed and its incident is open: announced, with the incident's count,
+    # since when (the API's clock) and latest problem
+    (incident(KB1, "docs"), OpenProblem(KB1, E.FAILED, "docs", "job-kb-1", 3, SINCE)),
+    # its retry is running (no outcome yet) but the incident is still open: announced
+    # (the latest job says nothing yet; the incident closes only on a success)
+    (
+        incident(KB1, "docs", E.STALLED),
+        OpenProblem(KB1, E.STALLED, "docs", "job-kb-1", 3, SINCE),
+    ),
+    # acknowledged: announced, saying who acknowledged it and when
+    (
+        incident(KB1, "docs", ack=ACKED),
+        OpenProblem(KB1, E.FAILED, "docs", "job-kb-1", 3, SINCE, "ana", ACKED.at),
+    ),
+    # no API time known: since when on the wall clock
+    (
+        incident(KB1, "docs", E.PARTIAL, api_since=None, failures=1),
+        OpenProblem(KB1, E.PARTIAL, "docs", "job-kb-1", 1, SINCE + timedelta(minutes=1)),
+    ),
+    # its latest job failed but its incident is closed (it recovered and that failure is not
+    # an incident of its own): not announced
+    (incident(KB1, "docs", closed_at=NOW - timedelta(minutes=5)), None),
+    # no incident at all (whatever its latest job): not announced
+    (None, None),
 ]
 
 
-@pytest.mark.parametrize(("latest", "problem"), OPEN)
-def test_a_kb_is_still_open_while_its_latest_job_failed_is_partial_or_stalled(
-    latest: KbLatest, problem: EventKind | None
+@pytest.mark.parametrize(("found", "problem"), OPEN)
+def test_a_held_kb_is_announced_while_it_has_an_open_incident_whatever_its_latest_job(
+    found: Incident | None, problem: OpenProblem | None
 ) -> None:
-    found = still_open(latest)
-    assert (found.problem if found else None) == problem
+    incidents = {KB1: found} if found is not None else {}
+    transitions, _ = announcement(silence(ends_in=-1), [HeldRow("ops", KB1)], incidents, NOW)
+    assert [p for t in transitions for p in t.open_problems] == ([problem] if problem else [])
 
 
 # --- the announcement -------------------------------------------------------------------------
 
-FAILED1 = KbLatest(KB1, "docs", "j1", E.FAILED)
-STALLED2 = KbLatest(KB2, "wiki", "j2", E.STALLED)
-DONE3 = KbLatest(KB3, "faq", "j3", E.COMPLETED)
-LATEST = {j.kb_uuid: j for j in (FAILED1, STALLED2, DONE3)}
+INCIDENTS = {
+    KB1: incident(KB1, "docs"),
+    KB2: incident(KB2, "wiki", E.STALLED),
+    KB3: incident(KB3, "faq", closed_at=NOW - timedelta(hours=1)),
+}
 
 ANNOUNCE = [
-    # one route held one failure still open: one message naming it
+    # one route held one KB whose incident is open: one message naming it
     ([HeldRow("ops", KB1)], {"ops": [KB1]}),
-    # the problem resolved meanwhile: nothing at all
+    # its incident closed meanwhile: nothing at all
     ([HeldRow("ops", KB3)], {}),
     # two alerts of one KB to one route: the KB once
     ([HeldRow("ops", KB1), HeldRow("ops", KB1)], {"ops": [KB1]}),
@@ -273,11 +302,11 @@ ANNOUNCE = [
         [HeldRow("ops", KB2), HeldRow("ops", KB1), HeldRow("pager", KB2), HeldRow("ops", KB3)],
         {"ops": [KB1, KB2], "pager": [KB2]},
     ),
-    # a route whose KBs all resolved gets nothing, the others theirs
+    # a route whose KBs all recovered gets nothing, the others theirs
     ([HeldRow("ops", KB3), HeldRow("pager", KB1)], {"pager": [KB1]}),
     # events about no KB (api_unreachable) announce nothing: their recovery tells its own
     ([HeldRow("ops", None)], {}),
-    # a KB the store forgot counts as resolved
+    # a KB with no incident (or one the store forgot) counts as recovered
     ([HeldRow("ops", "kb-gone")], {}),
     # nothing held: nothing to say
     ([], {}),
@@ -289,7 +318,7 @@ def test_the_end_of_a_silence_announces_per_route_the_held_kbs_still_open(
     held: list[HeldRow], expected: dict[str, list[str]]
 ) -> None:
     ended = silence("s1", ends_in=-1)
-    transitions, deliveries = announcement(ended, held, LATEST, NOW)
+    transitions, deliveries = announcement(ended, held, INCIDENTS, NOW)
     assert {d.route: d.event_id for d in deliveries} == {
         r: f"silence/s1/ended/{r}" for r in expected
     }
@@ -301,20 +330,10 @@ def test_the_end_of_a_silence_announces_per_route_the_held_kbs_still_open(
     assert len(transitions) == len(deliveries)
 
 
-def test_the_announcement_carries_the_comment_and_each_problem_with_its_job() -> None:
-    [t], _ = announcement(silence(ends_in=-1), [HeldRow("ops", KB1)], LATEST, NOW)
+def test_the_announcement_carries_the_comment_and_each_incident_with_its_latest_job() -> None:
+    [t], _ = announcement(silence(ends_in=-1), [HeldRow("ops", KB1)], INCIDENTS, NOW)
     assert t.detail == "maintenance"
-    assert t.open_problems == (OpenProblem(KB1, E.FAILED, "docs", "j1"),)
-
-
-def test_what_is_still_open_is_one_rule_that_can_be_swapped() -> None:
-    """The lead switches "still open" to incidents by passing another rule."""
-
-    def every_kb(latest: KbLatest) -> OpenProblem:
-        return OpenProblem(latest.kb_uuid, E.FAILED)
-
-    _, deliveries = announcement(silence(ends_in=-1), [HeldRow("ops", KB3)], LATEST, NOW, every_kb)
-    assert [d.route for d in deliveries] == ["ops"]
+    assert t.open_problems == (OpenProblem(KB1, E.FAILED, "docs", "job-kb-1", 3, SINCE),)
 
 
 def test_an_announcement_another_silence_held_hides_the_kbs_it_listed() -> None:

@@ -111,6 +111,8 @@ async def test_a_silence_added_beside_the_watcher_holds_a_failure_and_its_end_an
     await watcher.step(5)
     [announced] = [a for a in watcher.alerts("/ops") if a.kind is EventKind.SILENCE_ENDED]
     assert "alpha-kb" in announced.body and "failed" in announced.body
+    assert "1 failure in a row since" in announced.body  # its open incident, as the digest says
+    assert "not acknowledged" in announced.body
     assert silence_id in announced.body and "reindexing by hand" in announced.body
     assert "beta-kb" not in announced.body
 

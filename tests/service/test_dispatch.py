@@ -12,7 +12,6 @@ from structlog.testing import capture_logs
 
 from tests.service.test_cycle import T0, FakeStore, job
 from watcher.core.decide import RetryPolicy, RouteRule
-from watcher.core.digest import KbLatest
 from watcher.core.model import EventKind
 from watcher.core.outbox import (
     Budget,
@@ -22,7 +21,8 @@ from watcher.core.outbox import (
     SendResult,
     TargetResult,
 )
-from watcher.core.silences import HeldRow, Silence
+from watcher.core.ports import SilenceAnnouncer
+from watcher.core.silences import Silence
 from watcher.core.state import Change, Transition
 from watcher.service.dispatch import Dispatcher, DispatchSettings
 
@@ -217,11 +217,10 @@ class Silences:
     ) -> list[tuple[Transition, str | None]]:
         return []
 
-    async def silence_end(self, silence_id: str) -> tuple[list[HeldRow], list[KbLatest]]:
-        return [], []
-
-    async def announce_silence_end(self, silence_id: str, change: Change) -> bool:
-        return False
+    async def announce_silence_end(
+        self, silence_id: str, now: datetime, build: SilenceAnnouncer
+    ) -> Change | None:
+        return None
 
 
 async def test_a_silence_added_between_rounds_holds_a_retrying_alert_at_the_next_delivery() -> None:

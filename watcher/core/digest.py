@@ -101,15 +101,6 @@ class KbLatest:
     standing: EventKind | None
 
 
-_PROBLEMS = (EventKind.FAILED, EventKind.PARTIAL, EventKind.STALLED)
-
-
-def open_problems(latest: Sequence[KbLatest]) -> tuple[KbLatest, ...]:
-    """The KBs whose latest job failed, was partial, or is stalled (the digest lists the open
-    incidents instead; `watcher.core.silences` still uses this for `silence_ended`)."""
-    return tuple(kb for kb in latest if kb.standing in _PROBLEMS)
-
-
 @dataclass(frozen=True, slots=True)
 class KbSummary:
     """One KB's period: its jobs by outcome, failures with their errors, tokens, the slowest."""

@@ -61,6 +61,10 @@ def event_document(transition: Transition, dashboard: str) -> dict[str, Any]:
                     "name": p.kb_name,
                     "problem": p.problem.value,
                     "job": p.job_uuid,
+                    "failures": p.failures,
+                    "since": _stamp(p.since) if p.since is not None else None,
+                    "acknowledged_by": p.acked_by,
+                    "acknowledged_at": _stamp(p.acked_at) if p.acked_at is not None else None,
                 }
                 for p in t.open_problems
             ],

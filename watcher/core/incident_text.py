@@ -13,7 +13,7 @@ from datetime import datetime
 from watcher.core.durations import format_elapsed, format_setting
 from watcher.core.incident import IncidentNote
 from watcher.core.model import EventKind
-from watcher.core.state import Transition
+from watcher.core.state import OpenProblem, Transition
 
 REMINDER_HEADLINE = "incident still open (reminder)"
 ESCALATED_HEADLINE = "incident not acknowledged (escalated)"
@@ -69,3 +69,17 @@ def _still_open(note: IncidentNote) -> str:
 def _ack_hint(t: Transition) -> str:
     ref = t.kb_uuid or "?"
     return f"Acknowledge it to stop reminders and escalation: watcher ack {ref}"
+
+
+def open_problem_text(p: OpenProblem) -> tuple[str, str] | None:
+    """A `silence_ended` line's incident, in the digest's words: (`3 failures in a row since
+    2026-11-28 09:50 UTC`, `acknowledged by ana at 2026-11-28 10:02 UTC` or `not
+    acknowledged`). None for a payload recorded before incidents (no count)."""
+    if p.failures is None or p.since is None:
+        return None
+    n = p.failures
+    streak = f"{n} failure{'s' if n != 1 else ''} in a row since {when(p.since)}"
+    if p.acked_by is None:
+        return streak, "not acknowledged"
+    at = f" at {when(p.acked_at)}" if p.acked_at is not None else ""
+    return streak, f"acknowledged by {p.acked_by}{at}"

@@ -10,7 +10,7 @@ durations; uuids are the API's lower-case strings; errors are the project's own
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -22,6 +22,10 @@ from watcher.core.outbox import Budget, Message, OutboxItem, SendResult, Settlem
 from watcher.core.schedules import Schedule
 from watcher.core.silences import HeldRow, Silence
 from watcher.core.state import Change, Transition, WatchState
+
+# What a silence's end becomes, made inside the store's transaction from what the silence held
+# and the open incidents by KB uuid (`watcher.service.silencing`; pure: it must not block).
+SilenceAnnouncer = Callable[[list[HeldRow], Mapping[str, Incident]], Change]
 
 
 class Source(Protocol):
@@ -264,15 +268,15 @@ class SilenceBook(Protocol):
         each with the silence that held its row (None: not held); `core.silences.held_opener`."""
         ...
 
-    async def silence_end(self, silence_id: str) -> tuple[list[HeldRow], list[KbLatest]]:
-        """What the silence held (per row: route, KBs hidden) and each hidden KB's latest job
-        (a KB the store no longer knows is absent)."""
-        ...
-
-    async def announce_silence_end(self, silence_id: str, change: Change) -> bool:
-        """Mark the silence announced and record `change` (its `silence_ended` events and
-        outbox rows) in one transaction, once: False, and nothing written, when it was
-        announced already. Only the holder of the store's lease may (`StoreHeld`)."""
+    async def announce_silence_end(
+        self, silence_id: str, now: datetime, build: SilenceAnnouncer
+    ) -> Change | None:
+        """In one transaction, once: mark the silence announced at `now`, read what it held
+        (per row: route, KBs hidden) and the open incidents (by KB uuid), and record the
+        `Change` that `build` makes of them (its `silence_ended` events and outbox rows);
+        returns it, or None, and nothing written, when it was announced already. A kill
+        between the read and the write loses nothing and doubles nothing. Only the holder of
+        the store's lease may (`StoreHeld`)."""
         ...
 
 

@@ -22,7 +22,12 @@ from urllib.parse import quote
 from watcher.core.cost import eta
 from watcher.core.durations import format_elapsed
 from watcher.core.fit import Entry, clip, fit, more_text
-from watcher.core.incident_text import ESCALATED_HEADLINE, REMINDER_HEADLINE, incident_lines
+from watcher.core.incident_text import (
+    ESCALATED_HEADLINE,
+    REMINDER_HEADLINE,
+    incident_lines,
+    open_problem_text,
+)
 from watcher.core.inert import inert
 from watcher.core.markup import (
     Block,
@@ -39,7 +44,7 @@ from watcher.core.markup import (
 )
 from watcher.core.model import DataSourceJob, DataSourceStatus, EventKind, Job, Severity
 from watcher.core.outbox import BodyFormat, Budget, Message
-from watcher.core.state import StallReason, Transition
+from watcher.core.state import OpenProblem, StallReason, Transition
 
 DASHBOARD = "https://cloud.digitalocean.com/gen-ai/knowledge-bases"
 
@@ -225,25 +230,31 @@ def _render_silence_end(t: Transition, dashboard: str, budget: Budget) -> Messag
     if t.detail:
         head.append(Para((plain(f"Its comment: {t.detail}"),)))
     ordered = sorted(t.open_problems, key=lambda p: -_SEVERITY_ORDER.index(p.problem.severity))
-    rows = [
-        _Row(
-            (
-                plain(f"{_ICON[p.problem.severity]} {p.kb_name or '(unnamed)'} ("),
-                code(p.kb_uuid),
-                plain(f"): {p.problem.value}"),
-                *((plain(", job "), code(p.job_uuid)) if p.job_uuid else ()),
-                plain(" ("),
-                link("open", kb_link(dashboard, p.kb_uuid)),
-                plain(")"),
-            ),
-            None,
-            p.problem.value,
-        )
-        for p in ordered
-    ]
+    rows = [_Row(_open_problem_line(p, dashboard), None, p.problem.value) for p in ordered]
     heading = Para((strong("Still open"),))
     fitted = _fitted(head, rows, "knowledge bases", heading, budget.body_room(title), budget.lines)
     return _message(title, fitted, t.severity)
+
+
+def _open_problem_line(p: OpenProblem, dashboard: str) -> tuple[Span, ...]:
+    """`❌ docs (uuid): 3 failures in a row since ... (latest failed, job j); not acknowledged
+    (open)`, in the digest's words (`: failed, job j (open)` for a payload without them)."""
+    job = (plain(", job "), code(p.job_uuid)) if p.job_uuid else ()
+    said = open_problem_text(p)
+    if said is None:
+        problem: tuple[Span, ...] = (plain(f"): {p.problem.value}"), *job)
+    else:
+        streak, ack = said
+        latest = (plain(f"): {streak} (latest {p.problem.value}"), *job, plain(")"))
+        problem = (*latest, plain(f"; {ack}"))
+    return (
+        plain(f"{_ICON[p.problem.severity]} {p.kb_name or '(unnamed)'} ("),
+        code(p.kb_uuid),
+        *problem,
+        plain(" ("),
+        link("open", kb_link(dashboard, p.kb_uuid)),
+        plain(")"),
+    )
 
 
 @dataclass(frozen=True, slots=True)

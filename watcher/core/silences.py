@@ -18,18 +18,20 @@ The rules:
   host whose clock is ahead still holds at once everywhere).
 - When a silence ends (its time ran out, or `watcher silence expire`), the problems it hid
   that are still open are announced once (`announcement`): per route that had rows held,
-  one `silence_ended` event listing those knowledge bases whose latest job is still failed,
-  partial or stalled (`still_open`). Problems that resolved meanwhile are not announced;
-  nothing at all goes out when none is left.
+  one `silence_ended` event listing those knowledge bases that have an open incident
+  (`watcher.core.incident`: its failures in a row, since when, its latest problem, who
+  acknowledged it), as the digest lists them. A KB whose incident closed meanwhile is not
+  announced; one whose retry is running while its incident is still open is. Nothing goes
+  out when none is left.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from watcher.core.digest import KbLatest, open_problems
+from watcher.core.incident import Incident
 from watcher.core.model import EventKind
 from watcher.core.outbox import DeliveryState, OutboxItem, Settlement
 from watcher.core.state import Delivery, OpenProblem, Transition
@@ -201,29 +203,16 @@ def held_rows(route: str, transition: Transition) -> list[HeldRow]:
     return [HeldRow(route, transition.kb_uuid, transition.kb_name)]
 
 
-def still_open(latest: KbLatest) -> OpenProblem | None:
-    """The problem a knowledge base still has, judged by where its latest job stands (failed,
-    partial, or stalled now); None when it has none.
-
-    The rule of "what is still open" is the digest's `open_problems` (one rule for both, which
-    the lead switches to open incidents); this only turns its answer into an `OpenProblem`.
-    """
-    if not open_problems((latest,)) or latest.standing is None:
-        return None
-    return OpenProblem(latest.kb_uuid, latest.standing, latest.kb_name, latest.job_uuid)
-
-
 def announcement(
     silence: Silence,
     held: Iterable[HeldRow],
-    latest: Mapping[str, KbLatest],
+    incidents: Mapping[str, Incident],
     now: datetime,
-    is_open: Callable[[KbLatest], OpenProblem | None] = still_open,
 ) -> tuple[tuple[Transition, ...], tuple[Delivery, ...]]:
     """The `silence_ended` events of a silence that ended at `now`, one per route that had
-    rows held, each listing the held KBs still open (by name, then uuid); a route whose KBs
-    all resolved gets nothing. `latest` is each held KB's latest job (a KB the store no
-    longer knows is taken as resolved)."""
+    rows held, each listing the held KBs with an open incident (by name, then uuid); a route
+    whose KBs all recovered gets nothing. `incidents` are the open incidents by KB uuid, read
+    with the marking of the silence announced (a closed one, or none, means recovered)."""
     by_route: dict[str, dict[str, None]] = {}
     for row in held:
         if row.kb_uuid is not None:
@@ -231,8 +220,8 @@ def announcement(
     transitions: list[Transition] = []
     deliveries: list[Delivery] = []
     for route_name in sorted(by_route):
-        found = (latest.get(kb) for kb in by_route[route_name])
-        problems = [p for p in (is_open(j) for j in found if j is not None) if p is not None]
+        found = (incidents.get(kb) for kb in by_route[route_name])
+        problems = [OpenProblem.of(i) for i in found if i is not None and i.is_open]
         if not problems:
             continue
         problems.sort(key=lambda p: (p.kb_name or p.kb_uuid, p.kb_uuid))

@@ -151,13 +151,34 @@ class Observation:
 
 @dataclass(frozen=True, slots=True)
 class OpenProblem:
-    """A knowledge base whose latest job is still a problem (`silence_ended` lists them):
-    `problem` is `failed`, `partial` or `stalled`."""
+    """A knowledge base with an open incident (`silence_ended` lists them): `problem` is its
+    latest (`failed`, `partial` or `stalled`, of job `job_uuid`), `failures` in a row since
+    `since` (the API's clock when known, else the wall's), and who acknowledged it, when
+    (wall clock). Payloads written before incidents carry only the first four."""
 
     kb_uuid: str
     problem: EventKind
     kb_name: str | None = None
     job_uuid: str | None = None
+    failures: int | None = None
+    since: datetime | None = None
+    acked_by: str | None = None
+    acked_at: datetime | None = None
+
+    @classmethod
+    def of(cls, incident: Incident) -> OpenProblem:
+        """What an open incident tells of its KB."""
+        ack = incident.ack
+        return cls(
+            kb_uuid=incident.kb_uuid,
+            problem=incident.last_kind,
+            kb_name=incident.kb_name,
+            job_uuid=incident.last_job_uuid,
+            failures=incident.failures,
+            since=incident.since,
+            acked_by=ack.by if ack is not None else None,
+            acked_at=ack.at if ack is not None else None,
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,22 +1,25 @@
 """The silences stage of a cycle: the ends of silences are announced, once.
 
 The rules are pure (`watcher.core.silences`); this module reads the silences that ended and
-were not announced yet, what each held and the latest job of each KB it hid, and records the
-`silence_ended` events with their outbox rows in one transaction that also marks the silence
-announced (a conditional update: several processes sharing the store announce it once). The
+were not announced yet, and for each one the store, in one transaction, marks it announced (a
+conditional update: several processes sharing the store announce it once), reads what it held
+and the open incidents, and records the `silence_ended` events this module makes of them with
+their outbox rows (a kill -9 anywhere in it neither loses nor doubles the announcement). The
 holding itself happens at delivery (`watcher.service.dispatch`), where every row passes.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from datetime import datetime
+from functools import partial
 
 import structlog
 
+from watcher.core.incident import Incident
 from watcher.core.ports import SilenceBook
-from watcher.core.silences import announcement, due_announcements
+from watcher.core.silences import HeldRow, Silence, announcement, due_announcements
 from watcher.core.state import Change
 
 log = structlog.get_logger(__name__)
@@ -35,24 +38,33 @@ class Silencer:
         now = self.clock()
         ended = due_announcements(await self.book.current_silences(now), now)
         for silence in ended:
-            held, latest = await self.book.silence_end(silence.id)
-            transitions, deliveries = announcement(
-                silence, held, {job.kb_uuid: job for job in latest}, now
+            said = await self.book.announce_silence_end(
+                silence.id, now, partial(self._announcement, silence, now)
             )
-            deliveries = tuple(d for d in deliveries if d.route in self.routes)
-            wanted = {d.event_id for d in deliveries}
-            change = Change(
-                cycle_id=uuid.uuid4().hex[:12],
-                at=now,
-                transitions=tuple(t for t in transitions if t.event_id in wanted),
-                deliveries=deliveries,
-            )
-            if await self.book.announce_silence_end(silence.id, change):
+            if said is not None:
                 log.info(
                     "silence_ended",
                     silence=silence.id,
-                    held=len(held),
-                    routes=sorted(d.route for d in deliveries),
-                    open=sum(len(t.open_problems) for t in change.transitions),
+                    routes=sorted(d.route for d in said.deliveries),
+                    open=sum(len(t.open_problems) for t in said.transitions),
                 )
         return len(ended)
+
+    def _announcement(
+        self,
+        silence: Silence,
+        now: datetime,
+        held: list[HeldRow],
+        incidents: Mapping[str, Incident],
+    ) -> Change:
+        """The change recording `silence`'s end, for the routes still configured (called by
+        the store inside the transaction that marks it announced)."""
+        transitions, deliveries = announcement(silence, held, incidents, now)
+        deliveries = tuple(d for d in deliveries if d.route in self.routes)
+        wanted = {d.event_id for d in deliveries}
+        return Change(
+            cycle_id=uuid.uuid4().hex[:12],
+            at=now,
+            transitions=tuple(t for t in transitions if t.event_id in wanted),
+            deliveries=deliveries,
+        )

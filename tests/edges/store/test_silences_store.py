@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator
-from datetime import timedelta
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import replace
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from tests.edges.store.test_sqlite import ENGINES, KB, LEASE, NOW, change, count, event, job, state
 from tests.stores import Engine
+from watcher.core.incident import Incident
 from watcher.core.model import EventKind, Phase, Status
 from watcher.core.outbox import DeliveryState
+from watcher.core.ports import SilenceAnnouncer
 from watcher.core.silences import HeldRow, Silence, announcement, hold
-from watcher.core.state import Change
+from watcher.core.state import Change, OpenProblem
 from watcher.edges.store.schema import MIGRATIONS, SCHEMA_VERSION
 from watcher.edges.store.sqlite import SqliteStore
 
@@ -92,11 +95,38 @@ async def test_silences_are_added_listed_and_expired_once(store: SqliteStore) ->
     assert {s.id: s.expired_by_hand for s in every} == {"a": True, "b": False}
 
 
+def incident(**fields: object) -> Incident:
+    """KB's incident: 2 failures in a row, opened an hour before NOW."""
+    base = Incident(
+        id="incident/job-1/failed",
+        kb_uuid=KB,
+        kb_name="docs",
+        opened_at=NOW - timedelta(hours=1),
+        api_since=NOW - timedelta(hours=1, seconds=30),
+        failures=2,
+        last_kind=EventKind.FAILED,
+        last_job_uuid="job-1",
+    )
+    return replace(base, **fields)  # type: ignore[arg-type]
+
+
+def announcer(ended: Silence, at: datetime, seen: list[object]) -> SilenceAnnouncer:
+    """`announcement`, as the service builds it, noting what the store read for it."""
+
+    def build(rows: list[HeldRow], incidents: Mapping[str, Incident]) -> Change:
+        seen.append((rows, dict(incidents)))
+        transitions, deliveries = announcement(ended, rows, incidents, at)
+        return Change("c-end", at, transitions=transitions, deliveries=deliveries)
+
+    return build
+
+
 async def test_a_held_row_is_recorded_silenced_counted_and_its_end_announced_once(
     store: SqliteStore,
 ) -> None:
     failed = job(phase=Phase.FAILED, status=Status.FAILED)
     await store.record(change(event(failed), jobs=(state(failed, done=True),)))
+    await store.record(Change("c-inc", NOW, incidents=(incident(),)))
     await store.add_silence(silence("s1", kb=KB))
     items = await store.claim_due(NOW, 10)
     send, held = hold(items, await store.current_silences(NOW), NOW)
@@ -109,18 +139,38 @@ async def test_a_held_row_is_recorded_silenced_counted_and_its_end_announced_onc
 
     later = NOW + timedelta(hours=3)
     [ended] = await store.current_silences(later)  # ended, not announced yet
-    rows, latest = await store.silence_end("s1")
-    assert rows == [HeldRow("ops", KB, "docs")]
-    assert [(j.kb_uuid, j.standing) for j in latest] == [(KB, EventKind.FAILED)]
-    transitions, deliveries = announcement(ended, rows, {j.kb_uuid: j for j in latest}, later)
-    said = Change("c-end", later, transitions=transitions, deliveries=deliveries)
-    assert await store.announce_silence_end("s1", said)
-    assert not await store.announce_silence_end("s1", said)  # once, even from another process
+    seen: list[object] = []
+    said = await store.announce_silence_end("s1", later, announcer(ended, later, seen))
+    assert seen == [([HeldRow("ops", KB, "docs")], {KB: incident()})]  # read in the write
+    assert said is not None and len(said.deliveries) == 1
+    again = await store.announce_silence_end("s1", later, announcer(ended, later, seen))
+    assert again is None and len(seen) == 1  # once, even from another process: not even read
     assert count(store, "outbox", "event_id = 'silence/s1/ended/ops'") == 1
     assert await store.current_silences(later) == []
     [due] = await store.claim_due(later, 10)
     assert due.transition.kind is EventKind.SILENCE_ENDED
-    assert due.transition.open_problems[0].kb_uuid == KB  # the payload round-trips
+    assert due.transition.open_problems == (OpenProblem.of(incident()),)  # round-trips
+
+
+async def test_a_kb_whose_incident_closed_during_the_silence_is_not_announced(
+    store: SqliteStore,
+) -> None:
+    """Its latest job failed, but the incident is closed: the store reads only open ones."""
+    failed = job(phase=Phase.FAILED, status=Status.FAILED)
+    await store.record(change(event(failed), jobs=(state(failed, done=True),)))
+    await store.add_silence(silence("s1", kb=KB))
+    _, held = hold(await store.claim_due(NOW, 10), await store.current_silences(NOW), NOW)
+    await store.settle([h.settlement(NOW) for h in held])
+    closed = incident(closed_at=NOW + timedelta(hours=1))
+    await store.record(Change("c-inc", NOW + timedelta(hours=1), incidents=(closed,)))
+    later = NOW + timedelta(hours=3)
+    [ended] = await store.current_silences(later)
+    seen: list[object] = []
+    said = await store.announce_silence_end("s1", later, announcer(ended, later, seen))
+    assert said is not None and said.deliveries == ()
+    assert seen == [([HeldRow("ops", KB, "docs")], {})]
+    assert count(store, "outbox", "event_id LIKE 'silence/%'") == 0
+    assert await store.current_silences(later) == []  # announced (with nothing to say)
 
 
 async def test_silenced_rows_are_pruned_only_once_their_silence_was_announced(
@@ -134,7 +184,7 @@ async def test_silenced_rows_are_pruned_only_once_their_silence_was_announced(
     await store.prune(NOW + timedelta(days=30))
     assert count(store, "outbox", "state = 'silenced'") == 1  # its silence may still end
     end = NOW + timedelta(hours=3)
-    assert await store.announce_silence_end("s1", Change("c", end))
+    assert await store.announce_silence_end("s1", end, lambda _r, _i: Change("c", end))
     await store.prune(NOW + timedelta(days=30))
     assert count(store, "outbox", "state = 'silenced'") == 0
     assert DeliveryState.SILENCED.value == "silenced"

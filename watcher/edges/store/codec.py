@@ -195,7 +195,12 @@ _TRANSITION_DECODERS: Mapping[str, _Decoder] = {
     "source_names": lambda pairs: tuple((str(p[0]), str(p[1])) for p in pairs),
     "agents": _strings,
     "open_problems": lambda items: tuple(
-        _decode(OpenProblem, item, {"problem": _strict_enum(EventKind)}) for item in items
+        _decode(
+            OpenProblem,
+            item,
+            {"problem": _strict_enum(EventKind), "since": _datetime, "acked_at": _datetime},
+        )
+        for item in items
     ),
     "cost": lambda data: _decode(JobCost, data, {}),
 }

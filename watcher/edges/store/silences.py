@@ -8,17 +8,18 @@ serve a PostgreSQL adapter. Times are the store's fixed-width UTC text (`schema.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
-from watcher.core.digest import KbLatest
+from watcher.core.incident import Incident
 from watcher.core.model import EventKind
 from watcher.core.silences import HeldRow, Silence, held_rows, unclosed_openers
-from watcher.core.state import JobCondition, Transition, job_condition
+from watcher.core.state import Change, Transition
 from watcher.edges.store import codec, schema
-from watcher.edges.store.rows import ChangeRows, job_state_from_row, write_change
+from watcher.edges.store.incidents import open_incidents
+from watcher.edges.store.rows import render_change, write_change
 
 _COLUMNS: Final = """
     s.id, s.kb_uuid, s.event, s.starts_at, s.ends_at, s.created_by, s.comment, s.kb_label,
@@ -52,15 +53,6 @@ _RELEASE: Final = """
     UPDATE outbox SET state = 'pending', silence_id = NULL, next_attempt_at = ?, last_error = NULL
     WHERE id = ? AND state = 'silenced'"""
 _KNOWN_KBS: Final = "SELECT uuid, name FROM knowledge_bases ORDER BY COALESCE(name, uuid), uuid"
-_LATEST: Final = """
-    SELECT k.uuid, k.name, j.uuid, j.kb_uuid, j.observation, j.first_seen_at, j.progress_at,
-        j.deadline, j.stalled, j.stall_count, j.started_alerted, j.done
-    FROM knowledge_bases k
-    LEFT JOIN jobs j ON j.uuid = COALESCE(
-        (SELECT uuid FROM jobs WHERE uuid = k.last_job_uuid),
-        (SELECT uuid FROM jobs WHERE kb_uuid = k.uuid
-            ORDER BY COALESCE(created_at, first_seen_at) DESC, uuid DESC LIMIT 1))
-    WHERE k.uuid IN"""
 
 
 def _silence(row: Sequence[Any]) -> Silence:
@@ -146,37 +138,29 @@ def openers(
     return found
 
 
-def latest_jobs(conn: sqlite3.Connection, path: Path, kb_uuids: Sequence[str]) -> list[KbLatest]:
-    """The latest job of each knowledge base named (a KB the store does not know is absent)."""
-    wanted = sorted(set(kb_uuids))
-    if not wanted:
-        return []
-    marks = ", ".join("?" * len(wanted))
-    found = []
-    for row in conn.execute(f"{_LATEST} ({marks})", wanted):
-        if row[2] is None:
-            found.append(KbLatest(row[0], row[1], None, None))
-            continue
-        state = job_state_from_row(row[2:12], path)
-        stalled = job_condition(state) is JobCondition.STALLED
-        standing = EventKind.STALLED if stalled else state.job.outcome
-        found.append(KbLatest(row[0], row[1], state.job.uuid, standing))
-    return found
-
-
-def announce(conn: sqlite3.Connection, silence_id: str, now: datetime, rows: ChangeRows) -> bool:
-    """Mark the silence announced and write its announcement's events and outbox rows, once:
-    False (nothing written) when it was announced already (by another process)."""
+def announce(
+    conn: sqlite3.Connection,
+    path: Path,
+    silence_id: str,
+    now: datetime,
+    build: Callable[[list[HeldRow], Mapping[str, Incident]], Change],
+) -> Change | None:
+    """Mark the silence announced and, in the same transaction, read what it held and the
+    open incidents (by KB uuid), `build` the announcement from them and write its events and
+    outbox rows, once: None (nothing written) when it was announced already (by another
+    process). Unclosed outages it held are released (`unclosed_openers`)."""
     at = schema.to_db(now)
     if not conn.execute(_ANNOUNCE, (at, silence_id, at)).rowcount:
-        return False
-    write_change(conn, rows)
-    held: list[tuple[int, str, Transition]] = []
+        return None
+    incidents = {i.kb_uuid: i for i in open_incidents(conn, path)}
+    change = build(held(conn, silence_id), incidents)
+    write_change(conn, render_change(change, {}))
+    rows: list[tuple[int, str, Transition]] = []
     for row_id, route, payload in conn.execute(_HELD_ROWS, (silence_id,)).fetchall():
         try:
-            held.append((int(row_id), str(route), codec.decode_transition(codec.loads(payload))))
+            rows.append((int(row_id), str(route), codec.decode_transition(codec.loads(payload))))
         except (ValueError, TypeError):
             continue
-    for row_id in unclosed_openers(held):  # still open: sent now, as the silence ends
+    for row_id in unclosed_openers(rows):  # still open: sent now, as the silence ends
         conn.execute(_RELEASE, (at, row_id))
-    return True
+    return change

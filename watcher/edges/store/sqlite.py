@@ -21,14 +21,14 @@ from watcher.core.facts import StoredFact
 from watcher.core.incident import Ack, Incident
 from watcher.core.model import EventKind
 from watcher.core.outbox import DeliveryState, OutboxItem, Settlement
-from watcher.core.silences import HeldRow, Silence
+from watcher.core.ports import SilenceAnnouncer
+from watcher.core.silences import Silence
 from watcher.core.snapshot import StoreSnapshot
 from watcher.core.state import Change, Transition, WatchState
 from watcher.edges.store import schema
 from watcher.edges.store import silences as silence_rows
 from watcher.edges.store.browse import StoreReads
 from watcher.edges.store.conn import DEFAULT_LEASE, Fence
-from watcher.edges.store.deliveries import read as in_read
 from watcher.edges.store.digests import read_digest_facts
 from watcher.edges.store.facts import load_facts, save_facts
 from watcher.edges.store.held import release_held_rows
@@ -174,23 +174,15 @@ class SqliteStore(StoreReads):
         """(uuid, name) of every knowledge base the store knows (to resolve `--kb NAME`)."""
         return await self._run("reading knowledge bases", silence_rows.known_kbs)
 
-    async def silence_end(self, silence_id: str) -> tuple[list[HeldRow], list[KbLatest]]:
-        """What a silence held, and the latest job of each KB it hid, in one read."""
-
-        def read(conn: sqlite3.Connection) -> tuple[list[HeldRow], list[KbLatest]]:
-            held = silence_rows.held(conn, silence_id)
-            kbs = [row.kb_uuid for row in held if row.kb_uuid is not None]
-            return held, silence_rows.latest_jobs(conn, self.path, kbs)
-
-        return await self._run("reading what a silence held", lambda c: in_read(c, lambda: read(c)))
-
-    async def announce_silence_end(self, silence_id: str, change: Change) -> bool:
-        """Mark the silence announced and record its announcement (events, outbox rows) in
-        one transaction, once; False when it was announced already. Poller only."""
-        rows = render_change(change, {})
+    async def announce_silence_end(
+        self, silence_id: str, now: datetime, build: SilenceAnnouncer
+    ) -> Change | None:
+        """Mark the silence announced, read what it held and the open incidents, and record
+        `build`'s announcement (events, outbox rows), all in one transaction, once; None when
+        it was announced already. Poller only."""
         return await self._write(
             "announcing the end of a silence",
-            lambda c: silence_rows.announce(c, silence_id, change.at, rows),
+            lambda c: silence_rows.announce(c, self.path, silence_id, now, build),
             Fence.HOLDER,
         )
 
