@@ -89,7 +89,8 @@ class Cycle:
 
     @property
     def poll_only(self) -> bool:
-        return self.other_requests == 0
+        """It read the KB list (a cycle that sent nothing is not one: a skipped read)."""
+        return self.poll_requests > 0 and self.other_requests == 0
 
 
 @dataclass(frozen=True)
