@@ -9,9 +9,10 @@ the digest and the parsed value for one read (not the raw item, which weighs thr
 parsed value), and drops what the next complete read did not see: at most one list's worth.
 
 `PageMemo` goes one step before: a page whose body bytes equal those of the same page at the
-last complete read is neither decoded nor parsed again (a BLAKE2 digest of the bytes is about
-forty times cheaper than decoding them); its parsed page is returned as it was, and the items
-on it stay remembered by the item memo (`ParseMemo.keep`). Any byte that differs (one job's
+last complete read is neither decoded nor parsed again (a BLAKE2 digest of a 330 KB page of
+200 KBs took 1.2 ms where decoding it took 9.9 ms, before any item was fingerprinted); its
+parsed page is returned as it was, and the items on it stay remembered by the item memo
+(`ParseMemo.keep`). Any byte that differs (one job's
 status, a new `updated_at`, the order of the items) parses the whole page again, item by item.
 """
 
