@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import math
 import resource
 import statistics
@@ -49,7 +50,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -282,27 +283,56 @@ def _find(results: Sequence[Result], n: int, busy: bool, name: str) -> Result | 
     )
 
 
+@dataclass(frozen=True)
+class IdleAccount:
+    """An idle generated account served on 127.0.0.1, and a watcher config for it."""
+
+    sim: Simulator
+    base_url: str
+    config: Path
+    receiver: Receiver
+
+
+@contextlib.contextmanager
+def idle_account(
+    kbs: int,
+    speed: float,
+    *,
+    interval: float,
+    active_interval: float,
+    max_rpm: int,
+    prefix: str = "bench-idle-",
+) -> Iterator[IdleAccount]:
+    """`generated_scenario(kbs, busy=False, seed=7)` on a simulated clock `speed` times
+    faster, with a receiver and a watcher config (`watcher_config`) in a temporary directory."""
+    sim = Simulator(generated_scenario(kbs, False, 7), token=TOKEN, clock=RealClock(speed))
+    with (
+        tempfile.TemporaryDirectory(prefix=prefix) as tmp,
+        serve_in_thread(sim) as base_url,
+        Receiver() as rx,
+    ):
+        config = watcher_config(
+            Path(tmp) / "w.toml",
+            base_url,
+            rx.url("/watcher"),
+            Path(tmp) / "w.db",
+            interval=interval,
+            active_interval=active_interval,
+            max_rpm=max_rpm,
+        )
+        yield IdleAccount(sim, base_url, config, rx)
+
+
 def cold_start(sizes: Sequence[int], runs: int) -> list[tuple[int, float, float, float, float]]:
     """(KBs, median wall of `watcher once`, min wall, median CPU s, network time)."""
     rows = []
     for n in sizes:
         progress(f"  {n:>5} KBs: watcher once x{runs}")
-        sim = Simulator(generated_scenario(n, False, 7), token=TOKEN, clock=RealClock(1.0))
-        with (
-            tempfile.TemporaryDirectory(prefix="bench-once-") as tmp,
-            serve_in_thread(sim) as base_url,
-            Receiver() as rx,
-        ):
-            config = watcher_config(
-                Path(tmp) / "w.toml",
-                base_url,
-                rx.url("/watcher"),
-                Path(tmp) / "w.db",
-                interval=60,
-                active_interval=15,
-                max_rpm=60,
-            )
-            command = [str(WATCHER), "once", "--config", str(config)]
+        account = idle_account(
+            n, 1.0, interval=60, active_interval=15, max_rpm=60, prefix="bench-once-"
+        )
+        with account as idle:
+            command = [str(WATCHER), "once", "--config", str(idle.config)]
             subprocess.run(command, env=clean_env(), capture_output=True, check=True)
             walls, cpus = [], []
             for _ in range(runs):
@@ -312,7 +342,7 @@ def cold_start(sizes: Sequence[int], runs: int) -> list[tuple[int, float, float,
                 walls.append(time.perf_counter() - started)
                 after = resource.getrusage(resource.RUSAGE_CHILDREN)
                 cpus.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
-            network = asyncio.run(_network_time(base_url))
+            network = asyncio.run(_network_time(idle.base_url))
         rows.append((n, statistics.median(walls), min(walls), statistics.median(cpus), network))
     return rows
 

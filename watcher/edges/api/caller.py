@@ -22,7 +22,8 @@ import random
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from functools import partial
+from typing import Any, TypeAlias, TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -51,6 +52,8 @@ from watcher.edges.api.ratebudget import RequestBudget, backoff_delay, server_wa
 from watcher.edges.api.settings import RequestRetry
 
 T = TypeVar("T")
+Reuse: TypeAlias = Callable[[bytes, Callable[[], T]], T]
+"""Given a 2xx body and the way to parse it, the parsed value (parsed now, or kept)."""
 log = structlog.get_logger(__name__)
 
 _SCOPES = {"GET": "genai:read", "POST": "genai:create", "PUT": "genai:update"}
@@ -162,23 +165,26 @@ class HttpCaller:
     sent: Counter[str] = field(default_factory=Counter)
     once: OnceLog = field(default_factory=OnceLog)
 
-    async def call(self, call: Call, parse: Callable[[object], T]) -> T:
+    async def call(
+        self, call: Call, parse: Callable[[object], T], reuse: Reuse[T] | None = None
+    ) -> T:
         """Send with retries and return the parsed body; raise a `SourceError` subclass, and
-        only that, whatever went wrong while reading or parsing the answer."""
+        only that, whatever went wrong while reading or parsing the answer. With `reuse`, a
+        2xx body is handed to it with the way to parse it (`memo.PageMemo.reuse`)."""
         try:
-            return await self._call(call, parse)
+            return await self._call(call, parse, reuse)
         except SourceError:
             raise
         except Exception as exc:  # the rule: no failure to read an answer escapes as another type
             text = f"{call.method} {call.path}: the answer could not be read ({_short(exc)})"
             raise MalformedResponse(text) from exc
 
-    async def _call(self, call: Call, parse: Callable[[object], T]) -> T:
+    async def _call(self, call: Call, parse: Callable[[object], T], reuse: Reuse[T] | None) -> T:
         attempt = 0
         while True:
             attempt += 1
             try:
-                return await self._attempt(call, attempt, parse)
+                return await self._attempt(call, attempt, parse, reuse)
             except _Retry as retry:
                 safe = call.idempotent or not retry.may_have_acted
                 if attempt >= self.policy.max_attempts or not safe:
@@ -199,12 +205,17 @@ class HttpCaller:
                 )
                 await self.sleep(wait)
 
-    async def _attempt(self, call: Call, attempt: int, parse: Callable[[object], T]) -> T:
+    async def _attempt(
+        self, call: Call, attempt: int, parse: Callable[[object], T], reuse: Reuse[T] | None
+    ) -> T:
         await self.budget.acquire()
         self.sent[f"{call.method} {call.endpoint}"] += 1
         answer = await self._exchange(call, attempt)
         if answer.is_success:
-            return _parse_body(call, answer, parse, lambda v: self._note_bad_text(call, v))
+            note = partial(self._note_bad_text, call)
+            if reuse is None:
+                return _parse_body(call, answer, parse, note)
+            return reuse(answer.content, partial(_parse_body, call, answer, parse, note))
         raise self._failure(call, answer)
 
     async def _exchange(self, call: Call, attempt: int) -> _Answer:

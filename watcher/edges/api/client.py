@@ -44,7 +44,7 @@ from watcher.edges.api import copies, extra, extra_wire, pricing, wire
 from watcher.edges.api.body import ACCEPT_ENCODING
 from watcher.edges.api.caller import Call, HttpCaller, OnceLog, RequestRecord
 from watcher.edges.api.clock import ApiClock
-from watcher.edges.api.memo import ParseMemo
+from watcher.edges.api.memo import PageMemo, ParseMemo
 from watcher.edges.api.paging import Sweep, merge
 from watcher.edges.api.ratebudget import RequestBudget
 from watcher.edges.api.settings import ApiSettings, RequestRetry
@@ -123,6 +123,11 @@ class ApiClient:
         }
         self.settings = settings
         self._kb_memo = ParseMemo(wire.parse_knowledge_base)
+        # The KB list is read every cycle: a page of the same bytes is neither decoded nor
+        # parsed again, and the items on it stay in the item memo for the next read.
+        self._kb_pages: PageMemo[wire.Page[KnowledgeBase]] = PageMemo(
+            lambda page: self._kb_memo.keep(kb.uuid for kb in page.items)
+        )
         self._once = OnceLog()
         # `ratelimit-reset` and an HTTP-date `retry-after` are on the API's clock: the budget
         # and the retries compare them with that clock, never with the local one.
@@ -194,11 +199,15 @@ class ApiClient:
         Read every cycle, so an item equal to the one of the last read is not parsed again.
         """
         try:
-            kbs = await self._read_all(KBS, "knowledge_bases", self._kb_memo, copies.settle_kbs)
+            kbs = await self._read_all(
+                KBS, "knowledge_bases", self._kb_memo, copies.settle_kbs, pages=self._kb_pages
+            )
         except BaseException:
             self._kb_memo.abandon()
+            self._kb_pages.abandon()
             raise
         self._kb_memo.complete()
+        self._kb_pages.complete()
         return kbs
 
     async def list_jobs(self) -> list[Job]:
@@ -347,12 +356,14 @@ class ApiClient:
         parse: Callable[[object], T],
         settle: Settle[T],
         uuid: str = "",
+        pages: PageMemo[wire.Page[T]] | None = None,
     ) -> list[T]:
-        """Every page; a pass that saw the list move is followed by another (see `paging`)."""
+        """Every page; a pass that saw the list move is followed by another (see `paging`).
+        With `pages`, a page of the same bytes as at the last complete read is kept as read."""
         async with _one_read(endpoint):
             sweeps: list[Sweep[T]] = []
             for number in range(1, MAX_SWEEPS + 1):
-                sweep = await self._sweep(endpoint, key, parse, settle, uuid)
+                sweep = await self._sweep(endpoint, key, parse, settle, uuid, pages)
                 sweeps.append(sweep)
                 if sweep.shift is None:
                     break
@@ -366,6 +377,7 @@ class ApiClient:
         parse: Callable[[object], T],
         settle: Settle[T],
         uuid: str = "",
+        pages: PageMemo[wire.Page[T]] | None = None,
     ) -> Sweep[T]:
         """One pass from page 1 until the API says there is no more, within the bounds its
         own figures set (`paging`): a loop or a list without end is a failed read."""
@@ -374,8 +386,11 @@ class ApiClient:
         number = 1
         while True:
             call = Call("GET", endpoint, uuid, params={"page": number, "per_page": per_page})
-            read = partial(wire.parse_page, key=key, parse=parse, limit=sweep.items_left)
-            page = await self._caller.call(call, read)
+            limit = sweep.items_left
+            read = partial(wire.parse_page, key=key, parse=parse, limit=limit)
+            # the same bytes parse alike only under the same item limit
+            reuse = pages.reuse((number, per_page, limit)) if pages is not None else None
+            page = await self._caller.call(call, read, reuse)
             kept, conflicts = settle(page.items)
             if conflicts:
                 self._log_conflicts(endpoint, conflicts)

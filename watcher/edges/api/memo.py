@@ -7,15 +7,23 @@ decoded JSON, which is exact for JSON values (a different value has a different 
 collision of the digests is as likely as a random 128-bit match). `ParseMemo` keeps, per uuid,
 the digest and the parsed value for one read (not the raw item, which weighs three times the
 parsed value), and drops what the next complete read did not see: at most one list's worth.
+
+`PageMemo` goes one step before: a page whose body bytes equal those of the same page at the
+last complete read is neither decoded nor parsed again (a BLAKE2 digest of a 330 KB page of
+200 KBs took 1.2 ms where decoding it took 9.9 ms, before any item was fingerprinted); its
+parsed page is returned as it was, and the items on it stay remembered by the item memo
+(`ParseMemo.keep`). Any byte that differs (one job's
+status, a new `updated_at`, the order of the items) parses the whole page again, item by item.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
+P = TypeVar("P")
 
 
 class ParseMemo(Generic[T]):
@@ -42,10 +50,54 @@ class ParseMemo(Generic[T]):
         self._seen[key] = (digest, value)
         return value
 
+    def keep(self, keys: Iterable[str]) -> None:
+        """The items of these uuids were seen again unchanged (on a page `PageMemo` reused)."""
+        for key in keys:
+            kept = self._last.get(key)
+            if kept is not None:
+                self._seen[key] = kept
+
     def complete(self) -> None:
         """The read finished: keep only what it saw for the next one."""
         self._last, self._seen = self._seen, {}
 
     def abandon(self) -> None:
         """The read failed: forget its partial results, keep the last complete read."""
+        self._seen = {}
+
+
+class PageMemo(Generic[P]):
+    """Pages of a list read every cycle: the parsed page again for the same bytes at the same
+    place (`key`: the page number and whatever else shapes the parse), else a fresh parse."""
+
+    def __init__(self, on_reuse: Callable[[P], None] | None = None) -> None:
+        self._on_reuse = on_reuse
+        self._last: dict[Hashable, tuple[bytes, P]] = {}
+        self._seen: dict[Hashable, tuple[bytes, P]] = {}
+        self.hits = 0
+
+    def reuse(self, key: Hashable) -> Callable[[bytes, Callable[[], P]], P]:
+        """For the answer at `key`: given its body and how to parse it, the page."""
+
+        def page(body: bytes, parse: Callable[[], P]) -> P:
+            digest = hashlib.blake2b(body, digest_size=16).digest()
+            kept = self._last.get(key)
+            if kept is not None and kept[0] == digest:
+                self.hits += 1
+                value = kept[1]
+                if self._on_reuse is not None:
+                    self._on_reuse(value)
+            else:
+                value = parse()  # raises what the parse raises: nothing is remembered then
+            self._seen[key] = (digest, value)
+            return value
+
+        return page
+
+    def complete(self) -> None:
+        """The read finished: keep only its pages for the next one."""
+        self._last, self._seen = self._seen, {}
+
+    def abandon(self) -> None:
+        """The read failed: forget its pages, keep the last complete read."""
         self._seen = {}
