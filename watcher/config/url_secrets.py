@@ -64,8 +64,11 @@ def url_secrets(url: str) -> UrlSecrets:
     """Classify `url`'s parts with apprise (loading its plugins if need be)."""
     import apprise  # lazy: 0.35 s of plugins; see the module docstring
 
+    from watcher.config.plugins import load_plugins_for
+
     parts = parse_url(url)
     with apprise_silenced():
+        load_plugins_for([url])
         plugin: Any = apprise.Apprise.instantiate(url) if parts is not None else None
     if plugin is None or parts is None:
         everything = parts.components() if parts is not None else {url.strip()}
