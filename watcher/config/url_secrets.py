@@ -16,7 +16,8 @@ Secret, for a URL apprise can load:
 A URL apprise cannot load is secret in every part but its scheme and a host name.
 
 Loading apprise costs about 0.2 s and 17 MB, and the plugin of the URL's scheme (only that one:
-`watcher.config.plugins`) 0.1 s and a few MB more: callers on a hot path classify lazily (`watcher.core.redact.SecretRegistry.register_lazy`) and only when a text may hold a secret.
+`watcher.config.plugins`) 0.1 s and a few MB more: callers on a hot path classify lazily
+(`watcher.core.redact.SecretRegistry.register_lazy`) and only when a text may hold a secret.
 """
 
 from __future__ import annotations
