@@ -89,3 +89,18 @@ def test_version_and_help_load_no_configuration_model(tmp_path: Path) -> None:
         assert code == 0, args
         assert packages(modules) & {"pydantic", "structlog", "apprise", "httpx"} == set(), args
         assert {m for m in modules if m.startswith("watcher.config")} == set(), args
+
+
+def test_the_daemon_loads_the_page_stack_only_when_it_serves_the_page() -> None:
+    """Importing the daemon (all `watcher run` needs without `http.listen`) loads neither
+    starlette, uvicorn, jinja2 nor psycopg: the page is built only for a listen address, the
+    PostgreSQL store only for `state.url`."""
+    code = (
+        "import sys, watcher.service.daemon\n"
+        "print(' '.join(sorted({m.split('.')[0] for m in sys.modules}"
+        " & {'starlette', 'uvicorn', 'jinja2', 'psycopg', 'apprise'})))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert done.stdout.strip() == ""
