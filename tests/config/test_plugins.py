@@ -114,3 +114,16 @@ def test_every_scheme_the_scan_places_is_one_apprise_registers_for_that_module()
         if f"{pair[1]}.".startswith(f"apprise.plugins.{pair[0]}.") is False
     }
     assert wrong == {}
+
+
+def test_without_a_writable_temporary_directory_every_plugin_loads_and_urls_validate() -> None:
+    """The scratch listing cannot be made (no usable TMPDIR): apprise loads all its plugins,
+    as it would alone, and the URLs are still checked."""
+    result = in_fresh_process(
+        "import tempfile\n"
+        "tempfile.gettempdir = lambda: '/nonexistent-watcher-tmp'  # what mkdtemp falls back on\n"
+        "from watcher.config.urls import unloadable\n"
+        f"result = [unloadable(['json://127.0.0.1:9/hook']), {COUNT}]"
+    )
+    assert result[0] == []
+    assert result[1] > 100

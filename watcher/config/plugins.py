@@ -51,10 +51,14 @@ def load_plugins_for(urls: Iterable[str]) -> None:
         if None in modules:
             manager.load_modules()  # a scheme no plugin file names: apprise's own way
             return
-        with tempfile.TemporaryDirectory(prefix="watcher-apprise-") as listing:
-            for module in modules:
-                Path(listing, f"{module}.py").touch()  # names only: modules import by name
-            manager.load_modules(path=listing, name="apprise.plugins")
+        try:
+            with tempfile.TemporaryDirectory(prefix="watcher-apprise-") as listing:
+                for module in modules:
+                    Path(listing, f"{module}.py").touch()  # names only: imported by name
+                manager.load_modules(path=listing, name="apprise.plugins")
+        except OSError:  # no writable temporary directory: apprise's own way, all of them
+            manager.load_modules()
+            return
         if any(not _holds(manager, s) for s in missing):
             manager.load_modules()
 
