@@ -9,22 +9,24 @@ and call `load_or_exit`, which prints every problem (`source: key: why`) to stde
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sys
 from collections.abc import Callable, Coroutine
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from watcher.config import Config, Preflight, describe, load_config, resolve_config_path
-from watcher.config.preflight import listen_note
 from watcher.core.errors import ConfigError, StoreHeld, WatcherError
 from watcher.core.inert import inert
 from watcher.core.redact import SECRETS
-from watcher.service.logs import configure_logging
+
+# Each command imports what it uses when it runs: `--help`, `--version`, `simulate` and `demo`
+# load no configuration model, and `health` (a probe every 30 s) loads only the configuration,
+# the logs, its store and the health rule (`tests/perf/test_cold_imports.py`).
+if TYPE_CHECKING:
+    from watcher.config import Config, Preflight
 
 EXIT_USAGE = 2  # a wrong command line (click's code), and an invalid file in check-config
 EXIT_FAULT = 1  # the README's code for a fault: the API, the store, a delivery (not sysexits')
@@ -61,9 +63,12 @@ def load_or_exit(
     require_token: bool = True,
     exit_code: int = EXIT_USAGE,
     check_urls: bool = True,
-    preflight: Preflight = Preflight.NONE,
+    preflight: Preflight | None = None,
 ) -> Config:
-    """Load the configuration, or print each problem (`file: key: why`) to stderr and exit."""
+    """Load the configuration, or print each problem (`file: key: why`) to stderr and exit
+    (`preflight`: what to check on this machine, `Preflight.NONE` when left out)."""
+    from watcher.config import Preflight, load_config, resolve_config_path
+
     path = resolve_config_path(config_path, os.environ)
     try:
         config = load_config(
@@ -71,7 +76,7 @@ def load_or_exit(
             os.environ,
             require_token=require_token,
             check_urls=check_urls,
-            preflight=preflight,
+            preflight=Preflight.NONE if preflight is None else preflight,
         )
     except ConfigError as exc:
         for problem in exc.problems:
@@ -85,6 +90,13 @@ def _register_secrets(config: Config) -> None:
     from watcher.service.config_secrets import register_config_secrets
 
     register_config_secrets(config)
+
+
+def configure_logging(level: str = "info", fmt: str = "auto") -> None:
+    """`watcher.service.logs.configure_logging`, imported when a command starts its logs."""
+    from watcher.service.logs import configure_logging as configure
+
+    configure(level, fmt)
 
 
 def start_logging(config: Config, log_level: str | None) -> None:
@@ -146,6 +158,9 @@ def check_config(config_path: str | None, no_token: bool, online: bool) -> None:
     Checks the file and the WATCHER_ variables, the token, that the state path can be
     used and the listen address bound by this user, and with --online the account.
     """
+    from watcher.config import Preflight, describe
+    from watcher.config.preflight import listen_note
+
     if no_token and online:
         raise click.UsageError("--online reads the account with the token: drop --no-token")
     config = load_or_exit(config_path, require_token=not no_token, preflight=Preflight.ALL)
@@ -162,6 +177,7 @@ def check_config(config_path: str | None, no_token: bool, online: bool) -> None:
 @log_level_option
 def run(config_path: str | None, log_level: str | None) -> None:
     """Run the daemon: poll on a schedule until SIGTERM/SIGINT (exit 78 on a bad config)."""
+    from watcher.config import Preflight, resolve_config_path
     from watcher.service.daemon import run_daemon
 
     config = load_or_exit(config_path, exit_code=EX_CONFIG, preflight=Preflight.ALL)
@@ -176,6 +192,7 @@ def run(config_path: str | None, log_level: str | None) -> None:
 def once(config_path: str | None, log_level: str | None) -> None:
     """One poll cycle plus delivery of what is due, then exit (0 when the cycle ran; 75 when
     another watcher holds the store)."""
+    from watcher.config import Preflight
     from watcher.service.commands import run_once
 
     # Route URLs are checked by `check-config` and `run`; a one-shot skips loading apprise's
@@ -309,6 +326,8 @@ def ack(config_path: str | None, target: str, comment: str | None, by: str | Non
 )
 def health(config_path: str | None, live: bool) -> None:
     """Exit 0 when the daemon is healthy (recent successful cycle, store writable), else 1."""
+    import asyncio
+
     from watcher.core.health import Probe
     from watcher.service.healthcheck import check_health
 
@@ -572,6 +591,8 @@ def reindex(config_path: str | None, kb: str, sources: tuple[str, ...], yes: boo
 
 def _guarded(work: Callable[[], Coroutine[Any, Any, int]], *, config_exit: int = EX_CONFIG) -> int:
     """Run a command's coroutine; a config or watcher error is one clear line, not a trace."""
+    import asyncio
+
     try:
         return asyncio.run(work())
     except ConfigError as exc:

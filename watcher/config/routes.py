@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import (
     AfterValidator,
@@ -22,7 +22,6 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from watcher.config.intervals import digest_schedule
 from watcher.config.sections import Duration, DurationOrZero, Section
-from watcher.config.templates import Compiled, check_template, compile_template
 from watcher.config.urls import ENCODE_HINT, ambiguity, quoted, scheme_hint, unloadable
 from watcher.config.webhooks import event_url, read_signing_keys
 from watcher.core.digest import DigestSchedule
@@ -30,6 +29,9 @@ from watcher.core.model import INCIDENT_EVENTS, EventKind
 from watcher.core.present import RouteFormat, TemplateFailed
 from watcher.core.reminders import IncidentRule
 from watcher.core.signing import MAKE_SECRET
+
+if TYPE_CHECKING:  # jinja2 and the sample events load only for a route with a template
+    from watcher.config.templates import Compiled
 
 DEFAULT_EVENTS = (
     EventKind.FAILED,
@@ -198,6 +200,8 @@ class RouteConfig(Section):
             return None
         if not value.strip():
             raise ValueError("must not be empty (leave it out for the built-in text)")
+        from watcher.config.templates import compile_template
+
         try:
             compile_template(value)
         except TemplateFailed as failed:
@@ -238,6 +242,8 @@ class RouteConfig(Section):
         source = getattr(self, key)
         if source is None:
             return None
+        from watcher.config.templates import check_template, compile_template
+
         template = compile_template(source)
         failed = check_template(template, self.events)
         if failed is not None:

@@ -15,8 +15,6 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-import psycopg
-from psycopg.conninfo import conninfo_to_dict
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -404,6 +402,9 @@ def _check_libpq(url: str) -> None:
         raise ValueError("must have a port from 1 to 65535") from None
     if port == 0:
         raise ValueError("must have a port from 1 to 65535")
+    import psycopg  # lazy: 130 modules, for a `state.url` only (`health` probes every 30 s)
+    from psycopg.conninfo import conninfo_to_dict
+
     try:
         conninfo_to_dict(url)
     except psycopg.ProgrammingError as exc:

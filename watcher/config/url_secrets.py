@@ -15,8 +15,9 @@ Secret, for a URL apprise can load:
 - every part apprise ignores (a path's `#fragment`, where a password cut by a raw `#` lands).
 A URL apprise cannot load is secret in every part but its scheme and a host name.
 
-Loading apprise's plugins costs about 0.35 s and 25 MB: callers on a hot path classify
-lazily (`watcher.core.redact.SecretRegistry.register_lazy`) and only when a text may hold a secret.
+Loading apprise costs about 0.2 s and 17 MB, and the plugin of the URL's scheme (only that one:
+`watcher.config.plugins`) 0.1 s and a few MB more: callers on a hot path classify lazily
+(`watcher.core.redact.SecretRegistry.register_lazy`) and only when a text may hold a secret.
 """
 
 from __future__ import annotations
@@ -64,8 +65,11 @@ def url_secrets(url: str) -> UrlSecrets:
     """Classify `url`'s parts with apprise (loading its plugins if need be)."""
     import apprise  # lazy: 0.35 s of plugins; see the module docstring
 
+    from watcher.config.plugins import load_plugins_for
+
     parts = parse_url(url)
     with apprise_silenced():
+        load_plugins_for([url])
         plugin: Any = apprise.Apprise.instantiate(url) if parts is not None else None
     if plugin is None or parts is None:
         everything = parts.components() if parts is not None else {url.strip()}

@@ -150,7 +150,10 @@ def unloadable(urls: Sequence[str]) -> list[int]:
     """Positions of the URLs that apprise refuses (unknown scheme or missing parts)."""
     import apprise  # lazy: loading its plugins costs time, and only validation needs it
 
+    from watcher.config.plugins import load_plugins_for
+
     with apprise_silenced():
+        load_plugins_for(urls)  # these schemes' plugins, not all ~190 (see the module)
         return [index for index, url in enumerate(urls) if not apprise.Apprise().add(url)]
 
 

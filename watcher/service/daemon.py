@@ -34,6 +34,7 @@ import signal
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import structlog
 
@@ -52,16 +53,17 @@ from watcher.core.pace import Pace
 from watcher.edges.hostclock import monotonic_now
 from watcher.edges.metrics import Metrics
 from watcher.edges.systemd import SystemdNotifier
-from watcher.edges.web.server import WebServer
 from watcher.service.calendar import Calendar
 from watcher.service.config_secrets import register_config_secrets
 from watcher.service.cycle import CycleReport
 from watcher.service.heartbeat import HeartbeatSender
 from watcher.service.lease_keeper import LeaseKeeper, Tenure
-from watcher.service.page import web_server
 from watcher.service.runtime import Runtime, open_runtime, utcnow
 from watcher.service.upkeep import Upkeep
 from watcher.service.vitals import Vitals
+
+if TYPE_CHECKING:  # the page's stack (starlette, uvicorn, jinja2) loads only with http.listen
+    from watcher.edges.web.server import WebServer
 
 log = structlog.get_logger(__name__)
 
@@ -376,6 +378,8 @@ class Daemon:
         listen = self.config.http.listen
         if not listen:
             return
+        from watcher.service.page import web_server
+
         self.http = web_server(self, self.env)  # the page, its API, probes and metrics
         try:
             await self.http.start(listen)

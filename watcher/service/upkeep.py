@@ -21,8 +21,8 @@ import structlog
 from watcher.core.errors import StoreError
 from watcher.core.pace import PACE_KEY, Pace, PaceReason, next_pace
 from watcher.edges.metrics import Metrics
-from watcher.edges.store.postgres import PostgresStore
 from watcher.service.cycle import CycleReport
+from watcher.service.healthcheck import shared_store
 from watcher.service.runtime import Runtime, pace_settings
 
 log = structlog.get_logger(__name__)
@@ -83,7 +83,7 @@ class Upkeep:
         """The lease gauges: held, epoch, and on a shared store the live replicas."""
         store = self.runtime.store
         count = 1
-        if isinstance(store, PostgresStore):
+        if shared_store(store):  # psycopg stays out of a daemon on SQLite (~130 modules)
             try:
                 replicas, _, now = await store.replicas()
             except StoreError as exc:

@@ -35,6 +35,7 @@ from urllib.parse import parse_qs, urlsplit
 import apprise
 import structlog
 
+from watcher.config.plugins import load_plugins_for
 from watcher.config.url_secrets import UrlSecrets, url_secrets
 from watcher.core.markup import escape
 from watcher.core.model import Severity
@@ -146,6 +147,7 @@ class AppriseNotifier:
         self._lanes = lanes or Lanes()
         self._budgets: dict[str, tuple[Budget, ...]] = {}
         self._secrets: dict[str, tuple[UrlSecrets, set[str]]] = {}
+        self._plugins_held = False
 
     @property
     def routes(self) -> tuple[str, ...]:
@@ -155,6 +157,7 @@ class AppriseNotifier:
     def budgets(self, route: str) -> tuple[Budget, ...]:
         """Per URL of `route`, by index: how much text its service takes (apprise's limits)."""
         if route not in self._budgets:
+            self._hold_plugins()
             found = []
             for url in self._routes.get(route, ()):
                 plugin = apprise.Apprise.instantiate(url, asset=self._asset())
@@ -193,6 +196,7 @@ class AppriseNotifier:
 
     async def _send_one(self, route: str, index: int, url: str, message: Message) -> TargetResult:
         """One URL, on its own plugin object and its own lane."""
+        self._hold_plugins()
         plugin: Any = apprise.Apprise.instantiate(url, asset=self._asset())
         if plugin is None:
             return _unparseable(url, index)
@@ -223,6 +227,13 @@ class AppriseNotifier:
         said = _scrub(" ".join(m for lv, m in attempt.lines if lv != "DEBUG"), secrets)
         reading = classify(attempt.status, attempt.lines)
         return _failed(attempt.name, masked, index, size, reading, said)
+
+    def _hold_plugins(self) -> None:
+        """Load the apprise plugins of every configured URL's scheme, once, and no other
+        (`watcher.config.plugins`: the rest of apprise's ~190 stay out of memory)."""
+        if not self._plugins_held:
+            load_plugins_for(url for urls in self._routes.values() for url in urls)
+            self._plugins_held = True
 
     def _classified(self, url: str) -> tuple[UrlSecrets, set[str]]:
         """The URL's secret parts and what to scrub from its log lines, once per notifier."""
