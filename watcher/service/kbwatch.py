@@ -186,7 +186,7 @@ class KbWatcher:
         spec = ReadSpec(SCHEDULE, Scope.KB, self.settings.read_every, Priority.NORMAL)
         mine = schedule_candidates(spec, uuids, self._read_at, now.elapsed)
         others = self.others(kbs, now.elapsed) if self.others is not None else []
-        return targets_of(self.budget.plan(others + mine, now.elapsed), SCHEDULE)
+        return targets_of(self.budget.plan(mine + others, now.elapsed), SCHEDULE)
 
     async def _read_due(
         self, kbs: Sequence[KnowledgeBase], now: Instant, until: float
