@@ -1,22 +1,27 @@
 """What the extra reads spend of the hourly budget next to the polling, at 10, 120 and 1,000 KBs.
 
-The real cycle (`watcher.service.cycle.Cycle`, with the real `ApiClient`, a real SQLite store
-and the extra reads of `watcher.service.extras.REGISTRY`) polls the simulator on loopback
-every 60 simulated seconds (the idle interval) for `--hours` simulated hours. The account is
-`generated_scenario(n, busy=True, seed=7)` with one agent per 20 KBs (at least 2), each using
-5 KBs. The watcher's ceiling is `api.max_requests_per_minute` = 60 (3,600 an hour), so the
-extra reads' default share is 10 %: 360 requests an hour. Requests are counted from the
-simulator's own log, per simulated hour, as polling (the KB list, job lists, jobs, job data
-sources) or extra (a KB's data sources, one KB, the agents); the worst sliding minute is
-the most requests of both kinds together in any 60 simulated seconds.
+The real cycle (`watcher.service.cycle.Cycle`, with the real `ApiClient`, a real SQLite store,
+the extra reads of `watcher.service.extras.REGISTRY`, the schedules, the model prices and the
+per-file reports, all inside one `ReadsBudget`) polls the simulator on loopback every 60
+simulated seconds (the idle interval) for `--hours` simulated hours; the client's clock is
+the simulator's, so hours pass in seconds. The account is `generated_scenario(n, busy=True,
+seed=7)` with one agent per 20 KBs (at least 2), each using 5 KBs. The watcher's ceiling is
+`api.max_requests_per_minute` = 60 (3,600 an hour), so the extra reads' default share is
+10 %: 360 requests an hour. Requests are counted from the simulator's own log, per simulated
+hour, as polling (the KB list, job lists, jobs, job data sources) or by extra read (a KB's
+data sources, one KB's database, the agents, the schedules, the model prices, the reports'
+signed URLs); the busiest minute is the most requests of all kinds together in any 60
+simulated seconds. Per size it also prints when every KB's schedule had been read once, and
+the average and longest interval between two reads of one KB's schedule.
 
-    python bench/extra_reads_budget.py [--sizes 10 120 1000] [--hours 3] [--share 0.1]
+    python bench/extra_reads_budget.py [--sizes 10 120 1000] [--hours 4] [--share 0.1]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import logging
 import re
 import tempfile
@@ -35,6 +40,7 @@ from watcher.core.outbox import Budget, Message, SendResult
 from watcher.edges import host
 from watcher.edges.api.client import ApiClient, ApiSettings
 from watcher.edges.store.sqlite import SqliteStore
+from watcher.service.costs import PriceBook
 from watcher.service.cycle import Cycle, CycleSettings
 from watcher.service.extrarun import ExtrasSettings
 from watcher.service.lease_keeper import LeaseKeeper
@@ -44,7 +50,8 @@ from watcher.simulator.scenario import AgentSpec
 TOKEN = "sim-token"
 START = datetime(2026, 12, 1, 6, 0, tzinfo=UTC)
 CEILING = 60  # api.max_requests_per_minute, the default
-_EXTRA = re.compile(r"/knowledge_bases/[^/]+(/data_sources)?$|/agents")
+KINDS = ("sources", "database", "agents", "schedule", "prices", "report")
+_SCHEDULE = re.compile(r"/scheduled-indexing/knowledge-base/([^/]+)$")
 
 
 class _NoRoutes:
@@ -71,8 +78,8 @@ def _account(n_kbs: int) -> Simulator:
 
 @dataclass(frozen=True, slots=True)
 class Row:
-    """One simulated hour: requests by kind (polling, sources, database, agents), and the
-    most requests in any sliding minute."""
+    """One simulated hour: requests by kind (polling, then `KINDS`), and the most requests
+    in any sliding minute."""
 
     counts: Counter[str]
     worst_minute: int
@@ -82,7 +89,18 @@ class Row:
         return sum(n for kind, n in self.counts.items() if kind != "polling")
 
 
-async def run_one(n_kbs: int, hours: int, share: float) -> list[Row]:
+@dataclass(frozen=True, slots=True)
+class Schedules:
+    """When every KB's schedule had been read once (None: not within the run, with how
+    many were), and the average and longest gap between two reads of one KB's schedule."""
+
+    all_read_s: float | None
+    read_once: int
+    mean_gap_s: float | None
+    max_gap_s: float | None
+
+
+async def run_one(n_kbs: int, hours: int, share: float) -> tuple[list[Row], Schedules]:
     """Per simulated hour, what was sent."""
     sim = _account(n_kbs)
     clock: ManualClock = sim.clock  # type: ignore[assignment]
@@ -108,26 +126,50 @@ async def run_one(n_kbs: int, hours: int, share: float) -> list[Row]:
                 sleep=sleep,
             )
             extras = ExtrasSettings(share_per_hour(CEILING, share), reserve=500)
-            settings = CycleSettings(extras=extras if extras.per_hour else None)
+            settings = CycleSettings(extras=extras)
+
+            def elapsed() -> Elapsed:
+                return Elapsed(seconds(), "bench")
+
             cycle = Cycle(client, store, store, store, _NoRoutes(), settings, clock.now,
-                          lambda: Elapsed(seconds(), "bench"), extra_source=client,
-                          facts=store)  # fmt: skip
+                          elapsed, extra_source=client, facts=store, extra=client,
+                          prices=PriceBook(client, elapsed=elapsed, meta=store))  # fmt: skip
             for _ in range(hours * 60):
                 await cycle.run()
                 sim.advance(60)
             await client.aclose()
         await keeper.stop()
         await store.close()
-    return _per_hour(sim, hours)
+    return _per_hour(sim, hours), _schedules(sim, n_kbs)
 
 
 def _kind(path: str) -> str:
-    """polling, or which extra read: sources, database, agents."""
-    if not _EXTRA.search(path):
-        return "polling"
+    """polling, or which extra read (`KINDS`)."""
+    if _SCHEDULE.search(path):
+        return "schedule"
+    if "/models" in path:
+        return "prices"
+    if "details_signed_url" in path or "/_spaces/" in path:
+        return "report"
     if "/agents" in path:
         return "agents"
-    return "sources" if path.endswith("/data_sources") else "database"
+    if re.search(r"/knowledge_bases/[^/]+/data_sources$", path):
+        return "sources"
+    if re.search(r"/knowledge_bases/[^/]+$", path):
+        return "database"
+    return "polling"
+
+
+def _schedules(sim: Simulator, n_kbs: int) -> Schedules:
+    reads: dict[str, list[float]] = {}
+    for r in sim.requests:
+        if found := _SCHEDULE.search(r.path):
+            reads.setdefault(found.group(1), []).append((r.at - START).total_seconds())
+    firsts = [times[0] for times in reads.values()]
+    all_read = max(firsts) if len(reads) == n_kbs else None
+    gaps = [b - a for times in reads.values() for a, b in itertools.pairwise(times)]
+    mean = sum(gaps) / len(gaps) if gaps else None
+    return Schedules(all_read, len(reads), mean, max(gaps, default=None))
 
 
 def _per_hour(sim: Simulator, hours: int) -> list[Row]:
@@ -146,10 +188,14 @@ def _in_minute(times: Sequence[float], start: float) -> int:
     return sum(1 for t in times if start <= t < start + 60)
 
 
+def _minutes(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds / 60:.0f} min"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10, 120, 1000])
-    parser.add_argument("--hours", type=int, default=3)
+    parser.add_argument("--hours", type=int, default=4)
     parser.add_argument("--share", type=float, default=0.1)
     args = parser.parse_args()
     logging.disable(logging.CRITICAL)
@@ -159,20 +205,36 @@ def main() -> None:
         f"ceiling {CEILING}/min = {CEILING * 60}/h; extra reads' share {share}/h; poll every 60 s"
     )
     print(
-        "| KBs | hour | polling req/h | extra req/h | extra % of ceiling "
-        "| of which sources / database / agents | worst minute |"
+        "| KBs | hour | polling req/h | charged extra req/h | % of ceiling "
+        "| sources / database / agents / schedule / report | prices | busiest minute |"
     )
-    print("|---:|---:|---:|---:|---:|---|---:|")
+    print("|---:|---:|---:|---:|---:|---|---:|---:|")
+    notes = []
     for n in args.sizes:
         began = time.perf_counter()
-        for hour, row in enumerate(asyncio.run(run_one(n, args.hours, args.share))):
-            c, pct = row.counts, 100 * row.extra / (CEILING * 60)
-            kinds = f"{c['sources']} / {c['database']} / {c['agents']}"
+        rows, sched = asyncio.run(run_one(n, args.hours, args.share))
+        for hour, row in enumerate(rows):
+            c = row.counts
+            charged = row.extra - c["prices"]
+            kinds = " / ".join(str(c[k]) for k in KINDS if k != "prices")
             print(
-                f"| {n:,} | {hour + 1} | {c['polling']:,} | {row.extra:,} | {pct:.1f} % "
-                f"| {kinds} | {row.worst_minute} |"
+                f"| {n:,} | {hour + 1} | {c['polling']:,} | {charged:,} "
+                f"| {100 * charged / (CEILING * 60):.1f} % | {kinds} | {c['prices']} "
+                f"| {row.worst_minute} |"
             )
-        print(f"<!-- {n} KBs took {time.perf_counter() - began:.1f} s of wall time -->")
+        every = (
+            _minutes(sched.all_read_s)
+            if sched.all_read_s is not None
+            else f"not within {args.hours} h ({sched.read_once:,} of {n:,} read)"
+        )
+        notes.append(
+            f"{n:,} KBs: every schedule read once after {every}; re-read every "
+            f"{_minutes(sched.mean_gap_s)} on average, at most {_minutes(sched.max_gap_s)} "
+            f"({time.perf_counter() - began:.0f} s of wall time)"
+        )
+    print()
+    for line in notes:
+        print(f"- {line}")
 
 
 if __name__ == "__main__":

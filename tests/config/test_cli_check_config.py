@@ -60,6 +60,9 @@ def test_a_valid_config_exits_0_and_describes_it_with_secrets_masked(tmp_path: P
             "at most 360 requests/hour (5% of",
         ),
         ("[api]\nextra_reads_share = 0\n", "Extras:     off (api.extra_reads_share = 0)"),
+        ("", "database health, agents, schedules and per-file reports; model prices (2 requests"),
+        ("[api]\nextra_reads_share = 0\n", "nor schedules; model prices (2 requests every 1h)"),
+        ("", "waits while fewer than 500 of the rate limit remain"),
     ],
 )
 def test_check_config_shows_the_extra_reads_share_in_requests_an_hour(

@@ -6,18 +6,23 @@ from datetime import timedelta
 
 import pytest
 
+from watcher.core.clocks import Elapsed
 from watcher.core.extras import (
     BURST_MINUTES,
     Bucket,
     Candidate,
+    Charge,
     PlanReason,
     Priority,
     ReadSpec,
     Room,
     Scope,
+    admit,
     due,
     plan,
+    schedule_candidates,
     share_per_hour,
+    targets_of,
 )
 
 NOW = 100_000.0  # elapsed seconds of one boot
@@ -167,3 +172,93 @@ def test_an_hour_of_cycles_never_spends_more_than_the_share() -> None:
 
 def replace_last(candidate: Candidate, now: float) -> Candidate:
     return Candidate(candidate.spec, candidate.target, now)
+
+
+# --- issue 17 item 9: every extra read inside the one budget ----------------------------
+
+SCHEDULE = ReadSpec("schedule", Scope.KB, HOUR, Priority.NORMAL)
+EMPTY = Bucket(0.0, NOW)
+
+ADMIT_CASES = [
+    # a read of the share, with room everywhere: it goes
+    (Charge.SHARE, 1, ROOMY, FULL, PlanReason.ALL_DUE),
+    # the API's remaining rate limit under the reserve: no kind goes, not even the floor
+    (Charge.SHARE, 1, Room(360, tight=True), FULL, PlanReason.TIGHT),
+    (Charge.FLOOR, 2, Room(360, tight=True), FULL, PlanReason.TIGHT),
+    (Charge.REPORT, 1, Room(360, tight=True), FULL, PlanReason.TIGHT),
+    # the minute holds 6 more, the next poll needs 5: a read of 2 would take the poll's room
+    (Charge.SHARE, 2, Room(360, minute_left=6, poll_cost=5), FULL, PlanReason.MINUTE_FULL),
+    (Charge.FLOOR, 2, Room(360, minute_left=6, poll_cost=5), FULL, PlanReason.MINUTE_FULL),
+    (Charge.REPORT, 2, Room(360, minute_left=6, poll_cost=5), FULL, PlanReason.MINUTE_FULL),
+    (Charge.SHARE, 1, Room(360, minute_left=6, poll_cost=5), FULL, PlanReason.ALL_DUE),
+    # the share spent (or the bucket empty): the share's reads wait...
+    (Charge.SHARE, 1, Room(360, spent_hour=360), FULL, PlanReason.SHARE_SPENT),
+    (Charge.SHARE, 1, ROOMY, EMPTY, PlanReason.SHARE_SPENT),
+    # ...and at share 0 too, but the prices' floor and a report an alert waits for still go
+    (Charge.SHARE, 1, Room(0), EMPTY, PlanReason.SHARE_SPENT),
+    (Charge.FLOOR, 2, Room(0), EMPTY, PlanReason.ALL_DUE),
+    (Charge.REPORT, 1, Room(360, spent_hour=360), EMPTY, PlanReason.ALL_DUE),
+]
+
+
+@pytest.mark.parametrize(("charge", "cost", "room", "bucket", "expected"), ADMIT_CASES)
+def test_one_read_waits_for_the_reserve_and_the_polls_room_and_the_share_as_charged(
+    charge: Charge, cost: int, room: Room, bucket: Bucket, expected: PlanReason
+) -> None:
+    assert admit(charge, cost, room, bucket) is expected
+
+
+def test_schedules_never_read_go_first_then_the_oldest_read() -> None:
+    last = {"b": Elapsed(NOW - 7_200, "boot"), "c": Elapsed(NOW - 4_000, "boot")}
+    last |= {"d": Elapsed(NOW - 600, "boot"), "e": Elapsed(NOW - 9_000, "other boot")}
+    now = Elapsed(NOW, "boot")
+    mine = schedule_candidates(SCHEDULE, ["b", "c", "d", "a", "e"], last, now)
+    chosen = plan(mine, ROOMY, FULL, NOW)
+    # a never read, e read on another boot (never on this one), then b (2 h), c (67 min);
+    # d was read 10 minutes ago: not due
+    assert targets_of(chosen, "schedule") == ("a", "e", "b", "c")
+
+
+def test_the_schedules_taken_are_the_ones_the_shares_plan_would_make_beside_the_others() -> None:
+    """Four requests of room: the never-read data sources (HIGH) go before the schedules,
+    and of the schedules the longest unread go first; the planner's other reads are made
+    later (after the poll), the schedules now."""
+    now = Elapsed(NOW, "boot")
+    last = {f"kb-{i}": Elapsed(NOW - 3_600 - 60 * i, "boot") for i in range(5)}
+    mine = schedule_candidates(SCHEDULE, sorted(last), last, now)
+    others = [c(SOURCES, "kb-9"), c(DB, "kb-9", ago=600)]
+    chosen = plan(mine + others, Room(360, minute_left=4), FULL, NOW)
+    assert names(chosen.reads)[0] == "data_sources:kb-9"
+    assert targets_of(chosen, "schedule") == ("kb-4", "kb-3", "kb-2")
+
+
+def test_schedules_at_share_zero_are_never_due_to_be_read() -> None:
+    mine = schedule_candidates(SCHEDULE, ["a", "b"], {}, Elapsed(NOW, "boot"))
+    assert targets_of(plan(mine, Room(0), Bucket(), NOW), "schedule") == ()
+
+
+def test_hourly_schedules_of_many_kbs_stay_inside_the_share_with_the_other_reads() -> None:
+    """Hourly schedules for 200 KBs want 200 requests an hour, more than a share of 72 (the
+    1,000 KBs of a 360 share, scaled down); with the databases' and the sources' reads, that
+    share is what all of them get together in any sliding hour, and over six hours every
+    kind gets its turn (none starves the others)."""
+    share, kbs = 72, [f"kb-{i}" for i in range(200)]
+    last: dict[tuple[str, str], float] = {}
+    bucket, spent = Bucket(), []
+    made: dict[str, int] = {}
+    for minute in range(360):
+        now = NOW + 60 * minute
+        cands = [
+            Candidate(spec, kb, last.get((spec.name, kb)))
+            for spec in (SCHEDULE, SOURCES, DB)  # the cycle's order: schedules, then the others
+            for kb in kbs
+        ]
+        hour = sum(n for t, n in spent if t > now - 3_600)
+        chosen = plan(cands, Room(share, spent_hour=hour), bucket, now)
+        bucket = chosen.bucket
+        for read in chosen.reads:
+            last[(read.spec.name, read.target)] = now
+            made[read.spec.name] = made.get(read.spec.name, 0) + read.requests
+            spent.append((now, read.requests))
+        assert sum(n for t, n in spent if t > now - 3_600) <= share
+    assert made["data_sources"] == 200 and made["schedule"] >= 200 and made["database"] > 0

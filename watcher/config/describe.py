@@ -249,14 +249,24 @@ def _route_lines(route: RouteConfig) -> list[str]:
 
 
 def _extras_line(config: Config) -> str:
-    """The extra reads' share of the hourly ceiling, in requests an hour."""
+    """The extra reads' share of the hourly ceiling, in requests an hour, and what stays
+    outside it (the prices' floor, the reports an alert waits for)."""
     api = config.api
     per_hour = int(api.max_requests_per_minute * 60 * api.extra_reads_share)
+    outside = (
+        f"model prices (2 requests every {fmt(config.cost.prices_every)}) and per-file reports "
+        f"still read; every extra read waits while fewer than {api.reserve} of the rate limit "
+        "remain or the minute has no room beyond the next poll"
+    )
     if per_hour <= 0:
-        return "off (api.extra_reads_share = 0): alerts name data sources by uuid only"
+        return (
+            "off (api.extra_reads_share = 0): alerts name data sources by uuid only, no "
+            f"database health, agents nor schedules; {outside}"
+        )
     return (
-        f"at most {per_hour:,} requests/hour ({api.extra_reads_share:.0%} of the ceiling) for "
-        "data source names, database health and agents"
+        f"at most {per_hour:,} requests/hour ({api.extra_reads_share:.0%} of the ceiling), "
+        f"spread over the hour, for data source names, database health, agents, schedules and "
+        f"per-file reports; {outside}"
     )
 
 

@@ -2,8 +2,8 @@
 
 Polling (the KB list, job lists, followed jobs, failed jobs' details) is what the watcher
 exists for; every other read (a KB's data sources, its database health, the agents that use
-it, and whatever later issues add) is an *extra read*. Extra reads share the token's budget
-with the polling and never delay it:
+it, its schedule, the models' prices, a finished job's per-file report) is an *extra read*.
+Extra reads share the token's budget with the polling and never delay it:
 
 - **A share of the watcher's own ceiling**: at most `share` (default 10 %) of
   `api.max_requests_per_minute` × 60 requests an hour (`share_per_hour`), counted over the
@@ -17,6 +17,11 @@ with the polling and never delay it:
   priority × (1 + overdue / cadence), so a low-priority read that waited many cadences is
   made before a high one just due (none starves when the share cannot keep every cadence).
 
+Not every extra read is charged alike (`Charge`, decided by `admit`): the model prices are a
+small floor outside the share (two requests an hour, also when the share is 0), and a
+finished job's report is charged to the share but not bounded by it (an alert is waiting for
+it); both still wait while the budget is tight or the minute has no room beyond the next poll.
+
 A read is *due* when it was never made (in this boot), when its `every` has passed since the
 last one, or when its trigger fired (`Candidate.triggered`: a KB's data sources are read
 again when a new job starts). Cadences are measured on the elapsed clock (seconds, one boot).
@@ -25,13 +30,18 @@ again when a new job starts). Cadences are measured on the elapsed clock (second
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from enum import IntEnum, StrEnum
 
+from watcher.core.clocks import Elapsed
+
 DEFAULT_SHARE = 0.10
 """The default share of the watcher's own hourly ceiling that extra reads may spend."""
+
+SCHEDULE_READS_PER_CYCLE = 20
+"""Without a budget (a cycle built with no `extras` settings): at most this many schedules."""
 
 BURST_MINUTES = 5.0
 """The token bucket holds at most this many minutes' worth of the hourly share."""
@@ -51,6 +61,14 @@ class Scope(StrEnum):
     ACCOUNT = "account"  # one target, "" (an account-wide list)
     KB = "kb"  # each watched knowledge base's uuid
     AGENT = "agent"  # each agent the account's agent list named
+
+
+class Charge(StrEnum):
+    """How one kind of extra read is charged (`admit`)."""
+
+    SHARE = "share"  # within the share: data sources, database, agents, schedules
+    FLOOR = "floor"  # a small floor outside the share (model prices): also at share 0
+    REPORT = "report"  # charged to the share, not bounded by it (a report an alert waits for)
 
 
 class PlanReason(StrEnum):
@@ -188,3 +206,60 @@ def plan(candidates: Sequence[Candidate], room: Room, bucket: Bucket, now_s: flo
     blocked = minute < min(bucket.tokens, room.per_hour - room.spent_hour)
     reason = PlanReason.MINUTE_FULL if blocked else PlanReason.SHARE_SPENT
     return ExtraPlan(tuple(chosen), after, reason, waiting)
+
+
+def admit(charge: Charge, cost: int, room: Room, bucket: Bucket) -> PlanReason:
+    """Whether one read of `cost` requests may go now: `ALL_DUE` when it may, else why it
+    waits. Every read waits while the budget is tight and when the sliding minute has no room
+    for it beyond the next poll's cost; a `SHARE` read also needs the share and the bucket
+    (`bucket` as refilled now)."""
+    if room.tight:
+        return PlanReason.TIGHT
+    if room.minute_left - room.poll_cost < cost:
+        return PlanReason.MINUTE_FULL
+    if charge is Charge.SHARE and min(bucket.tokens, room.per_hour - room.spent_hour) < cost:
+        return PlanReason.SHARE_SPENT
+    return PlanReason.ALL_DUE
+
+
+def targets_of(chosen: ExtraPlan, name: str) -> tuple[str, ...]:
+    """The targets of the read `name` among a plan's reads, in the plan's order (for the
+    reads another step makes, such as the schedules the cycle reads before it judges)."""
+    return tuple(c.target for c in chosen.reads if c.spec.name == name)
+
+
+def schedule_reads_due(
+    kb_uuids: Sequence[str],
+    last_read: Mapping[str, Elapsed],
+    now: Elapsed,
+    every: timedelta = timedelta(hours=1),
+    limit: int = SCHEDULE_READS_PER_CYCLE,
+) -> tuple[str, ...]:
+    """The KBs whose schedule to read now when no budget plans them: never read by this
+    process (or on another boot), or last read `every` ago or more (the elapsed clock); never
+    read ones first, then the oldest reads; at most `limit`. With a budget, the schedules are
+    candidates of `plan` like any read of the share (`schedule_candidates`, `targets_of`)."""
+    due: list[tuple[float, str]] = []
+    for uuid in kb_uuids:
+        before = last_read.get(uuid)
+        age = now.since(before) if before is not None else None
+        if age is None:
+            due.append((float("-inf"), uuid))
+        elif age >= every:
+            due.append((-age.total_seconds(), uuid))
+    due.sort()
+    return tuple(uuid for _, uuid in due[: max(limit, 0)])
+
+
+def schedule_candidates(
+    spec: ReadSpec, kb_uuids: Sequence[str], last_read: Mapping[str, Elapsed], now: Elapsed
+) -> list[Candidate]:
+    """One candidate per KB for the schedule read `spec`: its last read on this boot's
+    elapsed clock (a read of another boot counts as never made)."""
+    out = []
+    for uuid in kb_uuids:
+        before = last_read.get(uuid)
+        since = now.since(before) if before is not None else None
+        last_s = None if since is None else now.seconds - since.total_seconds()
+        out.append(Candidate(spec, uuid, last_s))
+    return out

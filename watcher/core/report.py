@@ -31,6 +31,7 @@ class ReportFate(StrEnum):
 
     KEPT = "kept"
     NOT_KEPT = "not_kept"  # the report exists but could not be fetched or written
+    NO_ROOM = "no_room"  # the report exists but the API budget had no room to fetch it
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +73,12 @@ def summarise(data: bytes, top: int = TOP) -> ErrorSummary | None:
 
 def report_note(job_uuid: str, fate: ReportFate, summary: ErrorSummary | None) -> str:
     """The lines an alert carries about the report (plain text; outside text made inert)."""
+    if fate is ReportFate.NO_ROOM:
+        return (
+            "A per-file report exists but was not kept: the API's rate limit had no room for "
+            "it beside the polling (it is on DigitalOcean's page of the job while the job is "
+            "among the knowledge base's last 15)."
+        )
     if fate is ReportFate.NOT_KEPT:
         return (
             "A per-file report exists but could not be kept (it is on DigitalOcean's page of "

@@ -1,9 +1,12 @@
 """The models list and catalog, read about hourly for the price of each KB's embedding model.
 
 `PriceBook.read_prices` is the one function that reads them (two GETs at most: the catalog
-only when a listed embedding model carries no price). Until the shared budget for extra reads
-lands (issue 17a), it runs at its own cadence (`[cost] prices_every`, one hour by default; ten
-minutes after a failed read) from `refresh_if_due`, which the cycle calls within its deadline.
+only when a listed embedding model carries no price), at its own cadence (`[cost]
+prices_every`, one hour by default; ten minutes after a failed read) from `refresh_if_due`,
+which the cycle calls within its deadline. They are a small floor of the cycle's reads budget
+(`budget`, `watcher.service.budget`): outside the extra reads' share (so also at share 0), but
+a read due waits while the API's `ratelimit-remaining` is under the reserve or the minute has
+no room beyond the next poll (it is due again the next cycle).
 A failed or slow read never fails the cycle: the last prices are kept (and nothing is priced
 before the first read succeeds). What was read is kept in the store's meta (`READ_KEY`, with
 the elapsed-clock reading of the read), so `watcher once` from cron reads them about hourly
@@ -26,6 +29,7 @@ from watcher.core.errors import SourceError
 from watcher.core.model import KnowledgeBase
 from watcher.core.ports import MetaStore
 from watcher.edges.hostclock import elapsed_now
+from watcher.service.budget import PRICES, ReadsBudget
 
 log = structlog.get_logger(__name__)
 
@@ -60,6 +64,7 @@ class PriceBook:
         self.models: tuple[ListedModel, ...] = ()
         self.catalog: tuple[CatalogModel, ...] = ()
         self._last: tuple[Elapsed, timedelta] | None = None  # the last try, and the wait after it
+        self.budget: ReadsBudget | None = None  # the cycle's, set by it (None: unbounded)
 
     async def refresh_if_due(self) -> None:
         """Read the prices when due (first call, then every `every`); never raises a
@@ -71,8 +76,15 @@ class PriceBook:
             waited = now.since(self._last[0])
             if waited is not None and waited < self._last[1]:
                 return
+        if self.budget is not None and not self.budget.allowed(PRICES, now, cost=2):
+            log.info("model_prices_waiting", reason=self.budget.last_wait[PRICES].value)
+            return
         try:
-            await self.read_prices()
+            if self.budget is None:
+                await self.read_prices()
+            else:
+                with self.budget.measure(PRICES, now):
+                    await self.read_prices()
         except SourceError as exc:
             self._last = (now, RETRY_AFTER_FAILURE)
             log.warning("model_prices_unread", error=str(exc))
@@ -102,10 +114,8 @@ class PriceBook:
             await self.meta.set_meta(READ_KEY, json.dumps(value))
 
     async def read_prices(self) -> None:
-        """Read the embedding models (and the catalog when one of them has no price).
-
-        THE one place the extra reads of cost happen: the shared reads budget (issue 17a)
-        should call this at its own cadence instead of `refresh_if_due`."""
+        """Read the embedding models (and the catalog when one of them has no price): THE
+        one place the extra reads of cost happen (`refresh_if_due` measures them)."""
         models = tuple(await self.source.list_embedding_models())
         catalog: tuple[CatalogModel, ...] = ()
         if any(m.input_price_per_million is None for m in models):

@@ -18,7 +18,9 @@ base or one delivery is logged and survived. The steps:
   (and the intents of remediation, `watcher.service.remedies`, which acts after it);
 - extra reads (`watcher.service.extrarun`): what the budget's share allows of the reads beyond
   the polling (data sources, database health, agents), after the poll was recorded; their
-  facts annotate the next alerts (`watcher.core.facts.with_facts`);
+  facts annotate the next alerts (`watcher.core.facts.with_facts`). One `ReadsBudget`
+  (`watcher.service.budget`) serves them and the schedules, reports and prices read during
+  the poll: the poll's own cost is measured each cycle and kept free for the next one;
 - silences (`watcher.service.silencing`): the end of each silence that ended is announced;
 - digests (`watcher.service.digests`): each route's digest whose slot passed is recorded;
 - deliver (`watcher.service.dispatch`): what is due in the outbox goes out, but what a
@@ -85,6 +87,7 @@ from watcher.core.tolerance import Tolerances, tolerate
 from watcher.core.windows import TimeWindow
 from watcher.edges.hostclock import elapsed_now
 from watcher.service.accountcheck import AccountCheck
+from watcher.service.budget import ReadsBudget
 from watcher.service.costs import PriceBook
 from watcher.service.digests import Digests
 from watcher.service.dispatch import Dispatcher, DispatchSettings
@@ -194,7 +197,6 @@ class Cycle:
         self.settings, self.clock, self.elapsed = settings, clock, elapsed
         self.observer = Observer(source, store, meta, settings.watched, settings.per_page)
         self.account_check = AccountCheck(meta, settings.watched, settings.route_refs)
-        self.kb_watch = KbWatcher(extra, meta, settings.kb_watch, settings.watched)
         self.dispatcher = Dispatcher(
             outbox,
             store,
@@ -211,18 +213,36 @@ class Cycle:
         self.silencer = Silencer(silences, routes, clock) if silences is not None else None
         self.current_id: str | None = None  # the id of the cycle running (or last run)
         self.extras: ExtraReads | None = None
-        if settings.extras is not None and extra_source is not None and facts is not None:
-            self.extras = ExtraReads(extra_source, facts, settings.extras, self._record_events)
+        self.budget: ReadsBudget | None = None  # every extra read's, with the poll's cost
+        gauge = extra_source if extra_source is not None else extra
+        if settings.extras is not None and gauge is not None:
+            self.budget = ReadsBudget(gauge, settings.extras.per_hour, settings.extras.reserve)
+            if settings.extras.per_hour > 0 and extra_source is not None and facts is not None:
+                self.extras = ExtraReads(extra_source, facts, self.budget, self._record_events)
+        if prices is not None:
+            prices.budget = self.budget
+        self.kb_watch = KbWatcher(
+            extra,
+            meta,
+            settings.kb_watch,
+            settings.watched,
+            budget=self.budget,
+            others=self.extras.candidates if self.extras is not None else None,
+            elapsed=elapsed,
+        )
         self._seen: tuple[KnowledgeBase, ...] = ()
-        self._sent_before = 0
 
     async def run(self) -> CycleReport:
         """Poll once, record what changed, deliver what is due; raises only on store failure."""
         cycle_id = self.current_id = uuid.uuid4().hex[:12]
         structlog.contextvars.bind_contextvars(cycle_id=cycle_id)
         try:
-            self._sent_before = self.extras.source.requests_sent if self.extras else 0
+            budget = self.budget
+            sent, measured = (budget.gauge.requests_sent, budget.measured) if budget else (0, 0)
             report = await self._poll(cycle_id)
+            if budget is not None:  # the poll's own requests: kept free for the next poll
+                took = budget.gauge.requests_sent - sent - (budget.measured - measured)
+                budget.poll_cost = max(0, took)
             report = await self._extra_reads(report)
             if self.silencer is not None:  # silences that ended: what they hid, still open
                 await self.silencer.end_silences()
@@ -255,11 +275,12 @@ class Cycle:
             loop = asyncio.get_running_loop()
             share = self.settings.deadline.total_seconds() * EXTRA_READS_SHARE
             extra_until = min(until, loop.time() + share)
+            if self.extras is not None:  # the schedules compete with the reads they know
+                await self.extras.load()
             transitions = await self.kb_watch.with_reports(transitions, extra_until)
             judged = await self.kb_watch.judge(sight.kbs, _by_kb(sight), now, extra_until)
             transitions = tolerate(transitions, self.settings.tolerances)  # needs the details
             if self.extras is not None:
-                await self.extras.load()
                 transitions = tuple(with_facts(transitions, self.extras.kb_facts()))
         except (SourceError, TimeoutError) as exc:
             return await self._fetch_failed(cycle_id, exc)
@@ -390,9 +411,7 @@ class Cycle:
         before = self.extras.source.requests_sent
         try:
             async with asyncio.timeout(self.settings.deadline.total_seconds()):
-                await self.extras.run(
-                    self._seen, before - self._sent_before, self.elapsed(), self.clock()
-                )
+                await self.extras.run(self._seen, self.elapsed(), self.clock())
         except (SourceError, TimeoutError) as exc:
             log.warning("extra_reads_stopped", error=str(exc) or type(exc).__name__)
         return replace(report, extra_requests=self.extras.source.requests_sent - before)

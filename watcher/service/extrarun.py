@@ -2,7 +2,8 @@
 
 Each cycle, after the poll was recorded and its alerts delivered, `ExtraReads.run` builds one
 `Candidate` per registered read and target (`watcher.service.extras.REGISTRY`), asks the pure
-planner (`watcher.core.extras.plan`) which are due within the share, makes them, and counts
+planner (`watcher.core.extras.plan`, through the cycle's one `ReadsBudget`, which the
+schedules, reports and prices share) which are due within the share, makes them, and counts
 the requests each really sent (retries and pages included) over the sliding hour. A read that
 fails is logged and waits its cadence; nothing here fails the cycle. A database status that
 changes health is recorded as `database_unhealthy` / `database_recovered` first, then the
@@ -11,7 +12,6 @@ facts are stored (a crash between the two replays the same event id: a no-op).
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -20,7 +20,7 @@ import structlog
 
 from watcher.core.clocks import Elapsed
 from watcher.core.errors import SourceError
-from watcher.core.extras import Bucket, Candidate, ExtraPlan, Room, Scope, plan
+from watcher.core.extras import Candidate, ExtraPlan, Scope
 from watcher.core.facts import (
     DatabaseStatus,
     HealthChange,
@@ -37,10 +37,10 @@ from watcher.core.facts import (
 from watcher.core.model import KnowledgeBase
 from watcher.core.ports import ExtraSource, FactStore
 from watcher.core.state import Transition
+from watcher.service.budget import ReadsBudget
 from watcher.service.extras import AGENT, AGENTS, DATA_SOURCES, DATABASE, REGISTRY, ExtraRead
 
 log = structlog.get_logger(__name__)
-HOUR_S = 3600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,32 +53,25 @@ class ExtrasSettings:
 
 
 class ExtraReads:
-    """Runs the registered extra reads within their share; keeps their facts."""
+    """Runs the registered extra reads within their share (`budget`); keeps their facts."""
 
     def __init__(
         self,
         source: ExtraSource,
         store: FactStore,
-        settings: ExtrasSettings,
+        budget: ReadsBudget,
         record: Callable[[tuple[Transition, ...]], Awaitable[None]],
         registry: Sequence[ExtraRead] = REGISTRY,
     ) -> None:
-        self.source, self.store, self.settings = source, store, settings
+        self.source, self.store, self.budget = source, store, budget
         self.record, self.registry = record, tuple(registry)
-        self.bucket = Bucket()
-        self.spent: deque[tuple[float, int]] = deque()  # (elapsed s, requests) of extra reads
         self._facts: dict[tuple[str, str], StoredFact] | None = None
         self._unknown: set[str] = set()
 
-    async def run(
-        self, kbs: Sequence[KnowledgeBase], poll_cost: int, now: Elapsed, wall: datetime
-    ) -> ExtraPlan:
+    async def run(self, kbs: Sequence[KnowledgeBase], now: Elapsed, wall: datetime) -> ExtraPlan:
         """Make the extra reads due now that fit; returns the plan that was followed."""
         facts = await self._load()
-        chosen = plan(
-            self.candidates(kbs, now), self._room(now, poll_cost), self.bucket, now.seconds
-        )
-        self.bucket = chosen.bucket
+        chosen = self.budget.plan(self.candidates(kbs, now), now)
         names = {kb.uuid: kb.name for kb in kbs}
         latest = {kb.uuid: kb.last_indexing_job.uuid for kb in kbs if kb.last_indexing_job}
         fresh: list[StoredFact] = []
@@ -129,10 +122,8 @@ class ExtraReads:
         return (self._facts or {}).get((target, name))
 
     def spent_hour(self, now: Elapsed) -> int:
-        """Requests the extra reads sent in the last sliding hour."""
-        while self.spent and self.spent[0][0] <= now.seconds - HOUR_S:
-            self.spent.popleft()
-        return sum(n for _, n in self.spent)
+        """Requests the extra reads (all kinds charged to the share) sent in the last hour."""
+        return self.budget.spent_hour(now)
 
     def kb_facts(self) -> dict[str, KbFacts]:
         """What is known of each KB, for alerts (`watcher.core.facts.with_facts`) and status."""
@@ -175,34 +166,18 @@ class ExtraReads:
             self._unknown.add(raw)
             log.warning("api_unknown_value", value=raw, kb=fact.subject, field="database_status")
 
-    def _room(self, now: Elapsed, poll_cost: int) -> Room:
-        rate = self.source.rate_limit
-        remaining = rate.remaining if rate is not None else None
-        return Room(
-            per_hour=self.settings.per_hour,
-            spent_hour=self.spent_hour(now),
-            minute_left=self.source.minute_left(),
-            poll_cost=poll_cost,
-            tight=remaining is not None and remaining < self.settings.reserve,
-        )
-
     async def _read(
         self, candidate: Candidate, now: Elapsed, marker: str | None
     ) -> StoredFact | None:
         """Make one read and count its requests; None (logged) when it failed."""
         read = next(r for r in self.registry if r.spec is candidate.spec)
-        before = self.source.requests_sent
         try:
-            value = await read.fetch(self.source, candidate.target)
+            with self.budget.measure(read.spec.name, now):
+                value: str | None = await read.fetch(self.source, candidate.target)
         except SourceError as exc:
             log.warning("extra_read_failed", read=read.spec.name, target=candidate.target,
                         error=str(exc))  # fmt: skip
             value = None
-        finally:
-            sent = self.source.requests_sent - before
-            self.spent.append((now.seconds, sent))
-            extra = sent - candidate.requests
-            self.bucket = replace(self.bucket, tokens=self.bucket.tokens - extra)
         if value is None:
             stored = (self._facts or {}).get((candidate.target, read.spec.name))
             return replace(stored, read_at=now) if stored is not None else None

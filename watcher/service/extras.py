@@ -10,11 +10,15 @@ To add a read, write a fetch (`async def fetch(source, target) -> str`, returnin
 text to keep; `target` is a KB uuid, an agent uuid or "" as its `Scope` says; raise a
 `SourceError` to skip it this time) and register it at the bottom of this module::
 
-    register(ReadSpec("schedule", Scope.KB, HOURLY, Priority.NORMAL), read_schedule)
+    register(ReadSpec("kb_details", Scope.KB, HOURLY, Priority.LOW), read_kb_details)
 
 `every` is its cadence, `Priority` decides which reads go first when the share is short
 (HIGH first), `on_new_job=True` reads a KB's value again when a new job starts, `cost` is
 the requests one read takes. Read the result back with `ExtraReads.fact(target, name)`.
+
+The schedules (`watcher.service.kbwatch`, read during the poll), the per-file reports and the
+model prices (`watcher.service.costs`) are not registered here but share the same budget
+(`watcher.service.budget.ReadsBudget`): the schedules as candidates of the same plan.
 """
 
 from __future__ import annotations

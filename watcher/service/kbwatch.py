@@ -4,19 +4,24 @@
   read (`ExtraSource.get_report`) and kept under the state directory (`ReportShelf`); failed
   and partial alerts carry a note of it (`watcher.core.report`). A report that cannot be read
   or kept is logged (never its URL) and the alert says so: it never holds the alert back.
-- `judge`: the schedules due a read (`watcher.service.extra_reads`) are read, then every
-  observed KB is judged (`watcher.core.schedules`). What it remembers per KB goes into the
-  store's meta table (`kb_watch/<uuid>`) in the cycle's own transaction, and into this
-  object's memory once the cycle recorded it (`committed`).
+- `judge`: the schedules due a read are read, then every observed KB is judged
+  (`watcher.core.schedules`). What it remembers per KB goes into the store's meta table
+  (`kb_watch/<uuid>`) in the cycle's own transaction, and into this object's memory once the
+  cycle recorded it (`committed`).
 
 A schedule that cannot be read is logged and read again at the next due time; its KB is still
 judged on what was known.
+
+Both are inside the cycle's `ReadsBudget` (`watcher.service.budget`): the schedules are
+candidates of the share's plan next to the reads after the poll (never-read KBs first, then the
+oldest reads; none at share 0); a report is charged to the share and needs the API's
+reserve and the next poll's room: without them it is not kept, and the alert says why.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 
@@ -24,13 +29,23 @@ import structlog
 
 from watcher.core.clocks import Elapsed, Instant
 from watcher.core.errors import SourceError, StoreError
+from watcher.core.extras import (
+    Candidate,
+    Priority,
+    ReadSpec,
+    Scope,
+    schedule_candidates,
+    schedule_reads_due,
+    targets_of,
+)
 from watcher.core.model import EventKind, Job, KnowledgeBase, WatchedKb
 from watcher.core.ports import ExtraSource, MetaStore
 from watcher.core.report import ErrorSummary, ReportFate, report_note, summarise
 from watcher.core.schedules import KbWatch, Schedule, ScheduleRules, judge, read_schedule
 from watcher.core.state import Transition
+from watcher.edges.hostclock import elapsed_now
 from watcher.edges.reports import ReportShelf
-from watcher.service.extra_reads import schedule_reads_due
+from watcher.service.budget import REPORT, SCHEDULE, ReadsBudget
 
 log = structlog.get_logger(__name__)
 
@@ -70,8 +85,15 @@ class KbWatcher:
         meta: MetaStore,
         settings: KbWatchSettings,
         watched: Sequence[WatchedKb] = (),
+        *,
+        budget: ReadsBudget | None = None,
+        others: Callable[[Sequence[KnowledgeBase], Elapsed], list[Candidate]] | None = None,
+        elapsed: Callable[[], Elapsed] = elapsed_now,
     ) -> None:
+        """`budget`: the cycle's (None: schedules at their own cadence, reports unbounded);
+        `others`: the candidates of the reads after the poll, that the schedules compete with."""
         self.extra, self.meta, self.settings = extra, meta, settings
+        self.budget, self.others, self.elapsed = budget, others, elapsed
         self.names = {kb.uuid: kb.name for kb in watched if kb.name}
         self._watches: dict[str, KbWatch] = {}
         self._read_at: dict[str, Elapsed] = {}
@@ -98,9 +120,19 @@ class KbWatcher:
         self, job_uuid: str, kb_uuid: str | None, shelf: ReportShelf, until: float
     ) -> tuple[ReportFate, ErrorSummary | None]:
         assert self.extra is not None
+        now = self.elapsed()
+        if self.budget is not None and not self.budget.allowed(REPORT, now):
+            why = self.budget.last_wait.get(REPORT)
+            log.warning("job_report_not_kept", kb=kb_uuid, job=job_uuid,
+                        error=f"no room in the API budget ({why})")  # fmt: skip
+            return ReportFate.NO_ROOM, None
         try:
             async with asyncio.timeout_at(until):
-                data = await self.extra.get_report(job_uuid)
+                if self.budget is None:
+                    data = await self.extra.get_report(job_uuid)
+                else:
+                    with self.budget.measure(REPORT, now):
+                        data = await self.extra.get_report(job_uuid)
             await shelf.keep(job_uuid, data)
         except TimeoutError:
             error = "time for extra reads over"
@@ -149,7 +181,12 @@ class KbWatcher:
         if self.extra is None:
             return ()
         uuids = [kb.uuid for kb in kbs]
-        return schedule_reads_due(uuids, self._read_at, now.elapsed, self.settings.read_every)
+        if self.budget is None:
+            return schedule_reads_due(uuids, self._read_at, now.elapsed, self.settings.read_every)
+        spec = ReadSpec(SCHEDULE, Scope.KB, self.settings.read_every, Priority.NORMAL)
+        mine = schedule_candidates(spec, uuids, self._read_at, now.elapsed)
+        others = self.others(kbs, now.elapsed) if self.others is not None else []
+        return targets_of(self.budget.plan(mine + others, now.elapsed), SCHEDULE)
 
     async def _read_due(
         self, kbs: Sequence[KnowledgeBase], now: Instant, until: float
@@ -166,7 +203,7 @@ class KbWatcher:
             self._read_at[kb_uuid] = now.elapsed
             try:
                 async with asyncio.timeout_at(until):
-                    found[kb_uuid] = await self.extra.get_schedule(kb_uuid)
+                    found[kb_uuid] = await self._get_schedule(kb_uuid, now.elapsed)
             except TimeoutError:
                 log.warning("schedule_read_failed", kb=kb_uuid, error="time for extra reads over")
                 break
@@ -174,6 +211,13 @@ class KbWatcher:
                 log.warning("schedule_read_failed", kb=kb_uuid, error=str(exc))
                 break
         return found
+
+    async def _get_schedule(self, kb_uuid: str, now: Elapsed) -> Schedule | None:
+        assert self.extra is not None
+        if self.budget is None:
+            return await self.extra.get_schedule(kb_uuid)
+        with self.budget.measure(SCHEDULE, now):
+            return await self.extra.get_schedule(kb_uuid)
 
     def _seed_read_at(self, stored: KbWatch, now: Instant) -> None:
         """A schedule another process (or boot) read is due at its turn, not at once: its

@@ -103,10 +103,12 @@ def kb_watch_settings(config: Config) -> KbWatchSettings:
     )
 
 
-def extras_settings(config: Config) -> ExtrasSettings | None:
-    """The extra reads' share of the hourly ceiling (None when `extra_reads_share` is 0)."""
+def extras_settings(config: Config) -> ExtrasSettings:
+    """The extra reads' share of the hourly ceiling (0 when `extra_reads_share` is 0: no data
+    sources, database health, agents nor schedules; the prices and reports still go, within
+    the reserve and the poll's room)."""
     per_hour = share_per_hour(config.api.max_requests_per_minute, config.api.extra_reads_share)
-    return ExtrasSettings(per_hour, config.api.reserve) if per_hour > 0 else None
+    return ExtrasSettings(per_hour, config.api.reserve)
 
 
 def remedies(config: Config, client: ApiClient, store: GuardedStore) -> Remedies | None:

@@ -1,0 +1,94 @@
+"""The schedules, the model prices and the per-file reports inside the cycle's one budget.
+
+The real runtime against the simulator on loopback, real SQLite, real delivery to a loopback
+webhook; the simulator's hourly rate limit is set low to make `ratelimit-remaining` fall under
+`api.reserve` (the budget is *tight*):
+
+- at share 0 no schedule is read (nor data sources, databases, agents), the prices still are;
+- the prices wait while the budget is tight, and are read the cycle after it is not;
+- a finished job's report the budget has no room for is not kept, and its alert says so.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from tests.harness import open_harness
+from tests.receivers import WebhookReceiver
+
+DAY = 86400
+
+
+def _kb(key: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "key": key,
+        "name": f"{key}-kb",
+        "data_sources": [{"key": "s", "items": 20}],
+        "history": [{"ago": DAY, "run": 300, "outcome": "completed"}],
+        **extra,
+    }
+
+
+PARTIAL = {"kb": "gaps", "id": "gaps-1", "pending": 1, "run": 6, "outcome": "partial"}
+SCENARIO: dict[str, Any] = {
+    "knowledge_bases": [_kb("gaps", schedule={"next_run": 600}), _kb("fine")],
+    "timeline": [{"at": 5, "start_job": PARTIAL}],
+}
+
+
+def _paths(requests: list[str], part: str) -> list[str]:
+    return [r for r in requests if part in r]
+
+
+async def test_at_share_zero_no_schedule_is_read_but_the_model_prices_still_are(
+    tmp_path: Path, webhook_receiver: WebhookReceiver
+) -> None:
+    async with open_harness(
+        SCENARIO, tmp_path, webhook_receiver, api={"extra_reads_share": "0%"},
+        schedules={"read_every": "5m"},
+    ) as harness:  # fmt: skip
+        await harness.cycle()
+        await harness.run(900, every=60)
+        seen = harness.requests_since(0)
+
+    assert _paths(seen, "/scheduled-indexing/") == []
+    assert _paths(seen, "/data_sources") == [] and _paths(seen, "/agents") == []
+    assert len(_paths(seen, "/models")) >= 1
+
+
+async def test_the_prices_wait_while_the_budget_is_tight_and_come_once_it_is_not(
+    tmp_path: Path, webhook_receiver: WebhookReceiver
+) -> None:
+    async with open_harness(SCENARIO, tmp_path, webhook_receiver, api={"reserve": 500}) as harness:
+        harness.sim.limiter.per_hour = 400  # every answer says fewer than 500 remain
+        await harness.cycle()
+        await harness.run(120, every=30)
+        while_tight = harness.requests_since(0)
+        harness.sim.limiter.per_hour = 100_000  # plenty again
+        mark = len(harness.sim.requests)
+        await harness.step(30)  # this cycle's first answer says so: the next cycle reads
+        await harness.step(30)
+        after = harness.requests_since(mark)
+
+    assert _paths(while_tight, "/models") == []
+    assert _paths(while_tight, "/scheduled-indexing/") == []
+    assert any(e["event"] == "model_prices_waiting" for e in harness.logs)
+    assert len(_paths(after, "/models")) >= 1
+
+
+async def test_a_report_the_budget_has_no_room_for_is_not_kept_and_the_alert_says_so(
+    tmp_path: Path, webhook_receiver: WebhookReceiver
+) -> None:
+    async with open_harness(SCENARIO, tmp_path, webhook_receiver, api={"reserve": 500}) as harness:
+        harness.sim.limiter.per_hour = 400  # under the reserve from the first answer on
+        await harness.cycle()
+        await harness.run(30, every=5)
+        seen = harness.requests_since(0)
+
+    (partial,) = [a for a in harness.alerts("/ops") if a.kind == "partial"]
+    assert "was not kept: the API's rate limit had no room for it" in partial.body
+    assert _paths(seen, "details_signed_url") == []
+    assert not list((tmp_path / "reports").glob("*.csv"))
+    (log,) = [e for e in harness.logs if e["event"] == "job_report_not_kept"]
+    assert "no room in the API budget (tight)" in log["error"]
