@@ -224,6 +224,8 @@ def _seen(watch: KbWatch, jobs: Iterable[Job]) -> KbWatch:
         end = job.finished_at or job.updated_at
         if job.outcome in _FRESH_OUTCOMES and end is not None:
             success = end if success is None or end > success else success
+    if created == watch.last_created and success == watch.last_success:
+        return watch  # the usual idle cycle: nothing to copy
     return replace(watch, last_created=created, last_success=success)
 
 
