@@ -10,8 +10,10 @@ import threading
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping
 from pathlib import Path
+from typing import Protocol
 
 import uvicorn
+from starlette.types import ASGIApp
 
 from watcher.simulator.clock import RealClock
 from watcher.simulator.loading import load_scenario
@@ -21,7 +23,14 @@ HOST = "127.0.0.1"
 START_TIMEOUT = 10.0
 
 
-def _server(sim: Simulator, port: int, tls: tuple[Path, Path] | None = None) -> uvicorn.Server:
+class Served(Protocol):
+    """What can be served: a `Simulator`, or `watcher.simulator.accounts.Accounts`."""
+
+    @property
+    def app(self) -> ASGIApp: ...
+
+
+def _server(sim: Served, port: int, tls: tuple[Path, Path] | None = None) -> uvicorn.Server:
     config = uvicorn.Config(
         sim.app,
         host=HOST,
@@ -59,7 +68,7 @@ async def _start(server: uvicorn.Server) -> asyncio.Task[None]:
 
 @contextlib.asynccontextmanager
 async def serve(
-    sim: Simulator, port: int = 0, *, tls: tuple[Path, Path] | None = None
+    sim: Served, port: int = 0, *, tls: tuple[Path, Path] | None = None
 ) -> AsyncIterator[str]:
     """Serve `sim` in the running event loop; yields the base URL, stops on exit.
 
@@ -76,7 +85,7 @@ async def serve(
 
 
 @contextlib.contextmanager
-def serve_in_thread(sim: Simulator, port: int = 0) -> Iterator[str]:
+def serve_in_thread(sim: Served, port: int = 0) -> Iterator[str]:
     """Serve `sim` from a background thread with its own loop; yields the base URL."""
     server = _server(sim, port)
     thread = threading.Thread(target=server.run, name="watcher-simulator", daemon=True)
