@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import json
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 import structlog
@@ -46,6 +47,7 @@ from watcher.service.accountcheck import (
     decode_missing,
     decode_unmatched,
 )
+from watcher.service.accountruns import combine, failed_accounts, run_account
 from watcher.service.cycle import CycleReport
 from watcher.service.healthcheck import no_state, shared_store
 from watcher.service.heartbeat import HeartbeatSender
@@ -66,9 +68,14 @@ async def run_once(config: Config) -> CycleReport:
     runtime = await open_runtime(config)
     heartbeat = HeartbeatSender(config.heartbeat.plan(), ca_bundle=config.ca_bundle)
     try:
-        report = await runtime.cycle.run()
+        several = config.several_accounts
+        reports = [(a.name, await run_account(a, several=several)) for a in runtime.accounts()]
+        report = combine(reports)
+        if failed_accounts(reports):  # `once` fails when any account's cycle did
+            report = replace(report, ok=False)
         heartbeat.after_cycle(report)  # runs while delivery drains
-        await runtime.cycle.dispatcher.drain()  # each send is bounded by delivery.timeout
+        for account in runtime.accounts():
+            await account.cycle.dispatcher.drain()  # each send is bounded by delivery.timeout
         await heartbeat.wait()  # bounded by heartbeat.timeout
         if report.ok:
             await runtime.store.set_last_cycle_at(utcnow())
