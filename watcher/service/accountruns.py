@@ -29,7 +29,7 @@ async def run_account(account: AccountRuntime, *, several: bool) -> CycleReport:
     with structlog.contextvars.bound_contextvars(account=account.name):
         report = await account.cycle.run()
         if not report.ok:
-            log.warning("account_cycle_failed", error=report.error)
+            log.warning("account_cycle_failed", account=account.name, error=report.error)
         return report
 
 

@@ -133,4 +133,3 @@ class AccountScope:
 
     async def set_meta(self, key: str, value: str) -> None:
         await self._inner.set_meta(self._key(key), value)
-

@@ -61,7 +61,9 @@ def cycle_settings(config: Config) -> CycleSettings:
     return CycleSettings(
         watched=config.watched(),
         route_refs=tuple(
-            RouteRefs(r.name, index, r.knowledge_bases) for index, r in enumerate(config.routes)
+            RouteRefs(r.name, index, r.knowledge_bases)
+            for index, r in enumerate(config.routes)
+            if _refs_checked(config, r.accounts)
         ),
         policy=config.stall_policy(),
         rules=tuple(RouteRule(r.name, r.event_kinds, config.kb_refs(r)) for r in config.routes),
@@ -89,6 +91,13 @@ def cycle_settings(config: Config) -> CycleSettings:
         digests=config.digests(),
         kb_watch=kb_watch_settings(config),
     )
+
+
+def _refs_checked(config: Config, heard: tuple[str, ...]) -> bool:
+    """Whether this account's cycle checks a route's KB entries against its listing: always
+    with one account; with several, only for a route that hears this account alone (another
+    account's KB would look like an entry that matches nothing)."""
+    return not config.several_accounts or heard == (config.account,)
 
 
 def kb_watch_settings(config: Config) -> KbWatchSettings:

@@ -1,0 +1,227 @@
+"""End to end: one watcher, two DigitalOcean accounts (two tokens, two separate worlds) on one
+simulated API address, one shared store and outbox; the daemon's own tick runs each account's
+cycle. Each account's jobs alert and every alert names its account; a refused token stops only
+its own account; an account's cycle never judges (nor reads) the other account's KBs."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from structlog.testing import capture_logs
+
+from tests.clocks import elapsed_of
+from tests.harness import Alert, alerts_of
+from tests.receivers import WebhookReceiver
+from watcher.config import load_config
+from watcher.core.model import EventKind
+from watcher.service.daemon import Daemon
+from watcher.service.runtime import open_runtime
+from watcher.simulator import Accounts, ManualClock, Simulator, serve
+from watcher.simulator.loading import parse_scenario
+
+TOKEN_ALPHA = "dop_v1_" + "a1" * 32
+TOKEN_BETA = "dop_v1_" + "b2" * 32
+
+
+def _world(name: str, kb: str, outcome: str, run: float = 30) -> dict[str, Any]:
+    return {
+        "name": name,
+        "knowledge_bases": [
+            {
+                "key": kb,
+                "name": f"{kb}-kb",
+                "data_sources": [{"key": "main", "items": 40}],
+                "history": [{"ago": 86400, "run": 300, "outcome": "completed"}],
+            }
+        ],
+        "timeline": [
+            {"at": 10, "start_job": {"kb": kb, "id": f"{kb}-job", "run": run, "outcome": outcome}}
+        ],
+    }
+
+
+def _config_text(base_url: str, state: Path, hook: WebhookReceiver) -> str:
+    return f"""
+[api]
+base_url = "{base_url}"
+max_requests_per_minute = 250
+reserve = 0
+[stall]
+no_progress_after = "10m"
+[delivery]
+retry_base = "2s"
+retry_max = "8s"
+timeout = "5s"
+send_interval = "0s"
+[alerts]
+api_unreachable_after = "30s"
+[state]
+path = "{state}"
+
+[[accounts]]
+name = "alpha"
+token_env = "TOK_ALPHA"
+
+[[accounts]]
+name = "beta"
+token_env = "TOK_BETA"
+max_requests_per_minute = 100
+
+[[routes]]
+name = "ops"
+urls = ["{hook.url_json("/ops")}"]
+events = ["*"]
+repeat_after = "30s"
+
+[[routes]]
+name = "beta-team"
+urls = ["{hook.url_json("/beta")}"]
+events = ["failed", "api_unreachable"]
+accounts = ["beta"]
+"""
+
+
+class World:
+    """Two accounts' simulators on one clock, served on one address, and a daemon on them."""
+
+    def __init__(self, beta_outcome: str = "failed", beta_run: float = 30) -> None:
+        self.clock = ManualClock()
+        self.alpha = Simulator(
+            parse_scenario(_world("alpha-world", "docs", "completed"), "alpha"),
+            token=TOKEN_ALPHA,
+            clock=self.clock,
+        )
+        self.beta = Simulator(
+            parse_scenario(_world("beta-world", "faq", beta_outcome, beta_run), "beta"),
+            token=TOKEN_BETA,
+            clock=self.clock,
+        )
+        self.hook = WebhookReceiver()
+        self.daemon: Daemon | None = None
+
+    def now(self) -> datetime:
+        return self.clock.now()
+
+    async def tick(self, seconds: float) -> None:
+        assert self.daemon is not None
+        self.clock.advance(seconds)
+        await self.daemon.tick()
+
+    def alerts(self, path: str) -> list[Alert]:
+        return alerts_of(r for r in self.hook.requests if r.path == path and r.answered == 200)
+
+
+@contextlib.asynccontextmanager
+async def running(
+    tmp_path: Path, world: World, env: dict[str, str] | None = None
+) -> AsyncIterator[World]:
+    """The daemon of a two-account config on `world`, its leases held, closed at the end."""
+    world.hook.start()
+    try:
+        async with serve(Accounts([world.alpha, world.beta])) as base_url:
+            path = tmp_path / "watcher.toml"
+            path.write_text(_config_text(base_url, tmp_path / "w.db", world.hook))
+            env = env or {"TOK_ALPHA": TOKEN_ALPHA, "TOK_BETA": TOKEN_BETA}
+            config = load_config(path, env)
+            runtime = await open_runtime(
+                config, clock=world.now, elapsed=lambda: elapsed_of(world.clock.now())
+            )
+            world.daemon = Daemon(runtime, config_path=path, env=env)
+            try:
+                yield world
+            finally:
+                await world.daemon.runtime.close()
+    finally:
+        world.hook.stop()
+
+
+@pytest.fixture
+def world() -> Iterator[World]:
+    yield World()
+
+
+async def test_both_accounts_jobs_alert_and_each_alert_names_its_account(
+    tmp_path: Path, world: World
+) -> None:
+    async with running(tmp_path, world):
+        for _ in range(12):
+            await world.tick(5)
+        for _ in range(5):  # what is still due is retried and sent
+            await world.tick(2)
+    told = {(a.kind, a.subject) for a in world.alerts("/ops")}
+    assert (EventKind.STARTED, "docs-kb [alpha]") in told
+    assert (EventKind.COMPLETED, "docs-kb [alpha]") in told
+    assert (EventKind.STARTED, "faq-kb [beta]") in told
+    assert (EventKind.FAILED, "faq-kb [beta]") in told
+    assert all("[alpha]" in a.title or "[beta]" in a.title for a in world.alerts("/ops"))
+    (failed,) = [a for a in world.alerts("/ops") if a.kind is EventKind.FAILED]
+    assert "Account: beta" in failed.body
+    # `accounts = ["beta"]`: that route hears beta's failure and nothing of alpha's
+    assert [(a.kind, a.subject) for a in world.alerts("/beta")] == [
+        (EventKind.FAILED, "faq-kb [beta]")
+    ]
+
+
+async def test_a_refused_token_names_its_account_and_never_stops_the_other(
+    tmp_path: Path, world: World
+) -> None:
+    env = {"TOK_ALPHA": TOKEN_ALPHA, "TOK_BETA": "dop_v1_" + "0" * 64}  # revoked: 401
+    with capture_logs() as logs:
+        async with running(tmp_path, world, env):
+            for _ in range(12):
+                await world.tick(5)
+            for _ in range(5):
+                await world.tick(2)
+    told = [(a.kind, a.subject) for a in world.alerts("/ops")]
+    assert (EventKind.STARTED, "docs-kb [alpha]") in told
+    assert (EventKind.COMPLETED, "docs-kb [alpha]") in told
+    assert not [subject for _, subject in told if "faq-kb" in subject]
+    unreachable = [a for a in world.alerts("/beta") if a.kind is EventKind.API_UNREACHABLE]
+    assert [a.subject for a in unreachable] == ["gradient-watcher [beta]"]
+    body = unreachable[0].body.replace("\\", "")  # markdown escapes
+    assert "refused the token from environment variable TOK_BETA (account 'beta')" in body
+    failures = [e for e in logs if e["event"] == "account_cycle_failed"]
+    assert failures and {e["account"] for e in failures} == {"beta"}
+    assert "HTTP 401" in failures[0]["error"]
+    assert "TOK_BETA (account 'beta')" in failures[0]["error"]
+    assert [r for r in world.alpha.requests if r.status == 200]
+
+
+async def test_an_accounts_cycle_never_reads_nor_judges_the_other_accounts_kbs(
+    tmp_path: Path,
+) -> None:
+    """Beta's job runs for a long time; alpha's cycle must not follow it (it is not in alpha's
+    account: asking alpha's API for it answers 404, and that would be judged a vanished job)."""
+    world = World(beta_outcome="completed", beta_run=600)
+    async with running(tmp_path, world):
+        for _ in range(12):
+            await world.tick(5)
+        beta_job = world.beta.job_uuid("faq-job")
+        assert world.daemon is not None
+        beta_client = world.daemon.runtime.others[0].client
+        beta_kbs = {kb.uuid for kb in await beta_client.list_knowledge_bases()}
+    asked_alpha = [r.path for r in world.alpha.requests]
+    assert not [p for p in asked_alpha if beta_job in p or any(kb in p for kb in beta_kbs)]
+    assert not [r for r in world.alpha.requests if r.status == 404 and "indexing_jobs" in r.path]
+    told = {(a.kind, a.subject) for a in world.alerts("/ops")}
+    assert (EventKind.STARTED, "faq-kb [beta]") in told
+    assert not [s for _, s in told if "faq-kb [alpha]" in s]
+
+
+async def test_an_accounts_open_incident_is_reminded_by_its_own_account_alone(
+    tmp_path: Path, world: World
+) -> None:
+    """Beta's failure opens an incident that `repeat_after` reminds of: only beta's cycle may
+    judge it (alpha's cycle runs first in each tick: seeing beta's incident it would remind of
+    it as its own)."""
+    async with running(tmp_path, world):
+        for _ in range(30):
+            await world.tick(5)
+    reminders = [a for a in world.alerts("/ops") if a.kind is EventKind.REMINDER]
+    assert reminders, "beta's open incident was never reminded of"
+    assert {a.subject for a in reminders} == {"faq-kb [beta]"}
