@@ -6,6 +6,7 @@ its own account; an account's cycle never judges (nor reads) the other account's
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import AsyncIterator, Iterator
 from datetime import datetime
 from pathlib import Path
@@ -17,9 +18,11 @@ from structlog.testing import capture_logs
 from tests.clocks import elapsed_of
 from tests.harness import Alert, alerts_of
 from tests.receivers import WebhookReceiver
-from watcher.config import load_config
+from watcher.config import Config, load_config
 from watcher.core.model import EventKind
+from watcher.service.commands import read_status
 from watcher.service.daemon import Daemon
+from watcher.service.page import DaemonHost
 from watcher.service.runtime import open_runtime
 from watcher.simulator import Accounts, ManualClock, Simulator, serve
 from watcher.simulator.loading import parse_scenario
@@ -103,6 +106,14 @@ class World:
         )
         self.hook = WebhookReceiver()
         self.daemon: Daemon | None = None
+        self.config: Config | None = None
+
+    async def status(self, *, as_json: bool) -> str:
+        """What `watcher status` prints for the store now."""
+        assert self.config is not None
+        lines: list[str] = []
+        await read_status(self.config, as_json=as_json, echo=lines.append)
+        return "\n".join(lines)
 
     def now(self) -> datetime:
         return self.clock.now()
@@ -127,7 +138,7 @@ async def running(
             path = tmp_path / "watcher.toml"
             path.write_text(_config_text(base_url, tmp_path / "w.db", world.hook))
             env = env or {"TOK_ALPHA": TOKEN_ALPHA, "TOK_BETA": TOKEN_BETA}
-            config = load_config(path, env)
+            config = world.config = load_config(path, env)
             runtime = await open_runtime(
                 config, clock=world.now, elapsed=lambda: elapsed_of(world.clock.now())
             )
@@ -165,6 +176,17 @@ async def test_both_accounts_jobs_alert_and_each_alert_names_its_account(
     assert [(a.kind, a.subject) for a in world.alerts("/beta")] == [
         (EventKind.FAILED, "faq-kb [beta]")
     ]
+    table = await world.status(as_json=False)
+    header, *rows = [line.split() for line in table.splitlines()[:3]]
+    assert header[:2] == ["ACCOUNT", "KNOWLEDGE"]
+    assert sorted((row[0], row[1]) for row in rows) == [("alpha", "docs-kb"), ("beta", "faq-kb")]
+    assert "Account alpha: 1 knowledge base(s); API answering" in table
+    assert "Account beta: 1 knowledge base(s); API answering" in table
+    data = json.loads(await world.status(as_json=True))
+    assert {kb["name"]: kb["account"] for kb in data["knowledge_bases"]} == {
+        "docs-kb": "alpha",
+        "faq-kb": "beta",
+    }
 
 
 async def test_a_refused_token_names_its_account_and_never_stops_the_other(
@@ -177,6 +199,16 @@ async def test_a_refused_token_names_its_account_and_never_stops_the_other(
                 await world.tick(5)
             for _ in range(5):
                 await world.tick(2)
+            assert world.daemon is not None
+            facts = await DaemonHost(world.daemon).facts()  # the page's
+            metrics = world.daemon.metrics.render().decode()
+    assert facts.api_error is not None and facts.api_error.startswith("account beta: HTTP 401")
+    assert set(facts.kb_accounts.values()) == {"alpha"}
+    assert 'gradient_watcher_account_api_up{account="alpha"} 1.0' in metrics
+    assert 'gradient_watcher_account_api_up{account="beta"} 0.0' in metrics
+    assert 'gradient_watcher_account_cycles_total{account="beta",outcome="error"}' in metrics
+    status = await world.status(as_json=False)
+    assert "Account beta: 0 knowledge base(s); API failing since" in status
     told = [(a.kind, a.subject) for a in world.alerts("/ops")]
     assert (EventKind.STARTED, "docs-kb [alpha]") in told
     assert (EventKind.COMPLETED, "docs-kb [alpha]") in told

@@ -48,6 +48,7 @@ from watcher.service.accountcheck import (
     decode_unmatched,
 )
 from watcher.service.accountruns import combine, failed_accounts, run_account
+from watcher.service.accountstatus import account_lines, accounts_json, with_accounts
 from watcher.service.cycle import CycleReport
 from watcher.service.healthcheck import no_state, shared_store
 from watcher.service.heartbeat import HeartbeatSender
@@ -231,7 +232,8 @@ async def read_status(config: Config, *, as_json: bool, echo: Callable[[str], No
     now = utcnow()
     store = await open_store(config, now)
     try:
-        snapshot = await store.snapshot(now)
+        snapshot = await with_accounts(store, config, await store.snapshot(now))
+        accounts = await accounts_json(store, config, snapshot)
         pace = await store.get_meta(PACE_KEY)
         beat = Heartbeat.decode(await store.get_meta(HEARTBEAT_KEY))
         lease = await store.read_lease()
@@ -253,6 +255,8 @@ async def read_status(config: Config, *, as_json: bool, echo: Callable[[str], No
         data["lease"] = _lease_json(lease)
         data["cost_and_time"] = costview.as_json(snapshot, prices, api_now)
         data["schedules_and_freshness"] = watchview.as_json(watches)
+        if accounts:  # several [[accounts]]
+            data["accounts"] = accounts
         if shared is not None:  # several replicas on one database
             data.update(replicas_json(*shared))
             data["lease"] = None
@@ -260,6 +264,8 @@ async def read_status(config: Config, *, as_json: bool, echo: Callable[[str], No
         echo(json.dumps(SECRETS.redact_value(data), indent=2))
     else:
         echo(status.table(snapshot, now, setup, api_now, silences, local_zone()))
+        for line in account_lines(accounts):
+            echo(inert(line))
         for line in costview.lines(snapshot, prices, api_now):
             echo(line)
         for line in watchview.lines(snapshot, watches):

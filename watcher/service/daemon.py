@@ -184,11 +184,14 @@ class Daemon:
         """The cycle of each account whose lease this process holds, one after the other
         (`watcher.service.accountruns`); one account's failure never skips the next."""
         several = self.config.several_accounts
-        reports = [
-            (account.name, await run_account(account, several=several))
-            for account in self.runtime.accounts()
-            if account.keeper.held
-        ]
+        reports = []
+        for account in self.runtime.accounts():
+            if not account.keeper.held:
+                self.metrics.account_lease_held.labels(account=account.name).set(0)
+                continue
+            report = await run_account(account, several=several)
+            self.metrics.observe_account(account.name, report.ok, True, report.events)
+            reports.append((account.name, report))
         return combine(reports)
 
     async def _await_cycle(self, inflight: asyncio.Future[CycleReport]) -> CycleReport:

@@ -354,7 +354,8 @@ async def open_runtime(
     metrics = metrics or Metrics()
     first, *rest = config.account_list()
     first_config = config.for_account(first)
-    client = api_client(first_config, on_response=_api_observer(metrics), sleep=api_sleep)
+    observer = _api_observer(metrics, first.name)
+    client = api_client(first_config, on_response=observer, sleep=api_sleep)
     try:
         store, keeper = await _store(first_config, clock(), command, hold, keep)
     except BaseException:
@@ -431,7 +432,8 @@ async def _open_account(
         raise ConfigError(
             [ConfigProblem(f"accounts.{account.name}", "no API token loaded", config.source)]
         )
-    client = api_client(config, on_response=_api_observer(metrics), sleep=api_sleep)
+    observer = _api_observer(metrics, account.name)
+    client = api_client(config, on_response=observer, sleep=api_sleep)
     store, keeper = runtime.store, runtime.keeper
     if config.state.shared:
         try:
@@ -512,8 +514,9 @@ def api_client(
     )
 
 
-def _api_observer(metrics: Metrics) -> Callable[[RequestRecord], None]:
+def _api_observer(metrics: Metrics, account: str) -> Callable[[RequestRecord], None]:
     def observe(record: RequestRecord) -> None:
         metrics.observe_api(record.endpoint, record.status or "error", record.duration_s)
+        metrics.observe_account_api(account, record.status or "error")
 
     return observe
