@@ -146,3 +146,14 @@ def test_check_config_lists_each_account_with_its_token_masked(tmp_path: Path) -
     assert "from environment variable DO_TOKEN_PROD (account 'prod'); watching 1 knowledge" in text
     assert "    - staging: token" in text and "at most 60 requests/min, leaving 100" in text
     assert TOKEN_A not in text and TOKEN_B not in text
+
+
+def test_the_readmes_two_account_example_loads(tmp_path: Path) -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Several accounts\n", 1)[1]
+    example = section.split("```toml\n", 1)[1].split("```", 1)[0]
+    config = load(tmp_path, example, {"DO_TOKEN_PROD": TOKEN_A, "DO_TOKEN_STAGING": TOKEN_B})
+    assert [a.name for a in config.account_list()] == ["prod", "staging"]
+    assert config.deaf_routes("prod") == {"staging-team"}
+    prod, staging = config.account_list()
+    assert prod.max_requests_per_minute == 120 and staging.reserve == 100
