@@ -18,6 +18,7 @@ from structlog.testing import capture_logs
 from tests.clocks import elapsed_of
 from tests.harness import Alert, alerts_of
 from tests.receivers import WebhookReceiver
+from tests.stores import Engine
 from watcher.config import Config, load_config
 from watcher.core.model import EventKind
 from watcher.service.commands import read_status
@@ -48,7 +49,7 @@ def _world(name: str, kb: str, outcome: str, run: float = 30) -> dict[str, Any]:
     }
 
 
-def _config_text(base_url: str, state: Path, hook: WebhookReceiver) -> str:
+def _config_text(base_url: str, state: str, hook: WebhookReceiver) -> str:
     return f"""
 [api]
 base_url = "{base_url}"
@@ -64,7 +65,7 @@ send_interval = "0s"
 [alerts]
 api_unreachable_after = "30s"
 [state]
-path = "{state}"
+{state}
 
 [[accounts]]
 name = "alpha"
@@ -129,14 +130,20 @@ class World:
 
 @contextlib.asynccontextmanager
 async def running(
-    tmp_path: Path, world: World, env: dict[str, str] | None = None
+    tmp_path: Path, world: World, env: dict[str, str] | None = None, engine: Engine | None = None
 ) -> AsyncIterator[World]:
-    """The daemon of a two-account config on `world`, its leases held, closed at the end."""
+    """The daemon of a two-account config on `world` (its store on `engine`, else an SQLite
+    file), its leases held, closed at the end."""
+    state = f'path = "{tmp_path / "w.db"}"'
+    if engine is not None and engine.is_pg:
+        state = f'url = "{engine.url}"'
+    elif engine is not None:
+        state = f'path = "{engine.path}"'
     world.hook.start()
     try:
         async with serve(Accounts([world.alpha, world.beta])) as base_url:
             path = tmp_path / "watcher.toml"
-            path.write_text(_config_text(base_url, tmp_path / "w.db", world.hook))
+            path.write_text(_config_text(base_url, state, world.hook))
             env = env or {"TOK_ALPHA": TOKEN_ALPHA, "TOK_BETA": TOKEN_BETA}
             config = world.config = load_config(path, env)
             runtime = await open_runtime(
@@ -157,9 +164,9 @@ def world() -> Iterator[World]:
 
 
 async def test_both_accounts_jobs_alert_and_each_alert_names_its_account(
-    tmp_path: Path, world: World
+    tmp_path: Path, world: World, engine: Engine
 ) -> None:
-    async with running(tmp_path, world):
+    async with running(tmp_path, world, engine=engine):
         for _ in range(12):
             await world.tick(5)
         for _ in range(5):  # what is still due is retried and sent
@@ -182,6 +189,8 @@ async def test_both_accounts_jobs_alert_and_each_alert_names_its_account(
     assert sorted((row[0], row[1]) for row in rows) == [("alpha", "docs-kb"), ("beta", "faq-kb")]
     assert "Account alpha: 1 knowledge base(s); API answering" in table
     assert "Account beta: 1 knowledge base(s); API answering" in table
+    # one lease per account (per token) on PostgreSQL; the process's one on SQLite
+    assert engine.count("lease") == (2 if engine.is_pg else 1)
     data = json.loads(await world.status(as_json=True))
     assert {kb["name"]: kb["account"] for kb in data["knowledge_bases"]} == {
         "docs-kb": "alpha",
@@ -246,12 +255,12 @@ async def test_an_accounts_cycle_never_reads_nor_judges_the_other_accounts_kbs(
 
 
 async def test_an_accounts_open_incident_is_reminded_by_its_own_account_alone(
-    tmp_path: Path, world: World
+    tmp_path: Path, world: World, engine: Engine
 ) -> None:
     """Beta's failure opens an incident that `repeat_after` reminds of: only beta's cycle may
     judge it (alpha's cycle runs first in each tick: seeing beta's incident it would remind of
     it as its own)."""
-    async with running(tmp_path, world):
+    async with running(tmp_path, world, engine=engine):
         for _ in range(30):
             await world.tick(5)
     reminders = [a for a in world.alerts("/ops") if a.kind is EventKind.REMINDER]
