@@ -21,7 +21,7 @@ from tests.receivers import WebhookReceiver
 from tests.stores import Engine
 from watcher.config import Config, load_config
 from watcher.core.model import EventKind
-from watcher.service.commands import read_status
+from watcher.service.commands import read_status, run_once
 from watcher.service.daemon import Daemon
 from watcher.service.page import DaemonHost
 from watcher.service.runtime import open_runtime
@@ -266,3 +266,26 @@ async def test_an_accounts_open_incident_is_reminded_by_its_own_account_alone(
     reminders = [a for a in world.alerts("/ops") if a.kind is EventKind.REMINDER]
     assert reminders, "beta's open incident was never reminded of"
     assert {a.subject for a in reminders} == {"faq-kb [beta]"}
+
+
+async def test_once_polls_every_account_and_fails_when_any_account_did(
+    tmp_path: Path, world: World
+) -> None:
+    env = {"TOK_ALPHA": TOKEN_ALPHA, "TOK_BETA": "dop_v1_" + "0" * 64}  # beta's: refused
+    world.hook.start()
+    try:
+        async with serve(Accounts([world.alpha, world.beta])) as base_url:
+            path = tmp_path / "watcher.toml"
+            state = f'path = "{tmp_path / "w.db"}"'
+            path.write_text(_config_text(base_url, state, world.hook))
+            config = world.config = load_config(path, env)
+            report = await run_once(config)
+    finally:
+        world.hook.stop()
+    assert not report.ok  # `watcher once` exits 1
+    assert report.error is not None and report.error.startswith("account beta: ")
+    assert "TOK_BETA (account 'beta')" in report.error
+    assert report.knowledge_bases == 1  # alpha's was read
+    status = await world.status(as_json=False)
+    assert "Last successful cycle: never" not in status  # alpha's cycle succeeded
+    assert "Account alpha: 1 knowledge base(s); API answering" in status

@@ -71,9 +71,7 @@ async def run_once(config: Config) -> CycleReport:
     try:
         several = config.several_accounts
         reports = [(a.name, await run_account(a, several=several)) for a in runtime.accounts()]
-        report = combine(reports)
-        if failed_accounts(reports):  # `once` fails when any account's cycle did
-            report = replace(report, ok=False)
+        report = combine(reports)  # ok when any account's cycle was (health, last cycle)
         heartbeat.after_cycle(report)  # runs while delivery drains
         for account in runtime.accounts():
             await account.cycle.dispatcher.drain()  # each send is bounded by delivery.timeout
@@ -86,7 +84,8 @@ async def run_once(config: Config) -> CycleReport:
             before = Heartbeat(at, False, limit)
         beat = before.after(report.ok, at, limit, report.error, runtime.client.api_now())
         await runtime.store.set_meta(HEARTBEAT_KEY, beat.encode())
-        return report
+        # `once` fails (exit 1) when any account's cycle did
+        return replace(report, ok=False) if failed_accounts(reports) else report
     finally:
         await heartbeat.close()
         await runtime.close()
