@@ -15,6 +15,9 @@ from typing import Any, Final
 
 import psycopg
 
+from watcher.core.lease import Holder
+from watcher.core.model import EventKind
+from watcher.core.state import Change, Delivery, KbState, Transition
 from watcher.edges import host
 from watcher.edges.store.lease import STORE_LEASE
 from watcher.edges.store.pgdb import translate
@@ -22,6 +25,23 @@ from watcher.edges.store.postgres import PostgresStore
 from watcher.edges.store.sqlite import DEFAULT_LEASE, SqliteStore
 
 LEASE_SECONDS = 30.0
+
+
+def process_holder(at: datetime, command: str = "watcher run") -> Holder:
+    """This process as a lease holder running `command`, started at `at`."""
+    return host.this_process(command, at)
+
+
+def one_alert_change(n: int, at: datetime) -> Change:
+    """Cycle `c{n}` at `at`: KB kb-1 ("docs") and one failed job's alert for route ops."""
+    event = Transition(f"job-{n}/failed", EventKind.FAILED, at, kb_uuid="kb-1")
+    return Change(
+        f"c{n}",
+        at,
+        kbs=(KbState("kb-1", "docs", at),),
+        transitions=(event,),
+        deliveries=(Delivery(event.event_id, "ops"),),
+    )
 
 
 async def open_held(

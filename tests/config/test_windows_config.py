@@ -88,6 +88,12 @@ def test_a_route_muted_by_a_window_with_a_digest_is_valid(tmp_path: Path) -> Non
             "unknown key; did you mean 'years'?",
         ),
         (
+            '[[time_intervals]]\nname = "always"\n[[time_intervals.time_intervals]]\n'
+            'location = "UTC"\n' + ROUTE + 'mute_during = ["always"]\n',
+            "time_intervals[0].time_intervals[0]",
+            "sets none of times, weekdays, days_of_month, months, years: it would match all",
+        ),
+        (
             NIGHTS + NIGHTS + ROUTE,
             "time_intervals[1].name",
             "'weekday-nights' is taken",

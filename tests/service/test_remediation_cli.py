@@ -128,3 +128,25 @@ def test_reindex_of_an_unknown_name_writes_nothing(
     assert code == 2
     assert "no knowledge base is named 'no-such-kb'" in out
     assert [r for r in sim.requests if r.method == "POST"] == []
+
+
+UNKNOWN = "11111111-2222-4333-8444-555555555555"
+
+
+def test_a_cancel_of_a_job_the_account_does_not_have_says_so_in_words(
+    tmp_path: Path, simulator: tuple[Simulator, str]
+) -> None:
+    _, url = simulator
+    code, out = run(["cancel", UNKNOWN, "--yes", "--config", config(tmp_path, url)])
+    assert code == 1
+    assert f"DigitalOcean knows no indexing job {UNKNOWN} on this token's account" in out
+    assert "HTTP 404" in out
+
+
+def test_a_reindex_of_a_knowledge_base_the_account_does_not_have_says_so_in_words(
+    tmp_path: Path, simulator: tuple[Simulator, str]
+) -> None:
+    _, url = simulator
+    code, out = run(["reindex", UNKNOWN, "--yes", "--config", config(tmp_path, url)])
+    assert code == 1
+    assert f"DigitalOcean knows no knowledge base {UNKNOWN} on this token's account" in out

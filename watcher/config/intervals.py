@@ -21,7 +21,7 @@ import re
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BeforeValidator, Field, field_validator
+from pydantic import BeforeValidator, Field, field_validator, model_validator
 
 from watcher.config.sections import Section
 from watcher.core.digest import DigestSchedule, Period
@@ -152,6 +152,18 @@ class IntervalConfig(Section):
     def _zone(cls, value: str) -> str:
         zone(value)
         return value.strip()
+
+    @model_validator(mode="after")
+    def _limits_something(self) -> IntervalConfig:
+        # Alertmanager reads an empty interval as "always"; here a route muted during it would
+        # hold every alert for good, which is a mistake far more often than a wish.
+        if not (self.times or self.weekdays or self.days_of_month or self.months or self.years):
+            raise ValueError(
+                "sets none of times, weekdays, days_of_month, months, years: it would match "
+                "all the time and a route muted during it would never alert; set at least one "
+                "(to stop a route, remove it)"
+            )
+        return self
 
     def as_interval(self) -> TimeInterval:
         return TimeInterval(

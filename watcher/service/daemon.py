@@ -173,6 +173,9 @@ class Daemon:
             with structlog.contextvars.bound_contextvars(cycle_id=report.cycle_id):
                 try:
                     await self._after_cycle(report, loop.time() - started)
+                except (StoreReplaced, StoreHeld) as exc:  # expected: the lease went elsewhere
+                    log.warning("cycle_upkeep_failed", error=str(exc))
+                    self.runtime.keeper.wake()
                 except Exception:  # a boundary too: upkeep must never end the polling
                     log.exception("cycle_upkeep_failed")
 

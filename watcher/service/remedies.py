@@ -50,11 +50,19 @@ async def cancel_call(writer: JobWriter, job_uuid: str) -> Call:
     except Forbidden as exc:
         return Call(CallResult.FORBIDDEN, str(exc))
     except ApiStatusError as exc:
+        if exc.status == 404:
+            return Call(CallResult.FAILED, _unknown(f"indexing job {job_uuid}", exc))
         ended = exc.status in (409, 422)
         return Call(CallResult.ENDED if ended else CallResult.FAILED, str(exc))
     except SourceError as exc:
         return Call(CallResult.FAILED, str(exc))
     return Call(CallResult.OK, job.status_text, job.uuid)
+
+
+def _unknown(what: str, exc: ApiStatusError) -> str:
+    """A 404 said as what it means to a person: this account has no such thing (a typo, a
+    uuid of another account or team, or one deleted since), with the API's own words after."""
+    return f"DigitalOcean knows no {what} on this token's account (HTTP 404); {exc}"
 
 
 async def start_call(
@@ -69,6 +77,11 @@ async def start_call(
     except ApiStatusError as exc:
         if exc.status == 409:
             return Call(CallResult.SKIPPED, exc.api_message or str(exc))
+        if exc.status == 404:
+            what = f"knowledge base {kb_uuid}"
+            if sources:
+                what += f" or data source {', '.join(sources)} of it"
+            return Call(CallResult.FAILED, _unknown(what, exc))
         return Call(CallResult.FAILED, str(exc))
     except SourceError as exc:
         return Call(CallResult.FAILED, str(exc))

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 import structlog
 
 from watcher.core.clocks import Elapsed
+from watcher.core.errors import StoreError
 from watcher.core.health import HEARTBEAT_KEY, Health, Heartbeat, Probe, judge
 from watcher.core.pace import Pace
 from watcher.core.redact import SECRETS
@@ -65,6 +66,11 @@ class Vitals:
                 await store.set_last_cycle_at(now)
             await store.set_meta(HEARTBEAT_KEY, self.heartbeat.encode())
             self.store_error = None
+        except StoreError as exc:
+            # an expected refusal (the lease lost to another replica, a full disk): its words
+            # say it all, a traceback would only make it look like a bug
+            log.warning("heartbeat_not_recorded", error=str(exc))
+            self.store_error = str(exc)
         except Exception as exc:
             log.exception("heartbeat_not_recorded")
             self.store_error = str(exc)

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.stores import one_alert_change, process_holder
 from watcher.core.errors import StoreHeld
 from watcher.core.lease import Holder, LeaseAction, LeaseReason, LeaseTime, Liveness
-from watcher.core.model import EventKind
 from watcher.core.outbox import DeliveryState, Settlement
-from watcher.core.state import Change, Delivery, KbState, Transition
+from watcher.core.state import Change
 from watcher.edges import host
 from watcher.edges.store import schema
 from watcher.edges.store.sqlite import SqliteStore
@@ -29,19 +29,11 @@ D = 30.0
 
 
 def holder(command: str = "watcher run") -> Holder:
-    return host.this_process(command, NOW)
+    return process_holder(NOW, command)
 
 
 def change(n: int) -> Change:
-    """A cycle with one alert for route ops."""
-    event = Transition(f"job-{n}/failed", EventKind.FAILED, NOW, kb_uuid="kb-1")
-    return Change(
-        f"c{n}",
-        NOW,
-        kbs=(KbState("kb-1", "docs", NOW),),
-        transitions=(event,),
-        deliveries=(Delivery(event.event_id, "ops"),),
-    )
+    return one_alert_change(n, NOW)
 
 
 def rows(path: Path, sql: str) -> list[tuple[object, ...]]:

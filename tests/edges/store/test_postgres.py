@@ -14,15 +14,13 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 
-from tests.stores import PG_SERVER, Engine, pg_available
+from tests.stores import PG_SERVER, Engine, one_alert_change, pg_available, process_holder
 from watcher.core.clocks import Elapsed
 from watcher.core.errors import StoreError, StoreHeld
 from watcher.core.facts import StoredFact
 from watcher.core.lease import Holder, LeaseAction, LeaseReason, LeaseTime, Liveness
-from watcher.core.model import EventKind
 from watcher.core.outbox import DeliveryState, Settlement
-from watcher.core.state import Change, Delivery, KbState, Transition
-from watcher.edges import host
+from watcher.core.state import Change
 from watcher.edges.store import schema
 from watcher.edges.store.pgschema import schema_version
 from watcher.edges.store.postgres import PostgresStore, _secret_free, display_url, token_lease
@@ -35,19 +33,11 @@ pytestmark = pytest.mark.skipif(pg_available() is not None, reason=str(pg_availa
 
 
 def holder(command: str = "watcher run") -> Holder:
-    return host.this_process(command, NOW)
+    return process_holder(NOW, command)
 
 
 def change(n: int) -> Change:
-    """A cycle with one alert for route ops."""
-    event = Transition(f"job-{n}/failed", EventKind.FAILED, NOW, kb_uuid="kb-1")
-    return Change(
-        f"c{n}",
-        NOW,
-        kbs=(KbState("kb-1", "docs", NOW),),
-        transitions=(event,),
-        deliveries=(Delivery(event.event_id, "ops"),),
-    )
+    return one_alert_change(n, NOW)
 
 
 def later(store: PostgresStore, seconds: float) -> None:

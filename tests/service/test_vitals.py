@@ -1,0 +1,60 @@
+"""The heartbeat's record in the store: a store that refuses it is logged and reported, with a
+traceback only for what nobody expected."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, cast
+
+from structlog.testing import capture_logs
+
+from watcher.core.errors import StoreHeld
+from watcher.core.lease import Holder
+from watcher.edges.store.lease import held_message
+from watcher.edges.store.sqlite import SqliteStore
+from watcher.service.cycle import CycleReport
+from watcher.service.vitals import Vitals
+
+NOW = datetime(2026, 12, 2, 9, 0, tzinfo=UTC)
+THEM = Holder("them", "watcher run", "host-b", 100, "2026-12-02T08:00:00Z")
+
+
+class RefusingStore:
+    """A store whose every write raises `fault`, as a fenced write after a lost lease does."""
+
+    def __init__(self, fault: Exception) -> None:
+        self.fault = fault
+
+    async def set_last_cycle_at(self, at: datetime) -> None:
+        raise self.fault
+
+    async def set_meta(self, key: str, value: str | None) -> None:
+        raise self.fault
+
+
+async def beat_into(fault: Exception) -> tuple[Vitals, list[dict[str, Any]]]:
+    vitals = Vitals(lambda: 10.0, None, {})
+    store = cast(SqliteStore, RefusingStore(fault))
+    with capture_logs() as logs:
+        await vitals.beat(store, CycleReport("c1", True), NOW, timedelta(minutes=2), NOW)
+    return vitals, logs
+
+
+async def test_a_heartbeat_refused_for_a_lost_lease_is_a_warning_in_words_without_a_traceback() -> (
+    None
+):
+    lost = StoreHeld(held_message(Path("/var/lib/w/watcher.db"), THEM, 4, lost=True))
+    vitals, logs = await beat_into(lost)
+    [entry] = [e for e in logs if e["event"] == "heartbeat_not_recorded"]
+    assert entry["log_level"] == "warning"
+    assert "exc_info" not in entry
+    assert entry["error"] == str(lost)
+    assert vitals.store_error == str(lost)  # readiness still hears of it
+
+
+async def test_an_unexpected_failure_to_record_the_heartbeat_keeps_its_traceback() -> None:
+    vitals, logs = await beat_into(RuntimeError("a bug"))
+    [entry] = [e for e in logs if e["event"] == "heartbeat_not_recorded"]
+    assert entry["log_level"] == "error" and entry.get("exc_info") is True
+    assert vitals.store_error == "a bug"
