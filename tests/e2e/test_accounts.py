@@ -20,8 +20,9 @@ from tests.harness import Alert, alerts_of
 from tests.receivers import WebhookReceiver
 from tests.stores import Engine
 from watcher.config import Config, load_config
+from watcher.core.errors import ConfigError
 from watcher.core.model import EventKind
-from watcher.service.commands import read_status, run_once
+from watcher.service.commands import check_online, read_status, run_once
 from watcher.service.daemon import Daemon
 from watcher.service.page import DaemonHost
 from watcher.service.runtime import open_runtime
@@ -289,3 +290,22 @@ async def test_once_polls_every_account_and_fails_when_any_account_did(
     status = await world.status(as_json=False)
     assert "Last successful cycle: never" not in status  # alpha's cycle succeeded
     assert "Account alpha: 1 knowledge base(s); API answering" in status
+
+
+async def test_check_config_online_reads_every_account_with_its_own_token(
+    tmp_path: Path, world: World
+) -> None:
+    async with serve(Accounts([world.alpha, world.beta])) as base_url:
+        path = tmp_path / "watcher.toml"
+        path.write_text(_config_text(base_url, f'path = "{tmp_path / "w.db"}"', world.hook))
+        good = load_config(path, {"TOK_ALPHA": TOKEN_ALPHA, "TOK_BETA": TOKEN_BETA})
+        lines: list[str] = []
+        assert await check_online(good, echo=lines.append) == 0
+        assert "  Account:    alpha 1, beta 1 knowledge base(s) listed" in "\n".join(lines)
+        bad = load_config(path, {"TOK_ALPHA": TOKEN_ALPHA, "TOK_BETA": "dop_v1_" + "0" * 64})
+        with pytest.raises(ConfigError) as refused:
+            await check_online(bad, echo=lines.append)
+    (problem,) = refused.value.problems
+    assert problem.key == "accounts[1]"
+    assert problem.source == "environment variable TOK_BETA (account 'beta')"
+    assert "HTTP 401" in problem.message

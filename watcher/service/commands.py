@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 import structlog
 
 from watcher.config import Config, describe
+from watcher.config.build import loc_text
 from watcher.config.preflight import listen_note
 from watcher.core import costview, watchview
 from watcher.core import status_view as status
@@ -98,14 +99,34 @@ def once_limit(config: Config) -> timedelta:
 
 
 async def check_online(config: Config, *, echo: Callable[[str], None]) -> int:
-    """`check-config --online`: read the account with the token and check the configuration
+    """`check-config --online`: read each account with its token and check the configuration
     against it; print the description and return 0, or raise ConfigError naming each route
-    entry that matches no knowledge base and each `[[knowledge_bases]]` uuid not listed."""
+    entry that matches no knowledge base and each watched uuid the account does not list."""
+    problems: list[ConfigProblem] = []
+    counts = []
+    for index, account in enumerate(config.account_list()):
+        one = config.for_account(account)
+        listing = await _read_account(one, index if config.several_accounts else None)
+        counts.append(f"{account.name} {len(listing)}")
+        problems += _online_problems(one, listing, index if config.several_accounts else None)
+    if problems:
+        raise ConfigError(problems)
+    echo(describe(config, listen_note=listen_note(config.http.listen)))
+    listed = f"{counts[0].split()[-1]}" if len(counts) == 1 else ", ".join(counts)
+    echo(f"  Account:    {listed} knowledge base(s) listed; every route entry and watched")
+    echo("              knowledge base found")
+    return 0
+
+
+async def _read_account(config: Config, index: int | None) -> list[KnowledgeBase]:
+    """The account's KB listing; a refused token is a ConfigError naming where it came from
+    (`index`: its `[[accounts]]` entry, None for the single account)."""
     client = api_client(config, max_attempts=2)
     try:
-        account = await client.list_knowledge_bases()
+        return await client.list_knowledge_bases()
     except (Unauthorized, Forbidden) as exc:
-        raise ConfigError([ConfigProblem("token", str(exc), config.token_source or "")]) from exc
+        key = "token" if index is None else f"accounts[{index}]"
+        raise ConfigError([ConfigProblem(key, str(exc), config.token_source or "")]) from exc
     except NotFound as exc:
         source = config.source_of("api", "base_url")
         raise ConfigError([ConfigProblem("api.base_url", str(exc), source)]) from exc
@@ -116,6 +137,12 @@ async def check_online(config: Config, *, echo: Callable[[str], None]) -> int:
         ) from exc
     finally:
         await client.aclose()
+
+
+def _online_problems(
+    config: Config, account: Sequence[KnowledgeBase], index: int | None
+) -> list[ConfigProblem]:
+    """Route entries matching nothing in the account, and watched KBs it does not list."""
     settings = cycle_settings(config)
     problems = [
         ConfigProblem(
@@ -126,21 +153,15 @@ async def check_online(config: Config, *, echo: Callable[[str], None]) -> int:
         for ref in unmatched_refs(settings.route_refs, settings.watched, account)
     ]
     listed = {kb.uuid: kb for kb in account}
-    for index, kb in enumerate(config.knowledge_bases):
+    prefix: tuple[str | int, ...] = () if index is None else ("accounts", index)
+    for position, kb in enumerate(config.knowledge_bases):
         if kb.uuid not in listed:
+            loc = (*prefix, "knowledge_bases", position, "uuid")
+            key = loc_text(loc)
             problems.append(
-                ConfigProblem(
-                    f"knowledge_bases[{index}].uuid",
-                    _not_listed(kb.name, kb.uuid, account),
-                    config.source_of("knowledge_bases", index, "uuid"),
-                )
+                ConfigProblem(key, _not_listed(kb.name, kb.uuid, account), config.source_of(*loc))
             )
-    if problems:
-        raise ConfigError(problems)
-    echo(describe(config, listen_note=listen_note(config.http.listen)))
-    echo(f"  Account:    {len(account)} knowledge base(s) listed; every route entry and watched")
-    echo("              knowledge base found")
-    return 0
+    return problems
 
 
 def _not_listed(name: str | None, uuid: str, account: Sequence[KnowledgeBase]) -> str:
