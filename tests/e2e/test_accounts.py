@@ -309,3 +309,19 @@ async def test_check_config_online_reads_every_account_with_its_own_token(
     assert problem.key == "accounts[1]"
     assert problem.source == "environment variable TOK_BETA (account 'beta')"
     assert "HTTP 401" in problem.message
+
+
+async def test_a_reload_keeps_every_account_polling(tmp_path: Path, world: World) -> None:
+    async with running(tmp_path, world):
+        assert world.daemon is not None
+        await world.tick(5)
+        before = world.daemon.runtime.others[0].client
+        assert await world.daemon.reload()
+        assert world.daemon.runtime.others[0].client is not before  # a fresh client
+        for _ in range(12):
+            await world.tick(5)
+        for _ in range(5):
+            await world.tick(2)
+    told = {(a.kind, a.subject) for a in world.alerts("/ops")}
+    assert (EventKind.FAILED, "faq-kb [beta]") in told
+    assert (EventKind.COMPLETED, "docs-kb [alpha]") in told
