@@ -261,3 +261,13 @@ def test_with_several_accounts_the_title_and_body_name_the_account() -> None:
     assert render(api).title == "❌ gradient-watcher [prod]: DigitalOcean API unreachable"
     alone = render(make(EventKind.PARTIAL, partial_job()))
     assert "[" not in alone.title and "Account:" not in alone.body  # one account: as before
+
+
+def test_a_template_may_print_the_account_and_sees_none_with_a_single_account() -> None:
+    from watcher.core.present import template_context
+
+    builtin = render(make(EventKind.FAILED, partial_job()))
+    one = template_context(make(EventKind.FAILED, partial_job()), "d", builtin, BodyFormat.TEXT)
+    assert one["account"] is None
+    several = make(EventKind.FAILED, partial_job(), account="prod")
+    assert template_context(several, "d", builtin, BodyFormat.TEXT)["account"] == "prod"
