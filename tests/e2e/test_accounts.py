@@ -311,8 +311,10 @@ async def test_check_config_online_reads_every_account_with_its_own_token(
     assert "HTTP 401" in problem.message
 
 
-async def test_a_reload_keeps_every_account_polling(tmp_path: Path, world: World) -> None:
-    async with running(tmp_path, world):
+async def test_a_reload_keeps_every_account_polling(
+    tmp_path: Path, world: World, engine: Engine
+) -> None:
+    async with running(tmp_path, world, engine=engine):
         assert world.daemon is not None
         await world.tick(5)
         before = world.daemon.runtime.others[0].client

@@ -268,7 +268,8 @@ class Daemon:
                 log.error("config_reload_rejected", problems=[str(p) for p in problems])
                 self._reloaded()
                 return False
-            await old.close(keep_store=self.runtime.store is old.store)
+            kept = self.runtime.store is old.store
+            await old.close(keep_store=kept, successor=self.runtime)
             if config.heartbeat != old.config.heartbeat or config.ca_bundle != old.config.ca_bundle:
                 await self.heartbeat.close()
                 self.heartbeat = heartbeat_sender(config, self.metrics)

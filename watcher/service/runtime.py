@@ -290,15 +290,16 @@ class Runtime:
                 found.append(account.keeper)
         return tuple(found)
 
-    async def close(self, *, keep_store: bool = False) -> None:
+    async def close(self, *, keep_store: bool = False, successor: Runtime | None = None) -> None:
         """Close the API clients and, unless `keep_store` (a reload), let the leases go and
-        close the stores."""
+        close the stores; a store the `successor` (a reload's new runtime) took over stays."""
         for account in self.accounts():
             # a round still sending must not outlive the store
             await account.cycle.dispatcher.cancel()
             await account.client.aclose()
         if keep_store:
-            await self._close_others()
+            kept = {id(a.store) for a in successor.accounts()} if successor else set()
+            await self._close_others(kept)
             return
         try:
             for keeper in self.keepers():
@@ -307,11 +308,11 @@ class Runtime:
             for store in {id(a.store): a.store for a in self.accounts()}.values():
                 await store.close()
 
-    async def _close_others(self) -> None:
+    async def _close_others(self, kept: set[int]) -> None:
         """On a reload that keeps the first account's store: the other accounts' own stores
-        (PostgreSQL) are let go; they are opened afresh by the new runtime."""
+        (PostgreSQL) that the new runtime did not take over (`kept`: their ids) are let go."""
         for account in self.others:
-            if account.store is not self.store:
+            if account.store is not self.store and id(account.store) not in kept:
                 try:
                     await account.keeper.stop()
                 finally:
@@ -370,7 +371,9 @@ async def open_runtime(
     try:
         runtime.others = tuple(
             [
-                await _open_account(wiring, account, runtime, command, hold, metrics, api_sleep)
+                await _open_account(
+                    wiring, account, runtime, command, hold, metrics, api_sleep, keep
+                )
                 for account in rest
             ]
         )
@@ -424,9 +427,11 @@ async def _open_account(
     hold: bool,
     metrics: Metrics,
     api_sleep: Callable[[float], Awaitable[None]],
+    keep: Runtime | None = None,
 ) -> AccountRuntime:
     """One further account: its client and cycle; on a shared store (PostgreSQL) also its
-    own store connection and lease (the lease is the account's token's)."""
+    own store connection and lease (the lease is the account's token's). A reload (`keep`)
+    keeps the account's store and lease when the database and the token are the same."""
     config = wiring.config.for_account(account)
     if config.token is None:
         raise ConfigError(
@@ -435,7 +440,10 @@ async def _open_account(
     observer = _api_observer(metrics, account.name)
     client = api_client(config, on_response=observer, sleep=api_sleep)
     store, keeper = runtime.store, runtime.keeper
-    if config.state.shared:
+    kept = _kept_account(keep, config)
+    if kept is not None:
+        store, keeper = kept.store, kept.keeper
+    elif config.state.shared:
         try:
             store, keeper = await _store(config, wiring.clock(), command, hold, None)
         except BaseException:
@@ -443,6 +451,18 @@ async def _open_account(
             raise
     cycle = wiring.cycle(config, client, store, first=False)
     return AccountRuntime(account.name, config, client, store, keeper, cycle)
+
+
+def _kept_account(keep: Runtime | None, config: Config) -> AccountRuntime | None:
+    """The account of the runtime a reload replaces whose store serves `config`'s account
+    (the same database and token); None on SQLite (the first account's store is shared)."""
+    if keep is None or not config.state.shared:
+        return None
+    for account in keep.others:
+        same = account.config.state.url == config.state.url
+        if same and account.config.token == config.token and account.store is not keep.store:
+            return account
+    return None
 
 
 def _same_store(keep: Runtime, config: Config) -> bool:
