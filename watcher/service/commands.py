@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import os
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
@@ -50,6 +51,7 @@ from watcher.service.cycle import CycleReport
 from watcher.service.healthcheck import no_state, shared_store
 from watcher.service.heartbeat import HeartbeatSender
 from watcher.service.kbwatch import WATCH_KEY
+from watcher.service.quickhealth import MARK_KEY, file_mark
 from watcher.service.runtime import api_client, build_notifier, cycle_settings, open_runtime, utcnow
 from watcher.service.silence_commands import local_zone
 from watcher.service.stores import open_store, store_absent
@@ -63,6 +65,7 @@ async def run_once(config: Config) -> CycleReport:
     The cycle is recorded for `watcher health` as the daemon records its own, so that `once`
     from cron every `poll.interval` is judged by the same rule.
     """
+    mark = file_mark(config.source, os.environ)  # the file validated, for `health`'s fast path
     runtime = await open_runtime(config)
     heartbeat = HeartbeatSender(config.heartbeat.plan(), ca_bundle=config.ca_bundle)
     try:
@@ -78,6 +81,7 @@ async def run_once(config: Config) -> CycleReport:
             before = Heartbeat(at, False, limit)
         beat = before.after(report.ok, at, limit, report.error, runtime.client.api_now())
         await runtime.store.set_meta(HEARTBEAT_KEY, beat.encode())
+        await runtime.store.set_meta(MARK_KEY, mark)
         return report
     finally:
         await heartbeat.close()
