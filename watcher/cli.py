@@ -194,7 +194,7 @@ def once(config_path: str | None, log_level: str | None) -> None:
     """One poll cycle plus delivery of what is due, then exit (0 when the cycle ran; 75 when
     another watcher holds the store)."""
     from watcher.config import Preflight
-    from watcher.service.commands import run_once
+    from watcher.service.once import run_once
 
     # Route URLs are checked by `check-config` and `run`; a one-shot skips loading apprise's
     # plugins unless it has something to send (a bad URL then fails its delivery, visibly).
