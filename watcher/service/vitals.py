@@ -42,7 +42,8 @@ class Vitals:
         self.standby_at: Elapsed | None = None  # the last lease check while standing by
         self.store_error: str | None = None
         self.ready_sent = False
-        self.config_mark: str | None = None  # the one last stored (none at start: store it)
+        self.config_mark: str | None = None  # the one last stored by `beat`, if `mark_stored`
+        self.mark_stored = False
         self._watchdog = systemd is not None and watchdog_timeout(env) is not None
 
     def starting(self, limit: timedelta) -> None:
@@ -69,9 +70,9 @@ class Vitals:
             if report.ok:
                 await store.set_last_cycle_at(now)
             await store.set_meta(HEARTBEAT_KEY, self.heartbeat.encode())
-            if config_mark != self.config_mark:
+            if not self.mark_stored or config_mark != self.config_mark:  # None: delete
                 await store.set_meta(MARK_KEY, config_mark)
-                self.config_mark = config_mark
+                self.config_mark, self.mark_stored = config_mark, True
             self.store_error = None
         except StoreError as exc:
             # an expected refusal (the lease lost to another replica, a full disk): its words
