@@ -7,11 +7,13 @@ imports the cycle and its store, not the status, cost and silence views of the o
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from datetime import timedelta
 
 from watcher.config import Config
 from watcher.core.health import HEARTBEAT_KEY, Heartbeat, health_limit
 from watcher.edges.hostclock import monotonic_now
+from watcher.service.accountruns import combine, failed_accounts, run_account
 from watcher.service.cycle import CycleReport
 from watcher.service.heartbeat import HeartbeatSender
 from watcher.service.quickhealth import MARK_KEY, file_mark
@@ -30,9 +32,12 @@ async def run_once(config: Config) -> CycleReport:
     runtime = await open_runtime(config)
     heartbeat = HeartbeatSender(config.heartbeat.plan(), ca_bundle=config.ca_bundle)
     try:
-        report = await runtime.cycle.run()
+        several = config.several_accounts
+        reports = [(a.name, await run_account(a, several=several)) for a in runtime.accounts()]
+        report = combine(reports)  # ok when any account's cycle was (health, last cycle)
         heartbeat.after_cycle(report)  # runs while delivery drains
-        await runtime.cycle.dispatcher.drain()  # each send is bounded by delivery.timeout
+        for account in runtime.accounts():
+            await account.cycle.dispatcher.drain()  # each send is bounded by delivery.timeout
         await heartbeat.wait()  # bounded by heartbeat.timeout
         if report.ok:
             await runtime.store.set_last_cycle_at(utcnow())
@@ -43,7 +48,8 @@ async def run_once(config: Config) -> CycleReport:
         beat = before.after(report.ok, at, limit, report.error, runtime.client.api_now())
         await runtime.store.set_meta(HEARTBEAT_KEY, beat.encode())
         await runtime.store.set_meta(MARK_KEY, mark)
-        return report
+        # `once` fails (exit 1) when any account's cycle did
+        return replace(report, ok=False) if failed_accounts(reports) else report
     finally:
         await heartbeat.close()
         await runtime.close()
