@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Iterator, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -19,7 +19,7 @@ from watcher.cli import main
 from watcher.config.load import CONFIG_ENV, CREDENTIALS_ENV, DEFAULT_CONFIG
 from watcher.config.trust import CA_ENVS
 from watcher.core.clocks import Elapsed
-from watcher.core.health import HEARTBEAT_KEY, Health, Probe
+from watcher.core.health import HEARTBEAT_KEY, Health, Heartbeat, Probe
 from watcher.edges.hostclock import monotonic_now
 from watcher.service import healthcheck, quickhealth
 from watcher.simulator import ManualClock, Simulator, load_scenario, serve_in_thread
@@ -176,3 +176,32 @@ def test_the_fast_path_uses_the_loaders_names() -> None:
     """The names repeated in `quickhealth` (to import no model) are the loader's."""
     assert (quickhealth.CONFIG_ENV, quickhealth.DEFAULT_CONFIG) == (CONFIG_ENV, DEFAULT_CONFIG)
     assert set(quickhealth.MARK_ENVS) == {*CA_ENVS, CREDENTIALS_ENV}
+
+
+def test_a_failed_cycles_words_are_masked_as_before_the_full_path_tells_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A heartbeat whose last cycle failed with a route's password in its words: the fast
+    path steps aside, so the full path (which registers the configuration's secrets) prints
+    the verdict with the password masked, as it always did."""
+    secret = "hunter2hunter2"
+    db = tmp_path / "w.db"
+    config = tmp_path / "w.toml"
+    config.write_text(
+        f'[state]\npath = "{db}"\n[[routes]]\nname = "ops"\n'
+        f'urls = ["json://user:{secret}@127.0.0.1:9/x"]\nevents = ["failed"]\n'
+    )
+
+    async def failed_cycle() -> None:
+        store = await open_held(db, datetime.now(UTC))
+        beat = Heartbeat(monotonic_now(), False, timedelta(minutes=3))
+        beat = beat.after(False, monotonic_now(), timedelta(minutes=3), f"POST to {secret}", None)
+        await store.set_meta(HEARTBEAT_KEY, beat.encode())
+        await store.set_meta(quickhealth.MARK_KEY, quickhealth.file_mark(str(config), os.environ))
+        await store.close()
+
+    asyncio.run(failed_cycle())
+    assert fast(str(config)) is None
+    code, out, err = run(["health", "--config", str(config)])
+    assert code == 1 and "the last cycle failed" in err and secret not in out + err
+    assert (code, out, err) == full_only(monkeypatch, ["health", "--config", str(config)])

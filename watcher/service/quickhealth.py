@@ -12,7 +12,9 @@ Anything else returns None and the caller loads the whole configuration as befor
 message and exit code stays the full path's: a file that cannot be read or parsed, `state.url`
 (PostgreSQL) or any `WATCHER_STATE*` variable but a plain `WATCHER_STATE__PATH`, a path that
 is not a non-empty string, no store file, a store that cannot be opened, no mark, another mark
-(the file was edited, a variable changed, the watcher was upgraded, a reload was rejected).
+(the file was edited, a variable changed, the watcher was upgraded, a reload was rejected),
+and a heartbeat carrying a failed cycle's error (its words may quote a secret of the
+configuration, which only the full path registers for masking).
 What a mark cannot prove: that the files the configuration names (a CA bundle, a secret file)
 are still there; the daemon reads those, and its own heartbeat tells when they fail it.
 """
@@ -27,7 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from watcher.core.errors import StoreError
-from watcher.core.health import Health, Probe
+from watcher.core.health import HEARTBEAT_KEY, Health, Heartbeat, Probe
 from watcher.edges.store.sqlite import SqliteStore
 from watcher.service.healthcheck import judge_store
 
@@ -79,9 +81,12 @@ async def quick_health(
         return None
     try:
         same = await store.get_meta(MARK_KEY) == config_mark(raw, env)
+        beat = Heartbeat.decode(await store.get_meta(HEARTBEAT_KEY))
     except StoreError:
-        same = False
-    if not same:
+        same, beat = False, None
+    # A failed cycle's words may quote a secret of the configuration, which only the full
+    # path registers for masking: those verdicts take it.
+    if not same or (beat is not None and beat.error):
         await store.close()
         return None
     return await judge_store(store, probe)
