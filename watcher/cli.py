@@ -23,8 +23,9 @@ from watcher.core.inert import inert
 from watcher.core.redact import SECRETS
 
 # Each command imports what it uses when it runs: `--help`, `--version`, `simulate` and `demo`
-# load no configuration model, and `health` (a probe every 30 s) loads only the configuration,
-# the logs, its store and the health rule (`tests/perf/test_cold_imports.py`).
+# load no configuration model, and `health` (a probe every 30 s) loads only the logs, its store
+# and the health rule, and the configuration only when no watcher validated it as it is now
+# (`watcher.service.quickhealth`, `tests/perf/test_cold_imports.py`).
 if TYPE_CHECKING:
     from watcher.config import Config, Preflight
 
@@ -193,7 +194,7 @@ def once(config_path: str | None, log_level: str | None) -> None:
     """One poll cycle plus delivery of what is due, then exit (0 when the cycle ran; 75 when
     another watcher holds the store)."""
     from watcher.config import Preflight
-    from watcher.service.commands import run_once
+    from watcher.service.once import run_once
 
     # Route URLs are checked by `check-config` and `run`; a one-shot skips loading apprise's
     # plugins unless it has something to send (a bad URL then fails its delivery, visibly).
@@ -329,11 +330,18 @@ def health(config_path: str | None, live: bool) -> None:
     import asyncio
 
     from watcher.core.health import Probe
-    from watcher.service.healthcheck import check_health
+    from watcher.service.quickhealth import quick_health
 
-    config = load_or_exit(config_path, require_token=False, exit_code=1, check_urls=False)
+    probe = Probe.LIVE if live else Probe.READY
     configure_logging("error", "auto")
-    verdict = asyncio.run(check_health(config, Probe.LIVE if live else Probe.READY))
+    # A configuration a watcher validated (its mark is in the store) is not built again:
+    # anything unusual loads it whole, with today's messages (`watcher.service.quickhealth`).
+    verdict = asyncio.run(quick_health(config_path, os.environ, probe))
+    if verdict is None:
+        from watcher.service.healthcheck import check_health
+
+        config = load_or_exit(config_path, require_token=False, exit_code=1, check_urls=False)
+        verdict = asyncio.run(check_health(config, probe))
     say(verdict.reason, err=not verdict.ok, one_line=True)
     sys.exit(0 if verdict.ok else 1)
 

@@ -22,8 +22,9 @@ from tests.stores import Engine
 from watcher.config import Config, load_config
 from watcher.core.errors import ConfigError
 from watcher.core.model import EventKind
-from watcher.service.commands import check_online, read_status, run_once
+from watcher.service.commands import check_online, read_status
 from watcher.service.daemon import Daemon
+from watcher.service.once import run_once
 from watcher.service.page import DaemonHost
 from watcher.service.runtime import open_runtime
 from watcher.simulator import Accounts, ManualClock, Simulator, serve

@@ -1,12 +1,12 @@
-"""The one-shot commands behind the CLI: once, test-notify, health, status, the online check."""
+"""The one-shot commands behind the CLI: test-notify, status, the online check, ack, retry
+(`once` is `watcher.service.once`, `health` is `watcher.service.healthcheck`)."""
 
 from __future__ import annotations
 
 import difflib
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import structlog
 
@@ -26,7 +26,7 @@ from watcher.core.errors import (
     Unauthorized,
     WatcherError,
 )
-from watcher.core.health import HEARTBEAT_KEY, Heartbeat, health_limit
+from watcher.core.health import HEARTBEAT_KEY, Heartbeat
 from watcher.core.incident import Ack
 from watcher.core.inert import inert
 from watcher.core.lease import Lease
@@ -48,54 +48,14 @@ from watcher.service.accountcheck import (
     decode_missing,
     decode_unmatched,
 )
-from watcher.service.accountruns import combine, failed_accounts, run_account
 from watcher.service.accountstatus import account_lines, accounts_json, with_accounts
-from watcher.service.cycle import CycleReport
 from watcher.service.healthcheck import no_state, shared_store
-from watcher.service.heartbeat import HeartbeatSender
 from watcher.service.kbwatch import WATCH_KEY
-from watcher.service.runtime import api_client, build_notifier, cycle_settings, open_runtime, utcnow
+from watcher.service.runtime import api_client, build_notifier, cycle_settings, utcnow
 from watcher.service.silence_commands import local_zone
 from watcher.service.stores import open_store, store_absent
 
 log = structlog.get_logger(__name__)
-
-
-async def run_once(config: Config) -> CycleReport:
-    """One poll cycle plus delivery of what is due (`watcher once`).
-
-    The cycle is recorded for `watcher health` as the daemon records its own, so that `once`
-    from cron every `poll.interval` is judged by the same rule.
-    """
-    runtime = await open_runtime(config)
-    heartbeat = HeartbeatSender(config.heartbeat.plan(), ca_bundle=config.ca_bundle)
-    try:
-        several = config.several_accounts
-        reports = [(a.name, await run_account(a, several=several)) for a in runtime.accounts()]
-        report = combine(reports)  # ok when any account's cycle was (health, last cycle)
-        heartbeat.after_cycle(report)  # runs while delivery drains
-        for account in runtime.accounts():
-            await account.cycle.dispatcher.drain()  # each send is bounded by delivery.timeout
-        await heartbeat.wait()  # bounded by heartbeat.timeout
-        if report.ok:
-            await runtime.store.set_last_cycle_at(utcnow())
-        at, limit = monotonic_now(), once_limit(config)
-        before = Heartbeat.decode(await runtime.store.get_meta(HEARTBEAT_KEY))
-        if before is None or at.since(before.finished) is None:  # none yet, or another boot
-            before = Heartbeat(at, False, limit)
-        beat = before.after(report.ok, at, limit, report.error, runtime.client.api_now())
-        await runtime.store.set_meta(HEARTBEAT_KEY, beat.encode())
-        # `once` fails (exit 1) when any account's cycle did
-        return replace(report, ok=False) if failed_accounts(reports) else report
-    finally:
-        await heartbeat.close()
-        await runtime.close()
-
-
-def once_limit(config: Config) -> timedelta:
-    """The health limit for cycles run by `watcher once` every `poll.interval`."""
-    poll = config.poll
-    return health_limit(poll.interval, poll.cycle_deadline, config.delivery.timeout)
 
 
 async def check_online(config: Config, *, echo: Callable[[str], None]) -> int:

@@ -59,6 +59,7 @@ from watcher.service.config_secrets import register_config_secrets
 from watcher.service.cycle import CycleReport
 from watcher.service.heartbeat import HeartbeatSender
 from watcher.service.lease_keeper import LeaseKeeper, Tenure
+from watcher.service.quickhealth import file_mark
 from watcher.service.runtime import Runtime, open_runtime, utcnow
 from watcher.service.upkeep import Upkeep
 from watcher.service.vitals import Vitals
@@ -93,6 +94,7 @@ class Daemon:
         self.metrics = runtime.metrics
         self.calendar = Calendar()  # wall-clock work only
         self.vitals = Vitals(monotonic, systemd, env)
+        self.config_mark = file_mark(runtime.config.source, env)  # what `health` may trust
         self.lock = asyncio.Lock()
         self.stopping = asyncio.Event()
         self.upkeep = Upkeep(runtime, self.metrics)
@@ -213,7 +215,9 @@ class Daemon:
         now = self.clock()
         await self.upkeep.after_cycle(report, duration, now)
         api_now = self.runtime.client.api_now()
-        await self.vitals.beat(self.runtime.store, report, now, self.limit, api_now)
+        await self.vitals.beat(
+            self.runtime.store, report, now, self.limit, api_now, self.config_mark
+        )
         self.vitals.notify(report, self.limit, self.pace)
         log.info(
             "cycle_finished",
@@ -252,6 +256,7 @@ class Daemon:
         try:
             # The state path is checked here too; the port is the daemon's own (kept anyway).
             config = load_config(self.config_path, self.env, preflight=Preflight.STATE_PATH)
+            mark = file_mark(config.source, self.env)
         except ConfigError as exc:
             log.error("config_reload_rejected", problems=[str(p) for p in exc.problems])
             self._reloaded()
@@ -272,6 +277,7 @@ class Daemon:
                 return False
             kept = self.runtime.store is old.store
             await old.close(keep_store=kept, successor=self.runtime)
+            self.config_mark = mark
             if config.heartbeat != old.config.heartbeat or config.ca_bundle != old.config.ca_bundle:
                 await self.heartbeat.close()
                 self.heartbeat = heartbeat_sender(config, self.metrics)
