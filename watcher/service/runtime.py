@@ -33,6 +33,7 @@ from watcher.edges.notify.webhook import SignedWebhookNotifier
 from watcher.edges.reports import ReportShelf, reports_dir
 from watcher.edges.store.files import file_id
 from watcher.edges.store.sqlite import SqliteStore
+from watcher.service.budget import spent_key
 from watcher.service.config_secrets import (
     register_config_secrets,
     route_urls,
@@ -290,13 +291,17 @@ async def open_runtime(
         await client.aclose()
         raise
     guarded = GuardedStore(store)  # the store boundary: nothing secret is written
+    settings = cycle_settings(config)
+    if settings.extras is not None:  # the spent hour is the token's: one key per lease
+        spent = spent_key(store.lease_name)
+        settings = replace(settings, extras=replace(settings.extras, spent_key=spent))
     cycle = Cycle(
         source=client,
         store=guarded,
         outbox=guarded,
         meta=guarded,
         notifier=GuardedNotifier(notifier) if notifier is not None else LazyNotifier(config),
-        settings=cycle_settings(config),
+        settings=settings,
         clock=clock,
         elapsed=elapsed,
         extra_source=client,
