@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from structlog.testing import capture_logs
 
+from tests.harness import open_harness
+from tests.receivers import WebhookReceiver
 from watcher.core.clocks import Elapsed
 from watcher.core.extras import Bucket, spent_bucket
 from watcher.core.model import RateLimit
@@ -66,3 +69,37 @@ def test_a_value_from_the_future_or_malformed_is_ignored_with_a_warning() -> Non
         assert [e["event"] for e in logs] == ["extra_reads_spent_ignored"], bad
         assert budget.spent_hour(Elapsed(0.0, "x")) == 0
         assert budget.bucket == Bucket()  # fresh: it fills at its first use
+
+
+def _charged(budget: ReadsBudget) -> int:
+    return sum(n for kind, n in budget.by_kind.items() if kind != "prices")
+
+
+async def test_a_restarted_runtime_goes_on_from_the_hour_its_store_keeps(
+    tmp_path: Path, webhook_receiver: WebhookReceiver
+) -> None:
+    """40 KBs never read: the first process spends its bucket (five minutes of a 360/h share,
+    30 requests); the next, a minute later, has a minute's refill (6), not a fresh 30."""
+    scenario = {
+        "knowledge_bases": [
+            {"key": f"kb{i}", "name": f"kb{i}", "data_sources": [{"key": "s", "items": 5}]}
+            for i in range(40)
+        ]
+    }
+    api = {"max_requests_per_minute": 60, "reserve": 0}
+    async with open_harness(scenario, tmp_path, webhook_receiver, api=api) as harness:
+        await harness.cycle()
+        assert harness.runtime is not None and harness.runtime.cycle.budget is not None
+        first = harness.runtime.cycle.budget
+        assert 25 <= _charged(first) <= 32
+        assert await harness.runtime.store.get_meta(SPENT_KEY) is not None
+
+        harness.sim.advance(60)
+        await harness.restart()
+        await harness.cycle()
+        assert harness.runtime.cycle.budget is not None
+        second = harness.runtime.cycle.budget
+        assert second is not first and second.restored
+        assert _charged(second) <= 8
+        now = harness.runtime.cycle.elapsed()
+        assert second.spent_hour(now) == _charged(first) + _charged(second)
