@@ -481,8 +481,22 @@ def demo(duration: float | None, speed: float, port: int | None, log_level: str 
     help="Also accept TOKEN with only these scopes (e.g. ro=genai:read: a 403 on cancel and "
     "reindex); repeatable.",
 )
+@click.option(
+    "--account",
+    "accounts",
+    multiple=True,
+    metavar="TOKEN=SCENARIO",
+    help="Also serve another account: TOKEN sees a world of its own made from SCENARIO "
+    "(for [[accounts]]); repeatable.",
+)
 def simulate(
-    port: int, scenario: str, token: str, speed: float, clock_offset: str, scoped: tuple[str, ...]
+    port: int,
+    scenario: str,
+    token: str,
+    speed: float,
+    clock_offset: str,
+    scoped: tuple[str, ...],
+    accounts: tuple[str, ...],
 ) -> None:
     """Serve the simulated DigitalOcean API alone, on 127.0.0.1 (for trying configurations)."""
     from watcher.core.durations import parse_duration
@@ -500,6 +514,14 @@ def simulate(
                 f"{entry!r} is not TOKEN=SCOPE[,SCOPE]", param_hint="--scoped-token"
             )
         scoped_tokens[name] = frozenset(s.strip() for s in scopes.split(",") if s.strip())
+    others = {}
+    for entry in accounts:
+        other, _, world = entry.partition("=")
+        if not other or not world or other == token or other in others:
+            raise click.BadParameter(
+                f"{entry!r} is not TOKEN=SCENARIO with a token of its own", param_hint="--account"
+            )
+        others[other] = world
     configure_logging("info", "auto")
     try:
         run_standalone(
@@ -509,6 +531,7 @@ def simulate(
             speed=speed,
             clock_offset=offset,
             scoped_tokens=scoped_tokens,
+            accounts=others,
         )
     except ScenarioError as exc:
         say(f"watcher simulate: --scenario: {exc}", err=True, one_line=True)

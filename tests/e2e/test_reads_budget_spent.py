@@ -193,3 +193,31 @@ async def test_a_corrupt_or_future_stored_hour_is_ignored_with_a_warning(
     assert len(processes.charged()) > before
     assert cycle.budget is not None and cycle.budget.kept is not None
     decode_spent(cycle.budget.kept)  # and a sound value replaced the bad one
+
+
+async def test_each_account_keeps_its_own_spent_hour_on_one_sqlite_store(
+    tmp_path: Path,
+) -> None:
+    """Two `[[accounts]]` on one SQLite file (one lease, the process's): each token's budget
+    is its own, and so is the hour it keeps (the key is the token lease's fingerprint)."""
+    from tests.e2e.test_accounts import TOKEN_ALPHA, TOKEN_BETA, World, running
+    from watcher.edges.store.lease import token_lease
+    from watcher.service.budget import spent_key
+
+    world = World()
+    async with running(tmp_path, world):
+        await world.tick(5)
+        assert world.daemon is not None
+        runtime = world.daemon.runtime
+        keys = {spent_key(token_lease(t)) for t in (TOKEN_ALPHA, TOKEN_BETA)}
+        cycles = [runtime.cycle, *(a.cycle for a in runtime.others)]
+        assert {c.settings.extras.spent_key for c in cycles if c.settings.extras} == keys
+        for key, cycle in zip(sorted(keys), sorted(cycles, key=_key), strict=True):
+            stored = await runtime.store.get_meta(key)
+            assert stored is not None and cycle.budget is not None
+            assert sum(decode_spent(stored).values()) == cycle.budget.spent_hour(cycle.elapsed())
+            assert cycle.budget.spent_hour(cycle.elapsed()) > 0
+
+
+def _key(cycle: Cycle) -> str:
+    return cycle.settings.extras.spent_key if cycle.settings.extras else ""

@@ -7,11 +7,12 @@ from pathlib import Path
 
 from structlog.testing import capture_logs
 
-from tests.harness import open_harness
+from tests.harness import TOKEN, open_harness
 from tests.receivers import WebhookReceiver
 from watcher.core.clocks import Elapsed
 from watcher.core.extras import Bucket, spent_bucket
 from watcher.core.model import RateLimit
+from watcher.edges.store.lease import token_lease
 from watcher.service.budget import (
     SPENT_KEY,
     ReadsBudget,
@@ -92,7 +93,9 @@ async def test_a_restarted_runtime_goes_on_from_the_hour_its_store_keeps(
         assert harness.runtime is not None and harness.runtime.cycle.budget is not None
         first = harness.runtime.cycle.budget
         assert 25 <= _charged(first) <= 32
-        assert await harness.runtime.store.get_meta(SPENT_KEY) is not None
+        key = harness.runtime.cycle.settings.extras.spent_key  # type: ignore[union-attr]
+        assert key == spent_key(token_lease(TOKEN))  # the token's, whatever the store
+        assert await harness.runtime.store.get_meta(key) is not None
 
         harness.sim.advance(60)
         await harness.restart()

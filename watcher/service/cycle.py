@@ -62,7 +62,7 @@ from watcher.core.costing import (
 from watcher.core.decide import RetryPolicy, RouteRule, route
 from watcher.core.detect import detect
 from watcher.core.digest import DigestSchedule
-from watcher.core.errors import ApiStatusError, SourceError
+from watcher.core.errors import ApiStatusError, Forbidden, SourceError, Unauthorized
 from watcher.core.facts import with_facts
 from watcher.core.incidents import track
 from watcher.core.model import INCIDENT_EVENTS, EventKind, Job, KnowledgeBase, WatchedKb
@@ -463,6 +463,9 @@ def _by_kb(sight: Sight) -> dict[str, list[Job]]:
 
 
 def _describe(exc: SourceError) -> str:
+    if isinstance(exc, Unauthorized | Forbidden) and exc.hint:  # which token: from where
+        hint = exc.hint.removeprefix(f"HTTP {exc.status}: ")
+        return f"HTTP {exc.status} {exc.api_id or ''}".strip() + f": {hint}"
     if isinstance(exc, ApiStatusError):
         return f"HTTP {exc.status} {exc.api_id or ''}".strip()
     return str(exc)
