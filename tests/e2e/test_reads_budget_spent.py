@@ -217,6 +217,12 @@ async def test_each_account_keeps_its_own_spent_hour_on_one_sqlite_store(
             assert stored is not None and cycle.budget is not None
             assert sum(decode_spent(stored).values()) == cycle.budget.spent_hour(cycle.elapsed())
             assert cycle.budget.spent_hour(cycle.elapsed()) > 0
+        # the deployment's metric adds every account's requests up, by kind
+        text = runtime.metrics.render().decode()
+        line = 'gradient_watcher_extra_requests_total{kind="data_sources"} '
+        [value] = [x.removeprefix(line) for x in text.splitlines() if x.startswith(line)]
+        both = sum(c.budget.by_kind["data_sources"] for c in cycles if c.budget is not None)
+        assert float(value) == both > 0
 
 
 def _key(cycle: Cycle) -> str:

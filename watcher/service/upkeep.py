@@ -47,7 +47,7 @@ class Upkeep:
         self.last_cost = 0
         self._requests_before = 0
         self._pace_saved = False
-        self._extras_before: Counter[str] = Counter()  # the budget's `by_kind` last counted
+        self._extras_before: dict[str, Counter[str]] = {}  # each account's `by_kind` counted
         metrics.set_api_budget_per_minute(runtime.config.api.max_requests_per_minute)
         metrics.count_extra_requests(dict.fromkeys(EXTRA_KINDS, 0))
 
@@ -55,7 +55,7 @@ class Upkeep:
         """Go on with a reloaded runtime (its new API client counts requests from zero)."""
         self.runtime = runtime
         self._requests_before = 0
-        self._extras_before = Counter()  # its new budget counts from zero too
+        self._extras_before = {}  # its new budgets count from zero too
 
     async def after_cycle(self, report: CycleReport, duration: float, now: datetime) -> None:
         """Count the cycle (`duration` in seconds, `now` the wall clock), refresh the gauges,
@@ -73,13 +73,16 @@ class Upkeep:
         await self._repace(report)
 
     def _count_extras(self) -> None:
-        """Export what each kind of extra read sent since the last cycle (`ReadsBudget`)."""
-        budget = self.runtime.cycle.budget
-        if budget is None:
-            return
-        counts = Counter(budget.by_kind)
-        self.metrics.count_extra_requests(counts - self._extras_before)
-        self._extras_before = counts
+        """Export what each kind of extra read sent since the last cycle (`ReadsBudget`),
+        every account's added up."""
+        sent: Counter[str] = Counter()
+        for account in self.runtime.accounts():
+            if (budget := account.cycle.budget) is None:
+                continue
+            counts = Counter(budget.by_kind)
+            sent += counts - self._extras_before.get(account.name, Counter())
+            self._extras_before[account.name] = counts
+        self.metrics.count_extra_requests(sent)
 
     async def prune(self, now: datetime) -> None:
         """Forget finished history older than `state.retention` (calendar time, for people).
