@@ -139,6 +139,13 @@ class Metrics:
             "Requests per minute the watcher allows itself.",
             registry=r,
         )
+        self.extra_requests = Counter(
+            f"{PREFIX}extra_requests",
+            "Requests of the reads beyond the polling (data sources, database, agents, "
+            "schedules, reports, prices), by kind; retries and pages included.",
+            ["kind"],
+            registry=r,
+        )
         self.poll_interval = Gauge(
             f"{PREFIX}poll_interval_seconds", "Current poll interval.", registry=r
         )
@@ -224,6 +231,12 @@ class Metrics:
     def set_api_budget_per_minute(self, n: float) -> None:
         """Record the request budget per minute the watcher allows itself."""
         self.budget_per_minute.set(n)
+
+    def count_extra_requests(self, by_kind: Mapping[str, int]) -> None:
+        """Count the requests each kind of extra read sent since the last call (a kind at 0
+        is exported at 0)."""
+        for kind, n in by_kind.items():
+            self.extra_requests.labels(kind=kind).inc(max(n, 0))
 
     def set_poll_interval(self, s: float) -> None:
         """Record the current poll interval in seconds."""

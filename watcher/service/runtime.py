@@ -34,8 +34,10 @@ from watcher.edges.metrics import Metrics
 from watcher.edges.notify.webhook import SignedWebhookNotifier
 from watcher.edges.reports import ReportShelf, reports_dir
 from watcher.edges.store.files import file_id
+from watcher.edges.store.lease import token_lease
 from watcher.edges.store.sqlite import SqliteStore
 from watcher.service.accountscope import AccountScope
+from watcher.service.budget import spent_key
 from watcher.service.config_secrets import (
     register_config_secrets,
     route_urls,
@@ -402,13 +404,18 @@ class _Wiring:
         scoped: Any = guarded
         if self.config.several_accounts:
             scoped = AccountScope(guarded, config.account, self.config.deaf_routes(config.account))
+        settings = cycle_settings(config)
+        if settings.extras is not None:  # the spent hour is the token's (its rate limit)
+            token = config.token.get_secret_value() if config.token is not None else None
+            spent = spent_key(token_lease(token))
+            settings = replace(settings, extras=replace(settings.extras, spent_key=spent))
         return Cycle(
             source=client,
             store=scoped,
             outbox=guarded,
             meta=scoped,
             notifier=self.notifier,
-            settings=cycle_settings(config),
+            settings=settings,
             clock=self.clock,
             elapsed=self.elapsed,
             extra_source=client,
