@@ -23,8 +23,9 @@ from watcher.core.inert import inert
 from watcher.core.redact import SECRETS
 
 # Each command imports what it uses when it runs: `--help`, `--version`, `simulate` and `demo`
-# load no configuration model, and `health` (a probe every 30 s) loads only the configuration,
-# the logs, its store and the health rule (`tests/perf/test_cold_imports.py`).
+# load no configuration model, and `health` (a probe every 30 s) loads only the logs, its store
+# and the health rule, and the configuration only when no watcher validated it as it is now
+# (`watcher.service.quickhealth`, `tests/perf/test_cold_imports.py`).
 if TYPE_CHECKING:
     from watcher.config import Config, Preflight
 
@@ -193,7 +194,7 @@ def once(config_path: str | None, log_level: str | None) -> None:
     """One poll cycle plus delivery of what is due, then exit (0 when the cycle ran; 75 when
     another watcher holds the store)."""
     from watcher.config import Preflight
-    from watcher.service.commands import run_once
+    from watcher.service.once import run_once
 
     # Route URLs are checked by `check-config` and `run`; a one-shot skips loading apprise's
     # plugins unless it has something to send (a bad URL then fails its delivery, visibly).
@@ -329,11 +330,18 @@ def health(config_path: str | None, live: bool) -> None:
     import asyncio
 
     from watcher.core.health import Probe
-    from watcher.service.healthcheck import check_health
+    from watcher.service.quickhealth import quick_health
 
-    config = load_or_exit(config_path, require_token=False, exit_code=1, check_urls=False)
+    probe = Probe.LIVE if live else Probe.READY
     configure_logging("error", "auto")
-    verdict = asyncio.run(check_health(config, Probe.LIVE if live else Probe.READY))
+    # A configuration a watcher validated (its mark is in the store) is not built again:
+    # anything unusual loads it whole, with today's messages (`watcher.service.quickhealth`).
+    verdict = asyncio.run(quick_health(config_path, os.environ, probe))
+    if verdict is None:
+        from watcher.service.healthcheck import check_health
+
+        config = load_or_exit(config_path, require_token=False, exit_code=1, check_urls=False)
+        verdict = asyncio.run(check_health(config, probe))
     say(verdict.reason, err=not verdict.ok, one_line=True)
     sys.exit(0 if verdict.ok else 1)
 
@@ -481,8 +489,22 @@ def demo(duration: float | None, speed: float, port: int | None, log_level: str 
     help="Also accept TOKEN with only these scopes (e.g. ro=genai:read: a 403 on cancel and "
     "reindex); repeatable.",
 )
+@click.option(
+    "--account",
+    "accounts",
+    multiple=True,
+    metavar="TOKEN=SCENARIO",
+    help="Also serve another account: TOKEN sees a world of its own made from SCENARIO "
+    "(for [[accounts]]); repeatable.",
+)
 def simulate(
-    port: int, scenario: str, token: str, speed: float, clock_offset: str, scoped: tuple[str, ...]
+    port: int,
+    scenario: str,
+    token: str,
+    speed: float,
+    clock_offset: str,
+    scoped: tuple[str, ...],
+    accounts: tuple[str, ...],
 ) -> None:
     """Serve the simulated DigitalOcean API alone, on 127.0.0.1 (for trying configurations)."""
     from watcher.core.durations import parse_duration
@@ -500,6 +522,14 @@ def simulate(
                 f"{entry!r} is not TOKEN=SCOPE[,SCOPE]", param_hint="--scoped-token"
             )
         scoped_tokens[name] = frozenset(s.strip() for s in scopes.split(",") if s.strip())
+    others = {}
+    for entry in accounts:
+        other, _, world = entry.partition("=")
+        if not other or not world or other == token or other in others:
+            raise click.BadParameter(
+                f"{entry!r} is not TOKEN=SCENARIO with a token of its own", param_hint="--account"
+            )
+        others[other] = world
     configure_logging("info", "auto")
     try:
         run_standalone(
@@ -509,6 +539,7 @@ def simulate(
             speed=speed,
             clock_offset=offset,
             scoped_tokens=scoped_tokens,
+            accounts=others,
         )
     except ScenarioError as exc:
         say(f"watcher simulate: --scenario: {exc}", err=True, one_line=True)

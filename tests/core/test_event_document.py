@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -74,3 +75,11 @@ def test_the_message_id_is_stable_per_route_and_event_and_has_no_full_stop() -> 
     assert first != webhook_id("job/completed", "other")
     assert first != webhook_id("job/failed", "ci")
     assert first.startswith("msg_") and "." not in first and len(first) == 36
+
+
+def test_with_several_accounts_the_document_names_the_account_and_stays_valid() -> None:
+    document = event_document(replace(transition(EventKind.FAILED), account="prod"), DASHBOARD)
+    _valid(json.loads(document_text(document)))
+    assert document["data"]["account"] == "prod"
+    alone = event_document(transition(EventKind.FAILED), DASHBOARD)
+    assert "account" not in alone["data"]  # a single account's documents are unchanged

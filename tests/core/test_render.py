@@ -251,3 +251,23 @@ def test_each_format_escapes_for_itself_and_nothing_else() -> None:
 
 def _fields(t: Transition) -> dict[str, object]:
     return {f: getattr(t, f) for f in Transition.__dataclass_fields__}
+
+
+def test_with_several_accounts_the_title_and_body_name_the_account() -> None:
+    message = render(make(EventKind.PARTIAL, partial_job(), account="prod"))
+    assert message.title.endswith(" [prod]: indexing partial (finished with gaps)")
+    assert message.body.startswith("**Indexing partial") and "- Account: prod\n" in message.body
+    api = Transition("api/prod/1", EventKind.API_UNREACHABLE, NOW, detail="x", account="prod")
+    assert render(api).title == "❌ gradient-watcher [prod]: DigitalOcean API unreachable"
+    alone = render(make(EventKind.PARTIAL, partial_job()))
+    assert "[" not in alone.title and "Account:" not in alone.body  # one account: as before
+
+
+def test_a_template_may_print_the_account_and_sees_none_with_a_single_account() -> None:
+    from watcher.core.present import template_context
+
+    builtin = render(make(EventKind.FAILED, partial_job()))
+    one = template_context(make(EventKind.FAILED, partial_job()), "d", builtin, BodyFormat.TEXT)
+    assert one["account"] is None
+    several = make(EventKind.FAILED, partial_job(), account="prod")
+    assert template_context(several, "d", builtin, BodyFormat.TEXT)["account"] == "prod"

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from tests.stores import open_held
+from watcher.service.quickhealth import MARK_KEY, file_mark
 
 # Runs the real entry point and writes the names of every module the process held at exit.
 LAUNCH = (
@@ -27,10 +28,14 @@ LAUNCH = (
 )
 
 
+def clean_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith(("WATCHER_", "DIGITALOCEAN"))}
+
+
 def modules_of(tmp_path: Path, *args: str) -> tuple[int, set[str]]:
     """Run `watcher ARGS` in a fresh process; its exit code and the modules it imported."""
     out = tmp_path / "modules.txt"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("WATCHER_", "DIGITALOCEAN"))}
+    env = clean_env()
     env["MODULES_OUT"] = str(out)
     done = subprocess.run(
         [sys.executable, "-c", LAUNCH, *args], env=env, capture_output=True, text=True, timeout=60
@@ -42,21 +47,24 @@ def packages(modules: set[str]) -> set[str]:
     return {name.split(".")[0] for name in modules}
 
 
-def probe_config(tmp_path: Path) -> Path:
-    """A store that exists (so `health` opens it and judges it) and an alert route."""
+def probe_config(tmp_path: Path, *, validated: bool = False) -> Path:
+    """A store that exists (so `health` opens it and judges it) and an alert route;
+    `validated`: the store holds the mark `run` and `once` leave of the file they loaded."""
     db = tmp_path / "w.db"
-
-    async def create() -> None:
-        store = await open_held(db, datetime.now(UTC))
-        await store.close()
-
-    asyncio.run(create())
     config = tmp_path / "w.toml"
     config.write_text(
         f'[state]\npath = "{db}"\n\n[[routes]]\nname = "ops"\n'
         'urls = ["json://127.0.0.1:9/hook", "mailto://127.0.0.1:9?from=a@b.c&to=d@e.f"]\n'
         'events = ["failed"]\n'
     )
+
+    async def create() -> None:
+        store = await open_held(db, datetime.now(UTC))
+        if validated:
+            await store.set_meta(MARK_KEY, file_mark(str(config), clean_env()))
+        await store.close()
+
+    asyncio.run(create())
     return config
 
 
@@ -104,3 +112,23 @@ def test_the_daemon_loads_the_page_stack_only_when_it_serves_the_page() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
     assert done.stdout.strip() == ""
+
+
+def test_health_of_a_validated_configuration_builds_no_configuration_model(
+    tmp_path: Path,
+) -> None:
+    """When the store holds the mark of the file as a watcher validated it, `health` judges
+    the store with no pydantic and no `watcher.config` in the process; without the mark it
+    loads the configuration whole (and pydantic with it), as before."""
+    code, modules = modules_of(
+        tmp_path, "health", "--config", str(probe_config(tmp_path, validated=True))
+    )
+    assert code == 1  # no cycle recorded yet: unhealthy, after reading the store
+    assert "watcher.edges.store.sqlite" in modules
+    assert "pydantic" not in packages(modules)
+    assert not {m for m in modules if m.startswith("watcher.config")}
+
+    unmarked = tmp_path / "unmarked"
+    unmarked.mkdir()
+    code, modules = modules_of(unmarked, "health", "--config", str(probe_config(unmarked)))
+    assert code == 1 and "pydantic" in packages(modules)

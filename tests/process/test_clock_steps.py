@@ -102,7 +102,9 @@ def scenario() -> dict[str, Any]:
                     "kb": "wiki",
                     "id": "quick",
                     "pending": 0.5,
-                    "run": 2,
+                    # alive 4.5 s (four cycles) so a loaded machine's slow cycle still sees it
+                    # run; it fails at t = 11.5 s, before the receiver comes back at t = 12 s
+                    "run": 4,
                     "outcome": "failed",
                 },
             },

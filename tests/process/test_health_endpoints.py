@@ -25,7 +25,8 @@ from tests.process.conftest import (
     wait_for,
 )
 from tests.stores import open_held
-from watcher.core.health import HEARTBEAT_KEY, Heartbeat
+from watcher.core.health import HEARTBEAT_KEY, Heartbeat, Probe
+from watcher.service.quickhealth import quick_health
 from watcher.service.runtime import utcnow
 from watcher.simulator import Fault, FaultKind
 
@@ -164,6 +165,9 @@ def test_watcher_health_exits_0_while_the_daemon_is_healthy_and_1_when_stale_or_
     healthy = service.cli("health")
     assert healthy.returncode == 0, healthy.stderr
     assert healthy.stdout.startswith("ok: last successful cycle")
+    # the daemon stored the mark of the file it validated: the probe needs no config model
+    probe = quick_health(str(service.dir / "watcher.toml"), service.env(), Probe.READY)
+    assert asyncio.run(probe) is not None
     proc.signal(signal.SIGTERM)
     assert proc.wait_exit() == 0
 

@@ -9,11 +9,14 @@ from typing import Any, cast
 
 from structlog.testing import capture_logs
 
+from tests.stores import open_held
 from watcher.core.errors import StoreHeld
 from watcher.core.lease import Holder
+from watcher.edges.hostclock import monotonic_now
 from watcher.edges.store.lease import held_message
 from watcher.edges.store.sqlite import SqliteStore
 from watcher.service.cycle import CycleReport
+from watcher.service.quickhealth import MARK_KEY
 from watcher.service.vitals import Vitals
 
 NOW = datetime(2026, 12, 2, 9, 0, tzinfo=UTC)
@@ -58,3 +61,26 @@ async def test_an_unexpected_failure_to_record_the_heartbeat_keeps_its_traceback
     [entry] = [e for e in logs if e["event"] == "heartbeat_not_recorded"]
     assert entry["log_level"] == "error" and entry.get("exc_info") is True
     assert vitals.store_error == "a bug"
+
+
+async def test_the_config_mark_is_stored_at_the_first_beat_and_again_only_when_it_changed(
+    tmp_path: Path,
+) -> None:
+    """`watcher health` trusts the mark of the file the daemon validated: the first beat
+    stores it (or clears one an earlier watcher left), a reload's new mark replaces it."""
+    store = await open_held(tmp_path / "w.db", NOW)
+    try:
+        await store.set_meta(MARK_KEY, "left by an earlier once")
+        vitals = Vitals(monotonic_now, None, {})
+        report = CycleReport("c1", True)
+        await vitals.beat(store, report, NOW, timedelta(minutes=2), NOW, None)
+        assert await store.get_meta(MARK_KEY) is None
+        await vitals.beat(store, report, NOW, timedelta(minutes=2), NOW, "m1")
+        assert await store.get_meta(MARK_KEY) == "m1"
+        await store.set_meta(MARK_KEY, "tampered")  # shows that an unchanged mark is not written
+        await vitals.beat(store, report, NOW, timedelta(minutes=2), NOW, "m1")
+        assert await store.get_meta(MARK_KEY) == "tampered"
+        await vitals.beat(store, report, NOW, timedelta(minutes=2), NOW, "m2")
+        assert await store.get_meta(MARK_KEY) == "m2"
+    finally:
+        await store.close()

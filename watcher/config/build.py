@@ -16,6 +16,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from watcher.config import checks
+from watcher.config.accounts import DEFAULT_ACCOUNT, AccountConfig, account_issues
 from watcher.config.checks import Issue, Loc
 from watcher.config.heartbeat import HeartbeatConfig
 from watcher.config.intervals import TimeIntervalsConfig
@@ -57,6 +58,7 @@ TABLE_ARRAYS: dict[str, type[Section]] = {
     "knowledge_bases": KnowledgeBaseConfig,
     "routes": RouteConfig,
     "time_intervals": TimeIntervalsConfig,
+    "accounts": AccountConfig,
 }
 S = TypeVar("S", bound=Section)
 
@@ -135,8 +137,17 @@ def _cross_checks(parts: Parts) -> list[Issue]:
     kbs = parts.entries("knowledge_bases", KnowledgeBaseConfig)
     routes = parts.entries("routes", RouteConfig)
     issues += checks.kb_issues(kbs)
+    accounts = parts.entries("accounts", AccountConfig)
+    several = bool(accounts) or "accounts" in parts.broken
+    issues += account_issues(accounts, len(kbs), present=several)
     watched = None if "knowledge_bases" in parts.broken else [kb for _, kb in kbs]
+    if several:
+        broken = "accounts" in parts.broken
+        watched = None if broken else [kb for _, a in accounts for kb in a.knowledge_bases]
     issues += checks.route_issues(routes, watched, complete="routes" not in parts.broken)
+    if not several or "accounts" not in parts.broken:
+        names = [a.name for _, a in accounts] if several else [DEFAULT_ACCOUNT]
+        issues += checks.route_account_issues(routes, names)
     if "time_intervals" not in parts.broken:
         windows = parts.entries("time_intervals", TimeIntervalsConfig)
         issues += checks.window_issues(windows, routes)

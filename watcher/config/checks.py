@@ -98,6 +98,24 @@ def route_issues(
     return issues + escalation_issues(routes, complete=complete)
 
 
+def route_account_issues(
+    routes: Sequence[tuple[int, RouteConfig]], accounts: Sequence[str]
+) -> list[Issue]:
+    """Each name in a route's `accounts` is an account's (`default` without [[accounts]])."""
+    issues = []
+    for index, route in routes:
+        for position, name in enumerate(route.accounts):
+            if name not in accounts:
+                known = ", ".join(quoted(a) for a in accounts)
+                issues.append(
+                    Issue(
+                        ("routes", index, "accounts", position),
+                        f"{quoted(name)} is not an account (accounts: {known})",
+                    )
+                )
+    return issues
+
+
 def escalation_issues(
     routes: Sequence[tuple[int, RouteConfig]], *, complete: bool = True
 ) -> list[Issue]:

@@ -79,6 +79,10 @@ def describe(config: Config, *, listen_note: str | None = None) -> str:
         f"  Trust:      {_trust(config)}",
         f"  Routes:     {len(config.routes)}",
     ]
+    if config.several_accounts:  # the Token and Watching lines above are the first account's
+        at = lines.index(f"  Token:      {_token_line(config)}")
+        lines[at : at + 1] = _account_lines(config)
+        lines = [line for line in lines if not line.startswith("  Watching:   ")]
     lines += [line for route in config.routes for line in _route_lines(route)]
     if config.overrides:
         lines.append(f"  Overridden by the environment: {', '.join(config.overrides)}")
@@ -161,6 +165,22 @@ def _token_line(config: Config) -> str:
     return "not set"
 
 
+def _account_lines(config: Config) -> list[str]:
+    """`Accounts:` and one line per account: its token (masked, and where it came from), its
+    KBs and its rate budget."""
+    lines = [f"  Accounts:   {len(config.accounts)} (each polled on its own, alerts name it)"]
+    for account in config.account_list():
+        if account.token is not None:
+            token = f"{mask_token(account.token)} from {account.token_source}"
+        else:
+            token = "no token loaded (not required here)"
+        lines.append(
+            f"    - {account.name}: token {token}; watching {_watching(account.knowledge_bases)}; "
+            f"at most {account.max_requests_per_minute} requests/min, leaving {account.reserve}"
+        )
+    return lines
+
+
 def _watching(kbs: tuple[KnowledgeBaseConfig, ...]) -> str:
     if not kbs:
         return "every knowledge base of the account"
@@ -228,8 +248,10 @@ def _route_lines(route: RouteConfig) -> list[str]:
             if getattr(route, k)
         ]
         shown = f"; own {' and '.join(which)} template"
+    heard = f"; accounts {', '.join(route.accounts)}" if route.accounts else ""
     lines = [
-        f"    - {route.name}: events {', '.join(route.events)}; knowledge bases {kbs}{pace}{shown}",
+        f"    - {route.name}: events {', '.join(route.events)}; knowledge bases {kbs}{heard}"
+        f"{pace}{shown}",
     ]
     if incidents := _incident_text(route):
         lines.append(f"        incidents: {incidents}")

@@ -14,7 +14,8 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from watcher.config.build import collect, to_problems
+from watcher.config.accounts import AccountConfig
+from watcher.config.build import collect, loc_text, to_problems
 from watcher.config.env import apply_env
 from watcher.config.page_token import resolve_page_token
 from watcher.config.preflight import Preflight
@@ -59,10 +60,17 @@ def load_config(
     parts, issues = collect(data, check_urls=check_urls, preflight=preflight, env=env)
     problems += to_problems(issues, source, where)
     api = parts.get("api", ApiConfig)
-    token, token_source, token_problems = resolve_token(
-        api, env, where.get(("api", "token_file"), where.get(("api",), source))
-    )
-    if token is None and not token_problems and api is not None:
+    accounts = parts.entries("accounts", AccountConfig)
+    account_tokens: tuple[tuple[str, SecretStr | None, str | None], ...] = ()
+    if accounts:
+        account_tokens, token_problems = resolve_account_tokens(accounts, env, source, where)
+        first = account_tokens[0]
+        token, token_source = first[1], first[2]
+    else:
+        token, token_source, token_problems = resolve_token(
+            api, env, where.get(("api", "token_file"), where.get(("api",), source))
+        )
+    if token is None and not token_problems and api is not None and not accounts:
         token_problems = [ConfigProblem("token", _NO_TOKEN, source)]
     if require_token:
         problems += token_problems
@@ -82,6 +90,7 @@ def load_config(
         token_source=token_source if not token_problems else None,
         token_problem="; ".join(p.message if p.key == "token" else str(p) for p in token_problems)
         or None,
+        account_tokens=account_tokens,
         ca_bundle=ca_bundle,
         ca_bundle_source=ca_source,
         source=source,
@@ -123,23 +132,103 @@ def resolve_token(
             return SecretStr(value), f"environment variable {name}", _sanity("token", value, name)
     if api is None or api.token_file is None:
         return None, None, []
-    path = api.token_file.expanduser()
+    return read_token_file(api.token_file, env, "api.token_file", file_source)
+
+
+def read_token_file(
+    file: Path, env: Mapping[str, str], key: str, source: str
+) -> tuple[SecretStr | None, str | None, list[ConfigProblem]]:
+    """The token in `file` (relative to `$CREDENTIALS_DIRECTORY` when set), where it came
+    from, and any problem reading it, named by `key` in `source`."""
+    path = file.expanduser()
     if not path.is_absolute() and env.get(CREDENTIALS_ENV):
         path = Path(env[CREDENTIALS_ENV]) / path
     try:
         value = path.read_text(encoding="utf-8").strip()
     except FileNotFoundError:
-        return None, None, [_file_problem(f"token file {path} does not exist", file_source)]
+        return None, None, [ConfigProblem(key, f"token file {path} does not exist", source)]
     except (OSError, UnicodeDecodeError) as exc:
         reason = getattr(exc, "strerror", None) or "not UTF-8 text"
-        return None, None, [_file_problem(f"cannot read token file {path}: {reason}", file_source)]
+        return None, None, [ConfigProblem(key, f"cannot read token file {path}: {reason}", source)]
     if not value:
-        return None, None, [_file_problem(f"token file {path} is empty", file_source)]
-    return SecretStr(value), f"token file {path}", _sanity("api.token_file", value, file_source)
+        return None, None, [ConfigProblem(key, f"token file {path} is empty", source)]
+    return SecretStr(value), f"token file {path}", _sanity(key, value, source)
 
 
-def _file_problem(message: str, source: str) -> ConfigProblem:
-    return ConfigProblem("api.token_file", message, source)
+def resolve_account_tokens(
+    accounts: list[tuple[int, AccountConfig]],
+    env: Mapping[str, str],
+    source: str,
+    where: Mapping[tuple[str | int, ...], str],
+) -> tuple[tuple[tuple[str, SecretStr | None, str | None], ...], list[ConfigProblem]]:
+    """Each account's (name, token, where it came from), and the problems: a variable unset
+    and no file, a file that cannot be read, a token another account already has."""
+    found: list[tuple[str, SecretStr | None, str | None]] = []
+    problems: list[ConfigProblem] = []
+    owners: dict[str, tuple[int, str]] = {}  # token -> (index, name) of its first account
+    for index, account in accounts:
+        loc: tuple[str | int, ...] = ("accounts", index)
+        origin = where.get(loc, where.get(("accounts",), source))
+        token, token_source, trouble = _account_token(account, env, loc, origin, where)
+        problems += trouble
+        if token is not None and not trouble:
+            text = token.get_secret_value()
+            if text in owners:
+                before, name = owners[text]
+                problems.append(
+                    ConfigProblem(
+                        _token_key(account, loc, env),
+                        f"account {account.name!r} has the same token ({token_source}) as "
+                        f"account {name!r} (accounts[{before}]): each account needs its own "
+                        "token",
+                        origin,
+                    )
+                )
+                token = None
+            else:
+                owners[text] = (index, account.name)
+        label = f"{token_source} (account {account.name!r})" if token_source else None
+        found.append((account.name, token, label if token is not None else None))
+    return tuple(found), problems
+
+
+def _token_key(account: AccountConfig, loc: tuple[str | int, ...], env: Mapping[str, str]) -> str:
+    """The key that gave the account its token: `token_env` when its variable is set."""
+    by_env = account.token_env is not None and env.get(account.token_env, "").strip()
+    return loc_text((*loc, "token_env" if by_env else "token_file"))
+
+
+def _account_token(
+    account: AccountConfig,
+    env: Mapping[str, str],
+    loc: tuple[str | int, ...],
+    origin: str,
+    where: Mapping[tuple[str | int, ...], str],
+) -> tuple[SecretStr | None, str | None, list[ConfigProblem]]:
+    """An account's token: its `token_env` variable when set and not empty, else its
+    `token_file`; a problem names the key, and the variable or file."""
+    if account.token_env is not None:
+        value = env.get(account.token_env, "").strip()
+        if value:
+            name = account.token_env
+            key = loc_text((*loc, "token_env"))
+            return SecretStr(value), f"environment variable {name}", _sanity(key, value, name)
+        if account.token_file is None:
+            message = (
+                f"account {account.name!r}: the environment variable {account.token_env} is "
+                "not set or empty (set it, or give the account a token_file)"
+            )
+            return None, None, [ConfigProblem(loc_text((*loc, "token_env")), message, origin)]
+    if account.token_file is None:
+        return None, None, []  # `account_issues` already said the account has no token source
+    file_source = where.get((*loc, "token_file"), origin)
+    token, token_source, problems = read_token_file(
+        account.token_file, env, loc_text((*loc, "token_file")), file_source
+    )
+    problems = [
+        ConfigProblem(p.key, f"account {account.name!r}: {p.message}", p.source) for p in problems
+    ]
+    return token, token_source, problems
 
 
 def _sanity(key: str, token: str, source: str) -> list[ConfigProblem]:

@@ -125,6 +125,8 @@ class RouteConfig(Section):
         tuple[EventKind, ...], BeforeValidator(_events), AfterValidator(_not_empty)
     ] = DEFAULT_EVENTS
     knowledge_bases: Annotated[tuple[str, ...], AfterValidator(_not_empty)] = (ALL_KBS,)
+    # names of [[accounts]] whose events this route hears; empty: every account's
+    accounts: tuple[str, ...] = ()
     send_interval: DurationOrZero | None = None  # overrides delivery.send_interval
     # cost_spike for this route: only a job costing more than this many times its KB's median
     # (overrides [cost] spike_factor for this route; either one turns cost_spike on)
@@ -153,6 +155,13 @@ class RouteConfig(Section):
         if any(not ref.strip() for ref in value):
             raise ValueError("must not contain an empty name")
         return tuple(ref.strip() for ref in value)
+
+    @field_validator("accounts")
+    @classmethod
+    def _check_accounts(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if any(not name.strip() for name in value):
+            raise ValueError("must not contain an empty name")
+        return tuple(dict.fromkeys(name.strip() for name in value))
 
     @field_validator("urls")
     @classmethod

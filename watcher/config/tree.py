@@ -9,6 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, SecretStr
 
+from watcher.config.accounts import DEFAULT_ACCOUNT, Account, AccountConfig
 from watcher.config.build import TABLE_ARRAYS, Parts, collect, to_problems
 from watcher.config.checks import Loc
 from watcher.config.heartbeat import HeartbeatConfig
@@ -58,6 +59,10 @@ class Config(BaseModel):
     cost: CostConfig = CostConfig()
     remediation: RemediationConfig = RemediationConfig()
     time_intervals: tuple[TimeIntervalsConfig, ...] = ()
+    accounts: tuple[AccountConfig, ...] = ()
+    account: str = DEFAULT_ACCOUNT  # the account this (whole, or per-account) config polls
+    # each [[accounts]] entry's (name, token or None, where the token came from)
+    account_tokens: tuple[tuple[str, SecretStr | None, str | None], ...] = ()
     token: SecretStr | None = None
     token_source: str | None = None
     ca_bundle: Path | None = None  # resolved from http.ca_bundle or the environment
@@ -75,6 +80,63 @@ class Config(BaseModel):
             if loc[:depth] in origins:
                 return origins[loc[:depth]]
         return self.source
+
+    @property
+    def several_accounts(self) -> bool:
+        """Whether the config has `[[accounts]]` (alerts then name their account)."""
+        return bool(self.accounts)
+
+    def account_list(self) -> tuple[Account, ...]:
+        """Every account to poll: each `[[accounts]]` entry, else one named `default` made
+        of the top-level token, `[[knowledge_bases]]` and `[api]` budget."""
+        api = self.api
+        if not self.accounts:
+            return (
+                Account(
+                    DEFAULT_ACCOUNT,
+                    self.token,
+                    self.token_source,
+                    self.knowledge_bases,
+                    api.max_requests_per_minute,
+                    api.reserve,
+                ),
+            )
+        tokens = {name: (token, source) for name, token, source in self.account_tokens}
+        return tuple(
+            Account(
+                a.name,
+                *tokens.get(a.name, (None, None)),
+                a.knowledge_bases,
+                a.max_requests_per_minute or api.max_requests_per_minute,
+                api.reserve if a.reserve is None else a.reserve,
+            )
+            for a in self.accounts
+        )
+
+    def for_account(self, account: Account) -> Config:
+        """This config as one account's cycle sees it: its token, KBs and rate budget (every
+        route is kept: delivery is shared; `routes_for` says which hear the account)."""
+        if not self.accounts:
+            return self
+        api = self.api.model_copy(
+            update={
+                "max_requests_per_minute": account.max_requests_per_minute,
+                "reserve": account.reserve,
+            }
+        )
+        return self.model_copy(
+            update={
+                "api": api,
+                "knowledge_bases": account.knowledge_bases,
+                "token": account.token,
+                "token_source": account.token_source,
+                "account": account.name,
+            }
+        )
+
+    def deaf_routes(self, account: str) -> frozenset[str]:
+        """The routes whose `accounts = [...]` leaves `account` out."""
+        return frozenset(r.name for r in self.routes if r.accounts and account not in r.accounts)
 
     def stall_policy(self) -> Policy:
         """The `[stall]` thresholds as the core's Policy."""

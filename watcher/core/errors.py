@@ -104,6 +104,7 @@ class ApiStatusError(SourceError):
         self.api_id = api_id
         self.api_message = api_message
         self.request_id = request_id
+        self.hint = hint
         parts = [f"{method} {path} answered HTTP {status}"]
         if api_id:
             parts.append(f"id={api_id}")

@@ -10,7 +10,8 @@ version, fields are only ever added; a field is never renamed, retyped or droppe
     timestamp   when the watcher saw the event (its wall clock, RFC 3339, UTC)
     data        the event: its word, severity, headline, the knowledge base, the job as the
                 API reported it (raw `phase`/`status` strings, counts as integers, the API's
-                own timestamps), its data sources, the stall, and a `detail` sentence
+                own timestamps), its data sources, the stall, and a `detail` sentence;
+                `account` (the `[[accounts]]` name) when the config has several accounts
 
 The body is serialised with sorted keys, no spaces and only ASCII (`\\uXXXX` escapes): the
 bytes signed are the bytes sent, and no control or bidirectional character from outside the
@@ -52,6 +53,8 @@ def event_document(transition: Transition, dashboard: str) -> dict[str, Any]:
         "route": t.route,
         "incident": _incident(t.incident),
     }
+    if t.account is not None:  # several [[accounts]]: the one whose cycle saw the event
+        data["account"] = t.account
     if t.silence_id is not None:  # `silence_ended`: the silence, and what it hid still open
         data["silence"] = {
             "id": t.silence_id,

@@ -30,7 +30,7 @@ again when a new job starts). Cadences are measured on the elapsed clock (second
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from enum import IntEnum, StrEnum
@@ -135,6 +135,17 @@ class Bucket:
             return Bucket(cap, now_s)
         gained = max(0.0, now_s - self.at_s) * per_hour / 3600
         return Bucket(min(cap, self.tokens + gained), now_s)
+
+
+def spent_bucket(charged: Iterable[tuple[float, int]], since_s: float, per_hour: int) -> Bucket:
+    """The bucket after `charged` ((elapsed s, requests), oldest first), had it been full at
+    `since_s`: what a process that goes on from another's spent hour starts with, so that a
+    new process (`watcher once` from cron, a reload) does not get a fresh burst each time."""
+    bucket = Bucket().refilled(since_s, per_hour)
+    for at_s, n in charged:
+        bucket = bucket.refilled(max(at_s, since_s), per_hour)
+        bucket = Bucket(bucket.tokens - n, bucket.at_s)
+    return bucket
 
 
 @dataclass(frozen=True, slots=True)

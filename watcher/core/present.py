@@ -15,7 +15,8 @@ Pure. A route's `Presentation` is one of:
 The template context is the event document's `data` (schema version 1: `event`, `severity`,
 `headline`, `detail`, `knowledge_base`, `job` with `data_sources`, `stall`, `corrects`,
 `route`, `incident`), plus `title` and `body`, the built-in title and body (for a template
-that only adds to them). Every value a template prints is escaped for the body's format
+that only adds to them), and `account` (the `[[accounts]]` name, None with a single account).
+Every value a template prints is escaped for the body's format
 (markdown for most services, plain text, and HTML made from the plain text for e-mail), so
 text from the API cannot inject markup; `body` is already written for the format and is
 printed as it is.
@@ -89,6 +90,7 @@ def template_context(
 ) -> dict[str, Any]:
     """What a template sees (see the module docstring), with the built-in `body` in `fmt`."""
     context: dict[str, Any] = dict(event_document(transition, dashboard)["data"])
+    context.setdefault("account", None)  # the [[accounts]] name; None with a single account
     context["title"] = builtin.title
     context["body"] = Verbatim(builtin.body_in(fmt))
     return context

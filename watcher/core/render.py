@@ -381,10 +381,12 @@ def _subject(t: Transition) -> str:
     or the watcher itself."""
     if t.route is not None:
         return f"gradient-watcher: route {t.route}"
+    account = f" [{t.account}]" if t.account is not None else ""
     if t.kb_uuid is None:
-        return "gradient-watcher"
+        return f"gradient-watcher{account}"
     name = " ".join((t.kb_name or t.kb_uuid).split())
-    return name if len(name) <= _MAX_TITLE_NAME else name[: _MAX_TITLE_NAME - 1] + "…"
+    name = name if len(name) <= _MAX_TITLE_NAME else name[: _MAX_TITLE_NAME - 1] + "…"
+    return name + account
 
 
 def _stall_suffix(t: Transition) -> str:
@@ -395,6 +397,8 @@ def _stall_suffix(t: Transition) -> str:
 
 def _facts(t: Transition, dashboard: str) -> tuple[Item, ...]:
     lines: list[tuple[Span, ...]] = []
+    if t.account is not None:
+        lines.append((plain(f"Account: {t.account}"),))
     if t.kb_uuid is not None:
         lines.append(
             (plain(f"Knowledge base: {t.kb_name or '(unnamed)'} ("), code(t.kb_uuid), plain(")"))

@@ -47,6 +47,7 @@ class KbSnapshot:
     condition: JobCondition | None = None  # None: no job yet
     sources: tuple[DataSource, ...] = ()  # its data sources by name (the extra reads')
     database: str | None = None  # its database status as the API wrote it, when known
+    account: str | None = None  # its [[accounts]] name, with several accounts
 
 
 @dataclass(frozen=True, slots=True)

@@ -217,6 +217,9 @@ class Transition:
     incident: IncidentNote | None = None  # the KB's incident, as this alert tells it
     cost: JobCost | None = None  # a finished job's cost (`watcher.core.cost`), when priced
     spike_ratio: float | None = None  # `cost_spike`: the cost over its KB's recent median
+    # The `[[accounts]]` name of the account whose cycle saw it; None with a single account
+    # (its alerts keep the text they always had) and for the deployment's own events.
+    account: str | None = None
 
     @property
     def job_uuid(self) -> str | None:

@@ -81,7 +81,8 @@ def table(
 
     `now` is the wall clock; `api_now` the API's (ages of API timestamps), `now` if unknown.
     """
-    rows = [("KNOWLEDGE BASE", "LATEST JOB", "STATE", "PROGRESS", "AGE")]
+    several = any(kb.account is not None for kb in snapshot.kbs)
+    rows: list[tuple[str, ...]] = [("KNOWLEDGE BASE", "LATEST JOB", "STATE", "PROGRESS", "AGE")]
     for kb in snapshot.kbs:
         rows.append(
             (
@@ -92,7 +93,10 @@ def table(
                 _age(kb, api_now or now),
             )
         )
-    rows = [(inert(a), inert(b), inert(c), inert(d), inert(e)) for a, b, c, d, e in rows]
+    if several:  # with several [[accounts]], each row names its account first
+        accounts = ["ACCOUNT", *(kb.account or "-" for kb in snapshot.kbs)]
+        rows = [(account, *row) for account, row in zip(accounts, rows, strict=True)]
+    rows = [tuple(inert(cell) for cell in row) for row in rows]
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = [
         "  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in rows
@@ -237,6 +241,7 @@ def incident_json(incident: Incident) -> dict[str, Any]:
 
 def _kb_json(kb: KbSnapshot) -> dict[str, Any]:
     return {
+        "account": kb.account,
         "uuid": kb.uuid,
         "name": kb.name,
         "latest_job": kb.job_uuid,

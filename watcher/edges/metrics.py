@@ -46,7 +46,58 @@ class Metrics:
         self.registry = CollectorRegistry(auto_describe=True)
         self._define_cycle_and_api()
         self._define_jobs_and_delivery()
+        self._define_accounts()
         self._preinitialise()
+
+    def _define_accounts(self) -> None:
+        """Create the per-account metrics (`account` label: the `[[accounts]]` name, or
+        `default` without `[[accounts]]`); the deployment-wide ones above add every account up."""
+        r = self.registry
+        self.account_cycles = Counter(
+            f"{PREFIX}account_cycles",
+            "Poll cycles run, by account and outcome.",
+            ["account", "outcome"],
+            registry=r,
+        )
+        self.account_api_up = Gauge(
+            f"{PREFIX}account_api_up",
+            "1 when the account's last cycle could read the API with its token, else 0.",
+            ["account"],
+            registry=r,
+        )
+        self.account_api_requests = Counter(
+            f"{PREFIX}account_api_requests",
+            "Requests to the DigitalOcean API, by account and HTTP status.",
+            ["account", "status"],
+            registry=r,
+        )
+        self.account_lease_held = Gauge(
+            f"{PREFIX}account_lease_held",
+            "1 when this process holds the account's poller lease (so it polls it), else 0.",
+            ["account"],
+            registry=r,
+        )
+        self.account_events = Counter(
+            f"{PREFIX}account_events",
+            "Events detected, by account and kind.",
+            ["account", "kind"],
+            registry=r,
+        )
+
+    def observe_account(
+        self, account: str, ok: bool, held: bool, kinds: Iterable[EventKind] = ()
+    ) -> None:
+        """Count one cycle of `account`, whether its API answered, its lease, its events."""
+        outcome = (CycleOutcome.OK if ok else CycleOutcome.ERROR).value
+        self.account_cycles.labels(account=account, outcome=outcome).inc()
+        self.account_api_up.labels(account=account).set(1 if ok else 0)
+        self.account_lease_held.labels(account=account).set(1 if held else 0)
+        for kind in kinds:
+            self.account_events.labels(account=account, kind=EventKind(kind).value).inc()
+
+    def observe_account_api(self, account: str, status: int | str) -> None:
+        """Count one API request of `account`."""
+        self.account_api_requests.labels(account=account, status=str(status)).inc()
 
     def _define_cycle_and_api(self) -> None:
         """Create the poll-cycle and API-client metrics."""
@@ -86,6 +137,13 @@ class Metrics:
         self.budget_per_minute = Gauge(
             f"{PREFIX}api_budget_per_minute",
             "Requests per minute the watcher allows itself.",
+            registry=r,
+        )
+        self.extra_requests = Counter(
+            f"{PREFIX}extra_requests",
+            "Requests of the reads beyond the polling (data sources, database, agents, "
+            "schedules, reports, prices), by kind; retries and pages included.",
+            ["kind"],
             registry=r,
         )
         self.poll_interval = Gauge(
@@ -173,6 +231,12 @@ class Metrics:
     def set_api_budget_per_minute(self, n: float) -> None:
         """Record the request budget per minute the watcher allows itself."""
         self.budget_per_minute.set(n)
+
+    def count_extra_requests(self, by_kind: Mapping[str, int]) -> None:
+        """Count the requests each kind of extra read sent since the last call (a kind at 0
+        is exported at 0)."""
+        for kind, n in by_kind.items():
+            self.extra_requests.labels(kind=kind).inc(max(n, 0))
 
     def set_poll_interval(self, s: float) -> None:
         """Record the current poll interval in seconds."""

@@ -10,15 +10,27 @@ what each read really sent (`measure`: retries and pages included).
 One budget serves the whole cycle: the schedules read before it judges
 (`watcher.service.kbwatch`), the reports of finished jobs, the models' prices
 (`watcher.service.costs`) and the reads after the poll (`watcher.service.extrarun`).
+
+What it spent survives the process: the charged requests of the last hour are kept in the
+store's meta (`spent_key`, one value per token lease), per minute of DigitalOcean's clock
+(the budget is its hourly rate limit; the elapsed clock of this boot does not outlive the
+process). `dump` writes them at the end of a cycle, `restore` reads them back on a new
+process's (or a reloaded cycle's) first cycle: the sliding hour goes on from there and the
+bucket is what it would be had one process spent them (`watcher.core.extras.spent_bucket`).
+So `watcher once` from cron, or a SIGHUP reload, spends no more than the share.
 """
 
 from __future__ import annotations
 
+import json
 from collections import Counter, deque
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
+from datetime import datetime
 from typing import Protocol
+
+import structlog
 
 from watcher.core.clocks import Elapsed
 from watcher.core.extras import (
@@ -30,14 +42,51 @@ from watcher.core.extras import (
     Room,
     admit,
     plan,
+    spent_bucket,
 )
 from watcher.core.model import RateLimit
+
+log = structlog.get_logger(__name__)
 
 HOUR_S = 3600.0
 PRICES, REPORT, SCHEDULE = "prices", "report", "schedule"
 """The kinds of extra read the cycle makes outside the registry (`watcher.service.extras`)."""
 CHARGES = {PRICES: Charge.FLOOR, REPORT: Charge.REPORT}
 """How each kind is charged; any other kind (schedule, the registry's reads) is `SHARE`."""
+SPENT_KEY = "extra_reads_spent"
+"""The meta key of the spent hour of the store's own lease (SQLite, or no token)."""
+
+
+def spent_key(lease: str) -> str:
+    """The meta key of what the budget of the token whose poller lease is `lease` spent
+    (`SqliteStore.lease_name`: "store", or PostgreSQL's `token:<fingerprint>`)."""
+    return SPENT_KEY if lease in ("", "store") else f"{SPENT_KEY}:{lease}"
+
+
+def encode_spent(minutes: dict[int, int]) -> str:
+    """`{"v": 1, "minutes": [[minute, requests], ...]}`: minutes since the epoch of the API's
+    clock, oldest first."""
+    return json.dumps({"v": 1, "minutes": sorted(minutes.items())}, separators=(",", ":"))
+
+
+def decode_spent(text: str) -> dict[int, int]:
+    """The minutes of `encode_spent`; ValueError when `text` is not such a value."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"not JSON: {exc}") from None
+    if not isinstance(value, dict) or value.get("v") != 1:
+        raise ValueError("not a version 1 object")
+    pairs = value.get("minutes")
+    if not isinstance(pairs, list):
+        raise ValueError("no list of minutes")
+    found: dict[int, int] = {}
+    for pair in pairs:
+        ok = isinstance(pair, list) and len(pair) == 2
+        if not ok or not all(type(n) is int and n >= 0 for n in pair):
+            raise ValueError(f"not a [minute, requests] pair: {pair!r}")
+        found[pair[0]] = found.get(pair[0], 0) + pair[1]
+    return found
 
 
 class Gauge(Protocol):
@@ -64,6 +113,8 @@ class ReadsBudget:
         self.measured = 0  # every request measured, whatever its kind
         self.poll_cost = 0  # what the last poll took: kept free for the next one
         self.last_wait: dict[str, PlanReason] = {}  # why each kind last waited
+        self.restored = False  # whether the stored hour was read (`restore`)
+        self.kept: str | None = None  # the stored hour as last read or written
 
     def spent_hour(self, now: Elapsed) -> int:
         """Requests charged to the share in the last sliding hour."""
@@ -111,3 +162,58 @@ class ReadsBudget:
             if CHARGES.get(kind, Charge.SHARE) is not Charge.FLOOR and sent:
                 self.spent.append((now.seconds, sent))
                 self.bucket = replace(self.bucket, tokens=self.bucket.tokens - sent)
+
+    def restore(self, stored: str | None, api_now: datetime, now: Elapsed) -> None:
+        """Go on from the hour another process (or the cycle a reload replaced) spent:
+        `stored` (`encode_spent`, per minute of the API's clock) read at `api_now` (the API's
+        clock) and `now` (elapsed, the same moment). A malformed value, or the minutes after
+        `api_now`, are ignored with a warning: the budget then starts as if fresh."""
+        self.restored = True
+        if stored is None:
+            return
+        try:
+            minutes = decode_spent(stored)
+        except ValueError as exc:
+            log.warning("extra_reads_spent_ignored", reason=f"malformed: {exc}")
+            return
+        self.kept = stored
+        at = api_now.timestamp()
+        future = [m for m in minutes if m * 60 > at]
+        if future:
+            log.warning(
+                "extra_reads_spent_ignored",
+                reason="dated after the API's clock",
+                minutes=len(future),
+                api_now=api_now.isoformat(),
+            )
+        charged: list[tuple[float, int]] = []
+        for minute, n in sorted(minutes.items()):
+            ago = at - min(minute * 60 + 59, at)  # its latest second: never expired too soon
+            if minute * 60 <= at and ago < HOUR_S and n > 0:
+                charged.append((now.seconds - ago, n))
+        if not charged:
+            return
+        self.spent = deque(sorted([*charged, *self.spent]))
+        self.bucket = spent_bucket(self.spent, now.seconds - HOUR_S, self.per_hour)
+
+    def unsaved(self, api_now: datetime, now: Elapsed) -> str | None:
+        """What to store now (`dump`) when it differs from what was last read or written;
+        None when nothing changed, or before `restore` (the API's clock not known yet)."""
+        if not self.restored:
+            return None
+        text = self.dump(api_now, now)
+        if text == self.kept:
+            return None
+        self.kept = text
+        return text
+
+    def dump(self, api_now: datetime, now: Elapsed) -> str:
+        """The charged requests of the last hour, per minute of the API's clock (`api_now`
+        and `now` are the same moment on the API's and the elapsed clocks)."""
+        self.spent_hour(now)  # drop what left the hour
+        at = api_now.timestamp()
+        minutes: dict[int, int] = {}
+        for seconds, n in self.spent:
+            minute = int((at - (now.seconds - seconds)) // 60)
+            minutes[minute] = minutes.get(minute, 0) + n
+        return encode_spent(minutes)

@@ -1,15 +1,17 @@
-"""The one-shot commands behind the CLI: once, test-notify, health, status, the online check."""
+"""The one-shot commands behind the CLI: test-notify, status, the online check, ack, retry
+(`once` is `watcher.service.once`, `health` is `watcher.service.healthcheck`)."""
 
 from __future__ import annotations
 
 import difflib
 import json
 from collections.abc import Callable, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import structlog
 
 from watcher.config import Config, describe
+from watcher.config.build import loc_text
 from watcher.config.preflight import listen_note
 from watcher.core import costview, watchview
 from watcher.core import status_view as status
@@ -24,7 +26,7 @@ from watcher.core.errors import (
     Unauthorized,
     WatcherError,
 )
-from watcher.core.health import HEARTBEAT_KEY, Heartbeat, health_limit
+from watcher.core.health import HEARTBEAT_KEY, Heartbeat
 from watcher.core.incident import Ack
 from watcher.core.inert import inert
 from watcher.core.lease import Lease
@@ -46,59 +48,45 @@ from watcher.service.accountcheck import (
     decode_missing,
     decode_unmatched,
 )
-from watcher.service.cycle import CycleReport
+from watcher.service.accountstatus import account_lines, accounts_json, with_accounts
 from watcher.service.healthcheck import no_state, shared_store
-from watcher.service.heartbeat import HeartbeatSender
 from watcher.service.kbwatch import WATCH_KEY
-from watcher.service.runtime import api_client, build_notifier, cycle_settings, open_runtime, utcnow
+from watcher.service.runtime import api_client, build_notifier, cycle_settings, utcnow
 from watcher.service.silence_commands import local_zone
 from watcher.service.stores import open_store, store_absent
 
 log = structlog.get_logger(__name__)
 
 
-async def run_once(config: Config) -> CycleReport:
-    """One poll cycle plus delivery of what is due (`watcher once`).
-
-    The cycle is recorded for `watcher health` as the daemon records its own, so that `once`
-    from cron every `poll.interval` is judged by the same rule.
-    """
-    runtime = await open_runtime(config)
-    heartbeat = HeartbeatSender(config.heartbeat.plan(), ca_bundle=config.ca_bundle)
-    try:
-        report = await runtime.cycle.run()
-        heartbeat.after_cycle(report)  # runs while delivery drains
-        await runtime.cycle.dispatcher.drain()  # each send is bounded by delivery.timeout
-        await heartbeat.wait()  # bounded by heartbeat.timeout
-        if report.ok:
-            await runtime.store.set_last_cycle_at(utcnow())
-        at, limit = monotonic_now(), once_limit(config)
-        before = Heartbeat.decode(await runtime.store.get_meta(HEARTBEAT_KEY))
-        if before is None or at.since(before.finished) is None:  # none yet, or another boot
-            before = Heartbeat(at, False, limit)
-        beat = before.after(report.ok, at, limit, report.error, runtime.client.api_now())
-        await runtime.store.set_meta(HEARTBEAT_KEY, beat.encode())
-        return report
-    finally:
-        await heartbeat.close()
-        await runtime.close()
-
-
-def once_limit(config: Config) -> timedelta:
-    """The health limit for cycles run by `watcher once` every `poll.interval`."""
-    poll = config.poll
-    return health_limit(poll.interval, poll.cycle_deadline, config.delivery.timeout)
-
-
 async def check_online(config: Config, *, echo: Callable[[str], None]) -> int:
-    """`check-config --online`: read the account with the token and check the configuration
+    """`check-config --online`: read each account with its token and check the configuration
     against it; print the description and return 0, or raise ConfigError naming each route
-    entry that matches no knowledge base and each `[[knowledge_bases]]` uuid not listed."""
+    entry that matches no knowledge base and each watched uuid the account does not list."""
+    problems: list[ConfigProblem] = []
+    counts = []
+    for index, account in enumerate(config.account_list()):
+        one = config.for_account(account)
+        listing = await _read_account(one, index if config.several_accounts else None)
+        counts.append(f"{account.name} {len(listing)}")
+        problems += _online_problems(one, listing, index if config.several_accounts else None)
+    if problems:
+        raise ConfigError(problems)
+    echo(describe(config, listen_note=listen_note(config.http.listen)))
+    listed = f"{counts[0].split()[-1]}" if len(counts) == 1 else ", ".join(counts)
+    echo(f"  Account:    {listed} knowledge base(s) listed; every route entry and watched")
+    echo("              knowledge base found")
+    return 0
+
+
+async def _read_account(config: Config, index: int | None) -> list[KnowledgeBase]:
+    """The account's KB listing; a refused token is a ConfigError naming where it came from
+    (`index`: its `[[accounts]]` entry, None for the single account)."""
     client = api_client(config, max_attempts=2)
     try:
-        account = await client.list_knowledge_bases()
+        return await client.list_knowledge_bases()
     except (Unauthorized, Forbidden) as exc:
-        raise ConfigError([ConfigProblem("token", str(exc), config.token_source or "")]) from exc
+        key = "token" if index is None else f"accounts[{index}]"
+        raise ConfigError([ConfigProblem(key, str(exc), config.token_source or "")]) from exc
     except NotFound as exc:
         source = config.source_of("api", "base_url")
         raise ConfigError([ConfigProblem("api.base_url", str(exc), source)]) from exc
@@ -109,6 +97,12 @@ async def check_online(config: Config, *, echo: Callable[[str], None]) -> int:
         ) from exc
     finally:
         await client.aclose()
+
+
+def _online_problems(
+    config: Config, account: Sequence[KnowledgeBase], index: int | None
+) -> list[ConfigProblem]:
+    """Route entries matching nothing in the account, and watched KBs it does not list."""
     settings = cycle_settings(config)
     problems = [
         ConfigProblem(
@@ -119,21 +113,15 @@ async def check_online(config: Config, *, echo: Callable[[str], None]) -> int:
         for ref in unmatched_refs(settings.route_refs, settings.watched, account)
     ]
     listed = {kb.uuid: kb for kb in account}
-    for index, kb in enumerate(config.knowledge_bases):
+    prefix: tuple[str | int, ...] = () if index is None else ("accounts", index)
+    for position, kb in enumerate(config.knowledge_bases):
         if kb.uuid not in listed:
+            loc = (*prefix, "knowledge_bases", position, "uuid")
+            key = loc_text(loc)
             problems.append(
-                ConfigProblem(
-                    f"knowledge_bases[{index}].uuid",
-                    _not_listed(kb.name, kb.uuid, account),
-                    config.source_of("knowledge_bases", index, "uuid"),
-                )
+                ConfigProblem(key, _not_listed(kb.name, kb.uuid, account), config.source_of(*loc))
             )
-    if problems:
-        raise ConfigError(problems)
-    echo(describe(config, listen_note=listen_note(config.http.listen)))
-    echo(f"  Account:    {len(account)} knowledge base(s) listed; every route entry and watched")
-    echo("              knowledge base found")
-    return 0
+    return problems
 
 
 def _not_listed(name: str | None, uuid: str, account: Sequence[KnowledgeBase]) -> str:
@@ -224,7 +212,8 @@ async def read_status(config: Config, *, as_json: bool, echo: Callable[[str], No
     now = utcnow()
     store = await open_store(config, now)
     try:
-        snapshot = await store.snapshot(now)
+        snapshot = await with_accounts(store, config, await store.snapshot(now))
+        accounts = await accounts_json(store, config, snapshot)
         pace = await store.get_meta(PACE_KEY)
         beat = Heartbeat.decode(await store.get_meta(HEARTBEAT_KEY))
         lease = await store.read_lease()
@@ -246,6 +235,8 @@ async def read_status(config: Config, *, as_json: bool, echo: Callable[[str], No
         data["lease"] = _lease_json(lease)
         data["cost_and_time"] = costview.as_json(snapshot, prices, api_now)
         data["schedules_and_freshness"] = watchview.as_json(watches)
+        if accounts:  # several [[accounts]]
+            data["accounts"] = accounts
         if shared is not None:  # several replicas on one database
             data.update(replicas_json(*shared))
             data["lease"] = None
@@ -253,6 +244,8 @@ async def read_status(config: Config, *, as_json: bool, echo: Callable[[str], No
         echo(json.dumps(SECRETS.redact_value(data), indent=2))
     else:
         echo(status.table(snapshot, now, setup, api_now, silences, local_zone()))
+        for line in account_lines(accounts):
+            echo(inert(line))
         for line in costview.lines(snapshot, prices, api_now):
             echo(line)
         for line in watchview.lines(snapshot, watches):

@@ -34,6 +34,9 @@ def register_config_secrets(config: Config) -> None:
     """
     if config.token is not None:
         SECRETS.register(config.token.get_secret_value())
+    for _, token, _ in config.account_tokens:  # every [[accounts]] entry's
+        if token is not None:
+            SECRETS.register(token.get_secret_value())
     if config.state.url is not None:
         state_url = config.state.url.get_secret_value()
         SECRETS.register(state_url)

@@ -62,7 +62,7 @@ from watcher.core.costing import (
 from watcher.core.decide import RetryPolicy, RouteRule, route
 from watcher.core.detect import detect
 from watcher.core.digest import DigestSchedule
-from watcher.core.errors import ApiStatusError, SourceError
+from watcher.core.errors import ApiStatusError, Forbidden, SourceError, Unauthorized
 from watcher.core.facts import with_facts
 from watcher.core.incidents import track
 from watcher.core.model import INCIDENT_EVENTS, EventKind, Job, KnowledgeBase, WatchedKb
@@ -246,6 +246,7 @@ class Cycle:
                 took = budget.gauge.requests_sent - sent - (budget.measured - measured)
                 budget.poll_cost = max(0, took)
             report = await self._extra_reads(report)
+            await self._keep_spent()
             if self.silencer is not None:  # silences that ended: what they hid, still open
                 await self.silencer.end_silences()
             if self.digests is not None:  # due on the wall clock, whatever the API did
@@ -269,6 +270,7 @@ class Cycle:
             async with asyncio.timeout_at(until):
                 sight = await self.observer.observe(reads)
             now = self.now()
+            await self._restore_spent(now)  # before any extra read: the API's clock is known
             state, transitions, meta = await self._detect(sight, now, began)
             # optional reads only, each within its share of what is left: ends by `until`
             transitions = await self.observer.with_details(transitions, reads)
@@ -422,6 +424,24 @@ class Cycle:
             log.warning("extra_reads_stopped", error=str(exc) or type(exc).__name__)
         return replace(report, extra_requests=self.extras.source.requests_sent - before)
 
+    async def _restore_spent(self, now: Instant) -> None:
+        """On this cycle object's first poll that read the API: go on from the hour of extra
+        reads the store keeps (another process's, or the cycle a reload replaced)."""
+        budget, extras = self.budget, self.settings.extras
+        if budget is None or extras is None or budget.restored:
+            return
+        budget.restore(await self.meta.get_meta(extras.spent_key), now.api, now.elapsed)
+
+    async def _keep_spent(self) -> None:
+        """Store what the budget spent in the last hour, when it changed (one write at the
+        end of a cycle, on the API's clock: see `watcher.service.budget`)."""
+        budget, extras = self.budget, self.settings.extras
+        if budget is None or extras is None:
+            return
+        now = self.now()
+        if (text := budget.unsaved(now.api, now.elapsed)) is not None:
+            await self.meta.set_meta(extras.spent_key, text)
+
     async def _record_events(self, transitions: tuple[Transition, ...]) -> None:
         """Record events the extra reads found (database health), routed like any other."""
         change = Change(
@@ -449,6 +469,9 @@ def _by_kb(sight: Sight) -> dict[str, list[Job]]:
 
 
 def _describe(exc: SourceError) -> str:
+    if isinstance(exc, Unauthorized | Forbidden) and exc.hint:  # which token: from where
+        hint = exc.hint.removeprefix(f"HTTP {exc.status}: ")
+        return f"HTTP {exc.status} {exc.api_id or ''}".strip() + f": {hint}"
     if isinstance(exc, ApiStatusError):
         return f"HTTP {exc.status} {exc.api_id or ''}".strip()
     return str(exc)

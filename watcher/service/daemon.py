@@ -53,11 +53,13 @@ from watcher.core.pace import Pace
 from watcher.edges.hostclock import monotonic_now
 from watcher.edges.metrics import Metrics
 from watcher.edges.systemd import SystemdNotifier
+from watcher.service.accountruns import combine, run_account
 from watcher.service.calendar import Calendar
 from watcher.service.config_secrets import register_config_secrets
 from watcher.service.cycle import CycleReport
 from watcher.service.heartbeat import HeartbeatSender
 from watcher.service.lease_keeper import LeaseKeeper, Tenure
+from watcher.service.quickhealth import file_mark
 from watcher.service.runtime import Runtime, open_runtime, utcnow
 from watcher.service.upkeep import Upkeep
 from watcher.service.vitals import Vitals
@@ -92,6 +94,7 @@ class Daemon:
         self.metrics = runtime.metrics
         self.calendar = Calendar()  # wall-clock work only
         self.vitals = Vitals(monotonic, systemd, env)
+        self.config_mark = file_mark(runtime.config.source, env)  # what `health` may trust
         self.lock = asyncio.Lock()
         self.stopping = asyncio.Event()
         self.upkeep = Upkeep(runtime, self.metrics)
@@ -146,13 +149,13 @@ class Daemon:
         """One cycle; any failure is logged and the schedule goes on."""
         if self.stopping.is_set():
             return
-        if not self.runtime.keeper.held:  # standing by, or the store vanished: no cycle
+        if not self._holds_any():  # standing by, or the store vanished: no cycle
             await self._deliver_standing_by()  # on a shared store, its deliveries still
             return
         async with self.lock:
             loop = asyncio.get_running_loop()
             self.cycle_started = started = loop.time()
-            self._inflight = asyncio.ensure_future(self.runtime.cycle.run())
+            self._inflight = asyncio.ensure_future(self._run_accounts())
             try:
                 report = await self._await_cycle(self._inflight)
             except asyncio.CancelledError:
@@ -161,7 +164,8 @@ class Daemon:
                 report = CycleReport(cycle_id="-", ok=False, error="cancelled to stop")
             except (StoreReplaced, StoreHeld) as exc:  # the store stopped this process writing
                 log.error("cycle_refused_by_store", error=str(exc))
-                self.runtime.keeper.wake()  # it says why and stops the cycles right away
+                for keeper in self.runtime.keepers():  # it says why and stops the cycles
+                    keeper.wake()
                 report = CycleReport(cycle_id="-", ok=False, error=str(exc))
             except Exception:
                 log.exception("cycle_failed")
@@ -179,6 +183,24 @@ class Daemon:
                 except Exception:  # a boundary too: upkeep must never end the polling
                     log.exception("cycle_upkeep_failed")
 
+    def _holds_any(self) -> bool:
+        """Whether this process holds the lease of at least one account (it then polls)."""
+        return any(keeper.held for keeper in self.runtime.keepers())
+
+    async def _run_accounts(self) -> CycleReport:
+        """The cycle of each account whose lease this process holds, one after the other
+        (`watcher.service.accountruns`); one account's failure never skips the next."""
+        several = self.config.several_accounts
+        reports = []
+        for account in self.runtime.accounts():
+            if not account.keeper.held:
+                self.metrics.account_lease_held.labels(account=account.name).set(0)
+                continue
+            report = await run_account(account, several=several)
+            self.metrics.observe_account(account.name, report.ok, True, report.events)
+            reports.append((account.name, report))
+        return combine(reports)
+
     async def _await_cycle(self, inflight: asyncio.Future[CycleReport]) -> CycleReport:
         """The cycle's report; past its slot (one interval) it is said once, at debug."""
         interval = self.pace.interval.total_seconds()
@@ -193,7 +215,9 @@ class Daemon:
         now = self.clock()
         await self.upkeep.after_cycle(report, duration, now)
         api_now = self.runtime.client.api_now()
-        await self.vitals.beat(self.runtime.store, report, now, self.limit, api_now)
+        await self.vitals.beat(
+            self.runtime.store, report, now, self.limit, api_now, self.config_mark
+        )
         self.vitals.notify(report, self.limit, self.pace)
         log.info(
             "cycle_finished",
@@ -232,6 +256,7 @@ class Daemon:
         try:
             # The state path is checked here too; the port is the daemon's own (kept anyway).
             config = load_config(self.config_path, self.env, preflight=Preflight.STATE_PATH)
+            mark = file_mark(config.source, self.env)
         except ConfigError as exc:
             log.error("config_reload_rejected", problems=[str(p) for p in exc.problems])
             self._reloaded()
@@ -250,11 +275,15 @@ class Daemon:
                 log.error("config_reload_rejected", problems=[str(p) for p in problems])
                 self._reloaded()
                 return False
-            await old.close(keep_store=self.runtime.store is old.store)
+            kept = self.runtime.store is old.store
+            await old.close(keep_store=kept, successor=self.runtime)
+            self.config_mark = mark
             if config.heartbeat != old.config.heartbeat or config.ca_bundle != old.config.ca_bundle:
                 await self.heartbeat.close()
                 self.heartbeat = heartbeat_sender(config, self.metrics)
-            self._keep_watch(self.runtime.keeper)
+            for keeper in self.runtime.keepers():  # another account's own lease: stepped now
+                self._keep_watch(keeper)
+                keeper.start()
             self.upkeep.use(self.runtime)
         log.info("config_reloaded", source=config.source)
         # Logging and the HTTP listener are set up once, at start: say so rather than pretend.
@@ -284,7 +313,7 @@ class Daemon:
             try:
                 # a process standing by delivers nothing, but a replica of a shared store does:
                 # its rounds in flight end (and are acknowledged) before it goes
-                if self.runtime.keeper.held or self.runtime.store.shared_claims:
+                if self._holds_any() or self.runtime.store.shared_claims:
                     await asyncio.wait_for(self._final_delivery(), timeout=STOP_GRACE)
             except TimeoutError:  # what is left is due again at the next start
                 log.warning("final_delivery_incomplete", error=f"not done in {STOP_GRACE:g}s")
@@ -324,18 +353,19 @@ class Daemon:
 
     async def _hold_store(self) -> bool:
         """Stand by until this process holds the store's lease; False when asked to stop first."""
-        keeper = self.runtime.keeper
-        self._keep_watch(keeper)
-        keeper.start()
-        held = asyncio.ensure_future(keeper.holding.wait())
+        holding = []
+        for keeper in self.runtime.keepers():  # one per account on PostgreSQL
+            self._keep_watch(keeper)
+            keeper.start()
+            holding.append(asyncio.ensure_future(keeper.holding.wait()))
         stop = asyncio.ensure_future(self.stopping.wait())
         delivering = asyncio.ensure_future(self._deliver_while_standing_by())
-        await asyncio.wait({held, stop}, return_when=asyncio.FIRST_COMPLETED)
-        for waiter in (held, stop, delivering):
+        await asyncio.wait({*holding, stop}, return_when=asyncio.FIRST_COMPLETED)
+        for waiter in (*holding, stop, delivering):
             waiter.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await delivering
-        return self.runtime.keeper.held and not self.stopping.is_set()
+        return self._holds_any() and not self.stopping.is_set()
 
     async def _deliver_while_standing_by(self) -> None:
         """Every `STANDBY_DELIVERY_EVERY` seconds, deliver while another replica polls."""
@@ -348,7 +378,7 @@ class Daemon:
         """A replica of a shared store (PostgreSQL) that does not poll still delivers: outbox
         claims are exclusive between replicas (`watcher.edges.store.postgres`). On an SQLite
         store a process standing by delivers nothing."""
-        if not self.runtime.store.shared_claims or self.runtime.keeper.held:
+        if not self.runtime.store.shared_claims or self._holds_any():
             return
         async with self.lock:
             try:
@@ -369,7 +399,7 @@ class Daemon:
 
     def _stepped(self) -> None:
         """A lease step while not holding: the standby's sign of life (cycles are not run)."""
-        if not self.runtime.keeper.held:
+        if not self._holds_any():
             self.vitals.standby_step(self.limit)
 
     # --- health ----------------------------------------------------------------------------
@@ -400,7 +430,8 @@ class Daemon:
             except StoreError as exc:  # not ready, and the probe says why
                 store_error = str(exc)
         keeper = self.runtime.keeper
-        waiting = not keeper.held and keeper.tenure is not Tenure.STARTING  # not at start
+        started = any(k.tenure is not Tenure.STARTING for k in self.runtime.keepers())
+        waiting = not self._holds_any() and started  # not at start
         standby = (keeper.problem or "waiting for the store's lease") if waiting else None
         shared = self.runtime.store.shared_claims
         return self.vitals.judge(probe, self.limit, store_error, standby, delivering=shared)

@@ -37,7 +37,7 @@ from watcher.core.facts import (
 from watcher.core.model import KnowledgeBase
 from watcher.core.ports import ExtraSource, FactStore
 from watcher.core.state import Transition
-from watcher.service.budget import ReadsBudget
+from watcher.service.budget import SPENT_KEY, ReadsBudget
 from watcher.service.extras import AGENT, AGENTS, DATA_SOURCES, DATABASE, REGISTRY, ExtraRead
 
 log = structlog.get_logger(__name__)
@@ -46,10 +46,12 @@ log = structlog.get_logger(__name__)
 @dataclass(frozen=True, slots=True)
 class ExtrasSettings:
     """`per_hour`: the extra reads' share (`share_per_hour`); `reserve`: below this
-    `ratelimit-remaining` the budget is tight and no extra read is made."""
+    `ratelimit-remaining` the budget is tight and no extra read is made; `spent_key`: where
+    the store's meta keeps what the budget spent in the last hour (`budget.spent_key`)."""
 
     per_hour: int
     reserve: int = 500
+    spent_key: str = SPENT_KEY  # the meta key of the spent hour (one per token lease)
 
 
 class ExtraReads:

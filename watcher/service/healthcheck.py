@@ -11,19 +11,21 @@ import sys
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, TypeGuard
 
-from watcher.config import Config
 from watcher.core.errors import StoreError
 from watcher.core.health import HEARTBEAT_KEY, Health, Heartbeat, Probe, judge
 from watcher.core.replicas import STALE_AFTER
 from watcher.edges import host
 from watcher.edges.hostclock import monotonic_now
 from watcher.edges.store.files import rescued_copies
+from watcher.edges.store.sqlite import SqliteStore
 from watcher.service.stores import open_store, store_absent
 
-if TYPE_CHECKING:  # imported by `open_store` only for a shared store (psycopg: 130 modules)
+if TYPE_CHECKING:  # imported by `open_store` only for a shared store (psycopg: 130 modules);
+    # the configuration's models only for annotations (`watcher.service.quickhealth` needs none)
+    from watcher.config import Config
     from watcher.edges.store.postgres import PostgresStore
 
-__all__ = ["check_health", "no_state", "shared_store"]
+__all__ = ["check_health", "judge_store", "no_state", "shared_store"]
 
 
 async def check_health(config: Config, probe: Probe = Probe.READY) -> Health:
@@ -40,6 +42,12 @@ async def check_health(config: Config, probe: Probe = Probe.READY) -> Health:
         store = await open_store(config, datetime.now(UTC), integrity_check=False)
     except StoreError as exc:
         return Health(False, str(exc))
+    return await judge_store(store, probe)
+
+
+async def judge_store(store: SqliteStore, probe: Probe) -> Health:
+    """The verdict from an open store (closed here): its heartbeat, whether it takes a write
+    (`Probe.READY`), and on a shared store this host's replicas."""
     store_error = None
     try:
         if probe is Probe.READY:

@@ -10,11 +10,12 @@ of the configuration (`[http] listen`, `auth_token_file`, `max_connections`).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import datetime
 from importlib import metadata
 from typing import TYPE_CHECKING, Final, Protocol
 
-from watcher.config import describe
+from watcher.config import Config, describe
 from watcher.config.page_token import resolve_page_token
 from watcher.core import status_view
 from watcher.core.apihealth import ApiHealth
@@ -33,6 +34,8 @@ from watcher.service.accountcheck import (
     decode_missing,
     decode_unmatched,
 )
+from watcher.service.accountscope import account_key
+from watcher.service.accountstatus import kb_accounts
 
 if TYPE_CHECKING:
     from watcher.config import Config
@@ -96,7 +99,7 @@ class DaemonHost:
         runtime, config = daemon.runtime, daemon.config
         now, api_now = self.clocks()
         store = runtime.store
-        api = ApiHealth.decode(await store.get_meta(API_HEALTH_KEY))
+        api = await _api_health(store, config)
         setup = status_view.SetupFindings(
             missing=tuple(decode_missing(await store.get_meta(MISSING_KEY))),
             unmatched=tuple(decode_unmatched(await store.get_meta(UNMATCHED_KEY))),
@@ -128,7 +131,23 @@ class DaemonHost:
             standby=None if keeper.held else keeper.problem,
             retention=config.state.retention,
             setup=tuple(line for line in status_view.setup_lines(setup, now) if line),
+            kb_accounts=await kb_accounts(store, config),
         )
+
+
+async def _api_health(store: SqliteStore, config: Config) -> ApiHealth:
+    """The API's health; with several `[[accounts]]`, the earliest failing account's, its
+    error naming the account (the page's API line then says whose token or API fails)."""
+    if not config.several_accounts:
+        return ApiHealth.decode(await store.get_meta(API_HEALTH_KEY))
+    failing = []
+    for account in config.accounts:
+        raw = await store.get_meta(account_key(account.name, API_HEALTH_KEY))
+        health = ApiHealth.decode(raw)
+        if health.failing_since is not None:
+            error = f"account {account.name}: {health.last_error or 'failing'}"
+            failing.append(replace(health, last_error=error))
+    return min(failing, key=lambda h: str(h.failing_since), default=ApiHealth())
 
 
 def web_server(daemon: Daemon, env: Mapping[str, str]) -> WebServer:

@@ -7,8 +7,10 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from watcher.config import Config
+from watcher.config.accounts import Account
 from watcher.config.trust import verify_context
 from watcher.core.account import RouteRefs
 from watcher.core.clocks import Elapsed
@@ -32,7 +34,10 @@ from watcher.edges.metrics import Metrics
 from watcher.edges.notify.webhook import SignedWebhookNotifier
 from watcher.edges.reports import ReportShelf, reports_dir
 from watcher.edges.store.files import file_id
+from watcher.edges.store.lease import token_lease
 from watcher.edges.store.sqlite import SqliteStore
+from watcher.service.accountscope import AccountScope
+from watcher.service.budget import spent_key
 from watcher.service.config_secrets import (
     register_config_secrets,
     route_urls,
@@ -58,7 +63,9 @@ def cycle_settings(config: Config) -> CycleSettings:
     return CycleSettings(
         watched=config.watched(),
         route_refs=tuple(
-            RouteRefs(r.name, index, r.knowledge_bases) for index, r in enumerate(config.routes)
+            RouteRefs(r.name, index, r.knowledge_bases)
+            for index, r in enumerate(config.routes)
+            if _refs_checked(config, r.accounts)
         ),
         policy=config.stall_policy(),
         rules=tuple(RouteRule(r.name, r.event_kinds, config.kb_refs(r)) for r in config.routes),
@@ -86,6 +93,13 @@ def cycle_settings(config: Config) -> CycleSettings:
         digests=config.digests(),
         kb_watch=kb_watch_settings(config),
     )
+
+
+def _refs_checked(config: Config, heard: tuple[str, ...]) -> bool:
+    """Whether this account's cycle checks a route's KB entries against its listing: always
+    with one account; with several, only for a route that hears this account alone (another
+    account's KB would look like an entry that matches nothing)."""
+    return not config.several_accounts or heard == (config.account,)
 
 
 def kb_watch_settings(config: Config) -> KbWatchSettings:
@@ -227,8 +241,25 @@ class LazyNotifier:
 
 
 @dataclass
+class AccountRuntime:
+    """One more `[[accounts]]` entry of a runtime: its own API client, cycle and lease keeper
+    (on an SQLite store the process's one lease covers every account: the store and keeper
+    are the first account's)."""
+
+    name: str
+    config: Config  # `Config.for_account`: its token, KBs and rate budget
+    client: ApiClient
+    store: SqliteStore
+    keeper: LeaseKeeper
+    cycle: Cycle
+
+
+@dataclass
 class Runtime:
-    """The assembled watcher: API client, store (with its lease), notifier, the cycle over them."""
+    """The assembled watcher: API client, store (with its lease), notifier, the cycle over them.
+
+    `client`, `store`, `keeper` and `cycle` are the first account's (the only one without
+    `[[accounts]]`); `others` are the further accounts, each polled by its own cycle."""
 
     config: Config
     client: ApiClient
@@ -236,17 +267,60 @@ class Runtime:
     cycle: Cycle
     metrics: Metrics
     keeper: LeaseKeeper
+    others: tuple[AccountRuntime, ...] = ()
 
-    async def close(self, *, keep_store: bool = False) -> None:
-        """Close the API client and, unless `keep_store` (a reload), let the lease go and
-        close the store."""
-        await self.cycle.dispatcher.cancel()  # a round still sending must not outlive the store
-        await self.client.aclose()
-        if not keep_store:
-            try:
-                await self.keeper.stop()
-            finally:
-                await self.store.close()
+    @property
+    def account(self) -> str:
+        """The first account's name (`default` without `[[accounts]]`)."""
+        return self.config.account_list()[0].name
+
+    def accounts(self) -> tuple[AccountRuntime, ...]:
+        """Every account, the first one included, in the config's order."""
+        first = AccountRuntime(
+            self.account,
+            self.config.for_account(self.config.account_list()[0]),
+            self.client,
+            self.store,
+            self.keeper,
+            self.cycle,
+        )
+        return (first, *self.others)
+
+    def keepers(self) -> tuple[LeaseKeeper, ...]:
+        """Each distinct lease keeper (one per account on PostgreSQL, one on SQLite)."""
+        found: list[LeaseKeeper] = []
+        for account in self.accounts():
+            if not any(k is account.keeper for k in found):
+                found.append(account.keeper)
+        return tuple(found)
+
+    async def close(self, *, keep_store: bool = False, successor: Runtime | None = None) -> None:
+        """Close the API clients and, unless `keep_store` (a reload), let the leases go and
+        close the stores; a store the `successor` (a reload's new runtime) took over stays."""
+        for account in self.accounts():
+            # a round still sending must not outlive the store
+            await account.cycle.dispatcher.cancel()
+            await account.client.aclose()
+        if keep_store:
+            kept = {id(a.store) for a in successor.accounts()} if successor else set()
+            await self._close_others(kept)
+            return
+        try:
+            for keeper in self.keepers():
+                await keeper.stop()
+        finally:
+            for store in {id(a.store): a.store for a in self.accounts()}.values():
+                await store.close()
+
+    async def _close_others(self, kept: set[int]) -> None:
+        """On a reload that keeps the first account's store: the other accounts' own stores
+        (PostgreSQL) that the new runtime did not take over (`kept`: their ids) are let go."""
+        for account in self.others:
+            if account.store is not self.store and id(account.store) not in kept:
+                try:
+                    await account.keeper.stop()
+                finally:
+                    await account.store.close()
 
 
 async def open_runtime(
@@ -283,33 +357,121 @@ async def open_runtime(
         )
     register_config_secrets(config)  # idempotent: the CLI has usually done it already
     metrics = metrics or Metrics()
-    client = api_client(config, on_response=_api_observer(metrics), sleep=api_sleep)
+    first, *rest = config.account_list()
+    first_config = config.for_account(first)
+    observer = _api_observer(metrics, first.name)
+    client = api_client(first_config, on_response=observer, sleep=api_sleep)
     try:
-        store, keeper = await _store(config, clock(), command, hold, keep)
+        store, keeper = await _store(first_config, clock(), command, hold, keep)
     except BaseException:
         await client.aclose()
         raise
-    guarded = GuardedStore(store)  # the store boundary: nothing secret is written
-    cycle = Cycle(
-        source=client,
-        store=guarded,
-        outbox=guarded,
-        meta=guarded,
-        notifier=GuardedNotifier(notifier) if notifier is not None else LazyNotifier(config),
-        settings=cycle_settings(config),
-        clock=clock,
-        elapsed=elapsed,
-        extra_source=client,
-        facts=GuardedFacts(store),
-        silences=store,
-        extra=client,
-        prices=PriceBook(client, config.cost.prices_every, elapsed, guarded),
-        remedies=remedies(config, client, guarded),
-        digest_reads=store,
-    )
-    return Runtime(
+    shared = GuardedNotifier(notifier) if notifier is not None else LazyNotifier(config)
+    wiring = _Wiring(config, shared, clock, elapsed)
+    cycle = wiring.cycle(first_config, client, store, first=True)
+    runtime = Runtime(
         config=config, client=client, store=store, cycle=cycle, metrics=metrics, keeper=keeper
     )
+    try:
+        runtime.others = tuple(
+            [
+                await _open_account(
+                    wiring, account, runtime, command, hold, metrics, api_sleep, keep
+                )
+                for account in rest
+            ]
+        )
+    except BaseException:
+        await runtime.close(keep_store=keep is not None and keep.store is store)
+        raise
+    return runtime
+
+
+@dataclass(frozen=True)
+class _Wiring:
+    """What every account's cycle shares: the whole config, the notifier, the clocks."""
+
+    config: Config
+    notifier: Notifier
+    clock: Callable[[], datetime]
+    elapsed: Callable[[], Elapsed]
+
+    def cycle(self, config: Config, client: ApiClient, store: SqliteStore, *, first: bool) -> Cycle:
+        """The cycle of one account (`config` is `Config.for_account`'s): with several
+        accounts it sees the store through `AccountScope`; the first one also records the
+        routes' digests."""
+        guarded = GuardedStore(store)  # the store boundary: nothing secret is written
+        scoped: Any = guarded
+        if self.config.several_accounts:
+            scoped = AccountScope(guarded, config.account, self.config.deaf_routes(config.account))
+        settings = cycle_settings(config)
+        if settings.extras is not None:  # the spent hour is the token's (its rate limit)
+            token = config.token.get_secret_value() if config.token is not None else None
+            spent = spent_key(token_lease(token))
+            settings = replace(settings, extras=replace(settings.extras, spent_key=spent))
+        return Cycle(
+            source=client,
+            store=scoped,
+            outbox=guarded,
+            meta=scoped,
+            notifier=self.notifier,
+            settings=settings,
+            clock=self.clock,
+            elapsed=self.elapsed,
+            extra_source=client,
+            facts=GuardedFacts(store),
+            silences=store,
+            extra=client,
+            prices=PriceBook(client, config.cost.prices_every, self.elapsed, scoped),
+            remedies=remedies(config, client, scoped),
+            digest_reads=store if first else None,
+        )
+
+
+async def _open_account(
+    wiring: _Wiring,
+    account: Account,
+    runtime: Runtime,
+    command: str,
+    hold: bool,
+    metrics: Metrics,
+    api_sleep: Callable[[float], Awaitable[None]],
+    keep: Runtime | None = None,
+) -> AccountRuntime:
+    """One further account: its client and cycle; on a shared store (PostgreSQL) also its
+    own store connection and lease (the lease is the account's token's). A reload (`keep`)
+    keeps the account's store and lease when the database and the token are the same."""
+    config = wiring.config.for_account(account)
+    if config.token is None:
+        raise ConfigError(
+            [ConfigProblem(f"accounts.{account.name}", "no API token loaded", config.source)]
+        )
+    observer = _api_observer(metrics, account.name)
+    client = api_client(config, on_response=observer, sleep=api_sleep)
+    store, keeper = runtime.store, runtime.keeper
+    kept = _kept_account(keep, config)
+    if kept is not None:
+        store, keeper = kept.store, kept.keeper
+    elif config.state.shared:
+        try:
+            store, keeper = await _store(config, wiring.clock(), command, hold, None)
+        except BaseException:
+            await client.aclose()
+            raise
+    cycle = wiring.cycle(config, client, store, first=False)
+    return AccountRuntime(account.name, config, client, store, keeper, cycle)
+
+
+def _kept_account(keep: Runtime | None, config: Config) -> AccountRuntime | None:
+    """The account of the runtime a reload replaces whose store serves `config`'s account
+    (the same database and token); None on SQLite (the first account's store is shared)."""
+    if keep is None or not config.state.shared:
+        return None
+    for account in keep.others:
+        same = account.config.state.url == config.state.url
+        if same and account.config.token == config.token and account.store is not keep.store:
+            return account
+    return None
 
 
 def _same_store(keep: Runtime, config: Config) -> bool:
@@ -381,8 +543,9 @@ def api_client(
     )
 
 
-def _api_observer(metrics: Metrics) -> Callable[[RequestRecord], None]:
+def _api_observer(metrics: Metrics, account: str) -> Callable[[RequestRecord], None]:
     def observe(record: RequestRecord) -> None:
         metrics.observe_api(record.endpoint, record.status or "error", record.duration_s)
+        metrics.observe_account_api(account, record.status or "error")
 
     return observe

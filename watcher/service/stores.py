@@ -8,9 +8,12 @@ work the same on both engines.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
-from watcher.config import Config
 from watcher.edges.store.sqlite import SqliteStore
+
+if TYPE_CHECKING:  # annotations only: `watcher health`'s fast path loads no pydantic model
+    from watcher.config import Config
 
 
 async def open_store(config: Config, now: datetime, *, integrity_check: bool = True) -> SqliteStore:

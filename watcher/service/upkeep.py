@@ -14,6 +14,7 @@ the daemon goes on; the next cycle, or the next hour, tries again.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from datetime import datetime
 
 import structlog
@@ -21,11 +22,16 @@ import structlog
 from watcher.core.errors import StoreError
 from watcher.core.pace import PACE_KEY, Pace, PaceReason, next_pace
 from watcher.edges.metrics import Metrics
+from watcher.service.budget import PRICES, REPORT, SCHEDULE
 from watcher.service.cycle import CycleReport
+from watcher.service.extras import AGENT, AGENTS, DATA_SOURCES, DATABASE
 from watcher.service.healthcheck import shared_store
 from watcher.service.runtime import Runtime, pace_settings
 
 log = structlog.get_logger(__name__)
+
+EXTRA_KINDS = (DATA_SOURCES, DATABASE, AGENTS, AGENT, SCHEDULE, REPORT, PRICES)
+"""The kinds of extra read `gradient_watcher_extra_requests_total` exports from the start."""
 
 
 class Upkeep:
@@ -41,12 +47,15 @@ class Upkeep:
         self.last_cost = 0
         self._requests_before = 0
         self._pace_saved = False
+        self._extras_before: dict[str, Counter[str]] = {}  # each account's `by_kind` counted
         metrics.set_api_budget_per_minute(runtime.config.api.max_requests_per_minute)
+        metrics.count_extra_requests(dict.fromkeys(EXTRA_KINDS, 0))
 
     def use(self, runtime: Runtime) -> None:
         """Go on with a reloaded runtime (its new API client counts requests from zero)."""
         self.runtime = runtime
         self._requests_before = 0
+        self._extras_before = {}  # its new budgets count from zero too
 
     async def after_cycle(self, report: CycleReport, duration: float, now: datetime) -> None:
         """Count the cycle (`duration` in seconds, `now` the wall clock), refresh the gauges,
@@ -58,9 +67,22 @@ class Upkeep:
         for route, reason in report.deliveries:
             if reason.outcome is not None:  # postponed rows were not tried
                 metrics.count_delivery(route, reason.outcome)
+        self._count_extras()
         await self._update_store_gauges(now)
         await self.update_lease_gauges()
         await self._repace(report)
+
+    def _count_extras(self) -> None:
+        """Export what each kind of extra read sent since the last cycle (`ReadsBudget`),
+        every account's added up."""
+        sent: Counter[str] = Counter()
+        for account in self.runtime.accounts():
+            if (budget := account.cycle.budget) is None:
+                continue
+            counts = Counter(budget.by_kind)
+            sent += counts - self._extras_before.get(account.name, Counter())
+            self._extras_before[account.name] = counts
+        self.metrics.count_extra_requests(sent)
 
     async def prune(self, now: datetime) -> None:
         """Forget finished history older than `state.retention` (calendar time, for people).

@@ -22,6 +22,7 @@ from watcher.core.redact import SECRETS
 from watcher.edges.store.sqlite import SqliteStore
 from watcher.edges.systemd import SystemdNotifier, watchdog_timeout
 from watcher.service.cycle import CycleReport
+from watcher.service.quickhealth import MARK_KEY
 
 log = structlog.get_logger(__name__)
 
@@ -41,6 +42,8 @@ class Vitals:
         self.standby_at: Elapsed | None = None  # the last lease check while standing by
         self.store_error: str | None = None
         self.ready_sent = False
+        self.config_mark: str | None = None  # the one last stored by `beat`, if `mark_stored`
+        self.mark_stored = False
         self._watchdog = systemd is not None and watchdog_timeout(env) is not None
 
     def starting(self, limit: timedelta) -> None:
@@ -55,9 +58,11 @@ class Vitals:
         now: datetime,
         limit: timedelta,
         api_now: datetime,
+        config_mark: str | None = None,
     ) -> None:
         """Record a finished cycle, here and (for `watcher health` and `status`) in the store,
-        with the API's clock; a store that cannot take it is what readiness reports next."""
+        with the API's clock; a store that cannot take it is what readiness reports next.
+        `config_mark` (`watcher.service.quickhealth`) is stored when it changed."""
         at = self.monotonic()
         previous = self.heartbeat or Heartbeat(at, False, limit)
         self.heartbeat = previous.after(report.ok, at, limit, report.error, api_now)
@@ -65,6 +70,9 @@ class Vitals:
             if report.ok:
                 await store.set_last_cycle_at(now)
             await store.set_meta(HEARTBEAT_KEY, self.heartbeat.encode())
+            if not self.mark_stored or config_mark != self.config_mark:  # None: delete
+                await store.set_meta(MARK_KEY, config_mark)
+                self.config_mark, self.mark_stored = config_mark, True
             self.store_error = None
         except StoreError as exc:
             # an expected refusal (the lease lost to another replica, a full disk): its words

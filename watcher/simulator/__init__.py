@@ -17,9 +17,10 @@ Modules: `clock` (time), `lifecycle` (one job as a function of time), `wire` (it
 (bundled and file scenarios), `generate` (benchmark scenarios), `faults`, `ratelimit`,
 `backend` (what the HTTP layers need of the simulator, the request log's records), `gate` (the
 ASGI layer: limits, auth, faults, log), `app` (routes), `simulator` (the object tests hold),
-`server` (uvicorn).
+`server` (uvicorn), `accounts` (several tokens, each its own world, on one address).
 """
 
+from watcher.simulator.accounts import Accounts
 from watcher.simulator.backend import ServedRequest
 from watcher.simulator.clock import Clock, ManualClock, RealClock
 from watcher.simulator.faults import Fault, FaultKind
@@ -31,6 +32,7 @@ from watcher.simulator.server import run_standalone, serve, serve_in_thread
 from watcher.simulator.simulator import Simulator, SkippedAction, TransitionRecord
 
 __all__ = [
+    "Accounts",
     "Clock",
     "Fault",
     "FaultKind",

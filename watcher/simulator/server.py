@@ -9,10 +9,14 @@ import contextlib
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping
+from dataclasses import replace
 from pathlib import Path
+from typing import Protocol
 
 import uvicorn
+from starlette.types import ASGIApp
 
+from watcher.simulator.accounts import Accounts
 from watcher.simulator.clock import RealClock
 from watcher.simulator.loading import load_scenario
 from watcher.simulator.simulator import Simulator
@@ -21,7 +25,14 @@ HOST = "127.0.0.1"
 START_TIMEOUT = 10.0
 
 
-def _server(sim: Simulator, port: int, tls: tuple[Path, Path] | None = None) -> uvicorn.Server:
+class Served(Protocol):
+    """What can be served: a `Simulator`, or `watcher.simulator.accounts.Accounts`."""
+
+    @property
+    def app(self) -> ASGIApp: ...
+
+
+def _server(sim: Served, port: int, tls: tuple[Path, Path] | None = None) -> uvicorn.Server:
     config = uvicorn.Config(
         sim.app,
         host=HOST,
@@ -59,7 +70,7 @@ async def _start(server: uvicorn.Server) -> asyncio.Task[None]:
 
 @contextlib.asynccontextmanager
 async def serve(
-    sim: Simulator, port: int = 0, *, tls: tuple[Path, Path] | None = None
+    sim: Served, port: int = 0, *, tls: tuple[Path, Path] | None = None
 ) -> AsyncIterator[str]:
     """Serve `sim` in the running event loop; yields the base URL, stops on exit.
 
@@ -76,7 +87,7 @@ async def serve(
 
 
 @contextlib.contextmanager
-def serve_in_thread(sim: Simulator, port: int = 0) -> Iterator[str]:
+def serve_in_thread(sim: Served, port: int = 0) -> Iterator[str]:
     """Serve `sim` from a background thread with its own loop; yields the base URL."""
     server = _server(sim, port)
     thread = threading.Thread(target=server.run, name="watcher-simulator", daemon=True)
@@ -95,10 +106,13 @@ def serve_in_thread(sim: Simulator, port: int = 0) -> Iterator[str]:
         thread.join(timeout=START_TIMEOUT)
 
 
-async def _serve_until_stopped(sim: Simulator, port: int, speed: float, scenario: str) -> None:
-    server = _server(sim, port)
+async def _serve_until_stopped(
+    served: Served, sims: list[Simulator], port: int, speed: float, scenario: str
+) -> None:
+    server = _server(served, port)
     task = await _start(server)
     url = _base_url(server)
+    sim = sims[0]
     print(f"Simulated DigitalOcean GenAI API: scenario {scenario!r} at {speed:g}x speed")
     if sim.api_clock_offset:
         print(f"  clock:    {sim.api_clock_offset.total_seconds():+g}s off this machine's")
@@ -106,6 +120,8 @@ async def _serve_until_stopped(sim: Simulator, port: int, speed: float, scenario
     print(f"  token:    {sim.token}")
     for name, scopes in sim.scoped_tokens.items():
         print(f"  token:    {name} (only {', '.join(sorted(scopes)) or 'no scope'})")
+    for other in sims[1:]:
+        print(f"  token:    {other.token} (another account: scenario {other.scenario.name!r})")
     print(f"  try:      curl -H 'Authorization: Bearer {sim.token}' {url}/v2/gen-ai/indexing_jobs")
     print("Press Ctrl-C to stop.", flush=True)
     await task
@@ -118,20 +134,29 @@ def run_standalone(
     speed: float = 1.0,
     clock_offset: float = 0.0,
     scoped_tokens: Mapping[str, frozenset[str]] | None = None,
+    accounts: Mapping[str, str] | None = None,
 ) -> None:
     """Serve a bundled scenario on 127.0.0.1:`port` in real time until Ctrl-C, its clock
     `clock_offset` seconds ahead of this machine's (behind when negative); `scoped_tokens`
-    are accepted with only their scopes (403 otherwise)."""
+    are accepted with only their scopes (403 otherwise). `accounts` (token: scenario) are
+    further accounts on the same address, each its own world (`watcher.simulator.accounts`)."""
     clock = RealClock(speed)
-    sim = Simulator(
-        load_scenario(scenario),
-        token=token,
-        clock=clock,
-        api_clock_offset=clock_offset,
-        scoped_tokens=scoped_tokens,
-    )
+    sims = [
+        Simulator(
+            load_scenario(scenario),
+            token=token,
+            clock=clock,
+            api_clock_offset=clock_offset,
+            scoped_tokens=scoped_tokens,
+        )
+    ]
+    for number, (other, name) in enumerate((accounts or {}).items(), start=2):
+        # a world of its own: the uuids derive from the scenario's name
+        world = replace(load_scenario(name), name=f"{load_scenario(name).name}-account{number}")
+        sims.append(Simulator(world, token=other, clock=clock, api_clock_offset=clock_offset))
+    served: Served = sims[0] if len(sims) == 1 else Accounts(sims)
     try:
-        asyncio.run(_serve_until_stopped(sim, port, speed, scenario))
+        asyncio.run(_serve_until_stopped(served, sims, port, speed, scenario))
     except KeyboardInterrupt:
         pass
     except SystemExit as exc:

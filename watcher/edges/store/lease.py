@@ -9,6 +9,7 @@ with `expires` on the database server's clock.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 from dataclasses import dataclass
@@ -20,6 +21,15 @@ from watcher.core.lease import Holder, Lease, LeaseAction, LeaseDecision
 
 STORE_LEASE: Final = "store"
 """The name of the SQLite store's one lease: one poller per store."""
+
+
+def token_lease(token: str | None) -> str:
+    """The lease row of a DigitalOcean token: a fingerprint, never the token itself (also
+    the key of what the token's extra reads spent, `watcher.service.budget.spent_key`)."""
+    if not token:
+        return STORE_LEASE
+    return "token:" + hashlib.sha256(token.encode()).hexdigest()[:16]
+
 
 _READ: Final = "SELECT holder, epoch, clock, expires, duration, info FROM lease WHERE name = ?"
 _WRITE: Final = """

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
@@ -70,11 +69,7 @@ def display_url(url: str) -> str:
     return f"{user}{parts.get('host', 'localhost')}{port}/{parts.get('dbname', '')}"
 
 
-def token_lease(token: str | None) -> str:
-    """The lease row of a DigitalOcean token: a fingerprint, never the token itself."""
-    if not token:
-        return store_lease.STORE_LEASE
-    return "token:" + hashlib.sha256(token.encode()).hexdigest()[:16]
+token_lease = store_lease.token_lease  # the lease row of a token (kept here for its callers)
 
 
 def _secret_free(text: str, url: str) -> str:

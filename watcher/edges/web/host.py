@@ -9,7 +9,7 @@ compares.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -131,6 +131,8 @@ class WatcherFacts:
     standby: str | None = None
     retention: timedelta | None = None
     setup: Sequence[str] = field(default_factory=tuple)
+    # with several [[accounts]]: each recorded KB's account, by KB uuid (empty with one)
+    kb_accounts: Mapping[str, str] = field(default_factory=dict)
 
 
 class WatcherHost(Protocol):

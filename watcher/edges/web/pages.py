@@ -24,7 +24,7 @@ from starlette.routing import BaseRoute, Route
 from watcher.core.browse import Filter, Order
 from watcher.core.durations import format_elapsed, format_setting
 from watcher.core.errors import StoreError
-from watcher.edges.web import reads
+from watcher.edges.web import reads, views
 from watcher.edges.web.host import WatcherHost
 from watcher.edges.web.reads import PAGE_LIMIT, BadQuery, NotFound
 from watcher.edges.web.respond import html_response, text_response
@@ -130,7 +130,10 @@ def routes(host: WatcherHost, *, writable: bool) -> list[BaseRoute]:
 
     async def overview(request: Request) -> dict[str, Any]:
         listed = await reads.overview(host, request.query_params, PAGE_LIMIT)
-        listed["watcher"] = await reads.watcher(host)
+        facts = await host.facts()
+        listed["watcher"] = views.facts_view(facts)
+        for item in listed["items"]:  # with several [[accounts]], each row names its account
+            item["account"] = facts.kb_accounts.get(item["uuid"])
         return listed
 
     async def kb(request: Request) -> dict[str, Any]:
