@@ -49,7 +49,7 @@ from watcher.edges.store.snapshot import read_snapshot
 __all__ = ["DEFAULT_LEASE", "SqliteStore"]
 
 
-_LOADS_KEPT = 4  # distinct job sets whose loaded state is kept (a cycle asks for two)
+_LOADS_KEPT = 8  # distinct job sets whose loaded state is kept (two per account a cycle)
 
 
 def _copy(state: WatchState) -> WatchState:
