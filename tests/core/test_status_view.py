@@ -10,6 +10,7 @@ import pytest
 
 from watcher.core import status_view
 from watcher.core.account import MissingKb, UnmatchedRef
+from watcher.core.facts import DataSource, SourceType
 from watcher.core.incident import Ack, Incident
 from watcher.core.model import EventKind
 from watcher.core.outbox import DeliveryState
@@ -224,3 +225,15 @@ def test_status_says_who_acknowledged_an_incident_and_when() -> None:
         "failed",
         "2026-12-01T09:59:00+00:00",
     )
+
+
+def test_with_several_accounts_the_fact_lines_name_each_kbs_account() -> None:
+    source = DataSource("ds-1", SourceType.WEB_CRAWLER, "https://docs.example.com")
+    prod = replace(KB, sources=(source,), database="DEGRADED", account="prod")
+    staging = replace(KB, uuid="0c6b9a8e-1d2f-4a3b-9c8d-7e6f5a4b3c2d", account="staging")
+    text = status_view.table(snapshot(prod, replace(staging, sources=(source,))), NOW)
+    assert f"  docs [prod]: {source.label}" in text
+    assert "  docs [prod]: database DEGRADED (not online)" in text
+    assert f"  docs [staging]: {source.label}" in text
+    alone = status_view.table(snapshot(replace(prod, account=None)), NOW)
+    assert f"  docs: {source.label}" in alone  # one account: today's text

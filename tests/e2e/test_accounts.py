@@ -22,6 +22,7 @@ from tests.stores import Engine
 from watcher.config import Config, load_config
 from watcher.core.errors import ConfigError
 from watcher.core.model import EventKind
+from watcher.edges.web import reads
 from watcher.service.commands import check_online, read_status
 from watcher.service.daemon import Daemon
 from watcher.service.once import run_once
@@ -173,6 +174,13 @@ async def test_both_accounts_jobs_alert_and_each_alert_names_its_account(
             await world.tick(5)
         for _ in range(5):  # what is still due is retried and sent
             await world.tick(2)
+        assert world.daemon is not None
+        host = DaemonHost(world.daemon)  # the JSON API's and the page's reads
+        listed = await reads.overview(host, {}, 50)
+        named = {item["label"]: item["account"] for item in listed["items"]}
+        assert named == {"docs-kb": "alpha", "faq-kb": "beta"}
+        one = await reads.knowledge_base(host, listed["items"][0]["uuid"])
+        assert one["account"] == listed["items"][0]["account"]
     told = {(a.kind, a.subject) for a in world.alerts("/ops")}
     assert (EventKind.STARTED, "docs-kb [alpha]") in told
     assert (EventKind.COMPLETED, "docs-kb [alpha]") in told

@@ -215,11 +215,21 @@ class SecretRegistry:
         self._pending: dict[str, tuple[frozenset[str], Callable[[], Iterable[str]]]] = {}
         self._resolved: set[str] = set()
         self._watched: frozenset[str] = frozenset()  # the candidates of pending URLs
+        self._public: frozenset[str] = frozenset()  # names the config declares (casefolded)
         self._busy = threading.local()
 
+    def declare_public(self, names: Iterable[str]) -> None:
+        """Names the configuration itself declares for people to read (an account's, a
+        route's, a knowledge base's): a part of a URL guessed secret that equals one (a
+        webhook path `/staging` beside the account `staging`) is not masked, or every alert
+        and status line naming it would read `***`. Values registered before are kept."""
+        with self._lock:
+            self._public = self._public | {n.strip().casefold() for n in names if n.strip()}
+
     def register(self, value: str) -> None:
-        """Add `value` in all its forms; skip values too short to mask without harm."""
-        if len(value.strip()) < MIN_SECRET_LENGTH:
+        """Add `value` in all its forms; skip values too short to mask without harm and the
+        names declared public (`declare_public`)."""
+        if len(value.strip()) < MIN_SECRET_LENGTH or value.strip().casefold() in self._public:
             return
         forms = secret_forms(value)
         with self._lock:
@@ -275,7 +285,7 @@ class SecretRegistry:
         """Forget every registered secret (for tests and for reloading configuration)."""
         with self._lock:
             self._secrets, self._pending, self._watched = frozenset(), {}, frozenset()
-            self._resolved = set()
+            self._resolved, self._public = set(), frozenset()
 
     def known(self, text: str) -> frozenset[str]:
         """The secrets to mask in `text`, classifying lazily registered URLs if it may hold one."""

@@ -49,6 +49,13 @@ class KbSnapshot:
     database: str | None = None  # its database status as the API wrote it, when known
     account: str | None = None  # its [[accounts]] name, with several accounts
 
+    @property
+    def label(self) -> str:
+        """Its name (else uuid) for a line of text, with `[account]` after it when there are
+        several accounts, as alert titles write it (two accounts may name KBs alike)."""
+        name = self.name or self.uuid
+        return f"{name} [{self.account}]" if self.account else name
+
 
 @dataclass(frozen=True, slots=True)
 class RouteBacklog:

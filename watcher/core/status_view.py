@@ -136,7 +136,7 @@ def _fact_lines(snapshot: StoreSnapshot) -> list[str]:
     """Each KB's data sources by name, and its database when it is not ONLINE."""
     lines = []
     for kb in snapshot.kbs:
-        name = kb.name or kb.uuid
+        name = kb.label
         if kb.sources:
             lines.append(inert(f"  {name}: " + "; ".join(source.label for source in kb.sources)))
         if kb.database is not None and kb.database != "ONLINE":

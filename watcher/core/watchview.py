@@ -49,7 +49,7 @@ def lines(snapshot: StoreSnapshot, watches: Mapping[str, KbWatch]) -> list[str]:
     for kb in snapshot.kbs:
         watch = watches.get(kb.uuid)
         if watch is not None:
-            said.append(inert(f"  {kb.name or kb.uuid}: {_line(watch)}"))
+            said.append(inert(f"  {kb.label}: {_line(watch)}"))
     return ["", "Schedules and freshness (DigitalOcean's time):", *said] if said else []
 
 

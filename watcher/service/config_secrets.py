@@ -17,7 +17,13 @@ from watcher.config.url_secrets import apprise_loaded, url_secrets
 from watcher.config.urls import candidates
 from watcher.core.redact import SECRETS
 
-__all__ = ["register_config_secrets", "register_ping_urls", "register_url_secrets", "route_urls"]
+__all__ = [
+    "public_names",
+    "register_config_secrets",
+    "register_ping_urls",
+    "register_url_secrets",
+    "route_urls",
+]
 
 
 def route_urls(config: Config) -> dict[str, list[str]]:
@@ -32,6 +38,7 @@ def register_config_secrets(config: Config) -> None:
     `check-config`, `test-notify`), else only when a text to redact holds one of the URL's
     candidate pieces (`status`, `health` and `once` then stay free of apprise).
     """
+    SECRETS.declare_public(public_names(config))
     if config.token is not None:
         SECRETS.register(config.token.get_secret_value())
     for _, token, _ in config.account_tokens:  # every [[accounts]] entry's
@@ -49,6 +56,13 @@ def register_config_secrets(config: Config) -> None:
     for r in config.routes:
         for key in r.signing_keys:
             SECRETS.register(base64.b64encode(key).decode("ascii"))
+
+
+def public_names(config: Config) -> set[str]:
+    """The names the config declares for people: accounts', routes' and knowledge bases'."""
+    accounts = config.account_list()
+    names = {a.name for a in accounts} | {r.name for r in config.routes}
+    return names | {k.name for a in accounts for k in a.knowledge_bases if k.name}
 
 
 def register_ping_urls(config: Config) -> None:

@@ -132,8 +132,6 @@ def routes(host: WatcherHost, *, writable: bool) -> list[BaseRoute]:
         listed = await reads.overview(host, request.query_params, PAGE_LIMIT)
         facts = await host.facts()
         listed["watcher"] = views.facts_view(facts)
-        for item in listed["items"]:  # with several [[accounts]], each row names its account
-            item["account"] = facts.kb_accounts.get(item["uuid"])
         return listed
 
     async def kb(request: Request) -> dict[str, Any]:
