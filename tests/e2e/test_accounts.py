@@ -52,7 +52,10 @@ def _world(name: str, kb: str, outcome: str, run: float = 30) -> dict[str, Any]:
     }
 
 
-def _config_text(base_url: str, state: str, hook: WebhookReceiver) -> str:
+def _config_text(
+    base_url: str, state: str, hook: WebhookReceiver, budgets: dict[str, int] | None = None
+) -> str:
+    beta_budget = (budgets or {}).get("beta", 100)
     return f"""
 [api]
 base_url = "{base_url}"
@@ -77,7 +80,7 @@ token_env = "TOK_ALPHA"
 [[accounts]]
 name = "beta"
 token_env = "TOK_BETA"
-max_requests_per_minute = 100
+max_requests_per_minute = {beta_budget}
 
 [[routes]]
 name = "ops"
@@ -133,7 +136,11 @@ class World:
 
 @contextlib.asynccontextmanager
 async def running(
-    tmp_path: Path, world: World, env: dict[str, str] | None = None, engine: Engine | None = None
+    tmp_path: Path,
+    world: World,
+    env: dict[str, str] | None = None,
+    engine: Engine | None = None,
+    budgets: dict[str, int] | None = None,
 ) -> AsyncIterator[World]:
     """The daemon of a two-account config on `world` (its store on `engine`, else an SQLite
     file), its leases held, closed at the end."""
@@ -146,7 +153,7 @@ async def running(
     try:
         async with serve(Accounts([world.alpha, world.beta])) as base_url:
             path = tmp_path / "watcher.toml"
-            path.write_text(_config_text(base_url, state, world.hook))
+            path.write_text(_config_text(base_url, state, world.hook, budgets))
             env = env or {"TOK_ALPHA": TOKEN_ALPHA, "TOK_BETA": TOKEN_BETA}
             config = world.config = load_config(path, env)
             runtime = await open_runtime(
@@ -336,3 +343,17 @@ async def test_a_reload_keeps_every_account_polling(
     told = {(a.kind, a.subject) for a in world.alerts("/ops")}
     assert (EventKind.FAILED, "faq-kb [beta]") in told
     assert (EventKind.COMPLETED, "docs-kb [alpha]") in told
+
+
+async def test_the_loop_keeps_the_pace_of_the_account_with_the_tightest_budget(
+    tmp_path: Path, world: World
+) -> None:
+    """One loop runs every account's cycle: its pace is the slowest any account needs. Beta
+    may send three requests a minute; alpha, 250. While a job runs, alpha alone would poll
+    every 15 s (`active_interval`), more often than beta's budget allows (20 s at the least)."""
+    async with running(tmp_path, world, budgets={"beta": 3}):
+        assert world.daemon is not None
+        await world.tick(11)  # one cycle, with beta's job running since t = 10 s
+        pace = world.daemon.upkeep.pace
+        assert pace.interval.total_seconds() >= 20 and pace.reason.value == "budget"
+        assert world.daemon.upkeep.last_cost >= 2  # both accounts' polls are counted

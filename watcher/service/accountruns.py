@@ -50,6 +50,7 @@ def combine(reports: Sequence[tuple[str, CycleReport]]) -> CycleReport:
         deliveries=tuple(d for _, r in reports for d in r.deliveries),
         extra_requests=sum(r.extra_requests for _, r in reports),
         error=error,
+        by_account=tuple(reports),
     )
 
 

@@ -161,6 +161,8 @@ class CycleReport:
     deliveries: tuple[tuple[str, SettleReason], ...] = ()
     error: str | None = None
     extra_requests: int = 0  # what the extra reads sent (not the poll's cost)
+    # with several [[accounts]]: each account's own report, by name, for its own pace
+    by_account: tuple[tuple[str, CycleReport], ...] = ()
 
 
 class Cycle:

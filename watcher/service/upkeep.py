@@ -45,7 +45,7 @@ class Upkeep:
         self.runtime, self.metrics = runtime, metrics
         self.pace = Pace(runtime.config.poll.interval, PaceReason.IDLE)
         self.last_cost = 0
-        self._requests_before = 0
+        self._sent_before: dict[str, int] = {}  # each account's client's requests so far
         self._pace_saved = False
         self._extras_before: dict[str, Counter[str]] = {}  # each account's `by_kind` counted
         metrics.set_api_budget_per_minute(runtime.config.api.max_requests_per_minute)
@@ -54,7 +54,7 @@ class Upkeep:
     def use(self, runtime: Runtime) -> None:
         """Go on with a reloaded runtime (its new API client counts requests from zero)."""
         self.runtime = runtime
-        self._requests_before = 0
+        self._sent_before = {}  # its new clients count requests from zero
         self._extras_before = {}  # its new budgets count from zero too
 
     async def after_cycle(self, report: CycleReport, duration: float, now: datetime) -> None:
@@ -125,20 +125,35 @@ class Upkeep:
         )
 
     async def _repace(self, report: CycleReport) -> None:
-        """The next pace from the cycle's cost and the API's rate limit; saved when it changed."""
+        """The next pace from the cycle's cost and the API's rate limit; saved when it changed.
+        With several accounts each is paced by its own poll's cost, budget and rate limit, and
+        the slowest pace holds (one loop runs every account's cycle)."""
+        by_name = dict(report.by_account) or {self.runtime.account: report}
+        paces: list[Pace] = []
+        cost = 0
+        for account in self.runtime.accounts():
+            mine = by_name.get(account.name)
+            if mine is None:  # not polled (its lease is elsewhere)
+                continue
+            client = account.client
+            sent = client.requests_sent
+            # the extra reads plan around the poll: only the poll's own cost sets its pace
+            polled = max(sent - self._sent_before.get(account.name, 0) - mine.extra_requests, 0)
+            self._sent_before[account.name] = sent
+            cost += polled
+            paces.append(
+                next_pace(
+                    pace_settings(account.config),
+                    active=mine.active_jobs > 0,
+                    requests_last_cycle=polled,
+                    rate=client.rate_limit,
+                    now=client.api_now(),  # `ratelimit-reset` is on the API's clock
+                )
+            )
+        self.last_cost = cost
         client, config = self.runtime.client, self.runtime.config
-        sent = client.requests_sent
-        # the extra reads plan around the poll: only the poll's own cost sets its pace
-        polled = sent - self._requests_before - report.extra_requests
-        self.last_cost, self._requests_before = max(polled, 0), sent
         rate = client.rate_limit
-        pace = next_pace(
-            pace_settings(config),
-            active=report.active_jobs > 0,
-            requests_last_cycle=self.last_cost,
-            rate=rate,
-            now=client.api_now(),  # `ratelimit-reset` is on the API's clock
-        )
+        pace = max(paces, key=lambda p: p.interval) if paces else self.pace
         if rate is not None and rate.remaining is not None:
             self.metrics.set_ratelimit_remaining(rate.remaining)
         self.metrics.set_api_budget_per_minute(config.api.max_requests_per_minute)
