@@ -19,6 +19,7 @@ from watcher.core.schedules import (
     ScheduleRules,
     derived_window,
     judge,
+    quiet_until,
     read_schedule,
 )
 
@@ -418,3 +419,36 @@ def test_what_is_remembered_survives_its_json() -> None:
         read_at=NOW,
     )
     assert KbWatch.decode(remembered.encode()) == remembered
+
+
+HOUR = timedelta(hours=1)
+FRESH_2H = ScheduleRules(grace=GRACE, freshness=Freshness(default=2 * HOUR))
+
+
+@pytest.mark.parametrize(
+    ("remembered", "rules", "until"),
+    [
+        # nothing waited for, no window: only a new job can change it
+        (watch(), RULES, None),
+        # a run waited for: its grace's end
+        (watch(due_run=NOW + HOUR), RULES, NOW + HOUR + GRACE),
+        # a window: its end after the last success (or the start of watching)
+        (watch(last_success=NOW - HOUR), FRESH_2H, NOW + HOUR),
+        (watch(), FRESH_2H, NOW + HOUR),
+        # both: the earlier
+        (watch(due_run=NOW, last_success=NOW - HOUR), FRESH_2H, NOW + GRACE),
+        # already stale: only the run's grace (fresh again needs a new job)
+        (watch(stale_from=NOW - 2 * HOUR, due_run=NOW), FRESH_2H, NOW + GRACE),
+    ],
+)
+def test_a_watch_left_unchanged_stays_so_until_its_next_deadline_on_the_apis_clock(
+    remembered: KbWatch, rules: ScheduleRules, until: datetime | None
+) -> None:
+    """Judged again with the same jobs at `until` it is unchanged; a second later it moves."""
+    assert quiet_until(remembered, rules) == until
+    if until is None:
+        assert judge(remembered, [], at(timedelta(days=30)), rules) == (remembered, ())
+        return
+    assert judge(remembered, [], at(until - NOW), rules) == (remembered, ())
+    moved, _ = judge(remembered, [], at(until - NOW + timedelta(seconds=1)), rules)
+    assert moved != remembered

@@ -4,6 +4,8 @@ list moves is alerted, and a job that starts inside an otherwise unchanged accou
 
 from __future__ import annotations
 
+import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 from tests.harness import Harness, job_scenario, open_harness
@@ -52,3 +54,37 @@ async def test_a_job_started_in_an_idle_account_is_alerted_after_kept_pages(
         job = rig.sim.job_uuid("new")
         assert events[(job, EventKind.STARTED)] == 1
         assert events[(job, EventKind.COMPLETED)] == 1
+
+
+def stored_done(rig: Harness, job_uuid: str) -> bool:
+    """The job's `done` column as another process reads the store file."""
+    with closing(sqlite3.connect(rig.state_path)) as conn:
+        (done,) = conn.execute("SELECT done FROM jobs WHERE uuid = ?", (job_uuid,)).fetchone()
+    return bool(done)
+
+
+async def test_a_done_job_row_another_writer_changed_is_judged_without_a_changed_byte(
+    tmp_path: Path, webhook_receiver: WebhookReceiver
+) -> None:
+    """Idle, the watcher stops judging the done latest jobs again (same page, same row); a
+    row written by another process (here: the job's `done` undone) is judged at once: the
+    API's unchanged, completed copy makes it done again in the next cycle."""
+    new = {"at": 5, "kb": "wiki", "id": "new", "pending": 1, "run": 10}
+    scenario = job_scenario(["docs", "wiki"], [new])
+    async with open_harness(scenario, tmp_path, webhook_receiver) as rig:
+        await rig.run(40)
+        job = rig.sim.job_uuid("new")
+        assert rig.received()[(job, EventKind.COMPLETED)] == 1
+        assert rig.runtime is not None
+        memo = rig.runtime.cycle.unmoved
+        pages, skipped = kept_pages(rig), memo.skipped
+        await rig.run(15)
+        assert kept_pages(rig) > pages and memo.skipped > skipped  # idle: nothing judged again
+        with closing(sqlite3.connect(rig.state_path)) as conn, conn:
+            conn.execute("UPDATE jobs SET done = 0 WHERE uuid = ?", (job,))
+        assert not stored_done(rig, job)
+        pages = kept_pages(rig)
+        await rig.step(5)
+        assert kept_pages(rig) > pages  # no byte of the list changed
+        assert stored_done(rig, job)
+        assert rig.received()[(job, EventKind.COMPLETED)] == 1

@@ -216,6 +216,20 @@ def judge(
     return watch, missed + freshness
 
 
+def quiet_until(watch: KbWatch, rules: ScheduleRules) -> datetime | None:
+    """For a watch `judge` just left unchanged: the API moment up to which judging it again
+    with the same jobs leaves it unchanged too (the run waited for, plus its grace; the
+    freshness window's end); None when no moment ever changes it (only a new job would)."""
+    ends = []
+    if watch.due_run is not None:
+        ends.append(watch.due_run + rules.grace)
+    if watch.stale_from is None:
+        window = rules.freshness.window(watch.kb_uuid, watch.schedule)
+        if window is not None:
+            ends.append((watch.last_success or watch.since) + window)
+    return min(ends) if ends else None
+
+
 def _seen(watch: KbWatch, jobs: Iterable[Job]) -> KbWatch:
     created, success = watch.last_created, watch.last_success
     for job in jobs:
@@ -224,6 +238,8 @@ def _seen(watch: KbWatch, jobs: Iterable[Job]) -> KbWatch:
         end = job.finished_at or job.updated_at
         if job.outcome in _FRESH_OUTCOMES and end is not None:
             success = end if success is None or end > success else success
+    if created == watch.last_created and success == watch.last_success:
+        return watch  # the usual idle cycle: nothing to copy
     return replace(watch, last_created=created, last_success=success)
 
 

@@ -261,6 +261,14 @@ def changed(
 ) -> tuple[tuple[KbState, ...], tuple[JobState, ...]]:
     """The KBs and the jobs whose state differs from `previous` in `state`: what a cycle
     writes of them (new ones included; none is ever removed this way)."""
-    kbs = tuple(kb for uuid, kb in state.kbs.items() if previous.kbs.get(uuid) != kb)
-    jobs = tuple(job for uuid, job in state.jobs.items() if previous.jobs.get(uuid) != job)
+    # most states are the very objects loaded (`detect` leaves them): identity first
+    before_kbs, before_jobs = previous.kbs, previous.jobs
+    kbs = tuple(
+        kb for uuid, kb in state.kbs.items() if (b := before_kbs.get(uuid)) is not kb and b != kb
+    )
+    jobs = tuple(
+        job
+        for uuid, job in state.jobs.items()
+        if (j := before_jobs.get(uuid)) is not job and j != job
+    )
     return kbs, jobs

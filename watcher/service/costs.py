@@ -63,6 +63,10 @@ class PriceBook:
         self.source, self.every, self.elapsed, self.meta = source, every, elapsed, meta
         self.models: tuple[ListedModel, ...] = ()
         self.catalog: tuple[CatalogModel, ...] = ()
+        # the prices resolved by model, for the very `models` and `catalog` they came from
+        self._resolved: tuple[
+            tuple[ListedModel, ...], tuple[CatalogModel, ...], dict[str | None, ModelPrice | None]
+        ] = ((), (), {})
         self._last: tuple[Elapsed, timedelta] | None = None  # the last try, and the wait after it
         self.budget: ReadsBudget | None = None  # the cycle's, set by it (None: unbounded)
 
@@ -125,7 +129,16 @@ class PriceBook:
 
     def prices(self, kbs: Iterable[KnowledgeBase]) -> dict[str, ModelPrice]:
         """Each KB's embedding-model price, for the KBs whose model has one."""
-        found = {
-            kb.uuid: resolve_price(kb.embedding_model_uuid, self.models, self.catalog) for kb in kbs
-        }
-        return {kb: price for kb, price in found.items() if price is not None}
+        # a few models for all the KBs: each resolved once per reading of the prices
+        read = (self.models, self.catalog)
+        if self._resolved[0] is not read[0] or self._resolved[1] is not read[1]:
+            self._resolved = (read[0], read[1], {})
+        resolved = self._resolved[2]
+        found: dict[str, ModelPrice] = {}
+        for kb in kbs:
+            model = kb.embedding_model_uuid
+            if model not in resolved:
+                resolved[model] = resolve_price(model, self.models, self.catalog)
+            if (price := resolved[model]) is not None:
+                found[kb.uuid] = price
+        return found

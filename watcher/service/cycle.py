@@ -96,6 +96,7 @@ from watcher.service.kbwatch import KB_EVENTS, KbWatcher, KbWatchSettings
 from watcher.service.observe import BASELINE_KEY, Observer, ReadDeadline, Sight
 from watcher.service.remedies import Remedies
 from watcher.service.silencing import Silencer
+from watcher.service.unmoved import Unmoved
 
 log = structlog.get_logger(__name__)
 
@@ -198,6 +199,7 @@ class Cycle:
             self.digests = Digests(digest_reads, store, meta, settings.digests, clock, scopes)
         self.settings, self.clock, self.elapsed = settings, clock, elapsed
         self.observer = Observer(source, store, meta, settings.watched, settings.per_page)
+        self.unmoved = Unmoved()  # what `detect` would leave unchanged again
         self.account_check = AccountCheck(meta, settings.watched, settings.route_refs)
         self.dispatcher = Dispatcher(
             outbox,
@@ -337,7 +339,11 @@ class Cycle:
         setup, setup_meta = await self.account_check.presence(
             sight.account, sight.previous, now.wall
         )
-        state, transitions = detect(sight.previous, observation, now, self.settings.policy)
+        policy, previous = self.settings.policy, sight.previous
+        # done jobs left unchanged last cycle on the very same inputs: not judged again
+        judged = self.unmoved.to_judge(sight.jobs, sight.kbs, previous, policy)
+        state, transitions = detect(previous, replace(observation, jobs=judged), now, policy)
+        self.unmoved.remember(sight.jobs, sight.kbs, previous, state, transitions)
         return state, setup + transitions, routes_meta | setup_meta
 
     async def _costs(

@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import structlog
 
@@ -41,7 +41,14 @@ from watcher.core.extras import (
 from watcher.core.model import EventKind, Job, KnowledgeBase, WatchedKb
 from watcher.core.ports import ExtraSource, MetaStore
 from watcher.core.report import ErrorSummary, ReportFate, report_note, summarise
-from watcher.core.schedules import KbWatch, Schedule, ScheduleRules, judge, read_schedule
+from watcher.core.schedules import (
+    KbWatch,
+    Schedule,
+    ScheduleRules,
+    judge,
+    quiet_until,
+    read_schedule,
+)
 from watcher.core.state import Transition
 from watcher.edges.hostclock import elapsed_now
 from watcher.edges.reports import ReportShelf
@@ -97,6 +104,10 @@ class KbWatcher:
         self.names = {kb.uuid: kb.name for kb in watched if kb.name}
         self._watches: dict[str, KbWatch] = {}
         self._read_at: dict[str, Elapsed] = {}
+        # per KB, a watch `judge` left unchanged, its jobs, and until when (API clock): see
+        # `watcher.core.schedules.quiet_until`
+        self._quiet: dict[str, tuple[KbWatch, tuple[Job, ...], datetime | None]] = {}
+        self.quiet_skips = 0  # KB judgements left out so (for tests and profiles)
 
     async def with_reports(
         self, transitions: Sequence[Transition], until: float
@@ -157,21 +168,39 @@ class KbWatcher:
         transitions: list[Transition] = []
         meta: dict[str, str | None] = {}
         watches: dict[str, KbWatch] = {}
-        befores = {kb.uuid: await self._watch(kb.uuid, now) for kb in kbs}
+        known = self._watches
+        befores = {kb.uuid: known.get(kb.uuid) or await self._watch(kb.uuid, now) for kb in kbs}
         read = await self._read_due(kbs, now, until)
+        rules = self.settings.rules
         for kb in kbs:
             name = kb.name or self.names.get(kb.uuid)
             before = watch = befores[kb.uuid]
+            jobs = jobs_by_kb.get(kb.uuid, ())
+            if kb.uuid not in read and kb.uuid in known and self._still_quiet(watch, jobs, now):
+                self.quiet_skips += 1
+                continue  # judged on the same watch and jobs, and no deadline of it came
             if kb.uuid in read:
                 watch, found = read_schedule(watch, read[kb.uuid], now, name)
                 transitions += found
-            jobs = jobs_by_kb.get(kb.uuid, ())
-            watch, found = judge(watch, jobs, now, self.settings.rules, name)
+            watch, found = judge(watch, jobs, now, rules, name)
             transitions += found
+            if watch is before and not found:
+                self._quiet[kb.uuid] = (watch, tuple(jobs), quiet_until(watch, rules))
             if watch != before or kb.uuid not in self._watches:
                 meta[WATCH_KEY.format(uuid=kb.uuid)] = watch.encode()
                 watches[kb.uuid] = watch
         return Judged(tuple(transitions), meta, watches)
+
+    def _still_quiet(self, watch: KbWatch, jobs: Sequence[Job], now: Instant) -> bool:
+        """Whether `judge` left this very watch unchanged on these very jobs (identity: a
+        changed byte of the API's answer is a new object), and its deadline has not come
+        (on the API's clock, as `judge` measures it)."""
+        quiet = self._quiet.get(watch.kb_uuid)
+        if quiet is None or quiet[0] is not watch or len(quiet[1]) != len(jobs):
+            return False
+        if any(a is not b for a, b in zip(quiet[1], jobs, strict=True)):
+            return False
+        return quiet[2] is None or now.api <= quiet[2]
 
     def committed(self, judged: Judged) -> None:
         """The cycle recorded `judged`: remember its watches."""

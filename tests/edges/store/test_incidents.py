@@ -161,3 +161,33 @@ async def test_prune_forgets_closed_incidents_older_than_retention_and_keeps_ope
     await store.prune(NOW - 50 * H)
     assert await store.open_incidents() == (opened(id="incident/job-2/failed/1"),)
     assert await store.prune(NOW - 50 * H) == 0  # the closed one went the first time
+
+
+async def test_an_ack_written_by_another_process_is_loaded_by_the_poller_at_once(
+    store: SqliteStore, engine: Engine
+) -> None:
+    """The poller keeps what it loaded while nothing wrote (SQLite: the same loads come from
+    memory); `watcher ack` from another process is a commit of another connection: the next
+    load reads it."""
+    await _record_incident(store, opened())
+    for _ in range(3):
+        assert (await store.load(["job-1"])).incidents[KB].ack is None
+    if not engine.is_pg:
+        assert store.loads_kept == 2  # nothing wrote between the loads
+    other = await engine.open(NOW)
+    try:
+        await other.acknowledge("docs", Ack(by="ana", at=NOW, comment="on it"))
+    finally:
+        await other.close()
+    assert (await store.load(["job-1"])).incidents[KB].ack == Ack("ana", NOW, "on it")
+
+
+async def test_the_pollers_own_writes_are_loaded_at_once(store: SqliteStore) -> None:
+    await _record_incident(store, opened())
+    assert (await store.load([])).incidents[KB].failures == 1
+    await _record_incident(store, opened(failures=2))
+    assert (await store.load([])).incidents[KB].failures == 2
+    await store.acknowledge("docs", Ack(by="ana", at=NOW))
+    assert (await store.load([])).incidents[KB].ack == Ack("ana", NOW)
+    await _record_incident(store, opened(closed_at=NOW))
+    assert (await store.load([])).incidents == {}

@@ -24,11 +24,17 @@ Conflicts = dict[str, tuple[Job, ...]]
 
 def conflicting(jobs: Iterable[Job | None]) -> Conflicts:
     """The jobs of one answer whose copies disagree, each with its distinct copies."""
-    copies: dict[str, dict[Job, None]] = {}
+    copies: dict[str, list[Job]] = {}
     for job in jobs:
         if job is not None:
-            copies.setdefault(job.uuid, {})[job] = None
-    return {uuid: tuple(seen) for uuid, seen in copies.items() if len(seen) > 1}
+            copies.setdefault(job.uuid, []).append(job)
+    found: Conflicts = {}
+    for uuid, seen in copies.items():
+        # nearly every job has one copy: only several copies are told apart (hashing a job
+        # and its data sources, 1,000 a cycle, cost more than the whole rest of this)
+        if len(seen) > 1 and len(distinct := tuple(dict.fromkeys(seen))) > 1:
+            found[uuid] = distinct
+    return found
 
 
 def settle_jobs(jobs: Sequence[Job]) -> tuple[list[Job], Conflicts]:

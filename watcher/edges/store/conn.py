@@ -54,6 +54,8 @@ class StoreConnection:
     """Whether any process may claim outbox rows, lease or not (PostgreSQL: every replica
     delivers; its claims are exclusive by row lock and expire on the database's clock)."""
 
+    _generation: int = 0  # own writes that may change the loaded state (`_transaction`)
+
     def __init__(
         self,
         path: Path,
@@ -153,15 +155,32 @@ class StoreConnection:
         return await asyncio.get_running_loop().run_in_executor(self._executor, guarded)
 
     async def _write(
-        self, doing: str, work: Callable[[sqlite3.Connection], _T], fence: Fence = Fence.HOLDER
+        self,
+        doing: str,
+        work: Callable[[sqlite3.Connection], _T],
+        fence: Fence = Fence.HOLDER,
+        *,
+        keeps_state: bool = False,
     ) -> _T:
         """Run `work` as one write transaction on the store's thread, checked and fenced."""
-        return await self._run(doing, lambda _: self._transaction(doing, work, fence))
+        return await self._run(
+            doing, lambda _: self._transaction(doing, work, fence, keeps_state=keeps_state)
+        )
 
     def _transaction(
-        self, doing: str, work: Callable[[sqlite3.Connection], _T], fence: Fence
+        self,
+        doing: str,
+        work: Callable[[sqlite3.Connection], _T],
+        fence: Fence,
+        *,
+        keeps_state: bool = False,
     ) -> _T:
-        """On the store's thread: check the files, then all of `work` is committed or none."""
+        """On the store's thread: check the files, then all of `work` is committed or none.
+
+        Unless `keeps_state` (the write touches no KB, job or incident row), the loaded state
+        this process keeps is stale from here on (`_generation`, see `SqliteStore.load`)."""
+        if not keeps_state:
+            self._generation += 1
         self._check_files()
         conn = self._conn
         conn.execute("BEGIN IMMEDIATE")
@@ -257,6 +276,7 @@ class StoreConnection:
             conn.close()
             raise
         self._conn = conn
+        self._generation += 1  # a new connection counts `data_version` afresh
         if store_files.file_id(self.path) != self._files.database:
             raise StoreReplaced(self._replaced("the file changed while reopening it"))
         self._files = OpenedFiles.taken(self.path, self._files.database)
@@ -293,7 +313,9 @@ class StoreConnection:
                 clock = self.lease_clock().clock
                 return again, store_lease.apply(conn, again, clock, duration, self.lease_name)
 
-            decision, returned = self._transaction("taking the store's lease", write, Fence.NONE)
+            decision, returned = self._transaction(
+                "taking the store's lease", write, Fence.NONE, keeps_state=True
+            )
         self._holder = holder
         self._epoch = decision.epoch if decision.held else None
         return store_lease.LeaseOutcome(decision, returned)

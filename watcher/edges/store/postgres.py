@@ -113,6 +113,10 @@ class PostgresStore(SqliteStore):
         self._retired = None
         self._store_state()
 
+    def _state_version(self, conn: Any) -> tuple[int, ...] | None:
+        """None: no counter tells another replica's commit apart, so every load reads."""
+        return None
+
     @classmethod
     async def connect(
         cls,

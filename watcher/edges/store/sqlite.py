@@ -13,6 +13,7 @@ from __future__ import annotations
 import sqlite3
 import uuid
 from collections.abc import Collection, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -48,6 +49,16 @@ from watcher.edges.store.snapshot import read_snapshot
 __all__ = ["DEFAULT_LEASE", "SqliteStore"]
 
 
+_LOADS_KEPT = 8  # distinct job sets whose loaded state is kept (two per account a cycle)
+
+
+def _copy(state: WatchState) -> WatchState:
+    """A state of its own for the caller (its maps are dicts: never share them)."""
+    return replace(
+        state, kbs=dict(state.kbs), jobs=dict(state.jobs), incidents=dict(state.incidents)
+    )
+
+
 class SqliteStore(StoreReads):
     """The watcher's state store and outbox in one SQLite file (WAL, synchronous=FULL)."""
 
@@ -61,15 +72,41 @@ class SqliteStore(StoreReads):
         sets it too (`watcher.edges.store.postgres`), so an attribute added here serves both."""
         self._claims: dict[int, str] = {}
         self._jobs = JobCache()
+        # the last states loaded, by the jobs asked for: (`_state_version` then, the state)
+        self._loaded: dict[tuple[str, ...], tuple[tuple[int, ...], WatchState]] = {}
+        self.loads_kept = 0  # loads answered from `_loaded` (for tests and profiles)
 
     # --- StateStore -------------------------------------------------------------------------
 
     async def load(self, job_uuids: Collection[str]) -> WatchState:
-        """Every known KB, the jobs named, and every job that is not done yet."""
-        wanted = sorted(set(job_uuids))
-        return await self._run(
-            "loading the state", lambda conn: load_rows(conn, self.path, wanted, self._jobs)
-        )
+        """Every known KB, the jobs named, and every job that is not done yet.
+
+        Read again only when something may have changed them since the same jobs were last
+        loaded: a write of this store's that may touch them (`_generation`), or any commit
+        of another connection to the file (`_state_version`)."""
+        wanted = tuple(sorted(set(job_uuids)))
+
+        def work(conn: sqlite3.Connection) -> WatchState:
+            version = self._state_version(conn)
+            kept = self._loaded.get(wanted)
+            if version is not None and kept is not None and kept[0] == version:
+                self.loads_kept += 1
+                return _copy(kept[1])
+            state = load_rows(conn, self.path, list(wanted), self._jobs)
+            if version is not None:
+                if len(self._loaded) >= _LOADS_KEPT:
+                    self._loaded.clear()
+                self._loaded[wanted] = (version, state)
+            return _copy(state)
+
+        return await self._run("loading the state", work)
+
+    def _state_version(self, conn: sqlite3.Connection) -> tuple[int, ...] | None:
+        """What changes whenever the KB, job or incident rows may have: SQLite's
+        `data_version` (another connection's commit, any process) and this store's own
+        writes and reopens; None where there is no such thing."""
+        (others,) = conn.execute("PRAGMA data_version").fetchone()
+        return (int(others), self._generation)
 
     async def record(self, change: Change, *, meta: Mapping[str, str | None] | None = None) -> None:
         """Write a whole cycle in one transaction: KBs, jobs, events, outbox rows, meta.
@@ -80,7 +117,13 @@ class SqliteStore(StoreReads):
 
         def work(_: sqlite3.Connection) -> None:
             rows = render_change(change, meta or {})  # encoded before the write lock is taken
-            self._transaction("recording a cycle", lambda c: write_change(c, rows), Fence.HOLDER)
+            keeps = not (rows.kbs or rows.jobs or rows.incidents)  # events, outbox, meta only
+            self._transaction(
+                "recording a cycle",
+                lambda c: write_change(c, rows),
+                Fence.HOLDER,
+                keeps_state=keeps,
+            )
 
         await self._run("recording a cycle", work)
 
@@ -122,6 +165,7 @@ class SqliteStore(StoreReads):
                 epoch=None if self.shared_claims else self._epoch,
             ),
             Fence.IF_HELD,
+            keeps_state=True,  # the outbox alone
         )
         for item in claimed:
             self._claims[item.id] = token
@@ -135,7 +179,7 @@ class SqliteStore(StoreReads):
             for row in rows:
                 conn.execute(row[0], row[1])
 
-        await self._write("settling deliveries", write, Fence.IF_HELD)
+        await self._write("settling deliveries", write, Fence.IF_HELD, keeps_state=True)
 
     # --- silences (`watcher.core.ports.SilenceBook`) ---------------------------------------
 
@@ -193,6 +237,7 @@ class SqliteStore(StoreReads):
             "releasing held deliveries",
             lambda conn: release_held_rows(conn, ends, now),
             Fence.IF_HELD,
+            keeps_state=True,  # the outbox alone
         )
 
     async def digest_facts(
@@ -293,7 +338,9 @@ class SqliteStore(StoreReads):
 
     async def set_meta(self, key: str, value: str | None) -> None:
         """Store `value` under `key` (None deletes the key)."""
-        await self._write("writing meta", lambda conn: write_meta(conn, [(key, value)]))
+        await self._write(
+            "writing meta", lambda conn: write_meta(conn, [(key, value)]), keeps_state=True
+        )
 
     async def last_cycle_at(self) -> datetime | None:
         """When the last successful cycle ended, as set by `set_last_cycle_at`."""
