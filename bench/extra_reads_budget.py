@@ -143,23 +143,6 @@ async def run_one(n_kbs: int, hours: int, share: float) -> tuple[list[Row], Sche
     return _per_hour(sim, hours), _schedules(sim, n_kbs)
 
 
-def _kind(path: str) -> str:
-    """polling, or which extra read (`KINDS`)."""
-    if _SCHEDULE.search(path):
-        return "schedule"
-    if "/models" in path:
-        return "prices"
-    if "details_signed_url" in path or "/_spaces/" in path:
-        return "report"
-    if "/agents" in path:
-        return "agents"
-    if re.search(r"/knowledge_bases/[^/]+/data_sources$", path):
-        return "sources"
-    if re.search(r"/knowledge_bases/[^/]+$", path):
-        return "database"
-    return "polling"
-
-
 def _schedules(sim: Simulator, n_kbs: int) -> Schedules:
     reads: dict[str, list[float]] = {}
     for r in sim.requests:
@@ -174,7 +157,7 @@ def _schedules(sim: Simulator, n_kbs: int) -> Schedules:
 
 def _per_hour(sim: Simulator, hours: int) -> list[Row]:
     rows = []
-    stamps = [((r.at - START).total_seconds(), _kind(r.path)) for r in sim.requests]
+    stamps = [((r.at - START).total_seconds(), r.read_kind) for r in sim.requests]
     for hour in range(hours):
         inside = [(t, kind) for t, kind in stamps if hour * 3600 <= t < (hour + 1) * 3600]
         counts = Counter(kind for _, kind in inside)

@@ -15,7 +15,6 @@ simulator counts every request by kind:
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -43,23 +42,6 @@ CEILING = 60  # api.max_requests_per_minute, the default: 3,600 an hour
 SHARE = share_per_hour(CEILING, 0.1)  # 360 an hour
 KB_LIST = "/v2/gen-ai/knowledge_bases"
 CHARGED = ("sources", "database", "agents", "schedule", "report")
-
-
-def kind(path: str) -> str:
-    """What one request the simulator saw was for."""
-    if "/scheduled-indexing/" in path:
-        return "schedule"
-    if "/models" in path:
-        return "prices"
-    if "details_signed_url" in path or "/reports/" in path:
-        return "report"
-    if "/agents" in path:
-        return "agents"
-    if re.search(r"/knowledge_bases/[^/]+/data_sources$", path):
-        return "sources"
-    if re.search(r"/knowledge_bases/[^/]+$", path):
-        return "database"
-    return "polling"
 
 
 class NoRoutes:
@@ -97,7 +79,7 @@ class Rig:
 
     def seen(self) -> list[tuple[float, str]]:
         """(simulated seconds since the start, kind) of every request the simulator saw."""
-        return [((r.at - START).total_seconds(), kind(r.path)) for r in self.sim.requests]
+        return [((r.at - START).total_seconds(), r.read_kind) for r in self.sim.requests]
 
     def kb_list_times(self) -> list[float]:
         return [(r.at - START).total_seconds() for r in self.sim.requests if r.path == KB_LIST]

@@ -10,11 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from watcher.config import Config
+from tests.service.quiet_runtime import quiet_runtime
 from watcher.edges.metrics import Metrics
-from watcher.service.runtime import Runtime, open_runtime
+from watcher.service.runtime import Runtime
 from watcher.service.upkeep import EXTRA_KINDS, Upkeep
-from watcher.simulator import ManualClock, Simulator, load_scenario, serve
 
 TOKEN = "dop_v1_" + "5182" * 16
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
@@ -22,22 +21,8 @@ NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 
 @pytest.fixture
 async def runtime(tmp_path: Path) -> AsyncIterator[Runtime]:
-    sim = Simulator(load_scenario("quiet"), token=TOKEN, clock=ManualClock())
-    async with serve(sim) as url:
-        config = Config.from_mapping(
-            {
-                "api": {"base_url": url},
-                "state": {"path": str(tmp_path / "w.db")},
-                "routes": [{"name": "ops", "urls": ["json://127.0.0.1:9/x"]}],
-            },
-            token=TOKEN,
-            token_source="test",
-        )
-        opened = await open_runtime(config, clock=lambda: NOW)
-        try:
-            yield opened
-        finally:
-            await opened.close()
+    async with quiet_runtime(tmp_path, TOKEN, NOW) as opened:
+        yield opened
 
 
 def exported(metrics: Metrics) -> dict[str, float]:

@@ -13,16 +13,15 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from watcher.config import Config
+from tests.service.quiet_runtime import quiet_runtime
 from watcher.core.errors import StoreError
 from watcher.core.pace import PACE_KEY
 from watcher.edges.metrics import Metrics
 from watcher.edges.store.sqlite import SqliteStore
 from watcher.service.cycle import CycleReport
 from watcher.service.daemon import Daemon
-from watcher.service.runtime import Runtime, open_runtime
+from watcher.service.runtime import Runtime
 from watcher.service.upkeep import Upkeep
-from watcher.simulator import ManualClock, Simulator, load_scenario, serve
 
 TOKEN = "dop_v1_" + "7319" * 16
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
@@ -53,22 +52,8 @@ class BrokenGauges(Metrics):
 
 @pytest.fixture
 async def runtime(tmp_path: Path) -> AsyncIterator[Runtime]:
-    sim = Simulator(load_scenario("quiet"), token=TOKEN, clock=ManualClock())
-    async with serve(sim) as url:
-        config = Config.from_mapping(
-            {
-                "api": {"base_url": url},
-                "state": {"path": str(tmp_path / "w.db")},
-                "routes": [{"name": "ops", "urls": ["json://127.0.0.1:9/x"]}],
-            },
-            token=TOKEN,
-            token_source="test",
-        )
-        opened = await open_runtime(config, clock=lambda: NOW)
-        try:
-            yield opened
-        finally:
-            await opened.close()
+    async with quiet_runtime(tmp_path, TOKEN, NOW) as opened:
+        yield opened
 
 
 async def test_a_pace_the_store_refuses_is_in_force_all_the_same_and_saved_next_cycle(

@@ -6,6 +6,7 @@ so the simulator builds its app without an import circle.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -18,6 +19,11 @@ from watcher.simulator.scenario import Scenario
 from watcher.simulator.world import World
 
 T = TypeVar("T")
+
+
+SIGNED_REPORTS = "/_spaces/reports/"  # `watcher.simulator.extras.SPACES`
+_DATA_SOURCES = re.compile(r"/knowledge_bases/[^/]+/data_sources$")
+_ONE_KB = re.compile(r"/knowledge_bases/[^/]+$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +41,26 @@ class ServedRequest:
     at: datetime
     wall: float
     faults: tuple[str, ...] = ()
+
+    @property
+    def read_kind(self) -> str:
+        """`polling`, or which extra read this request was: `schedule`, `prices`, `report`
+        (a signed report URL), `agents`, `sources` (a KB's data sources) or `database` (one
+        KB read, for its `database_status`) — for tests and benchmarks that count them."""
+        path = self.path
+        if "/scheduled-indexing/" in path:
+            return "schedule"
+        if "/models" in path:
+            return "prices"
+        if "details_signed_url" in path or path.startswith(SIGNED_REPORTS):
+            return "report"
+        if "/agents" in path:
+            return "agents"
+        if _DATA_SOURCES.search(path):
+            return "sources"
+        if _ONE_KB.search(path):
+            return "database"
+        return "polling"
 
 
 class Backend(Protocol):
