@@ -28,7 +28,6 @@ from tests.e2e.test_reads_budget import (
     TOKEN,
     NoRoutes,
     account,
-    kind,
 )
 from watcher.core.clocks import Elapsed
 from watcher.edges import host
@@ -91,11 +90,11 @@ class Processes:
 
     def charged(self) -> list[float]:
         """When (simulated seconds) each request charged to the share went out."""
-        seen = [((r.at - START).total_seconds(), kind(r.path)) for r in self.sim.requests]
+        seen = [((r.at - START).total_seconds(), r.read_kind) for r in self.sim.requests]
         return sorted(t for t, k in seen if k in CHARGED)
 
     def counts(self) -> Counter[str]:
-        return Counter(kind(r.path) for r in self.sim.requests)
+        return Counter(r.read_kind for r in self.sim.requests)
 
 
 @pytest.fixture
