@@ -94,6 +94,9 @@ class DaemonHost:
     def metrics(self) -> bytes:
         return self.daemon.metrics.render()
 
+    async def kb_accounts(self) -> dict[str, str]:
+        return await kb_accounts(self.daemon.runtime.store, self.daemon.config)
+
     async def facts(self) -> WatcherFacts:
         daemon = self.daemon
         runtime, config = daemon.runtime, daemon.config
@@ -131,7 +134,7 @@ class DaemonHost:
             standby=None if keeper.held else keeper.problem,
             retention=config.state.retention,
             setup=tuple(line for line in status_view.setup_lines(setup, now) if line),
-            kb_accounts=await kb_accounts(store, config),
+            kb_accounts=await self.kb_accounts(),
         )
 
 

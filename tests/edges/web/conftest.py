@@ -53,6 +53,9 @@ class Host:
         self.asked.append(probe)
         return self.health_of[probe]
 
+    async def kb_accounts(self) -> dict[str, str]:
+        return {}
+
     async def facts(self) -> WatcherFacts:
         return WatcherFacts(
             version="0.1.0",

@@ -155,6 +155,11 @@ class WatcherHost(Protocol):
         """The watcher's own facts now."""
         ...
 
+    async def kb_accounts(self) -> Mapping[str, str]:
+        """Each recorded KB's `[[accounts]]` name by uuid (empty with a single account): what
+        the KB reads add to each item, without the cost of every other fact."""
+        ...
+
     def metrics(self) -> bytes:
         """The Prometheus exposition of the watcher's metrics."""
         ...

@@ -86,7 +86,7 @@ async def overview(host: WatcherHost, query: Mapping[str, str], default_limit: i
     base = f"{views.API}/knowledge_bases?state={where.value}&sort={order.value}"
     listed = views.page_view((views.kb_view(kb, api_now) for kb in page.items), page.next, base)
     listed.update(state=where.value, sort=order.value, counts=views.summary(kbs))
-    accounts = (await host.facts()).kb_accounts
+    accounts = await host.kb_accounts()
     for item in listed["items"]:  # with several [[accounts]], each names its account
         item["account"] = accounts.get(item["uuid"])
     return listed
@@ -99,7 +99,7 @@ async def knowledge_base(host: WatcherHost, uuid: str) -> Json:
     if not found:
         raise NotFound(f"no knowledge base {uuid} in the store")
     view = views.kb_view(found[0], api_now)
-    view["account"] = (await host.facts()).kb_accounts.get(uuid)
+    view["account"] = (await host.kb_accounts()).get(uuid)
     points = await host.store.job_points(uuid)
     view["history"] = {
         "jobs": len(points),
