@@ -13,6 +13,7 @@ from functools import partial
 from urllib.parse import urlsplit
 
 from watcher.config import Config
+from watcher.config.guessed import program_names
 from watcher.config.url_secrets import apprise_loaded, url_secrets
 from watcher.config.urls import candidates
 from watcher.core.redact import SECRETS
@@ -39,6 +40,7 @@ def register_config_secrets(config: Config) -> None:
     candidate pieces (`status`, `health` and `once` then stay free of apprise).
     """
     SECRETS.declare_public(public_names(config))
+    SECRETS.reserve(program_names)
     if config.token is not None:
         SECRETS.register(config.token.get_secret_value())
     for _, token, _ in config.account_tokens:  # every [[accounts]] entry's
