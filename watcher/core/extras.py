@@ -212,9 +212,9 @@ def _ready(candidates: Sequence[Candidate], now_s: float) -> list[_Ready]:
 def plan(candidates: Sequence[Candidate], room: Room, bucket: Bucket, now_s: float) -> ExtraPlan:
     """The extra reads to make now, within the share, the bucket and the minute's room.
 
-    Only the reads that can fit are put in order: each costs at least one request, so no
-    more than `allowance` + 1 of the most urgent can be chosen or stop the choice (a cycle
-    with thousands due and room for two orders three, not thousands)."""
+    Only the reads that can fit are put in order: each costs at least one request, so the
+    choice (the longest prefix of the whole order that fits) lies within the `allowance` most
+    urgent (a cycle with thousands due and room for two orders two, not thousands)."""
     bucket = bucket.refilled(now_s, room.per_hour)
     keyed = _ready(candidates, now_s)
     if not keyed:
@@ -223,7 +223,7 @@ def plan(candidates: Sequence[Candidate], room: Room, bucket: Bucket, now_s: flo
         return ExtraPlan((), bucket, PlanReason.TIGHT, len(keyed))
     minute = room.minute_left - room.poll_cost
     allowance = min(bucket.tokens, room.per_hour - room.spent_hour, minute)
-    reach = max(0, math.floor(allowance)) + 1
+    reach = max(0, math.floor(allowance))
     ready = [c for _, c in heapq.nsmallest(reach, keyed, key=_first)]
     chosen: list[Candidate] = []
     for candidate in ready:
