@@ -3,9 +3,10 @@
 Known secrets are registered once, when the configuration is loaded: the API token, every
 route URL whole, and each URL's secret parts as apprise classifies them (see
 `watcher.config.url_secrets`; a part secret only by guess, such as a webhook's path segment,
-only when it could be a credential, not when it reads as words: `watcher.config.guessed`). Each secret is masked in every form it may take in a text: as
-is, percent-encoded (three ways), percent-decoded, JSON- and repr-escaped, and escaped for
-markdown and HTML (an alert body). Secret shapes are masked too, registered or not:
+only when it could be a credential, not when it reads as words: `watcher.config.guessed`).
+Each secret is masked in every form it may take in a text: as is, percent-encoded (three
+ways), percent-decoded, JSON- and repr-escaped, and escaped for markdown and HTML (an alert
+body). Secret shapes are masked too, registered or not:
 DigitalOcean tokens, `Bearer …`, `Authorization: …`, `user:pass@` in URLs, secret-named
 query parameters, and the whole query of a signed URL (a per-file report's). Values shorter
 than `MIN_SECRET_LENGTH` are not searched for in free text (they would mask ordinary words);
