@@ -46,19 +46,20 @@ def restore_logging() -> Iterator[None]:
     structlog.configure(**config)
 
 
-def _config(tmp: Path, url: str) -> Path:
+def _config(tmp: Path, url: str, ping: str = "") -> Path:
     path = tmp / "watcher.toml"
     text = (
         f'[state]\npath = "{(tmp / "watcher.db").as_posix()}"\n'
         f'[[routes]]\nname = "ops"\nurls = [{json.dumps(url)}]\n'
+        f"[heartbeat]\nurl = {json.dumps(ping)}\n"
     )
     path.write_text(text, encoding="utf-8")
     return path
 
 
-def _loaded(tmp: Path, url: str) -> None:
+def _loaded(tmp: Path, url: str, ping: str = "") -> None:
     """What `run` does at start: register the config's secrets, classified at once."""
-    config = load_config(_config(tmp, url), {"DIGITALOCEAN_ACCESS_TOKEN": TOKEN})
+    config = load_config(_config(tmp, url, ping), {"DIGITALOCEAN_ACCESS_TOKEN": TOKEN})
     register_config_secrets(config)
     SECRETS.resolve_pending()
 
@@ -91,6 +92,23 @@ def test_a_path_named_like_one_of_our_modules_never_masks_its_logger(tmp_path: P
     _loaded(tmp_path, "json://127.0.0.1:33379/pgschema")
     line = _log_line("watcher.edges.store.pgschema", "schema_checked")
     assert line["logger"] == "watcher.edges.store.pgschema"
+
+
+def test_a_heartbeat_path_of_words_masks_none_of_them_and_a_uuid_path_is_masked(
+    tmp_path: Path,
+) -> None:
+    uuid = "9f3c1b2a-4d5e-11ef-8a1b-0242ac120002"
+    _loaded(tmp_path, "json://127.0.0.1:9/x", ping="https://hc.example.com/watcher")
+    line = _log_line("watcher.service.heartbeat", "ping_failed", path="/watcher", uuid=uuid)
+    assert (line["logger"], line["path"], line["uuid"]) == (
+        "watcher.service.heartbeat",
+        "/watcher",
+        uuid,
+    )
+    SECRETS.clear()
+    _loaded(tmp_path, "json://127.0.0.1:9/x", ping=f"https://hc-ping.com/{uuid}")
+    line = _log_line("watcher.service.heartbeat", "ping_failed", said=f"no check {uuid}")
+    assert line["said"] == "no check ***"
 
 
 URL = f"json://127.0.0.1:9/hooks/alerts/{KEY}"
