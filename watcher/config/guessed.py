@@ -38,6 +38,8 @@ _SEPARATOR = re.compile(r"[-_. ]")
 _VERSION = re.compile(r"v\d{1,2}")
 _ONE_CASE = re.compile(r"[a-z]+|[A-Z]+|[A-Z][a-z]+")
 _VOWEL = re.compile(r"[aeiouy]")
+_RUN = re.compile(rf"[^aeiouy]{{{CONSONANT_RUN}}}")
+
 # The libraries whose loggers `watcher.service.logs` routes into our log lines.
 LIBRARY_LOGGERS = (
     "apprise",
@@ -48,7 +50,6 @@ LIBRARY_LOGGERS = (
     "asyncio",
     "py.warnings",
 )
-_RUN = re.compile(rf"[^aeiouy]{{{CONSONANT_RUN}}}")
 
 
 def reads_as_words(value: str) -> bool:
