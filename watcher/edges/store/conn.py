@@ -55,6 +55,7 @@ class StoreConnection:
     delivers; its claims are exclusive by row lock and expire on the database's clock)."""
 
     _generation: int = 0  # own writes that may change the loaded state (`_transaction`)
+    _commits: int = 0  # every own write and reopen: what may change any row (`_transaction`)
 
     def __init__(
         self,
@@ -192,6 +193,8 @@ class StoreConnection:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
+        finally:
+            self._commits += 1  # also after a rollback: never miss a change, at worst read again
         self._wrote = True
         return result
 
@@ -277,6 +280,7 @@ class StoreConnection:
             raise
         self._conn = conn
         self._generation += 1  # a new connection counts `data_version` afresh
+        self._commits += 1
         if store_files.file_id(self.path) != self._files.database:
             raise StoreReplaced(self._replaced("the file changed while reopening it"))
         self._files = OpenedFiles.taken(self.path, self._files.database)

@@ -117,6 +117,10 @@ class PostgresStore(SqliteStore):
         """None: no counter tells another replica's commit apart, so every load reads."""
         return None
 
+    def _commit_version(self, conn: Any) -> tuple[int, ...] | None:
+        """None: no counter tells another replica's commit apart, so every count reads."""
+        return None
+
     @classmethod
     async def connect(
         cls,
