@@ -136,7 +136,11 @@ class SqliteStore(StoreReads):
     async def save_facts(self, facts: Sequence[StoredFact], at: datetime) -> None:
         """Insert or replace each fact, in one transaction (the poller's, like `record`)."""
         if facts:
-            await self._write("saving facts", lambda conn: save_facts(conn, facts, at))
+            await self._write(
+                "saving facts",
+                lambda conn: save_facts(conn, facts, at),
+                keeps_state=True,  # the facts table alone
+            )
 
     # --- Outbox -----------------------------------------------------------------------------
 
