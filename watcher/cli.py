@@ -23,9 +23,10 @@ from watcher.core.inert import inert
 from watcher.core.redact import SECRETS
 
 # Each command imports what it uses when it runs: `--help`, `--version`, `simulate` and `demo`
-# load no configuration model, and `health` (a probe every 30 s) loads only the logs, its store
-# and the health rule, and the configuration only when no watcher validated it as it is now
-# (`watcher.service.quickhealth`, `tests/perf/test_cold_imports.py`).
+# load no configuration model, and `health` (a probe every 30 s) loads only its store's
+# connection and the health rule (no event loop, no logs), and the configuration, the logs and
+# the whole store only when no watcher validated it as it is now (`watcher.service.quickhealth`,
+# `tests/perf/test_cold_imports.py`).
 if TYPE_CHECKING:
     from watcher.config import Config, Preflight
 
