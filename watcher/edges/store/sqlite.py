@@ -339,24 +339,6 @@ class SqliteStore(StoreReads):
         )
         return int(row[0])
 
-    async def check_writable(self) -> None:
-        """Raise `StoreError` unless the path still names this store and its write lock can be
-        taken right now (`StoreReplaced` when the file was deleted or replaced). Writes nothing:
-        a probe beside the daemon must not add to its store."""
-
-        def probe(_: sqlite3.Connection) -> None:
-            self._check_files()
-            self._conn.execute("BEGIN IMMEDIATE")
-            self._conn.execute("ROLLBACK")
-
-        await self._run("checking that the store is writable", probe)
-
-    async def get_meta(self, key: str) -> str | None:
-        """The value stored under `key`, or None."""
-        sql = "SELECT value FROM meta WHERE key = ?"
-        row = await self._run("reading meta", lambda c: c.execute(sql, (key,)).fetchone())
-        return None if row is None else str(row[0])
-
     async def set_meta(self, key: str, value: str | None) -> None:
         """Store `value` under `key` (None deletes the key)."""
         await self._write(
