@@ -9,7 +9,7 @@ import asyncio
 import io
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -139,7 +139,7 @@ class Capture:
         route: str,
         message: Message,
         skip: frozenset[int] = frozenset(),
-        fitted: dict[int, Message] | None = None,
+        fitted: Mapping[int, Message] | None = None,
     ) -> SendResult:
         self.sent.append(message)
         return SendResult(ok=False, error=SAID)
