@@ -14,6 +14,9 @@ from pathlib import Path
 
 from tests.stores import open_held
 from watcher.service.quickhealth import MARK_KEY, file_mark
+from watcher.simulator import ManualClock, Simulator, generated_scenario, serve_in_thread
+
+TOKEN = "dop_v1_" + "be" * 32
 
 # Runs the real entry point and writes the names of every module the process held at exit.
 LAUNCH = (
@@ -32,10 +35,12 @@ def clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith(("WATCHER_", "DIGITALOCEAN"))}
 
 
-def modules_of(tmp_path: Path, *args: str) -> tuple[int, set[str]]:
+def modules_of(
+    tmp_path: Path, *args: str, env_extra: dict[str, str] | None = None
+) -> tuple[int, set[str]]:
     """Run `watcher ARGS` in a fresh process; its exit code and the modules it imported."""
     out = tmp_path / "modules.txt"
-    env = clean_env()
+    env = clean_env() | (env_extra or {})
     env["MODULES_OUT"] = str(out)
     done = subprocess.run(
         [sys.executable, "-c", LAUNCH, *args], env=env, capture_output=True, text=True, timeout=60
@@ -147,3 +152,29 @@ def test_health_of_a_validated_configuration_needs_no_logs_event_loop_or_whole_s
     assert "watcher.edges.store.conn" in modules
     assert packages(modules) & {"structlog", "asyncio", "pydantic", "rich"} == set()
     assert {"watcher.edges.store.sqlite", "watcher.core.outbox"} & modules == set()
+
+
+def once_config(tmp_path: Path, base_url: str, extra: str = "") -> Path:
+    """A `watcher once` of one account with one alert route and JSON logs, and `extra`."""
+    config = tmp_path / "w.toml"
+    config.write_text(
+        f'[api]\nbase_url = "{base_url}"\n\n[state]\npath = "{tmp_path / "w.db"}"\n\n'
+        '[log]\nformat = "json"\n\n[[routes]]\nname = "ops"\n'
+        'urls = ["json://127.0.0.1:9/hook"]\nevents = ["failed"]\n' + extra
+    )
+    return config
+
+
+def test_a_one_shot_run_builds_no_prometheus_metrics(tmp_path: Path) -> None:
+    """`watcher once` serves no `/metrics`: its cycle counts its API requests into nothing,
+    and prometheus_client is never loaded (the daemon's runtime keeps the real metrics)."""
+    sim = Simulator(generated_scenario(3, False, 7), token=TOKEN, clock=ManualClock())
+    with serve_in_thread(sim) as base_url:
+        config = once_config(tmp_path, base_url)
+        code, modules = modules_of(
+            tmp_path, "once", "--config", str(config), env_extra={"DIGITALOCEAN_TOKEN": TOKEN}
+        )
+    assert code == 0
+    assert "watcher.service.cycle" in modules
+    assert "prometheus_client" not in packages(modules)
+    assert "watcher.edges.metrics" not in modules

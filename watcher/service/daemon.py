@@ -91,6 +91,8 @@ class Daemon:
         self.runtime = runtime
         self.config_path, self.env = config_path, env
         self.systemd, self.clock = systemd, clock
+        if not isinstance(runtime.metrics, Metrics):  # `NO_METRICS` is for one-shot runs
+            raise TypeError("the daemon exports its metrics: open its runtime with `Metrics`")
         self.metrics = runtime.metrics
         self.calendar = Calendar()  # wall-clock work only
         self.vitals = Vitals(monotonic, systemd, env)

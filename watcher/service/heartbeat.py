@@ -14,13 +14,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import structlog
 
 from watcher.core.pings import HeartbeatPlan, Ping, PingOutcome, ping_for
 from watcher.edges.heartbeat import HeartbeatPinger, masked_ping_url
-from watcher.edges.metrics import Metrics
 from watcher.service.cycle import CycleReport
+
+if TYPE_CHECKING:
+    from watcher.edges.metrics import Metrics
 
 log = structlog.get_logger(__name__)
 

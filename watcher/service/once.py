@@ -17,7 +17,7 @@ from watcher.service.accountruns import combine, failed_accounts, run_account
 from watcher.service.cycle import CycleReport
 from watcher.service.heartbeat import HeartbeatSender
 from watcher.service.quickhealth import MARK_KEY, file_mark
-from watcher.service.runtime import open_runtime, utcnow
+from watcher.service.runtime import NO_METRICS, open_runtime, utcnow
 
 __all__ = ["once_limit", "run_once"]
 
@@ -29,7 +29,7 @@ async def run_once(config: Config) -> CycleReport:
     from cron every `poll.interval` is judged by the same rule.
     """
     mark = file_mark(config.source, os.environ)  # the file validated, for `health`'s fast path
-    runtime = await open_runtime(config)
+    runtime = await open_runtime(config, metrics=NO_METRICS)  # no `/metrics` to serve
     heartbeat = HeartbeatSender(config.heartbeat.plan(), ca_bundle=config.ca_bundle)
     try:
         several = config.several_accounts

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from watcher.config import Config
 from watcher.config.accounts import Account
@@ -30,7 +30,6 @@ from watcher.core.tolerance import Tolerances
 from watcher.edges import host
 from watcher.edges.api.client import ApiClient, ApiSettings, RequestRecord, RequestRetry
 from watcher.edges.hostclock import elapsed_now
-from watcher.edges.metrics import Metrics
 from watcher.edges.notify.webhook import SignedWebhookNotifier
 from watcher.edges.reports import ReportShelf, reports_dir
 from watcher.edges.store.files import file_id
@@ -49,6 +48,29 @@ from watcher.service.kbwatch import KbWatchSettings
 from watcher.service.lease_keeper import LeaseKeeper
 from watcher.service.remedies import Remedies
 from watcher.service.stores import open_store
+
+
+class ApiMetrics(Protocol):
+    """What a runtime counts of its API requests: the daemon's Prometheus `Metrics`, or
+    `NO_METRICS` for a one-shot run, which exports nothing."""
+
+    def observe_api(self, endpoint: str, status: int | str, duration: float) -> None: ...
+
+    def observe_account_api(self, account: str, status: int | str) -> None: ...
+
+
+class NoMetrics:
+    """Counts nothing: `watcher once` serves no `/metrics`, so it builds no Prometheus
+    registry (nor imports prometheus_client)."""
+
+    def observe_api(self, endpoint: str, status: int | str, duration: float) -> None:
+        """Nothing to count."""
+
+    def observe_account_api(self, account: str, status: int | str) -> None:
+        """Nothing to count."""
+
+
+NO_METRICS = NoMetrics()
 
 
 def utcnow() -> datetime:
@@ -265,7 +287,7 @@ class Runtime:
     client: ApiClient
     store: SqliteStore
     cycle: Cycle
-    metrics: Metrics
+    metrics: ApiMetrics  # the daemon's `Metrics`; `NO_METRICS` for `watcher once`
     keeper: LeaseKeeper
     others: tuple[AccountRuntime, ...] = ()
 
@@ -326,7 +348,7 @@ class Runtime:
 async def open_runtime(
     config: Config,
     *,
-    metrics: Metrics | None = None,
+    metrics: ApiMetrics | None = None,
     notifier: Notifier | None = None,
     clock: Callable[[], datetime] = utcnow,
     elapsed: Callable[[], Elapsed] = elapsed_now,
@@ -342,7 +364,8 @@ async def open_runtime(
     `StoreHeld` names the process holding it); the daemon passes `hold=False` and stands by
     on its own. `keep` is the runtime a reload replaces: its store and lease are kept when
     the state path still names the same file. `api_sleep` is how the API client waits between
-    retries (tests make those waits instant).
+    retries (tests make those waits instant). Without `metrics`, a new Prometheus `Metrics`
+    counts the API requests (`watcher once` passes `NO_METRICS`).
     """
     if config.token is None:
         raise ConfigError(
@@ -356,7 +379,10 @@ async def open_runtime(
             ]
         )
     register_config_secrets(config)  # idempotent: the CLI has usually done it already
-    metrics = metrics or Metrics()
+    if metrics is None:
+        from watcher.edges.metrics import Metrics  # prometheus_client: only when counted
+
+        metrics = Metrics()
     first, *rest = config.account_list()
     first_config = config.for_account(first)
     observer = _api_observer(metrics, first.name)
@@ -434,7 +460,7 @@ async def _open_account(
     runtime: Runtime,
     command: str,
     hold: bool,
-    metrics: Metrics,
+    metrics: ApiMetrics,
     api_sleep: Callable[[float], Awaitable[None]],
     keep: Runtime | None = None,
 ) -> AccountRuntime:
@@ -543,7 +569,7 @@ def api_client(
     )
 
 
-def _api_observer(metrics: Metrics, account: str) -> Callable[[RequestRecord], None]:
+def _api_observer(metrics: ApiMetrics, account: str) -> Callable[[RequestRecord], None]:
     def observe(record: RequestRecord) -> None:
         metrics.observe_api(record.endpoint, record.status or "error", record.duration_s)
         metrics.observe_account_api(account, record.status or "error")
