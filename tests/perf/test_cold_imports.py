@@ -178,3 +178,23 @@ def test_a_one_shot_run_builds_no_prometheus_metrics(tmp_path: Path) -> None:
     assert "watcher.service.cycle" in modules
     assert "prometheus_client" not in packages(modules)
     assert "watcher.edges.metrics" not in modules
+
+
+def test_remediation_and_digests_are_loaded_only_when_configured(tmp_path: Path) -> None:
+    """Without `[remediation] on_stalled` nor a route's `digest`, `watcher once` loads neither
+    the remediation nor the digests of the cycle; with them, both are loaded and run."""
+    sim = Simulator(generated_scenario(3, False, 7), token=TOKEN, clock=ManualClock())
+    token = {"DIGITALOCEAN_TOKEN": TOKEN}
+    configured = tmp_path / "configured"
+    configured.mkdir()
+    with serve_in_thread(sim) as base_url:
+        plain = once_config(tmp_path, base_url)
+        code, modules = modules_of(tmp_path, "once", "--config", str(plain), env_extra=token)
+        assert code == 0
+        assert {"watcher.service.remedies", "watcher.service.digests"} & modules == set()
+
+        extra = 'digest = "daily 09:00 UTC"\n\n[remediation]\non_stalled = "cancel_and_reindex"\n'
+        both = once_config(configured, base_url, extra)
+        code, modules = modules_of(configured, "once", "--config", str(both), env_extra=token)
+        assert code == 0
+        assert {"watcher.service.remedies", "watcher.service.digests"} <= modules

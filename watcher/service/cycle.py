@@ -45,6 +45,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 import structlog
 
@@ -89,14 +90,16 @@ from watcher.edges.hostclock import elapsed_now
 from watcher.service.accountcheck import AccountCheck
 from watcher.service.budget import ReadsBudget
 from watcher.service.costs import PriceBook
-from watcher.service.digests import Digests
 from watcher.service.dispatch import Dispatcher, DispatchSettings
 from watcher.service.extrarun import ExtraReads, ExtrasSettings
 from watcher.service.kbwatch import KB_EVENTS, KbWatcher, KbWatchSettings
 from watcher.service.observe import BASELINE_KEY, Observer, ReadDeadline, Sight
-from watcher.service.remedies import Remedies
 from watcher.service.silencing import Silencer
 from watcher.service.unmoved import Unmoved
+
+if TYPE_CHECKING:  # loaded only when configured: `[[routes]] digest`, `[remediation]`
+    from watcher.service.digests import Digests
+    from watcher.service.remedies import Remedies
 
 log = structlog.get_logger(__name__)
 
@@ -193,8 +196,10 @@ class Cycle:
         self.prices, self.remedies = prices, remedies
         self._prices_written: str | None = None
         self._prices_seen: Mapping[str, ModelPrice] = {}  # encoded into _prices_written
-        self.digests = None
+        self.digests: Digests | None = None
         if digest_reads is not None and settings.digests:
+            from watcher.service.digests import Digests
+
             scopes = {rule.name: rule.knowledge_bases for rule in settings.rules}
             self.digests = Digests(digest_reads, store, meta, settings.digests, clock, scopes)
         self.settings, self.clock, self.elapsed = settings, clock, elapsed

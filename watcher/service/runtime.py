@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from watcher.config import Config
 from watcher.config.accounts import Account
@@ -46,8 +46,10 @@ from watcher.service.cycle import Cycle, CycleSettings
 from watcher.service.extrarun import ExtrasSettings
 from watcher.service.kbwatch import KbWatchSettings
 from watcher.service.lease_keeper import LeaseKeeper
-from watcher.service.remedies import Remedies
 from watcher.service.stores import open_store
+
+if TYPE_CHECKING:
+    from watcher.service.remedies import Remedies
 
 
 class ApiMetrics(Protocol):
@@ -152,6 +154,8 @@ def remedies(config: Config, client: ApiClient, store: GuardedStore) -> Remedies
     policy = config.remediation.policy()
     if policy.on_stalled is OnStalled.NOTHING:
         return None
+    from watcher.service.remedies import Remedies  # only when configured
+
     rules = cycle_settings(config).rules
     return Remedies(client, store, store, policy, rules)
 
