@@ -198,3 +198,19 @@ def test_remediation_and_digests_are_loaded_only_when_configured(tmp_path: Path)
         code, modules = modules_of(configured, "once", "--config", str(both), env_extra=token)
         assert code == 0
         assert {"watcher.service.remedies", "watcher.service.digests"} <= modules
+
+
+def test_a_one_shot_run_loads_neither_rich_nor_the_httpx_command_line(tmp_path: Path) -> None:
+    """structlog imports rich and httpx its command-line tool (click, pygments, rich) when
+    they are installed, as they are here; the watcher uses neither, and `once` loads neither.
+    Its JSON log lines are those of any run."""
+    sim = Simulator(generated_scenario(3, False, 7), token=TOKEN, clock=ManualClock())
+    with serve_in_thread(sim) as base_url:
+        config = once_config(tmp_path, base_url)
+        code, modules = modules_of(
+            tmp_path, "once", "--config", str(config), env_extra={"DIGITALOCEAN_TOKEN": TOKEN}
+        )
+    assert code == 0
+    assert {"structlog", "httpx"} <= packages(modules)
+    assert packages(modules) & {"rich", "pygments"} == set()
+    assert "httpx._main" not in modules
