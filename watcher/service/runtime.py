@@ -30,7 +30,6 @@ from watcher.core.tolerance import Tolerances
 from watcher.edges import host
 from watcher.edges.api.client import ApiClient, ApiSettings, RequestRecord, RequestRetry
 from watcher.edges.hostclock import elapsed_now
-from watcher.edges.notify.webhook import SignedWebhookNotifier
 from watcher.edges.reports import ReportShelf, reports_dir
 from watcher.edges.store.files import file_id
 from watcher.edges.store.lease import token_lease
@@ -197,6 +196,7 @@ def build_notifier(config: Config) -> Notifier:
     redacted and inert, results come back redacted): apprise for alert routes (imported only
     here), signed webhooks for `format = "event"` routes."""
     from watcher.edges.notify.apprise import AppriseNotifier
+    from watcher.edges.notify.webhook import SignedWebhookNotifier
 
     SECRETS.resolve_pending()  # apprise is loaded now: classify the route URLs
     urls = route_urls(config)

@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from watcher.core.digest import KbLatest
 from watcher.core.facts import StoredFact
@@ -24,7 +24,6 @@ from watcher.core.model import EventKind
 from watcher.core.outbox import DeliveryState, OutboxItem, Settlement
 from watcher.core.ports import SilenceAnnouncer
 from watcher.core.silences import Silence
-from watcher.core.snapshot import StoreSnapshot
 from watcher.core.state import Change, Transition, WatchState
 from watcher.edges.store import schema
 from watcher.edges.store import silences as silence_rows
@@ -44,7 +43,9 @@ from watcher.edges.store.rows import (
     write_change,
     write_meta,
 )
-from watcher.edges.store.snapshot import read_snapshot
+
+if TYPE_CHECKING:
+    from watcher.core.snapshot import StoreSnapshot
 
 __all__ = ["DEFAULT_LEASE", "SqliteStore"]
 
@@ -271,6 +272,7 @@ class SqliteStore(StoreReads):
         only when a commit (this store's, or any other connection's: `data_version`) may have
         changed them. A history of 100,000 jobs made that read 26 ms of CPU a cycle.
         """
+        from watcher.edges.store.snapshot import read_snapshot  # not `watcher once`'s
 
         def work(conn: sqlite3.Connection) -> StoreSnapshot:
             if detail:
