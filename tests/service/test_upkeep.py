@@ -20,7 +20,7 @@ from watcher.edges.metrics import Metrics
 from watcher.edges.store.sqlite import SqliteStore
 from watcher.service.cycle import CycleReport
 from watcher.service.daemon import Daemon
-from watcher.service.runtime import Runtime
+from watcher.service.runtime import NO_METRICS, Runtime
 from watcher.service.upkeep import Upkeep
 
 TOKEN = "dop_v1_" + "7319" * 16
@@ -120,3 +120,11 @@ async def test_a_store_failing_the_last_delivery_at_a_stop_is_logged_and_the_sto
     assert logs[-1]["event"] == "watcher_stopped"
     with pytest.raises(StoreError, match="closed"):
         await runtime.store.get_meta(PACE_KEY)
+
+
+async def test_a_daemon_refuses_a_runtime_that_counts_nothing(runtime: Runtime) -> None:
+    """`NO_METRICS` is `watcher once`'s: a daemon serves `/metrics`, so it wants real ones
+    rather than exporting gauges nobody counted."""
+    runtime.metrics = NO_METRICS
+    with pytest.raises(TypeError, match="Metrics"):
+        Daemon(runtime, config_path=None, env={}, clock=lambda: NOW)
