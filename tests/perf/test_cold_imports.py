@@ -214,3 +214,20 @@ def test_a_one_shot_run_loads_neither_rich_nor_the_httpx_command_line(tmp_path: 
     assert {"structlog", "httpx"} <= packages(modules)
     assert packages(modules) & {"rich", "pygments"} == set()
     assert "httpx._main" not in modules
+
+
+def test_rich_and_httpx_command_line_stay_importable_after_the_light_imports() -> None:
+    """The CLI hides rich and `httpx._main` only while structlog and httpx are imported: a
+    later `import rich` (a plugin, a debugger) finds the installed package."""
+    code = (
+        "import sys\n"
+        "from watcher.cli import httpx_without_its_cli, structlog_without_rich\n"
+        "structlog_without_rich(); httpx_without_its_cli()\n"
+        "assert 'rich' not in sys.modules and 'httpx._main' not in sys.modules\n"
+        "import rich, httpx._main, structlog.dev\n"
+        "print(rich.__name__, structlog.dev.rich is None)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert done.stdout.split() == ["rich", "True"]
