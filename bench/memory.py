@@ -81,7 +81,8 @@ class Measure:
     file_mb: float  # file-backed resident memory at the end (shared libraries and the like)
 
 
-# The daemon's start, step by step, in a child: its RSS after each (MiB), as JSON lines.
+# The daemon's start, step by step, in a child: its RSS after each (MiB), as JSON lines. A
+# library's step is what it adds given those before it (what it shares with them is theirs).
 _STEPS = """
 import json, os, sys
 from pathlib import Path
@@ -92,22 +93,45 @@ def step(name):
             print(json.dumps([name, int(line.split()[1]) / 1024]), flush=True)
 
 step("interpreter")
+# the daemon's libraries first, each with what it imports, then the watcher's own modules
+for names in (
+    "ssl",
+    "asyncio",
+    "click",
+    "pydantic",
+    "httpx httpcore anyio._backends._asyncio",
+    "prometheus_client",
+    "apscheduler.schedulers.asyncio",
+    "sqlite3",
+    "rich.traceback rich.pretty",  # structlog imports them when installed (a test dependency)
+    "structlog",
+):
+    try:
+        for name in names.split():
+            __import__(name)
+    except ImportError:
+        continue
+    step("+ " + names.split()[0].split(".")[0])
 import watcher.cli
-step("watcher.cli imported")
+step("+ watcher.cli")
 import watcher.service.daemon
 from watcher.config import Preflight, load_config
-step("watcher.service.daemon imported")
+step("+ watcher.service.daemon (the watcher's modules, config models)")
 load_config(Path(sys.argv[1]), os.environ, preflight=Preflight.ALL)
-step("configuration loaded (route URLs checked: apprise and its plugins)")
+step("configuration loaded (route URLs checked: apprise, its plugins, requests)")
 print(json.dumps(["rich", "rich" in sys.modules]))
 """
 
 
-def startup_steps(config: Path) -> tuple[list[tuple[str, float]], bool]:
+def startup_steps(
+    config: Path, *, block_rich: bool = False
+) -> tuple[list[tuple[str, float]], bool]:
     """The RSS after each step of the daemon's start (see `_STEPS`), and whether `rich` was
-    imported (structlog imports it when it is installed: here a test dependency's)."""
+    imported (structlog imports it when it is installed: here a test dependency's). With
+    `block_rich`, as if it were not installed (as in the container)."""
+    script = ("import sys; sys.modules['rich'] = None\n" if block_rich else "") + _STEPS
     out = subprocess.run(
-        [sys.executable, "-c", _STEPS, str(config)],
+        [sys.executable, "-c", script, str(config)],
         env=clean_env(),
         capture_output=True,
         check=True,
@@ -239,6 +263,13 @@ def measure(
         if steps is not None:
             found, rich = startup_steps(config)
             steps.extend(found)
+            if rich:  # the start again without it: what the container's daemon weighs
+                steps.append(
+                    (
+                        "without rich: " + found[-1][0],
+                        startup_steps(config, block_rich=True)[0][-1][1],
+                    )
+                )
     cycles = max(cycles1 - cycles0, 1)
     anon = rollup.get("Anonymous", 0) / 1024
     return Measure(
@@ -322,6 +353,8 @@ def breakdown(m: Measure, steps: list[tuple[str, float]], rich: bool) -> list[st
         "| step | RSS MB | added MB |",
         "|---|---:|---:|",
     ]
+    without = [rss for name, rss in steps if name.startswith("without rich: ")]
+    steps = [(name, rss) for name, rss in steps if not name.startswith("without rich: ")]
     before = 0.0
     for name, rss in [
         *steps,
@@ -336,6 +369,11 @@ def breakdown(m: Measure, steps: list[tuple[str, float]], rich: bool) -> list[st
             "`rich` (and pygments) were imported: structlog imports them when installed, here "
             "as a test dependency (import-linter's); the container installs no `rich`.",
         ]
+        if without:
+            lines[-1] += (
+                f" The same start with `rich` blocked: {without[0]:.1f} MB once the "
+                f"configuration is loaded, {steps[-1][1] - without[0]:.1f} MB less."
+            )
     return lines
 
 
