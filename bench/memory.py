@@ -99,11 +99,12 @@ for names in (
     "asyncio",
     "click",
     "pydantic",
+    # structlog and httpx (its command line) import them when installed (a test dependency)
+    "rich.console rich.traceback rich.pretty rich.progress rich.syntax pygments",
     "httpx httpcore anyio._backends._asyncio",
     "prometheus_client",
     "apscheduler.schedulers.asyncio",
     "sqlite3",
-    "rich.traceback rich.pretty",  # structlog imports them when installed (a test dependency)
     "structlog",
 ):
     try:
@@ -366,8 +367,9 @@ def breakdown(m: Measure, steps: list[tuple[str, float]], rich: bool) -> list[st
     if rich:
         lines += [
             "",
-            "`rich` (and pygments) were imported: structlog imports them when installed, here "
-            "as a test dependency (import-linter's); the container installs no `rich`.",
+            "`rich` (and pygments) were imported: structlog and httpx import them when "
+            "installed, here as a test dependency (import-linter's); the container installs "
+            "no `rich`.",
         ]
         if without:
             lines[-1] += (
