@@ -78,6 +78,8 @@ class ExtraReads:
     async def run(self, kbs: Sequence[KnowledgeBase], now: Elapsed, wall: datetime) -> ExtraPlan:
         """Make the extra reads due now that fit; returns the plan that was followed."""
         facts = await self._load()
+        if (blocked := self.budget.blocked(now)) is not None:
+            return ExtraPlan((), self.budget.bucket, blocked)
         chosen = self.budget.plan(self.candidates(kbs, now), now)
         names = {kb.uuid: kb.name for kb in kbs}
         latest = {kb.uuid: kb.last_indexing_job.uuid for kb in kbs if kb.last_indexing_job}
