@@ -43,8 +43,11 @@ _EXPIRE: Final = """
 # once released, its retries are any row's. Rows go out in the order they were written (`id`),
 # never by a wall-clock time a step may have skewed. On PostgreSQL, rows another replica is
 # claiming right now are skipped rather than waited for.
+# By the state's index (`INDEXED BY`; PostgreSQL drops the hint): with the statistics a closed
+# store leaves, SQLite would walk the whole table in `id` order for `ORDER BY id LIMIT`, every
+# settled row of the history included (17 ms a cycle at 100,000), for the few pending ones.
 _CANDIDATES: Final = """
-    SELECT id, claim_clock, claim_expires FROM outbox
+    SELECT id, claim_clock, claim_expires FROM outbox INDEXED BY outbox_due
     WHERE state = 'pending'
         AND (next_attempt_at <= ? OR (
             (held_by IS NULL OR held_until IS NULL OR next_attempt_at <> held_until)
@@ -64,7 +67,7 @@ _CLAIM: Final = """
 _CLAIMED: Final = """
     SELECT o.id, o.route, o.created_at, o.attempts, o.last_error, e.cycle_id, e.payload,
         o.targets, o.held_by, o.held_until
-    FROM outbox o JOIN events e ON e.event_id = o.event_id
+    FROM outbox o INDEXED BY outbox_due JOIN events e ON e.event_id = o.event_id
     WHERE o.claim_token = ? AND o.state = 'sending'
     ORDER BY o.id"""
 _BURY: Final = """
