@@ -16,6 +16,7 @@ from urllib.parse import quote
 from hypothesis import settings
 from hypothesis import strategies as st
 
+from watcher.config.guessed import guessed_secret
 from watcher.core.redact import MIN_SECRET_LENGTH
 
 # Few examples per property, derandomized: the suite stays fast and the same in CI. Run with
@@ -59,6 +60,18 @@ URL_SHAPES = (
     "json://user:pw@example.com/hook#{s}",  # after a `#`
     "json://example.com/x?token=t0k#{s}",
 )
+
+
+# Where the secret sits in a part only guessed secret (a generic webhook's path): masked only
+# when it could be a credential (`watcher.config.guessed`), so the properties draw only such.
+GUESSED_SHAPES = frozenset(
+    {"json://example.com:8443/hooks/{s}", "form://example.com/api/webhook/{s}"}
+)
+
+
+def fits(shape: str, secret: str) -> bool:
+    """Whether `secret` (and its stand-in) is one the promise covers in `shape`."""
+    return shape not in GUESSED_SHAPES or all(guessed_secret(s) for s in (secret, stand_in(secret)))
 
 
 _TIMES = re.compile(r"\d{4}-\d\d-\d\d[T ][\d:.]+(?:Z|[+-]\d\d:\d\d)?|\d+(?:h|m|s)(?: \d+[ms])* ago")

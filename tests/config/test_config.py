@@ -521,8 +521,10 @@ def test_no_token_anywhere_names_the_three_places_it_may_come_from(tmp_path: Pat
             "mailto://user:pass@gmail.com?to=a@example.com",
             "mailto://****@gmail.com?to=a@example.com",
         ),
-        # a generic webhook's path holds its secret
-        ("json://127.0.0.1:8080/hook/secret", "json://127.0.0.1:8080/****/****"),
+        # a generic webhook's path may hold its secret: a segment that could be one is masked
+        # (and the whole path with it), one that reads as a word is not
+        ("json://127.0.0.1:8080/hook/x7Qp2Lk9Zr", "json://127.0.0.1:8080/hook/****"),
+        ("json://127.0.0.1:8080/hooks/alerts", "json://127.0.0.1:8080/hooks/alerts"),
         ("ntfy://ntfy.sh/topic", "ntfy://ntfy.sh/topic"),
         ("discord://123456/abcdef", "discord://****/****"),
         ("mmost://[::1]:8065/token", "mmost://[::1]:8065/****"),

@@ -262,3 +262,26 @@ def test_hourly_schedules_of_many_kbs_stay_inside_the_share_with_the_other_reads
             spent.append((now, read.requests))
         assert sum(n for t, n in spent if t > now - 3_600) <= share
     assert made["data_sources"] == 200 and made["schedule"] >= 200 and made["database"] > 0
+
+
+def test_a_plan_over_thousands_due_chooses_what_the_whole_order_would() -> None:
+    """The plan orders only the few reads that can fit (each costs at least one request):
+    what it chooses is exactly the longest prefix of the full order (`due`) that fits, ties
+    kept in the candidates' order, at every allowance."""
+    specs = [DB, SOURCES, AGENTS, REPORT]
+    candidates = [
+        c(specs[i % 4], f"kb-{i % 997}", None if i % 11 == 0 else float((i * 7919) % 20_000))
+        for i in range(4_000)
+    ]
+    order = due(candidates, NOW)
+    assert len(order) > 1_000  # thousands due: the case the shortcut is for
+    for tokens in (0.0, 0.5, 1.0, 2.0, 3.5, 17.0, 30.0):  # 30: the bucket's cap at 360/h
+        made = plan(candidates, ROOMY, Bucket(tokens, NOW), NOW)
+        fits, left = [], tokens
+        for x in order:
+            if x.requests > left:
+                break
+            fits.append(x)
+            left -= x.requests
+        assert names(made.reads) == names(fits)
+        assert made.waiting == len(order) - len(fits)

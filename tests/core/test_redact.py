@@ -171,6 +171,28 @@ def test_a_line_logged_while_classifying_masks_every_candidate() -> None:
     assert seen == [f"loading, token {MASK} here"]
 
 
+def test_the_guess_made_while_classifying_never_masks_the_programs_own_names() -> None:
+    """Every candidate piece of a URL is masked while apprise classifies it, but a logger name
+    (`watcher.service.cycle`) stays whole, as it does when the classifier fails."""
+    registry = SecretRegistry()
+    registry.reserve(lambda: {"watcher", "Service"})
+    seen: list[str] = []
+
+    def classify() -> list[str]:
+        seen.append(registry.redact("watcher.service.cycle: posting to Wq7TzXk2pLm9"))
+        return ["Wq7TzXk2pLm9"]
+
+    registry.register_lazy("u", {"watcher", "service", "Wq7TzXk2pLm9"}, classify)
+    assert registry.redact("watcher says Wq7TzXk2pLm9") == f"watcher says {MASK}"
+    assert seen == [f"watcher.service.cycle: posting to {MASK}"]
+
+    def broken() -> list[str]:
+        raise RuntimeError("apprise is not installed")
+
+    registry.register_lazy("v", {"watcher", "Zk8pQ3wLx1"}, broken)
+    assert registry.redact("watcher sends to Zk8pQ3wLx1") == f"watcher sends to {MASK}"
+
+
 def test_scrub_redacts_every_string_of_a_frozen_value_but_its_identities() -> None:
     from watcher.core.model import DataSourceJob, EventKind, Job
     from watcher.core.state import Transition

@@ -155,3 +155,26 @@ async def test_status_shows_each_kbs_sources_by_name_and_an_unhealthy_database(
     ]  # fmt: skip
     assert by_name["product-docs"]["database_status"] == "POWEROFF"
     assert [s["where"] for s in by_name["archive"]["sources"]] == ["handbook.pdf"]
+
+
+async def test_an_alert_tells_the_database_as_last_read_not_as_first_read(
+    make_harness: HarnessFactory, receivers: Receivers
+) -> None:
+    """The facts an alert carries are decoded once and kept while no read changes them: a
+    read that does change them (the database back ONLINE at t=600, read within 30 minutes)
+    shows in the next failure's alert."""
+    late = {"kb": "docs", "id": "docs-fails-late", "pending": 1, "run": 4, "outcome": "failed"}
+    scenario = {**SCENARIO, "timeline": [*SCENARIO["timeline"], {"at": 2700, "start_job": late}]}
+    sim = simulator(scenario)
+    harness = await make_harness(sim, [route(HOOK, receivers.urls()[HOOK], EVENTS)])
+
+    await harness.cycle()
+    await harness.run(3000, every=300)
+
+    failed = [a for a in receivers.alerts(HOOK) if a.kind == "failed"]
+    assert [a.job_uuid for a in failed] == [
+        sim.job_uuid("docs-fails"),
+        sim.job_uuid("docs-fails-late"),
+    ]
+    assert "Database: POWEROFF" in failed[0].body
+    assert "Database: POWEROFF" not in failed[1].body

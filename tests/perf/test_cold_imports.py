@@ -118,13 +118,13 @@ def test_health_of_a_validated_configuration_builds_no_configuration_model(
     tmp_path: Path,
 ) -> None:
     """When the store holds the mark of the file as a watcher validated it, `health` judges
-    the store with no pydantic and no `watcher.config` in the process; without the mark it
-    loads the configuration whole (and pydantic with it), as before."""
+    the store's connection with no pydantic and no `watcher.config` in the process; without
+    the mark it loads the configuration whole (and pydantic with it), as before."""
     code, modules = modules_of(
         tmp_path, "health", "--config", str(probe_config(tmp_path, validated=True))
     )
     assert code == 1  # no cycle recorded yet: unhealthy, after reading the store
-    assert "watcher.edges.store.sqlite" in modules
+    assert "watcher.edges.store.conn" in modules
     assert "pydantic" not in packages(modules)
     assert not {m for m in modules if m.startswith("watcher.config")}
 
@@ -132,3 +132,18 @@ def test_health_of_a_validated_configuration_builds_no_configuration_model(
     unmarked.mkdir()
     code, modules = modules_of(unmarked, "health", "--config", str(probe_config(unmarked)))
     assert code == 1 and "pydantic" in packages(modules)
+
+
+def test_health_of_a_validated_configuration_needs_no_logs_event_loop_or_whole_store(
+    tmp_path: Path,
+) -> None:
+    """The probe's fast path reads the store's connection on its own thread and prints its
+    verdict: no structlog (its logs are set up only for the full path), no asyncio, and not
+    the whole store's module (outbox, state loading, browsing)."""
+    code, modules = modules_of(
+        tmp_path, "health", "--config", str(probe_config(tmp_path, validated=True))
+    )
+    assert code == 1
+    assert "watcher.edges.store.conn" in modules
+    assert packages(modules) & {"structlog", "asyncio", "pydantic", "rich"} == set()
+    assert {"watcher.edges.store.sqlite", "watcher.core.outbox"} & modules == set()

@@ -85,7 +85,7 @@ def test_check_config_shows_an_encoded_password_url_with_nothing_of_the_secrets(
 
     assert result.returncode == 0, result.stderr
     assert "mailto://****@smtp.example.com?to=ops@example.com" in result.stdout
-    assert "json://127.0.0.1:9/****/****?+X-Api-Key=****&+Authorization=***" in result.stdout
+    assert "json://127.0.0.1:9/hooks/****?+X-Api-Key=****&+Authorization=***" in result.stdout
     for secret in ("Zq9@x#T/7%Lm", "Wq7TzXk2pLm9", "Hk4vNq8RsYw2", "Rt5Uv"):
         assert not [
             secret[i : i + 3] for i in range(len(secret) - 2) if secret[i : i + 3] in result.stdout

@@ -1,9 +1,11 @@
 """Every known secret stays out of every output boundary; no control character reaches a person.
 
 One property per boundary, each over every URL shape apprise documents (`tests.leaks`) and
-secrets of all printable characters, echoed back in the forms an API or a library would use
-(raw, percent-encoded, JSON-escaped, in a header dump). The leak check: no three characters of
-the secret in a row that the same output made with a stand-in secret does not also hold.
+secrets of all printable characters (in a part secret only by guess, a generic webhook's path,
+those that could be a credential: `watcher.config.guessed`), echoed back in the forms an API or
+a library would use (raw, percent-encoded, JSON-escaped, in a header dump). The leak check: no
+three characters of the secret in a row that the same output made with a stand-in secret does
+not also hold.
 
 - the store: `GuardedStore` over a real SQLite file; every column of every table, and the raw
   bytes of the file and its WAL;
@@ -30,7 +32,7 @@ from urllib.parse import quote
 import pytest
 import structlog
 from click.testing import CliRunner
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from tests.leaks import (
@@ -39,6 +41,7 @@ from tests.leaks import (
     SECRETS,
     URL_SHAPES,
     assert_no_leak,
+    fits,
     url_with,
     without_times,
 )
@@ -160,6 +163,8 @@ def test_the_store_holds_no_secret_an_api_or_a_receiver_echoed(
     secret: str,
     echo: Callable[[str], str],
 ) -> None:
+    assume(fits(shape, secret))
+
     def stored(s: str) -> str:
         register(shape, s)
         path = tmp_path_factory.mktemp("store") / "watcher.db"
@@ -229,6 +234,8 @@ def _delivered(text: str) -> str:
 def test_no_alert_carries_a_secret_in_any_format_and_no_result_brings_one_back(
     shape: str, secret: str, echo: Callable[[str], str]
 ) -> None:
+    assume(fits(shape, secret))
+
     def alerts(s: str) -> str:
         register(shape, s)
         return _delivered(echo(s))
@@ -298,6 +305,8 @@ def test_status_and_status_json_print_no_secret_even_from_an_old_store(
     secret: str,
     echo: Callable[[str], str],
 ) -> None:
+    assume(fits(shape, secret))
+
     def printed(s: str) -> str:
         tmp = tmp_path_factory.mktemp("status")
         asyncio.run(_old_store(tmp / "watcher.db", echo(s)))
@@ -312,6 +321,8 @@ def test_status_and_status_json_print_no_secret_even_from_an_old_store(
 def test_check_config_prints_no_secret(
     tmp_path_factory: pytest.TempPathFactory, shape: str, secret: str
 ) -> None:
+    assume(fits(shape, secret))
+
     def printed(s: str) -> str:
         return _cli(tmp_path_factory.mktemp("check"), url_with(shape, s), "check-config")
 
@@ -357,6 +368,8 @@ def _logged(text: str, fmt: str) -> str:
 def test_no_log_line_shows_a_secret(
     shape: str, secret: str, echo: Callable[[str], str], fmt: str
 ) -> None:
+    assume(fits(shape, secret))
+
     def logged(s: str) -> str:
         register(shape, s)
         return _logged(echo(s), fmt)

@@ -1,18 +1,22 @@
 """Which parts of an apprise URL are secret, as apprise itself says, plus what it does not say.
 
-Secret, for a URL apprise can load:
+Secret whatever it looks like, for a URL apprise can load:
 - every token and argument the plugin's `template_tokens` / `template_args` mark `private`
   (directly, or as an alias of a private token), with the value the plugin parsed for it;
 - every part apprise's own `url(privacy=True)` hides that `url(privacy=False)` shows;
 - the password of the user info whatever the plugin says, and the user when it stands alone
   (`key@host`: PagerDuty's, Pushover's and ntfy's `user@` hold a key); a user beside a
   password is a login name, masked where the URL is shown but not searched for in free text;
-- every header (`+name=`), payload (`:name=`) and request parameter (`-name=`) value;
-- every query value whose name sounds secret (token, key, secret, pass, auth, sig, ...) or
-  that the plugin does not know at all (apprise ignores it, so showing it serves no one);
+- every query, header, payload or parameter value whose name sounds secret (token, key,
+  secret, pass, auth, sig, hook, ...) or that starts with an auth scheme (`Bearer x`);
+- whatever follows a `#` that apprise drops (where a password cut by a raw `#` lands).
+Secret by guess, and so only when it could be a credential (`watcher.config.guessed`: not when
+it reads as words like `watcher` or `alerts`, nor when it is one of the program's own names):
 - for the generic webhooks (json, form, xml), every path segment: services such as Zapier,
-  n8n or Home Assistant put the webhook's secret there;
-- every part apprise ignores (a path's `#fragment`, where a password cut by a raw `#` lands).
+  n8n or Home Assistant put the webhook's secret there (the whole path too, if one is kept);
+- every header (`+name=`), payload (`:name=`) and request parameter (`-name=`) value, and every
+  query value the plugin does not know (apprise ignores it, so showing it serves no one);
+- every other part apprise ignores.
 A URL apprise cannot load is secret in every part but its scheme and a host name.
 
 Loading apprise costs about 0.2 s and 17 MB, and the plugin of the URL's scheme (only that one:
@@ -27,15 +31,21 @@ import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import unquote, unquote_plus
 
-from watcher.config.urls import AUTH_SCHEME, apprise_silenced, mask_url, parse_url
+from watcher.config.guessed import guessed_secret
+from watcher.config.urls import (
+    AUTH_SCHEME,
+    WEBHOOK_SCHEMES,
+    apprise_silenced,
+    mask_url,
+    parse_url,
+)
 
 # Query argument names that say their value is a credential.
 SECRET_NAME = re.compile(
     r"(?i)pass|pwd|token|secret|key|auth|sig|credential|cookie|session|bearer|hook|code"
 )
-WEBHOOK_SCHEMES = frozenset({"json", "jsons", "form", "forms", "xml", "xmls"})
 _PREFIXED = ("+", ":", "-")
 
 
@@ -79,23 +89,38 @@ def url_secrets(url: str) -> UrlSecrets:
         parsed = cls.parse_url(url) or {}
         shown, hidden = str(plugin.url(privacy=False)), str(plugin.url(privacy=True))
     public = _public_args(cls.template_args, cls.template_tokens)
-    values = _private_values(plugin, parsed) | {parts.password or parts.user or ""}
+    firm = _private_values(plugin, parsed) | {parts.password or parts.user or ""}
+    guessed: set[str] = set()
     for key, value in parts.query:
-        if key.startswith(_PREFIXED) or key.lower() not in public or SECRET_NAME.search(key):
-            values.add(value)
-            # `Authorization: Bearer <token>`: the credential after the scheme word alone too
-            if scheme := AUTH_SCHEME.match(unquote(value)):
-                values.add(scheme.group(1))
+        # `Authorization: Bearer <token>`: the credential after the scheme word alone too
+        if scheme := AUTH_SCHEME.match(unquote(value)):
+            firm |= {value, scheme.group(1)}
+        elif SECRET_NAME.search(key):
+            firm.add(value)
+        elif key.startswith(_PREFIXED) or key.lower() not in public:
+            guessed.add(value)
     if parts.scheme in WEBHOOK_SCHEMES:
-        values |= {s for s in parts.segments if s} | {"/".join(parts.segments)}
-    decoded = {unquote(v) for v in values if v} | {v for v in values if v}
+        segments = {s for s in parts.segments if s}
+        guessed |= segments
+        if any(_kept(s) for s in segments):
+            firm.add("/".join(parts.segments))
     shown, hidden = unquote(shown), unquote(hidden)
-    for part in parts.components():
-        masked_by_apprise = part in shown and part not in hidden
-        ignored_by_apprise = part.lower() not in shown.lower()  # a dropped fragment
-        if masked_by_apprise or ignored_by_apprise:
-            decoded.add(part)
+    components = parts.components()
+    after_hash = {p.split("#", 1)[1] for p in components if "#" in p}
+    for part in components:
+        if part in shown and part not in hidden:  # masked by apprise
+            firm.add(part)
+        elif part.lower() not in shown.lower():  # ignored by apprise: a dropped fragment...
+            (firm if "#" in part or part in after_hash else guessed).add(part)
+    values = firm | {v for v in guessed if _kept(v)}
+    decoded = {unquote(v) for v in values if v} | {v for v in values if v}
     return UrlSecrets(frozenset(v for v in decoded if v), frozenset(public))
+
+
+def _kept(value: str) -> bool:
+    """Whether a part secret only by guess is kept secret (`watcher.config.guessed`), judged
+    in each decoding of it (`+` is a space in a query value, or a plus)."""
+    return any(guessed_secret(form) for form in {unquote(value), unquote_plus(value)} if form)
 
 
 def _public_args(args: Mapping[str, Any], tokens: Mapping[str, Any]) -> set[str]:

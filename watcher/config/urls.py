@@ -15,9 +15,10 @@ import logging
 import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from urllib.parse import unquote, unquote_plus
 
+from watcher.config.guessed import guessed_secret
 from watcher.core.inert import inert
 
 MASK = "****"
@@ -25,6 +26,9 @@ _PLAIN = re.compile(r"[\w .*-]{1,40}")
 _DOMAIN = re.compile(r"(?:[a-z0-9-]+\.)+[a-z]{2,63}\.?")
 _ARG_NAME = re.compile(r"[+:\-]?[A-Za-z0-9_.\-]{1,40}")
 _PIECES = re.compile(r"[/:@?&=#,;+\s]+")
+# The generic webhooks: their path holds the secret of services such as Zapier, n8n or Home
+# Assistant, though apprise does not say so.
+WEBHOOK_SCHEMES = frozenset({"json", "jsons", "form", "forms", "xml", "xmls"})
 _PORT = re.compile(r"\d{1,5}")
 AUTH_SCHEME = re.compile(r"(?i)(?:bearer|basic|token|digest|apikey|key)\s+(.+)")
 # Percent-encode these in a user name or password, or apprise reads the URL differently.
@@ -107,13 +111,29 @@ def parse_url(url: str) -> UrlParts | None:
 def candidates(url: str) -> frozenset[str]:
     """Every string that could be a secret of `url`, apprise or not: its decoded parts and
     their pieces between delimiters. A text holding none of these holds none of the URL's
-    secrets, so classifying the URL (which loads apprise) can wait until one shows up."""
+    secrets, so classifying the URL (which loads apprise) can wait until one shows up.
+
+    A generic webhook's path segment that no guess keeps secret (`watcher.config.guessed`) and
+    that is no other part of the URL is left out: `/watcher` must not load apprise for every
+    line naming the watcher."""
     parts = parse_url(url)
     whole = parts.components() if parts is not None else {url.strip()}
     found = set(whole)
     for part in whole:
         found |= set(_PIECES.split(part))
+    if parts is not None and parts.scheme in WEBHOOK_SCHEMES:
+        found -= _plain_segments(parts)
     return frozenset(p.strip() for p in found if p.strip())
+
+
+def _plain_segments(parts: UrlParts) -> set[str]:
+    """The webhook's path segments (and whole path) that no guess keeps secret, less any
+    that is also another part of the URL (a password, a query value)."""
+    segments = {unquote(s) for s in parts.segments if s}
+    if any(guessed_secret(s) for s in segments):
+        return set()
+    others = replace(parts, segments=()).components()
+    return (segments | {unquote("/".join(parts.segments))}) - others
 
 
 def ambiguity(url: str) -> str | None:

@@ -29,11 +29,13 @@ again when a new job starts). Cadences are measured on the elapsed clock (second
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from enum import IntEnum, StrEnum
+from typing import NamedTuple, TypeAlias
 
 from watcher.core.clocks import Elapsed
 
@@ -97,10 +99,12 @@ class ReadSpec:
     on_new_job: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class Candidate:
+class Candidate(NamedTuple):
     """One extra read that could run: its spec, its target, when it last ran (elapsed
-    seconds of this boot, None when never), whether its trigger fired, and its cost now."""
+    seconds of this boot, None when never), whether its trigger fired, and its cost now.
+
+    A named tuple rather than a frozen dataclass: a cycle makes one per read and target (a
+    few thousand at 1,000 KBs), and a tuple is made in a third of the time."""
 
     spec: ReadSpec
     target: str
@@ -182,27 +186,45 @@ def share_per_hour(max_requests_per_minute: int, share: float = DEFAULT_SHARE) -
 
 def due(candidates: Sequence[Candidate], now_s: float) -> list[Candidate]:
     """The due candidates in the order they go: the most urgent first (see the module)."""
-    late = [(c, c.overdue_s(now_s)) for c in candidates]
-    ready = [(c, s) for c, s in late if s is not None]
-    ready.sort(key=lambda pair: (-_urgency(*pair), -pair[0].spec.priority, -pair[1]))
-    return [c for c, _ in ready]
+    return [c for _, c in sorted(_ready(candidates, now_s), key=_first)]
 
 
-def _urgency(candidate: Candidate, overdue_s: float) -> float:
-    every = max(candidate.spec.every.total_seconds(), 1.0)
-    return candidate.spec.priority * (1 + overdue_s / every)
+_Ready: TypeAlias = tuple[tuple[float, int, float], Candidate]
+
+
+def _first(pair: _Ready) -> tuple[float, int, float]:
+    return pair[0]
+
+
+def _ready(candidates: Sequence[Candidate], now_s: float) -> list[_Ready]:
+    """The due candidates, unordered, each with its sort key: the most urgent first, then the
+    higher priority, then the longer overdue (urgency = priority × (1 + overdue / every))."""
+    out = []
+    for c in candidates:
+        overdue = c.overdue_s(now_s)
+        if overdue is not None:
+            spec = c.spec
+            urgency = spec.priority * (1 + overdue / max(spec.every.total_seconds(), 1.0))
+            out.append(((-urgency, -spec.priority, -overdue), c))
+    return out
 
 
 def plan(candidates: Sequence[Candidate], room: Room, bucket: Bucket, now_s: float) -> ExtraPlan:
-    """The extra reads to make now, within the share, the bucket and the minute's room."""
+    """The extra reads to make now, within the share, the bucket and the minute's room.
+
+    Only the reads that can fit are put in order: each costs at least one request, so the
+    choice (the longest prefix of the whole order that fits) lies within the `allowance` most
+    urgent (a cycle with thousands due and room for two orders two, not thousands)."""
     bucket = bucket.refilled(now_s, room.per_hour)
-    ready = due(candidates, now_s)
-    if not ready:
+    keyed = _ready(candidates, now_s)
+    if not keyed:
         return ExtraPlan((), bucket, PlanReason.NONE_DUE)
     if room.tight:
-        return ExtraPlan((), bucket, PlanReason.TIGHT, len(ready))
+        return ExtraPlan((), bucket, PlanReason.TIGHT, len(keyed))
     minute = room.minute_left - room.poll_cost
     allowance = min(bucket.tokens, room.per_hour - room.spent_hour, minute)
+    reach = max(0, math.floor(allowance))
+    ready = [c for _, c in heapq.nsmallest(reach, keyed, key=_first)]
     chosen: list[Candidate] = []
     for candidate in ready:
         if candidate.requests > allowance:
@@ -211,7 +233,7 @@ def plan(candidates: Sequence[Candidate], room: Room, bucket: Bucket, now_s: flo
         allowance -= candidate.requests
     spent = sum(c.requests for c in chosen)
     after = replace(bucket, tokens=bucket.tokens - spent)
-    waiting = len(ready) - len(chosen)
+    waiting = len(keyed) - len(chosen)
     if not waiting:
         return ExtraPlan(tuple(chosen), after, PlanReason.ALL_DUE)
     blocked = minute < min(bucket.tokens, room.per_hour - room.spent_hour)

@@ -24,7 +24,14 @@ from typing import assert_never
 from urllib.parse import quote
 
 from watcher.core.inert import inert
-from watcher.core.outbox import BodyFormat
+
+
+class BodyFormat(StrEnum):
+    """The formats a service takes a body in: apprise's `NotifyFormat` values."""
+
+    MARKDOWN = "markdown"
+    TEXT = "text"
+    HTML = "html"
 
 
 class Style(StrEnum):

@@ -21,8 +21,12 @@ from enum import StrEnum
 from typing import assert_never
 
 from watcher.core.clocks import Elapsed
+from watcher.core.markup import BodyFormat as BodyFormat
 from watcher.core.model import Severity
 from watcher.core.state import Transition
+
+# `BodyFormat` is defined beside the escaping for each format (`watcher.core.markup`), which
+# the log and terminal boundaries load without the outbox; named here too, for the messages.
 
 
 class DeliveryState(StrEnum):
@@ -227,14 +231,6 @@ class SendResult:
     failure: FailureKind | None = None
     error: str | None = None
     targets: tuple[TargetResult, ...] = ()
-
-
-class BodyFormat(StrEnum):
-    """The formats a service takes a body in: apprise's `NotifyFormat` values."""
-
-    MARKDOWN = "markdown"
-    TEXT = "text"
-    HTML = "html"
 
 
 @dataclass(frozen=True, slots=True)

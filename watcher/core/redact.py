@@ -2,9 +2,11 @@
 
 Known secrets are registered once, when the configuration is loaded: the API token, every
 route URL whole, and each URL's secret parts as apprise classifies them (see
-`watcher.config.url_secrets`). Each secret is masked in every form it may take in a text: as
-is, percent-encoded (three ways), percent-decoded, JSON- and repr-escaped, and escaped for
-markdown and HTML (an alert body). Secret shapes are masked too, registered or not:
+`watcher.config.url_secrets`; a part secret only by guess, such as a webhook's path segment,
+only when it could be a credential, not when it reads as words: `watcher.config.guessed`).
+Each secret is masked in every form it may take in a text: as is, percent-encoded (three
+ways), percent-decoded, JSON- and repr-escaped, and escaped for markdown and HTML (an alert
+body). Secret shapes are masked too, registered or not:
 DigitalOcean tokens, `Bearer …`, `Authorization: …`, `user:pass@` in URLs, secret-named
 query parameters, and the whole query of a signed URL (a per-file report's). Values shorter
 than `MIN_SECRET_LENGTH` are not searched for in free text (they would mask ordinary words);
@@ -216,6 +218,7 @@ class SecretRegistry:
         self._resolved: set[str] = set()
         self._watched: frozenset[str] = frozenset()  # the candidates of pending URLs
         self._public: frozenset[str] = frozenset()  # names the config declares (casefolded)
+        self._reserved: Callable[[], Iterable[str]] = frozenset  # the program's own names
         self._busy = threading.local()
 
     def declare_public(self, names: Iterable[str]) -> None:
@@ -225,6 +228,14 @@ class SecretRegistry:
         and status line naming it would read `***`. Values registered before are kept."""
         with self._lock:
             self._public = self._public | {n.strip().casefold() for n in names if n.strip()}
+
+    def reserve(self, names: Callable[[], Iterable[str]]) -> None:
+        """The program's own names (its package's and modules', hence its loggers'), read only
+        when needed: the registry's own guesses, every candidate piece of a URL masked while
+        the URL is being classified or when its classifier fails, never mask them (nor a name
+        declared public). What apprise classifies secret is masked whatever it equals."""
+        with self._lock:
+            self._reserved = names
 
     def register(self, value: str) -> None:
         """Add `value` in all its forms; skip values too short to mask without harm and the
@@ -269,13 +280,18 @@ class SecretRegistry:
                     try:
                         found = list(resolve())
                     except Exception:  # a classifier that fails: every candidate is secret
-                        found = list(candidates)
+                        found = self._guessed(candidates)
                     for value in found:
                         self.register(value)
                     self._resolved.add(key)
                 self._pending, self._watched = {}, frozenset()
             finally:
                 self._busy.active = False
+
+    def _guessed(self, candidates: Iterable[str]) -> list[str]:
+        """The candidates a guess masks: all but the public and the program's own names."""
+        spared = self._public | {name.casefold() for name in self._reserved()}
+        return [c for c in candidates if c.strip().casefold() not in spared]
 
     def snapshot(self) -> frozenset[str]:
         """Return the secrets registered (and classified) so far."""
@@ -285,7 +301,7 @@ class SecretRegistry:
         """Forget every registered secret (for tests and for reloading configuration)."""
         with self._lock:
             self._secrets, self._pending, self._watched = frozenset(), {}, frozenset()
-            self._resolved, self._public = set(), frozenset()
+            self._resolved, self._public, self._reserved = set(), frozenset(), frozenset
 
     def known(self, text: str) -> frozenset[str]:
         """The secrets to mask in `text`, classifying lazily registered URLs if it may hold one."""
@@ -294,7 +310,8 @@ class SecretRegistry:
             return self._secrets
         if getattr(self._busy, "active", False):
             # a line logged while classifying (apprise importing): mask every candidate
-            extra = {f for c, _ in self._pending.values() for v in c for f in secret_forms(v)}
+            pieces = self._guessed(v for c, _ in self._pending.values() for v in c)
+            extra = {f for v in pieces for f in secret_forms(v)}
             return self._secrets | extra
         # other threads wait here until the classification is done
         self.resolve_pending()

@@ -140,6 +140,13 @@ class ReadsBudget:
         charged by `measure`, with what each read really sent."""
         return plan(candidates, self.room(now), self.bucket, now.seconds)
 
+    def blocked(self, now: Elapsed) -> PlanReason | None:
+        """Why no read of the share can go now, not even one of one request (tight, the
+        minute full, the share or the bucket spent), or None when one can. A blocked cycle
+        needs no plan: its candidates (thousands at 1,000 KBs) need not even be made."""
+        reason = admit(Charge.SHARE, 1, self.room(now), self.bucket)
+        return None if reason is PlanReason.ALL_DUE else reason
+
     def allowed(self, kind: str, now: Elapsed, cost: int = 1) -> bool:
         """Whether one read of `kind` (of `cost` requests) may go now (`admit`)."""
         room = self.room(now)

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import base64
 from functools import partial
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from watcher.config import Config
+from watcher.config.guessed import guessed_secret, program_names
 from watcher.config.url_secrets import apprise_loaded, url_secrets
 from watcher.config.urls import candidates
 from watcher.core.redact import SECRETS
@@ -39,6 +40,7 @@ def register_config_secrets(config: Config) -> None:
     candidate pieces (`status`, `health` and `once` then stay free of apprise).
     """
     SECRETS.declare_public(public_names(config))
+    SECRETS.reserve(program_names)
     if config.token is not None:
         SECRETS.register(config.token.get_secret_value())
     for _, token, _ in config.account_tokens:  # every [[accounts]] entry's
@@ -67,14 +69,18 @@ def public_names(config: Config) -> set[str]:
 
 def register_ping_urls(config: Config) -> None:
     """Register the heartbeat's URLs whole and their paths (a healthchecks.io uuid, a push
-    token): whoever holds one can ping the check, or keep it quiet."""
+    token): whoever holds one can ping the check, or keep it quiet. A path is a secret by
+    guess: registered when one of its segments could be a credential, not when it reads as
+    words (`watcher.config.guessed`: `/watcher` would mask the word in every line)."""
     plan = config.heartbeat.plan()
     if plan is None:
         return
     for url in (plan.url, plan.failure_url):
         if url:
             SECRETS.register(url)
-            SECRETS.register(urlsplit(url).path.strip("/"))
+            path = urlsplit(url).path.strip("/")
+            if any(guessed_secret(unquote(segment)) for segment in path.split("/")):
+                SECRETS.register(path)
 
 
 def register_url_secrets(url: str) -> None:

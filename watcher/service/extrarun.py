@@ -12,9 +12,10 @@ facts are stored (a crash between the two replays the same event id: a no-op).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
+from types import MappingProxyType
 
 import structlog
 
@@ -68,11 +69,17 @@ class ExtraReads:
         self.source, self.store, self.budget = source, store, budget
         self.record, self.registry = record, tuple(registry)
         self._facts: dict[tuple[str, str], StoredFact] | None = None
+        self._version = 0  # bumped whenever `_facts` changes: what the memos below key on
+        self._kb_facts: tuple[int, Mapping[str, KbFacts]] | None = None
+        self._candidates: tuple[tuple[object, ...], list[Candidate]] | None = None
+        self._kept_kbs: tuple[KnowledgeBase, ...] = ()  # the objects `_candidates` names by id
         self._unknown: set[str] = set()
 
     async def run(self, kbs: Sequence[KnowledgeBase], now: Elapsed, wall: datetime) -> ExtraPlan:
         """Make the extra reads due now that fit; returns the plan that was followed."""
         facts = await self._load()
+        if (blocked := self.budget.blocked(now)) is not None:
+            return ExtraPlan((), self.budget.bucket, blocked)
         chosen = self.budget.plan(self.candidates(kbs, now), now)
         names = {kb.uuid: kb.name for kb in kbs}
         latest = {kb.uuid: kb.last_indexing_job.uuid for kb in kbs if kb.last_indexing_job}
@@ -90,14 +97,30 @@ class ExtraReads:
         if events:
             await self.record(tuple(events))
         await self.store.save_facts(fresh, wall)
-        facts.update({(f.subject, f.kind): f for f in fresh})
+        if fresh:
+            facts.update({(f.subject, f.kind): f for f in fresh})
+            self._version += 1
         if chosen.reads or chosen.waiting:
             log.info("extra_reads_made", made=len(chosen.reads), waiting=chosen.waiting,
                      reason=chosen.reason.value, spent_hour=self.spent_hour(now))  # fmt: skip
         return chosen
 
     def candidates(self, kbs: Sequence[KnowledgeBase], now: Elapsed) -> list[Candidate]:
-        """One candidate per registered read and target of its scope."""
+        """One candidate per registered read and target of its scope (a new list each call).
+
+        A candidate depends on the facts, the KBs' latest jobs and the boot, never on `now`
+        itself (its last read is an elapsed reading): the schedules' plan and the reads after
+        the poll ask for the same list in one cycle, and the second time it is copied, not
+        made again (keyed by the facts' version and the very KB objects: a changed byte of
+        the API's answer is a new object)."""
+        key = (self._version, now.boot, *map(id, kbs))
+        if self._candidates is not None and self._candidates[0] == key:
+            return list(self._candidates[1])
+        made = self._make_candidates(kbs, now)
+        self._candidates, self._kept_kbs = (key, made), tuple(kbs)  # ids stay theirs
+        return list(made)
+
+    def _make_candidates(self, kbs: Sequence[KnowledgeBase], now: Elapsed) -> list[Candidate]:
         facts = self._facts or {}
         agents = facts.get(("", AGENTS))
         targets = {
@@ -127,8 +150,14 @@ class ExtraReads:
         """Requests the extra reads (all kinds charged to the share) sent in the last hour."""
         return self.budget.spent_hour(now)
 
-    def kb_facts(self) -> dict[str, KbFacts]:
-        """What is known of each KB, for alerts (`watcher.core.facts.with_facts`) and status."""
+    def kb_facts(self) -> Mapping[str, KbFacts]:
+        """What is known of each KB, for alerts (`watcher.core.facts.with_facts`) and status
+        (decoded again only when the facts changed)."""
+        if self._kb_facts is None or self._kb_facts[0] != self._version:
+            self._kb_facts = (self._version, MappingProxyType(self._decode_kb_facts()))
+        return self._kb_facts[1]
+
+    def _decode_kb_facts(self) -> dict[str, KbFacts]:
         facts = self._facts or {}
         listed = facts.get(("", AGENTS))
         current = set(decode_uuids(listed.value)) if listed else set()
@@ -159,6 +188,7 @@ class ExtraReads:
     async def _load(self) -> dict[tuple[str, str], StoredFact]:
         if self._facts is None:
             self._facts = {(f.subject, f.kind): f for f in await self.store.load_facts()}
+            self._version += 1
         return self._facts
 
     def _log_unknown(self, fact: StoredFact) -> None:

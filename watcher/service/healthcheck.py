@@ -17,12 +17,12 @@ from watcher.core.replicas import STALE_AFTER
 from watcher.edges import host
 from watcher.edges.hostclock import monotonic_now
 from watcher.edges.store.files import rescued_copies
-from watcher.edges.store.sqlite import SqliteStore
-from watcher.service.stores import open_store, store_absent
 
 if TYPE_CHECKING:  # imported by `open_store` only for a shared store (psycopg: 130 modules);
     # the configuration's models only for annotations (`watcher.service.quickhealth` needs none)
+    # and the whole SQLite store only by `check_health` (the fast path judges its connection)
     from watcher.config import Config
+    from watcher.edges.store.conn import StoreConnection
     from watcher.edges.store.postgres import PostgresStore
 
 __all__ = ["check_health", "judge_store", "no_state", "shared_store"]
@@ -35,6 +35,8 @@ async def check_health(config: Config, probe: Probe = Probe.READY) -> Health:
     this process reads the same system-wide clock, so the age is measured without the wall
     clock. Readiness also proves the store takes a write.
     """
+    from watcher.service.stores import open_store, store_absent
+
     if store_absent(config):
         return Health(False, no_state(config))
     try:
@@ -45,7 +47,7 @@ async def check_health(config: Config, probe: Probe = Probe.READY) -> Health:
     return await judge_store(store, probe)
 
 
-async def judge_store(store: SqliteStore, probe: Probe) -> Health:
+async def judge_store(store: StoreConnection, probe: Probe) -> Health:
     """The verdict from an open store (closed here): its heartbeat, whether it takes a write
     (`Probe.READY`), and on a shared store this host's replicas."""
     store_error = None

@@ -212,6 +212,8 @@ class KbWatcher:
         uuids = [kb.uuid for kb in kbs]
         if self.budget is None:
             return schedule_reads_due(uuids, self._read_at, now.elapsed, self.settings.read_every)
+        if self.budget.blocked(now.elapsed) is not None:
+            return ()  # no schedule could be chosen: none is planned
         spec = ReadSpec(SCHEDULE, Scope.KB, self.settings.read_every, Priority.NORMAL)
         mine = schedule_candidates(spec, uuids, self._read_at, now.elapsed)
         others = self.others(kbs, now.elapsed) if self.others is not None else []

@@ -236,6 +236,8 @@ class Observer:
     def _log_unknown_values(self, jobs: Sequence[Job]) -> None:
         """Enum values the API added after us: kept on the job, never alerted, logged once each."""
         for job in jobs:
+            if not job.unknown_values:  # nearly every job: no set made for it
+                continue
             for value in sorted(job.unknown_values - self._unknown_seen):
                 self._unknown_seen.add(value)
                 log.warning(

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from watcher.core.errors import StoreError
 from watcher.core.health import HEARTBEAT_KEY, Health, Heartbeat, Probe
-from watcher.edges.store.sqlite import SqliteStore
+from watcher.edges.store.conn import StoreConnection
 from watcher.service.healthcheck import judge_store
 
 __all__ = ["MARK_ENVS", "MARK_KEY", "config_mark", "file_mark", "quick_health"]
@@ -70,13 +70,18 @@ async def quick_health(
     cli_value: str | None, env: Mapping[str, str], probe: Probe
 ) -> Health | None:
     """The verdict `check_health` gives, when a watcher validated this very configuration;
-    else None (load it whole)."""
+    else None (load it whole). It never waits: the store is read on the calling thread (the
+    connection alone, `StoreConnection.open_here`), so it can run without an event loop."""
     found = _located(cli_value, env)
     if found is None:
         return None
     raw, state_path = found
     try:
-        store = await SqliteStore.open(state_path, now=datetime.now(UTC), integrity_check=False)
+        # `watcher health` shows errors only: a warning on the way (a side file replaced) is
+        # not logged, so this path sets up no logs.
+        store = StoreConnection.open_here(
+            state_path, now=datetime.now(UTC), integrity_check=False, quiet=True
+        )
     except StoreError:
         return None
     try:

@@ -13,6 +13,7 @@ from tests.edges.store.test_sqlite import KB, LEASE, NOW, change, event, job
 from tests.stores import Engine
 from watcher.core.clocks import Instant
 from watcher.core.errors import AckRefused, StoreError
+from watcher.core.facts import StoredFact
 from watcher.core.incident import Ack, Incident, Notice
 from watcher.core.incidents import track
 from watcher.core.model import EventKind
@@ -191,3 +192,21 @@ async def test_the_pollers_own_writes_are_loaded_at_once(store: SqliteStore) -> 
     assert (await store.load([])).incidents[KB].ack == Ack("ana", NOW)
     await _record_incident(store, opened(closed_at=NOW))
     assert (await store.load([])).incidents == {}
+
+
+async def test_writes_beside_the_watch_state_keep_the_loaded_state_in_memory(
+    store: SqliteStore, engine: Engine
+) -> None:
+    """An idle cycle of 1,000 KBs stores an extra read's fact, a meta value or a settled
+    delivery, and none of them touches a KB, job or incident row: the next load of the same
+    jobs still comes from memory (SQLite), and is still right."""
+    if engine.is_pg:
+        pytest.skip("PostgreSQL reads the state every time")
+    await _record_incident(store, opened())
+    await store.load(["job-1"])
+    await store.save_facts([StoredFact("kb-1", "database", '{"status": "ONLINE"}')], NOW)
+    await store.set_meta("extra_reads_spent:token:x", "{}")
+    await store.record(Change("meta-only", NOW), meta={"api_health": "{}"})
+    kept = store.loads_kept
+    assert (await store.load(["job-1"])).incidents[KB].failures == 1
+    assert store.loads_kept == kept + 1

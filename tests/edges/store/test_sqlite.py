@@ -18,9 +18,11 @@ from watcher.core.errors import StoreError
 from watcher.core.lease import LeaseTime
 from watcher.core.model import EventKind, Job, Phase, Status
 from watcher.core.outbox import DeliveryState, Settlement, TargetResult
+from watcher.core.snapshot import StoreSnapshot
 from watcher.core.state import (
     Change,
     Delivery,
+    JobCondition,
     JobState,
     KbState,
     Sighting,
@@ -630,3 +632,30 @@ async def test_a_released_row_waiting_for_a_retry_is_due_after_a_step_of_the_wal
     assert (backlog.pending, backlog.held) == (1, 0)  # waiting for a retry, not quiet hours
     (again,) = await store.claim_due(NOW + timedelta(seconds=5), 10, timedelta(minutes=30))
     assert again.id == item.id
+
+
+async def test_the_gauges_counts_follow_every_commit_of_this_store_and_of_any_other(
+    store: SqliteStore, engine: Engine
+) -> None:
+    """The daemon reads the counts after every cycle (`detail=False`); SQLite answers them
+    from memory while nothing committed, so each kind of commit must show at once: this
+    store's record and settle, and another process's `watcher retry`."""
+
+    def outbox(snap: StoreSnapshot) -> tuple[int, int, int]:
+        by = snap.outbox_by_state
+        return by[DeliveryState.PENDING], by[DeliveryState.SENT], by[DeliveryState.DEAD]
+
+    assert outbox(await store.snapshot(NOW, detail=False)) == (0, 0, 0)
+    await store.record(change(event(job())))
+    assert outbox(await store.snapshot(NOW, detail=False)) == (1, 0, 0)
+    (item,) = await store.claim_due(NOW, limit=10)
+    await store.settle([Settlement(item.id, DeliveryState.DEAD, NOW, 3)])
+    later = await store.snapshot(NOW + timedelta(minutes=5), detail=False)
+    assert (outbox(later), later.at) == ((0, 0, 1), NOW + timedelta(minutes=5))
+    assert later.jobs_by_state[JobCondition.DONE] == 1
+    other = await engine.open(NOW)
+    try:
+        assert await other.retry_dead(NOW) == [item.id]
+    finally:
+        await other.close()
+    assert outbox(await store.snapshot(NOW, detail=False)) == (1, 0, 0)

@@ -10,17 +10,13 @@ are safe between processes and fenced only when the lease is held.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import sqlite3
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from enum import Enum
 from pathlib import Path
-from typing import Final, Self, TypeVar
-
-import structlog
+from typing import TYPE_CHECKING, Final, Self, TypeVar
 
 from watcher.core.errors import StoreError, StoreHeld, StoreReplaced
 from watcher.core.lease import Holder, Lease, LeaseDecision, LeaseTime, Liveness, decide
@@ -30,7 +26,10 @@ from watcher.edges.store import lease as store_lease
 from watcher.edges.store import schema
 from watcher.edges.store.files import OpenedFiles
 
-log = structlog.get_logger(__name__)
+if TYPE_CHECKING:  # asyncio and the thread pool are imported where a store opens its thread:
+    # `watcher health`'s fast path reads on its own thread, with no event loop (`open_here`)
+    from concurrent.futures import ThreadPoolExecutor
+
 
 DEFAULT_LEASE: Final = timedelta(minutes=5)
 """How long an outbox claim lasts, on the lease clock (boot time, `lease_clock`), never on the
@@ -55,12 +54,14 @@ class StoreConnection:
     delivers; its claims are exclusive by row lock and expire on the database's clock)."""
 
     _generation: int = 0  # own writes that may change the loaded state (`_transaction`)
+    _commits: int = 0  # every own write and reopen: what may change any row (`_transaction`)
+    _quiet: bool = False  # no warnings logged (`open_here`)
 
     def __init__(
         self,
         path: Path,
         opened: tuple[sqlite3.Connection, OpenedFiles],
-        executor: ThreadPoolExecutor,
+        executor: ThreadPoolExecutor | None,
         lease: timedelta,
     ) -> None:
         """Use `SqliteStore.open`; this only wires an already opened connection."""
@@ -94,6 +95,9 @@ class StoreConnection:
         an older schema is migrated. `integrity_check=False` skips the full-file
         `quick_check` (for frequent probes). Opening takes no lease: see `lease_step`.
         """
+        import asyncio
+        from concurrent.futures import ThreadPoolExecutor
+
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="watcher-store")
         try:
             opened = await asyncio.get_running_loop().run_in_executor(
@@ -104,11 +108,30 @@ class StoreConnection:
             raise
         return cls(path, opened, executor, lease)
 
+    @classmethod
+    def open_here(
+        cls, path: Path, *, now: datetime, integrity_check: bool = True, quiet: bool = False
+    ) -> Self:
+        """`open`, on the calling thread: every call then runs there, each coroutine finishing
+        without waiting. For one short read in a process that needs no event loop (`watcher
+        health`, every 30 s in containers), never beside other work: the calls block.
+        `quiet`: log no warning (the caller shows none, and sets up no logs for them)."""
+        store = cls(
+            path, store_files.open_connection(path, now, integrity_check), None, DEFAULT_LEASE
+        )
+        store._quiet = quiet
+        return store
+
     async def close(self) -> None:
         """Release the lease if held, close the connection, stop the thread; idempotent."""
         if self._closed:
             return
         self._closed = True
+        if self._executor is None:
+            self._finish()
+            return
+        import asyncio
+
         await asyncio.get_running_loop().run_in_executor(self._executor, self._finish)
         self._executor.shutdown(wait=True)
 
@@ -152,7 +175,29 @@ class StoreConnection:
             except OSError as exc:  # checking or reopening the files (a permission, an I/O error)
                 raise StoreError(f"state store {self.path}: {doing} failed: {exc}") from exc
 
+        if self._executor is None:
+            return guarded()
+        import asyncio
+
         return await asyncio.get_running_loop().run_in_executor(self._executor, guarded)
+
+    async def check_writable(self) -> None:
+        """Raise `StoreError` unless the path still names this store and its write lock can be
+        taken right now (`StoreReplaced` when the file was deleted or replaced). Writes nothing:
+        a probe beside the daemon must not add to its store."""
+
+        def probe(_: sqlite3.Connection) -> None:
+            self._check_files()
+            self._conn.execute("BEGIN IMMEDIATE")
+            self._conn.execute("ROLLBACK")
+
+        await self._run("checking that the store is writable", probe)
+
+    async def get_meta(self, key: str) -> str | None:
+        """The value stored under `key`, or None."""
+        sql = "SELECT value FROM meta WHERE key = ?"
+        row = await self._run("reading meta", lambda c: c.execute(sql, (key,)).fetchone())
+        return None if row is None else str(row[0])
 
     async def _write(
         self,
@@ -192,6 +237,8 @@ class StoreConnection:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
+        finally:
+            self._commits += 1  # also after a rollback: never miss a change, at worst read again
         self._wrote = True
         return result
 
@@ -265,7 +312,12 @@ class StoreConnection:
 
     def _reopen(self, side: str) -> None:
         """Fold what the connection wrote into the database file, then open it afresh."""
-        log.warning("store_side_file_replaced", path=str(self.path), detail=side)
+        if not self._quiet:
+            import structlog  # only here: a probe that opens the store loads no logging
+
+            structlog.get_logger(__name__).warning(
+                "store_side_file_replaced", path=str(self.path), detail=side
+            )
         with contextlib.suppress(sqlite3.Error):
             self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
         self._conn.close()
@@ -277,6 +329,7 @@ class StoreConnection:
             raise
         self._conn = conn
         self._generation += 1  # a new connection counts `data_version` afresh
+        self._commits += 1
         if store_files.file_id(self.path) != self._files.database:
             raise StoreReplaced(self._replaced("the file changed while reopening it"))
         self._files = OpenedFiles.taken(self.path, self._files.database)

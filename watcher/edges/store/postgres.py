@@ -117,6 +117,10 @@ class PostgresStore(SqliteStore):
         """None: no counter tells another replica's commit apart, so every load reads."""
         return None
 
+    def _commit_version(self, conn: Any) -> tuple[int, ...] | None:
+        """None: no counter tells another replica's commit apart, so every count reads."""
+        return None
+
     @classmethod
     async def connect(
         cls,
@@ -149,8 +153,10 @@ class PostgresStore(SqliteStore):
         if self._closed:
             return
         self._closed = True
-        await asyncio.get_running_loop().run_in_executor(self._executor, self._finish)
-        self._executor.shutdown(wait=True)
+        executor = self._executor
+        assert executor is not None  # a PostgreSQL store always runs on its own thread
+        await asyncio.get_running_loop().run_in_executor(executor, self._finish)
+        executor.shutdown(wait=True)
 
     def _finish(self) -> None:
         """A graceful stop: the lease goes at once (another replica takes it at its next

@@ -146,8 +146,8 @@ def read_snapshot(
 ) -> StoreSnapshot:
     """Read the whole snapshot in one read transaction (`path` only names the file in errors).
 
-    Without `detail` only the counts are read (the metrics need no more): `kbs`,
-    `dead_letters` and `events_by_kind` are then empty.
+    Without `detail` only the counts are read (the metrics need no more): `kbs`, `routes`,
+    `dead_letters`, `events_by_kind` and `incidents` are then empty.
     """
     conn.execute("BEGIN")
     try:
@@ -165,7 +165,9 @@ def read_snapshot(
             routes=tuple(
                 RouteBacklog(route, int(p), int(s), int(d), int(h), by, schema.from_db_or_none(u))
                 for route, p, s, d, h, by, u in conn.execute(_ROUTES, (schema.to_db(now),) * 3)
-            ),
+            )
+            if detail
+            else (),
             oldest_undelivered_at=schema.from_db_or_none(oldest),
             dead_letters=tuple(_dead(row) for row in conn.execute(_DEAD, (dead_letter_limit,))),
             jobs_by_state=_jobs_by_condition(conn, path),

@@ -75,6 +75,7 @@ class SqliteStore(StoreReads):
         # the last states loaded, by the jobs asked for: (`_state_version` then, the state)
         self._loaded: dict[tuple[str, ...], tuple[tuple[int, ...], WatchState]] = {}
         self.loads_kept = 0  # loads answered from `_loaded` (for tests and profiles)
+        self._counts: tuple[tuple[int, ...], StoreSnapshot] | None = None  # `snapshot`'s
 
     # --- StateStore -------------------------------------------------------------------------
 
@@ -100,6 +101,12 @@ class SqliteStore(StoreReads):
             return _copy(state)
 
         return await self._run("loading the state", work)
+
+    def _commit_version(self, conn: sqlite3.Connection) -> tuple[int, ...] | None:
+        """What changes with every commit to the file: SQLite's `data_version` (another
+        connection's, any process) and this store's own commits and reopens."""
+        (others,) = conn.execute("PRAGMA data_version").fetchone()
+        return (int(others), self._commits)
 
     def _state_version(self, conn: sqlite3.Connection) -> tuple[int, ...] | None:
         """What changes whenever the KB, job or incident rows may have: SQLite's
@@ -136,7 +143,11 @@ class SqliteStore(StoreReads):
     async def save_facts(self, facts: Sequence[StoredFact], at: datetime) -> None:
         """Insert or replace each fact, in one transaction (the poller's, like `record`)."""
         if facts:
-            await self._write("saving facts", lambda conn: save_facts(conn, facts, at))
+            await self._write(
+                "saving facts",
+                lambda conn: save_facts(conn, facts, at),
+                keeps_state=True,  # the facts table alone
+            )
 
     # --- Outbox -----------------------------------------------------------------------------
 
@@ -255,13 +266,23 @@ class SqliteStore(StoreReads):
     ) -> StoreSnapshot:
         """What `watcher status`, health and metrics show, read in one consistent snapshot.
 
-        `detail=False` reads the counts only (no KBs, dead letters or event counts): the
-        daemon refreshes its gauges that way after every cycle.
+        `detail=False` reads the counts only (no KBs, routes, dead letters or event counts):
+        the daemon refreshes its gauges that way after every cycle, and they are read again
+        only when a commit (this store's, or any other connection's: `data_version`) may have
+        changed them. A history of 100,000 jobs made that read 26 ms of CPU a cycle.
         """
-        return await self._run(
-            "reading the status",
-            lambda conn: read_snapshot(conn, self.path, now, dead_letter_limit, detail=detail),
-        )
+
+        def work(conn: sqlite3.Connection) -> StoreSnapshot:
+            if detail:
+                return read_snapshot(conn, self.path, now, dead_letter_limit)
+            version = self._commit_version(conn)
+            if version is not None and self._counts and self._counts[0] == version:
+                return replace(self._counts[1], at=now)
+            counts = read_snapshot(conn, self.path, now, 0, detail=False)
+            self._counts = None if version is None else (version, counts)
+            return counts
+
+        return await self._run("reading the status", work)
 
     async def prune(self, before: datetime, *, keep_per_kb: int = 50) -> int:
         """Delete settled outbox rows, their events and done jobs older than `before`.
@@ -317,24 +338,6 @@ class SqliteStore(StoreReads):
             lambda conn: conn.execute(sql, (DeliveryState.DEAD.value,)).fetchone(),
         )
         return int(row[0])
-
-    async def check_writable(self) -> None:
-        """Raise `StoreError` unless the path still names this store and its write lock can be
-        taken right now (`StoreReplaced` when the file was deleted or replaced). Writes nothing:
-        a probe beside the daemon must not add to its store."""
-
-        def probe(_: sqlite3.Connection) -> None:
-            self._check_files()
-            self._conn.execute("BEGIN IMMEDIATE")
-            self._conn.execute("ROLLBACK")
-
-        await self._run("checking that the store is writable", probe)
-
-    async def get_meta(self, key: str) -> str | None:
-        """The value stored under `key`, or None."""
-        sql = "SELECT value FROM meta WHERE key = ?"
-        row = await self._run("reading meta", lambda c: c.execute(sql, (key,)).fetchone())
-        return None if row is None else str(row[0])
 
     async def set_meta(self, key: str, value: str | None) -> None:
         """Store `value` under `key` (None deletes the key)."""
