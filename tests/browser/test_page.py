@@ -30,6 +30,7 @@ from tests.storeguard import guard_env
 from watcher.simulator import Simulator
 
 # One worker runs the module under pytest-xdist: one browser (`browser`) for all its tests.
+# (Ignored under pytest 9.2 until pytest-xdist issue 1386 is fixed: see pyproject.toml.)
 pytestmark = pytest.mark.xdist_group("browser")
 
 TOKEN = "browser-test-token-0123456789"
