@@ -10,12 +10,20 @@ hourly prune keeps them), each with its `completed` event and a sent outbox row,
 of 3 processes) and `watcher run` for ~14 s (peak and current resident memory from /proc, CPU
 per cycle after the first). The same is measured with an empty history for comparison. Finally
 `SqliteStore.prune` is timed on the filled store for a 30-day cutoff.
+
+Where the peak comes from (for the largest size, with the history): a child process takes the
+daemon's start step by step (`watcher.cli`, then `watcher.service.daemon` imported, then the
+configuration loaded as `run` loads it, route URLs checked) and prints its RSS after each;
+`watcher run`'s own RSS is read after its first cycle and at the end, with its resident
+memory split into anonymous (heap, Python objects) and file-backed pages (shared libraries
+and the like, which count in RSS too).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import random
 import sqlite3
 import statistics
@@ -68,6 +76,76 @@ class Measure:
     rss_mb: float
     cpu_ms: float
     cycles: int
+    first_mb: float  # RSS after the first cycle
+    anon_mb: float  # anonymous resident memory at the end (heap, Python objects)
+    file_mb: float  # file-backed resident memory at the end (shared libraries and the like)
+
+
+# The daemon's start, step by step, in a child: its RSS after each (MiB), as JSON lines. A
+# library's step is what it adds given those before it (what it shares with them is theirs).
+_STEPS = """
+import json, os, sys
+from pathlib import Path
+
+def step(name):
+    for line in open("/proc/self/status"):
+        if line.startswith("VmRSS:"):
+            print(json.dumps([name, int(line.split()[1]) / 1024]), flush=True)
+
+step("interpreter")
+# the daemon's libraries first, each with what it imports, then the watcher's own modules
+for names in (
+    "ssl",
+    "asyncio",
+    "click",
+    "pydantic",
+    # structlog and httpx (its command line) import them when installed (a test dependency)
+    "rich.console rich.traceback rich.pretty rich.progress rich.syntax pygments",
+    "httpx httpcore anyio._backends._asyncio",
+    "prometheus_client",
+    "apscheduler.schedulers.asyncio",
+    "sqlite3",
+    "structlog",
+):
+    try:
+        for name in names.split():
+            __import__(name)
+    except ImportError:
+        continue
+    step("+ " + names.split()[0].split(".")[0])
+import watcher.cli
+step("+ watcher.cli")
+import watcher.service.daemon
+from watcher.config import Preflight, load_config
+step("+ watcher.service.daemon (the watcher's modules, config models)")
+load_config(Path(sys.argv[1]), os.environ, preflight=Preflight.ALL)
+step("configuration loaded (route URLs checked: apprise, its plugins, requests)")
+print(json.dumps(["rich", "rich" in sys.modules]))
+"""
+
+
+def startup_steps(
+    config: Path, *, block_rich: bool = False
+) -> tuple[list[tuple[str, float]], bool]:
+    """The RSS after each step of the daemon's start (see `_STEPS`), and whether `rich` was
+    imported (structlog imports it when it is installed: here a test dependency's). With
+    `block_rich`, as if it were not installed (as in the container)."""
+    script = ("import sys; sys.modules['rich'] = None\n" if block_rich else "") + _STEPS
+    out = subprocess.run(
+        [sys.executable, "-c", script, str(config)],
+        env=clean_env(),
+        capture_output=True,
+        check=True,
+        text=True,
+    ).stdout
+    steps, rich = [], False
+    for line in out.splitlines():
+        name, value = json.loads(line)
+        if name == "rich":
+            rich = bool(value)
+        else:
+            steps.append((str(name), float(value)))
+    return steps, rich
 
 
 def _job(kb: str, finished: datetime, rng: random.Random) -> Job:
@@ -134,7 +212,11 @@ async def fill(path: Path, kbs: Sequence[str], history: int, now: datetime) -> N
         )
 
 
-def measure(n_kbs: int, history: int, run_s: float) -> Measure:
+def measure(
+    n_kbs: int, history: int, run_s: float, steps: list[tuple[str, float]] | None = None
+) -> tuple[Measure, bool]:
+    """One size: the figures, and (into `steps`, when given) the start's steps; whether the
+    start imported `rich`."""
     sim = Simulator(generated_scenario(n_kbs, False, 7), token=TOKEN, clock=RealClock(SPEED))
     with (
         tempfile.TemporaryDirectory(prefix="bench-mem-") as tmp,
@@ -171,12 +253,26 @@ def measure(n_kbs: int, history: int, run_s: float) -> Measure:
         assert process.stderr is not None
         tail, probe = LogTail(process.stderr), ProcessProbe(process.pid)
         tail.wait_for_cycles(1, timeout=60)
+        first = probe.memory_kb()
         cpu0, cycles0 = probe.cpu_seconds(), len(tail.snapshot())
         time.sleep(run_s)
         cpu1, cycles1, mem = probe.cpu_seconds(), len(tail.snapshot()), probe.memory_kb()
+        rollup = probe.rollup_kb()
         stop(process)
         tail.join()
+        rich = False
+        if steps is not None:
+            found, rich = startup_steps(config)
+            steps.extend(found)
+            if rich:  # the start again without it: what the container's daemon weighs
+                steps.append(
+                    (
+                        "without rich: " + found[-1][0],
+                        startup_steps(config, block_rich=True)[0][-1][1],
+                    )
+                )
     cycles = max(cycles1 - cycles0, 1)
+    anon = rollup.get("Anonymous", 0) / 1024
     return Measure(
         kbs=n_kbs,
         history=history,
@@ -186,7 +282,10 @@ def measure(n_kbs: int, history: int, run_s: float) -> Measure:
         rss_mb=mem.get("VmRSS", 0) / 1024,
         cpu_ms=1000 * (cpu1 - cpu0) / cycles,
         cycles=cycles,
-    )
+        first_mb=first.get("VmRSS", 0) / 1024,
+        anon_mb=anon,
+        file_mb=rollup.get("Rss", 0) / 1024 - anon,
+    ), rich
 
 
 async def time_prune(kbs: int, history: int) -> tuple[int, float]:
@@ -215,18 +314,24 @@ def report(
         f"## Memory and cycle cost with {history:,} historical jobs (`bench/memory.py`)",
         "",
         "| KBs | historical jobs | store MB | `once` median s | `run` peak RSS MB "
-        "| `run` RSS MB | `run` CPU ms/cycle | cycles |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| `run` RSS MB | RSS after 1st cycle MB | anon / file-backed MB "
+        "| `run` CPU ms/cycle | cycles |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
+    steps: list[tuple[str, float]] = []
+    rich = False
     for n in sizes:
         for h in (0, history):
             print(f"  {n:>5} KBs, {h:,} historical jobs", file=sys.stderr, flush=True)
-            m = measure(n, h, run_s)
+            last = n == max(sizes) and h == history
+            m, rich = measure(n, h, run_s, steps if last else None)
             measures.append(m)
             lines.append(
                 f"| {m.kbs:,} | {m.history:,} | {m.db_mb:.1f} | {m.once_s:.3f} | {m.hwm_mb:.1f} "
-                f"| {m.rss_mb:.1f} | {m.cpu_ms:.1f} | {m.cycles} |"
+                f"| {m.rss_mb:.1f} | {m.first_mb:.1f} | {m.anon_mb:.1f} / {m.file_mb:.1f} "
+                f"| {m.cpu_ms:.1f} | {m.cycles} |"
             )
+    lines += breakdown(measures[-1], steps, rich)
     deleted, seconds = asyncio.run(time_prune(sizes[0], history))
     lines += [
         "",
@@ -234,6 +339,44 @@ def report(
         f"deleted {deleted:,} rows (jobs, events, outbox) in {seconds:.2f} s.",
     ]
     return lines, measures
+
+
+def breakdown(m: Measure, steps: list[tuple[str, float]], rich: bool) -> list[str]:
+    """Where `watcher run`'s peak comes from: each start step's RSS and what it added, then
+    the store's opening with the first cycle, then the cycles after it."""
+    if not steps:
+        return []
+    lines = [
+        "",
+        f"Where the peak comes from ({m.kbs:,} KBs, {m.history:,} historical jobs): "
+        "RSS after each step of the start (a child process), then `watcher run`'s own.",
+        "",
+        "| step | RSS MB | added MB |",
+        "|---|---:|---:|",
+    ]
+    without = [rss for name, rss in steps if name.startswith("without rich: ")]
+    steps = [(name, rss) for name, rss in steps if not name.startswith("without rich: ")]
+    before = 0.0
+    for name, rss in [
+        *steps,
+        ("store opened, lease taken, first cycle (`watcher run`)", m.first_mb),
+        ("the cycles after it: peak (`watcher run`)", m.hwm_mb),
+    ]:
+        lines.append(f"| {name} | {rss:.1f} | {rss - before:+.1f} |")
+        before = rss
+    if rich:
+        lines += [
+            "",
+            "`rich` (and pygments) were imported: structlog and httpx import them when "
+            "installed, here as a test dependency (import-linter's); the container installs "
+            "no `rich`.",
+        ]
+        if without:
+            lines[-1] += (
+                f" The same start with `rich` blocked: {without[0]:.1f} MB once the "
+                f"configuration is loaded, {steps[-1][1] - without[0]:.1f} MB less."
+            )
+    return lines
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -207,6 +207,17 @@ class ProcessProbe:
                 found[key] = int(value.split()[0])
         return found
 
+    def rollup_kb(self) -> dict[str, int]:
+        """Resident memory split by backing, in KiB: `Rss`, `Anonymous` (the heap, Python's
+        objects) and `Shared_Clean` (mostly shared libraries' and modules' file pages, which
+        count in RSS too), from /proc/<pid>/smaps_rollup."""
+        found = {}
+        for line in Path(f"/proc/{self.pid}/smaps_rollup").read_text().splitlines()[1:]:
+            key, _, value = line.partition(":")
+            if key in ("Rss", "Anonymous", "Shared_Clean"):
+                found[key] = int(value.split()[0])
+        return found
+
 
 class LogTail:
     """Reads a child's JSON log lines (one event per line) and keeps the cycle reports."""

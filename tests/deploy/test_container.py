@@ -129,6 +129,7 @@ def test_the_runtime_environment_points_at_the_state_volume_and_config(
     assert "WATCHER_CONFIG=/etc/gradient-watcher/watcher.toml" in env
     assert "PYTHONDONTWRITEBYTECODE=1" in env
     assert "PYTHONUNBUFFERED=1" in env
+    assert "MALLOC_ARENA_MAX=1" in env  # one malloc arena for all threads: a smaller daemon
     assert _exec_form(_args(final, "VOLUME")[-1]) == ["/var/lib/gradient-watcher"]
 
 

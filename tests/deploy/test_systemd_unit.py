@@ -143,6 +143,12 @@ def test_state_and_token_come_from_systemd_managed_locations(
     assert not any("TOKEN=" in value for value in environment), "never a token in the env"
 
 
+def test_the_daemon_shares_one_malloc_arena_between_its_threads(
+    service: dict[str, list[str]],
+) -> None:
+    assert "MALLOC_ARENA_MAX=1" in service["Environment"]
+
+
 @pytest.mark.parametrize(
     ("key", "expected"),
     [

@@ -162,6 +162,19 @@ def test_job_cache_starts_over_when_full() -> None:
     assert len(cache) == 1
 
 
+def test_job_cache_knows_a_row_again_without_holding_its_json() -> None:
+    cache = JobCache()
+    path = Path("w.db")
+    text = json.dumps({"uuid": "j1", "total_tokens": 10})
+    row = ("j1", KB, text, *_times(), None, 0, 0, 1)
+    first = cache.decode(row, path)
+    assert cache.decode(tuple(row), path) is first  # the same row: decoded once
+    kept = [value for entry in cache._rows.values() for value in entry[0]]
+    assert not any(isinstance(value, str) and value == text for value in kept)
+    changed = ("j1", KB, json.dumps({"uuid": "j1", "total_tokens": 11}), *row[3:])
+    assert cache.decode(changed, path).job.total_tokens == 11  # only its JSON moved
+
+
 def _times() -> tuple[str, str, None]:
     text = NOW.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     return text, text, None
