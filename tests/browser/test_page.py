@@ -12,6 +12,7 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from playwright.sync_api import Page, expect
 
 from tests.browser.conftest import Seen
@@ -27,6 +28,10 @@ from tests.process.conftest import (
 )
 from tests.storeguard import guard_env
 from watcher.simulator import Simulator
+
+# One worker runs the module under pytest-xdist: one browser (`browser`) for all its tests.
+# (Ignored under pytest 9.2 until pytest-xdist issue 1386 is fixed: see pyproject.toml.)
+pytestmark = pytest.mark.xdist_group("browser")
 
 TOKEN = "browser-test-token-0123456789"
 KBS = [("alpha", "alpha-docs"), ("beta", "beta-wiki"), ("gamma", "gamma-notes")]

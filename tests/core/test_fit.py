@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime
 
 import pytest
@@ -16,6 +17,12 @@ from watcher.core.state import StallReason, Transition
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 HEAD = ["**Indexing finished with gaps**", "", "- Job: `job-1`"]
+# 40 derandomized examples in the suite (the same in CI every run); HYPOTHESIS_PROFILE=
+# promises-explore (with `--timeout 0`) runs 500 fresh random ones, as for tests/promises.
+_EXPLORE = "explore" in os.environ.get("HYPOTHESIS_PROFILE", "")
+FITS = settings(
+    max_examples=500 if _EXPLORE else 40, deadline=None, derandomize=not _EXPLORE, database=None
+)
 
 
 def entries(n: int, note: int = 0, tally: str = "failed") -> list[Entry]:
@@ -83,7 +90,7 @@ def test_a_line_limit_is_honoured_like_a_character_limit() -> None:
     assert text.count("\n") <= 12
 
 
-@settings(max_examples=150, deadline=None)
+@FITS
 @given(
     st.integers(min_value=0, max_value=600),
     st.integers(min_value=0, max_value=800),

@@ -31,6 +31,10 @@ from tests.process.conftest import (
 )
 from watcher.simulator import Fault, FaultKind, RealClock, Simulator, load_scenario
 
+# One worker runs the module under pytest-xdist: its shared run (`full_run`) is made once.
+# (Ignored under pytest 9.2 until pytest-xdist issue 1386 is fixed: see pyproject.toml.)
+pytestmark = pytest.mark.xdist_group("secrets-in-logs")
+
 PASSWORD = "Sup3rS3cretPass"
 URL_TOKEN = "abcdef1234567890XYZ"
 PATH_TOKEN = "Wq7TzXk2pLm9"  # a generic webhook's secret path segment

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import MutableMapping
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -271,3 +273,27 @@ async def test_head_answers_the_headers_of_get_without_a_body() -> None:
     assert head.status_code == 200
     assert head.content == b""
     assert head.headers["content-length"] == str(len(get.content))
+
+
+async def test_a_request_is_in_the_log_before_its_answer_goes_out() -> None:
+    """A client that has its answer finds its request in `requests` (a test reading the log
+    right after a call, on a loaded machine, saw it empty while the server had yet to log)."""
+    sim = manual(load_scenario("quiet"))
+    logged_at_start: list[list[tuple[str, str, int | None]]] = []
+
+    async def receive() -> dict[str, object]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            logged_at_start.append([(r.method, r.path, r.status) for r in sim.requests])
+
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "path": KBS,
+        "query_string": b"",
+        "headers": [(b"authorization", f"Bearer {TOKEN}".encode())],
+    }
+    await sim.app(scope, receive, send)
+    assert logged_at_start == [[("GET", KBS, 200)]]
