@@ -54,7 +54,7 @@ class StoreConnection:
     delivers; its claims are exclusive by row lock and expire on the database's clock)."""
 
     _generation: int = 0  # own writes that may change the loaded state (`_transaction`)
-    _commits: int = 0  # every own write and reopen: what may change any row (`_transaction`)
+    _commits: int = 0  # own commits that changed a counted row, and reopens (`_transaction`)
     _quiet: bool = False  # no warnings logged (`open_here`)
 
     def __init__(
@@ -193,6 +193,10 @@ class StoreConnection:
 
         await self._run("checking that the store is writable", probe)
 
+    def _changes(self, conn: sqlite3.Connection) -> int:
+        """Rows the connection's statements have inserted, updated or deleted so far."""
+        return conn.total_changes
+
     async def get_meta(self, key: str) -> str | None:
         """The value stored under `key`, or None."""
         sql = "SELECT value FROM meta WHERE key = ?"
@@ -206,10 +210,12 @@ class StoreConnection:
         fence: Fence = Fence.HOLDER,
         *,
         keeps_state: bool = False,
+        counts: bool = True,
     ) -> _T:
         """Run `work` as one write transaction on the store's thread, checked and fenced."""
         return await self._run(
-            doing, lambda _: self._transaction(doing, work, fence, keeps_state=keeps_state)
+            doing,
+            lambda _: self._transaction(doing, work, fence, keeps_state=keeps_state, counts=counts),
         )
 
     def _transaction(
@@ -219,26 +225,33 @@ class StoreConnection:
         fence: Fence,
         *,
         keeps_state: bool = False,
+        counts: bool = True,
     ) -> _T:
         """On the store's thread: check the files, then all of `work` is committed or none.
 
         Unless `keeps_state` (the write touches no KB, job or incident row), the loaded state
-        this process keeps is stale from here on (`_generation`, see `SqliteStore.load`)."""
+        this process keeps is stale from here on (`_generation`, see `SqliteStore.load`).
+        Unless `counts` is false (the write touches no job, event or outbox row: meta, facts,
+        the lease), a commit that changed any row makes the counts kept for the gauges stale
+        (`_commits`, see `SqliteStore.snapshot`); so does any write that did not commit."""
         if not keeps_state:
             self._generation += 1
         self._check_files()
         conn = self._conn
         conn.execute("BEGIN IMMEDIATE")
+        before, committed = self._changes(conn), False
         try:
             self._fence(conn, doing, fence)
             result = work(conn)
             conn.execute("COMMIT")
+            committed = True
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
-        finally:
-            self._commits += 1  # also after a rollback: never miss a change, at worst read again
+        finally:  # after a rollback too: never miss a change, at worst the counts read again
+            if not committed or (counts and self._changes(conn) != before):
+                self._commits += 1
         self._wrote = True
         return result
 
@@ -367,7 +380,7 @@ class StoreConnection:
                 return again, store_lease.apply(conn, again, clock, duration, self.lease_name)
 
             decision, returned = self._transaction(
-                "taking the store's lease", write, Fence.NONE, keeps_state=True
+                "taking the store's lease", write, Fence.NONE, keeps_state=True, counts=False
             )
         self._holder = holder
         self._epoch = decision.epoch if decision.held else None

@@ -121,6 +121,10 @@ class PostgresStore(SqliteStore):
         """None: no counter tells another replica's commit apart, so every count reads."""
         return None
 
+    def _changes(self, conn: Any) -> int:
+        """Not counted (the counts are read every time: `_commit_version`)."""
+        return 0
+
     @classmethod
     async def connect(
         cls,

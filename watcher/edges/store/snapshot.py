@@ -6,7 +6,8 @@
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import replace
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
@@ -136,6 +137,32 @@ def _meta_time(conn: sqlite3.Connection, key: str) -> datetime | None:
     return None if row is None else schema.from_db(row[0])
 
 
+@dataclass(frozen=True, slots=True)
+class Counts:
+    """The counts of a snapshot that read whole tables (the outbox's and the jobs' rows by
+    state), kept by the store while no commit changed those rows."""
+
+    outbox_by_state: Mapping[DeliveryState, int]
+    oldest_undelivered_at: datetime | None
+    jobs_by_state: Mapping[JobCondition, int]
+
+    @classmethod
+    def of(cls, snap: StoreSnapshot) -> Counts:
+        return cls(snap.outbox_by_state, snap.oldest_undelivered_at, snap.jobs_by_state)
+
+    @classmethod
+    def read(cls, conn: sqlite3.Connection, path: Path) -> Counts:
+        by_state = _counts(conn, "SELECT state, COUNT(*) FROM outbox GROUP BY state")
+        oldest = conn.execute(
+            "SELECT MIN(created_at) FROM outbox WHERE state IN ('pending', 'sending')"
+        ).fetchone()[0]
+        return cls(
+            {state: by_state.get(state.value, 0) for state in DeliveryState},
+            schema.from_db_or_none(oldest),
+            _jobs_by_condition(conn, path),
+        )
+
+
 def read_snapshot(
     conn: sqlite3.Connection,
     path: Path,
@@ -143,34 +170,33 @@ def read_snapshot(
     dead_letter_limit: int,
     *,
     detail: bool = True,
+    counts: Counts | None = None,
 ) -> StoreSnapshot:
     """Read the whole snapshot in one read transaction (`path` only names the file in errors).
 
     Without `detail` only the counts are read (the metrics need no more): `kbs`, `routes`,
-    `dead_letters`, `events_by_kind` and `incidents` are then empty.
+    `dead_letters`, `events_by_kind` and `incidents` are then empty. `counts`, when given,
+    are used instead of reading the outbox's and the jobs' rows again.
     """
     conn.execute("BEGIN")
     try:
-        by_state = _counts(conn, "SELECT state, COUNT(*) FROM outbox GROUP BY state")
-        oldest = conn.execute(
-            "SELECT MIN(created_at) FROM outbox WHERE state IN ('pending', 'sending')"
-        ).fetchone()[0]
+        counted = counts if counts is not None else Counts.read(conn, path)
         if not detail:
             dead_letter_limit = 0
         events = "SELECT kind, COUNT(*) FROM events GROUP BY kind ORDER BY kind"
         return StoreSnapshot(
             at=now,
             kbs=_with_facts(conn, [_kb(row, path) for row in conn.execute(_KBS)]) if detail else (),
-            outbox_by_state={state: by_state.get(state.value, 0) for state in DeliveryState},
+            outbox_by_state=dict(counted.outbox_by_state),
             routes=tuple(
                 RouteBacklog(route, int(p), int(s), int(d), int(h), by, schema.from_db_or_none(u))
                 for route, p, s, d, h, by, u in conn.execute(_ROUTES, (schema.to_db(now),) * 3)
             )
             if detail
             else (),
-            oldest_undelivered_at=schema.from_db_or_none(oldest),
+            oldest_undelivered_at=counted.oldest_undelivered_at,
             dead_letters=tuple(_dead(row) for row in conn.execute(_DEAD, (dead_letter_limit,))),
-            jobs_by_state=_jobs_by_condition(conn, path),
+            jobs_by_state=dict(counted.jobs_by_state),
             events_by_kind=_counts(conn, events) if detail else {},
             last_cycle_at=_meta_time(conn, schema.META_LAST_CYCLE),
             created_at=_meta_time(conn, schema.META_CREATED),

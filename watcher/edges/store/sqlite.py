@@ -46,6 +46,7 @@ from watcher.edges.store.rows import (
 
 if TYPE_CHECKING:
     from watcher.core.snapshot import StoreSnapshot
+    from watcher.edges.store.snapshot import Counts
 
 __all__ = ["DEFAULT_LEASE", "SqliteStore"]
 
@@ -76,7 +77,8 @@ class SqliteStore(StoreReads):
         # the last states loaded, by the jobs asked for: (`_state_version` then, the state)
         self._loaded: dict[tuple[str, ...], tuple[tuple[int, ...], WatchState]] = {}
         self.loads_kept = 0  # loads answered from `_loaded` (for tests and profiles)
-        self._counts: tuple[tuple[int, ...], StoreSnapshot] | None = None  # `snapshot`'s
+        self._counts: tuple[tuple[int, ...], Counts] | None = None  # `snapshot`'s
+        self.counts_kept = 0  # gauge reads answered from `_counts` (for tests and profiles)
 
     # --- StateStore -------------------------------------------------------------------------
 
@@ -126,11 +128,13 @@ class SqliteStore(StoreReads):
         def work(_: sqlite3.Connection) -> None:
             rows = render_change(change, meta or {})  # encoded before the write lock is taken
             keeps = not (rows.kbs or rows.jobs or rows.incidents)  # events, outbox, meta only
+            counted = rows.jobs or rows.events or rows.outbox or rows.incidents or rows.guarded
             self._transaction(
                 "recording a cycle",
                 lambda c: write_change(c, rows),
                 Fence.HOLDER,
                 keeps_state=keeps,
+                counts=bool(counted),  # an idle cycle records its meta alone
             )
 
         await self._run("recording a cycle", work)
@@ -148,6 +152,7 @@ class SqliteStore(StoreReads):
                 "saving facts",
                 lambda conn: save_facts(conn, facts, at),
                 keeps_state=True,  # the facts table alone
+                counts=False,
             )
 
     # --- Outbox -----------------------------------------------------------------------------
@@ -272,17 +277,17 @@ class SqliteStore(StoreReads):
         only when a commit (this store's, or any other connection's: `data_version`) may have
         changed them. A history of 100,000 jobs made that read 26 ms of CPU a cycle.
         """
-        from watcher.edges.store.snapshot import read_snapshot  # not `watcher once`'s
+        from watcher.edges.store.snapshot import Counts, read_snapshot  # not `watcher once`'s
 
         def work(conn: sqlite3.Connection) -> StoreSnapshot:
             if detail:
                 return read_snapshot(conn, self.path, now, dead_letter_limit)
             version = self._commit_version(conn)
-            if version is not None and self._counts and self._counts[0] == version:
-                return replace(self._counts[1], at=now)
-            counts = read_snapshot(conn, self.path, now, 0, detail=False)
-            self._counts = None if version is None else (version, counts)
-            return counts
+            kept = self._counts[1] if self._counts and self._counts[0] == version else None
+            self.counts_kept += kept is not None
+            snap = read_snapshot(conn, self.path, now, 0, detail=False, counts=kept)
+            self._counts = None if version is None else (version, Counts.of(snap))
+            return snap
 
         return await self._run("reading the status", work)
 
@@ -344,7 +349,10 @@ class SqliteStore(StoreReads):
     async def set_meta(self, key: str, value: str | None) -> None:
         """Store `value` under `key` (None deletes the key)."""
         await self._write(
-            "writing meta", lambda conn: write_meta(conn, [(key, value)]), keeps_state=True
+            "writing meta",
+            lambda conn: write_meta(conn, [(key, value)]),
+            keeps_state=True,
+            counts=False,  # the heartbeat's, every cycle: the counts stay what they were
         )
 
     async def last_cycle_at(self) -> datetime | None:
