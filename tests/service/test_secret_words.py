@@ -172,6 +172,30 @@ def _cli(tmp: Path, *args: str) -> str:
     return CliRunner().invoke(main, list(args), env=env, catch_exceptions=False).output
 
 
+@pytest.mark.parametrize(
+    "url", ["json://127.0.0.1:45527/hooks/watcher", "json://example.com/hooks/alerts"]
+)
+def test_a_route_url_with_no_secret_in_it_is_shown_whole(tmp_path: Path, url: str) -> None:
+    """A URL none of whose parts is a secret is no secret either: `check-config`, a log
+    line's `target` and a delivery's words show it as written, not as `***`."""
+    SECRETS.clear()
+    env = {"DIGITALOCEAN_ACCESS_TOKEN": TOKEN, "WATCHER_CONFIG": str(_config(tmp_path, url))}
+    shown = CliRunner().invoke(main, ["check-config"], env=env, catch_exceptions=False).output
+    assert url in shown
+    _loaded(tmp_path, url)
+    line = _log_line("watcher.service.dispatch", "alert_delivered", target=url)
+    assert line["target"] == url
+    assert SECRETS.redact(f"posted to {url}") == f"posted to {url}"
+
+
+def test_a_route_url_with_a_secret_in_it_is_masked_whole_where_it_appears_as_written(
+    tmp_path: Path,
+) -> None:
+    _loaded(tmp_path, URL)
+    assert URL not in SECRETS.redact(f"posted to {URL}")
+    assert KEY not in SECRETS.redact(f"posted to {URL}")
+
+
 def test_check_config_shows_the_words_of_the_path_and_masks_the_token(tmp_path: Path) -> None:
     shown = _cli(tmp_path, "check-config")
     assert KEY not in shown

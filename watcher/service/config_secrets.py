@@ -76,21 +76,28 @@ def register_ping_urls(config: Config) -> None:
     if plan is None:
         return
     for url in (plan.url, plan.failure_url):
-        if url:
+        if not url:
+            continue
+        parts = urlsplit(url)
+        path = parts.path.strip("/")
+        if any(guessed_secret(unquote(segment)) for segment in path.split("/")):
+            SECRETS.register(path)
             SECRETS.register(url)
-            path = urlsplit(url).path.strip("/")
-            if any(guessed_secret(unquote(segment)) for segment in path.split("/")):
-                SECRETS.register(path)
+        elif parts.password or parts.query or parts.username:
+            SECRETS.register(url)  # a key in its query or its user part: masked whole
 
 
 def register_url_secrets(url: str) -> None:
-    """Register one apprise URL whole, and its secret parts (classified now if apprise is
-    loaded, else once a text holds one of its candidate pieces)."""
-    SECRETS.register_exact(url)  # masked whole where it appears as written
+    """Register one apprise URL's secret parts and, when it has any, the URL whole (classified
+    now if apprise is loaded, else once a text holds one of its candidate pieces). A URL none
+    of whose parts is a secret (`json://host/hooks/alerts`) is none either: shown as written."""
     SECRETS.register_lazy(url, candidates(url), partial(_secret_values, url))
     if apprise_loaded():
         SECRETS.resolve_pending()
 
 
 def _secret_values(url: str) -> frozenset[str]:
-    return url_secrets(url).values
+    """The URL's secret parts, and the URL itself when there is one (a text holding the whole
+    URL holds its parts too: the same candidates find it)."""
+    values = url_secrets(url).values
+    return values | {url} if values else values
