@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -163,3 +164,18 @@ def test_a_replica_standing_by_and_delivering_is_ready(
     steps = Heartbeat(ago(5), False, timedelta(minutes=3))
     verdict = judge(probe, steps, NOW, standby="another replica polls", delivering=delivering)
     assert verdict.ok is expected
+
+
+def test_a_daemon_that_stopped_cleanly_is_not_running_for_a_probe_from_outside() -> None:
+    """Its last heartbeat says so: "not running" at once, for both probes, rather than "ok"
+    until the limit and "stuck" after it; the next daemon's first cycle clears it."""
+    stopped = replace(beat(5), stopped=ago(3))
+    for probe in Probe:
+        verdict = judge(probe, stopped, NOW)
+        assert verdict == Health(
+            False,
+            "not running: the watcher stopped cleanly 3s ago, and no cycle has finished since",
+        )
+    assert Heartbeat.decode(stopped.encode()) == stopped
+    again = stopped.after(True, NOW, LIMIT, None)
+    assert again.stopped is None and judge(Probe.READY, again, NOW).ok

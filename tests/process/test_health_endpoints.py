@@ -144,6 +144,7 @@ async def _age_last_cycle(path: Path, by: timedelta) -> None:
         beat = Heartbeat.decode(await store.get_meta(HEARTBEAT_KEY))
         assert beat is not None and beat.last_ok is not None
         older = replace(beat, finished=beat.finished.minus(by), last_ok=beat.last_ok.minus(by))
+        older = replace(older, stopped=None)  # as a daemon killed, not stopped, leaves it
         await store.set_meta(HEARTBEAT_KEY, older.encode())
     finally:
         await store.close()
@@ -170,6 +171,10 @@ def test_watcher_health_exits_0_while_the_daemon_is_healthy_and_1_when_stale_or_
     assert asyncio.run(probe) is not None
     proc.signal(signal.SIGTERM)
     assert proc.wait_exit() == 0
+    stopped = service.cli("health")  # at once, not "ok" until the limit and "stuck" after it
+    assert stopped.returncode == 1
+    assert stopped.stderr.startswith("not running: the watcher stopped cleanly"), stopped.stderr
+    assert service.cli("health", "--live").returncode == 1
 
     asyncio.run(_age_last_cycle(service.state, timedelta(hours=1)))
     stale = service.cli("health")

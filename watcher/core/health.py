@@ -55,7 +55,8 @@ class Heartbeat:
     what it saw; `last_ok`: when the last successful cycle finished (None: none yet);
     `limit`: the health limit in force; `error`: why the last cycle failed, if it did;
     `api`: the API's clock when it finished, so that another process (`watcher status`) can
-    read the API's clock on its own monotonic clock (see `api_now`).
+    read the API's clock on its own monotonic clock (see `api_now`); `stopped`: when the
+    daemon that wrote it stopped cleanly (None while it runs; the next cycle's clears it).
     """
 
     finished: Elapsed
@@ -64,6 +65,7 @@ class Heartbeat:
     last_ok: Elapsed | None = None
     error: str | None = None
     api: datetime | None = None
+    stopped: Elapsed | None = None
 
     def after(
         self,
@@ -92,6 +94,7 @@ class Heartbeat:
                 "last_ok": self.last_ok.encode() if self.last_ok else None,
                 "error": self.error,
                 "api": self.api.isoformat() if self.api else None,
+                "stopped": self.stopped.encode() if self.stopped else None,
             }
         )
 
@@ -110,6 +113,7 @@ class Heartbeat:
                 last_ok=Elapsed.decode(data.get("last_ok")),
                 error=data.get("error") if isinstance(data.get("error"), str) else None,
                 api=datetime.fromisoformat(data["api"]) if data.get("api") else None,
+                stopped=Elapsed.decode(data.get("stopped")),
             )
         except (ValueError, KeyError, TypeError):
             return None
@@ -148,6 +152,10 @@ def judge(
     `delivering`: such a process still delivers (a replica of a shared store), so it is ready.
     """
     limit = limit if limit is not None else (beat.limit if beat else None)
+    if beat is not None and beat.stopped is not None and started is None:  # seen from outside
+        when = _age(now.since(beat.stopped))
+        return Health(False, f"not running: the watcher stopped cleanly {when}, and no cycle "
+                      "has finished since")  # fmt: skip
     live = _liveness(beat, now, started, limit, "lease check" if standby else "cycle")
     if probe is Probe.LIVE or not live.ok:
         return live

@@ -327,6 +327,8 @@ class Daemon:
                 self.calendar.shutdown()
                 if self.http:
                     await self.http.stop()
+                if self._holds_any():  # it polled: its heartbeat says it stopped
+                    await self.vitals.stopping(self.runtime.store)
                 await self.runtime.close()
         log.info("watcher_stopped")
 

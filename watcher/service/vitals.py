@@ -10,6 +10,7 @@ when the rule calls it stuck. Readings are of the monotonic clock, with the boot
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 import structlog
@@ -50,6 +51,19 @@ class Vitals:
         """Tell an enabled watchdog how long the first cycle may take (no ping: nothing ran)."""
         if self.systemd is not None and self._watchdog:
             self.systemd.notify(WATCHDOG_USEC=round(limit.total_seconds() * 1e6))
+
+    async def stopping(self, store: SqliteStore) -> None:
+        """A clean stop of a daemon that polled: its last heartbeat says so, and `watcher
+        health` from outside says "not running" at once rather than "ok" until the limit and
+        "stuck" after it (the next daemon's first cycle clears it). A store that refuses it
+        costs only that."""
+        if self.heartbeat is None:
+            return
+        stopped = replace(self.heartbeat, stopped=self.monotonic())
+        try:
+            await store.set_meta(HEARTBEAT_KEY, stopped.encode())
+        except StoreError as exc:
+            log.warning("heartbeat_not_recorded", error=str(exc))
 
     async def beat(
         self,
