@@ -166,6 +166,7 @@ def test_watcher_health_exits_0_while_the_daemon_is_healthy_and_1_when_stale_or_
     healthy = service.cli("health")
     assert healthy.returncode == 0, healthy.stderr
     assert healthy.stdout.startswith("ok: last successful cycle")
+    assert "Polling every" in service.cli("status").stdout
     # the daemon stored the mark of the file it validated: the probe needs no config model
     probe = quick_health(str(service.dir / "watcher.toml"), service.env(), Probe.READY)
     assert asyncio.run(probe) is not None
@@ -175,6 +176,8 @@ def test_watcher_health_exits_0_while_the_daemon_is_healthy_and_1_when_stale_or_
     assert stopped.returncode == 1
     assert stopped.stderr.startswith("not running: the watcher stopped cleanly"), stopped.stderr
     assert service.cli("health", "--live").returncode == 1
+    shown = service.cli("status").stdout
+    assert "Polling: nobody polls now (the last every" in shown and "Polling every" not in shown
 
     asyncio.run(_age_last_cycle(service.state, timedelta(hours=1)))
     stale = service.cli("health")

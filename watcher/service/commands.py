@@ -252,7 +252,9 @@ async def read_status(config: Config, *, as_json: bool, echo: Callable[[str], No
             echo(line)
         if pace:
             p = json.loads(pace)
-            echo(f"Polling every {p['interval_s']:g}s ({p['reason']})")
+            every = f"every {p['interval_s']:g}s ({p['reason']})"
+            polled = shared is not None or (lease is not None and lease.holder is not None)
+            echo(f"Polling {every}" if polled else f"Polling: nobody polls now (the last {every})")
         lines = [_lease_line(lease)] if shared is None else replica_lines(*shared)
         for line in lines:
             echo(inert(line))  # names a host and a command: one line, inert
