@@ -261,3 +261,21 @@ def _age_the_outbox(state: Path) -> None:
     with sqlite3.connect(state) as conn:
         conn.execute("UPDATE outbox SET next_attempt_at = '2000-01-01T00:00:00+00:00'")
     conn.close()
+
+
+def test_status_and_health_say_why_a_state_path_under_a_file_can_hold_no_store(
+    tmp_path: Path,
+) -> None:
+    """Not "the watcher has not run yet": with `state.path` under a regular file none ever
+    could, and `once`/`run` refuse to start for that reason."""
+    (tmp_path / "tok").write_text("a file", encoding="utf-8")
+    config = Path(write_config(tmp_path, "http://127.0.0.1:9", {"ops": "json://127.0.0.1:9/x"}))
+    wrong = (tmp_path / "tok" / "sub" / "watcher.db").as_posix()
+    config.write_text(
+        re.sub(r'path = "[^"]*"', f'path = "{wrong}"', config.read_text(encoding="utf-8"), count=1),
+        encoding="utf-8",
+    )
+    for command in ("status", "health"):
+        code, out, err = run([command, "--config", str(config)])
+        assert code == 1
+        assert f"{tmp_path / 'tok'} is a file, not a directory" in out + err, (command, out, err)

@@ -108,4 +108,9 @@ def no_state(config: Config) -> str:
             f"no state file at {path}, but {rescued[-1]} is the copy a watcher saved when the "
             f"file vanished from under it: move it to {path} to go on with it"
         )
+    from watcher.config.preflight import state_path_problem  # only on this rare path
+
+    problem = state_path_problem(path)
+    if problem is not None:  # no watcher can ever have run with it
+        return f"no state file at {path}, and state.path cannot hold one: {problem}"
     return f"no state file at {path}: the watcher has not run yet"
