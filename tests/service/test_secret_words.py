@@ -8,8 +8,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,12 +17,14 @@ import pytest
 import structlog
 from click.testing import CliRunner
 
+from tests.core.test_guard import Capture
+from tests.service.test_logs import restore_logging  # noqa: F401  (autouse: logs put back)
 from tests.stores import open_held
 from watcher.cli import main
 from watcher.config import load_config
 from watcher.core.guard import GuardedNotifier
 from watcher.core.model import DataSourceJob, EventKind, Job, Phase, Status
-from watcher.core.outbox import Budget, DeliveryState, Message, SendResult, Settlement
+from watcher.core.outbox import DeliveryState, Message, SendResult, Settlement
 from watcher.core.redact import SECRETS
 from watcher.core.render import render
 from watcher.core.state import Change, Delivery, JobState, KbState, Transition
@@ -33,17 +34,6 @@ from watcher.service.logs import configure_logging
 TOKEN = "dop_v1_" + "0" * 64
 KEY = "Wq7TzXk2pLm9"  # a webhook's secret path segment
 NOW = datetime(2026, 12, 2, 6, 0, tzinfo=UTC)
-
-
-@pytest.fixture(autouse=True)
-def restore_logging() -> Iterator[None]:
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    config = structlog.get_config()
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
-    structlog.configure(**config)
 
 
 def _config(tmp: Path, url: str, ping: str = "") -> Path:
@@ -125,14 +115,8 @@ def test_a_token_looking_segment_beside_the_words_is_masked_in_a_log_line(
     assert (line["logger"], line["error"]) == ("watcher.service.cycle", SHOWN)
 
 
-class Capture:
+class Refusing(Capture):
     """A notifier that keeps what it is given and answers with the receiver's words."""
-
-    def __init__(self) -> None:
-        self.sent: list[Message] = []
-
-    def budgets(self, route: str) -> tuple[Budget, ...]:
-        return ()
 
     async def send(
         self,
@@ -141,7 +125,7 @@ class Capture:
         skip: frozenset[int] = frozenset(),
         fitted: Mapping[int, Message] | None = None,
     ) -> SendResult:
-        self.sent.append(message)
+        await super().send(route, message, skip, fitted)
         return SendResult(ok=False, error=SAID)
 
 
@@ -158,7 +142,7 @@ def _transition() -> Transition:
 
 def test_a_token_looking_segment_beside_the_words_is_masked_in_an_alert(tmp_path: Path) -> None:
     _loaded(tmp_path, URL)
-    inner = Capture()
+    inner = Refusing()
     result = asyncio.run(GuardedNotifier(inner).send("ops", render(_transition())))
     [sent] = inner.sent
     assert KEY not in sent.title + sent.body + sent.text + sent.html
