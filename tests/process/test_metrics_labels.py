@@ -96,9 +96,13 @@ def test_every_closed_label_set_is_exactly_its_enum(service: Service) -> None:
     assert values("gradient_watcher_outbox_depth", "state") == {s.value for s in DeliveryState}
     assert values("gradient_watcher_events_total", "kind") == {k.value for k in EventKind}
     assert values("gradient_watcher_cycles_total", "outcome") == {o.value for o in CycleOutcome}
-    assert values("gradient_watcher_deliveries_total", "outcome") <= {
+    # every route's every outcome, at 0 until it happens: a rate of failures is 0, not absent
+    assert values("gradient_watcher_deliveries_total", "outcome") == {
         o.value for o in DeliveryOutcome
     }
+    assert (
+        metrics["gradient_watcher_deliveries_total"][(("outcome", "dead"), ("route", "ops"))] == 0
+    )
     assert (
         metrics["gradient_watcher_deliveries_total"][(("outcome", "sent"), ("route", "ops"))] >= 1
     )

@@ -251,6 +251,13 @@ class Metrics:
         for kind in kinds:
             self.events.labels(kind=EventKind(kind).value).inc()
 
+    def declare_routes(self, routes: Iterable[str]) -> None:
+        """Export each route's every delivery outcome at zero (`deliveries_total`), so that a
+        rate of failures or dead letters is 0, not absent, until the first one."""
+        for route in routes:
+            for outcome in DeliveryOutcome:
+                self.deliveries.labels(route=route, outcome=outcome.value)
+
     def count_delivery(self, route: str, outcome: DeliveryOutcome) -> None:
         """Count one delivery attempt; raise ValueError for an unknown outcome or a URL as route."""
         outcome = DeliveryOutcome(outcome)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -59,6 +59,8 @@ class ApiMetrics(Protocol):
 
     def observe_account_api(self, account: str, status: int | str) -> None: ...
 
+    def declare_routes(self, routes: Iterable[str]) -> None: ...
+
 
 class NoMetrics:
     """Counts nothing: `watcher once` serves no `/metrics`, so it builds no Prometheus
@@ -69,6 +71,9 @@ class NoMetrics:
 
     def observe_account_api(self, account: str, status: int | str) -> None:
         """Nothing to count."""
+
+    def declare_routes(self, routes: Iterable[str]) -> None:
+        """Nothing to export."""
 
 
 NO_METRICS = NoMetrics()
@@ -387,6 +392,7 @@ async def open_runtime(
         from watcher.edges.metrics import Metrics  # prometheus_client: only when counted
 
         metrics = Metrics()
+    metrics.declare_routes(r.name for r in config.routes)  # a reload's new routes too
     first, *rest = config.account_list()
     first_config = config.for_account(first)
     observer = _api_observer(metrics, first.name)
