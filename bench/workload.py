@@ -56,7 +56,8 @@ MOMENT_EVENT = {
     "cancelled": "cancelled",
 }
 _JOB_LINE = re.compile(r"- Job: `([0-9a-f-]{36})`")
-_GROUP_LINE = re.compile(r" job `([0-9a-f-]{36})`: ([a-z_]+)")
+# a grouped alert's line: the kind as written in markdown, where `_` is escaped (`no\_changes`)
+_GROUP_LINE = re.compile(r" job `([0-9a-f-]{36})`: ([a-z_\\]+)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +72,7 @@ class Alert:
 def parse_alert(payload: dict[str, Any]) -> tuple[tuple[str, str], ...]:
     """The (job uuid, event kind) pairs an apprise JSON payload names (single or digest)."""
     title, message = str(payload.get("title", "")), str(payload.get("message", ""))
-    grouped = tuple((m[1], m[2]) for m in _GROUP_LINE.finditer(message))
+    grouped = tuple((m[1], m[2].replace("\\", "")) for m in _GROUP_LINE.finditer(message))
     if grouped:
         return grouped
     job = _JOB_LINE.search(message)
