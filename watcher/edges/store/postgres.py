@@ -113,16 +113,13 @@ class PostgresStore(SqliteStore):
         self._retired = None
         self._store_state()
 
-    def _state_version(self, conn: Any) -> tuple[int, ...] | None:
-        """None: no counter tells another replica's commit apart, so every load reads."""
-        return None
-
-    def _commit_version(self, conn: Any) -> tuple[int, ...] | None:
-        """None: no counter tells another replica's commit apart, so every count reads."""
+    def _data_version(self, conn: Any) -> int | None:
+        """None: no counter tells another replica's commit apart, so every load and every
+        count reads."""
         return None
 
     def _changes(self, conn: Any) -> int:
-        """Not counted (the counts are read every time: `_commit_version`)."""
+        """Not counted (the counts are read every time: `_data_version`)."""
         return 0
 
     @classmethod

@@ -105,18 +105,24 @@ class SqliteStore(StoreReads):
 
         return await self._run("loading the state", work)
 
-    def _commit_version(self, conn: sqlite3.Connection) -> tuple[int, ...] | None:
-        """What changes with every commit to the file: SQLite's `data_version` (another
-        connection's, any process) and this store's own commits and reopens."""
+    def _data_version(self, conn: sqlite3.Connection) -> int | None:
+        """What changes with every commit of another connection to the file, any process's
+        (SQLite's `data_version`); None where there is no such counter (PostgreSQL: every
+        load and count reads)."""
         (others,) = conn.execute("PRAGMA data_version").fetchone()
-        return (int(others), self._commits)
+        return int(others)
+
+    def _commit_version(self, conn: sqlite3.Connection) -> tuple[int, ...] | None:
+        """What changes with every commit that may change the gauges' counts: another
+        connection's (`_data_version`), this store's own that changed rows, and reopens."""
+        others = self._data_version(conn)
+        return None if others is None else (others, self._commits)
 
     def _state_version(self, conn: sqlite3.Connection) -> tuple[int, ...] | None:
-        """What changes whenever the KB, job or incident rows may have: SQLite's
-        `data_version` (another connection's commit, any process) and this store's own
-        writes and reopens; None where there is no such thing."""
-        (others,) = conn.execute("PRAGMA data_version").fetchone()
-        return (int(others), self._generation)
+        """What changes whenever the KB, job or incident rows may have: another connection's
+        commit (`_data_version`) and this store's own writes and reopens."""
+        others = self._data_version(conn)
+        return None if others is None else (others, self._generation)
 
     async def record(self, change: Change, *, meta: Mapping[str, str | None] | None = None) -> None:
         """Write a whole cycle in one transaction: KBs, jobs, events, outbox rows, meta.
