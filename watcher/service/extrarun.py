@@ -72,7 +72,6 @@ class ExtraReads:
         self._version = 0  # bumped whenever `_facts` changes: what the memos below key on
         self._kb_facts: tuple[int, Mapping[str, KbFacts]] | None = None
         self._candidates: tuple[tuple[object, ...], list[Candidate]] | None = None
-        self._kept_kbs: tuple[KnowledgeBase, ...] = ()  # the objects `_candidates` names by id
         self._unknown: set[str] = set()
 
     async def run(self, kbs: Sequence[KnowledgeBase], now: Elapsed, wall: datetime) -> ExtraPlan:
@@ -111,13 +110,13 @@ class ExtraReads:
         A candidate depends on the facts, the KBs' latest jobs and the boot, never on `now`
         itself (its last read is an elapsed reading): the schedules' plan and the reads after
         the poll ask for the same list in one cycle, and the second time it is copied, not
-        made again (keyed by the facts' version and the very KB objects: a changed byte of
-        the API's answer is a new object)."""
-        key = (self._version, now.boot, *map(id, kbs))
+        made again (keyed by the facts' version and the KBs: the very objects both times, so
+        the comparison stops at identity)."""
+        key = (self._version, now.boot, tuple(kbs))
         if self._candidates is not None and self._candidates[0] == key:
             return list(self._candidates[1])
         made = self._make_candidates(kbs, now)
-        self._candidates, self._kept_kbs = (key, made), tuple(kbs)  # ids stay theirs
+        self._candidates = (key, made)
         return list(made)
 
     def _make_candidates(self, kbs: Sequence[KnowledgeBase], now: Elapsed) -> list[Candidate]:
