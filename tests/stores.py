@@ -17,7 +17,8 @@ import psycopg
 
 from watcher.core.lease import Holder
 from watcher.core.model import EventKind
-from watcher.core.state import Change, Delivery, KbState, Transition
+from watcher.core.outbox import DeliveryState, Settlement
+from watcher.core.state import Change, Delivery, JobState, KbState, Transition
 from watcher.edges import host
 from watcher.edges.store.lease import STORE_LEASE
 from watcher.edges.store.pgdb import translate
@@ -56,6 +57,30 @@ async def open_held(
         await store.close()
         raise
     return store
+
+
+async def store_with_a_dead_letter(
+    path: Path, now: datetime, transition: Transition, kb_name: str, error: str
+) -> None:
+    """A store as an older version left it, written without the guard: the transition's KB
+    (named `kb_name`) and job, the transition, and its alert to `ops` given up with `error`."""
+    assert transition.job is not None and transition.kb_uuid is not None
+    kb, job = transition.kb_uuid, transition.job
+    store = await open_held(path, now)
+    try:
+        change = Change(
+            cycle_id="c1",
+            at=now,
+            kbs=(KbState(kb, kb_name, now, job.uuid),),
+            jobs=(JobState(job, kb, now, now),),
+            transitions=(transition,),
+            deliveries=(Delivery(transition.event_id, "ops"),),
+        )
+        await store.record(change)
+        [item] = await store.claim_due(now, 10)
+        await store.settle([Settlement(item.id, DeliveryState.DEAD, now, 3, None, error)])
+    finally:
+        await store.close()
 
 
 # --- both engines ----------------------------------------------------------------------------

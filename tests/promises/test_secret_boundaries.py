@@ -45,7 +45,7 @@ from tests.leaks import (
     url_with,
     without_times,
 )
-from tests.stores import open_held
+from tests.stores import open_held, store_with_a_dead_letter
 from watcher.cli import main
 from watcher.core.guard import GuardedNotifier, GuardedStore
 from watcher.core.inert import is_inert
@@ -269,22 +269,7 @@ def _config(tmp: Path, url: str) -> Path:
 
 async def _old_store(path: Path, text: str) -> None:
     """A store written without the guard (by an older version): secrets and controls in it."""
-    store = await open_held(path, NOW)
-    try:
-        transition = hostile_transition(text)
-        change = Change(
-            cycle_id="c1",
-            at=NOW,
-            kbs=(KbState("kb-1", text, NOW, "job-1"),),
-            jobs=(JobState(hostile_job(text), "kb-1", NOW, NOW),),
-            transitions=(transition,),
-            deliveries=(Delivery(transition.event_id, "ops"),),
-        )
-        await store.record(change)
-        [item] = await store.claim_due(NOW, 10)
-        await store.settle([Settlement(item.id, DeliveryState.DEAD, NOW, 3, None, text)])
-    finally:
-        await store.close()
+    await store_with_a_dead_letter(path, NOW, hostile_transition(text), text, text)
 
 
 def _cli(tmp: Path, url: str, *args: str, token: str = "dop_v1_" + "0" * 64) -> str:

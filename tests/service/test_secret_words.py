@@ -19,15 +19,15 @@ from click.testing import CliRunner
 
 from tests.core.test_guard import Capture
 from tests.service.test_logs import restore_logging  # noqa: F401  (autouse: logs put back)
-from tests.stores import open_held
+from tests.stores import store_with_a_dead_letter
 from watcher.cli import main
 from watcher.config import load_config
 from watcher.core.guard import GuardedNotifier
 from watcher.core.model import DataSourceJob, EventKind, Job, Phase, Status
-from watcher.core.outbox import DeliveryState, Message, SendResult, Settlement
+from watcher.core.outbox import Message, SendResult
 from watcher.core.redact import SECRETS
 from watcher.core.render import render
-from watcher.core.state import Change, Delivery, JobState, KbState, Transition
+from watcher.core.state import Transition
 from watcher.service.config_secrets import register_config_secrets
 from watcher.service.logs import configure_logging
 
@@ -186,28 +186,9 @@ def test_check_config_shows_the_words_of_the_path_and_masks_the_token(tmp_path: 
     assert "json://127.0.0.1:9/hooks/alerts/****" in shown
 
 
-async def _store_with_an_error(path: Path) -> None:
-    """A store written without the guard (by an older version): the receiver's words in it."""
-    store = await open_held(path, NOW)
-    try:
-        transition = _transition()
-        change = Change(
-            cycle_id="c1",
-            at=NOW,
-            kbs=(KbState("kb-1", "alerts", NOW, "job-1"),),
-            jobs=(JobState(transition.job, "kb-1", NOW, NOW),),  # type: ignore[arg-type]
-            transitions=(transition,),
-            deliveries=(Delivery(transition.event_id, "ops"),),
-        )
-        await store.record(change)
-        [item] = await store.claim_due(NOW, 10)
-        await store.settle([Settlement(item.id, DeliveryState.DEAD, NOW, 3, None, SAID)])
-    finally:
-        await store.close()
-
-
 def test_status_shows_the_words_and_masks_the_token(tmp_path: Path) -> None:
-    asyncio.run(_store_with_an_error(tmp_path / "watcher.db"))
+    path = tmp_path / "watcher.db"
+    asyncio.run(store_with_a_dead_letter(path, NOW, _transition(), "alerts", SAID))
     for shown in (_cli(tmp_path, "status"), _cli(tmp_path, "status", "--json")):
         assert KEY not in shown
         assert SHOWN in shown, shown
