@@ -26,8 +26,10 @@ path `/pgschema` must not turn the logger `watcher.edges.store.pgschema` into `*
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
+from urllib.parse import unquote, unquote_plus
 
 MAX_WORDS_LENGTH = 32
 MAX_WORDS = 4
@@ -75,6 +77,18 @@ def guessed_secret(value: str) -> bool:
     """Whether a part guessed secret (percent-decoded) is masked: it could be a credential and
     is none of the program's own names."""
     return not reads_as_words(value) and value.strip().casefold() not in program_names()
+
+
+def kept_secret(written: str) -> bool:
+    """Whether a part guessed secret, as written in its URL, is masked (`guessed_secret`),
+    judged in each decoding of it: percent-escapes, and `+` as a plus or as a space."""
+    return any(guessed_secret(form) for form in {unquote(written), unquote_plus(written)} if form)
+
+
+def secret_path(segments: Iterable[str]) -> bool:
+    """Whether a path (a generic webhook's, a heartbeat's), by its segments as written,
+    holds one that is masked (`kept_secret`): the whole path is then secret too."""
+    return any(kept_secret(s) for s in segments if s)
 
 
 @lru_cache(maxsize=1)

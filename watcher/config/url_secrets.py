@@ -31,9 +31,9 @@ import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote, unquote_plus
+from urllib.parse import unquote
 
-from watcher.config.guessed import guessed_secret
+from watcher.config.guessed import kept_secret, secret_path
 from watcher.config.urls import (
     AUTH_SCHEME,
     WEBHOOK_SCHEMES,
@@ -102,7 +102,7 @@ def url_secrets(url: str) -> UrlSecrets:
     if parts.scheme in WEBHOOK_SCHEMES:
         segments = {s for s in parts.segments if s}
         guessed |= segments
-        if any(_kept(s) for s in segments):
+        if secret_path(segments):
             firm.add("/".join(parts.segments))
     shown, hidden = unquote(shown), unquote(hidden)
     components = parts.components()
@@ -112,15 +112,9 @@ def url_secrets(url: str) -> UrlSecrets:
             firm.add(part)
         elif part.lower() not in shown.lower():  # ignored by apprise: a dropped fragment...
             (firm if "#" in part or part in after_hash else guessed).add(part)
-    values = firm | {v for v in guessed if _kept(v)}
+    values = firm | {v for v in guessed if kept_secret(v)}
     decoded = {unquote(v) for v in values if v} | {v for v in values if v}
     return UrlSecrets(frozenset(v for v in decoded if v), frozenset(public))
-
-
-def _kept(value: str) -> bool:
-    """Whether a part secret only by guess is kept secret (`watcher.config.guessed`), judged
-    in each decoding of it (`+` is a space in a query value, or a plus)."""
-    return any(guessed_secret(form) for form in {unquote(value), unquote_plus(value)} if form)
 
 
 def _public_args(args: Mapping[str, Any], tokens: Mapping[str, Any]) -> set[str]:

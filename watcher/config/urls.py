@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from urllib.parse import unquote, unquote_plus
 
-from watcher.config.guessed import guessed_secret
+from watcher.config.guessed import secret_path
 from watcher.core.inert import inert
 
 MASK = "****"
@@ -129,9 +129,9 @@ def candidates(url: str) -> frozenset[str]:
 def _plain_segments(parts: UrlParts) -> set[str]:
     """The webhook's path segments (and whole path) that no guess keeps secret, less any
     that is also another part of the URL (a password, a query value)."""
-    segments = {unquote(s) for s in parts.segments if s}
-    if any(guessed_secret(s) for s in segments):
+    if secret_path(parts.segments):
         return set()
+    segments = {unquote(s) for s in parts.segments if s}
     others = replace(parts, segments=()).components()
     return (segments | {unquote("/".join(parts.segments))}) - others
 

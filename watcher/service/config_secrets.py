@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import base64
 from functools import partial
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
 from watcher.config import Config
-from watcher.config.guessed import guessed_secret, program_names
+from watcher.config.guessed import program_names, secret_path
 from watcher.config.url_secrets import apprise_loaded, url_secrets
 from watcher.config.urls import candidates
 from watcher.core.redact import SECRETS
@@ -80,7 +80,7 @@ def register_ping_urls(config: Config) -> None:
             continue
         parts = urlsplit(url)
         path = parts.path.strip("/")
-        if any(guessed_secret(unquote(segment)) for segment in path.split("/")):
+        if secret_path(path.split("/")):
             SECRETS.register(path)
             SECRETS.register(url)
         elif parts.password or parts.query or parts.username:
