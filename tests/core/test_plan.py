@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from watcher.core.model import DataSourceJob, DataSourceStatus, EventKind, Job, Phase, Status
 from watcher.core.outbox import Budget, FailureCause, OutboxItem, Send, TargetResult
@@ -15,6 +18,7 @@ from watcher.core.state import Transition
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 DISCORD = Budget(body=2000, title=250, title_in_body=True)
 EMAIL = Budget(body=32768, title=250)
+FITS = settings(max_examples=25, deadline=None)
 
 
 def partial_job(sources: int, error_chars: int = 200) -> Job:
@@ -73,6 +77,97 @@ def test_rows_that_reached_a_url_before_are_not_rendered_for_it_again() -> None:
     row = item(1, partial_job(3), delivered=frozenset({0}))
     [send] = plan([row], 5, "https://x", {"ops": (DISCORD, EMAIL)})
     assert [index for index, _ in send.fitted] == [1]
+
+
+# --- a size limit never hides an event ------------------------------------------------------
+
+
+def storm(n: int, **changes: object) -> list[OutboxItem]:
+    """`n` completed jobs of KBs with long names, then one failed job (last in claim order)."""
+    rows = []
+    for k in range(n + 1):
+        kind = EventKind.FAILED if k == n else EventKind.COMPLETED
+        t = Transition(
+            event_id=f"job-{k:04d}/{kind.value}",
+            kind=kind,
+            at=NOW,
+            kb_uuid=f"kb-{k}",
+            kb_name=f"knowledge base number {k} of the docs team",
+            job=Job(uuid=f"job-{k:04d}"),
+        )
+        row = OutboxItem(id=k + 1, route="ops", transition=t, cycle_id="c", created_at=NOW)
+        rows.append(replace(row, **changes))  # type: ignore[arg-type]
+    return rows
+
+
+def named(message_body: str) -> list[str]:
+    return re.findall(r"job `(job-\d{4})`", message_body)
+
+
+def within(budget: Budget, title: str, body: str) -> bool:
+    room = budget.body_room(title)
+    return room is None or len(body) <= room
+
+
+@pytest.mark.parametrize("held", [None, "night"], ids=["storm", "released-after-quiet-hours"])
+def test_a_grouped_alert_too_long_for_a_url_is_split_into_parts_that_name_every_event(
+    held: str | None,
+) -> None:
+    """300 events take ~25,000 characters: Discord's 2,000 cannot name them in one message.
+    Without the split, one message named the worst ~20 and counted the rest, and the alerts
+    of the jobs it only counted never reached anyone."""
+    rows = storm(300, held_by=held)
+    sends = plan(rows, 5, "https://x", {"ops": (DISCORD, EMAIL)})
+    assert len(sends) > 1
+    assert sorted(r.id for s in sends for r in s.items) == [r.id for r in rows]  # each once
+    for index, budget in enumerate((DISCORD, EMAIL)):
+        seen: list[str] = []
+        for number, send in enumerate(sends, start=1):
+            message = send.message_for(index)
+            assert within(budget, message.title, message.body), (index, number)
+            assert "more events" not in message.body and "more lines" not in message.body
+            assert f"part {number} of {len(sends)}" in message.title
+            mine = {r.transition.job_uuid for r in send.items}
+            assert set(named(message.body)) == mine  # a part names exactly the rows it settles
+            seen += named(message.body)
+        assert sorted(seen) == sorted(r.transition.job_uuid or "" for r in rows)
+    assert "job-0300" in named(sends[0].message_for(0).body)  # the failure goes first
+
+
+def test_a_grouped_alert_that_fits_stays_one_message_without_a_part() -> None:
+    [send] = plan(storm(10), 5, "https://x", {"ops": (DISCORD, EMAIL)})
+    assert "part" not in send.message_for(0).title
+    assert len(named(send.message_for(0).body)) == 11
+
+
+def test_a_group_refused_for_size_is_split_smaller_next_time_instead_of_cut() -> None:
+    refused = TargetResult("JSON", "json://", False, "", 0, FailureCause.TOO_LARGE, 400, 3000)
+    rows = storm(60, last_targets=(refused,))
+    sends = plan(rows, 5, "https://x", {"ops": (Budget(body=32768),)})
+    assert len(sends) > 1
+    for send in sends:
+        body = send.message_for(0).body
+        assert len(body) <= 1500 and "more events" not in body
+    assert sum(len(named(s.message_for(0).body)) for s in sends) == 61
+
+
+@FITS
+@given(
+    events=st.integers(min_value=6, max_value=80),
+    chars=st.integers(min_value=300, max_value=6000),
+    title_in_body=st.booleans(),
+)
+def test_every_event_of_a_group_is_named_once_whatever_the_urls_limit(
+    events: int, chars: int, title_in_body: bool
+) -> None:
+    budget = Budget(body=chars, title=100, title_in_body=title_in_body)
+    rows = storm(events)
+    sends = plan(rows, 5, "https://x", {"ops": (budget,)})
+    seen = [uuid for s in sends for uuid in named(s.message_for(0).body)]
+    assert sorted(seen) == sorted(r.transition.job_uuid or "" for r in rows)
+    for send in sends:
+        message = send.message_for(0)
+        assert within(budget, message.title, message.body)
 
 
 # --- pacing -------------------------------------------------------------------------------

@@ -65,6 +65,14 @@ Build = Callable[[int, int, bool], str]
 
 def fit(build: Build, total: int, *, chars: int | None, lines: int | None = None) -> str:
     """The fullest body `build` writes (of `total` entries) within `chars` and `lines`."""
+    return fit_counted(build, total, chars=chars, lines=lines)[0]
+
+
+def fit_counted(
+    build: Build, total: int, *, chars: int | None, lines: int | None = None
+) -> tuple[str, int]:
+    """`fit`'s body and how many of the `total` entries it left out (0: it lists them all;
+    the body's last line counts those it did not)."""
 
     def fits(text: str) -> bool:
         too_long = chars is not None and len(text) > chars
@@ -73,7 +81,7 @@ def fit(build: Build, total: int, *, chars: int | None, lines: int | None = None
     for limit in NOTE_LIMITS:
         whole = build(total, limit, False)
         if fits(whole):
-            return whole
+            return whole, 0
     for limit in (NOTE_LIMITS[-1], 0):
 
         def cut_fits(k: int, limit: int = limit) -> bool:
@@ -81,11 +89,11 @@ def fit(build: Build, total: int, *, chars: int | None, lines: int | None = None
 
         kept = _most_that_fit(total, cut_fits)
         if kept:
-            return build(kept, limit, True)
+            return build(kept, limit, True), total - kept
     summary = build(0, 0, total > 0)
     if fits(summary):
-        return summary
-    return _hard_cut(summary, chars, lines)
+        return summary, total
+    return _hard_cut(summary, chars, lines), total
 
 
 def fit_body(

@@ -244,13 +244,28 @@ class EventBody:
 
 
 @dataclass(frozen=True, slots=True)
+class Part:
+    """Which message of a list split in several this is: `number` of `of`, from 1 (a storm's
+    grouped alert, or what quiet hours held, too long for one message to name every event)."""
+
+    number: int
+    of: int
+
+    def label(self) -> str:
+        """`part 2 of 3`."""
+        return f"part {self.number} of {self.of}"
+
+
+@dataclass(frozen=True, slots=True)
 class Message:
     """A rendered alert: what a notifier sends.
 
     `title` is plain text on one line (a subject, a heading field). The body is written out in
     each format a service may take, every piece of outside text escaped for that format:
     `body` is markdown, `text` plain text and `html` an HTML fragment. `document` is the event
-    for a route that posts events (None for the others).
+    for a route that posts events (None for the others). `left_out` counts the entries of
+    the body's list (a job's data sources, a grouped alert's events) that fitting it into a
+    target's limits left out in at least one format, told only by a count in its last line.
     """
 
     title: str
@@ -259,6 +274,7 @@ class Message:
     text: str
     html: str
     document: EventBody | None = None
+    left_out: int = 0  # list entries (data sources, events) the fit left out in some format
 
     def body_in(self, fmt: BodyFormat) -> str:
         """The body written for `fmt`."""

@@ -4,6 +4,11 @@
   one message each, or one grouped message when there are more than `storm_threshold`,
   whatever poll produced them. Each send carries, per URL, the alert rendered within that
   URL's `Budget` (and shorter after a size refusal, see `decide.budget_caps`).
+- A service's size limit never hides an alert: a grouped message (a storm, or what quiet
+  hours held) that cannot name every one of its events within each of its URLs' budgets is
+  split into as many parts as it takes (`part 1 of 3`, worst events first), each naming all
+  of its own. Only a single alert's details (its data sources, its error texts) are cut to
+  fit, with a count of what was left out.
 - `pace_wait` spaces the messages to one URL by the route's send interval, so a backlog
   never trips a service's own rate limit (Slack and Mattermost webhooks take about one
   message a second). The round itself (`watcher.core.delivery`) leaves for a later cycle
@@ -18,10 +23,11 @@ from functools import partial
 
 from watcher.core.decide import budget_caps
 from watcher.core.model import EventKind
-from watcher.core.outbox import Budget, Message, OutboxItem, Send
+from watcher.core.outbox import Budget, Message, OutboxItem, Part, Send
 from watcher.core.present import Presentation, RouteFormat, render_templated, with_event
 from watcher.core.quiet import render_released
-from watcher.core.render import render, render_group
+from watcher.core.render import render, render_group, worst_first
+from watcher.core.state import Transition
 
 
 def plan(
@@ -49,9 +55,7 @@ def plan(
             sends += [_event_send(route_name, item, skip, dashboard) for item in group]
             continue
         if len(group) > storm_threshold:
-            transitions = [item.transition for item in group]
-            grouped = partial(render_group, transitions, dashboard)
-            sends.append(_fitted(route_name, group, skip, limits, grouped))
+            sends += _whole_parts(route_name, group, skip, limits, _storm(dashboard))
             continue
         for item in group:
             if shown.templated:
@@ -91,9 +95,8 @@ def _special_sends(
             groups.setdefault(key, []).append(item)
     for (route_name, skip), group in released.items():
         windows = " and ".join(dict.fromkeys(item.held_by or "" for item in group))
-        transitions = [item.transition for item in group]
-        draw = partial(render_released, transitions, windows, dashboard)
-        sends.append(_fitted(route_name, group, skip, tuple(budgets.get(route_name, ())), draw))
+        limits = tuple(budgets.get(route_name, ()))
+        sends += _whole_parts(route_name, group, skip, limits, _release(windows, dashboard))
     return sends, groups
 
 
@@ -146,6 +149,83 @@ def _fitted(
         if budget != Budget():
             fitted.append((index, drawn[budget]))
     return Send(route_name, tuple(items), drawn[Budget()], skip, tuple(fitted))
+
+
+# Draws the message of some rows (a part of a split list when `Part` is given) in a budget.
+PartDraw = Callable[[Sequence[OutboxItem], Part | None], Callable[[Budget], Message]]
+
+
+def _storm(dashboard: str) -> PartDraw:
+    def draw(items: Sequence[OutboxItem], part: Part | None) -> Callable[[Budget], Message]:
+        transitions = [item.transition for item in items]
+        return partial(_group_in, transitions, dashboard, part)
+
+    return draw
+
+
+def _group_in(
+    transitions: Sequence[Transition], dashboard: str, part: Part | None, budget: Budget
+) -> Message:
+    return render_group(transitions, dashboard, budget, part)
+
+
+def _release(windows: str, dashboard: str) -> PartDraw:
+    def draw(items: Sequence[OutboxItem], part: Part | None) -> Callable[[Budget], Message]:
+        transitions = [item.transition for item in items]
+        return partial(_released_in, transitions, windows, dashboard, part)
+
+    return draw
+
+
+def _released_in(
+    transitions: Sequence[Transition],
+    windows: str,
+    dashboard: str,
+    part: Part | None,
+    budget: Budget,
+) -> Message:
+    return render_released(transitions, windows, dashboard, budget, part)
+
+
+def _whole_parts(
+    route_name: str,
+    items: Sequence[OutboxItem],
+    skip: frozenset[int],
+    limits: Sequence[Budget],
+    draw: PartDraw,
+) -> list[Send]:
+    """One send of `items`, or, when some URL's budget cannot name them all, parts that name
+    every one (worst first), each within every URL's budget. A part holds as many rows as the
+    whole message named (the same for the next parts), fewer when that does not fit; they are
+    found with the longest label (`part N of N`, N the rows), so the real labels only shorten
+    them. A storm of 300 events to a 2,000-character URL is drawn about 2 × 15 times."""
+    whole = _fitted(route_name, items, skip, limits, draw(items, None))
+    size = len(items) - _left_out(whole)
+    if size == len(items) or len(items) < 2:
+        return [whole]
+    ordered = sorted(items, key=lambda item: worst_first(item.transition))
+    widest = Part(len(ordered), len(ordered))
+    parts: list[Sequence[OutboxItem]] = []
+    rest: Sequence[OutboxItem] = ordered
+    while rest:
+        size = max(1, min(size, len(rest)))
+        while size > 1:
+            part = rest[:size]
+            left = _left_out(_fitted(route_name, part, skip, limits, draw(part, widest)))
+            if not left:
+                break
+            size = max(1, size - left)
+        parts.append(rest[:size])
+        rest = rest[size:]
+    return [
+        _fitted(route_name, part, skip, limits, draw(part, Part(n, len(parts))))
+        for n, part in enumerate(parts, start=1)
+    ]
+
+
+def _left_out(send: Send) -> int:
+    """The most list entries any of the send's messages had to leave out."""
+    return max([send.message.left_out, *(message.left_out for _, message in send.fitted)])
 
 
 def pace_wait(

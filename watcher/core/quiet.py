@@ -7,10 +7,12 @@
   `dead_after` count starts again at its first failure after the hold (a weekend's hold
   never gives an alert up at its next failure).
 - `settle_held`: when the quiet ends the held rows of a route come due together and go out
-  as one message, minus what resolved meanwhile: a stalled job that then ended is told by
-  its outcome alone (which says it had stalled), a `started` or `recovered` by the outcome it
-  led to, and pairs that cancel out (the API unreachable then reachable again, a KB missing
-  then found, a route failing then recovering) are one line under "Resolved while held".
+  as one message (several, each naming its part, when one cannot name them all within the
+  service's limits: `watcher.core.plan`), minus what resolved meanwhile: a stalled job that
+  then ended is told by its outcome alone (which says it had stalled), a `started` or
+  `recovered` by the outcome it led to, and pairs that cancel out (the API unreachable then
+  reachable again, a KB missing then found, a route failing then recovering) are one line
+  under "Resolved while held".
 
 Pure: `now` is the wall clock, the windows carry their timezones.
 """
@@ -24,8 +26,15 @@ from datetime import datetime
 from watcher.core.decide import settlement
 from watcher.core.markup import Span, plain
 from watcher.core.model import EventKind
-from watcher.core.outbox import Budget, DeliveryState, Message, OutboxItem, Settlement
-from watcher.core.render import DASHBOARD, group_line, headline, render_list, worst
+from watcher.core.outbox import Budget, DeliveryState, Message, OutboxItem, Part, Settlement
+from watcher.core.render import (
+    DASHBOARD,
+    group_line,
+    headline,
+    render_list,
+    worst,
+    worst_first,
+)
 from watcher.core.state import Transition
 from watcher.core.windows import TimeWindow, muting, window_end
 
@@ -128,19 +137,22 @@ def render_released(
     window: str,
     dashboard: str = DASHBOARD,
     budget: Budget | None = None,
+    part: Part | None = None,
 ) -> Message:
     """The one message a route gets when its quiet ends: what is still worth telling (worst
-    first) and what resolved while held; severity is the worst of what is told."""
+    first) and what resolved while held; severity is the worst of what is told. `part`:
+    which of the messages too much held for one is split into (`watcher.core.plan`)."""
     released = settle_held(transitions)
-    told = sorted(released.told, key=lambda t: _ORDER.index(t.severity.value), reverse=True)
+    told = sorted(released.told, key=worst_first)
     count = len(told)
     noun = "indexing event" if count == 1 else "indexing events"
-    lead = f"{count} {noun} held during quiet hours {window}, released now."
+    label = f" ({part.label()})" if part is not None else ""
+    lead = f"{count} {noun} held during quiet hours {window}, released now{label}."
     if not told:
-        lead = f"Everything held during quiet hours {window} resolved meanwhile."
+        lead = f"Everything held during quiet hours {window} resolved meanwhile{label}."
     tail = [_resolved_line(first, then) for first, then in released.resolved]
     return render_list(
-        f"Quiet hours {window} over: {count} {noun}",
+        f"Quiet hours {window} over: {count} {noun}{label}",
         lead,
         [group_line(t, dashboard) for t in told],
         worst([t.severity for t in told]),
@@ -148,9 +160,6 @@ def render_released(
         tail=tail,
         tail_heading="Resolved while held",
     )
-
-
-_ORDER = ["info", "success", "warning", "failure"]
 
 
 def _resolved_line(first: Transition, then: Transition) -> tuple[Span, ...]:

@@ -21,7 +21,7 @@ from urllib.parse import quote
 
 from watcher.core.cost import eta
 from watcher.core.durations import format_elapsed
-from watcher.core.fit import Entry, clip, fit, more_text
+from watcher.core.fit import Entry, clip, fit_counted, more_text
 from watcher.core.incident_text import (
     ESCALATED_HEADLINE,
     REMINDER_HEADLINE,
@@ -43,7 +43,7 @@ from watcher.core.markup import (
     write,
 )
 from watcher.core.model import DataSourceJob, DataSourceStatus, EventKind, Job, Severity
-from watcher.core.outbox import BodyFormat, Budget, Message
+from watcher.core.outbox import BodyFormat, Budget, Message, Part
 from watcher.core.state import OpenProblem, StallReason, Transition
 
 DASHBOARD = "https://cloud.digitalocean.com/gen-ai/knowledge-bases"
@@ -112,13 +112,12 @@ def message(title: str, doc: Sequence[Block], severity: Severity) -> Message:
 
 
 def _message(title: str, body: Callable[[BodyFormat], str], severity: Severity) -> Message:
-    return Message(
-        title=title,
-        body=body(BodyFormat.MARKDOWN),
-        severity=severity,
-        text=body(BodyFormat.TEXT),
-        html=body(BodyFormat.HTML),
-    )
+    markdown, text, html = (body(fmt) for fmt in _FORMATS)
+    left_out = body.left_out if isinstance(body, _FittedBody) else 0
+    return Message(title, markdown, severity, text, html, left_out=left_out)
+
+
+_FORMATS = (BodyFormat.MARKDOWN, BodyFormat.TEXT, BodyFormat.HTML)
 
 
 def render(
@@ -154,18 +153,28 @@ def render(
 
 
 def render_group(
-    transitions: Sequence[Transition], dashboard: str = DASHBOARD, budget: Budget | None = None
+    transitions: Sequence[Transition],
+    dashboard: str = DASHBOARD,
+    budget: Budget | None = None,
+    part: Part | None = None,
 ) -> Message:
     """One alert listing many transitions (storm control), worst first; severity is the worst
-    of them; within `budget`."""
+    of them; within `budget`. `part`: which of the messages a storm too long for one is split
+    into (`watcher.core.plan`) this one is, said in its title and first line."""
     budget = budget or Budget()
     worst = max((t.severity for t in transitions), key=_SEVERITY_ORDER.index)
-    title = _fit_title(f"{_ICON[worst]} {len(transitions)} indexing events", budget)
-    head: list[Block] = [Para((strong(f"{len(transitions)} indexing events"),))]
-    ordered = sorted(transitions, key=lambda t: -_SEVERITY_ORDER.index(t.severity))
+    label = f" ({part.label()})" if part is not None else ""
+    title = _fit_title(f"{_ICON[worst]} {len(transitions)} indexing events{label}", budget)
+    head: list[Block] = [Para((strong(f"{len(transitions)} indexing events"), plain(label)))]
+    ordered = sorted(transitions, key=worst_first)
     rows = [_Row(_group_line(t, dashboard), None, t.kind.value) for t in ordered]
     fitted = _fitted(head, rows, "events", None, budget.body_room(title), budget.lines)
     return _message(title, fitted, worst)
+
+
+def worst_first(transition: Transition) -> int:
+    """The sort key that puts the worst severity first (a stable sort keeps the rest's order)."""
+    return -_SEVERITY_ORDER.index(transition.severity)
 
 
 def render_list(
@@ -273,25 +282,41 @@ def _fitted(
     heading: Block | None,
     chars: int | None,
     lines: int | None,
-) -> Callable[[BodyFormat], str]:
+) -> _FittedBody:
     """Per format, the body of `head` and the list of `rows` fitted within the budget."""
+    return _FittedBody(tuple(head), tuple(rows), noun, heading, chars, lines)
 
-    def body(fmt: BodyFormat) -> str:
+
+@dataclass(slots=True)
+class _FittedBody:
+    """A body fitted per format (`__call__`), counting the most rows any format left out."""
+
+    head: tuple[Block, ...]
+    rows: tuple[_Row, ...]
+    noun: str
+    heading: Block | None
+    chars: int | None
+    lines: int | None
+    left_out: int = 0
+
+    def __call__(self, fmt: BodyFormat) -> str:
+        head, rows, heading = self.head, self.rows, self.heading
+
         def build(kept: int, note_limit: int, cut: bool) -> str:
             blocks = list(head)
             items = [Item(row.spans, _note(row.note, note_limit)) for row in rows[:kept]]
             if cut:
                 left = [Entry("", row.note, row.tally) for row in rows[kept:]]
-                items.append(Item((plain(more_text(left, noun)),)))
+                items.append(Item((plain(more_text(left, self.noun)),)))
             if rows and heading is not None:
                 blocks.append(heading)
             if items:
                 blocks.append(Bullets(tuple(items)))
             return write(tuple(blocks), fmt)
 
-        return fit(build, len(rows), chars=chars, lines=lines)
-
-    return body
+        text, left = fit_counted(build, len(rows), chars=self.chars, lines=self.lines)
+        self.left_out = max(self.left_out, left)
+        return text
 
 
 def _report(note: str | None) -> list[Block]:
