@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from hypothesis import given, settings
@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from watcher.core.model import DataSourceJob, DataSourceStatus, EventKind, Job, Phase, Status
 from watcher.core.outbox import Budget, FailureCause, OutboxItem, Send, TargetResult
 from watcher.core.plan import pace_wait, plan
-from watcher.core.state import Transition
+from watcher.core.state import StallReason, Transition
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 DISCORD = Budget(body=2000, title=250, title_in_body=True)
@@ -132,6 +132,53 @@ def test_a_grouped_alert_too_long_for_a_url_is_split_into_parts_that_name_every_
             seen += named(message.body)
         assert sorted(seen) == sorted(r.transition.job_uuid or "" for r in rows)
     assert "job-0300" in named(sends[0].message_for(0).body)  # the failure goes first
+
+
+def held_lives(n: int) -> list[OutboxItem]:
+    """What quiet hours held of `n` jobs: each one's `started`, then its outcome; every fifth
+    job also stalled and moved again before it completed. The outcomes (claimed last) are
+    more severe than the `started` rows, so a split by severity alone sets them apart."""
+    lives: list[tuple[int, EventKind, int]] = []  # (job, kind, minute)
+    for k in range(n):
+        lives.append((k, EventKind.STARTED, 0))
+        if k % 5 == 0:
+            lives += [(k, EventKind.STALLED, 10), (k, EventKind.RECOVERED, 20)]
+    lives += [(k, EventKind.FAILED if k == 0 else EventKind.COMPLETED, 30) for k in range(n)]
+    rows = []
+    for number, (k, kind, minute) in enumerate(lives, start=1):
+        t = Transition(
+            event_id=f"job-{k:04d}/{kind.value}",
+            kind=kind,
+            at=NOW + timedelta(minutes=minute),
+            kb_uuid=f"kb-{k}",
+            kb_name=f"knowledge base number {k} of the docs team",
+            job=Job(uuid=f"job-{k:04d}"),
+            stall_reason=StallReason.NO_PROGRESS if kind is EventKind.STALLED else None,
+        )
+        row = OutboxItem(id=number, route="ops", transition=t, cycle_id="c", created_at=NOW)
+        rows.append(replace(row, held_by="night"))
+    return rows
+
+
+def test_held_rows_released_in_parts_tell_each_job_once_by_its_outcome() -> None:
+    """Unsplit, a held job's `started` (and a stall it recovered from) is told by its
+    outcome's line. Split by severity alone, the outcomes filled the first parts and the
+    `started` rows the last ones: 100 jobs were named twice, and a stalled job's outcome
+    lost its "after a stall"."""
+    rows = held_lives(100)
+    sends = plan(rows, 5, "https://x", {"ops": (DISCORD,)})
+    assert len(sends) > 1
+    assert sorted(r.id for s in sends for r in s.items) == [r.id for r in rows]  # each once
+    bodies = [send.message_for(0).body for send in sends]
+    told = [uuid for body in bodies for uuid in named(body)]
+    assert sorted(told) == [f"job-{k:04d}" for k in range(100)]  # each job once
+    text = "\n".join(bodies)
+    assert ": started" not in text and ": stalled" not in text and ": recovered" not in text
+    assert text.count(" after a stall") == 20  # jobs 0, 5, 10 ... 95
+    assert "job `job-0000`: failed after a stall" in bodies[0]  # the failure still leads
+    for number, send in enumerate(sends, start=1):
+        assert f"part {number} of {len(sends)}" in send.message_for(0).title
+        assert within(DISCORD, send.message_for(0).title, bodies[number - 1])
 
 
 def test_a_grouped_alert_that_fits_stays_one_message_without_a_part() -> None:
