@@ -24,7 +24,16 @@ from typing import Any
 import pytest
 from apprise.plugins.discord import NotifyDiscord
 
-from tests.harness import REALISTIC, Harness, job_scenario, lifecycle_alerts, open_harness, route
+from tests.harness import (
+    GROUP,
+    REALISTIC,
+    Harness,
+    job_scenario,
+    lifecycle_alerts,
+    open_harness,
+    parse_alert,
+    route,
+)
 from tests.receivers import ReceivedRequest, WebhookReceiver
 from watcher.core.model import EventKind
 from watcher.core.outbox import DeliveryState
@@ -229,6 +238,9 @@ async def test_a_storm_reaches_discord_and_mattermost_in_parts_that_name_every_j
         assert counts["discord"] > counts["mattermost"] > 1  # 2,000 takes more parts than 4,000
         # the JSON URL shares its route with Mattermost: the same parts, the same events each
         assert [m.events for m in parts["json"]] == [m.events for m in parts["mattermost"]]
+        for message in parts["json"]:  # the harness reads a part as a grouped alert
+            alert = parse_alert(message.title, message.body)
+            assert alert.kind == GROUP and len(alert.events()) == message.count
         for got in parts.values():
             first = got[0]
             assert first.title.startswith("❌ ")  # the failure leads part 1
