@@ -92,3 +92,28 @@ async def test_a_report_the_budget_has_no_room_for_is_not_kept_and_the_alert_say
     assert not list((tmp_path / "reports").glob("*.csv"))
     (log,) = [e for e in harness.logs if e["event"] == "job_report_not_kept"]
     assert "no room in the API budget (tight)" in log["error"]
+
+
+async def test_reports_the_budget_has_no_room_for_in_one_cycle_are_logged_in_one_line(
+    tmp_path: Path, webhook_receiver: WebhookReceiver
+) -> None:
+    """A storm of finished jobs under a full budget was one warning per job (298 in one
+    cycle at 1,000 busy KBs): the log says it once, with how many and the first few."""
+    kbs = [_kb(f"kb{n}") for n in range(6)]
+    starts = [
+        {"at": 5, "start_job": {"kb": f"kb{n}", "id": f"j{n}", "pending": 1, "run": 6,
+                                "outcome": "partial"}}
+        for n in range(6)
+    ]  # fmt: skip
+    scenario = {"knowledge_bases": kbs, "timeline": starts}
+    async with open_harness(scenario, tmp_path, webhook_receiver, api={"reserve": 500}) as harness:
+        harness.sim.limiter.per_hour = 400  # under the reserve from the first answer on
+        await harness.cycle()
+        await harness.run(30, every=15)
+
+    partials = [a for a in harness.alerts("/ops") if a.kind == "partial"]
+    assert len(partials) == 6
+    assert all("rate limit had no room for it" in a.body for a in partials)
+    (line,) = [e for e in harness.logs if e["event"] == "job_report_not_kept"]
+    assert line["jobs"] == 6 and len(line["first"]) == 5
+    assert "no room in the API budget (tight)" in line["error"]

@@ -128,3 +128,19 @@ async def test_a_daemon_refuses_a_runtime_that_counts_nothing(runtime: Runtime) 
     runtime.metrics = NO_METRICS
     with pytest.raises(TypeError, match="Metrics"):
         Daemon(runtime, config_path=None, env={}, clock=lambda: NOW)
+
+
+async def test_the_pace_counts_the_polls_own_requests_never_the_extra_reads_made_during_it(
+    runtime: Runtime,
+) -> None:
+    """The prices (and schedules, reports) are read inside the poll; they have their own
+    budget. Counted as polling they raised the budget's floor: at 1,000 busy KBs the pace went
+    from 20 s to 30 s on the report reads alone, and every alert came that much later."""
+    upkeep = Upkeep(runtime, Metrics())
+    report = await runtime.cycle.run()
+    budget = runtime.cycle.budget
+    assert budget is not None and budget.by_kind["prices"] > 0  # an extra read in the poll
+    await upkeep.after_cycle(report, 0.1, NOW)
+    assert upkeep.last_cost == budget.poll_cost > 0
+    during = budget.by_kind["prices"] + budget.by_kind["schedule"] + budget.by_kind["report"]
+    assert report.extra_requests >= during

@@ -163,7 +163,8 @@ class CycleReport:
     events: tuple[EventKind, ...] = ()
     deliveries: tuple[tuple[str, SettleReason], ...] = ()
     error: str | None = None
-    extra_requests: int = 0  # what the extra reads sent (not the poll's cost)
+    # what the extra reads sent, during the poll and after it: never the poll's own cost
+    extra_requests: int = 0
     # with several [[accounts]]: each account's own report, by name, for its own pace
     by_account: tuple[tuple[str, CycleReport], ...] = ()
 
@@ -249,10 +250,12 @@ class Cycle:
             budget = self.budget
             sent, measured = (budget.gauge.requests_sent, budget.measured) if budget else (0, 0)
             report = await self._poll(cycle_id)
+            during = 0  # the extra reads made during the poll (schedules, reports, prices)
             if budget is not None:  # the poll's own requests: kept free for the next poll
-                took = budget.gauge.requests_sent - sent - (budget.measured - measured)
-                budget.poll_cost = max(0, took)
+                during = budget.measured - measured
+                budget.poll_cost = max(0, budget.gauge.requests_sent - sent - during)
             report = await self._extra_reads(report)
+            report = replace(report, extra_requests=report.extra_requests + during)
             await self._keep_spent()
             if self.silencer is not None:  # silences that ended: what they hid, still open
                 await self.silencer.end_silences()

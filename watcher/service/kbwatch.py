@@ -118,14 +118,32 @@ class KbWatcher:
         if self.extra is None or shelf is None:
             return tuple(transitions)
         out = []
+        no_room: list[tuple[str | None, str]] = []  # (kb, job) the budget had no room for
         for t in transitions:
             job = t.job
             if job is not None and t.kind.is_terminal and job.is_report_available:
                 fate, summary = await self._keep(job.uuid, t.kb_uuid, shelf, until)
+                if fate is ReportFate.NO_ROOM:
+                    no_room.append((t.kb_uuid, job.uuid))
                 if t.kind in _NOTED:
                     t = replace(t, report=report_note(job.uuid, fate, summary))
             out.append(t)
+        self._log_no_room(no_room)
         return tuple(out)
+
+    def _log_no_room(self, no_room: Sequence[tuple[str | None, str]]) -> None:
+        """One warning for the reports the budget had no room for this cycle (a storm of
+        finished jobs under a full minute is hundreds: one line, not one each)."""
+        if not no_room:
+            return
+        why = self.budget.last_wait.get(REPORT) if self.budget is not None else None
+        error = f"no room in the API budget ({why})"
+        if len(no_room) == 1:
+            ((kb, job),) = no_room
+            log.warning("job_report_not_kept", kb=kb, job=job, error=error)
+            return
+        jobs = [job for _, job in no_room]
+        log.warning("job_report_not_kept", jobs=len(jobs), first=jobs[:5], error=error)
 
     async def _keep(
         self, job_uuid: str, kb_uuid: str | None, shelf: ReportShelf, until: float
@@ -133,10 +151,7 @@ class KbWatcher:
         assert self.extra is not None
         now = self.elapsed()
         if self.budget is not None and not self.budget.allowed(REPORT, now):
-            why = self.budget.last_wait.get(REPORT)
-            log.warning("job_report_not_kept", kb=kb_uuid, job=job_uuid,
-                        error=f"no room in the API budget ({why})")  # fmt: skip
-            return ReportFate.NO_ROOM, None
+            return ReportFate.NO_ROOM, None  # logged once for the cycle (`_log_no_room`)
         try:
             async with asyncio.timeout_at(until):
                 if self.budget is None:
