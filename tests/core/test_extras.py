@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import timedelta
 
 import pytest
@@ -105,6 +106,16 @@ PLAN_CASES = [
         ["database:a"],
         PlanReason.MINUTE_FULL,
     ),
+    # 10,000 KBs: a poll of 50 every 15 s is 200 of the 240 a minute; 39 extra requests went
+    # in the last minute: the one request left is all the extra reads may take, however much
+    # room the client's minute has just now (before the next three polls come)
+    (
+        [c(DB, "a"), c(DB, "b")],
+        Room(360, minute_left=190, poll_cost=50, ceiling=240, minute_polls=200, extra_minute=39),
+        FULL,
+        ["database:a"],
+        PlanReason.MINUTE_FULL,
+    ),
     # when short, the HIGH read goes and the LOW one waits
     (
         [c(AGENTS, ""), c(SOURCES)],
@@ -170,6 +181,40 @@ def test_an_hour_of_cycles_never_spends_more_than_the_share() -> None:
     assert sum(n for _, n in spent[60:]) >= 300  # and it does spend what it may
 
 
+def test_extra_reads_never_take_a_later_polls_room_in_the_sliding_minute() -> None:
+    """10,000 KBs on the default ceiling (240 a wall minute at the bench's 4x): a poll of 50
+    requests every 15 s, 20,000 reads due. Each poll is sent at once; the client's sliding
+    minute must always have room for it. Before the minute's polls were counted, the first
+    cycle's extra reads took 120 of the minute, and the third poll waited 33 s for room."""
+    ceiling, cost, every = 240, 50, 15.0
+    candidates = [c(DB, f"kb-{n}") for n in range(20_000)]
+    bucket = Bucket()
+    sent: list[tuple[float, int, str]] = []  # (time, requests, "poll" or "extra")
+    for k in range(40):
+        now = NOW + k * every
+
+        def in_minute(kind: str | None = None, at: float = now) -> int:
+            return sum(n for t, n, w in sent if at - 60 < t <= at and kind in (None, w))
+
+        assert in_minute() + cost <= ceiling, f"poll {k} finds no room"
+        sent.append((now, cost, "poll"))
+        room = Room(
+            10_000,
+            minute_left=ceiling - in_minute(),
+            poll_cost=cost,
+            ceiling=ceiling,
+            minute_polls=math.ceil(60 / every) * cost,
+            extra_minute=in_minute("extra"),
+        )
+        made = plan(candidates, room, bucket, now)
+        bucket = made.bucket
+        sent.append((now + 0.5, len(made.reads), "extra"))
+        read = {x.target for x in made.reads}
+        candidates = [replace_last(x, now) if x.target in read else x for x in candidates]
+    extra = sum(n for _, n, w in sent if w == "extra")
+    assert extra >= 0.75 * (ceiling - 4 * cost) * 10  # and they take most of the 40 a minute
+
+
 def replace_last(candidate: Candidate, now: float) -> Candidate:
     return Candidate(candidate.spec, candidate.target, now)
 
@@ -178,6 +223,7 @@ def replace_last(candidate: Candidate, now: float) -> Candidate:
 
 SCHEDULE = ReadSpec("schedule", Scope.KB, HOUR, Priority.NORMAL)
 EMPTY = Bucket(0.0, NOW)
+MINUTE, ALL = PlanReason.MINUTE_FULL, PlanReason.ALL_DUE
 
 ADMIT_CASES = [
     # a read of the share, with room everywhere: it goes
@@ -191,6 +237,10 @@ ADMIT_CASES = [
     (Charge.FLOOR, 2, Room(360, minute_left=6, poll_cost=5), FULL, PlanReason.MINUTE_FULL),
     (Charge.REPORT, 2, Room(360, minute_left=6, poll_cost=5), FULL, PlanReason.MINUTE_FULL),
     (Charge.SHARE, 1, Room(360, minute_left=6, poll_cost=5), FULL, PlanReason.ALL_DUE),
+    # the minute's polls at the pace in force take 222 of 240 and extra reads sent 17: a
+    # report of 2 would take a later poll's room (a report waits too: the polling goes first)
+    (Charge.REPORT, 2, Room(360, ceiling=240, minute_polls=222, extra_minute=17), FULL, MINUTE),
+    (Charge.FLOOR, 1, Room(360, ceiling=240, minute_polls=222, extra_minute=17), FULL, ALL),
     # the share spent (or the bucket empty): the share's reads wait...
     (Charge.SHARE, 1, Room(360, spent_hour=360), FULL, PlanReason.SHARE_SPENT),
     (Charge.SHARE, 1, ROOMY, EMPTY, PlanReason.SHARE_SPENT),

@@ -5,6 +5,7 @@ calls it is told to with the store's own error."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,7 +16,7 @@ from structlog.testing import capture_logs
 
 from tests.service.quiet_runtime import quiet_runtime
 from watcher.core.errors import StoreError
-from watcher.core.pace import PACE_KEY
+from watcher.core.pace import PACE_KEY, budget_floor
 from watcher.edges.metrics import Metrics
 from watcher.edges.store.sqlite import SqliteStore
 from watcher.service.cycle import CycleReport
@@ -144,3 +145,25 @@ async def test_the_pace_counts_the_polls_own_requests_never_the_extra_reads_made
     assert upkeep.last_cost == budget.poll_cost > 0
     during = budget.by_kind["prices"] + budget.by_kind["schedule"] + budget.by_kind["report"]
     assert report.extra_requests >= during
+
+
+async def test_the_extra_reads_leave_room_for_every_poll_the_fastest_pace_may_send(
+    runtime: Runtime,
+) -> None:
+    """The pace may quicken at any cycle (a job starts), so the extra reads count the polls
+    of a minute at `poll.active_interval` (or the budget's floor for the poll's cost)."""
+    await runtime.cycle.run()
+    budget = runtime.cycle.budget
+    assert budget is not None and budget.poll_cost > 0
+    config = runtime.config
+    room = budget.room(runtime.cycle.elapsed())
+    every = max(
+        config.poll.active_interval.total_seconds(),
+        budget_floor(config.api.max_requests_per_minute, budget.poll_cost).total_seconds(),
+    )
+    assert room.ceiling == config.api.max_requests_per_minute
+    assert room.minute_polls == math.ceil(60 / every) * budget.poll_cost
+    assert room.extra_minute == budget.measured  # every extra read of this minute
+    assert room.minute_room() == min(
+        room.ceiling - room.minute_polls - room.extra_minute, room.minute_left
+    )

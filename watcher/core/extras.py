@@ -11,16 +11,22 @@ Extra reads share the token's budget with the polling and never delay it:
 - **Spread over the hour**: a token bucket refills at `share_per_hour / 3600` a second and
   holds at most `BURST_MINUTES` minutes' worth, so an hour's share is never spent in one go.
 - **First to go when the budget is tight**: no extra read while the API says the token runs
-  low (`tight`), nor when the client's sliding minute has no room left beyond the next poll's
-  own cost (`minute_left - poll_cost`). When fewer are allowed than are due, the most urgent
-  go first: a read never made (or triggered) before any other, by `Priority`; the others by
-  priority × (1 + overdue / cadence), so a low-priority read that waited many cadences is
-  made before a high one just due (none starves when the share cannot keep every cadence).
+  low (`tight`), nor beyond what the polls of a minute at the fastest pace leave of the
+  client's ceiling (`ceiling - minute_polls - extra_minute`; before the pace is known, the
+  room beyond the next poll's cost, `minute_left - poll_cost`): a read made now stays in the
+  client's sliding minute for 60 s, and the polls due meanwhile must find their room there.
+  Judged by the next poll alone, a burst of extra reads after a cheap first poll (120 data
+  sources at 10,000 KBs) filled the minute, and a later poll waited 33 s for them to age out;
+  and once the polls took most of the minute, no extra read ever fitted beside the next one.
+  When fewer are allowed than are due, the most urgent go first: a read never made (or
+  triggered) before any other, by `Priority`; the others by priority × (1 + overdue /
+  cadence), so a low-priority read that waited many cadences is made before a high one just
+  due (none starves when the share cannot keep every cadence).
 
 Not every extra read is charged alike (`Charge`, decided by `admit`): the model prices are a
 small floor outside the share (two requests an hour, also when the share is 0), and a
 finished job's report is charged to the share but not bounded by it (an alert is waiting for
-it); both still wait while the budget is tight or the minute has no room beyond the next poll.
+it); both still wait while the budget is tight or the minute has no room beyond the polls.
 
 A read is *due* when it was never made (in this boot), when its `every` has passed since the
 last one, or when its trigger fired (`Candidate.triggered`: a KB's data sources are read
@@ -80,7 +86,7 @@ class PlanReason(StrEnum):
     ALL_DUE = "all_due"  # everything due fits
     SHARE_SPENT = "share_spent"  # the hourly share or the bucket holds fewer than are due
     TIGHT = "tight"  # the API says the token runs low: no extra read at all
-    MINUTE_FULL = "minute_full"  # the sliding minute has no room beyond the next poll
+    MINUTE_FULL = "minute_full"  # the sliding minute has no room beyond the polls
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,7 +165,12 @@ class Room:
     `per_hour` the share (`share_per_hour`); `spent_hour` what extra reads sent in the last
     sliding hour; `minute_left` the client's room in its sliding minute; `poll_cost` the
     requests the last poll cycle took (kept free for the next one); `tight` the API's
-    `ratelimit-remaining` is under the configured reserve.
+    `ratelimit-remaining` is under the configured reserve. `ceiling` is the client's own
+    requests per minute (`api.max_requests_per_minute`; None: no pace is known, as in `watcher
+    once`), `minute_polls` what the polls of one minute may send, and
+    `extra_minute` what every extra read (the prices' floor too) sent in the last 60 s.
+    `minute_polls` counts as many polls as the fastest pace may hold in a minute (the pace can
+    quicken at any cycle: a job starts).
     """
 
     per_hour: int
@@ -167,6 +178,19 @@ class Room:
     minute_left: int = 1_000_000
     poll_cost: int = 0
     tight: bool = False
+    ceiling: int | None = None
+    minute_polls: int = 0
+    extra_minute: int = 0
+
+    def minute_room(self) -> int:
+        """Requests extra reads may send now without taking a poll's room in the client's
+        sliding minute. With the pace known: what the minute's polls leave, less what extra
+        reads sent in the last 60 s (then no 60 s ever holds more than the ceiling: polls at
+        most `minute_polls`, extra reads at most the rest); without it, the room beyond the
+        next poll's cost."""
+        if self.ceiling is None:
+            return self.minute_left - self.poll_cost
+        return min(self.ceiling - self.minute_polls - self.extra_minute, self.minute_left)
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,7 +245,7 @@ def plan(candidates: Sequence[Candidate], room: Room, bucket: Bucket, now_s: flo
         return ExtraPlan((), bucket, PlanReason.NONE_DUE)
     if room.tight:
         return ExtraPlan((), bucket, PlanReason.TIGHT, len(keyed))
-    minute = room.minute_left - room.poll_cost
+    minute = room.minute_room()
     allowance = min(bucket.tokens, room.per_hour - room.spent_hour, minute)
     reach = max(0, math.floor(allowance))
     ready = [c for _, c in heapq.nsmallest(reach, keyed, key=_first)]
@@ -244,11 +268,11 @@ def plan(candidates: Sequence[Candidate], room: Room, bucket: Bucket, now_s: flo
 def admit(charge: Charge, cost: int, room: Room, bucket: Bucket) -> PlanReason:
     """Whether one read of `cost` requests may go now: `ALL_DUE` when it may, else why it
     waits. Every read waits while the budget is tight and when the sliding minute has no room
-    for it beyond the next poll's cost; a `SHARE` read also needs the share and the bucket
-    (`bucket` as refilled now)."""
+    for it beyond the polls' (`Room.minute_room`); a `SHARE` read also needs the share and the
+    bucket (`bucket` as refilled now)."""
     if room.tight:
         return PlanReason.TIGHT
-    if room.minute_left - room.poll_cost < cost:
+    if room.minute_room() < cost:
         return PlanReason.MINUTE_FULL
     if charge is Charge.SHARE and min(bucket.tokens, room.per_hour - room.spent_hour) < cost:
         return PlanReason.SHARE_SPENT

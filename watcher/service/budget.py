@@ -23,6 +23,7 @@ So `watcher once` from cron, or a SIGHUP reload, spends no more than the share.
 from __future__ import annotations
 
 import json
+import math
 from collections import Counter, deque
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -45,10 +46,12 @@ from watcher.core.extras import (
     spent_bucket,
 )
 from watcher.core.model import RateLimit
+from watcher.core.pace import budget_floor
 
 log = structlog.get_logger(__name__)
 
 HOUR_S = 3600.0
+MINUTE_S = 60.0
 PRICES, REPORT, SCHEDULE = "prices", "report", "schedule"
 """The kinds of extra read the cycle makes outside the registry (`watcher.service.extras`)."""
 CHARGES = {PRICES: Charge.FLOOR, REPORT: Charge.REPORT}
@@ -103,12 +106,24 @@ class Gauge(Protocol):
 
 class ReadsBudget:
     """The extra reads' share of one token's hourly budget (`per_hour` requests; none while
-    `ratelimit-remaining` is under `reserve`)."""
+    `ratelimit-remaining` is under `reserve`). `ceiling`: the client's own requests per
+    minute, and `fastest`: the shortest interval the pace may take (`poll.active_interval`,
+    seconds); with both, the extra reads leave room for every poll a minute may hold
+    (`Room.minute_room`), whatever the pace becomes meanwhile."""
 
-    def __init__(self, gauge: Gauge, per_hour: int, reserve: int = 500) -> None:
+    def __init__(
+        self,
+        gauge: Gauge,
+        per_hour: int,
+        reserve: int = 500,
+        ceiling: int | None = None,
+        fastest: float | None = None,
+    ) -> None:
         self.gauge, self.per_hour, self.reserve = gauge, per_hour, reserve
+        self.ceiling, self.fastest = ceiling, fastest
         self.bucket = Bucket()
         self.spent: deque[tuple[float, int]] = deque()  # (elapsed s, requests) charged
+        self.minute: deque[tuple[float, int]] = deque()  # (elapsed s, requests) every kind
         self.by_kind: Counter[str] = Counter()  # requests sent by each kind, this boot
         self.measured = 0  # every request measured, whatever its kind
         self.poll_cost = 0  # what the last poll took: kept free for the next one
@@ -133,7 +148,26 @@ class ReadsBudget:
             minute_left=self.gauge.minute_left(),
             poll_cost=self.poll_cost,
             tight=remaining is not None and remaining < self.reserve,
+            ceiling=self.ceiling if self.fastest is not None else None,
+            minute_polls=self.minute_polls(),
+            extra_minute=self.extra_minute(now),
         )
+
+    def minute_polls(self) -> int:
+        """The most requests the polls of one minute may send: as many polls as the fastest
+        pace allows (`poll.active_interval`, or the budget's floor for the last poll's cost,
+        `watcher.core.pace.budget_floor`, whichever is longer) times that cost."""
+        if self.ceiling is None or self.fastest is None or not self.poll_cost:
+            return 0
+        floor = budget_floor(self.ceiling, self.poll_cost).total_seconds()
+        every = max(self.fastest, floor, 1e-3)
+        return math.ceil(MINUTE_S / every) * self.poll_cost
+
+    def extra_minute(self, now: Elapsed) -> int:
+        """Requests every extra read sent in the last 60 s (the prices' floor included)."""
+        while self.minute and self.minute[0][0] <= now.seconds - MINUTE_S:
+            self.minute.popleft()
+        return sum(n for _, n in self.minute)
 
     def plan(self, candidates: Sequence[Candidate], now: Elapsed) -> ExtraPlan:
         """The reads of the share to make now (`watcher.core.extras.plan`); the bucket is
@@ -166,6 +200,8 @@ class ReadsBudget:
             sent = self.gauge.requests_sent - before
             self.by_kind[kind] += sent
             self.measured += sent
+            if sent:
+                self.minute.append((now.seconds, sent))
             if CHARGES.get(kind, Charge.SHARE) is not Charge.FLOOR and sent:
                 self.spent.append((now.seconds, sent))
                 self.bucket = replace(self.bucket, tokens=self.bucket.tokens - sent)

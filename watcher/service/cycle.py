@@ -226,7 +226,10 @@ class Cycle:
         self.budget: ReadsBudget | None = None  # every extra read's, with the poll's cost
         gauge = extra_source if extra_source is not None else extra
         if settings.extras is not None and gauge is not None:
-            self.budget = ReadsBudget(gauge, settings.extras.per_hour, settings.extras.reserve)
+            extras = settings.extras
+            self.budget = ReadsBudget(
+                gauge, extras.per_hour, extras.reserve, extras.ceiling, extras.fastest
+            )
             if settings.extras.per_hour > 0 and extra_source is not None and facts is not None:
                 self.extras = ExtraReads(extra_source, facts, self.budget, self._record_events)
         if prices is not None:

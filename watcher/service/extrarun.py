@@ -48,11 +48,16 @@ log = structlog.get_logger(__name__)
 class ExtrasSettings:
     """`per_hour`: the extra reads' share (`share_per_hour`); `reserve`: below this
     `ratelimit-remaining` the budget is tight and no extra read is made; `spent_key`: where
-    the store's meta keeps what the budget spent in the last hour (`budget.spent_key`)."""
+    the store's meta keeps what the budget spent in the last hour (`budget.spent_key`);
+    `ceiling`: the client's own requests per minute (`api.max_requests_per_minute`) and
+    `fastest`: the shortest poll interval (`poll.active_interval`, seconds), with which the
+    extra reads leave every poll of a minute its room (`ReadsBudget.minute_polls`)."""
 
     per_hour: int
     reserve: int = 500
     spent_key: str = SPENT_KEY  # the meta key of the spent hour (one per token lease)
+    ceiling: int | None = None
+    fastest: float | None = None
 
 
 class ExtraReads:

@@ -150,7 +150,12 @@ def extras_settings(config: Config) -> ExtrasSettings:
     sources, database health, agents nor schedules; the prices and reports still go, within
     the reserve and the poll's room)."""
     per_hour = share_per_hour(config.api.max_requests_per_minute, config.api.extra_reads_share)
-    return ExtrasSettings(per_hour, config.api.reserve)
+    return ExtrasSettings(
+        per_hour,
+        config.api.reserve,
+        ceiling=config.api.max_requests_per_minute,
+        fastest=config.poll.active_interval.total_seconds(),
+    )
 
 
 def remedies(config: Config, client: ApiClient, store: GuardedStore) -> Remedies | None:
