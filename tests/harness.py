@@ -88,10 +88,13 @@ GROUP = "group"  # the kind of a grouped alert (a storm digest), whose lines eac
 _BY_HEADLINE = {headline: kind for kind, headline in HEADLINES.items()}
 _BY_HEADLINE[RECOVERED_BY_ENDING] = EventKind.RECOVERED
 _JOB_LINE = re.compile(r"^- Job: `([^`]+)`", re.MULTILINE)
+# A grouped alert's title ends so, with its part when a size limit split it in several.
+_GROUP_TITLE = re.compile(r"indexing events(?: \(part \d+ of \d+\))?$")
 # A grouped alert's line, as markdown or as the plain text apprise makes of it for e-mail
-# (which breaks the line around the code span): "- ❌ middle-kb job `f2b1…`: failed (…)"
+# (which breaks the line around the code span): "- ❌ middle-kb job `f2b1…`: failed (…)";
+# markdown escapes a kind's underscore ("no\_changes")
 _GROUP_LINE = re.compile(
-    r"^\s*[-•*]\s+\S+\s+(?P<subject>[^\r\n]+?) job\s+\S+\s*: (?P<kind>[a-z_]+)\b",
+    r"^\s*[-•*]\s+\S+\s+(?P<subject>[^\r\n]+?) job\s+\S+\s*: (?P<kind>[a-z_\\]+)\b",
     re.MULTILINE,
 )
 
@@ -108,7 +111,7 @@ class Alert:
     @property
     def kind(self) -> EventKind | Literal["group"]:
         """The event the title's headline names (`GROUP` for a grouped alert)."""
-        if self.title.endswith("indexing events"):
+        if _GROUP_TITLE.search(self.title):
             return GROUP
         kind = _BY_HEADLINE.get(self.title.rsplit(": ", 1)[-1])
         if kind is None:
@@ -140,7 +143,8 @@ class Alert:
         """(kind, subject) of every event the alert tells: one, or each line of a group."""
         if self.kind != GROUP:
             return [(self.kind, self.subject)]
-        return [(m["kind"], m["subject"]) for m in _GROUP_LINE.finditer(self.body)]
+        lines = _GROUP_LINE.finditer(self.body)
+        return [(m["kind"].replace("\\", ""), m["subject"]) for m in lines]
 
 
 def parse_alert(title: str, body: str) -> Alert:

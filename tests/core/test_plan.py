@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from hypothesis import given, settings
@@ -13,7 +14,8 @@ from hypothesis import strategies as st
 from watcher.core.model import DataSourceJob, DataSourceStatus, EventKind, Job, Phase, Status
 from watcher.core.outbox import Budget, FailureCause, OutboxItem, Send, TargetResult
 from watcher.core.plan import pace_wait, plan
-from watcher.core.state import Transition
+from watcher.core.quiet import settle_held
+from watcher.core.state import StallReason, Transition
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 DISCORD = Budget(body=2000, title=250, title_in_body=True)
@@ -132,6 +134,81 @@ def test_a_grouped_alert_too_long_for_a_url_is_split_into_parts_that_name_every_
             seen += named(message.body)
         assert sorted(seen) == sorted(r.transition.job_uuid or "" for r in rows)
     assert "job-0300" in named(sends[0].message_for(0).body)  # the failure goes first
+
+
+# A held job: whether it stalled (and moved again), and how it ended (None: still running).
+Life = tuple[bool, EventKind | None]
+
+
+def held_rows(lives: Sequence[Life]) -> list[OutboxItem]:
+    """What quiet hours held of these jobs: each one's `started` (claimed first), a stall and
+    the move after it, then its outcome (claimed last; None: still running)."""
+    moments: list[tuple[int, EventKind, int]] = []  # (job, kind, minute)
+    for k, (stalled, _) in enumerate(lives):
+        moments.append((k, EventKind.STARTED, 0))
+        if stalled:
+            moments += [(k, EventKind.STALLED, 10), (k, EventKind.RECOVERED, 20)]
+    moments += [(k, end, 30) for k, (_, end) in enumerate(lives) if end is not None]
+    rows = []
+    for number, (k, kind, minute) in enumerate(moments, start=1):
+        t = Transition(
+            event_id=f"job-{k:04d}/{kind.value}",
+            kind=kind,
+            at=NOW + timedelta(minutes=minute),
+            kb_uuid=f"kb-{k}",
+            kb_name=f"knowledge base number {k} of the docs team",
+            job=Job(uuid=f"job-{k:04d}"),
+            stall_reason=StallReason.NO_PROGRESS if kind is EventKind.STALLED else None,
+        )
+        row = OutboxItem(id=number, route="ops", transition=t, cycle_id="c", created_at=NOW)
+        rows.append(replace(row, held_by="night"))
+    return rows
+
+
+def test_held_rows_released_in_parts_tell_each_job_once_by_its_outcome() -> None:
+    """Unsplit, a held job's `started` (and a stall it recovered from) is told by its
+    outcome's line. Split by severity alone, the outcomes (claimed last, more severe) filled
+    the first parts and the `started` rows the last ones: 100 jobs were named twice, and a
+    stalled job's outcome lost its "after a stall"."""
+    lives = [(k % 5 == 0, EventKind.FAILED if k == 0 else EventKind.COMPLETED) for k in range(100)]
+    rows = held_rows(lives)
+    sends = plan(rows, 5, "https://x", {"ops": (DISCORD,)})
+    assert len(sends) > 1
+    assert sorted(r.id for s in sends for r in s.items) == [r.id for r in rows]  # each once
+    bodies = [send.message_for(0).body for send in sends]
+    told = [uuid for body in bodies for uuid in named(body)]
+    assert sorted(told) == [f"job-{k:04d}" for k in range(100)]  # each job once
+    text = "\n".join(bodies)
+    assert ": started" not in text and ": stalled" not in text and ": recovered" not in text
+    assert text.count(" after a stall") == 20  # jobs 0, 5, 10 ... 95
+    assert "job `job-0000`: failed after a stall" in bodies[0]  # the failure still leads
+    for number, send in enumerate(sends, start=1):
+        assert f"part {number} of {len(sends)}" in send.message_for(0).title
+        assert within(DISCORD, send.message_for(0).title, bodies[number - 1])
+
+
+@FITS
+@given(
+    lives=st.lists(
+        st.tuples(st.booleans(), st.sampled_from([None, *(k for k in EventKind if k.is_terminal)])),
+        min_size=2,
+        max_size=60,
+    ),
+    chars=st.integers(min_value=400, max_value=6000),
+)
+def test_a_release_split_in_parts_tells_what_one_message_would_each_once(
+    lives: list[Life], chars: int
+) -> None:
+    budget = Budget(body=chars, title=100, title_in_body=True)
+    rows = held_rows(lives)
+    sends = plan(rows, 5, "https://x", {"ops": (budget,)})
+    assert sorted(r.id for s in sends for r in s.items) == [r.id for r in rows]
+    told = settle_held([r.transition for r in rows]).told  # what one message would tell
+    seen = [uuid for s in sends for uuid in named(s.message_for(0).body)]
+    assert sorted(seen) == sorted(t.job_uuid or "" for t in told)
+    for send in sends:
+        assert within(budget, send.message_for(0).title, send.message_for(0).body)
+        assert "more lines" not in send.message_for(0).body
 
 
 def test_a_grouped_alert_that_fits_stays_one_message_without_a_part() -> None:

@@ -35,7 +35,8 @@ from watcher.core.render import _HEADLINE, RECOVERED_BY_ENDING
 _KINDS = {headline: kind for kind, headline in _HEADLINE.items()}
 _KINDS[RECOVERED_BY_ENDING] = EventKind.RECOVERED
 _JOB = re.compile(r"Job:\s*`?([0-9a-f-]{36})")
-_GROUP = re.compile(r"job\s+`?([0-9a-f-]{36})`?\s*:\s*([a-z_]+)")
+_GROUP = re.compile(r"job\s+`?([0-9a-f-]{36})`?\s*:\s*([a-z_\\]+)")  # markdown: no\_changes
+_GROUP_TITLE = re.compile(r"indexing events(?: \(part \d+ of \d+\))?$")
 BEHAVIOURS = ("refused", "http 500", "slow 6 s", "trickle", "discord 2,000", "smtp 535")
 PASSWORD = "app-passw0rd-right"
 
@@ -210,8 +211,9 @@ def _received(receiver: Any) -> list[tuple[str | None, EventKind]]:
     """(job, event) of every alert the receiver took, a grouped one counting each line."""
     found: list[tuple[str | None, EventKind]] = []
     for title, text in _texts(receiver):
-        if title.endswith("indexing events"):
-            found += [(job, EventKind(kind)) for job, kind in _GROUP.findall(text)]
+        if _GROUP_TITLE.search(title):
+            lines = _GROUP.findall(text)
+            found += [(job, EventKind(kind.replace("\\", ""))) for job, kind in lines]
             continue
         kind = _KINDS.get(title.rsplit(": ", 1)[-1].strip())
         match = _JOB.search(text)

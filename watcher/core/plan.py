@@ -25,7 +25,7 @@ from watcher.core.decide import budget_caps
 from watcher.core.model import EventKind
 from watcher.core.outbox import Budget, Message, OutboxItem, Part, Send
 from watcher.core.present import Presentation, RouteFormat, render_templated, with_event
-from watcher.core.quiet import render_released
+from watcher.core.quiet import render_released, told_together
 from watcher.core.render import render, render_group, worst_first
 from watcher.core.state import Transition
 
@@ -55,7 +55,8 @@ def plan(
             sends += [_event_send(route_name, item, skip, dashboard) for item in group]
             continue
         if len(group) > storm_threshold:
-            sends += _whole_parts(route_name, group, skip, limits, _storm(dashboard))
+            storm = _storm(dashboard)
+            sends += _whole_parts(route_name, group, skip, limits, storm, _one_each)
             continue
         for item in group:
             if shown.templated:
@@ -96,7 +97,8 @@ def _special_sends(
     for (route_name, skip), group in released.items():
         windows = " and ".join(dict.fromkeys(item.held_by or "" for item in group))
         limits = tuple(budgets.get(route_name, ()))
-        sends += _whole_parts(route_name, group, skip, limits, _release(windows, dashboard))
+        release = _release(windows, dashboard)
+        sends += _whole_parts(route_name, group, skip, limits, release, told_together)
     return sends, groups
 
 
@@ -187,40 +189,57 @@ def _released_in(
     return render_released(transitions, windows, dashboard, budget, part)
 
 
+# The rows of a grouped message in the units a split keeps whole, worst first.
+Units = Callable[[Sequence[OutboxItem]], list[list[OutboxItem]]]
+
+
+def _one_each(items: Sequence[OutboxItem]) -> list[list[OutboxItem]]:
+    """A storm's rows: each its own line, worst first."""
+    return [[item] for item in sorted(items, key=lambda item: worst_first(item.transition))]
+
+
 def _whole_parts(
     route_name: str,
     items: Sequence[OutboxItem],
     skip: frozenset[int],
     limits: Sequence[Budget],
     draw: PartDraw,
+    units: Units,
 ) -> list[Send]:
     """One send of `items`, or, when some URL's budget cannot name them all, parts that name
-    every one (worst first), each within every URL's budget. A part holds as many rows as the
-    whole message named (the same for the next parts), fewer when that does not fit; they are
-    found with the longest label (`part N of N`, N the rows), so the real labels only shorten
-    them. A storm of 300 events to a 2,000-character URL is drawn about 2 × 15 times."""
+    every one (worst first), each within every URL's budget. `units` are the rows a part
+    keeps together (a held job's `started` and outcome, told as one line). A part holds as
+    many units as the whole message had lines (the same for the next parts), fewer when that
+    does not fit (a unit is at least a line); they are found with the longest label (`part N
+    of N`, N the units), so the real labels only shorten them. A storm of 300 events to a
+    2,000-character URL is drawn about 2 × 15 times."""
     whole = _fitted(route_name, items, skip, limits, draw(items, None))
-    size = len(items) - _left_out(whole)
-    if size == len(items) or len(items) < 2:
+    groups = units(items)
+    left = _left_out(whole)
+    if not left or len(groups) < 2:
         return [whole]
-    ordered = sorted(items, key=lambda item: worst_first(item.transition))
-    widest = Part(len(ordered), len(ordered))
-    parts: list[Sequence[OutboxItem]] = []
-    rest: Sequence[OutboxItem] = ordered
+    size = len(groups) - left
+    widest = Part(len(groups), len(groups))
+    parts: list[list[OutboxItem]] = []
+    rest = groups
     while rest:
         size = max(1, min(size, len(rest)))
         while size > 1:
-            part = rest[:size]
+            part = _rows(rest[:size])
             left = _left_out(_fitted(route_name, part, skip, limits, draw(part, widest)))
             if not left:
                 break
             size = max(1, size - left)
-        parts.append(rest[:size])
+        parts.append(_rows(rest[:size]))
         rest = rest[size:]
     return [
         _fitted(route_name, part, skip, limits, draw(part, Part(n, len(parts))))
         for n, part in enumerate(parts, start=1)
     ]
+
+
+def _rows(units: Sequence[Sequence[OutboxItem]]) -> list[OutboxItem]:
+    return [item for unit in units for item in unit]
 
 
 def _left_out(send: Send) -> int:

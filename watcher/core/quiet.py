@@ -127,6 +127,24 @@ def settle_held(transitions: Sequence[Transition]) -> Released:
 _TOLD_BY_OUTCOME = frozenset({EventKind.STARTED, EventKind.STALLED, EventKind.RECOVERED})
 
 
+def told_together(items: Sequence[OutboxItem]) -> list[list[OutboxItem]]:
+    """Held rows in the groups `settle_held` reads together (a job's rows, the two of a pair
+    about one subject), worst told first, those that resolve entirely last: a release split
+    in parts (`watcher.core.plan`) keeps each group in one part, so a job is told once, by
+    its outcome (never its `started` in one part and its outcome in another), and a pair
+    that cancels out stays one "resolved" line."""
+    groups: dict[tuple[str | None, str | None], list[OutboxItem]] = {}
+    for item in items:
+        groups.setdefault(_about(item.transition), []).append(item)
+    return sorted(groups.values(), key=_worst_told)
+
+
+def _worst_told(group: Sequence[OutboxItem]) -> int:
+    """`worst_first` of what the group tells when released; 1 (after all) if it resolved."""
+    told = settle_held([item.transition for item in group]).told
+    return min((worst_first(t) for t in told), default=1)
+
+
 def _about(t: Transition) -> tuple[str | None, str | None]:
     """The subject a pair shares: the job, else the KB, else the route (or the API)."""
     return (t.job_uuid or t.kb_uuid, t.route)
