@@ -246,14 +246,21 @@ class EventBody:
 @dataclass(frozen=True, slots=True)
 class Part:
     """Which message of a list split in several this is: `number` of `of`, from 1 (a storm's
-    grouped alert, or what quiet hours held, too long for one message to name every event)."""
+    grouped alert, or what quiet hours held, too long for one message to name every event);
+    `rows` the outbox rows of all the parts together."""
 
     number: int
     of: int
+    rows: int = 0
 
     def label(self) -> str:
         """`part 2 of 3`."""
         return f"part {self.number} of {self.of}"
+
+    def lead(self) -> str:
+        """`part 2 of 3; 41 alerts in all`, for a message's first line."""
+        total = f"; {self.rows} alerts in all" if self.rows else ""
+        return f"{self.label()}{total}"
 
 
 @dataclass(frozen=True, slots=True)
