@@ -219,7 +219,7 @@ def _whole_parts(
     if not left or len(groups) < 2:
         return [whole]
     size = len(groups) - left
-    widest = Part(len(groups), len(groups), len(items))
+    widest = Part(len(groups), len(groups), len(groups))
     parts: list[list[OutboxItem]] = []
     rest = groups
     while rest:
@@ -233,7 +233,7 @@ def _whole_parts(
         parts.append(_rows(rest[:size]))
         rest = rest[size:]
     return [
-        _fitted(route_name, part, skip, limits, draw(part, Part(n, len(parts), len(items))))
+        _fitted(route_name, part, skip, limits, draw(part, Part(n, len(parts), len(groups))))
         for n, part in enumerate(parts, start=1)
     ]
 
