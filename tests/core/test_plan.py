@@ -211,6 +211,44 @@ def test_a_release_split_in_parts_tells_what_one_message_would_each_once(
         assert "more lines" not in send.message_for(0).body
 
 
+def held_about_kbs(kinds: Sequence[tuple[EventKind, str]]) -> list[OutboxItem]:
+    """Held events about KBs (no job), a minute apart, in this order."""
+    rows = []
+    for number, (kind, kb) in enumerate(kinds, start=1):
+        t = Transition(
+            event_id=f"{kb}/{kind.value}/{number}",
+            kind=kind,
+            at=NOW + timedelta(minutes=number),
+            kb_uuid=kb,
+            kb_name=f"docs {kb}",
+        )
+        row = OutboxItem(id=number, route="ops", transition=t, cycle_id="c", created_at=NOW)
+        rows.append(replace(row, held_by="night"))
+    return rows
+
+
+def test_many_held_events_about_one_kb_are_released_in_parts_that_name_all_of_their_own() -> None:
+    """A weekend's quiet: one KB missing and found again 60 times, another stale and missing
+    its schedule 30 times. Grouped by subject alone, each KB's rows were one unit longer than
+    any Discord message: the split could not break it, and 79 lines were only counted."""
+    missing, found = EventKind.KNOWLEDGE_BASE_MISSING, EventKind.KNOWLEDGE_BASE_FOUND
+    kinds = [(missing, "kb-1"), (found, "kb-1")] * 60
+    kinds += [(EventKind.STALE, "kb-2"), (EventKind.SCHEDULE_MISSED, "kb-2")] * 30
+    rows = held_about_kbs(kinds)
+    sends = plan(rows, 5, "https://x", {"ops": (DISCORD,)})
+    assert sorted(r.id for s in sends for r in s.items) == [r.id for r in rows]
+    whole = settle_held([r.transition for r in rows])
+    told = resolved = 0
+    for send in sends:
+        message = send.message_for(0)
+        assert within(DISCORD, message.title, message.body)
+        assert "more lines" not in message.body and message.left_out == 0
+        part = settle_held([r.transition for r in send.items])
+        told, resolved = told + len(part.told), resolved + len(part.resolved)
+        assert message.body.count(", then knowledge base found again") == len(part.resolved)
+    assert (told, resolved) == (len(whole.told), len(whole.resolved)) == (60, 60)
+
+
 def test_a_grouped_alert_that_fits_stays_one_message_without_a_part() -> None:
     [send] = plan(storm(10), 5, "https://x", {"ops": (DISCORD, EMAIL)})
     assert "part" not in send.message_for(0).title
