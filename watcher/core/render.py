@@ -148,7 +148,7 @@ def render(
     names = dict(transition.source_names)
     rows = _sources(job, names) if job is not None and kind is not EventKind.STARTED else []
     heading = Para((strong("Data sources"),))
-    fitted = _fitted(head, rows, "data sources", heading, budget.body_room(title), budget.lines)
+    fitted = _fitted(head, rows, "data sources", heading, title, budget)
     return _message(title, fitted, severity)
 
 
@@ -168,7 +168,7 @@ def render_group(
     head: list[Block] = [Para((strong(f"{len(transitions)} indexing events"), plain(label)))]
     ordered = sorted(transitions, key=worst_first)
     rows = [_Row(_group_line(t, dashboard), None, t.kind.value) for t in ordered]
-    fitted = _fitted(head, rows, "events", None, budget.body_room(title), budget.lines)
+    fitted = _fitted(head, rows, "events", None, title, budget)
     return _message(title, fitted, worst)
 
 
@@ -197,7 +197,7 @@ def render_list(
     if tail:
         spans += [(strong(tail_heading or "Also"),), *tail]
     rows = [_Row(line, None, "") for line in spans]  # "… and 9 more lines", no tally
-    fitted = _fitted(head, rows, "lines", None, budget.body_room(title), budget.lines)
+    fitted = _fitted(head, rows, "lines", None, title, budget)
     return _message(title, fitted, severity)
 
 
@@ -241,7 +241,7 @@ def _render_silence_end(t: Transition, dashboard: str, budget: Budget) -> Messag
     ordered = sorted(t.open_problems, key=lambda p: -_SEVERITY_ORDER.index(p.problem.severity))
     rows = [_Row(_open_problem_line(p, dashboard), None, p.problem.value) for p in ordered]
     heading = Para((strong("Still open"),))
-    fitted = _fitted(head, rows, "knowledge bases", heading, budget.body_room(title), budget.lines)
+    fitted = _fitted(head, rows, "knowledge bases", heading, title, budget)
     return _message(title, fitted, t.severity)
 
 
@@ -280,16 +280,18 @@ def _fitted(
     rows: Sequence[_Row],
     noun: str,
     heading: Block | None,
-    chars: int | None,
-    lines: int | None,
+    title: str,
+    budget: Budget,
 ) -> _FittedBody:
     """Per format, the body of `head` and the list of `rows` fitted within the budget."""
-    return _FittedBody(tuple(head), tuple(rows), noun, heading, chars, lines)
+    room, lines, counted = budget.body_room(title), budget.lines, budget.format
+    return _FittedBody(tuple(head), tuple(rows), noun, heading, room, lines, counted)
 
 
 @dataclass(slots=True)
 class _FittedBody:
-    """A body fitted per format (`__call__`), counting the most rows any format left out."""
+    """A body fitted per format (`__call__`), counting the most rows the format the target
+    gets (`counted`; None: any format) left out."""
 
     head: tuple[Block, ...]
     rows: tuple[_Row, ...]
@@ -297,6 +299,7 @@ class _FittedBody:
     heading: Block | None
     chars: int | None
     lines: int | None
+    counted: BodyFormat | None = None
     left_out: int = 0
 
     def __call__(self, fmt: BodyFormat) -> str:
@@ -315,7 +318,8 @@ class _FittedBody:
             return write(tuple(blocks), fmt)
 
         text, left = fit_counted(build, len(rows), chars=self.chars, lines=self.lines)
-        self.left_out = max(self.left_out, left)
+        if self.counted is None or self.counted is fmt:
+            self.left_out = max(self.left_out, left)
         return text
 
 
