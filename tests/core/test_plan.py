@@ -273,6 +273,34 @@ def test_a_group_refused_for_size_is_split_smaller_next_time_instead_of_cut() ->
     assert sum(len(named(s.message_for(0).body)) for s in sends) == 61
 
 
+def test_a_url_too_short_to_name_one_event_gets_one_message_counting_them_not_a_part_each() -> None:
+    """An SMS-like URL of 120 characters, title in the body: not one event's line fits. Split
+    anyway, it got 21 parts (one per event) that each named nothing."""
+    sms = Budget(body=120, title=None)
+    rows = storm(20)
+    [send] = plan(rows, 5, "https://x", {"ops": (sms,)})
+    assert sorted(r.id for r in send.items) == [r.id for r in rows]
+    message = send.message_for(0)
+    assert "part" not in message.title and "… and 21 more events" in message.body
+    assert within(sms, message.title, message.body)
+
+
+def test_a_url_too_short_to_name_one_event_does_not_split_the_other_urls_parts() -> None:
+    """The same short URL beside Discord: the parts are those Discord alone would get (the
+    short URL gets each cut, with its count), not one part per event for both."""
+    sms, discord = Budget(body=120, title=None), replace(DISCORD, format=BodyFormat.MARKDOWN)
+    rows = storm(40)
+    alone = plan(rows, 5, "https://x", {"ops": (discord,)})
+    sends = plan(rows, 5, "https://x", {"ops": (sms, discord)})
+    assert [len(s.items) for s in sends] == [len(s.items) for s in alone]
+    assert 1 < len(sends) < 10
+    seen = [uuid for s in sends for uuid in named(s.message_for(1).body)]
+    assert sorted(seen) == sorted(r.transition.job_uuid or "" for r in rows)
+    for send in sends:
+        message = send.message_for(0)
+        assert within(sms, message.title, message.body)
+
+
 def test_a_service_is_split_by_what_its_own_format_names_not_by_longer_html() -> None:
     """Discord gets markdown; its HTML rendering (never sent) is longer. Sized by the longest
     format, 300 events went in 22 parts of ~1,450 characters instead of 17 of ~1,900."""

@@ -134,11 +134,29 @@ def _fitted(
     skip: frozenset[int],
     limits: Sequence[Budget],
     draw: Callable[[Budget], Message],
+    caps: Mapping[int, int] | None = None,
 ) -> Send:
-    """A send whose message is drawn once per distinct budget among the URLs it goes to."""
-    caps = budget_caps(items)
+    """A send whose message is drawn once per distinct budget among the URLs it goes to
+    (`caps`: the most a URL takes after a size refusal, by default from `items`)."""
     drawn: dict[Budget, Message] = {Budget(): draw(Budget())}
     fitted: list[tuple[int, Message]] = []
+    for index, budget in _targets(items, skip, limits, caps):
+        if budget not in drawn:
+            drawn[budget] = draw(budget)
+        fitted.append((index, drawn[budget]))
+    return Send(route_name, tuple(items), drawn[Budget()], skip, tuple(fitted))
+
+
+def _targets(
+    items: Sequence[OutboxItem],
+    skip: frozenset[int],
+    limits: Sequence[Budget],
+    caps: Mapping[int, int] | None = None,
+) -> list[tuple[int, Budget]]:
+    """The URLs a send of `items` goes to that have a limit, each with its `Budget` (shorter
+    after a size refusal: `decide.budget_caps`)."""
+    caps = budget_caps(items) if caps is None else caps
+    found: list[tuple[int, Budget]] = []
     for index in sorted(set(range(len(limits))) | set(caps)):
         if index in skip:
             continue
@@ -146,11 +164,9 @@ def _fitted(
         cap = caps.get(index)
         if cap is not None and (budget.body is None or cap < budget.body):
             budget = replace(budget, body=cap)
-        if budget not in drawn:
-            drawn[budget] = draw(budget)
         if budget != Budget():
-            fitted.append((index, drawn[budget]))
-    return Send(route_name, tuple(items), drawn[Budget()], skip, tuple(fitted))
+            found.append((index, budget))
+    return found
 
 
 # Draws the message of some rows (a part of a split list when `Part` is given) in a budget.
@@ -208,32 +224,55 @@ def _whole_parts(
 ) -> list[Send]:
     """One send of `items`, or, when some URL's budget cannot name them all, parts that name
     every one (worst first), each within every URL's budget. `units` are the rows a part
-    keeps together (a held job's `started` and outcome, told as one line). A part holds as
-    many units as the whole message had lines (the same for the next parts), fewer when that
-    does not fit (a unit is at least a line); they are found with the longest label (`part N
-    of N`, N the units), so the real labels only shorten them. A storm of 300 events to a
-    2,000-character URL is drawn about 2 × 15 times."""
-    whole = _fitted(route_name, items, skip, limits, draw(items, None))
+    keeps together (a held job's `started` and outcome, told as one line; a unit is at least
+    a line).
+
+    A part is found by offering the next units (at first as many as the whole message named,
+    then twice what the last part held, so one long line early never keeps every later part
+    short) and keeping those every URL named, checked once more on their own; the label is
+    the longest (`part N of N`, N the units), so the real labels only shorten them. A size
+    refusal's cap (`decide.budget_caps`) holds for every part to that URL, not only those
+    with the refused rows. A URL that cannot name even one unit within its budget (a very
+    short one) gets every part cut with a count of its events, but splits the message no
+    further: the parts are sized by the other URLs, and when none can name anything the
+    message is one, cut, never as many useless parts as events."""
+    caps = budget_caps(items)
+    targets = _targets(items, skip, limits, caps)
     groups = units(items)
-    left = _left_out(whole)
-    if not left or len(groups) < 2:
-        return [whole]
-    size = len(groups) - left
+    left = _left_out(targets, draw(items, None))
+    if not any(left.values()) or len(groups) < 2:
+        return [_fitted(route_name, items, skip, limits, draw(items, None), caps)]
     widest = Part(len(groups), len(groups))
+    offer = len(groups) - max(left.values())
     parts: list[list[OutboxItem]] = []
     rest = groups
-    while rest:
-        size = max(1, min(size, len(rest)))
-        while size > 1:
-            part = _rows(rest[:size])
-            left = _left_out(_fitted(route_name, part, skip, limits, draw(part, widest)))
-            if not left:
+    while rest and targets:
+        size = max(1, min(offer, len(rest)))
+        while True:
+            left = _left_out(targets, draw(_rows(rest[:size]), widest))
+            most = max(left.values(), default=0)
+            if not most:
                 break
-            size = max(1, size - left)
+            if size > 1:
+                size = max(1, size - most)
+                continue
+            # even one unit is too long for these URLs: they split the message no further
+            targets = [(index, budget) for index, budget in targets if not left[index]]
+            if not targets:
+                break
+            left = _left_out(targets, draw(_rows(rest), widest))
+            size = max(1, len(rest) - max(left.values()))
+        if not targets:
+            break
         parts.append(_rows(rest[:size]))
         rest = rest[size:]
+        offer = 2 * size
+    if rest:
+        if not parts:
+            return [_fitted(route_name, items, skip, limits, draw(items, None), caps)]
+        parts.append(_rows(rest))
     return [
-        _fitted(route_name, part, skip, limits, draw(part, Part(n, len(parts))))
+        _fitted(route_name, part, skip, limits, draw(part, Part(n, len(parts))), caps)
         for n, part in enumerate(parts, start=1)
     ]
 
@@ -242,9 +281,15 @@ def _rows(units: Sequence[Sequence[OutboxItem]]) -> list[OutboxItem]:
     return [item for unit in units for item in unit]
 
 
-def _left_out(send: Send) -> int:
-    """The most list entries any of the send's messages had to leave out."""
-    return max([send.message.left_out, *(message.left_out for _, message in send.fitted)])
+def _left_out(
+    targets: Sequence[tuple[int, Budget]], draw: Callable[[Budget], Message]
+) -> dict[int, int]:
+    """Per URL, the list entries its message had to leave out (each budget drawn once)."""
+    drawn: dict[Budget, int] = {}
+    for _, budget in targets:
+        if budget not in drawn:
+            drawn[budget] = draw(budget).left_out
+    return {index: drawn[budget] for index, budget in targets}
 
 
 def pace_wait(
