@@ -91,8 +91,9 @@ def test_rows_that_reached_a_url_before_are_not_rendered_for_it_again() -> None:
 # --- a size limit never hides an event ------------------------------------------------------
 
 
-def storm(n: int, **changes: object) -> list[OutboxItem]:
-    """`n` completed jobs of KBs with long names, then one failed job (last in claim order)."""
+def storm(n: int, kb_name: str = "", **changes: object) -> list[OutboxItem]:
+    """`n` completed jobs of KBs with long names (or `kb_name`), then one failed job (last in
+    claim order)."""
     rows = []
     for k in range(n + 1):
         kind = EventKind.FAILED if k == n else EventKind.COMPLETED
@@ -101,7 +102,7 @@ def storm(n: int, **changes: object) -> list[OutboxItem]:
             kind=kind,
             at=NOW,
             kb_uuid=f"kb-{k}",
-            kb_name=f"knowledge base number {k} of the docs team",
+            kb_name=kb_name or f"knowledge base number {k} of the docs team",
             job=Job(uuid=f"job-{k:04d}"),
         )
         row = OutboxItem(id=k + 1, route="ops", transition=t, cycle_id="c", created_at=NOW)
@@ -314,6 +315,40 @@ def test_a_service_is_split_by_what_its_own_format_names_not_by_longer_html() ->
     for send in sends:
         message = send.message_for(0)
         assert within(discord, message.title, message.body) and message.left_out == 0
+
+
+def test_a_size_refusals_cap_holds_for_every_part_to_that_url() -> None:
+    """30 failed jobs (short names) were refused at 3,000 characters; 30 completed ones of
+    long names join them. The parts of the new rows alone took the URL's 32,768 again, each
+    over the 1,500 the refusal taught, and were refused in turn."""
+    refused = TargetResult("JSON", "json://", False, "", 0, FailureCause.TOO_LARGE, 400, 3000)
+    old = [replace(r, last_targets=(refused,)) for r in storm(29, kb_name="wiki")]
+    new = [
+        replace(r, id=r.id + 100, transition=replace(r.transition, kind=EventKind.COMPLETED))
+        for r in storm(29, kb_name="the knowledge base of the documentation team, " * 2)
+    ]
+    old = [replace(r, transition=replace(r.transition, kind=EventKind.FAILED)) for r in old]
+    sends = plan(old + new, 5, "https://x", {"ops": (Budget(body=32768),)})
+    assert len(sends) > 1
+    for send in sends:
+        body = send.message_for(0).body
+        assert len(body) <= 1500 and "more events" not in body
+    assert sum(len(named(s.message_for(0).body)) for s in sends) == 60
+
+
+def test_one_long_line_first_does_not_keep_every_later_part_short() -> None:
+    """The worst event's KB name is 120 asterisks (240 characters escaped): the first part to
+    a 1,000-character URL holds 12 events, where 15 fit. Every later part kept that size:
+    200 events went in 17 parts instead of 14."""
+    budget = Budget(body=1000, title=250, format=BodyFormat.MARKDOWN)
+    rows = storm(199, kb_name="kb")
+    plain_parts = plan(rows, 5, "https://x", {"ops": (budget,)})
+    failed = rows[-1]
+    rows[-1] = replace(failed, transition=replace(failed.transition, kb_name="*" * 120))
+    sends = plan(rows, 5, "https://x", {"ops": (budget,)})
+    assert len(sends) <= len(plain_parts) + 1
+    seen = [uuid for s in sends for uuid in named(s.message_for(0).body)]
+    assert sorted(seen) == sorted(r.transition.job_uuid or "" for r in rows)
 
 
 @FITS
