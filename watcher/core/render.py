@@ -21,7 +21,7 @@ from urllib.parse import quote
 
 from watcher.core.cost import eta
 from watcher.core.durations import format_elapsed
-from watcher.core.fit import Entry, clip, fit_counted, more_text
+from watcher.core.fit import Entry, Shape, clip, fit_shaped, more_text
 from watcher.core.incident_text import (
     ESCALATED_HEADLINE,
     REMINDER_HEADLINE,
@@ -112,7 +112,11 @@ def message(title: str, doc: Sequence[Block], severity: Severity) -> Message:
 
 
 def _message(title: str, body: Callable[[BodyFormat], str], severity: Severity) -> Message:
-    markdown, text, html = (body(fmt) for fmt in _FORMATS)
+    if isinstance(body, _FittedBody) and body.counted is not None:  # the service's own first
+        written = {fmt: body(fmt) for fmt in sorted(_FORMATS, key=lambda f: f is not body.counted)}
+    else:
+        written = {fmt: body(fmt) for fmt in _FORMATS}
+    markdown, text, html = (written[fmt] for fmt in _FORMATS)
     left_out = body.left_out if isinstance(body, _FittedBody) else 0
     return Message(title, markdown, severity, text, html, left_out=left_out)
 
@@ -291,7 +295,8 @@ def _fitted(
 @dataclass(slots=True)
 class _FittedBody:
     """A body fitted per format (`__call__`), counting the most rows the format the target
-    gets (`counted`; None: any format) left out."""
+    gets (`counted`; None: any format) left out. Once that format is fitted, the others (which
+    the target never gets) list the same rows without being fitted themselves."""
 
     head: tuple[Block, ...]
     rows: tuple[_Row, ...]
@@ -301,6 +306,7 @@ class _FittedBody:
     lines: int | None
     counted: BodyFormat | None = None
     left_out: int = 0
+    shape: Shape | None = None  # how the counted format was fitted
 
     def __call__(self, fmt: BodyFormat) -> str:
         head, rows, heading = self.head, self.rows, self.heading
@@ -317,9 +323,16 @@ class _FittedBody:
                 blocks.append(Bullets(tuple(items)))
             return write(tuple(blocks), fmt)
 
-        text, left = fit_counted(build, len(rows), chars=self.chars, lines=self.lines)
+        if self.shape is not None and fmt is not self.counted:  # never sent: the same rows
+            return build(*self.shape)
+        notes = any(row.note for row in rows)
+        text, left, shape = fit_shaped(
+            build, len(rows), chars=self.chars, lines=self.lines, notes=notes
+        )
         if self.counted is None or self.counted is fmt:
             self.left_out = max(self.left_out, left)
+        if fmt is self.counted:
+            self.shape = shape
         return text
 
 
