@@ -238,10 +238,11 @@ def _whole_parts(
     message is one, cut, never as many useless parts as events."""
     caps = budget_caps(items)
     targets = _targets(items, skip, limits, caps)
-    groups = units(items)
-    left = _left_out(targets, draw(items, None))
+    groups, exact = units(items), units is _one_each
+    whole = _fitted(route_name, items, skip, limits, draw(items, None), caps)
+    left = {index: message.left_out for index, message in whole.fitted}
     if not any(left.values()) or len(groups) < 2:
-        return [_fitted(route_name, items, skip, limits, draw(items, None), caps)]
+        return [whole]
     widest = Part(len(groups), len(groups))
     offer = len(groups) - max(left.values())
     parts: list[list[OutboxItem]] = []
@@ -254,7 +255,10 @@ def _whole_parts(
             if not most:
                 break
             if size > 1:
-                size = max(1, size - most)
+                named = size - most
+                size = max(1, named)
+                if exact and named:  # a storm names a prefix, one line each: it fits alone
+                    break
                 continue
             # even one unit is too long for these URLs: they split the message no further
             targets = [(index, budget) for index, budget in targets if not left[index]]
@@ -269,7 +273,7 @@ def _whole_parts(
         offer = 2 * size
     if rest:
         if not parts:
-            return [_fitted(route_name, items, skip, limits, draw(items, None), caps)]
+            return [whole]
         parts.append(_rows(rest))
     return [
         _fitted(route_name, part, skip, limits, draw(part, Part(n, len(parts))), caps)
