@@ -16,6 +16,7 @@ from watcher.core.outbox import (
     BodyFormat,
     Budget,
     FailureCause,
+    Message,
     OutboxItem,
     Send,
     TargetResult,
@@ -255,6 +256,36 @@ def test_many_held_events_about_one_kb_are_released_in_parts_that_name_all_of_th
         told, resolved = told + len(part.told), resolved + len(part.resolved)
         assert message.body.count(", then knowledge base found again") == len(part.resolved)
     assert (told, resolved) == (len(whole.told), len(whole.resolved)) == (60, 60)
+
+
+def shown(budget: Budget, message: Message, fmt: BodyFormat) -> str:
+    """What a service of `budget` shows of `message` in `fmt`, as apprise sends it: a title
+    without a field of its own opens the body, then the body is cut to `lines` lines."""
+    body = message.body_in(fmt).rstrip()
+    if budget.title is None:
+        body = f"{message.title}\r\n{body}"
+    if budget.lines is not None:
+        body = "\r\n".join(re.split(r"\r*\n", body)[: budget.lines])
+    return body
+
+
+@pytest.mark.parametrize("events", [8, 43])
+@pytest.mark.parametrize("fmt", [BodyFormat.MARKDOWN, BodyFormat.TEXT])
+def test_a_service_without_a_title_field_that_counts_lines_shows_every_event(
+    events: int, fmt: BodyFormat
+) -> None:
+    """A service like apprise's GNOME one (no title field, 10 lines): the title comes first
+    in the body, then the lines are cut. 8 events filled the 10 lines to the last: the last
+    event's line was cut after the title took its line, and that event reached nobody."""
+    budget = Budget(title=None, lines=10, format=fmt)
+    rows = storm(events - 1)
+    sends = plan(rows, 5, "https://x", {"ops": (budget,)})
+    seen = [
+        uuid
+        for s in sends
+        for uuid in re.findall(r"job-\d{4}", shown(budget, s.message_for(0), fmt))
+    ]
+    assert sorted(seen) == sorted(r.transition.job_uuid or "" for r in rows)
 
 
 def test_a_grouped_alert_that_fits_stays_one_message_without_a_part() -> None:

@@ -316,6 +316,13 @@ class Budget:
             return max(self.body - len(title) - 2, 0)  # the service joins them with CR LF
         return self.body
 
+    def body_lines(self, title: str) -> int | None:
+        """Lines left for the body: a service without a title field (`title` None) gets it
+        as the body's first line, before its line limit is applied (apprise)."""
+        if self.lines is None:
+            return None
+        return max(self.lines - 1, 0) if self.title is None and title else self.lines
+
 
 @dataclass(frozen=True, slots=True)
 class Send:

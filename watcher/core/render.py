@@ -288,7 +288,7 @@ def _fitted(
     budget: Budget,
 ) -> _FittedBody:
     """Per format, the body of `head` and the list of `rows` fitted within the budget."""
-    room, lines, counted = budget.body_room(title), budget.lines, budget.format
+    room, lines, counted = budget.body_room(title), budget.body_lines(title), budget.format
     return _FittedBody(tuple(head), tuple(rows), noun, heading, room, lines, counted)
 
 
