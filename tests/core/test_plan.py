@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Sequence
 from dataclasses import replace
@@ -28,7 +29,9 @@ from watcher.core.state import StallReason, Transition
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 DISCORD = Budget(body=2000, title=250, title_in_body=True)
 EMAIL = Budget(body=32768, title=250)
-FITS = settings(max_examples=25, deadline=None)
+# HYPOTHESIS_PROFILE=promises-explore runs 500 examples of each property instead of 25.
+_EXPLORE = "explore" in os.environ.get("HYPOTHESIS_PROFILE", "")
+FITS = settings(max_examples=500 if _EXPLORE else 25, deadline=None)
 
 
 def partial_job(sources: int, error_chars: int = 200) -> Job:
@@ -399,6 +402,72 @@ def test_every_event_of_a_group_is_named_once_whatever_the_urls_limit(
     for send in sends:
         message = send.message_for(0)
         assert within(budget, message.title, message.body)
+
+
+# Text from outside at its worst: markup of every format, entities, RTL overrides, joined emoji,
+# line breaks (no digits: the events are told apart by their job's `job-0042`).
+PIECES = [*"ab *_`[]()<>&#|\\-.!~\n", "\u202e", "\u05d0", "👩‍👧", "&amp;", "<b>", "](javascript:x)"]
+HOSTILE = st.lists(st.sampled_from(PIECES), max_size=150).map("".join)
+# What a URL takes: characters (the title in the body or not) or lines (the title a line of
+# them, as apprise's GNOME); its format known or not. Each takes at least one event's line.
+URL_BUDGET = st.one_of(
+    st.builds(
+        Budget,
+        body=st.integers(min_value=1200, max_value=8000),
+        title=st.sampled_from([None, 250]),
+        title_in_body=st.booleans(),
+        format=st.sampled_from([None, *BodyFormat]),
+    ),
+    st.builds(
+        Budget,
+        title=st.sampled_from([None, 250]),
+        lines=st.integers(min_value=4, max_value=40),
+        format=st.sampled_from([None, *BodyFormat]),
+    ),
+)
+
+
+@FITS
+@given(
+    names=st.lists(HOSTILE, min_size=6, max_size=60),
+    budgets=st.lists(URL_BUDGET, min_size=1, max_size=3),
+    reached_first=st.booleans(),
+    refused=st.sampled_from([None, 2600, 5000]),
+)
+def test_every_url_of_a_route_shows_each_event_of_a_split_storm_once_within_its_limits(
+    names: list[str], budgets: list[Budget], reached_first: bool, refused: int | None
+) -> None:
+    """Several URLs of different limits on one route, hostile KB names, rows of which half
+    already reached the first URL, and the first URL's last refusal for size: each URL sees
+    every event it has not had yet exactly once, in what its service shows (the title it
+    takes, its lines), and every part settles exactly the rows it names."""
+    too_large = TargetResult("x", "x://", False, "", 0, FailureCause.TOO_LARGE, 400, refused)
+    rows = []
+    for k, name in enumerate(names):
+        row = replace(storm(0)[0], id=k + 1)
+        t = replace(row.transition, job=Job(uuid=f"job-{k:04d}"), kb_name=name, kb_uuid=name)
+        delivered = frozenset({0}) if reached_first and k % 2 else frozenset()
+        targets = (too_large,) if refused is not None and k % 3 == 0 else ()
+        rows.append(replace(row, transition=t, delivered=delivered, last_targets=targets))
+    sends = plan(rows, 2, "https://x", {"ops": tuple(budgets)})  # 3 rows or more: grouped
+    assert sorted(r.id for s in sends for r in s.items) == [r.id for r in rows]
+    for index, budget in enumerate(budgets):
+        if index == 0 and refused is not None and budget.body is not None:
+            budget = replace(budget, body=min(budget.body, refused // 2))
+        seen: list[str] = []
+        for send in sends:
+            if index in send.skip:
+                assert all(index in r.delivered for r in send.items)
+                continue
+            message, mine = send.message_for(index), {r.transition.job_uuid for r in send.items}
+            for fmt in [budget.format] if budget.format else list(BodyFormat):
+                assert within(budget, message.title, message.body_in(fmt))
+                said = re.findall(r"job-\d{4}", shown(budget, message, fmt))
+                assert sorted(said) == sorted(mine)  # each of its rows once, no other
+            seen += mine
+        assert sorted(seen) == sorted(
+            r.transition.job_uuid or "" for r in rows if index not in r.delivered
+        )
 
 
 # --- pacing -------------------------------------------------------------------------------
