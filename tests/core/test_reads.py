@@ -19,6 +19,7 @@ from watcher.core.reads import (
     has_news,
     job_lists,
     needs_details,
+    next_poll_cost,
     owned,
     read_share,
     unseen_followed,
@@ -234,3 +235,22 @@ def test_reads_that_never_end_cost_their_share_only_and_the_reads_end_before_the
     assert sum(took for _, took in taken) <= left - reserve + 1e-9
     # a read that answers in time is never cut
     assert all(took == d for (_, took), d in zip(taken, durations, strict=True) if d != NEVER)
+
+
+@pytest.mark.parametrize(
+    ("account", "busy", "cost"),
+    [
+        (120, 0, 1),  # idle: the KB list's one page
+        (1_000, 0, 5),
+        (1_000, 133, 80),  # 133 busy KBs: the account-wide list (75 pages) is cheaper
+        (1_000, 20, 25),  # 20 busy KBs: their own lists
+        (10_000, 1, 51),
+        (0, 0, 1),  # an empty account still reads its (empty) first page
+    ],
+)
+def test_the_next_poll_may_cost_the_kb_list_and_a_list_for_each_busy_kb_the_cheaper_way(
+    account: int, busy: int, cost: int
+) -> None:
+    """What the extra reads leave room for: a first run's poll reads the KB list alone
+    (the history), and at 1,000 busy KBs the next one took 75 requests more."""
+    assert next_poll_cost(account, busy, 200) == cost

@@ -117,3 +117,33 @@ async def test_reports_the_budget_has_no_room_for_in_one_cycle_are_logged_in_one
     (line,) = [e for e in harness.logs if e["event"] == "job_report_not_kept"]
     assert line["jobs"] == 6 and len(line["first"]) == 5
     assert "no room in the API budget (tight)" in line["error"]
+
+
+async def test_a_first_runs_extra_reads_leave_room_for_the_busy_kbs_next_poll(
+    tmp_path: Path, webhook_receiver: WebhookReceiver
+) -> None:
+    """A first run reads the KB list alone (the history): one request. Sized by that, the
+    extra reads took the minute's room, and the next polls, listing each busy KB's jobs,
+    waited for it (at 1,000 busy KBs the fourth poll waited until the run's end). They are
+    sized by what the next poll may cost: the KB list and each busy KB's list (`reads.
+    next_poll_cost`), as many times as the fastest pace polls in a minute."""
+    kbs = [_kb(f"kb{n}") for n in range(40)]
+    starts = [
+        {"at": 0, "start_job": {"kb": f"kb{n}", "id": f"j{n}", "pending": 0, "run": 900,
+                                "outcome": "completed"}}
+        for n in range(40)
+    ]  # fmt: skip
+    api = {"max_requests_per_minute": 60, "reserve": 0, "extra_reads_share": "50%"}
+    scenario = {"knowledge_bases": kbs, "timeline": starts}
+    async with open_harness(scenario, tmp_path, webhook_receiver, api=api) as harness:
+        harness.sim.advance(1)
+        await harness.cycle()
+        assert harness.runtime is not None
+        budget = harness.runtime.cycle.budget
+        assert budget is not None
+        room = budget.room(harness.runtime.cycle.elapsed())
+    # the next poll: the KB list (1 page) and the account-wide job list (3 pages for 40 KBs)
+    assert budget.poll_cost == 4
+    assert room.minute_polls == 4 * 4  # a poll every 15 s (poll.active_interval)
+    charged = sum(n for kind, n in budget.by_kind.items() if kind != "prices")
+    assert 0 < charged <= 60 - 16

@@ -60,6 +60,19 @@ def job_lists(with_news: int, account_kbs: int, per_page: int) -> JobLists:
     return JobLists.ACCOUNT if with_news > account_pages else JobLists.PER_KB
 
 
+def next_poll_cost(account_kbs: int, busy_kbs: int, per_page: int) -> int:
+    """The requests the next poll may take when each of the `busy_kbs` KBs (with a job not
+    finished) has news: the KB list's pages, and the cheaper way to list their jobs
+    (`job_lists`). What the extra reads leave room for beside the polls: a poll that only
+    recorded the first run's history (the KB list alone) says nothing of the next one's."""
+    per_page = max(per_page, 1)
+    pages = max(1, -(-account_kbs // per_page))
+    if busy_kbs <= 0:
+        return pages
+    account_pages = -(-KB_JOB_WINDOW * account_kbs // per_page)
+    return pages + min(busy_kbs, account_pages)
+
+
 def watched(account: Sequence[KnowledgeBase], wanted: Sequence[WatchedKb]) -> list[KnowledgeBase]:
     """The KBs the config names, in its order and with its names where it gives one, or every
     KB of the account when it names none. A configured KB the account lacks is left out

@@ -126,7 +126,9 @@ class ReadsBudget:
         self.minute: deque[tuple[float, int]] = deque()  # (elapsed s, requests) every kind
         self.by_kind: Counter[str] = Counter()  # requests sent by each kind, this boot
         self.measured = 0  # every request measured, whatever its kind
-        self.poll_cost = 0  # what the last poll took: kept free for the next one
+        # what the last poll took, or the next may take if more (`reads.next_poll_cost`):
+        # kept free for the polls
+        self.poll_cost = 0
         self.last_wait: dict[str, PlanReason] = {}  # why each kind last waited
         self.restored = False  # whether the stored hour was read (`restore`)
         self.kept: str | None = None  # the stored hour as last read or written

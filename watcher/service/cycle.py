@@ -80,7 +80,7 @@ from watcher.core.ports import (
     StateStore,
 )
 from watcher.core.present import Presentation
-from watcher.core.reads import DETAILS_RESERVE
+from watcher.core.reads import DETAILS_RESERVE, next_poll_cost
 from watcher.core.reminders import IncidentRule
 from watcher.core.render import DASHBOARD
 from watcher.core.state import Change, Observation, Policy, Transition, WatchState, changed
@@ -222,6 +222,7 @@ class Cycle:
         routes = [rule.name for rule in settings.rules]
         self.silencer = Silencer(silences, routes, clock) if silences is not None else None
         self.current_id: str | None = None  # the id of the cycle running (or last run)
+        self.next_poll = 0  # what the next poll may cost, were each busy KB's list read
         self.extras: ExtraReads | None = None
         self.budget: ReadsBudget | None = None  # every extra read's, with the poll's cost
         gauge = extra_source if extra_source is not None else extra
@@ -256,7 +257,8 @@ class Cycle:
             during = 0  # the extra reads made during the poll (schedules, reports, prices)
             if budget is not None:  # the poll's own requests: kept free for the next poll
                 during = budget.measured - measured
-                budget.poll_cost = max(0, budget.gauge.requests_sent - sent - during)
+                took = budget.gauge.requests_sent - sent - during
+                budget.poll_cost = max(0, took, self.next_poll)
             report = await self._extra_reads(report)
             report = replace(report, extra_requests=report.extra_requests + during)
             await self._keep_spent()
@@ -302,6 +304,8 @@ class Cycle:
         except (SourceError, TimeoutError) as exc:
             return await self._fetch_failed(cycle_id, exc)
         self._seen = sight.kbs
+        busy = len({s.kb_uuid for s in state.jobs.values() if not s.done})
+        self.next_poll = next_poll_cost(len(sight.account), busy, self.observer.per_page)
         transitions, cost_meta = await self._costs(sight.kbs, transitions, until)
         if self.remedies is not None:  # the intents go with the stall, before any write call
             cost_meta |= await self.remedies.plan(transitions)
