@@ -8,7 +8,8 @@
   hours held) that cannot name every one of its events within each of its URLs' budgets is
   split into as many parts as it takes (`part 1 of 3`, worst events first), each naming all
   of its own. Only a single alert's details (its data sources, its error texts) are cut to
-  fit, with a count of what was left out.
+  fit, with a count of what was left out; and a URL too short for even one event's line
+  gets each part cut with its count, without splitting the message further.
 - `pace_wait` spaces the messages to one URL by the route's send interval, so a backlog
   never trips a service's own rate limit (Slack and Mattermost webhooks take about one
   message a second). The round itself (`watcher.core.delivery`) leaves for a later cycle
