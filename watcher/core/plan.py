@@ -136,10 +136,14 @@ def _fitted(
     limits: Sequence[Budget],
     draw: Callable[[Budget], Message],
     caps: Mapping[int, int] | None = None,
+    drawn: Mapping[Budget, Message] | None = None,
 ) -> Send:
     """A send whose message is drawn once per distinct budget among the URLs it goes to
-    (`caps`: the most a URL takes after a size refusal, by default from `items`)."""
-    drawn: dict[Budget, Message] = {Budget(): draw(Budget())}
+    (`caps`: the most a URL takes after a size refusal, by default from `items`; `drawn`:
+    what was drawn of it already)."""
+    drawn = dict(drawn or {})
+    if Budget() not in drawn:
+        drawn[Budget()] = draw(Budget())
     fitted: list[tuple[int, Message]] = []
     for index, budget in _targets(items, skip, limits, caps):
         if budget not in drawn:
@@ -240,10 +244,10 @@ def _whole_parts(
     caps = budget_caps(items)
     targets = _targets(items, skip, limits, caps)
     groups, exact = units(items), units is _one_each
-    whole = _fitted(route_name, items, skip, limits, draw(items, None), caps)
-    left = {index: message.left_out for index, message in whole.fitted}
+    whole, drawn = draw(items, None), dict[Budget, Message]()
+    left = _left_out(targets, whole, drawn)  # the unlimited message only if it is one
     if not any(left.values()) or len(groups) < 2:
-        return [whole]
+        return [_fitted(route_name, items, skip, limits, whole, caps, drawn)]
     widest = Part(len(groups), len(groups))
     offer = len(groups) - max(left.values())
     parts: list[list[OutboxItem]] = []
@@ -274,7 +278,7 @@ def _whole_parts(
         offer = 2 * size
     if rest:
         if not parts:
-            return [whole]
+            return [_fitted(route_name, items, skip, limits, whole, caps, drawn)]
         parts.append(_rows(rest))
     return [
         _fitted(route_name, part, skip, limits, draw(part, Part(n, len(parts))), caps)
@@ -287,14 +291,17 @@ def _rows(units: Sequence[Sequence[OutboxItem]]) -> list[OutboxItem]:
 
 
 def _left_out(
-    targets: Sequence[tuple[int, Budget]], draw: Callable[[Budget], Message]
+    targets: Sequence[tuple[int, Budget]],
+    draw: Callable[[Budget], Message],
+    drawn: dict[Budget, Message] | None = None,
 ) -> dict[int, int]:
-    """Per URL, the list entries its message had to leave out (each budget drawn once)."""
-    drawn: dict[Budget, int] = {}
+    """Per URL, the list entries its message had to leave out (each budget drawn once, kept
+    in `drawn` when given)."""
+    drawn = {} if drawn is None else drawn
     for _, budget in targets:
         if budget not in drawn:
-            drawn[budget] = draw(budget).left_out
-    return {index: drawn[budget] for index, budget in targets}
+            drawn[budget] = draw(budget)
+    return {index: drawn[budget].left_out for index, budget in targets}
 
 
 def pace_wait(
