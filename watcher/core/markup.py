@@ -183,7 +183,7 @@ def _lines(
     return out
 
 
-@lru_cache(maxsize=8192)
+@lru_cache(maxsize=512)
 def _markdown_spans(spans: tuple[Span, ...]) -> str:
     out = []
     for span in spans:
@@ -202,7 +202,7 @@ def _markdown_spans(spans: tuple[Span, ...]) -> str:
     return _line_start("".join(out))
 
 
-@lru_cache(maxsize=8192)
+@lru_cache(maxsize=512)
 def _text_spans(spans: tuple[Span, ...]) -> str:
     out = []
     for span in spans:
@@ -227,7 +227,7 @@ def _html_list(items: tuple[Item, ...]) -> str:
     return f"<ul>{inner}</ul>"
 
 
-@lru_cache(maxsize=8192)
+@lru_cache(maxsize=512)
 def _html_spans(spans: tuple[Span, ...]) -> str:
     out = []
     for span in spans:

@@ -233,8 +233,9 @@ def _whole_parts(
     a line).
 
     A part is found by offering the next units (at first as many as the whole message named,
-    then twice what the last part held, so one long line early never keeps every later part
-    short) and keeping those every URL named, checked once more on their own; the label is
+    then a quarter more than the last part held and two, so one long line early never keeps
+    every later part short) and keeping those every URL named (a storm's are a prefix of one
+    line each, which fits alone; a release's are checked once more on their own); the label is
     the longest (`part N of N`, N the units), so the real labels only shorten them. A size
     refusal's cap (`decide.budget_caps`) holds for every part to that URL, not only those
     with the refused rows. A URL that cannot name even one unit within its budget (a very
@@ -275,7 +276,7 @@ def _whole_parts(
             break
         parts.append(_rows(rest[:size]))
         rest = rest[size:]
-        offer = 2 * size
+        offer = size + size // 4 + 2
     if rest:
         if not parts:
             return [_fitted(route_name, items, skip, limits, whole, caps, drawn)]
