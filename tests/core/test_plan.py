@@ -291,6 +291,27 @@ def test_a_service_without_a_title_field_that_counts_lines_shows_every_event(
     assert sorted(seen) == sorted(r.transition.job_uuid or "" for r in rows)
 
 
+def test_a_kb_missing_twice_then_found_twice_is_told_in_parts_as_in_one_message() -> None:
+    """Missing, missing again, found, found again: one message tells the first `missing` and
+    the last `found`, and the middle two as resolved. Split with the middle pair in a later
+    part, the first `missing` and the last `found` met in one part and became a resolved
+    pair of their own (missing at 12:01, found at 12:04), a story no one message told."""
+    missing, found = EventKind.KNOWLEDGE_BASE_MISSING, EventKind.KNOWLEDGE_BASE_FOUND
+    kinds = [(missing, "kb-0"), (missing, "kb-0"), (found, "kb-0"), (found, "kb-0")]
+    kinds += [(EventKind.STALE, f"kb-{k}") for k in range(1, 25)]
+    rows = held_about_kbs(kinds)
+    sends = plan(rows, 5, "https://x", {"ops": (DISCORD,)})
+    assert len(sends) == 2  # the middle pair (resolved: last) alone in the second
+    whole = settle_held([r.transition for r in rows])
+    parts = [settle_held([r.transition for r in send.items]) for send in sends]
+    assert sorted(t.event_id for part in parts for t in part.told) == sorted(
+        t.event_id for t in whole.told
+    )
+    assert [(a.event_id, b.event_id) for part in parts for a, b in part.resolved] == [
+        (a.event_id, b.event_id) for a, b in whole.resolved
+    ]
+
+
 def test_a_grouped_alert_that_fits_stays_one_message_without_a_part() -> None:
     [send] = plan(storm(10), 5, "https://x", {"ops": (DISCORD, EMAIL)})
     assert "part" not in send.message_for(0).title

@@ -129,8 +129,10 @@ _TOLD_BY_OUTCOME = frozenset({EventKind.STARTED, EventKind.STALLED, EventKind.RE
 
 def told_together(items: Sequence[OutboxItem]) -> list[list[OutboxItem]]:
     """Held rows in the groups `settle_held` reads together, worst told first, those that
-    resolve entirely last: the rows of a job that ended (told by its outcome alone), the two
-    rows of a pair that cancels out (one "resolved" line), every other row alone. A release
+    resolve entirely last: the rows of a job that ended (told by its outcome alone), the
+    rows of a pair that cancels out (one "resolved" line) with any opener of the same kind
+    and subject it replaced (missing, missing again, found: in one part, the first `missing`
+    never meets a later `found` as a pair no one message told), every other row alone. A release
     split in parts (`watcher.core.plan`) keeps each group in one part, so a job is told once,
     by its outcome (never its `started` in one part and its outcome in another), and a pair
     stays one line; and no group is longer than a line or two, so every part can name all of
@@ -155,7 +157,10 @@ def told_together(items: Sequence[OutboxItem]) -> list[list[OutboxItem]]:
             joined[root(n)] = root(by_job.setdefault(t.job_uuid, n))
             if t.kind in _TOLD_BY_OUTCOME:
                 continue  # as `settle_held`: never opens nor closes a pair
-        if t.kind in _PAIRS:
+        if t.kind in _PAIRS:  # with the opener it replaces: never paired with a closer apart
+            replaced = open_.get((t.kind, *_about(t)))
+            if replaced is not None:
+                joined[root(n)] = root(replaced)
             open_[(t.kind, *_about(t))] = n
             continue
         opener = next((k for k, closer in _PAIRS.items() if closer is t.kind), None)
