@@ -357,6 +357,22 @@ def test_a_url_too_short_to_name_one_event_does_not_split_the_other_urls_parts()
         assert within(sms, message.title, message.body)
 
 
+def test_one_event_too_long_for_a_url_leaves_only_that_event_unnamed_there() -> None:
+    """An HTML URL of 600 characters takes three or four events a part; the failed job's KB
+    is named with 120 ampersands, 600 characters as HTML entities: its line is too long
+    alone. Taken for a URL too short for any event, it got one message naming none of 40."""
+    budget = Budget(body=600, title=250, format=BodyFormat.HTML)
+    rows = storm(39)
+    failed = rows[-1]
+    rows[-1] = replace(failed, transition=replace(failed.transition, kb_name="&" * 120))
+    sends = plan(rows, 5, "https://x", {"ops": (budget,)})
+    said = [re.findall(r"job-\d{4}", s.message_for(0).html) for s in sends]
+    assert sorted(uuid for part in said for uuid in part) == [f"job-{k:04d}" for k in range(39)]
+    assert [len(part) for part in said].count(0) == 1  # the failed job's part, its count alone
+    for send in sends:
+        assert within(budget, send.message_for(0).title, send.message_for(0).html)
+
+
 def test_a_service_is_split_by_what_its_own_format_names_not_by_longer_html() -> None:
     """Discord gets markdown; its HTML rendering (never sent) is longer. Sized by the longest
     format, 300 events went in 22 parts of ~1,450 characters instead of 17 of ~1,900."""

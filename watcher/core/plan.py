@@ -238,10 +238,11 @@ def _whole_parts(
     line each, which fits alone; a release's are checked once more on their own); the label is
     the longest (`part N of N`, N the units), so the real labels only shorten them. A size
     refusal's cap (`decide.budget_caps`) holds for every part to that URL, not only those
-    with the refused rows. A URL that cannot name even one unit within its budget (a very
-    short one) gets every part cut with a count of its events, but splits the message no
-    further: the parts are sized by the other URLs, and when none can name anything the
-    message is one, cut, never as many useless parts as events."""
+    with the refused rows. A URL that cannot name a part's first unit alone (a line too long
+    for it, or a URL too short for any) does not size that part: it gets it cut with a count,
+    the others size it. When no URL can name it, the unit is a part alone; after three such
+    parts in a row the URLs are taken as too short for any unit, and the rest is one part
+    (all of it one message when nothing was named): never as many useless parts as events."""
     caps = budget_caps(items)
     targets = _targets(items, skip, limits, caps)
     groups, exact = units(items), units is _one_each
@@ -250,13 +251,14 @@ def _whole_parts(
     if not any(left.values()) or len(groups) < 2:
         return [_fitted(route_name, items, skip, limits, whole, caps, drawn)]
     widest = Part(len(groups), len(groups))
-    offer = len(groups) - max(left.values())
+    offer = len(groups) - min(left.values())  # what the URL that names most named
     parts: list[list[OutboxItem]] = []
-    rest = groups
-    while rest and targets:
-        size = max(1, min(offer, len(rest)))
+    rest, unnamed = groups, 0  # unnamed: parts in a row whose unit no URL could name
+    while rest and unnamed < _UNNAMED_RUN:
+        size, sizing = max(1, min(offer, len(rest))), targets
+        offered = _left_out(sizing, draw(_rows(rest[:size]), widest))
+        left, first = offered, size
         while True:
-            left = _left_out(targets, draw(_rows(rest[:size]), widest))
             most = max(left.values(), default=0)
             if not most:
                 break
@@ -265,26 +267,27 @@ def _whole_parts(
                 size = max(1, named)
                 if exact and named:  # a storm names a prefix, one line each: it fits alone
                     break
-                continue
-            # even one unit is too long for these URLs: they split the message no further
-            targets = [(index, budget) for index, budget in targets if not left[index]]
-            if not targets:
-                break
-            left = _left_out(targets, draw(_rows(rest), widest))
-            size = max(1, len(rest) - max(left.values()))
-        if not targets:
-            break
+            else:  # the first unit is too long for these URLs: the others size this part
+                sizing = [(index, budget) for index, budget in sizing if not left[index]]
+                if not sizing:
+                    break
+                size = max(1, first - max(offered[index] for index, _ in sizing))
+            left = _left_out(sizing, draw(_rows(rest[:size]), widest))
+        unnamed = unnamed + 1 if not sizing else 0
         parts.append(_rows(rest[:size]))
         rest = rest[size:]
         offer = size + size // 4 + 2
-    if rest:
-        if not parts:
+    if rest:  # units no URL can name alone, three in a row: its URLs are too short for any
+        if len(parts) == unnamed:
             return [_fitted(route_name, items, skip, limits, whole, caps, drawn)]
         parts.append(_rows(rest))
     return [
         _fitted(route_name, part, skip, limits, draw(part, Part(n, len(parts))), caps)
         for n, part in enumerate(parts, start=1)
     ]
+
+
+_UNNAMED_RUN = 3  # parts in a row that no URL could name anything of: the split stops
 
 
 def _rows(units: Sequence[Sequence[OutboxItem]]) -> list[OutboxItem]:
