@@ -312,6 +312,63 @@ def test_a_kb_missing_twice_then_found_twice_is_told_in_parts_as_in_one_message(
     ]
 
 
+def kb_news(steps: Sequence[tuple[EventKind | None, str]]) -> list[tuple[EventKind, str]]:
+    """A weekend's news about KBs: None toggles the KB missing / found again (as the watcher
+    tells it: never missing twice in a row), other kinds as they are."""
+    missing: set[str] = set()
+    news = []
+    for kind, kb in steps:
+        if kind is None:
+            kind = (
+                EventKind.KNOWLEDGE_BASE_FOUND
+                if kb in missing
+                else EventKind.KNOWLEDGE_BASE_MISSING
+            )
+            missing ^= {kb}
+        news.append((kind, kb))
+    return news
+
+
+@FITS
+@given(
+    lives=st.lists(
+        st.tuples(st.booleans(), st.sampled_from([None, EventKind.FAILED, EventKind.COMPLETED])),
+        max_size=40,
+    ),
+    steps=st.lists(
+        st.tuples(
+            st.sampled_from([None, None, EventKind.STALE, EventKind.SCHEDULE_MISSED]),
+            st.sampled_from(["kb-a", "kb-b"]),
+        ),
+        max_size=120,
+    ),
+    chars=st.lists(st.integers(min_value=1200, max_value=3000), min_size=1, max_size=3),
+)
+def test_a_release_in_parts_to_several_urls_tells_what_one_message_would(
+    lives: list[Life], steps: list[tuple[EventKind | None, str]], chars: list[int]
+) -> None:
+    """Held jobs and a weekend's news about two KBs (missing and found again, stale, missed
+    schedules), to URLs of different limits: the parts together tell each event and each
+    resolved pair one message would, and each names all of its own."""
+    news = held_about_kbs(kb_news(steps))
+    rows = held_rows(lives) + [replace(r, id=r.id + 1000) for r in news]
+    if len(rows) < 6:
+        return
+    budgets = tuple(Budget(body=n, title=250, title_in_body=True) for n in chars)
+    sends = plan(rows, 5, "https://x", {"ops": budgets})
+    assert sorted(r.id for s in sends for r in s.items) == sorted(r.id for r in rows)
+    whole = settle_held([r.transition for r in rows])
+    parts = [settle_held([r.transition for r in send.items]) for send in sends]
+    told = sorted(t.event_id for part in parts for t in part.told)
+    assert told == sorted(t.event_id for t in whole.told)
+    resolved = sorted((a.event_id, b.event_id) for part in parts for a, b in part.resolved)
+    assert resolved == sorted((a.event_id, b.event_id) for a, b in whole.resolved)
+    for send in sends:
+        for index, budget in enumerate(budgets):
+            message = send.message_for(index)
+            assert within(budget, message.title, message.body) and message.left_out == 0
+
+
 def test_a_grouped_alert_that_fits_stays_one_message_without_a_part() -> None:
     [send] = plan(storm(10), 5, "https://x", {"ops": (DISCORD, EMAIL)})
     assert "part" not in send.message_for(0).title
