@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import time
 from collections import Counter
 from collections.abc import AsyncIterator, Iterable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
@@ -335,7 +336,8 @@ class Harness:
     offset: timedelta = timedelta(0)  # a step of the watcher's wall clock
     logs: list[MutableMapping[str, Any]] = field(default_factory=list)
     reports: list[CycleReport] = field(default_factory=list)
-    api_waits: list[float] = field(default_factory=list)  # the API client's retry waits (s)
+    api_waits: list[float] = field(default_factory=list)  # the API client's waits (s)
+    _api_slept: float = 0.0  # their sum: how far the API client's clock ran ahead
     _server: contextlib.AbstractAsyncContextManager[str] | None = None
     _port: int = 0
 
@@ -361,9 +363,15 @@ class Harness:
         return watcher_config(self.base_url, self.state_path, self.routes, self.overrides)
 
     async def _api_sleep(self, seconds: float) -> None:
-        """The API client's retry waits: recorded, and free in real time."""
+        """The API client's waits (retries, its own rate budget): recorded, free in real
+        time, and passed on its clock (`_api_monotonic`): a wait for the budget's sliding
+        minute ends at once instead of spinning until a real minute has passed."""
         self.api_waits.append(seconds)
+        self._api_slept += max(seconds, 0.0)
         await asyncio.sleep(0)
+
+    def _api_monotonic(self) -> float:
+        return time.monotonic() + self._api_slept
 
     async def start(self) -> Runtime:
         """Build a fresh runtime on the same state file (a process start)."""
@@ -373,6 +381,7 @@ class Harness:
             clock=self.now,
             elapsed=lambda: elapsed_of(self.sim.clock.now()),
             api_sleep=self._api_sleep,
+            api_monotonic=self._api_monotonic,
         )
         return self.runtime
 

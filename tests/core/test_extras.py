@@ -106,12 +106,13 @@ PLAN_CASES = [
         ["database:a"],
         PlanReason.MINUTE_FULL,
     ),
-    # 10,000 KBs: a poll of 50 every 15 s is 200 of the 240 a minute; 39 extra requests went
-    # in the last minute: the one request left is all the extra reads may take, however much
-    # room the client's minute has just now (before the next three polls come)
+    # 10,000 KBs: a poll of 50 every 15 s is 200 of the 240 a minute, and the share's reads
+    # take at most half of the 40 left; 19 extra requests went in the last minute: the one
+    # request left is all they may take, however much room the client's minute has just now
+    # (before the next three polls come)
     (
         [c(DB, "a"), c(DB, "b")],
-        Room(360, minute_left=190, poll_cost=50, ceiling=240, minute_polls=200, extra_minute=39),
+        Room(360, minute_left=190, poll_cost=50, ceiling=240, minute_polls=200, extra_minute=19),
         FULL,
         ["database:a"],
         PlanReason.MINUTE_FULL,
@@ -212,7 +213,7 @@ def test_extra_reads_never_take_a_later_polls_room_in_the_sliding_minute() -> No
         read = {x.target for x in made.reads}
         candidates = [replace_last(x, now) if x.target in read else x for x in candidates]
     extra = sum(n for _, n, w in sent if w == "extra")
-    assert extra >= 0.75 * (ceiling - 4 * cost) * 10  # and they take most of the 40 a minute
+    assert extra >= 0.75 * (ceiling - 4 * cost) / 2 * 10  # and most of their half of the 40
 
 
 def replace_last(candidate: Candidate, now: float) -> Candidate:
@@ -241,6 +242,10 @@ ADMIT_CASES = [
     # report of 2 would take a later poll's room (a report waits too: the polling goes first)
     (Charge.REPORT, 2, Room(360, ceiling=240, minute_polls=222, extra_minute=17), FULL, MINUTE),
     (Charge.FLOOR, 1, Room(360, ceiling=240, minute_polls=222, extra_minute=17), FULL, ALL),
+    # the polls leave 40, extra reads sent 25: a report still goes, a read of the share does
+    # not (it takes at most half of the 40: the other half is the reports')
+    (Charge.REPORT, 2, Room(360, ceiling=240, minute_polls=200, extra_minute=25), FULL, ALL),
+    (Charge.SHARE, 1, Room(360, ceiling=240, minute_polls=200, extra_minute=25), FULL, MINUTE),
     # the share spent (or the bucket empty): the share's reads wait...
     (Charge.SHARE, 1, Room(360, spent_hour=360), FULL, PlanReason.SHARE_SPENT),
     (Charge.SHARE, 1, ROOMY, EMPTY, PlanReason.SHARE_SPENT),

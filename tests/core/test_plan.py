@@ -141,6 +141,7 @@ def test_a_grouped_alert_too_long_for_a_url_is_split_into_parts_that_name_every_
             assert within(budget, message.title, message.body), (index, number)
             assert "more events" not in message.body and "more lines" not in message.body
             assert f"part {number} of {len(sends)}" in message.title
+            assert f"part {number} of {len(sends)}; {len(rows)} events in all" in message.body
             mine = {r.transition.job_uuid for r in send.items}
             assert set(named(message.body)) == mine  # a part names exactly the rows it settles
             seen += named(message.body)

@@ -114,7 +114,8 @@ async def rig(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[R
                 wall_clock=lambda: clock.now().timestamp(),
                 sleep=sleep,
             )
-            settings = CycleSettings(extras=ExtrasSettings(SHARE, reserve=reserve))
+            extras = ExtrasSettings(SHARE, reserve=reserve, ceiling=CEILING, fastest=15.0)
+            settings = CycleSettings(extras=extras)  # the budget as `runtime` builds it
             cycle = Cycle(client, store, store, store, NoRoutes(), settings, clock.now, elapsed,
                           extra_source=client, facts=store, extra=client,
                           prices=PriceBook(client, elapsed=elapsed, meta=store))  # fmt: skip

@@ -37,6 +37,12 @@ SCENARIO: dict[str, Any] = {
 }
 
 
+def _busy(n: int, *, at: int, **job: Any) -> dict[str, Any]:
+    """`n` KBs, each starting a job `j<k>` (`job`: its pending, run and outcome) at `at`."""
+    starts = [{"at": at, "start_job": {"kb": f"kb{k}", "id": f"j{k}", **job}} for k in range(n)]
+    return {"knowledge_bases": [_kb(f"kb{k}") for k in range(n)], "timeline": starts}
+
+
 def _paths(requests: list[str], part: str) -> list[str]:
     return [r for r in requests if part in r]
 
@@ -99,13 +105,7 @@ async def test_reports_the_budget_has_no_room_for_in_one_cycle_are_logged_in_one
 ) -> None:
     """A storm of finished jobs under a full budget was one warning per job (298 in one
     cycle at 1,000 busy KBs): the log says it once, with how many and the first few."""
-    kbs = [_kb(f"kb{n}") for n in range(6)]
-    starts = [
-        {"at": 5, "start_job": {"kb": f"kb{n}", "id": f"j{n}", "pending": 1, "run": 6,
-                                "outcome": "partial"}}
-        for n in range(6)
-    ]  # fmt: skip
-    scenario = {"knowledge_bases": kbs, "timeline": starts}
+    scenario = _busy(6, at=5, pending=1, run=6, outcome="partial")
     async with open_harness(scenario, tmp_path, webhook_receiver, api={"reserve": 500}) as harness:
         harness.sim.limiter.per_hour = 400  # under the reserve from the first answer on
         await harness.cycle()
@@ -127,14 +127,8 @@ async def test_a_first_runs_extra_reads_leave_room_for_the_busy_kbs_next_poll(
     waited for it (at 1,000 busy KBs the fourth poll waited until the run's end). They are
     sized by what the next poll may cost: the KB list and each busy KB's list (`reads.
     next_poll_cost`), as many times as the fastest pace polls in a minute."""
-    kbs = [_kb(f"kb{n}") for n in range(40)]
-    starts = [
-        {"at": 0, "start_job": {"kb": f"kb{n}", "id": f"j{n}", "pending": 0, "run": 900,
-                                "outcome": "completed"}}
-        for n in range(40)
-    ]  # fmt: skip
     api = {"max_requests_per_minute": 60, "reserve": 0, "extra_reads_share": "50%"}
-    scenario = {"knowledge_bases": kbs, "timeline": starts}
+    scenario = _busy(40, at=0, pending=0, run=900, outcome="completed")
     async with open_harness(scenario, tmp_path, webhook_receiver, api=api) as harness:
         harness.sim.advance(1)
         await harness.cycle()

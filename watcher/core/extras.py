@@ -18,6 +18,8 @@ Extra reads share the token's budget with the polling and never delay it:
   Judged by the next poll alone, a burst of extra reads after a cheap first poll (120 data
   sources at 10,000 KBs) filled the minute, and a later poll waited 33 s for them to age out;
   and once the polls took most of the minute, no extra read ever fitted beside the next one.
+  Of what the polls leave, the share's reads take at most half: the other half is kept for the
+  reports of finished jobs and the prices (`Room.share_room`).
   When fewer are allowed than are due, the most urgent go first: a read never made (or
   triggered) before any other, by `Priority`; the others by priority × (1 + overdue /
   cadence), so a low-priority read that waited many cadences is made before a high one just
@@ -192,6 +194,17 @@ class Room:
             return self.minute_left - self.poll_cost
         return min(self.ceiling - self.minute_polls - self.extra_minute, self.minute_left)
 
+    def share_room(self) -> int:
+        """What the share's reads (data sources, databases, agents, schedules) may send now:
+        `minute_room` less the half of what the minute's polls leave that is kept for the
+        reports of finished jobs (an alert waits for each) and the prices' floor. Without it,
+        at 10,000 KBs the share's reads after each poll took the minute and no report was
+        ever kept. All of `minute_room` while the pace is not known."""
+        if self.ceiling is None:
+            return self.minute_room()
+        left = max(self.ceiling - self.minute_polls, 0)
+        return self.minute_room() - (left - left // 2)
+
 
 @dataclass(frozen=True, slots=True)
 class ExtraPlan:
@@ -245,7 +258,7 @@ def plan(candidates: Sequence[Candidate], room: Room, bucket: Bucket, now_s: flo
         return ExtraPlan((), bucket, PlanReason.NONE_DUE)
     if room.tight:
         return ExtraPlan((), bucket, PlanReason.TIGHT, len(keyed))
-    minute = room.minute_room()
+    minute = room.share_room()
     allowance = min(bucket.tokens, room.per_hour - room.spent_hour, minute)
     reach = max(0, math.floor(allowance))
     ready = [c for _, c in heapq.nsmallest(reach, keyed, key=_first)]
@@ -268,11 +281,12 @@ def plan(candidates: Sequence[Candidate], room: Room, bucket: Bucket, now_s: flo
 def admit(charge: Charge, cost: int, room: Room, bucket: Bucket) -> PlanReason:
     """Whether one read of `cost` requests may go now: `ALL_DUE` when it may, else why it
     waits. Every read waits while the budget is tight and when the sliding minute has no room
-    for it beyond the polls' (`Room.minute_room`); a `SHARE` read also needs the share and the
-    bucket (`bucket` as refilled now)."""
+    for it beyond the polls' (`Room.minute_room`); a `SHARE` read also leaves the reports their
+    half of it (`Room.share_room`) and needs the share and the bucket (as refilled now)."""
     if room.tight:
         return PlanReason.TIGHT
-    if room.minute_room() < cost:
+    minute = room.share_room() if charge is Charge.SHARE else room.minute_room()
+    if minute < cost:
         return PlanReason.MINUTE_FULL
     if charge is Charge.SHARE and min(bucket.tokens, room.per_hour - room.spent_hour) < cost:
         return PlanReason.SHARE_SPENT

@@ -246,14 +246,21 @@ class EventBody:
 @dataclass(frozen=True, slots=True)
 class Part:
     """Which message of a list split in several this is: `number` of `of`, from 1 (a storm's
-    grouped alert, or what quiet hours held, too long for one message to name every event)."""
+    grouped alert, or what quiet hours held, too long for one message to name every event);
+    `events` how many all the parts tell together (a held job is told once, by its outcome)."""
 
     number: int
     of: int
+    events: int = 0
 
     def label(self) -> str:
         """`part 2 of 3`."""
         return f"part {self.number} of {self.of}"
+
+    def lead(self) -> str:
+        """`part 2 of 3; 41 events in all`, for a message's first line."""
+        total = f"; {self.events} events in all" if self.events else ""
+        return f"{self.label()}{total}"
 
 
 @dataclass(frozen=True, slots=True)

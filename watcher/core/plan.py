@@ -26,7 +26,7 @@ from watcher.core.decide import budget_caps
 from watcher.core.model import EventKind
 from watcher.core.outbox import Budget, Message, OutboxItem, Part, Send
 from watcher.core.present import Presentation, RouteFormat, render_templated, with_event
-from watcher.core.quiet import render_released, told_together
+from watcher.core.quiet import render_released, settle_held, told_together
 from watcher.core.render import render, render_group, worst_first
 from watcher.core.state import Transition
 
@@ -250,7 +250,8 @@ def _whole_parts(
     left = _left_out(targets, whole, drawn)  # the unlimited message only if it is one
     if not any(left.values()) or len(groups) < 2:
         return [_fitted(route_name, items, skip, limits, whole, caps, drawn)]
-    widest = Part(len(groups), len(groups))
+    events = len(groups) if exact else len(settle_held([i.transition for i in items]).told)
+    widest = Part(len(groups), len(groups), events)
     offer = len(groups) - min(left.values())  # what the URL that names most named
     parts: list[list[OutboxItem]] = []
     rest, unnamed = groups, 0  # unnamed: parts in a row whose unit no URL could name
@@ -282,7 +283,7 @@ def _whole_parts(
             return [_fitted(route_name, items, skip, limits, whole, caps, drawn)]
         parts.append(_rows(rest))
     return [
-        _fitted(route_name, part, skip, limits, draw(part, Part(n, len(parts))), caps)
+        _fitted(route_name, part, skip, limits, draw(part, Part(n, len(parts), events)), caps)
         for n, part in enumerate(parts, start=1)
     ]
 

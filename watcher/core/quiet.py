@@ -199,9 +199,10 @@ def render_released(
     count = len(told)
     noun = "indexing event" if count == 1 else "indexing events"
     label = f" ({part.label()})" if part is not None else ""
-    lead = f"{count} {noun} held during quiet hours {window}, released now{label}."
+    more = f" ({part.lead()})" if part is not None else ""
+    lead = f"{count} {noun} held during quiet hours {window}, released now{more}."
     if not told:
-        lead = f"Everything held during quiet hours {window} resolved meanwhile{label}."
+        lead = f"Everything held during quiet hours {window} resolved meanwhile{more}."
     tail = [_resolved_line(first, then) for first, then in released.resolved]
     return render_list(
         f"Quiet hours {window} over: {count} {noun}{label}",

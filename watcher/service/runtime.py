@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -370,6 +371,7 @@ async def open_runtime(
     command: str = "watcher once",
     hold: bool = True,
     keep: Runtime | None = None,
+    api_monotonic: Callable[[], float] = time.monotonic,
 ) -> Runtime:
     """Open the store and the API client and wire the cycle; raises ConfigError without a token.
 
@@ -378,8 +380,9 @@ async def open_runtime(
     `StoreHeld` names the process holding it); the daemon passes `hold=False` and stands by
     on its own. `keep` is the runtime a reload replaces: its store and lease are kept when
     the state path still names the same file. `api_sleep` is how the API client waits between
-    retries (tests make those waits instant). Without `metrics`, a new Prometheus `Metrics`
-    counts the API requests (`watcher once` passes `NO_METRICS`).
+    retries and for its own rate budget, `api_monotonic` the clock it measures those on (tests
+    make the waits instant and move that clock by them). Without `metrics`, a new Prometheus
+    `Metrics` counts the API requests (`watcher once` passes `NO_METRICS`).
     """
     if config.token is None:
         raise ConfigError(
@@ -401,7 +404,9 @@ async def open_runtime(
     first, *rest = config.account_list()
     first_config = config.for_account(first)
     observer = _api_observer(metrics, first.name)
-    client = api_client(first_config, on_response=observer, sleep=api_sleep)
+    client = api_client(
+        first_config, on_response=observer, sleep=api_sleep, monotonic=api_monotonic
+    )
     try:
         store, keeper = await _store(first_config, clock(), command, hold, keep)
     except BaseException:
@@ -417,7 +422,14 @@ async def open_runtime(
         runtime.others = tuple(
             [
                 await _open_account(
-                    wiring, account, runtime, command, hold, metrics, api_sleep, keep
+                    wiring,
+                    account,
+                    runtime,
+                    command,
+                    hold,
+                    metrics,
+                    (api_sleep, api_monotonic),
+                    keep,
                 )
                 for account in rest
             ]
@@ -476,7 +488,7 @@ async def _open_account(
     command: str,
     hold: bool,
     metrics: ApiMetrics,
-    api_sleep: Callable[[float], Awaitable[None]],
+    api_timing: tuple[Callable[[float], Awaitable[None]], Callable[[], float]],
     keep: Runtime | None = None,
 ) -> AccountRuntime:
     """One further account: its client and cycle; on a shared store (PostgreSQL) also its
@@ -488,7 +500,8 @@ async def _open_account(
             [ConfigProblem(f"accounts.{account.name}", "no API token loaded", config.source)]
         )
     observer = _api_observer(metrics, account.name)
-    client = api_client(config, on_response=observer, sleep=api_sleep)
+    api_sleep, api_monotonic = api_timing
+    client = api_client(config, on_response=observer, sleep=api_sleep, monotonic=api_monotonic)
     store, keeper = runtime.store, runtime.keeper
     kept = _kept_account(keep, config)
     if kept is not None:
@@ -571,6 +584,7 @@ def api_client(
     on_response: Callable[[RequestRecord], None] | None = None,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     max_attempts: int = 5,
+    monotonic: Callable[[], float] = time.monotonic,
 ) -> ApiClient:
     """The API client the configuration describes (the token must be set)."""
     if config.token is None:
@@ -581,6 +595,7 @@ def api_client(
         token_source=config.token_source or "configuration",
         on_response=on_response,
         sleep=sleep,
+        monotonic=monotonic,
     )
 
 
