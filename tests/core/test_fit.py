@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from watcher.core.fit import Entry, clip, fit_body, more_line
+from watcher.core.fit import Entry, clip, fit_body, fit_counted, more_line
 from watcher.core.model import DataSourceJob, DataSourceStatus, EventKind, Job, Phase, Status
 from watcher.core.outbox import Budget
 from watcher.core.render import render, render_group
@@ -188,6 +188,31 @@ def test_recovered_alone_for_a_job_that_ended_says_so_with_the_outcomes_severity
     message = render(t)
     assert message.title == "❌ docs: indexing finished after a stall"
     assert "It had stalled (no progress) before it ended." in message.body
+
+
+@pytest.mark.parametrize(("notes", "chars"), [(0, 2000), (300, 2000), (0, 32768)])
+def test_fitting_a_long_list_writes_about_what_fits_not_the_whole_list(
+    notes: int, chars: int
+) -> None:
+    """2,000 entries in 2,000 characters: fitted by a binary search over the whole list after
+    three whole tries (one per note limit, with or without notes), the fit wrote 8,078 entries
+    for the 18 it kept (9,122 for 155 with notes), per format, each time a storm's split drew
+    its message."""
+    listed = entries(2000, notes)
+    written: list[int] = []
+
+    def build(kept: int, note_limit: int, cut: bool) -> str:
+        written.append(kept)
+        lines = list(HEAD)
+        for entry in listed[:kept]:
+            lines.append(entry.line)
+            if entry.note and note_limit:
+                lines.append(f"  - error: {clip(entry.note, note_limit)}")
+        return "\n".join([*lines, *([more_line(listed[kept:], "sources")] if cut else [])])
+
+    text, left = fit_counted(build, len(listed), chars=chars, notes=notes > 0)
+    assert len(text) <= chars and left == 2000 - text.count("- source ")
+    assert sum(written) < 40 * (2000 - left)
 
 
 def test_clip_marks_what_it_cut() -> None:

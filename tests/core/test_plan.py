@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Sequence
 from dataclasses import replace
@@ -12,7 +13,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from watcher.core.model import DataSourceJob, DataSourceStatus, EventKind, Job, Phase, Status
-from watcher.core.outbox import Budget, FailureCause, OutboxItem, Send, TargetResult
+from watcher.core.outbox import (
+    BodyFormat,
+    Budget,
+    FailureCause,
+    Message,
+    OutboxItem,
+    Send,
+    TargetResult,
+)
 from watcher.core.plan import pace_wait, plan
 from watcher.core.quiet import settle_held
 from watcher.core.state import StallReason, Transition
@@ -20,7 +29,9 @@ from watcher.core.state import StallReason, Transition
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 DISCORD = Budget(body=2000, title=250, title_in_body=True)
 EMAIL = Budget(body=32768, title=250)
-FITS = settings(max_examples=25, deadline=None)
+# HYPOTHESIS_PROFILE=promises-explore runs 500 examples of each property instead of 25.
+_EXPLORE = "explore" in os.environ.get("HYPOTHESIS_PROFILE", "")
+FITS = settings(max_examples=500 if _EXPLORE else 25, deadline=None)
 
 
 def partial_job(sources: int, error_chars: int = 200) -> Job:
@@ -84,8 +95,9 @@ def test_rows_that_reached_a_url_before_are_not_rendered_for_it_again() -> None:
 # --- a size limit never hides an event ------------------------------------------------------
 
 
-def storm(n: int, **changes: object) -> list[OutboxItem]:
-    """`n` completed jobs of KBs with long names, then one failed job (last in claim order)."""
+def storm(n: int, kb_name: str = "", **changes: object) -> list[OutboxItem]:
+    """`n` completed jobs of KBs with long names (or `kb_name`), then one failed job (last in
+    claim order)."""
     rows = []
     for k in range(n + 1):
         kind = EventKind.FAILED if k == n else EventKind.COMPLETED
@@ -94,7 +106,7 @@ def storm(n: int, **changes: object) -> list[OutboxItem]:
             kind=kind,
             at=NOW,
             kb_uuid=f"kb-{k}",
-            kb_name=f"knowledge base number {k} of the docs team",
+            kb_name=kb_name or f"knowledge base number {k} of the docs team",
             job=Job(uuid=f"job-{k:04d}"),
         )
         row = OutboxItem(id=k + 1, route="ops", transition=t, cycle_id="c", created_at=NOW)
@@ -212,6 +224,152 @@ def test_a_release_split_in_parts_tells_what_one_message_would_each_once(
         assert "more lines" not in send.message_for(0).body
 
 
+def held_about_kbs(kinds: Sequence[tuple[EventKind, str]]) -> list[OutboxItem]:
+    """Held events about KBs (no job), a minute apart, in this order."""
+    rows = []
+    for number, (kind, kb) in enumerate(kinds, start=1):
+        t = Transition(
+            event_id=f"{kb}/{kind.value}/{number}",
+            kind=kind,
+            at=NOW + timedelta(minutes=number),
+            kb_uuid=kb,
+            kb_name=f"docs {kb}",
+        )
+        row = OutboxItem(id=number, route="ops", transition=t, cycle_id="c", created_at=NOW)
+        rows.append(replace(row, held_by="night"))
+    return rows
+
+
+def test_many_held_events_about_one_kb_are_released_in_parts_that_name_all_of_their_own() -> None:
+    """A weekend's quiet: one KB missing and found again 60 times, another stale and missing
+    its schedule 30 times. Grouped by subject alone, each KB's rows were one unit longer than
+    any Discord message: the split could not break it, and 79 lines were only counted."""
+    missing, found = EventKind.KNOWLEDGE_BASE_MISSING, EventKind.KNOWLEDGE_BASE_FOUND
+    kinds = [(missing, "kb-1"), (found, "kb-1")] * 60
+    kinds += [(EventKind.STALE, "kb-2"), (EventKind.SCHEDULE_MISSED, "kb-2")] * 30
+    rows = held_about_kbs(kinds)
+    sends = plan(rows, 5, "https://x", {"ops": (DISCORD,)})
+    assert sorted(r.id for s in sends for r in s.items) == [r.id for r in rows]
+    whole = settle_held([r.transition for r in rows])
+    told = resolved = 0
+    for send in sends:
+        message = send.message_for(0)
+        assert within(DISCORD, message.title, message.body)
+        assert "more lines" not in message.body and message.left_out == 0
+        part = settle_held([r.transition for r in send.items])
+        told, resolved = told + len(part.told), resolved + len(part.resolved)
+        assert message.body.count(", then knowledge base found again") == len(part.resolved)
+    assert (told, resolved) == (len(whole.told), len(whole.resolved)) == (60, 60)
+
+
+def shown(budget: Budget, message: Message, fmt: BodyFormat) -> str:
+    """What a service of `budget` shows of `message` in `fmt`, as apprise sends it: a title
+    without a field of its own opens the body, then the body is cut to `lines` lines."""
+    body = message.body_in(fmt).rstrip()
+    if budget.title is None:
+        body = f"{message.title}\r\n{body}"
+    if budget.lines is not None:
+        body = "\r\n".join(re.split(r"\r*\n", body)[: budget.lines])
+    return body
+
+
+@pytest.mark.parametrize("events", [8, 43])
+@pytest.mark.parametrize("fmt", [BodyFormat.MARKDOWN, BodyFormat.TEXT])
+def test_a_service_without_a_title_field_that_counts_lines_shows_every_event(
+    events: int, fmt: BodyFormat
+) -> None:
+    """A service like apprise's GNOME one (no title field, 10 lines): the title comes first
+    in the body, then the lines are cut. 8 events filled the 10 lines to the last: the last
+    event's line was cut after the title took its line, and that event reached nobody."""
+    budget = Budget(title=None, lines=10, format=fmt)
+    rows = storm(events - 1)
+    sends = plan(rows, 5, "https://x", {"ops": (budget,)})
+    seen = [
+        uuid
+        for s in sends
+        for uuid in re.findall(r"job-\d{4}", shown(budget, s.message_for(0), fmt))
+    ]
+    assert sorted(seen) == sorted(r.transition.job_uuid or "" for r in rows)
+
+
+def test_a_kb_missing_twice_then_found_twice_is_told_in_parts_as_in_one_message() -> None:
+    """Missing, missing again, found, found again: one message tells the first `missing` and
+    the last `found`, and the middle two as resolved. Split with the middle pair in a later
+    part, the first `missing` and the last `found` met in one part and became a resolved
+    pair of their own (missing at 12:01, found at 12:04), a story no one message told."""
+    missing, found = EventKind.KNOWLEDGE_BASE_MISSING, EventKind.KNOWLEDGE_BASE_FOUND
+    kinds = [(missing, "kb-0"), (missing, "kb-0"), (found, "kb-0"), (found, "kb-0")]
+    kinds += [(EventKind.STALE, f"kb-{k}") for k in range(1, 25)]
+    rows = held_about_kbs(kinds)
+    sends = plan(rows, 5, "https://x", {"ops": (DISCORD,)})
+    assert len(sends) == 2  # the middle pair (resolved: last) alone in the second
+    whole = settle_held([r.transition for r in rows])
+    parts = [settle_held([r.transition for r in send.items]) for send in sends]
+    assert sorted(t.event_id for part in parts for t in part.told) == sorted(
+        t.event_id for t in whole.told
+    )
+    assert [(a.event_id, b.event_id) for part in parts for a, b in part.resolved] == [
+        (a.event_id, b.event_id) for a, b in whole.resolved
+    ]
+
+
+def kb_news(steps: Sequence[tuple[EventKind | None, str]]) -> list[tuple[EventKind, str]]:
+    """A weekend's news about KBs: None toggles the KB missing / found again (as the watcher
+    tells it: never missing twice in a row), other kinds as they are."""
+    missing: set[str] = set()
+    news = []
+    for kind, kb in steps:
+        if kind is None:
+            kind = (
+                EventKind.KNOWLEDGE_BASE_FOUND
+                if kb in missing
+                else EventKind.KNOWLEDGE_BASE_MISSING
+            )
+            missing ^= {kb}
+        news.append((kind, kb))
+    return news
+
+
+@FITS
+@given(
+    lives=st.lists(
+        st.tuples(st.booleans(), st.sampled_from([None, EventKind.FAILED, EventKind.COMPLETED])),
+        max_size=40,
+    ),
+    steps=st.lists(
+        st.tuples(
+            st.sampled_from([None, None, EventKind.STALE, EventKind.SCHEDULE_MISSED]),
+            st.sampled_from(["kb-a", "kb-b"]),
+        ),
+        max_size=120,
+    ),
+    chars=st.lists(st.integers(min_value=1200, max_value=3000), min_size=1, max_size=3),
+)
+def test_a_release_in_parts_to_several_urls_tells_what_one_message_would(
+    lives: list[Life], steps: list[tuple[EventKind | None, str]], chars: list[int]
+) -> None:
+    """Held jobs and a weekend's news about two KBs (missing and found again, stale, missed
+    schedules), to URLs of different limits: the parts together tell each event and each
+    resolved pair one message would, and each names all of its own."""
+    news = held_about_kbs(kb_news(steps))
+    rows = held_rows(lives) + [replace(r, id=r.id + 1000) for r in news]
+    if len(rows) < 6:
+        return
+    budgets = tuple(Budget(body=n, title=250, title_in_body=True) for n in chars)
+    sends = plan(rows, 5, "https://x", {"ops": budgets})
+    assert sorted(r.id for s in sends for r in s.items) == sorted(r.id for r in rows)
+    whole = settle_held([r.transition for r in rows])
+    parts = [settle_held([r.transition for r in send.items]) for send in sends]
+    told = sorted(t.event_id for part in parts for t in part.told)
+    assert told == sorted(t.event_id for t in whole.told)
+    resolved = sorted((a.event_id, b.event_id) for part in parts for a, b in part.resolved)
+    assert resolved == sorted((a.event_id, b.event_id) for a, b in whole.resolved)
+    for send in sends:
+        for index, budget in enumerate(budgets):
+            message = send.message_for(index)
+            assert within(budget, message.title, message.body) and message.left_out == 0
+
+
 def test_a_grouped_alert_that_fits_stays_one_message_without_a_part() -> None:
     [send] = plan(storm(10), 5, "https://x", {"ops": (DISCORD, EMAIL)})
     assert "part" not in send.message_for(0).title
@@ -227,6 +385,99 @@ def test_a_group_refused_for_size_is_split_smaller_next_time_instead_of_cut() ->
         body = send.message_for(0).body
         assert len(body) <= 1500 and "more events" not in body
     assert sum(len(named(s.message_for(0).body)) for s in sends) == 61
+
+
+def test_a_url_too_short_to_name_one_event_gets_one_message_counting_them_not_a_part_each() -> None:
+    """An SMS-like URL of 120 characters, title in the body: not one event's line fits. Split
+    anyway, it got 21 parts (one per event) that each named nothing."""
+    sms = Budget(body=120, title=None)
+    rows = storm(20)
+    [send] = plan(rows, 5, "https://x", {"ops": (sms,)})
+    assert sorted(r.id for r in send.items) == [r.id for r in rows]
+    message = send.message_for(0)
+    assert "part" not in message.title and "… and 21 more events" in message.body
+    assert within(sms, message.title, message.body)
+
+
+def test_a_url_too_short_to_name_one_event_does_not_split_the_other_urls_parts() -> None:
+    """The same short URL beside Discord: the parts are those Discord alone would get (the
+    short URL gets each cut, with its count), not one part per event for both."""
+    sms, discord = Budget(body=120, title=None), replace(DISCORD, format=BodyFormat.MARKDOWN)
+    rows = storm(40)
+    alone = plan(rows, 5, "https://x", {"ops": (discord,)})
+    sends = plan(rows, 5, "https://x", {"ops": (sms, discord)})
+    assert [len(s.items) for s in sends] == [len(s.items) for s in alone]
+    assert 1 < len(sends) < 10
+    seen = [uuid for s in sends for uuid in named(s.message_for(1).body)]
+    assert sorted(seen) == sorted(r.transition.job_uuid or "" for r in rows)
+    for send in sends:
+        message = send.message_for(0)
+        assert within(sms, message.title, message.body)
+
+
+def test_one_event_too_long_for_a_url_leaves_only_that_event_unnamed_there() -> None:
+    """An HTML URL of 600 characters takes three or four events a part; the failed job's KB
+    is named with 120 ampersands, 600 characters as HTML entities: its line is too long
+    alone. Taken for a URL too short for any event, it got one message naming none of 40."""
+    budget = Budget(body=600, title=250, format=BodyFormat.HTML)
+    rows = storm(39)
+    failed = rows[-1]
+    rows[-1] = replace(failed, transition=replace(failed.transition, kb_name="&" * 120))
+    sends = plan(rows, 5, "https://x", {"ops": (budget,)})
+    said = [re.findall(r"job-\d{4}", s.message_for(0).html) for s in sends]
+    assert sorted(uuid for part in said for uuid in part) == [f"job-{k:04d}" for k in range(39)]
+    assert [len(part) for part in said].count(0) == 1  # the failed job's part, its count alone
+    for send in sends:
+        assert within(budget, send.message_for(0).title, send.message_for(0).html)
+
+
+def test_a_service_is_split_by_what_its_own_format_names_not_by_longer_html() -> None:
+    """Discord gets markdown; its HTML rendering (never sent) is longer. Sized by the longest
+    format, 300 events went in 22 parts of ~1,450 characters instead of 17 of ~1,900."""
+    discord = replace(DISCORD, format=BodyFormat.MARKDOWN)
+    rows = storm(300)
+    any_format = plan(rows, 5, "https://x", {"ops": (DISCORD,)})
+    sends = plan(rows, 5, "https://x", {"ops": (discord,)})
+    assert len(sends) < len(any_format) * 0.85
+    seen = [uuid for s in sends for uuid in named(s.message_for(0).body)]
+    assert sorted(seen) == sorted(r.transition.job_uuid or "" for r in rows)
+    for send in sends:
+        message = send.message_for(0)
+        assert within(discord, message.title, message.body) and message.left_out == 0
+
+
+def test_a_size_refusals_cap_holds_for_every_part_to_that_url() -> None:
+    """30 failed jobs (short names) were refused at 3,000 characters; 30 completed ones of
+    long names join them. The parts of the new rows alone took the URL's 32,768 again, each
+    over the 1,500 the refusal taught, and were refused in turn."""
+    refused = TargetResult("JSON", "json://", False, "", 0, FailureCause.TOO_LARGE, 400, 3000)
+    old = [replace(r, last_targets=(refused,)) for r in storm(29, kb_name="wiki")]
+    new = [
+        replace(r, id=r.id + 100, transition=replace(r.transition, kind=EventKind.COMPLETED))
+        for r in storm(29, kb_name="the knowledge base of the documentation team, " * 2)
+    ]
+    old = [replace(r, transition=replace(r.transition, kind=EventKind.FAILED)) for r in old]
+    sends = plan(old + new, 5, "https://x", {"ops": (Budget(body=32768),)})
+    assert len(sends) > 1
+    for send in sends:
+        body = send.message_for(0).body
+        assert len(body) <= 1500 and "more events" not in body
+    assert sum(len(named(s.message_for(0).body)) for s in sends) == 60
+
+
+def test_one_long_line_first_does_not_keep_every_later_part_short() -> None:
+    """The worst event's KB name is 120 asterisks (240 characters escaped): the first part to
+    a 1,000-character URL holds 12 events, where 15 fit. Every later part kept that size:
+    200 events went in 17 parts instead of 14."""
+    budget = Budget(body=1000, title=250, format=BodyFormat.MARKDOWN)
+    rows = storm(199, kb_name="kb")
+    plain_parts = plan(rows, 5, "https://x", {"ops": (budget,)})
+    failed = rows[-1]
+    rows[-1] = replace(failed, transition=replace(failed.transition, kb_name="*" * 120))
+    sends = plan(rows, 5, "https://x", {"ops": (budget,)})
+    assert len(sends) <= len(plain_parts) + 1
+    seen = [uuid for s in sends for uuid in named(s.message_for(0).body)]
+    assert sorted(seen) == sorted(r.transition.job_uuid or "" for r in rows)
 
 
 @FITS
@@ -246,6 +497,72 @@ def test_every_event_of_a_group_is_named_once_whatever_the_urls_limit(
     for send in sends:
         message = send.message_for(0)
         assert within(budget, message.title, message.body)
+
+
+# Text from outside at its worst: markup of every format, entities, RTL overrides, joined emoji,
+# line breaks (no digits: the events are told apart by their job's `job-0042`).
+PIECES = [*"ab *_`[]()<>&#|\\-.!~\n", "\u202e", "\u05d0", "👩‍👧", "&amp;", "<b>", "](javascript:x)"]
+HOSTILE = st.lists(st.sampled_from(PIECES), max_size=150).map("".join)
+# What a URL takes: characters (the title in the body or not) or lines (the title a line of
+# them, as apprise's GNOME); its format known or not. Each takes at least one event's line.
+URL_BUDGET = st.one_of(
+    st.builds(
+        Budget,
+        body=st.integers(min_value=1200, max_value=8000),
+        title=st.sampled_from([None, 250]),
+        title_in_body=st.booleans(),
+        format=st.sampled_from([None, *BodyFormat]),
+    ),
+    st.builds(
+        Budget,
+        title=st.sampled_from([None, 250]),
+        lines=st.integers(min_value=4, max_value=40),
+        format=st.sampled_from([None, *BodyFormat]),
+    ),
+)
+
+
+@FITS
+@given(
+    names=st.lists(HOSTILE, min_size=6, max_size=60),
+    budgets=st.lists(URL_BUDGET, min_size=1, max_size=3),
+    reached_first=st.booleans(),
+    refused=st.sampled_from([None, 2600, 5000]),
+)
+def test_every_url_of_a_route_shows_each_event_of_a_split_storm_once_within_its_limits(
+    names: list[str], budgets: list[Budget], reached_first: bool, refused: int | None
+) -> None:
+    """Several URLs of different limits on one route, hostile KB names, rows of which half
+    already reached the first URL, and the first URL's last refusal for size: each URL sees
+    every event it has not had yet exactly once, in what its service shows (the title it
+    takes, its lines), and every part settles exactly the rows it names."""
+    too_large = TargetResult("x", "x://", False, "", 0, FailureCause.TOO_LARGE, 400, refused)
+    rows = []
+    for k, name in enumerate(names):
+        row = replace(storm(0)[0], id=k + 1)
+        t = replace(row.transition, job=Job(uuid=f"job-{k:04d}"), kb_name=name, kb_uuid=name)
+        delivered = frozenset({0}) if reached_first and k % 2 else frozenset()
+        targets = (too_large,) if refused is not None and k % 3 == 0 else ()
+        rows.append(replace(row, transition=t, delivered=delivered, last_targets=targets))
+    sends = plan(rows, 2, "https://x", {"ops": tuple(budgets)})  # 3 rows or more: grouped
+    assert sorted(r.id for s in sends for r in s.items) == [r.id for r in rows]
+    for index, budget in enumerate(budgets):
+        if index == 0 and refused is not None and budget.body is not None:
+            budget = replace(budget, body=min(budget.body, refused // 2))
+        seen: list[str] = []
+        for send in sends:
+            if index in send.skip:
+                assert all(index in r.delivered for r in send.items)
+                continue
+            message, mine = send.message_for(index), {r.transition.job_uuid for r in send.items}
+            for fmt in [budget.format] if budget.format else list(BodyFormat):
+                assert within(budget, message.title, message.body_in(fmt))
+                said = re.findall(r"job-\d{4}", shown(budget, message, fmt))
+                assert sorted(said) == sorted(mine)  # each of its rows once, no other
+            seen += mine
+        assert sorted(seen) == sorted(
+            r.transition.job_uuid or "" for r in rows if index not in r.delivered
+        )
 
 
 # --- pacing -------------------------------------------------------------------------------

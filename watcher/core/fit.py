@@ -69,31 +69,64 @@ def fit(build: Build, total: int, *, chars: int | None, lines: int | None = None
 
 
 def fit_counted(
-    build: Build, total: int, *, chars: int | None, lines: int | None = None
+    build: Build, total: int, *, chars: int | None, lines: int | None = None, notes: bool = True
 ) -> tuple[str, int]:
     """`fit`'s body and how many of the `total` entries it left out (0: it lists them all;
-    the body's last line counts those it did not)."""
+    the body's last line counts those it did not). See `fit_shaped`."""
+    text, left, _ = fit_shaped(build, total, chars=chars, lines=lines, notes=notes)
+    return text, left
+
+
+# What `build` was asked to write the fitted body: (kept, note_limit, cut).
+Shape = tuple[int, int, bool]
+
+
+def fit_shaped(
+    build: Build, total: int, *, chars: int | None, lines: int | None = None, notes: bool = True
+) -> tuple[str, int, Shape | None]:
+    """`fit_counted`'s body and count, and the `build` arguments that wrote the body (None
+    when even the summary had to be cut at the budget). `notes`: whether any entry has a
+    note (if not, the note limits are not tried one by one: they would write the same body).
+
+    The cost follows what fits, not `total`: the whole list is written only once its first
+    entries (8, 32, 128, ...) fit, and the cut is searched upwards from one entry; a grouped
+    alert of 2,000 events to a 2,000-character URL writes a few dozen entries, not thousands."""
 
     def fits(text: str) -> bool:
         too_long = chars is not None and len(text) > chars
         return not too_long and (lines is None or text.count("\n") <= lines)
 
-    for limit in NOTE_LIMITS:
-        whole = build(total, limit, False)
-        if fits(whole):
-            return whole, 0
-    for limit in (NOTE_LIMITS[-1], 0):
+    limits = NOTE_LIMITS if notes else (0,)
+    if chars is None and lines is None:  # no limit: the whole list, its notes the longest
+        return build(total, limits[0], False), 0, (total, limits[0], False)
+    for limit in limits:
+        whole = _whole(build, total, limit, fits)
+        if whole is not None:
+            return whole, 0, (total, limit, False)
+    for limit in dict.fromkeys((limits[-1], 0)):
 
         def cut_fits(k: int, limit: int = limit) -> bool:
             return fits(build(k, limit, True))
 
         kept = _most_that_fit(total, cut_fits)
         if kept:
-            return build(kept, limit, True), total - kept
+            return build(kept, limit, True), total - kept, (kept, limit, True)
     summary = build(0, 0, total > 0)
     if fits(summary):
-        return summary, total
-    return _hard_cut(summary, chars, lines), total
+        return summary, total, (0, 0, total > 0)
+    return _hard_cut(summary, chars, lines), total, None
+
+
+def _whole(build: Build, total: int, limit: int, fits: Callable[[str], bool]) -> str | None:
+    """The whole list with notes cut to `limit`, if it fits. Its first 8, 32, 128, ... entries
+    (never longer than the whole) are tried first, so a list far too long is never written."""
+    first = 8
+    while first < total:
+        if not fits(build(first, limit, False)):
+            return None
+        first *= 4
+    whole = build(total, limit, False)
+    return whole if fits(whole) else None
 
 
 def fit_body(
@@ -125,8 +158,17 @@ def fit_body(
 
 def _most_that_fit(total: int, fits: Callable[[int], bool]) -> int:
     """The largest k in [1, total) with fits(k), or 0; fits is monotone (more never fits
-    where fewer does not)."""
-    low, high = 0, total - 1
+    where fewer does not). Searched from 1 up, doubling, then halving: about 2 log2(k) tries,
+    each writing at most 2k entries."""
+    if total < 2 or not fits(1):
+        return 0
+    low, high = 1, total - 1
+    while low < high:
+        step = min(2 * low, high)
+        if not fits(step):
+            high = step - 1
+            break
+        low = step
     while low < high:
         middle = (low + high + 1) // 2
         if fits(middle):

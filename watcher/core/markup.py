@@ -20,6 +20,7 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import lru_cache
 from typing import assert_never
 from urllib.parse import quote
 
@@ -182,6 +183,7 @@ def _lines(
     return out
 
 
+@lru_cache(maxsize=512)
 def _markdown_spans(spans: tuple[Span, ...]) -> str:
     out = []
     for span in spans:
@@ -200,6 +202,7 @@ def _markdown_spans(spans: tuple[Span, ...]) -> str:
     return _line_start("".join(out))
 
 
+@lru_cache(maxsize=512)
 def _text_spans(spans: tuple[Span, ...]) -> str:
     out = []
     for span in spans:
@@ -224,6 +227,7 @@ def _html_list(items: tuple[Item, ...]) -> str:
     return f"<ul>{inner}</ul>"
 
 
+@lru_cache(maxsize=512)
 def _html_spans(spans: tuple[Span, ...]) -> str:
     out = []
     for span in spans:

@@ -303,13 +303,17 @@ class Budget:
     From apprise's plugin class: `body` is `body_maxlen` (less its overflow buffer), `title`
     is `title_maxlen` (None when the service has no title: it is then sent in the body), and
     `title_in_body` says the title counts against `body` (Discord: 2,000 for both).
-    `lines` caps the body's lines for the few services that count them.
+    `lines` caps the body's lines for the few services that count them. `format` is the
+    body format the service gets (`watcher.core.markup.BodyFormat`; None: not known): every
+    format is fitted, but only what the service gets says what a message left out (a
+    grouped alert is split by it; HTML's longer lines never split a markdown service's).
     """
 
     body: int | None = None
     title: int | None = None
     title_in_body: bool = False
     lines: int | None = None
+    format: BodyFormat | None = None
 
     def body_room(self, title: str) -> int | None:
         """Characters left for the body once `title` is accounted for."""
@@ -318,6 +322,13 @@ class Budget:
         if self.title_in_body or self.title is None:
             return max(self.body - len(title) - 2, 0)  # the service joins them with CR LF
         return self.body
+
+    def body_lines(self, title: str) -> int | None:
+        """Lines left for the body: a service without a title field (`title` None) gets it
+        as the body's first line, before its line limit is applied (apprise)."""
+        if self.lines is None:
+            return None
+        return max(self.lines - 1, 0) if self.title is None and title else self.lines
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,8 @@
   hours held) that cannot name every one of its events within each of its URLs' budgets is
   split into as many parts as it takes (`part 1 of 3`, worst events first), each naming all
   of its own. Only a single alert's details (its data sources, its error texts) are cut to
-  fit, with a count of what was left out.
+  fit, with a count of what was left out; and a URL too short for even one event's line
+  gets each part cut with its count, without splitting the message further.
 - `pace_wait` spaces the messages to one URL by the route's send interval, so a backlog
   never trips a service's own rate limit (Slack and Mattermost webhooks take about one
   message a second). The round itself (`watcher.core.delivery`) leaves for a later cycle
@@ -25,7 +26,7 @@ from watcher.core.decide import budget_caps
 from watcher.core.model import EventKind
 from watcher.core.outbox import Budget, Message, OutboxItem, Part, Send
 from watcher.core.present import Presentation, RouteFormat, render_templated, with_event
-from watcher.core.quiet import render_released, told_together
+from watcher.core.quiet import render_released, settle_held, told_together
 from watcher.core.render import render, render_group, worst_first
 from watcher.core.state import Transition
 
@@ -134,11 +135,33 @@ def _fitted(
     skip: frozenset[int],
     limits: Sequence[Budget],
     draw: Callable[[Budget], Message],
+    caps: Mapping[int, int] | None = None,
+    drawn: Mapping[Budget, Message] | None = None,
 ) -> Send:
-    """A send whose message is drawn once per distinct budget among the URLs it goes to."""
-    caps = budget_caps(items)
-    drawn: dict[Budget, Message] = {Budget(): draw(Budget())}
+    """A send whose message is drawn once per distinct budget among the URLs it goes to
+    (`caps`: the most a URL takes after a size refusal, by default from `items`; `drawn`:
+    what was drawn of it already)."""
+    drawn = dict(drawn or {})
+    if Budget() not in drawn:
+        drawn[Budget()] = draw(Budget())
     fitted: list[tuple[int, Message]] = []
+    for index, budget in _targets(items, skip, limits, caps):
+        if budget not in drawn:
+            drawn[budget] = draw(budget)
+        fitted.append((index, drawn[budget]))
+    return Send(route_name, tuple(items), drawn[Budget()], skip, tuple(fitted))
+
+
+def _targets(
+    items: Sequence[OutboxItem],
+    skip: frozenset[int],
+    limits: Sequence[Budget],
+    caps: Mapping[int, int] | None = None,
+) -> list[tuple[int, Budget]]:
+    """The URLs a send of `items` goes to that have a limit, each with its `Budget` (shorter
+    after a size refusal: `decide.budget_caps`)."""
+    caps = budget_caps(items) if caps is None else caps
+    found: list[tuple[int, Budget]] = []
     for index in sorted(set(range(len(limits))) | set(caps)):
         if index in skip:
             continue
@@ -146,11 +169,9 @@ def _fitted(
         cap = caps.get(index)
         if cap is not None and (budget.body is None or cap < budget.body):
             budget = replace(budget, body=cap)
-        if budget not in drawn:
-            drawn[budget] = draw(budget)
         if budget != Budget():
-            fitted.append((index, drawn[budget]))
-    return Send(route_name, tuple(items), drawn[Budget()], skip, tuple(fitted))
+            found.append((index, budget))
+    return found
 
 
 # Draws the message of some rows (a part of a split list when `Part` is given) in a budget.
@@ -208,43 +229,84 @@ def _whole_parts(
 ) -> list[Send]:
     """One send of `items`, or, when some URL's budget cannot name them all, parts that name
     every one (worst first), each within every URL's budget. `units` are the rows a part
-    keeps together (a held job's `started` and outcome, told as one line). A part holds as
-    many units as the whole message had lines (the same for the next parts), fewer when that
-    does not fit (a unit is at least a line); they are found with the longest label (`part N
-    of N`, N the units), so the real labels only shorten them. A storm of 300 events to a
-    2,000-character URL is drawn about 2 × 15 times."""
-    whole = _fitted(route_name, items, skip, limits, draw(items, None))
-    groups = units(items)
-    left = _left_out(whole)
-    if not left or len(groups) < 2:
-        return [whole]
-    size = len(groups) - left
-    widest = Part(len(groups), len(groups), len(groups))
+    keeps together (a held job's `started` and outcome, told as one line; a unit is at least
+    a line).
+
+    A part is found by offering the next units (at first as many as the whole message named,
+    then a quarter more than the last part held and two, so one long line early never keeps
+    every later part short) and keeping those every URL named (a storm's are a prefix of one
+    line each, which fits alone; a release's are checked once more on their own); the label is
+    the longest (`part N of N`, N the units), so the real labels only shorten them. A size
+    refusal's cap (`decide.budget_caps`) holds for every part to that URL, not only those
+    with the refused rows. A URL that cannot name a part's first unit alone (a line too long
+    for it, or a URL too short for any) does not size that part: it gets it cut with a count,
+    the others size it. When no URL can name it, the unit is a part alone; after three such
+    parts in a row the URLs are taken as too short for any unit, and the rest is one part
+    (all of it one message when nothing was named): never as many useless parts as events."""
+    caps = budget_caps(items)
+    targets = _targets(items, skip, limits, caps)
+    groups, exact = units(items), units is _one_each
+    whole, drawn = draw(items, None), dict[Budget, Message]()
+    left = _left_out(targets, whole, drawn)  # the unlimited message only if it is one
+    if not any(left.values()) or len(groups) < 2:
+        return [_fitted(route_name, items, skip, limits, whole, caps, drawn)]
+    events = len(groups) if exact else len(settle_held([i.transition for i in items]).told)
+    widest = Part(len(groups), len(groups), events)
+    offer = len(groups) - min(left.values())  # what the URL that names most named
     parts: list[list[OutboxItem]] = []
-    rest = groups
-    while rest:
-        size = max(1, min(size, len(rest)))
-        while size > 1:
-            part = _rows(rest[:size])
-            left = _left_out(_fitted(route_name, part, skip, limits, draw(part, widest)))
-            if not left:
+    rest, unnamed = groups, 0  # unnamed: parts in a row whose unit no URL could name
+    while rest and unnamed < _UNNAMED_RUN:
+        size, sizing = max(1, min(offer, len(rest))), targets
+        offered = _left_out(sizing, draw(_rows(rest[:size]), widest))
+        left, first = offered, size
+        while True:
+            most = max(left.values(), default=0)
+            if not most:
                 break
-            size = max(1, size - left)
+            if size > 1:
+                named = size - most
+                size = max(1, named)
+                if exact and named:  # a storm names a prefix, one line each: it fits alone
+                    break
+            else:  # the first unit is too long for these URLs: the others size this part
+                sizing = [(index, budget) for index, budget in sizing if not left[index]]
+                if not sizing:
+                    break
+                size = max(1, first - max(offered[index] for index, _ in sizing))
+            left = _left_out(sizing, draw(_rows(rest[:size]), widest))
+        unnamed = unnamed + 1 if not sizing else 0
         parts.append(_rows(rest[:size]))
         rest = rest[size:]
+        offer = size + size // 4 + 2
+    if rest:  # units no URL can name alone, three in a row: its URLs are too short for any
+        if len(parts) == unnamed:
+            return [_fitted(route_name, items, skip, limits, whole, caps, drawn)]
+        parts.append(_rows(rest))
     return [
-        _fitted(route_name, part, skip, limits, draw(part, Part(n, len(parts), len(groups))))
+        _fitted(route_name, part, skip, limits, draw(part, Part(n, len(parts), events)), caps)
         for n, part in enumerate(parts, start=1)
     ]
+
+
+_UNNAMED_RUN = 3  # parts in a row that no URL could name anything of: the split stops
 
 
 def _rows(units: Sequence[Sequence[OutboxItem]]) -> list[OutboxItem]:
     return [item for unit in units for item in unit]
 
 
-def _left_out(send: Send) -> int:
-    """The most list entries any of the send's messages had to leave out."""
-    return max([send.message.left_out, *(message.left_out for _, message in send.fitted)])
+def _left_out(
+    targets: Sequence[tuple[int, Budget]],
+    draw: Callable[[Budget], Message],
+    drawn: dict[Budget, Message] | None = None,
+) -> dict[int, int]:
+    """Per URL, the list entries its message had to leave out (each budget drawn once, kept
+    in `drawn` when given)."""
+    drawn = {} if drawn is None else drawn
+    for _, budget in targets:
+        if budget not in drawn:
+            drawn[budget] = draw(budget)
+    return {index: drawn[budget].left_out for index, budget in targets}
 
 
 def pace_wait(

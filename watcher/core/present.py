@@ -111,7 +111,7 @@ def render_templated(
         text = _body(transition, shown.body, dashboard, whole, BodyFormat.TEXT)
     except TemplateFailed as failed:
         return builtin, str(failed)
-    room, lines = budget.body_room(title), budget.lines
+    room, lines = budget.body_room(title), budget.body_lines(title)
     text = _fitted(text, room, lines)
     message = Message(
         title=title,

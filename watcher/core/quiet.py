@@ -128,14 +128,48 @@ _TOLD_BY_OUTCOME = frozenset({EventKind.STARTED, EventKind.STALLED, EventKind.RE
 
 
 def told_together(items: Sequence[OutboxItem]) -> list[list[OutboxItem]]:
-    """Held rows in the groups `settle_held` reads together (a job's rows, the two of a pair
-    about one subject), worst told first, those that resolve entirely last: a release split
-    in parts (`watcher.core.plan`) keeps each group in one part, so a job is told once, by
-    its outcome (never its `started` in one part and its outcome in another), and a pair
-    that cancels out stays one "resolved" line."""
-    groups: dict[tuple[str | None, str | None], list[OutboxItem]] = {}
-    for item in items:
-        groups.setdefault(_about(item.transition), []).append(item)
+    """Held rows in the groups `settle_held` reads together, worst told first, those that
+    resolve entirely last: the rows of a job that ended (told by its outcome alone), the
+    rows of a pair that cancels out (one "resolved" line) with any opener of the same kind
+    and subject it replaced (missing, missing again, found: in one part, the first `missing`
+    never meets a later `found` as a pair no one message told), every other row alone. A release
+    split in parts (`watcher.core.plan`) keeps each group in one part, so a job is told once,
+    by its outcome (never its `started` in one part and its outcome in another), and a pair
+    stays one line; and no group is longer than a line or two, so every part can name all of
+    its own (a KB missing and found again 60 times over a weekend is 60 groups, not one
+    group too long for any message)."""
+    ordered = sorted(range(len(items)), key=lambda n: items[n].transition.at)
+    ended = {t.job_uuid for t in (item.transition for item in items) if t.kind.is_terminal}
+    ended.discard(None)
+    joined = list(range(len(items)))  # union-find over the rows' positions
+
+    def root(n: int) -> int:
+        while joined[n] != n:
+            joined[n] = joined[joined[n]]
+            n = joined[n]
+        return n
+
+    by_job: dict[str, int] = {}
+    open_: dict[tuple[EventKind, str | None, str | None], int] = {}
+    for n in ordered:
+        t = items[n].transition
+        if t.job_uuid in ended and t.job_uuid is not None:
+            joined[root(n)] = root(by_job.setdefault(t.job_uuid, n))
+            if t.kind in _TOLD_BY_OUTCOME:
+                continue  # as `settle_held`: never opens nor closes a pair
+        if t.kind in _PAIRS:  # with the opener it replaces: never paired with a closer apart
+            replaced = open_.get((t.kind, *_about(t)))
+            if replaced is not None:
+                joined[root(n)] = root(replaced)
+            open_[(t.kind, *_about(t))] = n
+            continue
+        opener = next((k for k, closer in _PAIRS.items() if closer is t.kind), None)
+        first = open_.pop((opener, *_about(t)), None) if opener else None
+        if first is not None:
+            joined[root(n)] = root(first)
+    groups: dict[int, list[OutboxItem]] = {}
+    for n, item in enumerate(items):
+        groups.setdefault(root(n), []).append(item)
     return sorted(groups.values(), key=_worst_told)
 
 

@@ -21,7 +21,7 @@ from urllib.parse import quote
 
 from watcher.core.cost import eta
 from watcher.core.durations import format_elapsed
-from watcher.core.fit import Entry, clip, fit_counted, more_text
+from watcher.core.fit import Entry, Shape, clip, fit_shaped, more_text
 from watcher.core.incident_text import (
     ESCALATED_HEADLINE,
     REMINDER_HEADLINE,
@@ -112,7 +112,11 @@ def message(title: str, doc: Sequence[Block], severity: Severity) -> Message:
 
 
 def _message(title: str, body: Callable[[BodyFormat], str], severity: Severity) -> Message:
-    markdown, text, html = (body(fmt) for fmt in _FORMATS)
+    if isinstance(body, _FittedBody) and body.counted is not None:  # the service's own first
+        written = {fmt: body(fmt) for fmt in sorted(_FORMATS, key=lambda f: f is not body.counted)}
+    else:
+        written = {fmt: body(fmt) for fmt in _FORMATS}
+    markdown, text, html = (written[fmt] for fmt in _FORMATS)
     left_out = body.left_out if isinstance(body, _FittedBody) else 0
     return Message(title, markdown, severity, text, html, left_out=left_out)
 
@@ -148,7 +152,7 @@ def render(
     names = dict(transition.source_names)
     rows = _sources(job, names) if job is not None and kind is not EventKind.STARTED else []
     heading = Para((strong("Data sources"),))
-    fitted = _fitted(head, rows, "data sources", heading, budget.body_room(title), budget.lines)
+    fitted = _fitted(head, rows, "data sources", heading, title, budget)
     return _message(title, fitted, severity)
 
 
@@ -169,7 +173,7 @@ def render_group(
     head: list[Block] = [Para((strong(f"{len(transitions)} indexing events"), plain(lead)))]
     ordered = sorted(transitions, key=worst_first)
     rows = [_Row(_group_line(t, dashboard), None, t.kind.value) for t in ordered]
-    fitted = _fitted(head, rows, "events", None, budget.body_room(title), budget.lines)
+    fitted = _fitted(head, rows, "events", None, title, budget)
     return _message(title, fitted, worst)
 
 
@@ -198,7 +202,7 @@ def render_list(
     if tail:
         spans += [(strong(tail_heading or "Also"),), *tail]
     rows = [_Row(line, None, "") for line in spans]  # "… and 9 more lines", no tally
-    fitted = _fitted(head, rows, "lines", None, budget.body_room(title), budget.lines)
+    fitted = _fitted(head, rows, "lines", None, title, budget)
     return _message(title, fitted, severity)
 
 
@@ -242,7 +246,7 @@ def _render_silence_end(t: Transition, dashboard: str, budget: Budget) -> Messag
     ordered = sorted(t.open_problems, key=lambda p: -_SEVERITY_ORDER.index(p.problem.severity))
     rows = [_Row(_open_problem_line(p, dashboard), None, p.problem.value) for p in ordered]
     heading = Para((strong("Still open"),))
-    fitted = _fitted(head, rows, "knowledge bases", heading, budget.body_room(title), budget.lines)
+    fitted = _fitted(head, rows, "knowledge bases", heading, title, budget)
     return _message(title, fitted, t.severity)
 
 
@@ -281,16 +285,19 @@ def _fitted(
     rows: Sequence[_Row],
     noun: str,
     heading: Block | None,
-    chars: int | None,
-    lines: int | None,
+    title: str,
+    budget: Budget,
 ) -> _FittedBody:
     """Per format, the body of `head` and the list of `rows` fitted within the budget."""
-    return _FittedBody(tuple(head), tuple(rows), noun, heading, chars, lines)
+    room, lines, counted = budget.body_room(title), budget.body_lines(title), budget.format
+    return _FittedBody(tuple(head), tuple(rows), noun, heading, room, lines, counted)
 
 
 @dataclass(slots=True)
 class _FittedBody:
-    """A body fitted per format (`__call__`), counting the most rows any format left out."""
+    """A body fitted per format (`__call__`), counting the most rows the format the target
+    gets (`counted`; None: any format) left out. Once that format is fitted, the others (which
+    the target never gets) list the same rows without being fitted themselves."""
 
     head: tuple[Block, ...]
     rows: tuple[_Row, ...]
@@ -298,7 +305,9 @@ class _FittedBody:
     heading: Block | None
     chars: int | None
     lines: int | None
+    counted: BodyFormat | None = None
     left_out: int = 0
+    shape: Shape | None = None  # how the counted format was fitted
 
     def __call__(self, fmt: BodyFormat) -> str:
         head, rows, heading = self.head, self.rows, self.heading
@@ -315,8 +324,16 @@ class _FittedBody:
                 blocks.append(Bullets(tuple(items)))
             return write(tuple(blocks), fmt)
 
-        text, left = fit_counted(build, len(rows), chars=self.chars, lines=self.lines)
-        self.left_out = max(self.left_out, left)
+        if self.shape is not None and fmt is not self.counted:  # never sent: the same rows
+            return build(*self.shape)
+        notes = any(row.note for row in rows)
+        text, left, shape = fit_shaped(
+            build, len(rows), chars=self.chars, lines=self.lines, notes=notes
+        )
+        if self.counted is None or self.counted is fmt:
+            self.left_out = max(self.left_out, left)
+        if fmt is self.counted:
+            self.shape = shape
         return text
 
 

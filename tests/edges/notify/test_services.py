@@ -29,7 +29,7 @@ from watcher.core.model import (
     Severity,
     Status,
 )
-from watcher.core.outbox import Budget, FailureCause, FailureKind, Message
+from watcher.core.outbox import BodyFormat, Budget, FailureCause, FailureKind, Message
 from watcher.core.render import render
 from watcher.core.state import Transition
 from watcher.edges.notify.apprise import AppriseNotifier
@@ -87,7 +87,7 @@ async def test_discord_knows_its_2000_characters_and_takes_the_fitted_alert_whol
     """The issue's 6,600-character partial alert, fitted to Discord's budget, arrives whole."""
     notifier = AppriseNotifier({"chat": [discord.url_discord]}, timeout=5)
     [budget] = notifier.budgets("chat")
-    assert budget == Budget(body=2000, title=250, title_in_body=True)
+    assert budget == Budget(body=2000, title=250, title_in_body=True, format=BodyFormat.MARKDOWN)
     whole = render(issue_partial())
     fitted = render(issue_partial(), budget=budget)
     assert len(whole.body) > 6000

@@ -98,7 +98,8 @@ def _schemes(plugin: Any) -> tuple[str, ...]:
 
 
 def budget_of(plugin: Any) -> Budget:
-    """What one apprise plugin's service takes, from its class limits (characters)."""
+    """What one apprise plugin's service takes, from its class limits (characters), and the
+    body format it gets (`body_format`)."""
     body = int(getattr(plugin, "body_maxlen", 0) or 0)
     title = int(getattr(plugin, "title_maxlen", 0) or 0)
     lines = int(getattr(plugin, "body_max_line_count", 0) or 0)
@@ -108,6 +109,7 @@ def budget_of(plugin: Any) -> Budget:
         title=title if title > 0 else None,
         title_in_body=bool(getattr(plugin, "overflow_amalgamate_title", False)),
         lines=lines if lines > 0 else None,
+        format=body_format(plugin),
     )
 
 
