@@ -118,6 +118,14 @@ def named(message_body: str) -> list[str]:
     return re.findall(r"job `(job-\d{4})`", message_body)
 
 
+def named_whole_within(sends: list[Send], chars: int) -> int:
+    """The events the sends name to their first URL, each body within `chars` and whole."""
+    for send in sends:
+        body = send.message_for(0).body
+        assert len(body) <= chars and "more events" not in body
+    return sum(len(named(s.message_for(0).body)) for s in sends)
+
+
 def within(budget: Budget, title: str, body: str) -> bool:
     room = budget.body_room(title)
     return room is None or len(body) <= room
@@ -381,10 +389,7 @@ def test_a_group_refused_for_size_is_split_smaller_next_time_instead_of_cut() ->
     rows = storm(60, last_targets=(refused,))
     sends = plan(rows, 5, "https://x", {"ops": (Budget(body=32768),)})
     assert len(sends) > 1
-    for send in sends:
-        body = send.message_for(0).body
-        assert len(body) <= 1500 and "more events" not in body
-    assert sum(len(named(s.message_for(0).body)) for s in sends) == 61
+    assert named_whole_within(sends, 1500) == 61
 
 
 def test_a_url_too_short_to_name_one_event_gets_one_message_counting_them_not_a_part_each() -> None:
@@ -459,10 +464,7 @@ def test_a_size_refusals_cap_holds_for_every_part_to_that_url() -> None:
     old = [replace(r, transition=replace(r.transition, kind=EventKind.FAILED)) for r in old]
     sends = plan(old + new, 5, "https://x", {"ops": (Budget(body=32768),)})
     assert len(sends) > 1
-    for send in sends:
-        body = send.message_for(0).body
-        assert len(body) <= 1500 and "more events" not in body
-    assert sum(len(named(s.message_for(0).body)) for s in sends) == 60
+    assert named_whole_within(sends, 1500) == 60
 
 
 def test_one_long_line_first_does_not_keep_every_later_part_short() -> None:
