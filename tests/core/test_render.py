@@ -17,7 +17,7 @@ from watcher.core.model import (
     Severity,
     Status,
 )
-from watcher.core.outbox import BodyFormat
+from watcher.core.outbox import BodyFormat, Part
 from watcher.core.render import escape, render, render_group
 from watcher.core.state import StallReason, Transition
 
@@ -178,6 +178,12 @@ def test_a_grouped_alert_lists_each_event_and_takes_the_worst_severity() -> None
     assert message.title.endswith("4 indexing events")
     assert message.severity is Severity.FAILURE
     assert message.body.count("\n- ") == 4
+
+
+def test_the_last_part_of_a_split_group_with_one_event_says_one_event() -> None:
+    message = render_group([make(EventKind.FAILED, Job(uuid="j9"))], part=Part(3, 3, 41))
+    assert message.title.endswith("1 indexing event (part 3 of 3)")
+    assert message.body.startswith("**1 indexing event** (part 3 of 3; 41 events in all)")
 
 
 HOSTILE_NAME = "[EU] <prod> *docs*_\x1b]0;owned\x07\x1b[2J\nCOMPLETED\u202etxt.exe\x00"

@@ -36,7 +36,7 @@ _KINDS = {headline: kind for kind, headline in _HEADLINE.items()}
 _KINDS[RECOVERED_BY_ENDING] = EventKind.RECOVERED
 _JOB = re.compile(r"Job:\s*`?([0-9a-f-]{36})")
 _GROUP = re.compile(r"job\s+`?([0-9a-f-]{36})`?\s*:\s*([a-z_\\]+)")  # markdown: no\_changes
-_GROUP_TITLE = re.compile(r"indexing events(?: \(part \d+ of \d+\))?$")
+_GROUP_TITLE = re.compile(r"indexing events?(?: \(part \d+ of \d+\))?$")
 BEHAVIOURS = ("refused", "http 500", "slow 6 s", "trickle", "discord 2,000", "smtp 535")
 PASSWORD = "app-passw0rd-right"
 

@@ -168,9 +168,10 @@ def render_group(
     budget = budget or Budget()
     worst = max((t.severity for t in transitions), key=_SEVERITY_ORDER.index)
     label = f" ({part.label()})" if part is not None else ""
-    title = _fit_title(f"{_ICON[worst]} {len(transitions)} indexing events{label}", budget)
+    count = f"{len(transitions)} indexing event" + ("" if len(transitions) == 1 else "s")
+    title = _fit_title(f"{_ICON[worst]} {count}{label}", budget)
     lead = f" ({part.lead()})" if part is not None else ""
-    head: list[Block] = [Para((strong(f"{len(transitions)} indexing events"), plain(lead)))]
+    head: list[Block] = [Para((strong(count), plain(lead)))]
     ordered = sorted(transitions, key=worst_first)
     rows = [_Row(_group_line(t, dashboard), None, t.kind.value) for t in ordered]
     fitted = _fitted(head, rows, "events", None, title, budget)
