@@ -56,5 +56,7 @@ async def test_the_loop_keeps_turning_while_a_big_report_is_summarised(tmp_path:
     done = True
     await task
     assert fate is ReportFate.KEPT and summary is not None and summary.rows == 60_000
-    # Summarised inline, the loop would not turn between the file landing and the summary.
-    assert turns_after_kept > 50
+    # Summarised inline, the loop would not turn between the file landing and the summary
+    # (0 turns); off the loop it turns at least at each of the GIL's switches (5 ms) during
+    # the parse: dozens on a quiet machine, 35 once on a loaded one (so not "> 50").
+    assert turns_after_kept > 5
