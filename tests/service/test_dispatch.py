@@ -129,7 +129,31 @@ async def test_messages_to_one_url_are_paced_at_the_send_interval() -> None:
         assert [round(b - a, 3) for a, b in itertools.pairwise(times)] == [1.0] * 4
 
 
-async def test_a_routes_own_send_interval_overrides_the_default() -> None:
+@dataclass
+class Small(Receiver):
+    """A service that takes 900 characters: a grouped alert's part names about 8 events."""
+
+    def budgets(self, route: str) -> tuple[Budget, ...]:
+        return (Budget(body=900),)
+
+
+async def test_a_storm_larger_than_one_claim_is_planned_as_one_worst_first() -> None:
+    """26 rows due at once with claims of 10: before, 10 went now as a storm of two parts
+    'of 2', and the rest in later rounds or a poll later, the failure among them last."""
+    clocks = Clocks()
+    store, receiver = FakeStore(), Small(clocks=clocks)
+    rules = (RouteRule("chat", ALL),)
+    failed = Transition("job-99/failed", EventKind.FAILED, T0, "kb-1", "docs", job(99))
+    await record(store, rules, *(started(n) for n in range(25)), failed)
+    settings = {"batch": 10, "send_interval": timedelta(0)}
+    await dispatcher(store, receiver, rules, clocks, **settings).deliver()
+
+    sent = receiver.to("chat")
+    assert len(sent) > 1
+    assert all(f"of {len(sent)}; 26 events in all" in m.body for m in sent)
+    assert "job-99" in sent[0].body  # the failure first, whatever claim it came in
+    assert sum(m.body.count("`job-") for m in sent) == 26
+
     clocks = Clocks()
     store, receiver = FakeStore(), Receiver(clocks=clocks)
     rules = (RouteRule("discord", ALL),)
