@@ -83,6 +83,17 @@ class Judged:
     watches: Mapping[str, KbWatch] = field(default_factory=dict)
 
 
+def _log_not_kept(why: str, jobs: Sequence[tuple[str | None, str]]) -> None:
+    """One warning for the reports not kept this cycle for one reason (a storm of finished
+    jobs under a full minute, or past the time for extra reads, is hundreds: one line)."""
+    if len(jobs) == 1:
+        ((kb, job),) = jobs
+        log.warning("job_report_not_kept", kb=kb, job=job, error=why)
+        return
+    uuids = [job for _, job in jobs]
+    log.warning("job_report_not_kept", jobs=len(uuids), first=uuids[:5], error=why)
+
+
 class KbWatcher:
     """Schedules, freshness and reports of the watched KBs, for one cycle object."""
 
@@ -118,40 +129,30 @@ class KbWatcher:
         if self.extra is None or shelf is None:
             return tuple(transitions)
         out = []
-        no_room: list[tuple[str | None, str]] = []  # (kb, job) the budget had no room for
+        not_kept: dict[str, list[tuple[str | None, str]]] = {}  # why -> (kb, job)
         for t in transitions:
             job = t.job
             if job is not None and t.kind.is_terminal and job.is_report_available:
-                fate, summary = await self._keep(job.uuid, t.kb_uuid, shelf, until)
-                if fate is ReportFate.NO_ROOM:
-                    no_room.append((t.kb_uuid, job.uuid))
+                fate, summary, why = await self._keep(job.uuid, t.kb_uuid, shelf, until)
+                if why is not None:
+                    not_kept.setdefault(why, []).append((t.kb_uuid, job.uuid))
                 if t.kind in _NOTED:
                     t = replace(t, report=report_note(job.uuid, fate, summary))
             out.append(t)
-        self._log_no_room(no_room)
+        for why, jobs in not_kept.items():
+            _log_not_kept(why, jobs)
         return tuple(out)
-
-    def _log_no_room(self, no_room: Sequence[tuple[str | None, str]]) -> None:
-        """One warning for the reports the budget had no room for this cycle (a storm of
-        finished jobs under a full minute is hundreds: one line, not one each)."""
-        if not no_room:
-            return
-        why = self.budget.last_wait.get(REPORT) if self.budget is not None else None
-        error = f"no room in the API budget ({why})"
-        if len(no_room) == 1:
-            ((kb, job),) = no_room
-            log.warning("job_report_not_kept", kb=kb, job=job, error=error)
-            return
-        jobs = [job for _, job in no_room]
-        log.warning("job_report_not_kept", jobs=len(jobs), first=jobs[:5], error=error)
 
     async def _keep(
         self, job_uuid: str, kb_uuid: str | None, shelf: ReportShelf, until: float
-    ) -> tuple[ReportFate, ErrorSummary | None]:
+    ) -> tuple[ReportFate, ErrorSummary | None, str | None]:
+        """The report's fate, its summary when kept, and why it was not (logged once a cycle
+        for every report not kept for that reason: `_log_not_kept`)."""
         assert self.extra is not None
         now = self.elapsed()
         if self.budget is not None and not self.budget.allowed(REPORT, now):
-            return ReportFate.NO_ROOM, None  # logged once for the cycle (`_log_no_room`)
+            why = self.budget.last_wait.get(REPORT)
+            return ReportFate.NO_ROOM, None, f"no room in the API budget ({why})"
         try:
             async with asyncio.timeout_at(until):
                 if self.budget is None:
@@ -161,15 +162,12 @@ class KbWatcher:
                         data = await self.extra.get_report(job_uuid)
             await shelf.keep(job_uuid, data)
         except TimeoutError:
-            error = "time for extra reads over"
-            log.warning("job_report_not_kept", kb=kb_uuid, job=job_uuid, error=error)
-            return ReportFate.NOT_KEPT, None
+            return ReportFate.NOT_KEPT, None, "time for extra reads over"
         except (SourceError, StoreError, ValueError) as exc:
-            log.warning("job_report_not_kept", kb=kb_uuid, job=job_uuid, error=str(exc))
-            return ReportFate.NOT_KEPT, None
+            return ReportFate.NOT_KEPT, None, str(exc)
         log.info("job_report_kept", kb=kb_uuid, job=job_uuid, bytes=len(data))
         # Up to 32 MiB of CSV: seconds of parsing, off the event loop (leases, health, delivery).
-        return ReportFate.KEPT, await asyncio.to_thread(summarise, data)
+        return ReportFate.KEPT, await asyncio.to_thread(summarise, data), None
 
     async def judge(
         self,
