@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from watcher.core.fit import Entry, clip, fit_body, fit_counted, more_line
+from watcher.core.fit import Entry, clip, fit_body, fit_shaped, more_line
 from watcher.core.model import DataSourceJob, DataSourceStatus, EventKind, Job, Phase, Status
 from watcher.core.outbox import Budget
 from watcher.core.render import render, render_group
@@ -210,7 +210,7 @@ def test_fitting_a_long_list_writes_about_what_fits_not_the_whole_list(
                 lines.append(f"  - error: {clip(entry.note, note_limit)}")
         return "\n".join([*lines, *([more_line(listed[kept:], "sources")] if cut else [])])
 
-    text, left = fit_counted(build, len(listed), chars=chars, notes=notes > 0)
+    text, left, _ = fit_shaped(build, len(listed), chars=chars, notes=notes > 0)
     assert len(text) <= chars and left == 2000 - text.count("- source ")
     assert sum(written) < 40 * (2000 - left)
 

@@ -65,16 +65,7 @@ Build = Callable[[int, int, bool], str]
 
 def fit(build: Build, total: int, *, chars: int | None, lines: int | None = None) -> str:
     """The fullest body `build` writes (of `total` entries) within `chars` and `lines`."""
-    return fit_counted(build, total, chars=chars, lines=lines)[0]
-
-
-def fit_counted(
-    build: Build, total: int, *, chars: int | None, lines: int | None = None, notes: bool = True
-) -> tuple[str, int]:
-    """`fit`'s body and how many of the `total` entries it left out (0: it lists them all;
-    the body's last line counts those it did not). See `fit_shaped`."""
-    text, left, _ = fit_shaped(build, total, chars=chars, lines=lines, notes=notes)
-    return text, left
+    return fit_shaped(build, total, chars=chars, lines=lines)[0]
 
 
 # What `build` was asked to write the fitted body: (kept, note_limit, cut).
@@ -84,8 +75,9 @@ Shape = tuple[int, int, bool]
 def fit_shaped(
     build: Build, total: int, *, chars: int | None, lines: int | None = None, notes: bool = True
 ) -> tuple[str, int, Shape | None]:
-    """`fit_counted`'s body and count, and the `build` arguments that wrote the body (None
-    when even the summary had to be cut at the budget). `notes`: whether any entry has a
+    """`fit`'s body, how many of the `total` entries it left out (0: it lists them all; the
+    body's last line counts those it did not), and the `build` arguments that wrote the body
+    (None when even the summary had to be cut at the budget). `notes`: whether any entry has a
     note (if not, the note limits are not tried one by one: they would write the same body).
 
     The cost follows what fits, not `total`: the whole list is written only once its first
