@@ -28,7 +28,6 @@ from watcher.core.outbox import Budget, Message, OutboxItem, Part, Send
 from watcher.core.present import Presentation, RouteFormat, render_templated, with_event
 from watcher.core.quiet import render_released, settle_held, told_together
 from watcher.core.render import render, render_group, worst_first
-from watcher.core.state import Transition
 
 
 def plan(
@@ -56,7 +55,7 @@ def plan(
             sends += [_event_send(route_name, item, skip, dashboard) for item in group]
             continue
         if len(group) > storm_threshold:
-            storm = _storm(dashboard)
+            storm = _drawing(render_group, dashboard)
             sends += _whole_parts(route_name, group, skip, limits, storm, _one_each)
             continue
         for item in group:
@@ -98,7 +97,7 @@ def _special_sends(
     for (route_name, skip), group in released.items():
         windows = " and ".join(dict.fromkeys(item.held_by or "" for item in group))
         limits = tuple(budgets.get(route_name, ()))
-        release = _release(windows, dashboard)
+        release = _drawing(render_released, windows, dashboard)
         sends += _whole_parts(route_name, group, skip, limits, release, told_together)
     return sends, groups
 
@@ -178,36 +177,15 @@ def _targets(
 PartDraw = Callable[[Sequence[OutboxItem], Part | None], Callable[[Budget], Message]]
 
 
-def _storm(dashboard: str) -> PartDraw:
+def _drawing(render_list: Callable[..., Message], *args: str) -> PartDraw:
+    """The `PartDraw` of a list renderer (`render_group`, `render_released`) called as
+    `render_list(transitions, *args, budget, part=part)`."""
+
     def draw(items: Sequence[OutboxItem], part: Part | None) -> Callable[[Budget], Message]:
         transitions = [item.transition for item in items]
-        return partial(_group_in, transitions, dashboard, part)
+        return partial(render_list, transitions, *args, part=part)
 
     return draw
-
-
-def _group_in(
-    transitions: Sequence[Transition], dashboard: str, part: Part | None, budget: Budget
-) -> Message:
-    return render_group(transitions, dashboard, budget, part)
-
-
-def _release(windows: str, dashboard: str) -> PartDraw:
-    def draw(items: Sequence[OutboxItem], part: Part | None) -> Callable[[Budget], Message]:
-        transitions = [item.transition for item in items]
-        return partial(_released_in, transitions, windows, dashboard, part)
-
-    return draw
-
-
-def _released_in(
-    transitions: Sequence[Transition],
-    windows: str,
-    dashboard: str,
-    part: Part | None,
-    budget: Budget,
-) -> Message:
-    return render_released(transitions, windows, dashboard, budget, part)
 
 
 # The rows of a grouped message in the units a split keeps whole, worst first.
