@@ -168,8 +168,9 @@ class Room:
     sliding hour; `minute_left` the client's room in its sliding minute; `poll_cost` the
     requests the last poll cycle took (kept free for the next one); `tight` the API's
     `ratelimit-remaining` is under the configured reserve. `ceiling` is the client's own
-    requests per minute (`api.max_requests_per_minute`; None: no pace is known, as in `watcher
-    once`), `minute_polls` what the polls of one minute may send, and
+    requests per minute (`api.max_requests_per_minute`; None for a budget built without it or
+    without the fastest pace, as some tests build it), `minute_polls` what the polls of one
+    minute may send, and
     `extra_minute` what every extra read (the prices' floor too) sent in the last 60 s.
     `minute_polls` counts as many polls as the fastest pace may hold in a minute (the pace can
     quicken at any cycle: a job starts).
