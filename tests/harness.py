@@ -90,7 +90,7 @@ _BY_HEADLINE = {headline: kind for kind, headline in HEADLINES.items()}
 _BY_HEADLINE[RECOVERED_BY_ENDING] = EventKind.RECOVERED
 _JOB_LINE = re.compile(r"^- Job: `([^`]+)`", re.MULTILINE)
 # A grouped alert's title ends so, with its part when a size limit split it in several.
-_GROUP_TITLE = re.compile(r"indexing events?(?: \(part \d+ of \d+\))?$")
+GROUP_TITLE = re.compile(r"indexing events?(?: \(part \d+ of \d+\))?$")
 # A grouped alert's line, as markdown or as the plain text apprise makes of it for e-mail
 # (which breaks the line around the code span): "- ❌ middle-kb job `f2b1…`: failed (…)";
 # markdown escapes a kind's underscore ("no\_changes")
@@ -112,7 +112,7 @@ class Alert:
     @property
     def kind(self) -> EventKind | Literal["group"]:
         """The event the title's headline names (`GROUP` for a grouped alert)."""
-        if _GROUP_TITLE.search(self.title):
+        if GROUP_TITLE.search(self.title):
             return GROUP
         kind = _BY_HEADLINE.get(self.title.rsplit(": ", 1)[-1])
         if kind is None:

@@ -27,7 +27,7 @@ from typing import Any
 
 from apprise.plugins.discord import NotifyDiscord
 
-from tests.harness import Harness, lifecycle_alerts, open_harness, route
+from tests.harness import GROUP_TITLE, Harness, lifecycle_alerts, open_harness, route
 from tests.receivers import SmtpReceiver, WebhookReceiver
 from watcher.core.model import EventKind
 from watcher.core.render import _HEADLINE, RECOVERED_BY_ENDING
@@ -36,7 +36,6 @@ _KINDS = {headline: kind for kind, headline in _HEADLINE.items()}
 _KINDS[RECOVERED_BY_ENDING] = EventKind.RECOVERED
 _JOB = re.compile(r"Job:\s*`?([0-9a-f-]{36})")
 _GROUP = re.compile(r"job\s+`?([0-9a-f-]{36})`?\s*:\s*([a-z_\\]+)")  # markdown: no\_changes
-_GROUP_TITLE = re.compile(r"indexing events?(?: \(part \d+ of \d+\))?$")
 BEHAVIOURS = ("refused", "http 500", "slow 6 s", "trickle", "discord 2,000", "smtp 535")
 PASSWORD = "app-passw0rd-right"
 
@@ -211,7 +210,7 @@ def _received(receiver: Any) -> list[tuple[str | None, EventKind]]:
     """(job, event) of every alert the receiver took, a grouped one counting each line."""
     found: list[tuple[str | None, EventKind]] = []
     for title, text in _texts(receiver):
-        if _GROUP_TITLE.search(title):
+        if GROUP_TITLE.search(title):
             lines = _GROUP.findall(text)
             found += [(job, EventKind(kind.replace("\\", ""))) for job, kind in lines]
             continue
