@@ -143,7 +143,10 @@ class ApiClient:
         http = httpx.AsyncClient(
             base_url=settings.base_url,
             headers=headers,
-            timeout=httpx.Timeout(settings.timeout),
+            # The caller holds each exchange to one deadline (`asyncio.timeout`): httpx's own
+            # read and write timeouts would only arm and cancel a timer on every socket
+            # operation (about a dozen a large page) under it. A connect keeps its own.
+            timeout=httpx.Timeout(None, connect=settings.timeout),
             follow_redirects=False,
             transport=transport,
             verify=settings.verify,
