@@ -1,7 +1,7 @@
 """CPU per request of the API client, next to urllib (the floor), for one KB-list page.
 
     .venv/bin/python bench/request_cost.py [--kbs 10 120 200] [--requests 300] [--rounds 3]
-        [--only urllib http.client httpx httpx-tuned aiohttp client]
+        [--only urllib http.client httpx httpx-tuned aiohttp client client-new-conn] [--tls]
 
 For each account size, a child process builds the simulator's idle generated account
 (`generated_scenario(kbs, busy=False, seed=7)`), reads `GET /v2/gen-ai/knowledge_bases?
@@ -24,6 +24,9 @@ the median per round is printed, in microseconds per request.
 - `client`: the watcher's `ApiClient.list_knowledge_bases()` (one page: one request), the
   whole request path: the budget, the size cap, the `Date` clock, the rate-limit headers and
   the page memo (the bytes are unchanged, so the page is not decoded again).
+- `client-new-conn`: the same on a new connection for every request, as in production when the
+  poll interval (60 s) outlasts httpx's keep-alive (5 s): with `--tls` (the replay served over
+  HTTPS with a `trustme` test CA, as the real API is), that is a TLS handshake a cycle.
 """
 
 from __future__ import annotations
@@ -33,16 +36,21 @@ import asyncio
 import http.client
 import json
 import multiprocessing
+import ssl
 import statistics
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Awaitable, Callable
 from email.utils import formatdate
+from functools import partial
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH.parent))
+
+import httpx  # noqa: E402
 
 from watcher.edges.api.client import ApiClient, ApiSettings  # noqa: E402
 from watcher.service.logs import configure_logging  # noqa: E402
@@ -50,7 +58,9 @@ from watcher.simulator import RealClock, Simulator, generated_scenario, serve_in
 
 TOKEN = "dop_v1_" + "b" * 64
 PATH = "/v2/gen-ai/knowledge_bases?page=1&per_page=200"
-WAYS = ("urllib", "http.client", "httpx", "httpx-tuned", "aiohttp", "client")
+WAYS = ("urllib", "http.client", "httpx", "httpx-tuned", "aiohttp", "client", "client-new-conn")
+TRUST: ssl.SSLContext | None = None
+"""With `--tls`: the context that trusts the replaying server's test CA."""
 DEFAULT_WAYS = ("urllib", "http.client", "httpx", "client")
 
 
@@ -67,8 +77,9 @@ def _capture(kbs: int) -> tuple[int, list[tuple[str, str]], bytes]:
             return answer.status, list(answer.headers.items()), answer.read()
 
 
-def _serve(kbs: int, ready: multiprocessing.connection.Connection) -> None:
-    """Replay the captured answer to every request, keeping connections alive."""
+def _serve(kbs: int, ready: multiprocessing.connection.Connection, chain: str | None) -> None:
+    """Replay the captured answer to every request, keeping connections alive (over TLS
+    with the certificate chain and key in the file `chain`, when given)."""
     status, headers, body = _capture(kbs)
     kept = [(k, v) for k, v in headers if k.lower() not in ("date", "connection")]
 
@@ -91,9 +102,13 @@ def _serve(kbs: int, ready: multiprocessing.connection.Connection) -> None:
             writer.close()
 
     async def main() -> None:
-        server = await asyncio.start_server(answer, "127.0.0.1", 0)
+        tls = None
+        if chain is not None:
+            tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            tls.load_cert_chain(chain)
+        server = await asyncio.start_server(answer, "127.0.0.1", 0, ssl=tls)
         port = server.sockets[0].getsockname()[1]
-        ready.send((f"http://127.0.0.1:{port}", len(body)))
+        ready.send((f"{'https' if tls else 'http'}://127.0.0.1:{port}", len(body)))
         async with server:
             await server.serve_forever()
 
@@ -113,15 +128,20 @@ def _urllib(base: str) -> Callable[[int], None]:
 
     def run(n: int) -> None:
         for _ in range(n):
-            with urllib.request.urlopen(urllib.request.Request(base + PATH, headers=headers)) as r:
+            request = urllib.request.Request(base + PATH, headers=headers)
+            with urllib.request.urlopen(request, context=TRUST) as r:
                 r.read()
 
     return run
 
 
 def _http_client(base: str) -> Callable[[int], None]:
-    host, port = base.removeprefix("http://").split(":")
-    conn = http.client.HTTPConnection(host, int(port))
+    host, port = base.split("//")[1].split(":")
+    conn: http.client.HTTPConnection = (
+        http.client.HTTPSConnection(host, int(port), context=TRUST)
+        if TRUST
+        else http.client.HTTPConnection(host, int(port))
+    )
     headers = {"Authorization": "Bearer " + TOKEN}
 
     def run(n: int) -> None:
@@ -149,7 +169,8 @@ def _httpx(base: str) -> Callable[[int], None]:
     import httpx
 
     async def make() -> Callable[[int], Awaitable[None]]:
-        client = httpx.AsyncClient(base_url=base, headers={"Authorization": "Bearer " + TOKEN})
+        headers = {"Authorization": "Bearer " + TOKEN}
+        client = httpx.AsyncClient(base_url=base, headers=headers, verify=TRUST or True)
 
         async def step(n: int) -> None:
             for _ in range(n):
@@ -167,7 +188,8 @@ def _httpx_tuned(base: str) -> Callable[[int], None]:
 
     async def make() -> Callable[[int], Awaitable[None]]:
         headers = {"Authorization": "Bearer " + TOKEN}
-        client = httpx.AsyncClient(base_url=base, headers=headers, timeout=None)
+        trust = TRUST or True
+        client = httpx.AsyncClient(base_url=base, headers=headers, timeout=None, verify=trust)
 
         async def step(n: int) -> None:
             for _ in range(n):
@@ -187,7 +209,10 @@ def _aiohttp(base: str) -> Callable[[int], None]:
 
     async def make() -> Callable[[int], Awaitable[None]]:
         headers = {"Authorization": "Bearer " + TOKEN}
-        session = aiohttp.ClientSession(base_url=base, headers=headers, auto_decompress=False)
+        connector = aiohttp.TCPConnector(ssl=TRUST or True)
+        session = aiohttp.ClientSession(
+            base_url=base, headers=headers, auto_decompress=False, connector=connector
+        )
 
         async def step(n: int) -> None:
             for _ in range(n):
@@ -201,10 +226,14 @@ def _aiohttp(base: str) -> Callable[[int], None]:
     return _in_loop(make)
 
 
-def _client(base: str) -> Callable[[int], None]:
+def _client(base: str, *, keep_alive: bool = True) -> Callable[[int], None]:
     async def make() -> Callable[[int], Awaitable[None]]:
-        settings = ApiSettings(base_url=base, max_requests_per_minute=10**9)
-        client = ApiClient(settings, TOKEN, token_source="bench")
+        settings = ApiSettings(base_url=base, max_requests_per_minute=10**9, verify=TRUST or True)
+        transport = None
+        if not keep_alive:  # as in production when the poll interval outlasts httpx's 5 s
+            limits = httpx.Limits(max_keepalive_connections=0)
+            transport = httpx.AsyncHTTPTransport(verify=TRUST or True, limits=limits)
+        client = ApiClient(settings, TOKEN, token_source="bench", transport=transport)
 
         async def step(n: int) -> None:
             for _ in range(n):
@@ -222,13 +251,14 @@ MAKERS: dict[str, Callable[[str], Callable[[int], None]]] = {
     "httpx-tuned": _httpx_tuned,
     "aiohttp": _aiohttp,
     "client": _client,
+    "client-new-conn": partial(_client, keep_alive=False),
 }
 
 
-def measure(kbs: int, ways: list[str], n: int, rounds: int) -> dict[str, float]:
+def measure(kbs: int, ways: list[str], n: int, rounds: int, chain: str | None) -> dict[str, float]:
     """Median µs of CPU per request for each way, its runs interleaved round by round."""
     here, there = multiprocessing.Pipe()
-    server = multiprocessing.Process(target=_serve, args=(kbs, there), daemon=True)
+    server = multiprocessing.Process(target=_serve, args=(kbs, there, chain), daemon=True)
     server.start()
     try:
         base, size = here.recv()
@@ -244,6 +274,19 @@ def measure(kbs: int, ways: list[str], n: int, rounds: int) -> dict[str, float]:
         server.join()
 
 
+def _test_ca(folder: str) -> str:
+    """A test CA that `TRUST` trusts, and the file of a certificate and key for 127.0.0.1."""
+    import trustme
+
+    global TRUST
+    authority = trustme.CA()
+    chain = str(Path(folder) / "chain.pem")
+    authority.issue_cert("127.0.0.1").private_key_and_cert_chain_pem.write_to_path(chain)
+    TRUST = ssl.create_default_context()
+    authority.configure_trust(TRUST)
+    return chain
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kbs", type=int, nargs="+", default=[10, 120, 200])
@@ -251,12 +294,14 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--only", nargs="+", choices=WAYS, default=list(DEFAULT_WAYS))
     parser.add_argument("--json", action="store_true", help="one JSON line per size")
+    parser.add_argument("--tls", action="store_true", help="HTTPS with a test CA (trustme)")
     args = parser.parse_args()
+    chain = _test_ca(tempfile.mkdtemp(prefix="request-cost-")) if args.tls else None
     configure_logging("info", "json")  # as the daemon runs: its debug lines filtered out
     print(f"CPU µs per request (median of {args.rounds} rounds of {args.requests})")
     print(f"{'KBs':>5} " + " ".join(f"{way:>12}" for way in args.only))
     for kbs in args.kbs:
-        figures = measure(kbs, args.only, args.requests, args.rounds)
+        figures = measure(kbs, args.only, args.requests, args.rounds, chain)
         if args.json:
             print(json.dumps({"kbs": kbs, **figures}))
         print(f"{kbs:>5} " + " ".join(f"{figures[way]:>12.0f}" for way in args.only), flush=True)
