@@ -281,7 +281,9 @@ class JobCache:
     128-bit match, as in `watcher.edges.api.memo`), not the row: its JSON (`observation`,
     about 0.8 KB a job) and its text columns (times, the sighting) weighed about 1.4 KB a job
     beside the decoded state (`bench/memory.py` prints both), for about 3 µs a row on a load.
-    Bounded: when it holds `limit` jobs it starts over.
+    Bounded: when it holds `limit` jobs it starts over; a load of more rows than half the
+    limit raises it first (`expect`), or a load of 10,000 KBs' jobs would start over twice
+    in every load and decode nearly every row again, each time beside the states it replaces.
     """
 
     def __init__(self, limit: int = 4096) -> None:
@@ -290,6 +292,10 @@ class JobCache:
 
     def __len__(self) -> int:
         return len(self._rows)
+
+    def expect(self, rows: int) -> None:
+        """A load of `rows` rows follows: hold at least twice that many before starting over."""
+        self._limit = max(self._limit, 2 * rows)
 
     def decode(self, row: tuple[Any, ...], path: Path) -> JobState:
         """The job state of a `_JOB_COLUMNS` row, decoded once per distinct row."""
@@ -335,6 +341,8 @@ def load_rows(
         opened = {i.kb_uuid: i for i in incident_rows.open_incidents(conn, path)}
     finally:
         conn.execute("COMMIT")
+    if cache is not None:
+        cache.expect(len(rows))
     decode = cache.decode if cache is not None else job_state_from_row
     states = (decode(tuple(row), path) for row in rows)
     return WatchState(kbs=kbs, jobs={state.uuid: state for state in states}, incidents=opened)
