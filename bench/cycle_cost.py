@@ -3,8 +3,10 @@
     /work/venv/bin/python bench/cycle_cost.py [--kbs 10 120 1000 10000] [--seconds 14]
         [--poll-cycles 6] [--settle 240] [--detect-kbs 10000] [--starts 5]
 
-Figures that do not depend much on the load of a shared machine: CPU seconds (user + system,
-from /proc) rather than wall time, and peak resident memory (`VmHWM`).
+Figures that do not depend much on the load of a shared machine: CPU seconds rather than wall
+time (a cycle's from its threads' nanosecond counts, /proc/<pid>/task/*/schedstat, since the
+10 ms clock ticks of /proc/<pid>/stat are more than a small account's whole idle cycle; a cold
+start's from `wait4`), and peak resident memory (`VmHWM`).
 
 - For each account size, an idle generated account is served on 127.0.0.1 (simulated clock at
   30x; `run_bench.idle_account`). `watcher run` (interval 2 s wall, no jitter) and a bare
@@ -155,12 +157,12 @@ def _cycles(
 ) -> list[Cycle]:
     """Each cycle from now to `until` (and, with `enough`, on to `enough` poll-only cycles
     or `until` + the settle time: the caller's `until` is then a pair)."""
-    seen, cpu, wall = len(tail.snapshot()), probe.cpu_seconds(), time.time()
+    seen, cpu, wall = len(tail.snapshot()), probe.thread_cpu_seconds(), time.time()
     found: list[Cycle] = []
     while time.time() < until:
         cycles = tail.snapshot()
         if len(cycles) > seen:
-            now_cpu, end = probe.cpu_seconds(), cycles[-1][0]
+            now_cpu, end = probe.thread_cpu_seconds(), cycles[-1][0]
             served = [r for r in idle.sim.requests if wall < r.wall <= end and r.status != 429]
             poll = sum(1 for r in served if r.path == KB_LIST)
             found.append(Cycle(now_cpu - cpu, poll, len(served) - poll))
