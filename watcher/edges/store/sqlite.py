@@ -31,7 +31,7 @@ from watcher.edges.store.browse import StoreReads
 from watcher.edges.store.conn import DEFAULT_LEASE, Fence
 from watcher.edges.store.digests import read_digest_facts
 from watcher.edges.store.facts import load_facts, save_facts
-from watcher.edges.store.held import release_held_rows
+from watcher.edges.store.held import next_delivery, release_held_rows
 from watcher.edges.store.incidents import acknowledge, open_incidents
 from watcher.edges.store.rows import (
     JobCache,
@@ -104,6 +104,18 @@ class SqliteStore(StoreReads):
             return _copy(state)
 
         return await self._run("loading the state", work)
+
+    # --- QuietSigns ---------------------------------------------------------------------
+
+    async def state_version(self) -> tuple[int, ...] | None:
+        """What changes with another connection's commit, this store's own writes of KBs,
+        jobs and incidents, and reopens (`_state_version`); None on PostgreSQL."""
+        return await self._run("reading the store's version", self._state_version)
+
+    async def next_delivery(self) -> datetime | None:
+        """The earliest next attempt of a pending outbox row (`datetime.min` while a row is
+        claimed), None when no row waits (`watcher.edges.store.rows.next_delivery`)."""
+        return await self._run("reading the next delivery", next_delivery)
 
     def _data_version(self, conn: sqlite3.Connection) -> int | None:
         """What changes with every commit of another connection to the file, any process's
