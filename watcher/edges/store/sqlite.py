@@ -373,6 +373,21 @@ class SqliteStore(StoreReads):
             counts=False,  # the heartbeat's, every cycle: the counts stay what they were
         )
 
+    async def set_metas(
+        self, values: Mapping[str, str | None], *, last_cycle_at: datetime | None = None
+    ) -> None:
+        """Store each of `values` (None deletes the key) and, when given, when a cycle
+        succeeded (`set_last_cycle_at`), in one transaction: the heartbeat's, every cycle."""
+        rows = list(values.items())
+        if last_cycle_at is not None:
+            rows.append((schema.META_LAST_CYCLE, schema.to_db(last_cycle_at)))
+        await self._write(
+            "writing meta",
+            lambda conn: write_meta(conn, rows),
+            keeps_state=True,
+            counts=False,
+        )
+
     async def last_cycle_at(self) -> datetime | None:
         """When the last successful cycle ended, as set by `set_last_cycle_at`."""
         value = await self.get_meta(schema.META_LAST_CYCLE)
