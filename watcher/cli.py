@@ -257,16 +257,54 @@ def once(config_path: str | None, log_level: str | None) -> None:
     sys.exit(_guarded(cycle))
 
 
+def _state_words(states: tuple[str, ...]) -> tuple[str, ...]:
+    """`--state` values checked against the table's words (imported only for `status`)."""
+    from watcher.core.status_view import STATE_WORDS
+
+    wrong = [state for state in states if state not in STATE_WORDS]
+    if wrong:
+        raise click.BadParameter(f"{wrong[0]!r} is not one of {', '.join(STATE_WORDS)}")
+    return states
+
+
 @main.command()
 @config_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def status(config_path: str | None, as_json: bool) -> None:
+@click.option(
+    "--kb",
+    "kbs",
+    multiple=True,
+    metavar="NAME|UUID",
+    help="Only this knowledge base (its name or uuid); repeatable.",
+)
+@click.option(
+    "--state",
+    "states",
+    multiple=True,
+    metavar="STATE",
+    callback=lambda _ctx, _param, value: _state_words(value),
+    help="Only KBs whose latest job is in this state, STATE's first word: pending, running, "
+    "stalled, completed, no_changes, partial, failed, cancelled, done, unknown, or none (no "
+    "job yet); repeatable.",
+)
+def status(
+    config_path: str | None, as_json: bool, kbs: tuple[str, ...], states: tuple[str, ...]
+) -> None:
     """What the store knows: each KB, its latest job, state, progress, age, undelivered alerts."""
+    from watcher.core.status_view import UnknownKbError
     from watcher.service.commands import read_status
 
     config = load_or_exit(config_path, require_token=False, exit_code=EX_CONFIG, check_urls=False)
     configure_logging("warning", "auto")
-    sys.exit(_guarded(lambda: read_status(config, as_json=as_json, echo=say)))
+
+    async def show() -> int:
+        try:
+            return await read_status(config, as_json=as_json, echo=say, kbs=kbs, states=states)
+        except UnknownKbError as exc:
+            say(f"watcher status: --kb: {exc}", err=True, one_line=True)
+            return EXIT_USAGE
+
+    sys.exit(_guarded(show))
 
 
 @main.command("test-notify")

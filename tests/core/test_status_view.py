@@ -237,3 +237,39 @@ def test_with_several_accounts_the_fact_lines_name_each_kbs_account() -> None:
     assert f"  docs [staging]: {source.label}" in text
     alone = status_view.table(snapshot(replace(prod, account=None)), NOW)
     assert f"  docs: {source.label}" in alone  # one account: today's text
+
+
+STALLED_KB = replace(
+    KB,
+    uuid="kb-stuck",
+    name="stuck",
+    stalled=StallReason.NO_PROGRESS,
+    condition=JobCondition.STALLED,
+)
+NEW_KB = replace(KB, uuid="kb-new", name="new", job_uuid=None)
+
+
+def test_only_keeps_the_kbs_named_by_name_or_uuid_with_their_incidents() -> None:
+    other = replace(OPEN, id="incident/2", kb_uuid=STALLED_KB.uuid)
+    whole = snapshot(KB, STALLED_KB, NEW_KB, incidents=(OPEN, other))
+    kept = status_view.only(whole, kbs=["stuck", KB.uuid])
+    assert [kb.name for kb in kept.kbs] == ["docs", "stuck"]
+    assert kept.incidents == (OPEN, other)
+    assert status_view.only(whole, kbs=["new"]).incidents == ()
+
+
+def test_only_matches_a_state_by_the_first_word_of_the_table_s_state() -> None:
+    whole = snapshot(KB, STALLED_KB, NEW_KB)
+    assert [kb.name for kb in status_view.only(whole, states=["stalled"]).kbs] == ["stuck"]
+    assert [kb.name for kb in status_view.only(whole, states=["none"]).kbs] == ["new"]
+    both = status_view.only(whole, kbs=["stuck", "new"], states=["stalled"])
+    assert [kb.name for kb in both.kbs] == ["stuck"]
+    assert status_view.only(whole) == whole
+
+
+def test_only_names_every_kb_it_does_not_know_and_lists_the_known_ones() -> None:
+    with pytest.raises(status_view.UnknownKbError) as raised:
+        status_view.only(snapshot(KB, STALLED_KB), kbs=["docs", "nope", "gone"])
+    assert str(raised.value) == (
+        "no knowledge base named 'nope', 'gone' in the store (known: docs, stuck)"
+    )

@@ -104,6 +104,47 @@ def test_status_lists_each_kb_with_its_latest_job_and_the_backlog(
     assert TOKEN not in out
 
 
+def test_status_kb_and_state_show_only_the_kbs_asked_for_in_the_table_and_the_json(
+    tmp_path: Path, simulator: tuple[Simulator, str]
+) -> None:
+    sim, url = simulator
+    path = write_config(tmp_path, url, {"ops": "json://127.0.0.1:9/hook"})
+    assert run(["once", "--config", path])[0] == 0
+    sim.advance(30)
+    assert run(["once", "--config", path])[0] == 0
+    docs = sim.kb_uuid("docs")
+
+    code, out, _ = run(["status", "--config", path, "--kb", "pricing-pages", "--kb", docs])
+    assert code == 0
+    rows = out.split("\n\n")[0].splitlines()[1:]  # the table, under its header
+    assert sorted(row.split()[0] for row in rows) == ["pricing-pages", "product-docs"]
+    assert "Deliveries:" in out  # the backlog is the store's, shown whole
+
+    code, out, _ = run(["status", "--config", path, "--json", "--state", "failed"])
+    assert code == 0
+    names = [kb["name"] for kb in json.loads(out)["knowledge_bases"]]
+    assert names == ["pricing-pages"]
+
+    code, out, _ = run(["status", "--config", path, "--json", "--state", "pending"])
+    states = {kb["state"] for kb in json.loads(out)["knowledge_bases"]}
+    assert states == {"pending"}
+
+
+def test_status_says_which_kb_or_state_it_does_not_know_and_exits_2(
+    tmp_path: Path, simulator: tuple[Simulator, str]
+) -> None:
+    _, url = simulator
+    path = write_config(tmp_path, url, {"ops": "json://127.0.0.1:9/hook"})
+    assert run(["once", "--config", path])[0] == 0
+    code, out, err = run(["status", "--config", path, "--kb", "product-docs", "--kb", "nope"])
+    assert code == 2 and out == ""
+    assert "watcher status: --kb: no knowledge base named 'nope' in the store" in err
+    assert "product-docs" in err  # the known names, to pick from
+    code, _, err = run(["status", "--config", path, "--state", "finished"])
+    assert code == 2
+    assert "'finished' is not one of pending, running, stalled, completed" in err
+
+
 def test_test_notify_reports_each_route_and_target_and_fails_when_one_route_fails(
     tmp_path: Path, webhook_receiver: WebhookReceiver
 ) -> None:

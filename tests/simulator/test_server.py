@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -123,3 +124,22 @@ def test_run_standalone_serves_until_interrupted() -> None:
     finally:
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=10) == 0
+
+
+def test_watcher_simulate_on_a_busy_port_says_so_in_one_line_without_a_traceback() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [str(Path(sys.executable).parent / "watcher"), "simulate", "--port", str(port)],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    assert done.returncode == 2
+    said = f"watcher simulate: --port {port}: could not listen on 127.0.0.1:{port}"
+    assert said in done.stderr
+    for noise in ("Traceback", "never retrieved", "exc_type", "SystemExit"):
+        assert noise not in done.stderr + done.stdout

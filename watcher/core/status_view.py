@@ -10,7 +10,7 @@ more on the way out (`watcher.cli.say`).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, tzinfo
 from typing import Any, assert_never
 
@@ -18,6 +18,7 @@ from watcher.core.account import MissingKb, UnmatchedRef
 from watcher.core.durations import format_elapsed
 from watcher.core.incident import Incident
 from watcher.core.inert import inert
+from watcher.core.model import EventKind
 from watcher.core.outbox import DeliveryState
 from watcher.core.silence_text import as_json as silence_json
 from watcher.core.silence_text import status_lines
@@ -52,6 +53,58 @@ def state_word(kb: KbSnapshot) -> str:
             return f"{condition.value} ({raw})"
         case _:
             assert_never(condition)
+
+
+STATE_WORDS = (
+    *(c.value for c in (JobCondition.PENDING, JobCondition.RUNNING, JobCondition.STALLED)),
+    *(k.value for k in EventKind if k.is_terminal),
+    JobCondition.DONE.value,
+    JobCondition.UNKNOWN.value,
+    "none",
+)
+"""What `--state` may ask for: the first word of `state_word` (STATE in the table), "none"
+for a KB with no job yet."""
+
+
+class UnknownKbError(ValueError):
+    """A `--kb` that names no knowledge base the store knows."""
+
+
+def only(
+    snapshot: StoreSnapshot, kbs: Sequence[str] = (), states: Sequence[str] = ()
+) -> StoreSnapshot:
+    """`snapshot` with only the KBs named (by name or uuid) in `kbs` and whose latest job's
+    state is one of `states` (words of `STATE_WORDS`; "stalled" matches every stall reason),
+    each filter applied when given; open incidents are kept for the KBs kept. The backlog,
+    dead letters and cycle times stay whole: they are the store's, not a KB's.
+
+    Raises `UnknownKbError` naming each entry of `kbs` that matches no KB."""
+    kept = snapshot.kbs
+    if kbs:
+        names = {name for kb in kept for name in (kb.uuid, kb.name) if name}
+        unknown = [name for name in kbs if name not in names]
+        if unknown:
+            known = sorted(kb.name or kb.uuid for kb in kept)
+            listed = ", ".join(known[:10]) + (
+                f" and {len(known) - 10} more" if len(known) > 10 else ""
+            )
+            raise UnknownKbError(
+                f"no knowledge base named {', '.join(map(repr, unknown))} in the store"
+                f" (known: {listed or 'none yet'})"
+            )
+        wanted = set(kbs)
+        kept = tuple(kb for kb in kept if kb.uuid in wanted or kb.name in wanted)
+    if states:
+        asked = set(states)
+        kept = tuple(kb for kb in kept if _first_word(state_word(kb)) in asked)
+    uuids = {kb.uuid for kb in kept}
+    incidents = tuple(i for i in snapshot.incidents if i.kb_uuid in uuids)
+    return replace(snapshot, kbs=kept, incidents=incidents)
+
+
+def _first_word(word: str) -> str:
+    """`stalled (no_progress)` -> `stalled`, `unknown (weird)` -> `unknown`, `no jobs` -> `none`."""
+    return "none" if word == "no jobs" else word.split(" ", 1)[0]
 
 
 def _progress(kb: KbSnapshot) -> str:

@@ -204,8 +204,18 @@ async def acknowledge_incident(
     return 0
 
 
-async def read_status(config: Config, *, as_json: bool, echo: Callable[[str], None]) -> int:
-    """Print what the store knows (`watcher status`); 1 when there is no state file yet."""
+async def read_status(
+    config: Config,
+    *,
+    as_json: bool,
+    echo: Callable[[str], None],
+    kbs: Sequence[str] = (),
+    states: Sequence[str] = (),
+) -> int:
+    """Print what the store knows (`watcher status`); 1 when there is no state file yet.
+
+    `kbs` (names or uuids) and `states` (`status_view.STATE_WORDS`) keep only those KBs
+    (`status_view.only`); raises `status_view.UnknownKbError` for a name the store lacks."""
     if store_absent(config):
         echo(no_state(config))
         return 1
@@ -213,6 +223,8 @@ async def read_status(config: Config, *, as_json: bool, echo: Callable[[str], No
     store = await open_store(config, now)
     try:
         snapshot = await with_accounts(store, config, await store.snapshot(now))
+        if kbs or states:
+            snapshot = status.only(snapshot, kbs, states)
         accounts = await accounts_json(store, config, snapshot)
         pace = await store.get_meta(PACE_KEY)
         beat = Heartbeat.decode(await store.get_meta(HEARTBEAT_KEY))

@@ -53,9 +53,21 @@ def _base_url(server: uvicorn.Server) -> str:
     return f"{scheme}://{HOST}:{port}"
 
 
+async def _serve(server: uvicorn.Server) -> None:
+    """`server.serve()`, with uvicorn's exit on a port it cannot bind (`SystemExit`) turned
+    into an `OSError`: a task ending in `SystemExit` escapes the event loop and is later
+    logged as "never retrieved", traceback and all."""
+    try:
+        await server.serve()
+    except SystemExit as exc:
+        port = server.config.port
+        raise OSError(f"could not listen on {HOST}:{port} (is the port in use?)") from exc
+
+
 async def _start(server: uvicorn.Server) -> asyncio.Task[None]:
-    """Run `server.serve()` as a task and return it once the socket is listening."""
-    task = asyncio.create_task(server.serve(), name="watcher-simulator")
+    """Run `server.serve()` as a task and return it once the socket is listening; raises
+    `OSError` when the port cannot be listened on."""
+    task = asyncio.create_task(_serve(server), name="watcher-simulator")
     deadline = time.monotonic() + START_TIMEOUT
     while not server.started:
         if task.done():
@@ -155,9 +167,5 @@ def run_standalone(
         world = replace(load_scenario(name), name=f"{load_scenario(name).name}-account{number}")
         sims.append(Simulator(world, token=other, clock=clock, api_clock_offset=clock_offset))
     served: Served = sims[0] if len(sims) == 1 else Accounts(sims)
-    try:
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C: stop serving
         asyncio.run(_serve_until_stopped(served, sims, port, speed, scenario))
-    except KeyboardInterrupt:
-        pass
-    except SystemExit as exc:
-        raise OSError(f"could not listen on {HOST}:{port} (is the port in use?)") from exc

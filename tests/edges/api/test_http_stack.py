@@ -6,6 +6,11 @@ import asyncio
 import sys
 
 import httpcore._synchronization as httpcore_sync
+import pytest
+
+from tests.edges.api.clients import settings
+from watcher.core.errors import RetryableSourceError
+from watcher.edges.api.client import ApiClient
 
 
 def test_httpcore_finds_sniffio_in_memory_rather_than_searching_for_it_on_every_request() -> None:
@@ -18,3 +23,29 @@ def test_httpcore_finds_sniffio_in_memory_rather_than_searching_for_it_on_every_
 
     assert asyncio.run(library()) == "asyncio"
     assert "sniffio" in sys.modules
+
+
+async def test_an_answer_that_stalls_on_a_real_socket_ends_at_the_request_deadline() -> None:
+    """httpx keeps no read timeout of its own (the caller holds the whole exchange to one
+    deadline): a server on loopback that sends its headers and a byte of the body, then
+    nothing, still ends the read at `api.timeout`, as a retryable failure."""
+    stalled = asyncio.Event()
+
+    async def stall(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n{")
+        await writer.drain()
+        stalled.set()
+        await asyncio.sleep(3600)
+
+    server = await asyncio.start_server(stall, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    api = ApiClient(
+        settings(f"http://127.0.0.1:{port}", timeout=0.3, max_attempts=1),
+        "dop_v1_" + "f" * 64,
+        token_source="test",
+    )
+    async with server, api:
+        with pytest.raises(RetryableSourceError, match=r"no complete answer within 0\.3s"):
+            await asyncio.wait_for(api.get_job("j-1"), 10)
+    assert stalled.is_set()

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import httpx
@@ -15,7 +15,8 @@ from structlog.testing import capture_logs
 
 from tests.edges.api.clients import settings
 from watcher.core.errors import SourceError
-from watcher.edges.api import caller
+from watcher.core.model import KnowledgeBase
+from watcher.edges.api import caller, copies
 from watcher.edges.api.client import ApiClient
 
 TOKEN = "dop_v1_" + "e" * 64
@@ -98,6 +99,32 @@ async def test_pages_of_the_same_bytes_are_not_decoded_again(decoded: list[bytes
     assert [k.uuid for k in again] == ["kb-1", "kb-2", "kb-3"]
     assert again == first
     assert len(decoded) == 2  # the two pages of the first read, and nothing since
+
+
+async def test_a_page_of_the_same_bytes_is_not_settled_again_and_keeps_a_disagreeing_job_out(
+    decoded: list[bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two KBs naming one job in two states: the job is left out of both (`copies`), on the
+    kept page as on the read one, and the page is settled once, not on every read."""
+    settled: list[int] = []
+    real = copies.settle_kbs
+
+    def spy(kbs: Sequence[KnowledgeBase]) -> tuple[list[KnowledgeBase], copies.Conflicts]:
+        settled.append(len(kbs))
+        return real(kbs)
+
+    monkeypatch.setattr(copies, "settle_kbs", spy)
+    twin = kb(2, RUNNING)
+    twin["last_indexing_job"]["uuid"] = "job-1"
+    account = Account([kb(1), twin])
+    with capture_logs() as logs:
+        async with client(account) as c:
+            first = await statuses(c)
+            again = await statuses(c)
+    assert first == again == {"kb-1": None, "kb-2": None}
+    assert len(decoded) == 1 and settled == [2]
+    disagree = [entry for entry in logs if entry["event"] == "api_job_copies_disagree"]
+    assert len(disagree) == 1
 
 
 async def test_a_job_changed_inside_an_otherwise_identical_page_is_read(

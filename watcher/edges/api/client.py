@@ -143,7 +143,10 @@ class ApiClient:
         http = httpx.AsyncClient(
             base_url=settings.base_url,
             headers=headers,
-            timeout=httpx.Timeout(settings.timeout),
+            # The caller holds each exchange to one deadline (`asyncio.timeout`): httpx's own
+            # read and write timeouts would only arm and cancel a timer on every socket
+            # operation (about a dozen a large page) under it. A connect keeps its own.
+            timeout=httpx.Timeout(None, connect=settings.timeout),
             follow_redirects=False,
             transport=transport,
             verify=settings.verify,
@@ -387,14 +390,10 @@ class ApiClient:
         while True:
             call = Call("GET", endpoint, uuid, params={"page": number, "per_page": per_page})
             limit = sweep.items_left
-            read = partial(wire.parse_page, key=key, parse=parse, limit=limit)
-            # the same bytes parse alike only under the same item limit
+            read = partial(self._settled_page, endpoint, key, parse, settle, limit)
+            # the same bytes parse (and settle) alike only under the same item limit
             reuse = pages.reuse((number, per_page, limit)) if pages is not None else None
             page = await self._caller.call(call, read, reuse)
-            kept, conflicts = settle(page.items)
-            if conflicts:
-                self._log_conflicts(endpoint, conflicts)
-                page = replace(page, items=tuple(kept))
             try:
                 sweep.add(number, page)
                 more = sweep.more(number, page)
@@ -404,6 +403,23 @@ class ApiClient:
             if not more:
                 return sweep
             number += 1
+
+    def _settled_page(
+        self,
+        endpoint: str,
+        key: str,
+        parse: Callable[[object], T],
+        settle: Settle[T],
+        limit: int,
+        body: object,
+    ) -> wire.Page[T]:
+        """A page of a paged list, without the jobs whose copies disagree (logged once)."""
+        page = wire.parse_page(body, key=key, parse=parse, limit=limit)
+        kept, conflicts = settle(page.items)
+        if not conflicts:
+            return page
+        self._log_conflicts(endpoint, conflicts)
+        return replace(page, items=tuple(kept))
 
     def _log_skipped(self, endpoint: str, skipped: Iterable[str]) -> None:
         """Each kind of unreadable item once (not once per cycle)."""
