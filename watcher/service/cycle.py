@@ -27,6 +27,12 @@ base or one delivery is logged and survived. The steps:
   silence holds (recorded as silenced); a route in its quiet hours holds it until they end
   (`watcher.core.quiet`).
 
+A *quiet cycle* stops after the poll (`watcher.core.nextdue`): when the KB list is what the
+last full cycle saw, that cycle changed nothing, no other connection wrote the store since,
+and no deadline of any kind came (each on its own clock, computed by `_deadlines` from what
+the last full cycle left), the bookkeeping above is skipped; a full cycle still runs at
+least every 20 cycles and every 10 minutes.
+
 A cycle has a deadline (`CycleSettings.deadline`, on the event loop's monotonic clock): its
 API reads end there and the cycle counts as a failed API read (towards `api_unreachable`).
 Only the KB list is mandatory: each optional read (job lists, followed jobs, a failed job's
@@ -339,6 +345,8 @@ class Cycle:
         budget = self.budget
         room = budget is None or budget.blocked(now.elapsed) is None
         verdict = nextdue.verdict(settled, polled.account, version, now, room=room)
+        # a full cycle settles anew when it ends (one that fails half-way never does)
+        self._settled = None
         if verdict.full is None and settled is not None:
             self._settled = replace(settled, quiet=settled.quiet + 1)
         return version, verdict
