@@ -9,10 +9,12 @@ and call `load_or_exit`, which prints every problem (`source: key: why`) to stde
 
 from __future__ import annotations
 
+import gc
 import importlib
 import os
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
@@ -129,6 +131,24 @@ def _import_as_if_absent(name: str, *, absent: str) -> None:
         del sys.modules[absent]
 
 
+@contextmanager
+def frozen_start() -> Iterator[None]:
+    """Load a command's modules and configuration with the cyclic garbage collector paused,
+    then freeze what they built (`gc.freeze`) before the command runs.
+
+    The modules, classes and models made at start (about 80,000 tracked objects for `once`)
+    live as long as the process, yet the collector traced them again in each of its ~140
+    passes of a `watcher once`: about 35 ms of its CPU. Frozen, they are never traced; the
+    few hundred objects a start leaves in garbage cycles stay until the process ends.
+    """
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        gc.enable()
+
+
 def configure_logging(level: str = "info", fmt: str = "auto") -> None:
     """`watcher.service.logs.configure_logging`, imported when a command starts its logs."""
     structlog_without_rich()
@@ -232,17 +252,19 @@ def run(config_path: str | None, log_level: str | None) -> None:
 def once(config_path: str | None, log_level: str | None) -> None:
     """One poll cycle plus delivery of what is due, then exit (0 when the cycle ran; 75 when
     another watcher holds the store)."""
-    structlog_without_rich()
-    httpx_without_its_cli()
-    from watcher.config import Preflight
-    from watcher.service.once import run_once
+    with frozen_start():
+        structlog_without_rich()
+        httpx_without_its_cli()
+        from watcher.config import Preflight
+        from watcher.service.once import run_once
 
-    # Route URLs are checked by `check-config` and `run`; a one-shot skips loading apprise's
-    # plugins unless it has something to send (a bad URL then fails its delivery, visibly).
-    config = load_or_exit(
-        config_path, exit_code=EX_CONFIG, check_urls=False, preflight=Preflight.STATE_PATH
-    )
-    start_logging(config, log_level)
+        # Route URLs are checked by `check-config` and `run`; a one-shot skips loading
+        # apprise's plugins unless it has something to send (a bad URL then fails its
+        # delivery, visibly).
+        config = load_or_exit(
+            config_path, exit_code=EX_CONFIG, check_urls=False, preflight=Preflight.STATE_PATH
+        )
+        start_logging(config, log_level)
 
     async def cycle() -> int:
         try:

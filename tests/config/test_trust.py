@@ -59,3 +59,14 @@ def test_a_bundle_changed_after_the_check_is_read_again(
     assert reads == [str(bundle)] * 2
     assert isinstance(context, ssl.SSLContext)
     assert context.get_ca_certs() == ssl.create_default_context(cafile=bundle).get_ca_certs()
+
+
+def test_a_bundle_of_only_a_server_certificate_is_refused_and_a_ca_bundle_accepted(
+    tmp_path: Path, bundle: Path
+) -> None:
+    """A PEM file holding only a server's own certificate (no CA) is no CA bundle: the check
+    names the file and why; a file with a CA certificate passes."""
+    leaf = tmp_path / "leaf.pem"
+    trustme.CA().issue_cert("api.example.com").cert_chain_pems[0].write_to_path(str(leaf))
+    assert trust.check_bundle(leaf) == f"CA bundle {leaf} holds no CA certificate"
+    assert trust.check_bundle(bundle) is None

@@ -231,3 +231,86 @@ def test_rich_and_httpx_command_line_stay_importable_after_the_light_imports() -
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
     assert done.stdout.split() == ["rich", "True"]
+
+
+# What a `watcher once` with nothing to send never needs: the other commands, the daemon and
+# its page, the health probe's judge, the PostgreSQL store, the metrics, delivery's and the
+# page's libraries. A new top-level import that brings one of them back fails here.
+ONCE_NEVER_IMPORTS = {
+    "watcher.service.daemon",
+    "watcher.service.commands",
+    "watcher.service.page",
+    "watcher.service.vitals",
+    "watcher.service.upkeep",
+    "watcher.service.healthcheck",
+    "watcher.service.remedies",
+    "watcher.service.digests",
+    "watcher.core.replicas",
+    "watcher.core.status_view",
+    "watcher.core.costview",
+    "watcher.core.snapshot",
+    "watcher.edges.metrics",
+    "watcher.edges.notify.webhook",
+    "watcher.edges.store.postgres",
+    "watcher.edges.store.snapshot",
+    "watcher.edges.web",
+    "watcher.demo",
+    "watcher.simulator",
+}
+ONCE_NEVER_PACKAGES = {
+    "apprise",
+    "prometheus_client",
+    "psycopg",
+    "jinja2",
+    "starlette",
+    "uvicorn",
+    "rich",
+    "pygments",
+}
+
+
+def test_a_one_shot_run_with_nothing_to_send_imports_only_what_its_cycle_uses(
+    tmp_path: Path,
+) -> None:
+    """An idle `watcher once` loads the cycle, its store and its API client, and none of the
+    modules of the other commands, the daemon, the health probe's judge or delivery."""
+    sim = Simulator(generated_scenario(3, False, 7), token=TOKEN, clock=ManualClock())
+    with serve_in_thread(sim) as base_url:
+        config = once_config(tmp_path, base_url)
+        code, modules = modules_of(
+            tmp_path, "once", "--config", str(config), env_extra={"DIGITALOCEAN_TOKEN": TOKEN}
+        )
+    assert code == 0
+    assert {
+        "watcher.service.cycle",
+        "watcher.edges.store.sqlite",
+        "watcher.edges.api.client",
+    } <= modules
+    assert {"watcher.service.quickhealth"} <= modules  # for the config mark alone
+    unneeded = {
+        m for m in modules if any(m == n or m.startswith(n + ".") for n in ONCE_NEVER_IMPORTS)
+    }
+    assert unneeded == set()
+    assert packages(modules) & ONCE_NEVER_PACKAGES == set()
+
+
+def test_a_one_shot_run_freezes_the_objects_its_start_built(tmp_path: Path) -> None:
+    """`watcher once` loads its modules and configuration with the garbage collector paused
+    and then freezes them: the collector's passes during the cycle no longer trace them."""
+    out = tmp_path / "frozen.txt"
+    launch = LAUNCH.replace(
+        "'\\n'.join(sorted(sys.modules))", "str(__import__('gc').get_freeze_count())"
+    )
+    sim = Simulator(generated_scenario(3, False, 7), token=TOKEN, clock=ManualClock())
+    with serve_in_thread(sim) as base_url:
+        config = once_config(tmp_path, base_url)
+        env = clean_env() | {"DIGITALOCEAN_TOKEN": TOKEN, "MODULES_OUT": str(out)}
+        done = subprocess.run(
+            [sys.executable, "-c", launch, "once", "--config", str(config)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert done.returncode == 0, done.stderr
+    assert int(out.read_text()) > 10_000  # the modules' and models' objects, not a handful

@@ -31,7 +31,6 @@ from pathlib import Path
 from watcher.core.errors import StoreError
 from watcher.core.health import HEARTBEAT_KEY, Health, Heartbeat, Probe
 from watcher.edges.store.conn import StoreConnection
-from watcher.service.healthcheck import judge_store
 
 __all__ = ["MARK_ENVS", "MARK_KEY", "config_mark", "file_mark", "quick_health"]
 
@@ -94,6 +93,9 @@ async def quick_health(
     if not same or (beat is not None and beat.error):
         await store.close()
         return None
+    # here, not at the top: `watcher once` imports this module for `file_mark` alone
+    from watcher.service.healthcheck import judge_store
+
     return await judge_store(store, probe)
 
 
