@@ -10,8 +10,9 @@ met the deadline ran in full for it (`CycleReport.due`).
 
 from __future__ import annotations
 
+import contextlib
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -28,6 +29,12 @@ from watcher.service.cycle import CycleReport
 
 During = Callable[[Harness, int], Awaitable[None]]
 IDLE = job_scenario(["docs", "wiki"], [])
+
+
+def failing(at: float = 10) -> dict[str, Any]:
+    """KB `docs` idle but for one job, started at `at`, failed 6 s later."""
+    job = {"at": at, "kb": "docs", "id": "broken", "run": 5, "outcome": "failed"}
+    return job_scenario(["docs"], [job])
 
 
 @dataclass
@@ -87,6 +94,16 @@ async def watch(
             run.timeline.append(delivered(webhook, f"/{label}"))
             run.requests.append(rig.requests_since(mark))
         return run
+
+
+@contextlib.asynccontextmanager
+async def another_connection(rig: Harness) -> AsyncIterator[SqliteStore]:
+    """The store file opened again, as `watcher silence` or `watcher ack` opens it."""
+    other = await SqliteStore.open(rig.state_path, now=rig.now())
+    try:
+        yield other
+    finally:
+        await other.close()
 
 
 async def same_alerts(tmp_path: Path, receiver: WebhookReceiver, **kwargs: Any) -> Run:
@@ -161,7 +178,6 @@ async def test_a_refused_alert_is_sent_again_at_its_retry_time_after_quiet_cycle
     tmp_path: Path, webhook_receiver: WebhookReceiver
 ) -> None:
     """The receiver refuses the `failed` alert until 40 s later; retries every 30 s at most."""
-    failing = {"at": 10, "kb": "docs", "id": "broken", "run": 5, "outcome": "failed"}
 
     async def receiver_back(rig: Harness, n: int) -> None:
         webhook_receiver.answer(500 if n < 8 else 200)
@@ -169,7 +185,7 @@ async def test_a_refused_alert_is_sent_again_at_its_retry_time_after_quiet_cycle
     run = await same_alerts(
         tmp_path,
         webhook_receiver,
-        scenario=job_scenario(["docs"], [failing]),
+        scenario=failing(),
         cycles=30,
         during=receiver_back,
     )
@@ -181,23 +197,18 @@ async def test_a_silence_written_by_another_connection_holds_and_its_end_tells_w
 ) -> None:
     """`watcher silence` (its own connection) while the account idles: the next cycle sees it,
     the job failing under it is held, and its end (wall clock) announces the open failure."""
-    failing = {"at": 60, "kb": "docs", "id": "broken", "run": 5, "outcome": "failed"}
 
     async def silence(rig: Harness, n: int) -> None:
-        if n != 6:
-            return
-        now = rig.now()
-        other = await SqliteStore.open(rig.state_path, now=now)
-        try:
-            end = now + timedelta(seconds=90)
-            await other.add_silence(Silence("s1", None, None, now, end, "alice", "upgrade"))
-        finally:
-            await other.close()
+        if n == 6:
+            now = rig.now()
+            async with another_connection(rig) as other:
+                end = now + timedelta(seconds=90)
+                await other.add_silence(Silence("s1", None, None, now, end, "alice", "upgrade"))
 
     run = await same_alerts(
         tmp_path,
         webhook_receiver,
-        scenario=job_scenario(["docs"], [failing]),
+        scenario=failing(at=60),
         cycles=40,
         during=silence,
     )
@@ -223,11 +234,10 @@ async def test_a_digest_is_sent_at_its_slot_after_quiet_cycles(
 async def test_a_reminder_of_an_open_incident_comes_at_its_period_after_quiet_cycles(
     tmp_path: Path, webhook_receiver: WebhookReceiver
 ) -> None:
-    failing = {"at": 10, "kb": "docs", "id": "broken", "run": 5, "outcome": "failed"}
     run = await same_alerts(
         tmp_path,
         webhook_receiver,
-        scenario=job_scenario(["docs"], [failing]),
+        scenario=failing(),
         cycles=35,
         on_route={"repeat_after": "2m"},
     )
@@ -238,21 +248,16 @@ async def test_an_ack_written_by_another_connection_is_seen_by_the_next_cycle(
     tmp_path: Path, webhook_receiver: WebhookReceiver
 ) -> None:
     """`watcher ack` between two quiet cycles: the reminder due after it is never sent."""
-    failing = {"at": 10, "kb": "docs", "id": "broken", "run": 5, "outcome": "failed"}
 
     async def ack(rig: Harness, n: int) -> None:
-        if n != 12:
-            return
-        other = await SqliteStore.open(rig.state_path, now=rig.now())
-        try:
-            await other.acknowledge("docs-kb", Ack("alice", rig.now(), "on it"))
-        finally:
-            await other.close()
+        if n == 12:
+            async with another_connection(rig) as other:
+                await other.acknowledge("docs-kb", Ack("alice", rig.now(), "on it"))
 
     run = await same_alerts(
         tmp_path,
         webhook_receiver,
-        scenario=job_scenario(["docs"], [failing]),
+        scenario=failing(),
         cycles=40,
         during=ack,
         on_route={"repeat_after": "2m"},
@@ -266,12 +271,11 @@ async def test_alerts_held_by_quiet_hours_go_out_when_they_end_after_quiet_cycle
     tmp_path: Path, webhook_receiver: WebhookReceiver
 ) -> None:
     """Quiet hours 09:00-09:02 UTC; the job fails at 09:00:15."""
-    failing = {"at": 10, "kb": "docs", "id": "broken", "run": 5, "outcome": "failed"}
     window = {"times": [{"start_time": "09:00", "end_time": "09:02"}]}
     run = await same_alerts(
         tmp_path,
         webhook_receiver,
-        scenario=job_scenario(["docs"], [failing]),
+        scenario=failing(),
         cycles=35,
         on_route={"mute_during": ["morning"]},
         time_intervals=[{"name": "morning", "time_intervals": [window]}],
