@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import enum
+import gc
 import json
 import random
 import sqlite3
@@ -31,6 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -59,6 +62,8 @@ from watcher.core.state import (  # noqa: E402
     Transition,
 )
 from watcher.edges import host  # noqa: E402
+from watcher.edges.api import wire  # noqa: E402
+from watcher.edges.store.rows import JobCache, job_row  # noqa: E402
 from watcher.edges.store.sqlite import SqliteStore  # noqa: E402
 from watcher.simulator import RealClock, Simulator, generated_scenario, serve_in_thread  # noqa: E402
 
@@ -379,6 +384,68 @@ def breakdown(m: Measure, steps: list[tuple[str, float]], rich: bool) -> list[st
     return lines
 
 
+def deep_size(objects: Sequence[object]) -> int:
+    """Bytes of `objects` and all they reach, each object counted once (a value shared
+    between them counts once); types, enum members and functions are shared by every value
+    and not counted."""
+    seen: set[int] = set()
+    total, stack = 0, list(objects)
+    shared = (type, enum.Enum, type(deep_size), type(None), bool)
+    while stack:
+        obj = stack.pop()
+        if id(obj) in seen or isinstance(obj, shared):
+            continue
+        seen.add(id(obj))
+        total += sys.getsizeof(obj)
+        stack.extend(gc.get_referents(obj))
+    return total
+
+
+def object_costs(n_kbs: int = 200) -> list[str]:
+    """What each knowledge base and job costs the daemon's memory, in bytes: a KB parsed from
+    the list (with its latest job, as the client's memo keeps it), a job state decoded from
+    its store row (as the store's job cache keeps it, with its key)."""
+    sim = Simulator(generated_scenario(n_kbs, False, 7), token=TOKEN, clock=RealClock(SPEED))
+    with serve_in_thread(sim) as base_url:
+        request = urllib.request.Request(
+            f"{base_url}/v2/gen-ai/knowledge_bases?per_page={n_kbs}",
+            headers={"Authorization": f"Bearer {TOKEN}"},
+        )
+        with urllib.request.urlopen(request) as answer:
+            body = answer.read()
+    items = json.loads(body)["knowledge_bases"]
+    kbs = [wire.parse_knowledge_base(item) for item in items]
+    now = datetime.now(UTC)
+    jobs = [kb.last_indexing_job for kb in kbs if kb.last_indexing_job is not None]
+    rows = [
+        job_row(JobState(job, job.knowledge_base_uuid or "", now, now, done=True), "x")
+        for job in jobs
+    ]
+    cache = JobCache()
+    # the columns the store reads back (`_JOB_COLUMNS`): the row less phase, status, created_at, at
+    read = [(*row[:3], *row[6:13], *row[14:]) for row in rows]
+    states = [cache.decode(tuple(row), Path("w.db")) for row in read]
+    keys = [entry for entry in cache._rows.values()]
+    per_kb = deep_size(kbs) / len(kbs)
+    per_state = deep_size(states) / max(len(states), 1)
+    per_key = (deep_size(keys) - deep_size(states)) / max(len(keys), 1)
+    per_raw = len(body) / len(items)
+    return [
+        "",
+        f"What each object costs ({n_kbs} KBs of the generated account, bytes, shared values "
+        "counted once):",
+        "",
+        "| object | bytes each |",
+        "|---|---:|",
+        f"| a KB's item in the list answer (JSON text) | {per_raw:,.0f} |",
+        f"| a KB parsed, with its latest job (`KnowledgeBase`, as the client's memo keeps it) "
+        f"| {per_kb:,.0f} |",
+        f"| a job state decoded from its store row (`JobState`, as the job cache keeps it) "
+        f"| {per_state:,.0f} |",
+        f"| the job cache's key of that row, with its entry | {per_key:,.0f} |",
+    ]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="watcher memory with a large history")
     parser.add_argument("--kbs", type=int, nargs="+", default=[120, 1000])
@@ -386,6 +453,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--run-seconds", type=float, default=14.0)
     args = parser.parse_args(argv)
     print("\n".join(report(args.kbs, args.history, args.run_seconds)[0]))
+    print("\n".join(object_costs()))
     return 0
 
 

@@ -10,12 +10,14 @@ from __future__ import annotations
 import copy
 import json
 import sqlite3
+from contextlib import closing
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.stores import open_held
 from watcher.core.clocks import Instant
@@ -25,7 +27,7 @@ from watcher.core.state import Change, JobState, KbState, Observation, Policy, W
 from watcher.edges.api import wire
 from watcher.edges.api.client import ApiClient, ApiSettings
 from watcher.edges.api.memo import ParseMemo
-from watcher.edges.store.rows import JobCache
+from watcher.edges.store.rows import JobCache, load_rows
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 TOKEN = "dop_v1_" + "ab" * 32
@@ -173,6 +175,53 @@ def test_job_cache_knows_a_row_again_without_holding_its_json() -> None:
     assert not any(isinstance(value, str) and value == text for value in kept)
     changed = ("j1", KB, json.dumps({"uuid": "j1", "total_tokens": 11}), *row[3:])
     assert cache.decode(changed, path).job.total_tokens == 11  # only its JSON moved
+
+
+async def test_a_load_larger_than_the_job_cache_decodes_each_row_once(tmp_path: Path) -> None:
+    """10,000 KBs' latest jobs in a cache of 4,096 were decoded again at every load."""
+    path = tmp_path / "w.db"
+    opened = tuple(_state(_job(f"j{n}", NOW), done=False) for n in range(5))
+    async with await open_held(path, NOW) as store:
+        await store.record(Change("c1", NOW, jobs=opened))
+    cache = JobCache(limit=2)
+    with closing(sqlite3.connect(path, isolation_level=None)) as conn:
+        first = load_rows(conn, path, [], cache)
+        again = load_rows(conn, path, [], cache)
+    assert len(first.jobs) == 5
+    assert all(again.jobs[uuid] is state for uuid, state in first.jobs.items())
+
+
+def test_job_cache_keeps_one_digest_a_row_and_no_column_of_it() -> None:
+    """A kept row weighs 16 bytes beside its decoded state: none of its text is held."""
+    cache = JobCache()
+    path = Path("w.db")
+    first_seen, progress, _ = _times()
+    row = ("j1", KB, json.dumps({"uuid": "j1"}), first_seen, progress, None, None, 0, 0, 1)
+    first = cache.decode(row, path)
+    kept = [entry[0] for entry in cache._rows.values()]
+    assert all(isinstance(key, bytes) and len(key) == 16 for key in kept)
+    assert cache.decode(tuple(row), path) is first
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [
+        (3, "2026-01-02T03:04:05.000000Z"),  # first_seen_at
+        (4, "2026-01-02T03:04:05.000000Z"),  # progress_at
+        (5, "2026-01-02T03:04:05.000000Z"),  # deadline, set
+        (6, "no_progress"),  # stalled
+        (7, 1),  # stall_count
+        (10, "{}"),  # sighting
+    ],
+)
+def test_job_cache_decodes_a_row_again_when_any_column_changed(column: int, value: object) -> None:
+    cache = JobCache()
+    path = Path("w.db")
+    first_seen, progress, _ = _times()
+    row = ["j1", KB, json.dumps({"uuid": "j1"}), first_seen, progress, None, None, 0, 0, 0, None]
+    first = cache.decode(tuple(row), path)
+    row[column] = value
+    assert cache.decode(tuple(row), path) is not first
 
 
 def _times() -> tuple[str, str, None]:

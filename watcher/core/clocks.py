@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -54,13 +55,14 @@ class Elapsed:
 
     @classmethod
     def decode(cls, value: object) -> Elapsed | None:
-        """Read `[seconds, boot]` back; None for anything else (an old or damaged value)."""
+        """Read `[seconds, boot]` back; None for anything else (an old or damaged value). The
+        boot id is interned: every reading of one boot holds the same string."""
         if not isinstance(value, list) or len(value) != 2:
             return None
         seconds, boot = value
         if isinstance(seconds, bool) or not isinstance(seconds, int | float):
             return None
-        return cls(float(seconds), boot) if isinstance(boot, str) else None
+        return cls(float(seconds), sys.intern(str(boot))) if isinstance(boot, str) else None
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -391,3 +392,20 @@ def test_an_http_date_retry_after_becomes_seconds_from_now() -> None:
     now = datetime(2025, 3, 1, 10, 0, 0, tzinfo=UTC).timestamp()
     rate = wire.parse_rate_limit({"Retry-After": "Sat, 01 Mar 2025 10:00:30 GMT"}, now=now)
     assert rate.retry_after == 30.0
+
+
+def test_knowledge_bases_parsed_from_separate_answers_share_their_repeated_text() -> None:
+    """A region, project or model named by every KB is held once, not once per KB (and a
+    job's KB id is the KB's own string): the decoded answers are separate objects."""
+    body = (
+        '{"uuid": "%s", "region": "tor1", "project_id": "p-1", "embedding_model_uuid": "m-1",'
+        ' "last_indexing_job": {"uuid": "j-1", "knowledge_base_uuid": "%s"}}'
+    )
+    first = wire.parse_knowledge_base(json.loads(body % (KB_UUID, KB_UUID)))
+    again = wire.parse_knowledge_base(json.loads(body % (KB_UUID, KB_UUID)))
+    assert first == again
+    assert first.region is again.region
+    assert first.project_id is again.project_id
+    assert first.embedding_model_uuid is again.embedding_model_uuid
+    assert first.last_indexing_job is not None
+    assert first.last_indexing_job.knowledge_base_uuid is first.uuid

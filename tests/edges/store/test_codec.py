@@ -299,3 +299,27 @@ def test_a_failure_cause_a_newer_watcher_wrote_reads_as_unknown_and_retryable() 
 def test_target_results_that_are_not_a_list_are_a_value_error() -> None:
     with pytest.raises(ValueError, match="expected a list"):
         codec.decode_target_results({"name": "X"})
+
+
+def test_jobs_and_readings_decoded_from_separate_rows_share_their_repeated_text() -> None:
+    """A job's ids and a sighting's boot id, read back from two rows, are one object each
+    (the rows' texts are separate strings): a store of many jobs holds each id once."""
+    job = Job(uuid="j-1", knowledge_base_uuid="kb-1", data_source_uuids=("ds-1",))
+    text = codec.dumps(codec.encode_job(job))
+    first, again = codec.decode_job(json.loads(text)), codec.decode_job(json.loads(text))
+    assert first == again
+    assert first.knowledge_base_uuid is again.knowledge_base_uuid
+    assert first.uuid is again.uuid
+    sighting = Sighting(Elapsed(1.0, "boot-1"), Elapsed(2.0, "boot-1"))
+    stored = codec.encode_sighting(sighting)
+    one, other = codec.decode_sighting(stored), codec.decode_sighting(stored)
+    assert one is not None and other is not None
+    assert one.first.boot is other.first.boot is other.moved.boot
+
+
+def test_a_stored_time_read_twice_is_one_object() -> None:
+    from watcher.edges.store import schema
+
+    text = schema.to_db(NOW)
+    assert schema.from_db(text) == NOW
+    assert schema.from_db("".join(text)) is schema.from_db(text[:4] + text[4:])

@@ -12,6 +12,7 @@ that stops its parser) is skipped with a reason instead, and the rest of the lis
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -131,8 +132,9 @@ def is_text(value: str) -> bool:
 
 
 def to_str(value: object) -> str | None:
-    """The value when it is a non-empty string of valid text, else None."""
-    return value if isinstance(value, str) and value and is_text(value) else None
+    """The value when it is a non-empty string of valid text, else None; interned, so that the
+    ids, regions and model names every item repeats (and the store's copies) are one object."""
+    return sys.intern(str(value)) if isinstance(value, str) and value and is_text(value) else None
 
 
 def to_bool(value: object) -> bool | None:

@@ -10,6 +10,7 @@ not know (a newer watcher may have written them). Datetimes keep their offset th
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import fields
 from datetime import datetime, timedelta
@@ -89,7 +90,9 @@ def _decode(cls: type[_D], data: Any, decoders: Mapping[str, _Decoder]) -> _D:
 
 
 def _same(value: Any) -> Any:
-    return value
+    """The value as stored; text interned, as the API edge interns it (`wire.to_str`), so that
+    a job's ids decoded from the store are the very objects of its KB's parsed copy."""
+    return sys.intern(value) if type(value) is str else value
 
 
 def _datetime(value: Any) -> datetime:

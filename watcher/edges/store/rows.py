@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
+import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -251,7 +252,7 @@ def job_state_from_row(row: sqlite3.Row | tuple[Any, ...], path: Path) -> JobSta
     try:
         return JobState(
             job=codec.decode_job(codec.loads(row[2])),
-            kb_uuid=row[1],
+            kb_uuid=sys.intern(row[1]),  # one object with the API's ids (`wire.to_str`)
             first_seen_at=schema.from_db(row[3]),
             progress_at=schema.from_db(row[4]),
             deadline=schema.from_db_or_none(row[5]),
@@ -275,20 +276,26 @@ class JobCache:
     """Job states decoded from rows, reused while their row is unchanged (store thread only).
 
     Each cycle loads the latest job of every knowledge base, nearly always the very row it
-    loaded a minute ago; decoding its JSON again is most of a load's cost. The row is kept to
-    know it again, but its job's JSON (`observation`, about 0.8 KB a job: 0.8 MB at 1,000 KBs)
-    only as a 128-bit BLAKE2 digest (a collision as likely as a random 128-bit match, as in
-    `watcher.edges.api.memo`): about 1 MB less peak RSS at 1,000 KBs (`bench/memory.py`), for
-    about 2.5 µs a row on a load that is not kept (`SqliteStore.load`: a state write since).
-    Bounded: when it holds `limit` jobs it starts over.
+    loaded a minute ago; decoding its JSON again is most of a load's cost. To know the row
+    again it keeps only a 128-bit BLAKE2 digest of the row (a collision as likely as a random
+    128-bit match, as in `watcher.edges.api.memo`), not the row: its JSON (`observation`,
+    about 0.8 KB a job) and its text columns (times, the sighting) weighed about 1.4 KB a job
+    beside the decoded state (`bench/memory.py` prints both), for about 3 µs a row on a load.
+    Bounded: when it holds `limit` jobs it starts over; a load of more rows than half the
+    limit raises it first (`expect`), or a load of 10,000 KBs' jobs would start over twice
+    in every load and decode nearly every row again, each time beside the states it replaces.
     """
 
     def __init__(self, limit: int = 4096) -> None:
         self._limit = limit
-        self._rows: dict[str, tuple[tuple[Any, ...], JobState]] = {}
+        self._rows: dict[str, tuple[bytes, JobState]] = {}
 
     def __len__(self) -> int:
         return len(self._rows)
+
+    def expect(self, rows: int) -> None:
+        """A load of `rows` rows follows: hold at least twice that many before starting over."""
+        self._limit = max(self._limit, 2 * rows)
 
     def decode(self, row: tuple[Any, ...], path: Path) -> JobState:
         """The job state of a `_JOB_COLUMNS` row, decoded once per distinct row."""
@@ -303,14 +310,12 @@ class JobCache:
         return state
 
 
-def _known(row: tuple[Any, ...]) -> tuple[Any, ...]:
-    """What `JobCache` keeps of a row to know it again: the row, its JSON text (column 2) as
-    a digest of its UTF-8 bytes (surrogates escaped, so any text has one)."""
-    observation = row[2]
-    if isinstance(observation, str):
-        data = observation.encode("utf-8", "surrogatepass")
-        observation = hashlib.blake2b(data, digest_size=16).digest()
-    return (*row[:2], observation, *row[3:])
+def _known(row: tuple[Any, ...]) -> bytes:
+    """What `JobCache` keeps of a row to know it again: a digest of every column after the
+    uuid (its key), from the row's `repr`, which is exact for SQLite's values (text with lone
+    surrogates escaped, None, int and float told apart)."""
+    data = repr(row[1:]).encode("utf-8", "backslashreplace")
+    return hashlib.blake2b(data, digest_size=16).digest()
 
 
 def load_rows(
@@ -320,8 +325,8 @@ def load_rows(
     conn.execute("BEGIN")
     try:
         kbs = {
-            row[0]: KbState(
-                row[0], row[1], schema.from_db(row[2]), row[3], schema.from_db_or_none(row[4])
+            (uuid := sys.intern(row[0])): KbState(  # one object with the API's ids
+                uuid, row[1], schema.from_db(row[2]), row[3], schema.from_db_or_none(row[4])
             )
             for row in conn.execute(
                 "SELECT uuid, name, first_seen_at, last_job_uuid, news_since FROM knowledge_bases"
@@ -336,6 +341,8 @@ def load_rows(
         opened = {i.kb_uuid: i for i in incident_rows.open_incidents(conn, path)}
     finally:
         conn.execute("COMMIT")
+    if cache is not None:
+        cache.expect(len(rows))
     decode = cache.decode if cache is not None else job_state_from_row
     states = (decode(tuple(row), path) for row in rows)
     return WatchState(kbs=kbs, jobs={state.uuid: state for state in states}, incidents=opened)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import sqlite3
 from datetime import UTC, datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Final
 
@@ -280,8 +281,10 @@ def to_db_or_none(moment: datetime | None) -> str | None:
     return None if moment is None else to_db(moment)
 
 
+@lru_cache(maxsize=1024)
 def from_db(text: str) -> datetime:
-    """Read back a time written by `to_db` as an aware UTC datetime."""
+    """Read back a time written by `to_db` as an aware UTC datetime; the same text gives the
+    same (immutable) object, so the times a cycle stamps on many rows are held once."""
     return datetime.fromisoformat(text).astimezone(UTC)
 
 
