@@ -62,7 +62,8 @@ async def timed_step(rig: Harness, seconds: float) -> float:
     assert rig.runtime is not None
     loop = asyncio.get_running_loop()
     began = loop.time()
-    report = await rig.runtime.cycle._poll("timed")
+    cycle = rig.runtime.cycle
+    report = await cycle._poll("timed", await cycle._list())  # always in full
     took = loop.time() - began
     rig.reports.append(report)
     await rig.runtime.cycle.deliver()

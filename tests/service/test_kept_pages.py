@@ -78,8 +78,10 @@ async def test_a_done_job_row_another_writer_changed_is_judged_without_a_changed
         assert rig.runtime is not None
         memo = rig.runtime.cycle.unmoved
         pages, skipped = kept_pages(rig), memo.skipped
-        await rig.run(15)
-        assert kept_pages(rig) > pages and memo.skipped > skipped  # idle: nothing judged again
+        idle = await rig.run(15)
+        assert kept_pages(rig) > pages
+        # idle: nothing judged again (the cycles are quiet, or the memo skips every job)
+        assert all(r.quiet for r in idle) or memo.skipped > skipped
         with closing(sqlite3.connect(rig.state_path)) as conn, conn:
             conn.execute("UPDATE jobs SET done = 0 WHERE uuid = ?", (job,))
         assert not stored_done(rig, job)

@@ -3,6 +3,7 @@ traceback only for what nobody expected."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
@@ -35,9 +36,14 @@ class RefusingStore:
     async def set_meta(self, key: str, value: str | None) -> None:
         raise self.fault
 
+    async def set_metas(
+        self, values: Mapping[str, str | None], *, last_cycle_at: datetime | None = None
+    ) -> None:
+        raise self.fault
+
 
 async def beat_into(fault: Exception) -> tuple[Vitals, list[dict[str, Any]]]:
-    vitals = Vitals(lambda: 10.0, None, {})
+    vitals = Vitals(monotonic_now, None, {})  # an elapsed reading, as `Heartbeat` encodes
     store = cast(SqliteStore, RefusingStore(fault))
     with capture_logs() as logs:
         await vitals.beat(store, CycleReport("c1", True), NOW, timedelta(minutes=2), NOW)

@@ -69,6 +69,19 @@ def latest_slot(schedule: DigestSchedule, now: datetime) -> datetime:
     raise AssertionError("a schedule has a slot every week")  # pragma: no cover
 
 
+def next_slot(schedule: DigestSchedule, now: datetime) -> datetime:
+    """The first scheduled instant after `now` (UTC): when `due` next has news."""
+    today = now.astimezone(schedule.location).date()
+    for ahead in range(-1, 9):
+        day: date = today + timedelta(days=ahead)
+        if schedule.period is Period.WEEKLY and day.weekday() != schedule.weekday:
+            continue
+        slot = first_instant(day, schedule.minute, schedule.location)
+        if slot > now:
+            return slot
+    raise AssertionError("a schedule has a slot every week")  # pragma: no cover
+
+
 @dataclass(frozen=True, slots=True)
 class DigestDue:
     """A digest for `[since, until)` (`until` the slot); `send` false: only record the slot."""

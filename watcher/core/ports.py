@@ -10,7 +10,7 @@ durations; uuids are the API's lower-case strings; errors are the project's own
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Hashable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -246,6 +246,25 @@ class Notifier(Protocol):
         per URL tried (its index, cause, HTTP or SMTP status, characters sent). A route that
         is not configured or has no URL is a failed result with `permanent` set.
         """
+        ...
+
+
+class QuietSigns(Protocol):
+    """What tells a cycle whether it may skip its bookkeeping (`watcher.core.nextdue`).
+
+    Errors as for `StateStore`.
+    """
+
+    async def state_version(self) -> Hashable | None:
+        """A value that changes with every commit to the store that this process did not
+        make in a cycle's own record (another connection's, another process's, a reopen);
+        None when the store cannot tell (every cycle then runs in full)."""
+        ...
+
+    async def next_delivery(self) -> datetime | None:
+        """The earliest wall-clock time an outbox row waits for (a retry, a quiet-hours
+        release, a new row: due now), `datetime.min` (UTC) while a row is claimed, None
+        when no row waits."""
         ...
 
 

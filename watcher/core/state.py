@@ -9,7 +9,7 @@ results) lives in `watcher.core.outbox`.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 
@@ -269,6 +269,17 @@ def changed(
     jobs = tuple(
         job
         for uuid, job in state.jobs.items()
-        if (j := before_jobs.get(uuid)) is not job and j != job
+        if (j := before_jobs.get(uuid)) is not job and j != job and not _same_but_deadline(j, job)
     )
     return kbs, jobs
+
+
+def _same_but_deadline(before: JobState | None, job: JobState) -> bool:
+    """Whether only the deadline for people moved, by under a second: it is the wall clock
+    plus what is left on the API's, whose estimate (whole-second `Date` headers) moves a
+    little with every answer. Not news: the stall rules never read it."""
+    if before is None or before.deadline is None or job.deadline is None:
+        return False
+    if abs(job.deadline - before.deadline) >= timedelta(seconds=1):
+        return False
+    return replace(before, deadline=job.deadline) == job

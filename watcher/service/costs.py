@@ -27,6 +27,7 @@ from watcher.core.clocks import Elapsed
 from watcher.core.cost import CatalogModel, ListedModel, ModelPrice, resolve_price
 from watcher.core.errors import SourceError
 from watcher.core.model import KnowledgeBase
+from watcher.core.nextdue import Deadline, DueKind
 from watcher.core.ports import MetaStore
 from watcher.edges.hostclock import elapsed_now
 from watcher.service.budget import PRICES, ReadsBudget
@@ -69,6 +70,13 @@ class PriceBook:
         ] = ((), (), {})
         self._last: tuple[Elapsed, timedelta] | None = None  # the last try, and the wait after it
         self.budget: ReadsBudget | None = None  # the cycle's, set by it (None: unbounded)
+
+    def deadline(self) -> Deadline:
+        """When the prices are next read (none yet: now), on the elapsed clock."""
+        if self._last is None:
+            return Deadline(DueKind.PRICES)
+        at, wait = self._last
+        return Deadline(DueKind.PRICES, elapsed=at.minus(-wait))
 
     async def refresh_if_due(self) -> None:
         """Read the prices when due (first call, then every `every`); never raises a

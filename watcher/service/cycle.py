@@ -27,6 +27,12 @@ base or one delivery is logged and survived. The steps:
   silence holds (recorded as silenced); a route in its quiet hours holds it until they end
   (`watcher.core.quiet`).
 
+A *quiet cycle* stops after the poll (`watcher.core.nextdue`): when the KB list is what the
+last full cycle saw, that cycle changed nothing, no other connection wrote the store since,
+and no deadline of any kind came (each on its own clock, computed by `_deadlines` from what
+the last full cycle left), the bookkeeping above is skipped; a full cycle still runs at
+least every 20 cycles and every 10 minutes.
+
 A cycle has a deadline (`CycleSettings.deadline`, on the event loop's monotonic clock): its
 API reads end there and the cycle counts as a failed API read (towards `api_unreachable`).
 Only the KB list is mandatory: each optional read (job lists, followed jobs, a failed job's
@@ -42,13 +48,14 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 import structlog
 
+from watcher.core import nextdue
 from watcher.core.account import RouteRefs
 from watcher.core.apihealth import ApiHealth, api_health
 from watcher.core.clocks import Elapsed, Instant
@@ -65,8 +72,10 @@ from watcher.core.detect import detect
 from watcher.core.digest import DigestSchedule
 from watcher.core.errors import ApiStatusError, Forbidden, SourceError, Unauthorized
 from watcher.core.facts import with_facts
+from watcher.core.incident import Incident
 from watcher.core.incidents import track
 from watcher.core.model import INCIDENT_EVENTS, EventKind, Job, KnowledgeBase, WatchedKb
+from watcher.core.nextdue import Deadline, DueKind, Full, Settled, Verdict
 from watcher.core.outbox import SettleReason
 from watcher.core.ports import (
     DigestReads,
@@ -75,6 +84,7 @@ from watcher.core.ports import (
     MetaStore,
     Notifier,
     Outbox,
+    QuietSigns,
     SilenceBook,
     Source,
     StateStore,
@@ -167,6 +177,30 @@ class CycleReport:
     extra_requests: int = 0
     # with several [[accounts]]: each account's own report, by name, for its own pace
     by_account: tuple[tuple[str, CycleReport], ...] = ()
+    quiet: bool = False  # the poll alone: nothing moved, nothing due (`watcher.core.nextdue`)
+    full: Full | None = None  # why a full cycle ran in full (None: quiet, or not told)
+    due: DueKind | None = None  # with `Full.DUE`: the deadline that came
+
+
+@dataclass(frozen=True, slots=True)
+class Polled:
+    """The poll itself: when it began, the cycle's read deadline, and the KB list read (or
+    why it could not be)."""
+
+    began: Elapsed
+    reads: ReadDeadline
+    account: tuple[KnowledgeBase, ...] = ()
+    error: SourceError | TimeoutError | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Left:
+    """What a full cycle's poll left for its deadlines: the state `detect` returned, the open
+    incidents, and whether anything moved (then the next cycle runs in full too)."""
+
+    state: WatchState
+    incidents: Iterable[Incident]
+    moved: bool
 
 
 class Cycle:
@@ -192,8 +226,14 @@ class Cycle:
         digest_reads: DigestReads | None = None,
         prices: PriceBook | None = None,
         remedies: Remedies | None = None,
+        quiet_signs: QuietSigns | None = None,
     ) -> None:
         self.source, self.store, self.meta = source, store, meta
+        # None: no quiet cycle (a store that cannot tell who wrote it, several accounts)
+        self.quiet_signs = quiet_signs
+        self._settled: Settled | None = None  # what the last full cycle left, when it settled
+        self._left: Left | None = None  # what the running full cycle's poll left
+        self._last_full: CycleReport | None = None
         self.prices, self.remedies = prices, remedies
         self._prices_written: str | None = None
         self._prices_seen: Mapping[str, ModelPrice] = {}  # encoded into _prices_written
@@ -247,43 +287,137 @@ class Cycle:
         self._seen: tuple[KnowledgeBase, ...] = ()
 
     async def run(self) -> CycleReport:
-        """Poll once, record what changed, deliver what is due; raises only on store failure."""
+        """Poll once; unless the cycle may be quiet (nothing moved since the last full cycle
+        and nothing is due: `watcher.core.nextdue`), record what changed and deliver what is
+        due. Raises only on store failure."""
         cycle_id = self.current_id = uuid.uuid4().hex[:12]
         structlog.contextvars.bind_contextvars(cycle_id=cycle_id)
         try:
             budget = self.budget
             sent, measured = (budget.gauge.requests_sent, budget.measured) if budget else (0, 0)
-            report = await self._poll(cycle_id)
+            polled = await self._list()  # the poll itself: every cycle, quiet or full
+            version, verdict = await self._verdict(polled)
+            if verdict.full is None:  # quiet: the poll was all there was to do
+                report = self._quiet_report(cycle_id)
+            else:
+                report = await self._poll(cycle_id, polled)
             during = 0  # the extra reads made during the poll (schedules, reports, prices)
             if budget is not None:  # the poll's own requests: kept free for the next poll
                 during = budget.measured - measured
                 took = budget.gauge.requests_sent - sent - during
                 budget.poll_cost = max(0, took, self.next_poll)
+            if verdict.full is None:
+                return report
             report = await self._extra_reads(report)
             report = replace(report, extra_requests=report.extra_requests + during)
             await self._keep_spent()
+            told = 0  # silences' ends and digests recorded: the outbox moved
             if self.silencer is not None:  # silences that ended: what they hid, still open
-                await self.silencer.end_silences()
+                told += await self.silencer.end_silences()
             if self.digests is not None:  # due on the wall clock, whatever the API did
-                await self.digests.record_due()
+                told += await self.digests.record_due()
             delivered = await self.deliver()
-            return replace(report, deliveries=delivered)
+            report = replace(report, deliveries=delivered, full=verdict.full, due=verdict.due)
+            await self._settle(report, polled, version, moved=told > 0)
+            return report
         finally:
             structlog.contextvars.unbind_contextvars("cycle_id")
+
+    async def _list(self) -> Polled:
+        """Read the account's KB list within the cycle's deadline (`Polled.error` when not)."""
+        seconds = self.settings.deadline.total_seconds()
+        until = asyncio.get_running_loop().time() + seconds
+        polled = Polled(self.elapsed(), ReadDeadline(until, reserve=seconds * DETAILS_RESERVE))
+        try:
+            async with asyncio.timeout_at(until):
+                return replace(polled, account=await self.observer.account())
+        except (SourceError, TimeoutError) as exc:
+            return replace(polled, error=exc)
+
+    async def _verdict(self, polled: Polled) -> tuple[Hashable | None, Verdict]:
+        """The store's version before this cycle reads it, and whether the cycle may be
+        quiet (`watcher.core.nextdue.verdict`); a quiet one counts towards the safety net."""
+        if polled.error is not None:
+            self._settled = None
+            return None, Verdict(Full.FAILED)
+        version = await self.quiet_signs.state_version() if self.quiet_signs else None
+        settled, now = self._settled, self.now()
+        budget = self.budget
+        room = budget is None or budget.blocked(now.elapsed) is None
+        verdict = nextdue.verdict(settled, polled.account, version, now, room=room)
+        # a full cycle settles anew when it ends (one that fails half-way never does)
+        self._settled = None
+        if verdict.full is None and settled is not None:
+            self._settled = replace(settled, quiet=settled.quiet + 1)
+        return version, verdict
+
+    def _quiet_report(self, cycle_id: str) -> CycleReport:
+        """A quiet cycle's report: what the last full cycle saw, no event, no delivery."""
+        last = self._last_full
+        return CycleReport(
+            cycle_id=cycle_id,
+            ok=True,
+            knowledge_bases=last.knowledge_bases if last else 0,
+            active_jobs=last.active_jobs if last else 0,
+            quiet=True,
+        )
+
+    async def _settle(
+        self, report: CycleReport, polled: Polled, version: Hashable | None, *, moved: bool
+    ) -> None:
+        """After a full cycle: when it changed nothing, what the next cycles may be quiet on
+        (the KB list, the store's version, every deadline left); else nothing (full again)."""
+        left, self._left = self._left, None
+        self._last_full = report
+        self._settled = None
+        busy = moved or report.events or report.deliveries or report.extra_requests
+        if left is None or left.moved or busy or not report.ok or version is None:
+            return
+        now = self.now()
+        deadlines = await self._deadlines(left, now)
+        self._settled = Settled(polled.account, version, now, deadlines)
+
+    async def _deadlines(self, left: Left, now: Instant) -> tuple[Deadline, ...]:
+        """Every deadline the last full cycle left, each on its own clock."""
+        found: list[Deadline] = []
+        for job in left.state.jobs.values():
+            if not job.done:
+                found += nextdue.stall_deadlines(job, self.settings.policy)
+        rules = {rule.route: rule for rule in self.settings.incident_rules}
+        found += nextdue.reminder_deadlines(left.incidents, rules)
+        found += self.kb_watch.deadlines(self._seen, now)
+        if self.extras is not None:
+            candidates = self.extras.candidates(self._seen, now.elapsed)
+            found += nextdue.reads_deadline(candidates, now.elapsed, needs_room=True)
+        if self.prices is not None:
+            found.append(self.prices.deadline())
+        if self.remedies is not None and self.remedies.may_have_work:
+            found.append(Deadline(DueKind.REMEDIATION))
+        if self.silencer is not None and self.silencer.next_end is not None:
+            found.append(Deadline(DueKind.SILENCE_END, wall=self.silencer.next_end))
+        if self.digests is not None:
+            found += self.digests.deadlines(now.wall)
+        if self.dispatcher.busy:
+            found.append(Deadline(DueKind.DELIVERY))
+        if self.quiet_signs is not None:
+            waits = await self.quiet_signs.next_delivery()
+            if waits is not None:
+                found.append(Deadline(DueKind.OUTBOX, wall=waits))
+        return tuple(found)
 
     def now(self) -> Instant:
         """This moment on the three clocks: the wall's, the API's (from its answers), elapsed."""
         return Instant(wall=self.clock(), api=self.source.api_now(), elapsed=self.elapsed())
 
-    async def _poll(self, cycle_id: str) -> CycleReport:
+    async def _poll(self, cycle_id: str, polled: Polled) -> CycleReport:
         """Fetch, detect, decide and record; the API's reads end at the cycle's deadline."""
-        seconds = self.settings.deadline.total_seconds()
-        until = asyncio.get_running_loop().time() + seconds
-        reads = ReadDeadline(until, reserve=seconds * DETAILS_RESERVE)
-        began = self.elapsed()
+        reads, began = polled.reads, polled.began
+        until = reads.until
+        if polled.error is not None:
+            return await self._fetch_failed(cycle_id, polled.error)
         try:
             async with asyncio.timeout_at(until):
-                sight = await self.observer.observe(reads)
+                sight = await self.observer.observe(polled.account, reads)
             now = self.now()
             await self._restore_spent(now)  # before any extra read: the API's clock is known
             state, transitions, meta = await self._detect(sight, now, began)
@@ -316,7 +450,7 @@ class Cycle:
         rules, opened = self.settings.incident_rules, sight.previous.incidents
         tracked = track(opened, transitions, deliveries, rules, now)
         # `api_recovered` first, so that its alert comes before the news it lets through.
-        await self._api_outcome(cycle_id, now, None)
+        health_moved = await self._api_outcome(cycle_id, now, None)
         kbs, jobs = changed(sight.previous, state)
         change = Change(
             cycle_id,
@@ -329,6 +463,10 @@ class Cycle:
         )
         await self._record(change, sight.previous, state, meta | cost_meta)
         self.kb_watch.committed(judged)
+        incidents = {i.kb_uuid: i for i in tracked.incidents}
+        moved = not sight.list_only or health_moved or bool(kbs or jobs or meta or cost_meta)
+        moved = moved or bool(tracked.transitions or tracked.incidents or judged.watches)
+        self._left = Left(state, {**sight.previous.incidents, **incidents}.values(), moved)
         if self.remedies is not None:
             await self.remedies.act(cycle_id, now.wall, now.api, until)
         for t in tracked.transitions:
@@ -411,13 +549,14 @@ class Cycle:
         await self.store.record(change, meta=meta)
         self.observer.baseline = state.baseline
 
-    async def _api_outcome(self, cycle_id: str, now: Instant, error: str | None) -> None:
-        """Track the API's health; record `api_unreachable` / `api_recovered` with it when due."""
+    async def _api_outcome(self, cycle_id: str, now: Instant, error: str | None) -> bool:
+        """Track the API's health; record `api_unreachable` / `api_recovered` with it when due.
+        Whether the health changed."""
         previous = ApiHealth.decode(await self.meta.get_meta(_API_HEALTH_KEY))
         after = self.settings.api_unreachable_after
         health, transitions = api_health(previous, error, now, after)
         if health == previous:
-            return
+            return False
         change = Change(
             cycle_id=cycle_id,
             at=now.wall,
@@ -427,6 +566,7 @@ class Cycle:
         await self.store.record(change, meta={_API_HEALTH_KEY: health.encode()})
         for t in transitions:
             log.warning(t.kind.value, event_id=t.event_id, detail=t.detail)
+        return True
 
     async def _extra_reads(self, report: CycleReport) -> CycleReport:
         """The extra reads the share allows now (after a poll that read the API), within the

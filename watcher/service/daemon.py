@@ -231,6 +231,9 @@ class Daemon:
             events=len(report.events),
             next_in_s=self.pace.interval.total_seconds(),
             pace=self.pace.reason.value,
+            quiet=report.quiet,
+            full=report.full.value if report.full is not None else None,
+            due=report.due.value if report.due is not None else None,
         )
 
     async def _prune_now(self) -> None:

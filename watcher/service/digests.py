@@ -16,7 +16,15 @@ from datetime import datetime
 
 import structlog
 
-from watcher.core.digest import DigestSchedule, digest_text, digest_transition, due, summarize
+from watcher.core.digest import (
+    DigestSchedule,
+    digest_text,
+    digest_transition,
+    due,
+    next_slot,
+    summarize,
+)
+from watcher.core.nextdue import Deadline, DueKind
 from watcher.core.ports import DigestReads, MetaStore, StateStore
 from watcher.core.state import Change, Delivery
 
@@ -48,6 +56,12 @@ class Digests:
         for route_name, schedule in self.schedules.items():
             recorded += await self._one(route_name, schedule)
         return recorded
+
+    def deadlines(self, now: datetime) -> tuple[Deadline, ...]:
+        """When each route's next digest slot comes (wall clock), after `now`."""
+        return tuple(
+            Deadline(DueKind.DIGEST, wall=next_slot(s, now)) for s in self.schedules.values()
+        )
 
     async def _one(self, route_name: str, schedule: DigestSchedule) -> int:
         key = f"{MARK_KEY}/{route_name}"

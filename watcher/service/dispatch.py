@@ -140,6 +140,11 @@ class Dispatcher:
                 break
         return tuple(outcomes)
 
+    @property
+    def busy(self) -> bool:
+        """Whether a route's round still runs in the background, or one ended untold."""
+        return bool(self._running or self._late)
+
     async def drain(self) -> None:
         """Wait until every round still running in the background has ended."""
         while self._running:

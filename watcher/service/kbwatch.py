@@ -39,6 +39,7 @@ from watcher.core.extras import (
     targets_of,
 )
 from watcher.core.model import EventKind, Job, KnowledgeBase, WatchedKb
+from watcher.core.nextdue import Deadline, DueKind, reads_deadline
 from watcher.core.ports import ExtraSource, MetaStore
 from watcher.core.report import ErrorSummary, ReportFate, report_note, summarise
 from watcher.core.schedules import (
@@ -214,6 +215,26 @@ class KbWatcher:
         if any(a is not b for a, b in zip(quiet[1], jobs, strict=True)):
             return False
         return quiet[2] is None or now.api <= quiet[2]
+
+    def deadlines(self, kbs: Sequence[KnowledgeBase], now: Instant) -> tuple[Deadline, ...]:
+        """When judging `kbs` again may find something (a KB not left quiet by its last
+        judgement: now; else its run's grace or freshness window ends, on the API's clock),
+        and when the first schedule read comes due (elapsed clock)."""
+        found: list[Deadline] = []
+        ends: list[datetime] = []
+        for kb in kbs:
+            quiet = self._quiet.get(kb.uuid)
+            if quiet is None:
+                return (Deadline(DueKind.SCHEDULE),)
+            if quiet[2] is not None:
+                ends.append(quiet[2])
+        if ends:
+            found.append(Deadline(DueKind.SCHEDULE, api=min(ends)))
+        if self.extra is not None:
+            spec = ReadSpec(SCHEDULE, Scope.KB, self.settings.read_every, Priority.NORMAL)
+            mine = schedule_candidates(spec, [kb.uuid for kb in kbs], self._read_at, now.elapsed)
+            found += reads_deadline(mine, now.elapsed, needs_room=self.budget is not None)
+        return tuple(found)
 
     def committed(self, judged: Judged) -> None:
         """The cycle recorded `judged`: remember its watches."""

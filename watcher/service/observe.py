@@ -35,7 +35,7 @@ from watcher.core.reads import (
     unseen_followed,
     watched,
 )
-from watcher.core.state import Transition, WatchState
+from watcher.core.state import JobState, Transition, WatchState
 
 log = structlog.get_logger(__name__)
 
@@ -85,13 +85,14 @@ class Sight:
     left out: it sits the cycle out); `jobs` every job seen for them: each KB's latest, its
     listed jobs when it had news, and followed jobs asked for one by one; `previous` what the
     store knew of those jobs, with the first run's baseline; `account` the account's whole
-    KB listing (for the setup check).
+    KB listing (for the setup check); `list_only` whether the KB list was all that was read.
     """
 
     kbs: tuple[KnowledgeBase, ...]
     jobs: tuple[Job, ...]
     previous: WatchState
     account: tuple[KnowledgeBase, ...]
+    list_only: bool = True  # nothing but the KB list was read (no KB had news, no job followed)
 
 
 class Observer:
@@ -111,11 +112,17 @@ class Observer:
         self._unknown_seen: set[str] = set()
         self._deadline: ReadDeadline | None = None  # the running fetch's
 
-    async def observe(self, deadline: ReadDeadline | None = None) -> Sight:
-        """Read the KB list, the job lists of the KBs with news and the followed jobs no list
-        showed; raises `SourceError` when the KB list itself cannot be read. The optional
-        reads end within their shares of `deadline`, `deadline.reserve` before its end."""
-        account = tuple(await self.source.list_knowledge_bases())
+    async def account(self) -> tuple[KnowledgeBase, ...]:
+        """The account's KB list: the poll itself, made every cycle (quiet or full); raises
+        `SourceError` when it cannot be read."""
+        return tuple(await self.source.list_knowledge_bases())
+
+    async def observe(
+        self, account: tuple[KnowledgeBase, ...], deadline: ReadDeadline | None = None
+    ) -> Sight:
+        """Given the KB list (`account`), read the job lists of the KBs with news and the
+        followed jobs no list showed. The optional reads end within their shares of
+        `deadline`, `deadline.reserve` before its end."""
         kbs = watched(account, self.wanted)
         known = replace(await self.store.load(()), baseline=await self._load_baseline())
         fresh = [kb for kb in kbs if has_news(kb, known)]
@@ -130,11 +137,12 @@ class Observer:
             observed.append(kb)
             latest = [owned(kb.last_indexing_job, kb.uuid)] if kb.last_indexing_job else []
             jobs += latest + listed.get(kb.uuid, [])
-        jobs += await self._followed(known, observed, jobs)
+        missing = unseen_followed(known, {kb.uuid for kb in observed}, {job.uuid for job in jobs})
+        jobs += await self._followed(missing)
         previous = await self.store.load({job.uuid for job in jobs})
         self._log_unknown_values(jobs)
         previous = replace(previous, baseline=known.baseline)
-        return Sight(tuple(observed), tuple(jobs), previous, account)
+        return Sight(tuple(observed), tuple(jobs), previous, account, not fresh and not missing)
 
     async def with_details(
         self, transitions: Sequence[Transition], deadline: ReadDeadline | None = None
@@ -214,11 +222,8 @@ class Observer:
             found[kb.uuid] = [owned(job, kb.uuid) for job in listed]
         return found
 
-    async def _followed(
-        self, known: WatchState, kbs: Sequence[KnowledgeBase], seen: Sequence[Job]
-    ) -> list[Job]:
+    async def _followed(self, missing: Sequence[JobState]) -> list[Job]:
         """Jobs we follow that no list showed this time (pushed out of the window)."""
-        missing = unseen_followed(known, {kb.uuid for kb in kbs}, {job.uuid for job in seen})
         found = []
         for n, state in enumerate(missing):
             try:

@@ -111,6 +111,12 @@ class Remedies:
     def on(self) -> bool:
         return self.policy.on_stalled is not OnStalled.NOTHING
 
+    @property
+    def may_have_work(self) -> bool:
+        """Whether the next cycle may plan or make a call without a new stall: intents
+        left dangling by an earlier process are looked for once, on the first cycle."""
+        return self.on and (not self._checked or bool(self._pending))
+
     async def plan(self, transitions: Sequence[Transition]) -> dict[str, str | None]:
         """The meta value recording this cycle's decisions (empty: nothing to record)."""
         self._pending = ()

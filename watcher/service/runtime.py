@@ -478,6 +478,9 @@ class _Wiring:
             prices=PriceBook(client, config.cost.prices_every, self.elapsed, scoped),
             remedies=remedies(config, client, scoped),
             digest_reads=store if first else None,
+            # quiet cycles need to know who wrote the store: several accounts share one
+            # connection, and one account's writes are news to the other's cycle
+            quiet_signs=None if self.config.several_accounts else store,
         )
 
 

@@ -32,11 +32,15 @@ class Silencer:
         self, book: SilenceBook, routes: Collection[str], clock: Callable[[], datetime]
     ) -> None:
         self.book, self.routes, self.clock = book, frozenset(routes), clock
+        self.next_end: datetime | None = None  # the soonest end not announced, as last read
 
     async def end_silences(self) -> int:
         """Record the announcement of every silence that ended; returns how many ended."""
         now = self.clock()
-        ended = due_announcements(await self.book.current_silences(now), now)
+        silences = await self.book.current_silences(now)
+        ended = due_announcements(silences, now)
+        ends = [s.ends_at for s in silences if s.announced_at is None and s.active(now)]
+        self.next_end = min(ends, default=None)
         for silence in ended:
             said = await self.book.announce_silence_end(
                 silence.id, now, partial(self._announcement, silence, now)

@@ -80,12 +80,14 @@ class Vitals:
         at = self.monotonic()
         previous = self.heartbeat or Heartbeat(at, False, limit)
         self.heartbeat = previous.after(report.ok, at, limit, report.error, api_now)
+        marked = not self.mark_stored or config_mark != self.config_mark
         try:
-            if report.ok:
-                await store.set_last_cycle_at(now)
-            await store.set_meta(HEARTBEAT_KEY, self.heartbeat.encode())
-            if not self.mark_stored or config_mark != self.config_mark:  # None: delete
-                await store.set_meta(MARK_KEY, config_mark)
+            # one transaction (one commit, one round trip to the store's thread) a cycle
+            values: dict[str, str | None] = {HEARTBEAT_KEY: self.heartbeat.encode()}
+            if marked:  # None: delete
+                values[MARK_KEY] = config_mark
+            await store.set_metas(values, last_cycle_at=now if report.ok else None)
+            if marked:
                 self.config_mark, self.mark_stored = config_mark, True
             self.store_error = None
         except StoreError as exc:

@@ -4,13 +4,17 @@ A held row waits (`next_attempt_at` = `held_until`) for the end of the quiet tha
 the configuration said then. When the window is removed or shortened, the route's
 `mute_during` changes, the route goes, or the wall clock steps back, that end no longer holds:
 the row is due at its route's current quiet's end, or now. Plain SQL, PostgreSQL's too.
+
+`next_delivery`: when the outbox next has work for the dispatcher (a row's retry or release
+time, a claim out), for the quiet cycles of `watcher.core.nextdue`.
 """
 
 from __future__ import annotations
 
 import sqlite3
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
+from typing import Final
 
 from watcher.edges.store import schema
 
@@ -32,3 +36,17 @@ def release_held_rows(conn: sqlite3.Connection, ends: Mapping[str, datetime], no
         f" AND next_attempt_at > {bound}"
     )
     return int(conn.execute(sql, params * 3).rowcount)
+
+
+_WAITING: Final = """
+    SELECT MIN(next_attempt_at), COUNT(*) FILTER (WHERE state = 'sending')
+    FROM outbox INDEXED BY outbox_due WHERE state IN ('pending', 'sending')"""
+
+
+def next_delivery(conn: sqlite3.Connection) -> datetime | None:
+    """The earliest `next_attempt_at` of the rows waiting (`datetime.min`, UTC, while a row is
+    claimed: its claim may expire any time on the lease clock); None when none waits."""
+    first, sending = conn.execute(_WAITING).fetchone()
+    if sending:
+        return datetime.min.replace(tzinfo=UTC)
+    return None if first is None else schema.from_db(first)

@@ -31,7 +31,7 @@ from watcher.edges.store.browse import StoreReads
 from watcher.edges.store.conn import DEFAULT_LEASE, Fence
 from watcher.edges.store.digests import read_digest_facts
 from watcher.edges.store.facts import load_facts, save_facts
-from watcher.edges.store.held import release_held_rows
+from watcher.edges.store.held import next_delivery, release_held_rows
 from watcher.edges.store.incidents import acknowledge, open_incidents
 from watcher.edges.store.rows import (
     JobCache,
@@ -104,6 +104,18 @@ class SqliteStore(StoreReads):
             return _copy(state)
 
         return await self._run("loading the state", work)
+
+    # --- QuietSigns ---------------------------------------------------------------------
+
+    async def state_version(self) -> tuple[int, ...] | None:
+        """What changes with another connection's commit, this store's own writes of KBs,
+        jobs and incidents, and reopens (`_state_version`); None on PostgreSQL."""
+        return await self._run("reading the store's version", self._state_version)
+
+    async def next_delivery(self) -> datetime | None:
+        """The earliest next attempt of a pending outbox row (`datetime.min` while a row is
+        claimed), None when no row waits (`watcher.edges.store.rows.next_delivery`)."""
+        return await self._run("reading the next delivery", next_delivery)
 
     def _data_version(self, conn: sqlite3.Connection) -> int | None:
         """What changes with every commit of another connection to the file, any process's
@@ -359,6 +371,21 @@ class SqliteStore(StoreReads):
             lambda conn: write_meta(conn, [(key, value)]),
             keeps_state=True,
             counts=False,  # the heartbeat's, every cycle: the counts stay what they were
+        )
+
+    async def set_metas(
+        self, values: Mapping[str, str | None], *, last_cycle_at: datetime | None = None
+    ) -> None:
+        """Store each of `values` (None deletes the key) and, when given, when a cycle
+        succeeded (`set_last_cycle_at`), in one transaction: the heartbeat's, every cycle."""
+        rows = list(values.items())
+        if last_cycle_at is not None:
+            rows.append((schema.META_LAST_CYCLE, schema.to_db(last_cycle_at)))
+        await self._write(
+            "writing meta",
+            lambda conn: write_meta(conn, rows),
+            keeps_state=True,
+            counts=False,
         )
 
     async def last_cycle_at(self) -> datetime | None:
