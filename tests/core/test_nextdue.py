@@ -36,6 +36,13 @@ def at(after: timedelta, *, api: timedelta = timedelta(0), boot: str = BOOT) -> 
     return Instant(wall=NOW + after, api=NOW + after + api, elapsed=elapsed)
 
 
+def stepped(*, wall: timedelta = timedelta(0), api: timedelta = timedelta(0)) -> Instant:
+    """A minute past NOW on the elapsed clock; the wall's and DigitalOcean's stepped by
+    `wall` and `api` since NOW."""
+    later = LATER
+    return replace(later, wall=later.wall + wall, api=later.api + api)
+
+
 def settled(*deadlines: Deadline, quiet: int = 0) -> Settled:
     return Settled(KBS, (7, 0), at(timedelta(0)), deadlines, quiet)
 
@@ -59,6 +66,16 @@ LATER = at(timedelta(minutes=1))
         (settled(), KBS, None, LATER, True, Verdict(Full.WRITTEN)),
         # the wall clock went back
         (settled(), KBS, (7, 0), at(-SECOND), True, Verdict(Full.WALL_STEPPED)),
+        # the wall clock stepped against the elapsed clock, forward, or back by less than
+        # the time since; under two seconds it did not step
+        (settled(), KBS, (7, 0), stepped(wall=2 * SECOND), True, Verdict(Full.WALL_STEPPED)),
+        (settled(), KBS, (7, 0), stepped(wall=-2 * SECOND), True, Verdict(Full.WALL_STEPPED)),
+        (settled(), KBS, (7, 0), stepped(wall=SECOND * 1.9), True, Verdict(None)),
+        # DigitalOcean's clock stepped against the elapsed clock, either way
+        (settled(), KBS, (7, 0), stepped(api=timedelta(minutes=1)), True,
+         Verdict(Full.API_STEPPED)),
+        (settled(), KBS, (7, 0), stepped(api=-2 * SECOND), True, Verdict(Full.API_STEPPED)),
+        (settled(), KBS, (7, 0), stepped(api=SECOND * 1.9), True, Verdict(None)),
         # the safety net: the 20th cycle, or 10 minutes on the elapsed clock
         (settled(quiet=19), KBS, (7, 0), LATER, True, Verdict(Full.SAFETY_NET)),
         (settled(), KBS, (7, 0), at(timedelta(minutes=10)), True, Verdict(Full.SAFETY_NET)),

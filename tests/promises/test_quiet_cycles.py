@@ -13,8 +13,8 @@ from __future__ import annotations
 import contextlib
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
-from datetime import timedelta
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +44,9 @@ class Run:
     timeline: list[Counter[Key]]
     reports: list[CycleReport]
     requests: list[list[str]]
+    # the stall deadline for people of each job not done, as the store holds it (the web
+    # page's `stall_deadline`), after each cycle
+    deadlines: list[list[tuple[str, datetime | None]]] = field(default_factory=list)
 
     def first(self, kind: EventKind) -> int:
         """The cycle after which an alert of `kind` had arrived."""
@@ -93,6 +96,9 @@ async def watch(
             run.reports.append(await rig.step(every))
             run.timeline.append(delivered(webhook, f"/{label}"))
             run.requests.append(rig.requests_since(mark))
+            held = await runtime.store.load(())
+            jobs = sorted((j.job.uuid, j.deadline) for j in held.jobs.values() if not j.done)
+            run.deadlines.append(jobs)
         return run
 
 
@@ -112,8 +118,24 @@ async def same_alerts(tmp_path: Path, receiver: WebhookReceiver, **kwargs: Any) 
     receiver.answer(200)
     quiet = await watch(tmp_path, receiver, quiet=True, **kwargs)
     assert quiet.timeline == full.timeline
+    assert deadlines_differ(quiet, full) is None
     assert not any(r.quiet for r in full.reports)
     return quiet
+
+
+def deadlines_differ(run: Run, other: Run) -> int | None:
+    """The first cycle after which the jobs' deadlines for people differ between the runs
+    (None: the same after each), by two seconds or more: two estimates of the API's clock
+    may differ by a second (`core.state.changed` lets one move by under a second)."""
+    for n, (held, also) in enumerate(zip(run.deadlines, other.deadlines, strict=True)):
+        if [uuid for uuid, _ in held] != [uuid for uuid, _ in also]:
+            return n
+        for (_, at), (_, other_at) in zip(held, also, strict=True):
+            if (at is None) != (other_at is None):
+                return n
+            if at is not None and other_at is not None and abs(at - other_at).total_seconds() >= 2:
+                return n
+    return None
 
 
 def met(run: Run, kind: EventKind, due: DueKind) -> int:
@@ -333,3 +355,54 @@ async def test_the_hourly_extra_reads_and_prices_go_on_time_between_quiet_cycles
     assert (
         {DueKind.EXTRA_READS, DueKind.PRICES} <= dues <= {DueKind.EXTRA_READS, DueKind.PRICES, None}
     )
+
+
+async def test_a_step_of_the_wall_clock_is_seen_by_the_next_cycle_whichever_way(
+    tmp_path: Path, webhook_receiver: WebhookReceiver
+) -> None:
+    """A job stuck pending (its limit 30 minutes off): the watcher's wall clock steps an hour
+    forward, later 20 seconds back (less than the time since the last full cycle). The
+    deadline for people (`now.wall + left`) moves with each step in the very next cycle,
+    as it does with every cycle in full."""
+    stuck = {"at": 10, "kb": "docs", "id": "stuck", "pending": None, "run": 60}
+
+    async def steps(rig: Harness, n: int) -> None:
+        if n == 12:
+            rig.offset += timedelta(hours=1)
+        if n == 24:
+            rig.offset -= timedelta(seconds=20)
+
+    run = await same_alerts(
+        tmp_path,
+        webhook_receiver,
+        scenario=job_scenario(["docs"], [stuck]),
+        cycles=30,
+        during=steps,
+        stall={"pending_after": "30m"},
+    )
+    for n in (12, 24):
+        assert any(r.quiet for r in run.reports[n - 5 : n]), "no quiet cycle before the step"
+        assert run.reports[n].full is Full.WALL_STEPPED
+
+
+async def test_a_step_of_the_apis_clock_is_seen_by_the_next_cycle(
+    tmp_path: Path, webhook_receiver: WebhookReceiver
+) -> None:
+    """DigitalOcean's clock (its `Date` headers) steps a minute forward while the KB list's
+    bytes stay the same: the deadline for people of a job stuck pending moves at once."""
+    stuck = {"at": 10, "kb": "docs", "id": "stuck", "pending": None, "run": 60}
+
+    async def step(rig: Harness, n: int) -> None:
+        if n == 12:
+            rig.sim.api_clock_offset += timedelta(seconds=60)
+
+    run = await same_alerts(
+        tmp_path,
+        webhook_receiver,
+        scenario=job_scenario(["docs"], [stuck]),
+        cycles=20,
+        during=step,
+        stall={"pending_after": "30m"},
+    )
+    assert any(r.quiet for r in run.reports[7:12]), "no quiet cycle before the step"
+    assert run.reports[12].full is Full.API_STEPPED

@@ -10,7 +10,11 @@ cycle must run in full, or None (quiet). In full when:
 - the account's KB list is not what that cycle saw (`LISTED`: any item, by value);
 - the store was written since that cycle began by anyone but this cycle object (`WRITTEN`:
   another connection's commit, a reopen; a store that cannot tell, PostgreSQL, always);
-- the wall clock went back since (`WALL_STEPPED`: the wall deadlines cannot be trusted);
+- the wall clock went back since, or stepped either way against the elapsed clock by
+  `STEP` or more (`WALL_STEPPED`); DigitalOcean's clock (its `Date` headers) stepped
+  against the elapsed clock by as much (`API_STEPPED`): a full cycle moves a job's deadline
+  for people (`now.wall + left`, `watcher.core.detect`) with either step, and the wall
+  deadlines cannot be trusted;
 - the safety net: `SafetyNet.cycles` quiet cycles in a row, or `SafetyNet.every` since the last
   full cycle on the elapsed clock (`SAFETY_NET`: whatever a deadline below misses is late by
   that much at most);
@@ -61,6 +65,7 @@ class Full(StrEnum):
     LISTED = "listed"
     WRITTEN = "written"
     WALL_STEPPED = "wall_stepped"
+    API_STEPPED = "api_stepped"
     SAFETY_NET = "safety_net"
     DUE = "due"
 
@@ -86,6 +91,12 @@ class Deadline:
         if self.wall is not None:
             return now.wall >= self.wall
         return True
+
+
+STEP = timedelta(seconds=2)
+"""How far a clock may move against the elapsed clock before it counts as a step: more than
+an estimate of the API's clock from whole-second `Date` headers wanders (under a second),
+and than `watcher.core.state.changed` lets a job's deadline for people move unwritten."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,12 +148,27 @@ def verdict(
         return Verdict(Full.WRITTEN)
     if now.wall < settled.began.wall:
         return Verdict(Full.WALL_STEPPED)
+    if (stepped := _stepped(settled.began, now)) is not None:
+        return Verdict(stepped)
     if settled.quiet + 1 >= net.cycles or _since(settled.began.elapsed, now) >= net.every:
         return Verdict(Full.SAFETY_NET)
     for deadline in settled.deadlines:
         if deadline.due(now) and (room or not deadline.needs_room):
             return Verdict(Full.DUE, deadline.kind)
     return Verdict(None)
+
+
+def _stepped(began: Instant, now: Instant) -> Full | None:
+    """Whether the wall clock or the API's stepped against the elapsed clock since `began`
+    (an elapsed reading of another boot: the safety net's, nothing can be compared)."""
+    waited = now.elapsed.since(began.elapsed)
+    if waited is None:
+        return None
+    if abs(now.wall - began.wall - waited) >= STEP:
+        return Full.WALL_STEPPED
+    if abs(now.api - began.api - waited) >= STEP:
+        return Full.API_STEPPED
+    return None
 
 
 def _since(began: Elapsed, now: Instant) -> timedelta:
