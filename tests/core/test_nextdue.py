@@ -47,6 +47,11 @@ def settled(*deadlines: Deadline, quiet: int = 0) -> Settled:
     return Settled(KBS, (7, 0), at(timedelta(0)), deadlines, quiet)
 
 
+def clocked() -> Settled:
+    """Settled while a job's deadline for people is held."""
+    return replace(settled(), clocked=True)
+
+
 LATER = at(timedelta(minutes=1))
 
 
@@ -66,16 +71,20 @@ LATER = at(timedelta(minutes=1))
         (settled(), KBS, None, LATER, True, Verdict(Full.WRITTEN)),
         # the wall clock went back
         (settled(), KBS, (7, 0), at(-SECOND), True, Verdict(Full.WALL_STEPPED)),
-        # the wall clock stepped against the elapsed clock, forward, or back by less than
-        # the time since; under two seconds it did not step
-        (settled(), KBS, (7, 0), stepped(wall=2 * SECOND), True, Verdict(Full.WALL_STEPPED)),
-        (settled(), KBS, (7, 0), stepped(wall=-2 * SECOND), True, Verdict(Full.WALL_STEPPED)),
-        (settled(), KBS, (7, 0), stepped(wall=SECOND * 1.9), True, Verdict(None)),
+        # while a job's deadline for people is held: the wall clock stepped against the
+        # elapsed clock, forward, or back by less than the time since; under two seconds it
+        # did not step
+        (clocked(), KBS, (7, 0), stepped(wall=2 * SECOND), True, Verdict(Full.WALL_STEPPED)),
+        (clocked(), KBS, (7, 0), stepped(wall=-2 * SECOND), True, Verdict(Full.WALL_STEPPED)),
+        (clocked(), KBS, (7, 0), stepped(wall=SECOND * 1.9), True, Verdict(None)),
         # DigitalOcean's clock stepped against the elapsed clock, either way
-        (settled(), KBS, (7, 0), stepped(api=timedelta(minutes=1)), True,
+        (clocked(), KBS, (7, 0), stepped(api=timedelta(minutes=1)), True,
          Verdict(Full.API_STEPPED)),
-        (settled(), KBS, (7, 0), stepped(api=-2 * SECOND), True, Verdict(Full.API_STEPPED)),
-        (settled(), KBS, (7, 0), stepped(api=SECOND * 1.9), True, Verdict(None)),
+        (clocked(), KBS, (7, 0), stepped(api=-2 * SECOND), True, Verdict(Full.API_STEPPED)),
+        (clocked(), KBS, (7, 0), stepped(api=SECOND * 1.9), True, Verdict(None)),
+        # no deadline for people held: a step moves nothing a full cycle would write
+        (settled(), KBS, (7, 0), stepped(wall=timedelta(hours=1)), True, Verdict(None)),
+        (settled(), KBS, (7, 0), stepped(api=timedelta(minutes=1)), True, Verdict(None)),
         # the safety net: the 20th cycle, or 10 minutes on the elapsed clock
         (settled(quiet=19), KBS, (7, 0), LATER, True, Verdict(Full.SAFETY_NET)),
         (settled(), KBS, (7, 0), at(timedelta(minutes=10)), True, Verdict(Full.SAFETY_NET)),

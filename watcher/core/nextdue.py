@@ -10,11 +10,11 @@ cycle must run in full, or None (quiet). In full when:
 - the account's KB list is not what that cycle saw (`LISTED`: any item, by value);
 - the store was written since that cycle began by anyone but this cycle object (`WRITTEN`:
   another connection's commit, a reopen; a store that cannot tell, PostgreSQL, always);
-- the wall clock went back since, or stepped either way against the elapsed clock by
-  `STEP` or more (`WALL_STEPPED`); DigitalOcean's clock (its `Date` headers) stepped
-  against the elapsed clock by as much (`API_STEPPED`): a full cycle moves a job's deadline
-  for people (`now.wall + left`, `watcher.core.detect`) with either step, and the wall
-  deadlines cannot be trusted;
+- the wall clock went back since (`WALL_STEPPED`: the wall deadlines cannot be trusted);
+  while a job's deadline for people is held (`Settled.clocked`: `now.wall + left`,
+  `watcher.core.detect`, which a full cycle moves with either step), the wall clock stepped
+  either way against the elapsed clock by `STEP` or more (`WALL_STEPPED`), or
+  DigitalOcean's clock (its `Date` headers) did (`API_STEPPED`);
 - the safety net: `SafetyNet.cycles` quiet cycles in a row, or `SafetyNet.every` since the last
   full cycle on the elapsed clock (`SAFETY_NET`: whatever a deadline below misses is late by
   that much at most);
@@ -117,6 +117,7 @@ class Settled:
     began: Instant
     deadlines: tuple[Deadline, ...]
     quiet: int = 0  # quiet cycles since
+    clocked: bool = False  # a job's deadline for people is held: it moves with a clock's step
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,7 +149,7 @@ def verdict(
         return Verdict(Full.WRITTEN)
     if now.wall < settled.began.wall:
         return Verdict(Full.WALL_STEPPED)
-    if (stepped := _stepped(settled.began, now)) is not None:
+    if settled.clocked and (stepped := _stepped(settled.began, now)) is not None:
         return Verdict(stepped)
     if settled.quiet + 1 >= net.cycles or _since(settled.began.elapsed, now) >= net.every:
         return Verdict(Full.SAFETY_NET)

@@ -375,7 +375,8 @@ class Cycle:
             return
         now = self.now()
         deadlines = await self._deadlines(left, now)
-        self._settled = Settled(polled.account, version, now, deadlines)
+        clocked = any(job.deadline is not None for job in left.state.jobs.values())
+        self._settled = Settled(polled.account, version, now, deadlines, clocked=clocked)
 
     async def _deadlines(self, left: Left, now: Instant) -> tuple[Deadline, ...]:
         """Every deadline the last full cycle left, each on its own clock."""
