@@ -11,6 +11,7 @@ met the deadline ran in full for it (`CycleReport.due`).
 from __future__ import annotations
 
 import contextlib
+import os
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -18,8 +19,11 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.harness import GROUP, Harness, Key, alerts_of, job_scenario, open_harness, route
 from tests.receivers import WebhookReceiver
+from watcher.core.errors import StoreReplaced
 from watcher.core.incident import Ack
 from watcher.core.model import EventKind
 from watcher.core.nextdue import DueKind, Full
@@ -406,3 +410,20 @@ async def test_a_step_of_the_apis_clock_is_seen_by_the_next_cycle(
     )
     assert any(r.quiet for r in run.reports[7:12]), "no quiet cycle before the step"
     assert run.reports[12].full is Full.API_STEPPED
+
+
+async def test_a_store_moved_away_is_refused_by_the_next_cycle_as_a_full_cycle_refuses_it(
+    tmp_path: Path, webhook_receiver: WebhookReceiver
+) -> None:
+    """A full cycle's write checks that the file is still at the path; a quiet cycle writes
+    nothing, yet refuses the same way (the daemon then logs `cycle_refused_by_store`, the
+    cycle counts as failed, and the lease keeper is woken), and goes on once it is back."""
+    async with open_harness(IDLE, tmp_path, webhook_receiver) as rig:
+        reports = await rig.run(30)
+        assert reports[-1].quiet
+        aside = tmp_path / "aside.db"
+        os.replace(rig.state_path, aside)
+        with pytest.raises(StoreReplaced, match="deleted or moved away"):
+            await rig.step(5)
+        os.replace(aside, rig.state_path)
+        assert (await rig.step(5)).ok

@@ -109,8 +109,18 @@ class SqliteStore(StoreReads):
 
     async def state_version(self) -> tuple[int, ...] | None:
         """What changes with another connection's commit, this store's own writes of KBs,
-        jobs and incidents, and reopens (`_state_version`); None on PostgreSQL."""
-        return await self._run("reading the store's version", self._state_version)
+        jobs and incidents, and reopens (`_state_version`); None on PostgreSQL.
+
+        The files are checked first, as every write checks them (`_check_files`): a quiet
+        cycle writes nothing, yet refuses a store moved away or replaced (`StoreReplaced`)
+        as the full cycle's first write would, and a side file deleted under it reopens the
+        connection (a new version: the next cycle runs in full)."""
+
+        def work(_: sqlite3.Connection) -> tuple[int, ...] | None:
+            self._check_files()
+            return self._state_version(self._conn)  # the connection a reopen made
+
+        return await self._run("reading the store's version", work)
 
     async def next_delivery(self) -> datetime | None:
         """The earliest next attempt of a pending outbox row (`datetime.min` while a row is
