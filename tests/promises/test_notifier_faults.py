@@ -104,12 +104,13 @@ async def test_a_4xx_is_dead_lettered_soon_with_the_reason_shown_by_status_json(
         await rig.run(120)  # 3 attempts, far sooner than dead_after (24 h)
         shown = await rig.status_json()
     out = cli_status(tmp_path)
-    # What only the command adds (its own time, the pace, the lease, the cost lines, the
-    # schedules and freshness) aside.
-    added = {"at": out["at"], "poll": None, "lease": out["lease"]}
+    # What only the command adds (its own time, the pace, the lease, the API's health, the
+    # cost lines, the schedules and freshness) aside.
+    added = {"at": out["at"], "poll": None, "lease": out["lease"], "api": out["api"]}
     extra = {key: out[key] for key in ("cost_and_time", "schedules_and_freshness")}
     assert out == shown | added | extra
     assert out["lease"]["holder"] is None, "the rig let the store's lease go when it closed"
+    assert out["api"] == {"failing_since": None, "error": None}  # the API answered throughout
     dead = out["deliveries"]["dead_letters"]
     assert {d["kind"] for d in dead} == {"started", "completed"}
     refused = "permanent: request refused (HTTP 400)"
