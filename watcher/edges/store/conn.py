@@ -55,6 +55,7 @@ class StoreConnection:
 
     _generation: int = 0  # own writes that may change the loaded state (`_transaction`)
     _commits: int = 0  # own commits that changed a counted row, and reopens (`_transaction`)
+    round_trips: int = 0  # calls of `_run`: handoffs to the store's thread (tests, profiles)
     _quiet: bool = False  # no warnings logged (`open_here`)
 
     def __init__(
@@ -166,6 +167,7 @@ class StoreConnection:
             raise StoreError(f"state store {self.path}: {doing} after the store was closed")
         if self._retired is not None:
             raise StoreReplaced(self._retired)
+        self.round_trips += 1
 
         def guarded() -> _T:
             try:
