@@ -391,7 +391,12 @@ class SqliteStore(StoreReads):
         self, values: Mapping[str, str | None], *, last_cycle_at: datetime | None = None
     ) -> None:
         """Store each of `values` (None deletes the key) and, when given, when a cycle
-        succeeded (`set_last_cycle_at`), in one transaction: the heartbeat's, every cycle."""
+        succeeded (`set_last_cycle_at`), in one transaction: the heartbeat's, every cycle.
+
+        Not flushed to the disk (`synced=False`): every other process reads it at once all
+        the same (WAL), and what a machine's crash may take back is harmless (a heartbeat is
+        judged with its boot id, a time for people, a config mark stored again at start);
+        the next synced commit flushes it too. The flush was most of its cost."""
         rows = list(values.items())
         if last_cycle_at is not None:
             rows.append((schema.META_LAST_CYCLE, schema.to_db(last_cycle_at)))
@@ -400,6 +405,7 @@ class SqliteStore(StoreReads):
             lambda conn: write_meta(conn, rows),
             keeps_state=True,
             counts=False,
+            synced=False,
         )
 
     async def last_cycle_at(self) -> datetime | None:
