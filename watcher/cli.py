@@ -554,10 +554,18 @@ POSITIVE = click.FloatRange(min=0, min_open=True)
 def demo(duration: float | None, speed: float, port: int | None, log_level: str | None) -> None:
     """A self-contained demonstration: simulated API, the real daemon, alerts in the terminal,
     and the page in your browser."""
-    from watcher.demo.run import run_demo
+    from watcher.demo.run import PortInUse, run_demo
 
     configure_logging(log_level or "warning", "console")
-    sys.exit(_guarded(lambda: run_demo(duration=duration, speed=speed, echo=say, port=port)))
+
+    async def show() -> int:
+        try:
+            return await run_demo(duration=duration, speed=speed, echo=say, port=port)
+        except PortInUse as exc:
+            say(f"watcher demo: --port {port}: {exc}", err=True, one_line=True)
+            return EXIT_USAGE
+
+    sys.exit(_guarded(show))
 
 
 @main.command()

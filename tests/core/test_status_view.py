@@ -273,3 +273,20 @@ def test_only_names_every_kb_it_does_not_know_and_lists_the_known_ones() -> None
     assert str(raised.value) == (
         "no knowledge base named 'nope', 'gone' in the store (known: docs, stuck)"
     )
+
+
+def test_only_done_keeps_every_finished_job_whatever_its_outcome() -> None:
+    failed = replace(
+        KB, uuid="kb-f", name="f", outcome=EventKind.FAILED, condition=JobCondition.DONE
+    )
+    silent = replace(KB, uuid="kb-s", name="s", condition=JobCondition.DONE)
+    running = replace(KB, uuid="kb-r", name="r", condition=JobCondition.RUNNING)
+    kept = status_view.only(snapshot(failed, silent, running, STALLED_KB), states=["done"])
+    assert [kb.name for kb in kept.kbs] == ["f", "s"]
+    assert [kb.name for kb in status_view.only(snapshot(failed), states=["failed"]).kbs] == ["f"]
+
+
+def test_a_table_filtered_to_nothing_says_so_instead_of_asking_for_a_first_run() -> None:
+    text = status_view.table(snapshot(), NOW, empty="(no knowledge base matches --state failed)")
+    assert "(no knowledge base matches --state failed)" in text
+    assert "no knowledge base seen yet" not in text

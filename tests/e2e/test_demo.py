@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -62,3 +63,22 @@ def test_the_demo_prints_an_alert_of_every_job_event_kind_and_exits_zero(tmp_pat
     for kind in JOB_EVENTS:
         assert re.search(rf"✔ {kind}: [1-9]", done.stdout), kind
     assert "Traceback" not in done.stderr
+
+
+def test_the_demo_on_a_taken_port_says_so_before_any_banner_and_exits_2(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [_watcher_command(), "demo", "--port", str(port), "--duration", "5"],
+            cwd=tmp_path,
+            env={k: v for k, v in os.environ.items() if not k.startswith("WATCHER_")},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert done.returncode == 2
+    assert done.stdout == ""  # no banner promising a page that never comes
+    assert f"watcher demo: --port {port}: 127.0.0.1:{port} is in use" in done.stderr

@@ -129,6 +129,11 @@ def test_status_kb_and_state_show_only_the_kbs_asked_for_in_the_table_and_the_js
     states = {kb["state"] for kb in json.loads(out)["knowledge_bases"]}
     assert states == {"pending"}
 
+    code, out, _ = run(["status", "--config", path, "--kb", "pricing-pages", "--state", "running"])
+    assert code == 0
+    assert "(no knowledge base matches --kb pricing-pages --state running)" in out
+    assert "seen yet" not in out
+
 
 def test_status_says_which_kb_or_state_it_does_not_know_and_exits_2(
     tmp_path: Path, simulator: tuple[Simulator, str]
@@ -320,3 +325,29 @@ def test_status_and_health_say_why_a_state_path_under_a_file_can_hold_no_store(
         code, out, err = run([command, "--config", str(config)])
         assert code == 1
         assert f"{tmp_path / 'tok'} is a file, not a directory" in out + err, (command, out, err)
+
+
+def test_status_says_the_api_refused_the_token_when_no_cycle_succeeds(
+    tmp_path: Path, simulator: tuple[Simulator, str]
+) -> None:
+    _, url = simulator
+    path = write_config(tmp_path, url, {"ops": "json://127.0.0.1:9/hook"})
+    refused = CliRunner().invoke(
+        main, ["once", "--config", path], env={"DIGITALOCEAN_ACCESS_TOKEN": "dop_v1_" + "0" * 64}
+    )
+    assert refused.exit_code != 0
+    code, out, _ = run(["status", "--config", path])
+    assert code == 0
+    line = next(line for line in out.splitlines() if line.startswith("API failing since"))
+    assert "401" in line and "DIGITALOCEAN_ACCESS_TOKEN" in line
+    code, out, _ = run(["status", "--config", path, "--json"])
+    api = json.loads(out)["api"]
+    assert api["failing_since"] is not None and "401" in api["error"]
+
+    assert run(["once", "--config", path])[0] == 0  # the right token: answering again
+    code, out, _ = run(["status", "--config", path])
+    assert code == 0 and "API failing" not in out
+    assert json.loads(run(["status", "--config", path, "--json"])[1])["api"] == {
+        "failing_since": None,
+        "error": None,
+    }

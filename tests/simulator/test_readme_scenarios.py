@@ -1,10 +1,14 @@
 """The README's "Try a configuration on the simulator" tells the truth: it lists every bundled
-scenario, and its example scenario file loads and does what the text says it does."""
+scenario, its example scenario file loads and does what the text says, and its watcher.toml
+is valid."""
 
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 from tests.simulator import manual
@@ -39,3 +43,21 @@ def test_the_readme_example_scenario_ends_its_three_jobs_as_it_says(tmp_path: Pa
     assert {("a", "completed"), ("b", "failed"), ("c", "stalled")} <= seen
     # the stuck job never ends: its stall is for good
     assert [kind for key, kind in seen if key == "c" and kind in ("completed", "partial")] == []
+
+
+def test_the_readme_s_watcher_toml_for_the_simulator_is_valid(tmp_path: Path) -> None:
+    toml = re.search(r"```toml\n(.*?)```", _section(), re.S)
+    assert toml, "the section has no watcher.toml"
+    path = tmp_path / "watcher.toml"
+    path.write_text(toml.group(1), encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WATCHER_", "DIGITALOCEAN_"))}
+    checked = subprocess.run(
+        [str(Path(sys.executable).parent / "watcher"), "check-config", "--no-token"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert checked.returncode == 0, checked.stderr + checked.stdout
+    assert "API:        http://127.0.0.1:8080" in checked.stdout

@@ -337,7 +337,7 @@ def _lower(value: object) -> object:
 
 
 class LogConfig(Section):
-    """`[log]`: level and format (auto = JSON when stdout is not a terminal)."""
+    """`[log]`: level and format (auto = JSON when stderr, where logs go, is not a terminal)."""
 
     level: Annotated[LogLevel, BeforeValidator(_lower)] = LogLevel.INFO
     format: Annotated[LogFormat, BeforeValidator(_lower)] = LogFormat.AUTO

@@ -16,6 +16,10 @@ from watcher.core.clocks import Elapsed, Instant
 from watcher.core.model import EventKind
 from watcher.core.state import Transition
 
+API_HEALTH_KEY = "api_health"
+"""The store's meta key of an account's `ApiHealth` (`accountscope.account_key` prefixes it
+with several accounts)."""
+
 
 @dataclass(frozen=True, slots=True)
 class ApiHealth:

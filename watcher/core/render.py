@@ -434,8 +434,14 @@ def _subject(t: Transition) -> str:
 
 
 def _stall_suffix(t: Transition) -> str:
-    if t.kind in (EventKind.STALLED, EventKind.RECOVERED) and t.stall_reason is not None:
+    """Why it stalled: `(no progress)` on a stall, `(it had stalled: no progress)` on a
+    recovery (the bare reason under "moving again" read as its state)."""
+    if t.stall_reason is None:
+        return ""
+    if t.kind is EventKind.STALLED:
         return f" ({_STALL_TEXT[t.stall_reason]})"
+    if t.kind is EventKind.RECOVERED:
+        return f" (it had stalled: {_STALL_TEXT[t.stall_reason]})"
     return ""
 
 

@@ -96,10 +96,19 @@ def only(
         kept = tuple(kb for kb in kept if kb.uuid in wanted or kb.name in wanted)
     if states:
         asked = set(states)
-        kept = tuple(kb for kb in kept if _first_word(state_word(kb)) in asked)
+        kept = tuple(kb for kb in kept if _words(kb) & asked)
     uuids = {kb.uuid for kb in kept}
     incidents = tuple(i for i in snapshot.incidents if i.kb_uuid in uuids)
     return replace(snapshot, kbs=kept, incidents=incidents)
+
+
+def _words(kb: KbSnapshot) -> set[str]:
+    """The `--state` words a KB answers to: its state's first word, and "done" for every
+    finished job (whatever its outcome, as the JSON's `jobs_by_state` counts it)."""
+    words = {_first_word(state_word(kb))}
+    if kb.outcome is not None or kb.condition is JobCondition.DONE:
+        words.add(JobCondition.DONE.value)
+    return words
 
 
 def _first_word(word: str) -> str:
@@ -128,9 +137,10 @@ def table(
     api_now: datetime | None = None,
     silences: Sequence[Silence] = (),
     tz: tzinfo | None = None,
+    empty: str = "(no knowledge base seen yet: run `watcher once` or `watcher run`)",
 ) -> str:
     """A plain-text table of KBs, what is wrong with the setup, the backlog and dead letters,
-    and the active silences (their ends shown in `tz`).
+    and the active silences (their ends shown in `tz`); `empty` stands for a table of none.
 
     `now` is the wall clock; `api_now` the API's (ages of API timestamps), `now` if unknown.
     """
@@ -155,7 +165,7 @@ def table(
         "  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in rows
     ]
     if len(rows) == 1:
-        lines.append("(no knowledge base seen yet: run `watcher once` or `watcher run`)")
+        lines.append(empty)
     lines += _fact_lines(snapshot)
     lines += setup_lines(setup, now)
     lines += incident_lines(snapshot.incidents, now)

@@ -82,15 +82,22 @@ async def run_demo(
     return code
 
 
+class PortInUse(OSError):
+    """The port asked for with `--port` is taken: said before the banner promises a page."""
+
+
 def _page_port(wanted: int, fall_back: bool) -> int:
-    """`wanted` when it is free (or not to be replaced), else a port free right now."""
-    if wanted and not fall_back:
-        return wanted
+    """`wanted` when it is free, else a port free right now (`fall_back`) or `PortInUse`."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind(("127.0.0.1", wanted))
-        except OSError:
+        except OSError as exc:
+            if not fall_back:
+                raise PortInUse(
+                    f"127.0.0.1:{wanted} is in use ({exc.strerror}); leave --port out, or give"
+                    " 0, to take a free port"
+                ) from None
             probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
 

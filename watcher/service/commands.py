@@ -6,7 +6,8 @@ from __future__ import annotations
 import difflib
 import json
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
+from functools import partial
 
 import structlog
 
@@ -16,7 +17,9 @@ from watcher.config.preflight import listen_note
 from watcher.core import costview, watchview
 from watcher.core import status_view as status
 from watcher.core.account import unmatched_refs
+from watcher.core.apihealth import API_HEALTH_KEY, ApiHealth
 from watcher.core.cost import PRICES_KEY, decode_prices
+from watcher.core.durations import format_elapsed
 from watcher.core.errors import (
     ConfigError,
     ConfigProblem,
@@ -227,6 +230,8 @@ async def read_status(
             snapshot = status.only(snapshot, kbs, states)
         accounts = await accounts_json(store, config, snapshot)
         pace = await store.get_meta(PACE_KEY)
+        # with several accounts each has its own (`accounts_json`)
+        api = None if accounts else ApiHealth.decode(await store.get_meta(API_HEALTH_KEY))
         beat = Heartbeat.decode(await store.get_meta(HEARTBEAT_KEY))
         lease = await store.read_lease()
         silences = await store.silences(now)
@@ -244,6 +249,12 @@ async def read_status(
     if as_json:
         data = status.as_json(snapshot, now, setup, api_now, silences)
         data["poll"] = json.loads(pace) if pace else None
+        if api is not None:  # the last cycle's word on the API: failing since when, and why
+            since = api.failing_since
+            data["api"] = {
+                "failing_since": since.isoformat() if since else None,
+                "error": api.last_error,
+            }
         data["lease"] = _lease_json(lease)
         data["cost_and_time"] = costview.as_json(snapshot, prices, api_now)
         data["schedules_and_freshness"] = watchview.as_json(watches)
@@ -255,7 +266,11 @@ async def read_status(
         # values redacted before they are JSON-escaped (a secret with a quote in it changes)
         echo(json.dumps(SECRETS.redact_value(data), indent=2))
     else:
-        echo(status.table(snapshot, now, setup, api_now, silences, local_zone()))
+        table = partial(status.table, snapshot, now, setup, api_now, silences, local_zone())
+        asked = [f"--kb {kb}" for kb in kbs] + [f"--state {state}" for state in states]
+        echo(table(empty=f"(no knowledge base matches {' '.join(asked)})") if asked else table())
+        if api is not None and api.failing_since is not None:
+            echo(inert(SECRETS.redact(_api_failing(api.failing_since, api.last_error, now))))
         for line in account_lines(accounts):
             echo(inert(line))
         for line in costview.lines(snapshot, prices, api_now):
@@ -271,6 +286,14 @@ async def read_status(
         for line in lines:
             echo(inert(line))  # names a host and a command: one line, inert
     return 0
+
+
+def _api_failing(since: datetime, error: str | None, now: datetime) -> str:
+    """`API failing since 2026-12-02T16:35:05+00:00 (3m 10s ago): 401 ...`: why no cycle
+    succeeds, as the last one recorded it (a refused token says so here, not only in logs)."""
+    ago = format_elapsed(max(now - since, timedelta(0)))
+    when = since.isoformat(timespec="seconds")
+    return f"API failing since {when} ({ago} ago): {error or 'no answer'}"
 
 
 async def _watches(store: MetaStore, snapshot: StoreSnapshot) -> dict[str, KbWatch]:

@@ -57,7 +57,7 @@ import structlog
 
 from watcher.core import nextdue
 from watcher.core.account import RouteRefs
-from watcher.core.apihealth import ApiHealth, api_health
+from watcher.core.apihealth import API_HEALTH_KEY, ApiHealth, api_health
 from watcher.core.clocks import Elapsed, Instant
 from watcher.core.cost import PRICES_KEY, ModelPrice, SpikeRule, encode_prices
 from watcher.core.costing import (
@@ -113,7 +113,6 @@ if TYPE_CHECKING:  # loaded only when configured: `[[routes]] digest`, `[remedia
 
 log = structlog.get_logger(__name__)
 
-_API_HEALTH_KEY = "api_health"
 EXTRA_READS_SHARE = 0.1
 """The share of a cycle's deadline that reads beyond the polling (reports, schedules) may use."""
 
@@ -552,7 +551,7 @@ class Cycle:
     async def _api_outcome(self, cycle_id: str, now: Instant, error: str | None) -> bool:
         """Track the API's health; record `api_unreachable` / `api_recovered` with it when due.
         Whether the health changed."""
-        previous = ApiHealth.decode(await self.meta.get_meta(_API_HEALTH_KEY))
+        previous = ApiHealth.decode(await self.meta.get_meta(API_HEALTH_KEY))
         after = self.settings.api_unreachable_after
         health, transitions = api_health(previous, error, now, after)
         if health == previous:
@@ -563,7 +562,7 @@ class Cycle:
             transitions=transitions,
             deliveries=route(transitions, self.settings.rules),
         )
-        await self.store.record(change, meta={_API_HEALTH_KEY: health.encode()})
+        await self.store.record(change, meta={API_HEALTH_KEY: health.encode()})
         for t in transitions:
             log.warning(t.kind.value, event_id=t.event_id, detail=t.detail)
         return True

@@ -13,12 +13,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import datetime
 from importlib import metadata
-from typing import TYPE_CHECKING, Final, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from watcher.config import Config, describe
 from watcher.config.page_token import resolve_page_token
 from watcher.core import status_view
-from watcher.core.apihealth import ApiHealth
+from watcher.core.apihealth import API_HEALTH_KEY, ApiHealth
 from watcher.core.errors import ConfigError
 from watcher.core.health import Health, Probe
 from watcher.core.redact import SECRETS
@@ -63,7 +63,6 @@ class Daemon(Protocol):
     async def health(self, probe: Probe) -> Health: ...
 
 
-API_HEALTH_KEY: Final = "api_health"
 """The meta key under which the cycle keeps the API's health (`watcher.core.apihealth`)."""
 
 
