@@ -20,6 +20,7 @@ from datetime import datetime
 import structlog
 
 from watcher.core.errors import StoreError
+from watcher.core.outbox import DeliveryState
 from watcher.core.pace import PACE_KEY, Pace, PaceReason, next_pace
 from watcher.edges.metrics import Metrics
 from watcher.service.budget import PRICES, REPORT, SCHEDULE
@@ -68,7 +69,7 @@ class Upkeep:
             if reason.outcome is not None:  # postponed rows were not tried
                 metrics.count_delivery(route, reason.outcome)
         self._count_extras()
-        await self._update_store_gauges(now)
+        await self._update_store_gauges(now, quiet=report.quiet)
         await self.update_lease_gauges()
         await self._repace(report)
 
@@ -114,15 +115,31 @@ class Upkeep:
             count = sum(1 for r in replicas if r.live(now))
         self.metrics.set_lease(self.runtime.keeper.held, store.epoch, count)
 
-    async def _update_store_gauges(self, now: datetime) -> None:
-        try:
-            snap = await self.runtime.store.snapshot(now, detail=False)
-        except StoreError as exc:
-            log.error("store_snapshot_failed", error=str(exc))
-            return
-        self.metrics.set_store_gauges(
-            snap.jobs_by_state, snap.outbox_by_state, snap.oldest_undelivered_age(now), snap.dead
-        )
+    async def _update_store_gauges(self, now: datetime, *, quiet: bool = False) -> None:
+        """The store's gauges from a count-only snapshot; after a quiet cycle from the counts
+        kept by the store when they still hold (`SqliteStore.kept_counts`: the cycle read the
+        store's version at its start, and nothing changed a counted row since), with no
+        round trip to the store's thread. The age of the oldest undelivered row is of `now`."""
+        store = self.runtime.store
+        if quiet and (kept := store.kept_counts()) is not None:
+            jobs, outbox, oldest = (
+                kept.jobs_by_state,
+                kept.outbox_by_state,
+                kept.oldest_undelivered_at,
+            )
+        else:
+            try:
+                snap = await store.snapshot(now, detail=False)
+            except StoreError as exc:
+                log.error("store_snapshot_failed", error=str(exc))
+                return
+            jobs, outbox, oldest = (
+                snap.jobs_by_state,
+                snap.outbox_by_state,
+                snap.oldest_undelivered_at,
+            )
+        age = None if oldest is None else (now - oldest).total_seconds()
+        self.metrics.set_store_gauges(jobs, outbox, age, outbox.get(DeliveryState.DEAD, 0))
 
     async def _repace(self, report: CycleReport) -> None:
         """The next pace from the cycle's cost and the API's rate limit; saved when it changed.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -31,6 +32,7 @@ from watcher.core.state import (
     WatchState,
 )
 from watcher.edges import host
+from watcher.edges.store import sqlite as sqlite_module
 from watcher.edges.store.postgres import PostgresStore
 from watcher.edges.store.schema import SCHEMA_VERSION
 from watcher.edges.store.sqlite import SqliteStore
@@ -665,6 +667,69 @@ async def test_the_gauges_counts_follow_every_commit_of_this_store_and_of_any_ot
     finally:
         await other.close()
     assert outbox(await store.snapshot(NOW, detail=False)) == (1, 0, 0)
+
+
+async def test_the_kept_counts_hold_only_while_no_commit_of_this_store_or_another_was_seen(
+    store: SqliteStore, engine: Engine
+) -> None:
+    """A quiet cycle's gauges come from the counts kept by the last count-only snapshot, read
+    without a round trip to the store's thread (`kept_counts`): never once this store's own
+    commit changed a counted row, nor once the version read shows another connection's."""
+    if engine.is_pg:  # no `data_version`: never a quiet cycle, never kept counts
+        await store.snapshot(NOW, detail=False)
+        assert store.kept_counts() is None
+        return
+    assert store.kept_counts() is None  # nothing read yet
+    snap = await store.snapshot(NOW, detail=False)
+    kept = store.kept_counts()
+    assert kept is not None and kept.outbox_by_state == snap.outbox_by_state
+    await store.set_last_cycle_at(NOW)  # a meta write (the heartbeat's): the counts hold
+    assert store.kept_counts() is not None
+    await store.record(change(event(job())))  # an outbox row: they no longer hold
+    assert store.kept_counts() is None
+    await store.snapshot(NOW, detail=False)
+    assert store.kept_counts() is not None
+    other = sqlite3.connect(store.path)  # another connection's commit (a `watcher ack`)
+    with contextlib.closing(other), other:
+        other.execute("CREATE TABLE elsewhere (x)")
+    assert store.kept_counts() is not None  # not seen until the version is read again
+    await store.state_version()  # what a cycle reads at its start
+    assert store.kept_counts() is None
+
+
+async def test_only_the_heartbeats_commit_is_left_unflushed_every_other_is_synced(
+    store: SqliteStore, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The heartbeat's meta (`set_metas`, every cycle) commits with `synchronous=NORMAL`: other
+    processes read it at once all the same, and a machine's crash may take back only it (a
+    heartbeat is judged with its boot id). Its flush was most of a quiet cycle's store cost.
+    Every other write, the outbox's and the state's first, stays flushed (FULL)."""
+    if engine.is_pg:
+        await store.set_metas({"k": "v"}, last_cycle_at=NOW)  # no pragma reaches PostgreSQL
+        assert await store.get_meta("k") == "v"
+        return
+    seen: list[str] = []
+
+    def level(conn: sqlite3.Connection) -> str:
+        (n,) = conn.execute("PRAGMA synchronous").fetchone()
+        return {1: "NORMAL", 2: "FULL"}[int(n)]
+
+    write_meta = sqlite_module.write_meta
+
+    def spy(conn: sqlite3.Connection, rows: list[tuple[str, str | None]]) -> None:
+        seen.append(level(conn))
+        write_meta(conn, rows)
+
+    monkeypatch.setattr(sqlite_module, "write_meta", spy)
+    await store.set_metas({"heartbeat": "x"}, last_cycle_at=NOW)
+    await store.set_meta("pace", "y")
+    assert seen == ["NORMAL", "FULL"]
+    await store.record(change(event(job())))
+    assert await store._run("reading", level) == "FULL"
+    other = sqlite3.connect(store.path)  # another process reads the heartbeat at once
+    with contextlib.closing(other):
+        (value,) = other.execute("SELECT value FROM meta WHERE key = 'heartbeat'").fetchone()
+    assert value == "x"
 
 
 async def test_every_cycles_outbox_statements_read_the_queue_by_index_not_the_whole_history(

@@ -55,6 +55,7 @@ class StoreConnection:
 
     _generation: int = 0  # own writes that may change the loaded state (`_transaction`)
     _commits: int = 0  # own commits that changed a counted row, and reopens (`_transaction`)
+    round_trips: int = 0  # calls of `_run`: handoffs to the store's thread (tests, profiles)
     _quiet: bool = False  # no warnings logged (`open_here`)
 
     def __init__(
@@ -166,6 +167,7 @@ class StoreConnection:
             raise StoreError(f"state store {self.path}: {doing} after the store was closed")
         if self._retired is not None:
             raise StoreReplaced(self._retired)
+        self.round_trips += 1
 
         def guarded() -> _T:
             try:
@@ -211,11 +213,14 @@ class StoreConnection:
         *,
         keeps_state: bool = False,
         counts: bool = True,
+        synced: bool = True,
     ) -> _T:
         """Run `work` as one write transaction on the store's thread, checked and fenced."""
         return await self._run(
             doing,
-            lambda _: self._transaction(doing, work, fence, keeps_state=keeps_state, counts=counts),
+            lambda _: self._transaction(
+                doing, work, fence, keeps_state=keeps_state, counts=counts, synced=synced
+            ),
         )
 
     def _transaction(
@@ -226,6 +231,7 @@ class StoreConnection:
         *,
         keeps_state: bool = False,
         counts: bool = True,
+        synced: bool = True,
     ) -> _T:
         """On the store's thread: check the files, then all of `work` is committed or none.
 
@@ -233,11 +239,35 @@ class StoreConnection:
         this process keeps is stale from here on (`_generation`, see `SqliteStore.load`).
         Unless `counts` is false (the write touches no job, event or outbox row: meta, facts,
         the lease), a commit that changed any row makes the counts kept for the gauges stale
-        (`_commits`, see `SqliteStore.snapshot`); so does any write that did not commit."""
+        (`_commits`, see `SqliteStore.snapshot`); so does any write that did not commit.
+        Unless `synced` (`_synced`), the commit is not flushed to the disk: only for what a
+        machine's crash may take back harmlessly (the heartbeat's meta)."""
         if not keeps_state:
             self._generation += 1
         self._check_files()
         conn = self._conn
+        if not synced:
+            self._synced(conn, False)
+        try:
+            return self._committed(doing, work, fence, conn, counts)
+        finally:
+            if not synced:
+                self._synced(conn, True)
+
+    def _synced(self, conn: sqlite3.Connection, synced: bool) -> None:
+        """Flush each commit to the disk (`synchronous=FULL`, the store's durability:
+        `watcher.edges.store.schema`) or not (NORMAL: in WAL mode a commit then survives the
+        process's crash, not the machine's, and the next synced commit flushes it too)."""
+        conn.execute(f"PRAGMA synchronous = {'FULL' if synced else 'NORMAL'}")
+
+    def _committed(
+        self,
+        doing: str,
+        work: Callable[[sqlite3.Connection], _T],
+        fence: Fence,
+        conn: sqlite3.Connection,
+        counts: bool,
+    ) -> _T:
         conn.execute("BEGIN IMMEDIATE")
         before, committed = self._changes(conn), False
         try:

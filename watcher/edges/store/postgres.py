@@ -122,6 +122,9 @@ class PostgresStore(SqliteStore):
         """Not counted (the counts are read every time: `_data_version`)."""
         return 0
 
+    def _synced(self, conn: Any, synced: bool) -> None:
+        """PostgreSQL's commits are its server's to flush: every one alike."""
+
     @classmethod
     async def connect(
         cls,

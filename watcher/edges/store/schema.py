@@ -8,6 +8,9 @@ Durability: WAL with `synchronous=FULL`. With NORMAL, a commit survives a crash 
 but not of the machine, so a power cut could take back an outbox row that was already committed
 (and the state change with it) or a 'sent' mark (a duplicate). FULL costs one fsync per commit;
 the watcher commits a few times a minute, so it buys the at-least-once promise for nothing.
+One write is left unflushed (NORMAL for its transaction): the heartbeat's meta, every cycle
+(`SqliteStore.set_metas`), which a machine's crash may take back harmlessly; the flush was
+most of an idle cycle's store cost, and the next flushed commit flushes it too.
 """
 
 from __future__ import annotations

@@ -79,6 +79,7 @@ class SqliteStore(StoreReads):
         self.loads_kept = 0  # loads answered from `_loaded` (for tests and profiles)
         self._counts: tuple[tuple[int, ...], Counts] | None = None  # `snapshot`'s
         self.counts_kept = 0  # gauge reads answered from `_counts` (for tests and profiles)
+        self._others_seen: int | None = None  # `data_version` when last read (`kept_counts`)
 
     # --- StateStore -------------------------------------------------------------------------
 
@@ -132,7 +133,8 @@ class SqliteStore(StoreReads):
         (SQLite's `data_version`); None where there is no such counter (PostgreSQL: every
         load and count reads)."""
         (others,) = conn.execute("PRAGMA data_version").fetchone()
-        return int(others)
+        self._others_seen = int(others)
+        return self._others_seen
 
     def _commit_version(self, conn: sqlite3.Connection) -> tuple[int, ...] | None:
         """What changes with every commit that may change the gauges' counts: another
@@ -319,6 +321,18 @@ class SqliteStore(StoreReads):
 
         return await self._run("reading the status", work)
 
+    def kept_counts(self) -> Counts | None:
+        """The counts of the last count-only `snapshot` while they still hold as of the last
+        reading of the store's version, with no round trip to the store's thread: no other
+        connection had committed then (`data_version`) and no commit of this store has
+        changed a counted row since (`_commits`). None when they may not hold, or nothing
+        was read (PostgreSQL). A quiet cycle read the version at its start: its gauges."""
+        kept, seen = self._counts, self._others_seen
+        if kept is None or seen is None or kept[0] != (seen, self._commits):
+            return None
+        self.counts_kept += 1
+        return kept[1]
+
     async def prune(self, before: datetime, *, keep_per_kb: int = 50) -> int:
         """Delete settled outbox rows, their events and done jobs older than `before`.
 
@@ -387,7 +401,12 @@ class SqliteStore(StoreReads):
         self, values: Mapping[str, str | None], *, last_cycle_at: datetime | None = None
     ) -> None:
         """Store each of `values` (None deletes the key) and, when given, when a cycle
-        succeeded (`set_last_cycle_at`), in one transaction: the heartbeat's, every cycle."""
+        succeeded (`set_last_cycle_at`), in one transaction: the heartbeat's, every cycle.
+
+        Not flushed to the disk (`synced=False`): every other process reads it at once all
+        the same (WAL), and what a machine's crash may take back is harmless (a heartbeat is
+        judged with its boot id, a time for people, a config mark stored again at start);
+        the next synced commit flushes it too. The flush was most of its cost."""
         rows = list(values.items())
         if last_cycle_at is not None:
             rows.append((schema.META_LAST_CYCLE, schema.to_db(last_cycle_at)))
@@ -396,6 +415,7 @@ class SqliteStore(StoreReads):
             lambda conn: write_meta(conn, rows),
             keeps_state=True,
             counts=False,
+            synced=False,
         )
 
     async def last_cycle_at(self) -> datetime | None:
