@@ -1,4 +1,5 @@
-"""The watcher's elapsed clock in tests that drive time by hand (a simulator's ManualClock)."""
+"""Clocks for tests that drive time by hand: the watcher's elapsed clock beside a simulator's
+ManualClock, and a wall clock the test sets."""
 
 from __future__ import annotations
 
@@ -16,3 +17,13 @@ def elapsed_of(moment: datetime) -> Elapsed:
     step of the watcher's wall clock.
     """
     return Elapsed((moment - _EPOCH).total_seconds(), "test-boot")
+
+
+class WallClock:
+    """The watcher's wall clock, moved by the test: `clock.now = ...`; calling it reads it."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now

@@ -165,9 +165,8 @@ def once_config(tmp_path: Path, base_url: str, extra: str = "") -> Path:
     return config
 
 
-def test_a_one_shot_run_builds_no_prometheus_metrics(tmp_path: Path) -> None:
-    """`watcher once` serves no `/metrics`: its cycle counts its API requests into nothing,
-    and prometheus_client is never loaded (the daemon's runtime keeps the real metrics)."""
+def idle_once_modules(tmp_path: Path) -> set[str]:
+    """The modules a `watcher once` of an idle 3-KB account (nothing to send) loaded."""
     sim = Simulator(generated_scenario(3, False, 7), token=TOKEN, clock=ManualClock())
     with serve_in_thread(sim) as base_url:
         config = once_config(tmp_path, base_url)
@@ -175,6 +174,13 @@ def test_a_one_shot_run_builds_no_prometheus_metrics(tmp_path: Path) -> None:
             tmp_path, "once", "--config", str(config), env_extra={"DIGITALOCEAN_TOKEN": TOKEN}
         )
     assert code == 0
+    return modules
+
+
+def test_a_one_shot_run_builds_no_prometheus_metrics(tmp_path: Path) -> None:
+    """`watcher once` serves no `/metrics`: its cycle counts its API requests into nothing,
+    and prometheus_client is never loaded (the daemon's runtime keeps the real metrics)."""
+    modules = idle_once_modules(tmp_path)
     assert "watcher.service.cycle" in modules
     assert "prometheus_client" not in packages(modules)
     assert "watcher.edges.metrics" not in modules
@@ -204,13 +210,7 @@ def test_a_one_shot_run_loads_neither_rich_nor_the_httpx_command_line(tmp_path: 
     """structlog imports rich and httpx its command-line tool (click, pygments, rich) when
     they are installed, as they are here; the watcher uses neither, and `once` loads neither.
     Its JSON log lines are those of any run."""
-    sim = Simulator(generated_scenario(3, False, 7), token=TOKEN, clock=ManualClock())
-    with serve_in_thread(sim) as base_url:
-        config = once_config(tmp_path, base_url)
-        code, modules = modules_of(
-            tmp_path, "once", "--config", str(config), env_extra={"DIGITALOCEAN_TOKEN": TOKEN}
-        )
-    assert code == 0
+    modules = idle_once_modules(tmp_path)
     assert {"structlog", "httpx"} <= packages(modules)
     assert packages(modules) & {"rich", "pygments"} == set()
     assert "httpx._main" not in modules
@@ -274,13 +274,7 @@ def test_a_one_shot_run_with_nothing_to_send_imports_only_what_its_cycle_uses(
 ) -> None:
     """An idle `watcher once` loads the cycle, its store and its API client, and none of the
     modules of the other commands, the daemon, the health probe's judge or delivery."""
-    sim = Simulator(generated_scenario(3, False, 7), token=TOKEN, clock=ManualClock())
-    with serve_in_thread(sim) as base_url:
-        config = once_config(tmp_path, base_url)
-        code, modules = modules_of(
-            tmp_path, "once", "--config", str(config), env_extra={"DIGITALOCEAN_TOKEN": TOKEN}
-        )
-    assert code == 0
+    modules = idle_once_modules(tmp_path)
     assert {
         "watcher.service.cycle",
         "watcher.edges.store.sqlite",

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.clocks import WallClock
 from tests.stores import open_held
 from watcher.config import Config
 from watcher.core.model import EventKind, Job, Phase, Status
@@ -26,16 +27,6 @@ from watcher.simulator import ManualClock, Simulator, load_scenario, serve
 
 TOKEN = "dop_v1_" + "cd" * 32
 KB = "44444444-4444-4444-8444-444444444444"
-
-
-class Clock:
-    """A settable clock for the daemon."""
-
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 @pytest.fixture
@@ -113,7 +104,7 @@ async def test_daemon_prunes_history_older_than_retention_at_start(
     await _add_history(db, now - timedelta(days=30), 60, "old")
     await _add_history(db, now - timedelta(days=2), 5, "recent")
     config = _config(base_url, db)
-    daemon = Daemon(await open_runtime(config), config_path=None, env={}, clock=Clock(now))
+    daemon = Daemon(await open_runtime(config), config_path=None, env={}, clock=WallClock(now))
     try:
         daemon.calendar.start(daemon._prune_now)
         # the newest 50 jobs of a KB are always kept (the API may still list them)
@@ -131,7 +122,7 @@ async def test_pruning_is_calendar_work_hourly_on_the_wall_clock_and_polling_is_
     now = datetime.now(UTC)
     db = tmp_path / "w.db"
     daemon = Daemon(
-        await open_runtime(_config(base_url, db)), config_path=None, env={}, clock=Clock(now)
+        await open_runtime(_config(base_url, db)), config_path=None, env={}, clock=WallClock(now)
     )
     try:
         daemon.calendar.start(daemon._prune_now)

@@ -58,6 +58,16 @@ def run(args: list[str]) -> tuple[int, str, str]:
     return result.exit_code, result.stdout, result.stderr
 
 
+def polled_twice(tmp_path: Path, sim: Simulator, url: str) -> str:
+    """A config whose only route's receiver is down (its alerts stay pending), after two
+    `once` 30 simulated seconds apart; returns the config's path."""
+    path = write_config(tmp_path, url, {"ops": "json://127.0.0.1:9/hook"})
+    assert run(["once", "--config", path])[0] == 0
+    sim.advance(30)
+    assert run(["once", "--config", path])[0] == 0
+    return path
+
+
 def test_status_before_any_run_says_the_watcher_has_not_run(tmp_path: Path) -> None:
     path = write_config(tmp_path, "http://127.0.0.1:9", {"ops": "json://127.0.0.1:9/x"})
     code, out, _ = run(["status", "--config", path])
@@ -82,11 +92,7 @@ def test_status_lists_each_kb_with_its_latest_job_and_the_backlog(
     tmp_path: Path, simulator: tuple[Simulator, str]
 ) -> None:
     sim, url = simulator
-    # The receiver is down: the alerts stay pending and status must say so.
-    path = write_config(tmp_path, url, {"ops": "json://127.0.0.1:9/hook"})
-    assert run(["once", "--config", path])[0] == 0
-    sim.advance(30)
-    assert run(["once", "--config", path])[0] == 0
+    path = polled_twice(tmp_path, sim, url)  # the receiver is down: status must say so
     code, out, _ = run(["status", "--config", path])
     assert code == 0
     for name in ("product-docs", "support-articles", "pricing-pages", "onboarding-guides"):
@@ -108,10 +114,7 @@ def test_status_kb_and_state_show_only_the_kbs_asked_for_in_the_table_and_the_js
     tmp_path: Path, simulator: tuple[Simulator, str]
 ) -> None:
     sim, url = simulator
-    path = write_config(tmp_path, url, {"ops": "json://127.0.0.1:9/hook"})
-    assert run(["once", "--config", path])[0] == 0
-    sim.advance(30)
-    assert run(["once", "--config", path])[0] == 0
+    path = polled_twice(tmp_path, sim, url)
     docs = sim.kb_uuid("docs")
 
     code, out, _ = run(["status", "--config", path, "--kb", "pricing-pages", "--kb", docs])

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from structlog.testing import capture_logs
 
+from tests.clocks import WallClock
 from tests.service.test_cycle import ALL, T0, FakeNotifier, FakeSource, FakeStore, job
 from watcher.core.account import RouteRefs
 from watcher.core.decide import RouteRule
@@ -30,21 +31,11 @@ TYPO = "9f3c1b2a-4d5e-11ef-8a1b-0242ac120003"
 E = EventKind
 
 
-class Clock:
-    """The watcher's wall clock, moved by the test."""
-
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
 def make_cycle(
     source: FakeSource,
     store: FakeStore,
     notifier: FakeNotifier,
-    clock: Clock,
+    clock: WallClock,
     *,
     watched: tuple[WatchedKb, ...] = (),
     routes: tuple[RouteRefs, ...] = (),
@@ -55,7 +46,7 @@ def make_cycle(
 
 
 async def test_a_watched_kb_missing_from_the_account_is_alerted_logged_and_kept_once() -> None:
-    source, store, notifier, clock = FakeSource(), FakeStore(), FakeNotifier(), Clock()
+    source, store, notifier, clock = FakeSource(), FakeStore(), FakeNotifier(), WallClock(T0)
     source.show(DOCS, job(1, kb=DOCS, state="completed", minute=-60))  # history: no alert
     watched = (WatchedKb(DOCS, "product-docs"), WatchedKb(TYPO, "legal-archive"))
     rules = (RouteRule("ops", ALL), RouteRule("legal", ALL, frozenset({"legal-archive"})))
@@ -86,7 +77,7 @@ async def test_a_watched_kb_missing_from_the_account_is_alerted_logged_and_kept_
 
 
 async def test_a_missing_kb_that_comes_back_is_found_once_and_leaves_the_status() -> None:
-    source, store, notifier, clock = FakeSource(), FakeStore(), FakeNotifier(), Clock()
+    source, store, notifier, clock = FakeSource(), FakeStore(), FakeNotifier(), WallClock(T0)
     cycle = make_cycle(source, store, notifier, clock, watched=(WatchedKb(DOCS, "product-docs"),))
     await cycle.run()
     clock.now += timedelta(minutes=5)
@@ -109,7 +100,7 @@ async def test_a_missing_kb_that_comes_back_is_found_once_and_leaves_the_status(
 
 
 async def test_after_a_restart_a_kb_still_missing_is_logged_again_but_not_alerted_again() -> None:
-    source, store, notifier, clock = FakeSource(), FakeStore(), FakeNotifier(), Clock()
+    source, store, notifier, clock = FakeSource(), FakeStore(), FakeNotifier(), WallClock(T0)
     watched = (WatchedKb(TYPO, "legal-archive"),)
     await make_cycle(source, store, notifier, clock, watched=watched).run()
     clock.now += timedelta(hours=1)
@@ -123,7 +114,7 @@ async def test_after_a_restart_a_kb_still_missing_is_logged_again_but_not_alerte
 
 
 async def test_a_route_entry_matching_nothing_is_warned_at_start_and_at_each_reload() -> None:
-    source, store, notifier, clock = FakeSource(), FakeStore(), FakeNotifier(), Clock()
+    source, store, notifier, clock = FakeSource(), FakeStore(), FakeNotifier(), WallClock(T0)
     source.kbs["kb-support"] = KnowledgeBase("kb-support", name="support-articles")
     routes = (RouteRefs("ops", 0, ("suport-articles",)),)
     cycle = make_cycle(source, store, notifier, clock, routes=routes)
@@ -167,7 +158,7 @@ class FailingSource(FakeSource):
 
 
 async def test_a_listing_that_failed_judges_no_kb_missing() -> None:
-    store, notifier, clock = FakeStore(), FakeNotifier(), Clock()
+    store, notifier, clock = FakeStore(), FakeNotifier(), WallClock(T0)
     watched = (WatchedKb(DOCS, "docs"),)
     report = await make_cycle(FailingSource(), store, notifier, clock, watched=watched).run()
     assert not report.ok and MISSING_KEY not in store.meta and notifier.sent == []
@@ -186,7 +177,7 @@ class FlakyStore(FakeStore):
 
 
 async def test_what_a_failed_write_lost_is_written_by_the_next_cycle() -> None:
-    source, store, notifier, clock = FakeSource(), FlakyStore(), FakeNotifier(), Clock()
+    source, store, notifier, clock = FakeSource(), FlakyStore(), FakeNotifier(), WallClock(T0)
     source.kbs["kb-support"] = KnowledgeBase("kb-support", name="support-articles")
     routes = (RouteRefs("ops", 0, ("suport-articles",)),)
     watched = (WatchedKb("kb-support"), WatchedKb(DOCS, "docs"))

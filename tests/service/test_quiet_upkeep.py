@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
+from tests.clocks import WallClock
 from tests.service.quiet_runtime import quiet_runtime
 from watcher.edges.metrics import Metrics
 from watcher.service.daemon import Daemon
@@ -18,14 +19,6 @@ from watcher.service.runtime import Runtime
 
 TOKEN = "dop_v1_" + "5120" * 16
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
-
-
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 @pytest.fixture
@@ -59,7 +52,7 @@ async def _until_quiet(daemon: Daemon) -> None:
 async def test_a_quiet_cycle_hands_the_store_thread_its_version_read_and_heartbeat_only(
     runtime: Runtime,
 ) -> None:
-    clock = Clock(NOW)
+    clock = WallClock(NOW)
     daemon = Daemon(runtime, config_path=None, env={}, clock=clock)
     await _until_quiet(daemon)
     store = runtime.store
@@ -73,7 +66,7 @@ async def test_a_quiet_cycle_hands_the_store_thread_its_version_read_and_heartbe
 
 
 async def test_a_quiet_cycles_gauges_are_those_a_snapshot_reads(runtime: Runtime) -> None:
-    clock = Clock(NOW)
+    clock = WallClock(NOW)
     daemon = Daemon(runtime, config_path=None, env={}, clock=clock)
     await _until_quiet(daemon)
     clock.now = NOW + timedelta(minutes=3)
