@@ -18,7 +18,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from enum import StrEnum
@@ -56,14 +56,19 @@ _PERIOD = {Period.DAILY: timedelta(days=1, hours=1), Period.WEEKLY: timedelta(da
 _WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
 
-def latest_slot(schedule: DigestSchedule, now: datetime) -> datetime:
-    """The last scheduled instant at or before `now` (UTC)."""
+def _slots(schedule: DigestSchedule, now: datetime, days: range) -> Iterator[datetime]:
+    """The schedule's instants on the days `days` away from `now`'s (in its zone), in order."""
     today = now.astimezone(schedule.location).date()
-    for back in range(9):
-        day: date = today - timedelta(days=back)
+    for offset in days:
+        day: date = today + timedelta(days=offset)
         if schedule.period is Period.WEEKLY and day.weekday() != schedule.weekday:
             continue
-        slot = first_instant(day, schedule.minute, schedule.location)
+        yield first_instant(day, schedule.minute, schedule.location)
+
+
+def latest_slot(schedule: DigestSchedule, now: datetime) -> datetime:
+    """The last scheduled instant at or before `now` (UTC)."""
+    for slot in _slots(schedule, now, range(0, -9, -1)):
         if slot <= now:
             return slot
     raise AssertionError("a schedule has a slot every week")  # pragma: no cover
@@ -71,12 +76,7 @@ def latest_slot(schedule: DigestSchedule, now: datetime) -> datetime:
 
 def next_slot(schedule: DigestSchedule, now: datetime) -> datetime:
     """The first scheduled instant after `now` (UTC): when `due` next has news."""
-    today = now.astimezone(schedule.location).date()
-    for ahead in range(-1, 9):
-        day: date = today + timedelta(days=ahead)
-        if schedule.period is Period.WEEKLY and day.weekday() != schedule.weekday:
-            continue
-        slot = first_instant(day, schedule.minute, schedule.location)
+    for slot in _slots(schedule, now, range(-1, 9)):
         if slot > now:
             return slot
     raise AssertionError("a schedule has a slot every week")  # pragma: no cover
