@@ -367,8 +367,7 @@ class Cycle:
         """After a full cycle: when it changed nothing, what the next cycles may be quiet on
         (the KB list, the store's version, every deadline left); else nothing (full again)."""
         left, self._left = self._left, None
-        self._last_full = report
-        self._settled = None
+        self._last_full = report  # `_settled` is None since `_verdict`: full again unless set
         busy = moved or report.events or report.deliveries or report.extra_requests
         if left is None or left.moved or busy or not report.ok or version is None:
             return
@@ -380,9 +379,8 @@ class Cycle:
     async def _deadlines(self, left: Left, now: Instant) -> tuple[Deadline, ...]:
         """Every deadline the last full cycle left, each on its own clock."""
         found: list[Deadline] = []
-        for job in left.state.jobs.values():
-            if not job.done:
-                found += nextdue.stall_deadlines(job, self.settings.policy)
+        for job in left.state.jobs.values():  # a done one has none
+            found += nextdue.stall_deadlines(job, self.settings.policy)
         rules = {rule.route: rule for rule in self.settings.incident_rules}
         found += nextdue.reminder_deadlines(left.incidents, rules)
         found += self.kb_watch.deadlines(self._seen, now)

@@ -23,6 +23,7 @@ from watcher.core.errors import StoreError
 from watcher.core.outbox import DeliveryState
 from watcher.core.pace import PACE_KEY, Pace, PaceReason, next_pace
 from watcher.edges.metrics import Metrics
+from watcher.edges.store.snapshot import Counts
 from watcher.service.budget import PRICES, REPORT, SCHEDULE
 from watcher.service.cycle import CycleReport
 from watcher.service.extras import AGENT, AGENTS, DATA_SOURCES, DATABASE
@@ -121,25 +122,18 @@ class Upkeep:
         store's version at its start, and nothing changed a counted row since), with no
         round trip to the store's thread. The age of the oldest undelivered row is of `now`."""
         store = self.runtime.store
-        if quiet and (kept := store.kept_counts()) is not None:
-            jobs, outbox, oldest = (
-                kept.jobs_by_state,
-                kept.outbox_by_state,
-                kept.oldest_undelivered_at,
-            )
-        else:
+        counts = store.kept_counts() if quiet else None
+        if counts is None:
             try:
-                snap = await store.snapshot(now, detail=False)
+                counts = Counts.of(await store.snapshot(now, detail=False))
             except StoreError as exc:
                 log.error("store_snapshot_failed", error=str(exc))
                 return
-            jobs, outbox, oldest = (
-                snap.jobs_by_state,
-                snap.outbox_by_state,
-                snap.oldest_undelivered_at,
-            )
+        oldest, outbox = counts.oldest_undelivered_at, counts.outbox_by_state
         age = None if oldest is None else (now - oldest).total_seconds()
-        self.metrics.set_store_gauges(jobs, outbox, age, outbox.get(DeliveryState.DEAD, 0))
+        self.metrics.set_store_gauges(
+            counts.jobs_by_state, outbox, age, outbox.get(DeliveryState.DEAD, 0)
+        )
 
     async def _repace(self, report: CycleReport) -> None:
         """The next pace from the cycle's cost and the API's rate limit; saved when it changed.

@@ -394,7 +394,7 @@ class SqliteStore(StoreReads):
             "writing meta",
             lambda conn: write_meta(conn, [(key, value)]),
             keeps_state=True,
-            counts=False,  # the heartbeat's, every cycle: the counts stay what they were
+            counts=False,  # a meta row: the counts stay what they were
         )
 
     async def set_metas(
