@@ -2,13 +2,11 @@
 
 Every cycle reads the whole knowledge-base list, and on an idle account nearly every item is
 exactly what it was a minute ago. Parsing an item again (datetimes, enums, data sources) costs
-about three times as much as fingerprinting it: a 128-bit XXH3 digest of the `repr` of its
-decoded JSON, which is exact for JSON values (a different value has a different `repr`; two
-different answers share a digest about as often as two random 128-bit numbers match; XXH3 is
-not built to resist a forger, but whoever could forge the API's answers could simply change
-them). `ParseMemo` keeps, per uuid, the digest and the parsed value for one read (not the raw
-item, which weighs three times the parsed value), and drops what the next complete read did
-not see: at most one list's worth.
+about three times as much as fingerprinting it: a 128-bit digest (`watcher.core.fingerprint`)
+of the `repr` of its decoded JSON, which is exact for JSON values (a different value has a
+different `repr`). `ParseMemo` keeps, per uuid, the digest and the parsed value for one read
+(not the raw item, which weighs three times the parsed value), and drops what the next
+complete read did not see: at most one list's worth.
 
 `PageMemo` goes one step before: a page whose body bytes equal those of the same page at the
 last complete read is neither decoded nor parsed again, nor settled (`copies`) again (decoding
@@ -24,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from typing import Generic, TypeVar
 
-from xxhash import xxh3_128_digest
+from watcher.core.fingerprint import fingerprint
 
 T = TypeVar("T")
 P = TypeVar("P")
@@ -44,7 +42,7 @@ class ParseMemo(Generic[T]):
         key = raw.get("uuid") if isinstance(raw, Mapping) else None
         if not isinstance(key, str):
             return self._parse(raw)
-        digest = xxh3_128_digest(repr(raw).encode())
+        digest = fingerprint(repr(raw).encode())
         kept = self._last.get(key)
         if kept is not None and kept[0] == digest:
             self.hits += 1
@@ -84,7 +82,7 @@ class PageMemo(Generic[P]):
         """For the answer at `key`: given its body and how to parse it, the page."""
 
         def page(body: bytes, parse: Callable[[], P]) -> P:
-            digest = xxh3_128_digest(body)
+            digest = fingerprint(body)
             kept = self._last.get(key)
             if kept is not None and kept[0] == digest:
                 self.hits += 1

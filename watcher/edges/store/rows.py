@@ -7,7 +7,6 @@ statements serve as the reference for a PostgreSQL adapter.
 
 from __future__ import annotations
 
-import hashlib
 import sqlite3
 import sys
 from collections.abc import Iterable, Mapping
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from watcher.core.clocks import Elapsed
+from watcher.core.fingerprint import fingerprint
 from watcher.core.lease import LeaseTime
 from watcher.core.model import Phase, Status
 from watcher.core.outbox import DeliveryState, OutboxItem, Settlement, TargetResult
@@ -277,8 +277,8 @@ class JobCache:
 
     Each cycle loads the latest job of every knowledge base, nearly always the very row it
     loaded a minute ago; decoding its JSON again is most of a load's cost. To know the row
-    again it keeps only a 128-bit BLAKE2 digest of the row (a collision as likely as a random
-    128-bit match, as in `watcher.edges.api.memo`), not the row: its JSON (`observation`,
+    again it keeps only a 128-bit fingerprint of the row (`watcher.core.fingerprint`, as the
+    API's page memo does), not the row: its JSON (`observation`,
     about 0.8 KB a job) and its text columns (times, the sighting) weighed about 1.4 KB a job
     beside the decoded state (`bench/memory.py` prints both), for about 3 µs a row on a load.
     Bounded: when it holds `limit` jobs it starts over; a load of more rows than half the
@@ -314,8 +314,7 @@ def _known(row: tuple[Any, ...]) -> bytes:
     """What `JobCache` keeps of a row to know it again: a digest of every column after the
     uuid (its key), from the row's `repr`, which is exact for SQLite's values (text with lone
     surrogates escaped, None, int and float told apart)."""
-    data = repr(row[1:]).encode("utf-8", "backslashreplace")
-    return hashlib.blake2b(data, digest_size=16).digest()
+    return fingerprint(repr(row[1:]).encode("utf-8", "backslashreplace"))
 
 
 def load_rows(
