@@ -318,15 +318,8 @@ def status(
 
     config = load_or_exit(config_path, require_token=False, exit_code=EX_CONFIG, check_urls=False)
     configure_logging("warning", "auto")
-
-    async def show() -> int:
-        try:
-            return await read_status(config, as_json=as_json, echo=say, kbs=kbs, states=states)
-        except UnknownKbError as exc:
-            say(f"watcher status: --kb: {exc}", err=True, one_line=True)
-            return EXIT_USAGE
-
-    sys.exit(_guarded(show))
+    show = partial(read_status, config, as_json=as_json, echo=say, kbs=kbs, states=states)
+    sys.exit(_guarded(_usage(show, UnknownKbError, "watcher status: --kb")))
 
 
 @main.command("test-notify")
@@ -557,15 +550,8 @@ def demo(duration: float | None, speed: float, port: int | None, log_level: str 
     from watcher.demo.run import PortInUse, run_demo
 
     configure_logging(log_level or "warning", "console")
-
-    async def show() -> int:
-        try:
-            return await run_demo(duration=duration, speed=speed, echo=say, port=port)
-        except PortInUse as exc:
-            say(f"watcher demo: --port {port}: {exc}", err=True, one_line=True)
-            return EXIT_USAGE
-
-    sys.exit(_guarded(show))
+    show = partial(run_demo, duration=duration, speed=speed, echo=say, port=port)
+    sys.exit(_guarded(_usage(show, PortInUse, f"watcher demo: --port {port}")))
 
 
 @main.command()
@@ -739,6 +725,22 @@ def _finished(work: Coroutine[Any, Any, _T]) -> _T:
         return cast("_T", done.value)
     work.close()
     raise RuntimeError(f"{work!r} waited: it needs an event loop")
+
+
+def _usage(
+    work: Callable[[], Coroutine[Any, Any, int]], wrong: type[Exception], said: str
+) -> Callable[[], Coroutine[Any, Any, int]]:
+    """`work`, with `wrong` (a command-line value the command found wrong once it ran: a KB
+    the store does not know, a port in use) told as `said: why` on one line, exit 2."""
+
+    async def guarded() -> int:
+        try:
+            return await work()
+        except wrong as exc:
+            say(f"{said}: {exc}", err=True, one_line=True)
+            return EXIT_USAGE
+
+    return guarded
 
 
 def _guarded(work: Callable[[], Coroutine[Any, Any, int]], *, config_exit: int = EX_CONFIG) -> int:

@@ -290,3 +290,16 @@ def test_a_table_filtered_to_nothing_says_so_instead_of_asking_for_a_first_run()
     text = status_view.table(snapshot(), NOW, empty="(no knowledge base matches --state failed)")
     assert "(no knowledge base matches --state failed)" in text
     assert "no knowledge base seen yet" not in text
+
+
+def test_status_help_names_every_state_word_the_filter_takes() -> None:
+    """The help lists the words literally (the CLI does not import the view to start): each
+    must be one `--state` takes, and each it takes must be listed."""
+    from click.testing import CliRunner
+
+    from watcher.cli import main
+
+    helped = " ".join(CliRunner().invoke(main, ["status", "--help"]).stdout.split())
+    listed = helped.split("STATE's first word: ")[1].split("; repeatable")[0]
+    words = {w.strip(" ,").removeprefix("or ").split(" (")[0] for w in listed.split(", ")}
+    assert words == set(status_view.STATE_WORDS)
