@@ -115,6 +115,23 @@ def test_store_gauges_are_set_and_states_that_vanish_drop_to_zero() -> None:
     assert value(m, "dead_letters") == 0
 
 
+def test_store_gauges_set_again_with_equal_counts_stay_right_and_a_change_still_shows() -> None:
+    """A quiet cycle sets the same counts again (the per-state series are then left as they
+    are); a count given as 0 equals one left out, and the age and dead letters always move."""
+    m = Metrics()
+    m.set_store_gauges({"running": 2}, {"pending": 3}, 10.0, 0)
+    m.set_store_gauges({"running": 2, "done": 0}, {"pending": 3}, 40.0, 1)
+    assert value(m, "jobs", state="running") == 2
+    assert value(m, "jobs", state="done") == 0
+    assert value(m, "outbox_depth", state="pending") == 3
+    assert value(m, "oldest_undelivered_age_seconds") == 40.0
+    assert value(m, "dead_letters") == 1
+
+    m.set_store_gauges({"running": 1}, {"pending": 3}, 50.0, 1)
+    assert value(m, "jobs", state="running") == 1
+    assert value(m, "outbox_depth", state="pending") == 3
+
+
 def test_two_instances_do_not_share_values_and_export_no_created_series() -> None:
     a, b = Metrics(), Metrics()
     a.observe_cycle(True, 1.0, now=10.0)

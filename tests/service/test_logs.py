@@ -66,6 +66,23 @@ def test_lines_are_json_with_level_timestamp_and_bound_context_when_not_a_tty() 
     assert line["timestamp"].endswith("Z")
 
 
+def test_numbers_booleans_and_none_come_out_as_they_went_in_and_strings_are_still_redacted() -> (
+    None
+):
+    """The scalars of a `cycle_finished` line skip redaction (nothing in them to mask), the
+    strings beside them do not."""
+    out = io.StringIO()
+    configure_logging("info", "json", stream=out)
+    SECRETS.register(REGISTERED)
+    structlog.get_logger("watcher.service.daemon").info(
+        "cycle_finished", ok=True, duration_s=0.25, requests=3, due=None, error=f"x {REGISTERED}"
+    )
+
+    [line] = json_lines(out)
+    assert (line["ok"], line["duration_s"], line["requests"], line["due"]) == (True, 0.25, 3, None)
+    assert REGISTERED not in line["error"]
+
+
 def test_console_format_is_used_when_forced_even_off_a_terminal() -> None:
     out = io.StringIO()
     configure_logging("info", "console", stream=out)

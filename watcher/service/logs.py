@@ -41,6 +41,9 @@ _ROUTED = ("apprise", "httpx", "httpcore", "apscheduler", "uvicorn", "asyncio")
 # Keys whose values the redaction processor must leave alone: exc_info is an exception tuple
 # that the exception step has already turned into text (or data) before redaction runs.
 _NOT_REDACTED = frozenset({"exc_info", "_record", "_from_structlog"})
+# Values that no redaction or neutralising changes (`redact_value` and `_inert_value` return them
+# as they are): most of a `cycle_finished` line, which is written every cycle.
+_SCALARS = (bool, int, float, type(None))
 # Values that are multi-line on purpose (a formatted traceback).
 _MULTILINE = frozenset({"exception", "stack"})
 TRACEBACK_MARK = "  │ "
@@ -97,7 +100,7 @@ def redact_secrets(logger: WrappedLogger, method_name: str, event_dict: EventDic
     and neutralise control and bidi characters in every string."""
     return {
         key: value
-        if key in _NOT_REDACTED
+        if key in _NOT_REDACTED or isinstance(value, _SCALARS)
         else _inert_value(SECRETS.redact_value(value), multiline=key in _MULTILINE)
         for key, value in event_dict.items()
     }

@@ -63,6 +63,10 @@ _SCOPE_USE = {
 }
 
 
+URLS_KEPT = 1024
+"""Parsed URLs an `HttpCaller` keeps (one per target: a KB's job list, a page of a list)."""
+
+
 @dataclass(frozen=True, slots=True)
 class RequestRecord:
     """One HTTP attempt: `endpoint` is the path template, `status` None when nothing answered."""
@@ -172,9 +176,20 @@ class HttpCaller:
     sent: Counter[str] = field(default_factory=Counter)
     once: OnceLog = field(default_factory=OnceLog)
     base_url: str = field(init=False)  # the client's, without its trailing slash
+    # each target's parsed URL: the KB list's pages are asked for again every cycle
+    urls: dict[str, httpx.URL] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         self.base_url = str(self.http.base_url).rstrip("/")
+
+    def url(self, target: str) -> httpx.URL:
+        """The absolute URL of `target`, parsed once (at most `URLS_KEPT` kept at a time)."""
+        url = self.urls.get(target)
+        if url is None:
+            if len(self.urls) >= URLS_KEPT:
+                self.urls.clear()
+            url = self.urls[target] = httpx.URL(self.base_url + target)
+        return url
 
     async def call(
         self, call: Call, parse: Callable[[object], T], reuse: Reuse[T] | None = None
@@ -235,8 +250,9 @@ class HttpCaller:
         status: int | None = None
         try:
             # One absolute URL, parsed once: httpx merging a path with the base URL and then
-            # the query parses the URL three times (85 µs of a request's CPU against 27 µs).
-            url = httpx.URL(self.base_url + call.target)
+            # the query parses the URL three times (85 µs of a request's CPU against 27 µs);
+            # and once per target, not per request (14 µs: httpx checks it char by char).
+            url = self.url(call.target)
             async with (
                 asyncio.timeout(self.timeout),
                 self.http.stream(call.method, url, json=call.body) as response,

@@ -54,10 +54,8 @@ class ParseMemo(Generic[T]):
 
     def keep(self, keys: Iterable[str]) -> None:
         """The items of these uuids were seen again unchanged (on a page `PageMemo` reused)."""
-        for key in keys:
-            kept = self._last.get(key)
-            if kept is not None:
-                self._seen[key] = kept
+        last = self._last
+        self._seen.update({key: last[key] for key in keys if key in last})
 
     def complete(self) -> None:
         """The read finished: keep only what it saw for the next one."""

@@ -84,11 +84,11 @@ class Sweep(Generic[T]):
         self.skipped.extend(page.skipped)
         if page.total is not None:
             self.totals.append(page.total)
-        for item in page.items:
-            key = self.identity(item)
-            if key in self.items:
-                self.duplicates += 1
-            self.items[key] = item
+        items, identity = self.items, self.identity
+        before = len(items) + len(page.items)
+        items.update({identity(item): item for item in page.items})
+        # a uuid twice on the page or again from an earlier one: `before` counted it twice
+        self.duplicates += before - len(items)
 
     def more(self, number: int, page: Page[T]) -> bool:
         """Whether to ask for page `number + 1` after `page`; `MalformedResponse` when the
@@ -134,6 +134,8 @@ class Sweep(Generic[T]):
 
 def merge(sweeps: Sequence[Sweep[T]]) -> list[T]:
     """Every item of every pass, once: the newest pass's order and values, then older extras."""
+    if len(sweeps) == 1:  # a list that held still: the usual case, read every cycle
+        return list(sweeps[0].items.values())
     merged: dict[str, T] = {}
     for sweep in reversed(sweeps):
         for key, item in sweep.items.items():
