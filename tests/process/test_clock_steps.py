@@ -166,6 +166,8 @@ def late_starts(proc: WatcherProcess, since: float) -> list[float]:
 # Each wait below ends on what the watcher showed (an alert, a log line), never on a moment
 # of the simulated timeline: on a loaded machine (CI's two workers on two cores) one cycle can
 # take seconds, and a job that lived four seconds was once history before the watcher looked.
+# Where the seconds go: the store's commits (`synchronous=FULL`) wait for the disk, which other
+# processes' writes keep busy (a cycle stood 1.5 s in `COMMIT` beside two writers of 64 MB).
 # Every timeout and bound stays well under the smallest step (60 s): a watcher that waited on
 # its wall clock would stand still for the length of the step, or an hour.
 SLACK = 40.0
