@@ -18,7 +18,6 @@ of the heavy libraries (apprise and its plugins, httpx, psycopg, jinja2, prometh
 from __future__ import annotations
 
 import argparse
-import compileall
 import os
 import statistics
 import subprocess
@@ -31,7 +30,7 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
-from workload import TOKEN, Receiver, clean_env, watcher_config  # noqa: E402
+from workload import TOKEN, Receiver, byte_compile, clean_env, watcher_config  # noqa: E402
 
 from watcher.simulator import RealClock, Simulator, generated_scenario, serve_in_thread  # noqa: E402
 
@@ -78,7 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--commands", nargs="+", default=list(COMMANDS), help="e.g. status")
     args = parser.parse_args(argv)
     for tree in args.trees:
-        compileall.compile_dir(tree / "watcher", quiet=1)
+        byte_compile(tree)
     sim = Simulator(generated_scenario(120, False, 7), token=TOKEN, clock=RealClock(30.0))
     figures: dict[tuple[str, str], list[tuple[float, float]]] = {}
     modules: dict[tuple[str, str], tuple[int, list[str]]] = {}

@@ -53,6 +53,7 @@ from workload import (  # noqa: E402
     WATCHER,
     LogTail,
     ProcessProbe,
+    byte_compile,
     clean_env,
     match_latencies,
     stop,
@@ -150,6 +151,7 @@ class Start:
     command: str
     cpu_s: float
     wall_s: float
+    requests: float = 0.0  # API requests per process, on average
 
 
 def _cycles(
@@ -279,7 +281,8 @@ def _start(argv: list[str]) -> tuple[float, float]:
 
 
 def cold_starts(runs: int) -> list[Start]:
-    """`watcher health` (after a `once` wrote the state) and `watcher once`, 120 idle KBs."""
+    """`watcher health` (after a `once` wrote the state) and `watcher once`, 120 idle KBs;
+    with how many API requests each process made (the network part of `once`)."""
     account = idle_account(120, SPEED, interval=INTERVAL, active_interval=15 / SPEED, max_rpm=250)
     with account as idle:
         starts = []
@@ -288,12 +291,14 @@ def cold_starts(runs: int) -> list[Start]:
             if command == "version":
                 argv = [str(WATCHER), "--version"]
             _start(argv)  # warm the file cache
+            served = len(idle.sim.requests)
             figures = [_start(argv) for _ in range(runs)]
             starts.append(
                 Start(
                     command,
                     statistics.median(f[0] for f in figures),
                     statistics.median(f[1] for f in figures),
+                    (len(idle.sim.requests) - served) / runs,
                 )
             )
         return starts
@@ -345,6 +350,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--detect-seconds", type=float, default=60.0)
     parser.add_argument("--starts", type=int, default=5)
     args = parser.parse_args(argv)
+    byte_compile()
     print(f"load average at start: {_load()}")
     measured: list[Idle] = []
     for kbs in args.kbs:
@@ -362,10 +368,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"| {d.p(50):.0f} | {d.p(99):.0f} | {d.missed} | {d.bound_s:.0f} |"
             )
     if args.starts:
-        print("\n| command (120 KBs) | CPU s (median) | wall s (median) |")
-        print("|---|---:|---:|")
+        print("\n| command (120 KBs) | CPU s (median) | wall s (median) | API requests |")
+        print("|---|---:|---:|---:|")
         for s in cold_starts(args.starts):
-            print(f"| `watcher {s.command}` | {s.cpu_s:.3f} | {s.wall_s:.3f} |")
+            print(f"| `watcher {s.command}` | {s.cpu_s:.3f} | {s.wall_s:.3f} | {s.requests:.0f} |")
     print(f"load average at end: {_load()}")
     return 0
 

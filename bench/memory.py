@@ -49,6 +49,7 @@ from workload import (  # noqa: E402
     LogTail,
     ProcessProbe,
     Receiver,
+    byte_compile,
     clean_env,
     stop,
     watcher_config,
@@ -452,6 +453,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--history", type=int, default=100_000)
     parser.add_argument("--run-seconds", type=float, default=14.0)
     args = parser.parse_args(argv)
+    byte_compile()
     print("\n".join(report(args.kbs, args.history, args.run_seconds)[0]))
     print("\n".join(object_costs()))
     return 0

@@ -66,6 +66,7 @@ from workload import (  # noqa: E402
     LogTail,
     ProcessProbe,
     Receiver,
+    byte_compile,
     clean_env,
     fmt_seconds,
     machine,
@@ -465,6 +466,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("pydo is not installed: pip install -e '.[bench]'", file=sys.stderr)
         return 2
     started = time.monotonic()
+    byte_compile()
     info = machine()
     progress("main runs (idle, busy) x (watcher, reference):")
     results = main_runs(args)

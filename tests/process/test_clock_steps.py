@@ -17,8 +17,9 @@ import itertools
 import json
 import signal
 import time
+import urllib.request
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ import pytest
 
 from tests.harness import alerts_of
 from tests.process.conftest import (
+    TOKEN,
     Route,
     Service,
     WatcherProcess,
@@ -75,12 +77,14 @@ def step(control: Path, offset: timedelta) -> None:
 
 
 def scenario() -> dict[str, Any]:
-    """`burst`: a long job that moves one second in three (no_progress_after is 5 s);
-    `quick`: a job that starts and fails while the clock is stepped and the receiver down."""
-    frozen = [{"after": 1 + 3 * n, "for": 2} for n in range(20)]
+    """`burst`: a long job that moves one second in three (no_progress_after is 5 s). Jobs
+    started through the API (`quick`, by the test) stay pending half a second, then run for
+    minutes: the test ends them itself, once the watcher has shown it saw them."""
+    frozen = [{"after": 1 + 3 * n, "for": 2} for n in range(40)]
     sources = [{"key": "main", "items": 600}]
     return {
         "name": "clock-steps",
+        "on_start": {"pending": 0.5, "run": 600, "outcome": "completed"},
         "knowledge_bases": [
             {"key": "docs", "name": "docs-kb", "data_sources": sources},
             {"key": "wiki", "name": "wiki-kb", "data_sources": sources},
@@ -92,28 +96,56 @@ def scenario() -> dict[str, Any]:
                     "kb": "docs",
                     "id": "burst",
                     "pending": 0.5,
-                    "run": 50,
+                    "run": 120,
                     "stalls": frozen,
-                },
-            },
-            {
-                "at": 7,
-                "start_job": {
-                    "kb": "wiki",
-                    "id": "quick",
-                    "pending": 0.5,
-                    # alive 4.5 s (four cycles) so a loaded machine's slow cycle still sees it
-                    # run; it fails at t = 11.5 s, before the receiver comes back at t = 12 s
-                    "run": 4,
-                    "outcome": "failed",
                 },
             },
         ],
     }
 
 
+def call_api(base_url: str, method: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    """One request to the simulated API, as a user's script would make it (the token)."""
+    request = urllib.request.Request(
+        base_url.rstrip("/") + path,
+        data=json.dumps(body).encode(),
+        method=method,
+        headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        answer: dict[str, Any] = json.loads(response.read())
+        return answer
+
+
 def delivered(receiver: Any) -> list[tuple[str | None, EventKind]]:
     return [a.key for a in alerts_of([r for r in receiver.requests if r.answered == 200])]
+
+
+def refused(receiver: Any) -> list[tuple[str | None, EventKind]]:
+    return [a.key for a in alerts_of([r for r in receiver.requests if r.answered == 500])]
+
+
+def wall_offsets(proc: WatcherProcess, since: float) -> list[float]:
+    """How far the daemon's wall clock stood from the true one, line by line since `since`
+    (monotonic): each JSON line's `timestamp` against the true time it was read (a line is
+    read within milliseconds of being written)."""
+    now_wall, now_mono = time.time(), time.monotonic()
+    found = []
+    for line in proc.lines:
+        stamp = line.record.get("timestamp") if line.record else None
+        if line.at >= since and isinstance(stamp, str):
+            written = datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+            found.append(written - (now_wall - (now_mono - line.at)))
+    return found
+
+
+def cycles_since(proc: WatcherProcess, since: float) -> int:
+    """How many cycles finished since `since` (monotonic, when the test read the line)."""
+    return sum(
+        1
+        for line in proc.lines
+        if line.at >= since and line.record and line.record.get("event") == "cycle_finished"
+    )
 
 
 def late_starts(proc: WatcherProcess, since: float) -> list[float]:
@@ -131,6 +163,16 @@ def late_starts(proc: WatcherProcess, since: float) -> list[float]:
     return [max(0.0, (b - a) - INTERVAL - took) for (a, _), (b, took) in itertools.pairwise(ends)]
 
 
+# Each wait below ends on what the watcher showed (an alert, a log line), never on a moment
+# of the simulated timeline: on a loaded machine (CI's two workers on two cores) one cycle can
+# take seconds, and a job that lived four seconds was once history before the watcher looked.
+# Where the seconds go: the store's commits (`synchronous=FULL`) wait for the disk, which other
+# processes' writes keep busy (a cycle stood 1.5 s in `COMMIT` beside two writers of 64 MB).
+# Every timeout and bound stays well under the smallest step (60 s): a watcher that waited on
+# its wall clock would stand still for the length of the step, or an hour.
+SLACK = 40.0
+
+
 @pytest.mark.parametrize(
     "offset", [timedelta(seconds=-60), timedelta(hours=1)], ids=["-60s", "+1h"]
 )
@@ -139,9 +181,9 @@ def test_a_stepped_clock_keeps_polling_at_its_interval_with_no_false_stall_and_n
 ) -> None:
     control, fake_env = faketime
     # Held until the daemon's first cycle: on a loaded machine the process starts seconds
-    # late, and the scenario's jobs would be history by its first look (no alert owed).
+    # late, and `burst` would be history by its first look (no alert owed).
     clock = RealClock(held=True)
-    sim = Simulator(parse_scenario(scenario(), "clock-steps"), token=service_token(), clock=clock)
+    sim = Simulator(parse_scenario(scenario(), "clock-steps"), token=TOKEN, clock=clock)
     base_url = service.serve(sim)
     receiver = service.receiver()
     port = free_port()
@@ -159,14 +201,30 @@ def test_a_stepped_clock_keeps_polling_at_its_interval_with_no_false_stall_and_n
     proc = service.start("run", env=env)
     proc.wait_for_log("cycle_finished")
     clock.release()
-
     at = lambda seconds: sim.sync() >= sim.t0 + timedelta(seconds=seconds)  # noqa: E731
-    wait_for(lambda: at(5), 15, "t = 5 s")
+    wait_for(lambda: at(3), SLACK, "burst to start")
+    burst = sim.job_uuid("burst")
+    wait_for(lambda: (burst, EventKind.STARTED) in delivered(receiver), SLACK, "burst's start")
+
     receiver.answer(500)  # the receiver fails...
     step(control, offset)  # ...while NTP steps the watcher's clock
     stepped_at = time.monotonic()
-    wait_for(lambda: any(r.answered == 500 for r in receiver.requests), 15, "a refused alert")
-    wait_for(lambda: at(12), 15, "t = 12 s")
+    seconds = offset.total_seconds()
+    stepped = lambda: any(abs(o - seconds) < 5 for o in wall_offsets(proc, stepped_at))  # noqa: E731
+    wait_for(stepped, SLACK, "the daemon's wall clock to step")
+    # a job starts and is cancelled on the stepped clock, its alerts held
+    started = call_api(
+        base_url,
+        "POST",
+        "/v2/gen-ai/indexing_jobs",
+        {"knowledge_base_uuid": sim.kb_uuid("wiki"), "data_source_uuids": []},
+    )
+    quick = str(started["job"]["uuid"])
+    wait_for(lambda: (quick, EventKind.STARTED) in refused(receiver), SLACK, "a refused start")
+    call_api(base_url, "PUT", f"/v2/gen-ai/indexing_jobs/{quick}/cancel", {"uuid": quick})
+    cancelled = (quick, EventKind.CANCELLED)
+    # recorded, and held behind the refused start (a route delivers in order)
+    wait_for(lambda: proc.records("job_cancelled", job=quick), SLACK, "the cancellation seen")
     # during the step the daemon polls on, and every probe says healthy
     assert http_get(f"http://127.0.0.1:{port}/healthz")[0] == 200
     status, body = http_get(f"http://127.0.0.1:{port}/readyz")
@@ -174,40 +232,31 @@ def test_a_stepped_clock_keeps_polling_at_its_interval_with_no_false_stall_and_n
     probe = service.cli("health", env=env)
     assert probe.returncode == 0, probe.stderr
 
-    quick = sim.job_uuid("quick")
-    assert (quick, EventKind.FAILED) not in delivered(receiver)
+    assert cancelled not in delivered(receiver)
     receiver.answer(200)  # the receiver is back...
     step(control, timedelta(0))  # ...and the clock fixed
     fixed_at = time.monotonic()
     # retry_max is 1 s: a retry time further ahead can only be the step, and is due now
-    wait_for(lambda: (quick, EventKind.FAILED) in delivered(receiver), 10, "the held alerts")
+    wait_for(lambda: cancelled in delivered(receiver), SLACK, "the held alerts")
     held = time.monotonic() - fixed_at
-    wait_for(lambda: at(20), 15, "t = 20 s")
-    stopped_at = time.monotonic()
+    # and the daemon polls on after the fix (a wait on the wall clock would stand an hour)
+    since = time.monotonic()
+    wait_for(lambda: cycles_since(proc, since) >= 3, SLACK, "three cycles after the fix")
     proc.signal(signal.SIGTERM)
     assert proc.wait_exit() == 0, proc.tail()
 
     got = delivered(receiver)
-    burst = sim.job_uuid("burst")
     assert got.count((burst, EventKind.STARTED)) == 1
     assert got.count((quick, EventKind.STARTED)) == 1
-    assert got.count((quick, EventKind.FAILED)) == 1
+    assert got.count(cancelled) == 1
+    assert got.index((quick, EventKind.STARTED)) < got.index(cancelled)
     assert not [k for k in got if k[1] is EventKind.STALLED], got  # burst never stood 5 s
-    assert held < 8  # a cycle or two, never the length of the step
-    # cycles finished from the step to the stop, each starting on time after the one before
-    ends = [r.at for r in proc.lines if r.record and r.record.get("event") == "cycle_finished"]
-    ends = [at for at in ends if stepped_at <= at <= stopped_at]
-    # seconds of scheduling slack on a busy machine; a step would be 60 s or an hour
-    assert ends and ends[0] - stepped_at < 6 and stopped_at - ends[-1] < 6, ends
+    assert held < SLACK / 2, held  # a cycle or two (seconds when loaded), never the step
+    # each cycle from the step on began on time after the one before (the durations of slow
+    # cycles are their own; only a wait between cycles counts as late)
     late = late_starts(proc, stepped_at)
-    assert max(late) < 5.0, late
+    assert late and max(late) < 10.0, late
     assert not proc.records("cycle_failed")
-
-
-def service_token() -> str:
-    from tests.process.conftest import TOKEN
-
-    return TOKEN
 
 
 def test_the_preloaded_library_fakes_the_wall_clock_but_not_the_monotonic_one(
