@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -64,8 +63,7 @@ def test_two_replicas_show_in_status_are_healthy_and_hand_over_on_sigterm(tmp_pa
             epoch, holder = watch.now()
             poller = 0 if holder == replicas.pid(0) else 1
             replicas.signal(poller, signal.SIGTERM)
-            stopped = time.time()
-            came = watch.next_epoch(epoch, 10)
+            came = watch.next_epoch(epoch, 30)
             process = replicas.procs[poller]
             assert process is not None
             first = process.wait(timeout=30)
@@ -81,7 +79,12 @@ def test_two_replicas_show_in_status_are_healthy_and_hand_over_on_sigterm(tmp_pa
     assert health.returncode == 0, health.stdout + health.stderr
     assert "Replicas: 2 on this store" in text.stdout
     assert f"(epoch {epoch}), delivers" in text.stdout
-    assert came is not None and came - stopped < 5.0, "the lease was not handed over at once"
+    # handed over at once: the stopping poller released the lease (its successor took it for
+    # that reason), it did not leave it to expire (the lease's 5 s; no wall-clock bound here)
+    assert came is not None, "no replica took the lease over"
+    records = [json.loads(line) for line in replicas.logs().splitlines() if line.startswith("{")]
+    taken = [r for r in records if r.get("event") == "store_lease_acquired"]
+    assert [r["reason"] for r in taken if r["epoch"] > epoch] == ["released"], taken
     assert codes == [0, 0]
     everything = status.stdout + text.stdout + health.stdout + replicas.logs()
     assert PASSWORD not in everything
