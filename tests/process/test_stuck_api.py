@@ -74,7 +74,10 @@ def test_a_dribbling_api_is_alerted_unreachable_and_probes_agree_while_cycles_go
 
     failed = proc.records("cycle_finished")[began:]
     assert len(failed) >= 4
-    assert all(not c["ok"] and 1.9 <= c["duration_s"] < 5 for c in failed[1:]), failed
+    # each ends at its 2 s deadline: never sooner, and later only by what follows the read
+    # (a loaded machine's commit can wait seconds on the disk); without the deadline a page
+    # dribbled a byte a second takes about 1,000 s
+    assert all(not c["ok"] and 1.9 <= c["duration_s"] < 15 for c in failed[1:]), failed
     assert len(proc.records("cycle_deadline_passed")) >= 4
 
     sim.clear_faults()

@@ -209,7 +209,9 @@ async def test_a_bare_429_storm_ends_the_cycle_at_its_deadline_and_the_next_star
             assert await asyncio.wait_for(serving, timeout=30) == 0
     finished = [e for e in logs if e["event"] == "cycle_finished"]
     assert all(not e["ok"] for e in finished[:3])
-    assert all(0.9 <= e["duration_s"] < 5 for e in finished[:3]), finished
+    # each ends at its 1 s deadline, not at the minute a 429 without retry-after may wait
+    # (the bound leaves a loaded machine's slow commits seconds of room)
+    assert all(0.9 <= e["duration_s"] < 15 for e in finished[:3]), finished
     passed = [e for e in logs if e["event"] == "cycle_deadline_passed"]
     overruns = [e for e in logs if e["event"] == "cycle_still_running"]
     assert len(passed) >= 3
