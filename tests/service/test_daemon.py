@@ -217,6 +217,8 @@ async def test_a_bare_429_storm_ends_the_cycle_at_its_deadline_and_the_next_star
     assert len(passed) >= 3
     assert 3 <= len(overruns) <= len(passed) + 1  # once per overrun, never once per tick
     assert all(e["log_level"] == "debug" for e in overruns)
+    # each says where the cycle waits, in the watcher's own code: here, the API's read
+    assert all(str(e["waiting_in"]).startswith("watcher.edges.api.") for e in overruns), overruns
     assert not [e for e in logs if e["log_level"] == "warning" and "apscheduler" in str(e)]
 
 

@@ -63,6 +63,7 @@ from watcher.service.quickhealth import file_mark
 from watcher.service.runtime import Runtime, open_runtime, utcnow
 from watcher.service.upkeep import Upkeep
 from watcher.service.vitals import Vitals
+from watcher.service.waits import waiting_in
 
 if TYPE_CHECKING:  # the page's stack (starlette, uvicorn, jinja2) loads only with http.listen
     from watcher.edges.web.server import WebServer
@@ -209,7 +210,12 @@ class Daemon:
         done, _ = await asyncio.wait({inflight}, timeout=interval)
         if not done:
             cycle_id = self.runtime.cycle.current_id
-            log.debug("cycle_still_running", cycle_id=cycle_id, interval_s=interval)
+            log.debug(
+                "cycle_still_running",
+                cycle_id=cycle_id,
+                interval_s=interval,
+                waiting_in=waiting_in(inflight),  # e.g. the store's commit, a route's sends
+            )
         return await inflight
 
     async def _after_cycle(self, report: CycleReport, duration: float) -> None:
