@@ -117,12 +117,17 @@ def call_api(base_url: str, method: str, path: str, body: dict[str, Any]) -> dic
         return answer
 
 
+def answered(receiver: Any, status: int) -> list[tuple[str | None, EventKind]]:
+    """The (job, event) of each alert the receiver answered with `status`, oldest first."""
+    return [a.key for a in alerts_of([r for r in receiver.requests if r.answered == status])]
+
+
 def delivered(receiver: Any) -> list[tuple[str | None, EventKind]]:
-    return [a.key for a in alerts_of([r for r in receiver.requests if r.answered == 200])]
+    return answered(receiver, 200)
 
 
 def refused(receiver: Any) -> list[tuple[str | None, EventKind]]:
-    return [a.key for a in alerts_of([r for r in receiver.requests if r.answered == 500])]
+    return answered(receiver, 500)
 
 
 def wall_offsets(proc: WatcherProcess, since: float) -> list[float]:
@@ -139,13 +144,14 @@ def wall_offsets(proc: WatcherProcess, since: float) -> list[float]:
     return found
 
 
-def cycles_since(proc: WatcherProcess, since: float) -> int:
-    """How many cycles finished since `since` (monotonic, when the test read the line)."""
-    return sum(
-        1
+def finishes(proc: WatcherProcess, since: float) -> list[tuple[float, float]]:
+    """Each cycle that finished since `since`: when the test read its `cycle_finished` line
+    (monotonic) and the cycle's own `duration_s`."""
+    return [
+        (line.at, float(line.record["duration_s"]))
         for line in proc.lines
         if line.at >= since and line.record and line.record.get("event") == "cycle_finished"
-    )
+    ]
 
 
 def late_starts(proc: WatcherProcess, since: float) -> list[float]:
@@ -155,11 +161,7 @@ def late_starts(proc: WatcherProcess, since: float) -> list[float]:
     when that one overran): from one finish to the next that is at most the interval plus
     the later cycle's own duration. Measured when the test read the lines, on its own clock.
     """
-    ends = [
-        (line.at, float(line.record["duration_s"]))
-        for line in proc.lines
-        if line.at >= since and line.record and line.record.get("event") == "cycle_finished"
-    ]
+    ends = finishes(proc, since)
     return [max(0.0, (b - a) - INTERVAL - took) for (a, _), (b, took) in itertools.pairwise(ends)]
 
 
@@ -241,7 +243,7 @@ def test_a_stepped_clock_keeps_polling_at_its_interval_with_no_false_stall_and_n
     held = time.monotonic() - fixed_at
     # and the daemon polls on after the fix (a wait on the wall clock would stand an hour)
     since = time.monotonic()
-    wait_for(lambda: cycles_since(proc, since) >= 3, SLACK, "three cycles after the fix")
+    wait_for(lambda: len(finishes(proc, since)) >= 3, SLACK, "three cycles after the fix")
     proc.signal(signal.SIGTERM)
     assert proc.wait_exit() == 0, proc.tail()
 
